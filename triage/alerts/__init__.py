@@ -1,0 +1,1 @@
+"""Alert rules, evaluation, state and history."""

@@ -1,0 +1,76 @@
+"""The `triage` command: argument parsing, config loading and the error contract.
+
+User mistakes (a bad config, a missing file) print one line and exit with a status code;
+they never show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from triage import __version__
+from triage.config import ConfigError
+
+# Each module registers its subcommands; the order is the order of `triage --help`.
+COMMAND_MODULES = (
+    "triage.commands.config_cmd",
+)
+
+EXIT_USAGE = 2
+
+
+class UserError(Exception):
+    """A mistake the user can fix; printed as one line, exit status `status`."""
+
+    def __init__(self, message: str, status: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The root parser and its subcommand parsers by name."""
+    parser = argparse.ArgumentParser(
+        prog="triage",
+        description="On-call model triage: drift, calibration, delayed-label performance, "
+        "operations and executable runbooks. With no command, opens the terminal UI.",
+    )
+    parser.add_argument("--version", action="version", version=f"triage {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config file (default: $TRIAGE_CONFIG or ./triage.toml)",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser, subparsers.choices
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser, commands = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    if getattr(args, "handler", None) is None:
+        if "ui" not in commands:
+            parser.print_help()
+            return 0
+        args = parser.parse_args([*argv, "ui"])  # no command: open the terminal UI
+    handler = args.handler
+    try:
+        status = handler(args)
+    except ConfigError as exc:
+        print(f"triage: {exc}", file=sys.stderr)
+        return getattr(args, "config_error_status", EXIT_USAGE)
+    except UserError as exc:
+        print(f"triage: {exc}", file=sys.stderr)
+        return exc.status
+    except KeyboardInterrupt:
+        return 130
+    return int(status or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

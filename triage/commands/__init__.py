@@ -1,0 +1,1 @@
+"""Subcommands of the `triage` CLI, one module per area; each exposes `register(subparsers)`."""

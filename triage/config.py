@@ -1,0 +1,597 @@
+"""`triage.toml` → frozen, validated objects.
+
+This is the only module that parses configuration. Every mistake raises `ConfigError`, whose
+message is one line naming the file, the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG = "triage.toml"
+DEFAULT_MIN_SAMPLES = 200
+
+# Roles a prediction log may map; `label` and `labeled_at` are read from the label log.
+REQUIRED_ROLES = ("id", "timestamp", "score")
+OPTIONAL_ROLES = (
+    "version",
+    "prediction",
+    "latency_ms",
+    "cost",
+    "tokens",
+    "error",
+    "fallback",
+    "route",
+)
+LABEL_ROLES = ("label", "labeled_at")
+ALL_ROLES = REQUIRED_ROLES + OPTIONAL_ROLES + LABEL_ROLES
+
+_WINDOW_RE = re.compile(r"^\s*(\d+)\s*(h|d|w|mo)\s*$")
+_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+
+
+class ConfigError(Exception):
+    """A configuration mistake: where it is and what was expected, in one line."""
+
+    def __init__(self, file: str | Path, key: str, expected: str) -> None:
+        self.file = str(file)
+        self.key = key
+        self.expected = expected
+        where = f"{self.file}: {key}" if key else self.file
+        super().__init__(f"{where}: {expected}")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A fixed UTC time bucket: `count` hours, days, weeks or calendar months."""
+
+    count: int
+    unit: str  # "h" | "d" | "w" | "mo"
+
+    @property
+    def text(self) -> str:
+        return f"{self.count}{self.unit}"
+
+    @property
+    def duckdb_interval(self) -> str:
+        names = {"h": "hours", "d": "days", "w": "weeks", "mo": "months"}
+        return f"INTERVAL '{self.count} {names[self.unit]}'"
+
+
+def parse_window(text: str) -> Window:
+    """Parse `1h`, `6h`, `1d`, `7d`, `1w`, `1mo`; raise ValueError otherwise."""
+    match = _WINDOW_RE.match(text)
+    if not match or int(match.group(1)) <= 0:
+        raise ValueError(text)
+    return Window(int(match.group(1)), match.group(2))
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an ISO date or date-time; naive values are UTC. Returns an aware UTC datetime."""
+    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Role → column name in the user's logs; None where the role is not mapped."""
+
+    id: str
+    timestamp: str
+    score: str
+    version: str | None = None
+    prediction: str | None = None
+    latency_ms: str | None = None
+    cost: str | None = None
+    tokens: str | None = None
+    error: str | None = None
+    fallback: str | None = None
+    route: str | None = None
+    label: str | None = None
+    labeled_at: str | None = None
+
+    def mapped(self, roles: tuple[str, ...]) -> dict[str, str]:
+        """The given roles that are mapped, as role → user column."""
+        return {role: getattr(self, role) for role in roles if getattr(self, role) is not None}
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What "normal" means: a time range, a file set, or the first days of a version."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    files: str | None = None
+    version: str | None = None
+    days: int | None = None
+
+    @property
+    def kind(self) -> str:
+        if self.files is not None:
+            return "files"
+        if self.version is not None:
+            return "version"
+        return "range"
+
+    def describe(self) -> str:
+        if self.kind == "files":
+            return f"files {self.files}"
+        if self.kind == "version":
+            return f"first {self.days} days of version {self.version}"
+        start = self.start.isoformat() if self.start else "the first prediction"
+        end = self.end.isoformat() if self.end else "now"
+        return f"{start} .. {end}"
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Cost of each wrong decision, in the team's currency."""
+
+    false_positive: float = 1.0
+    false_negative: float = 1.0
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """One `[[model.alert]]` table; see the README's Alerts section for each field."""
+
+    name: str
+    signal: str
+    where: Mapping[str, str] = field(default_factory=dict)
+    warn: float | None = None
+    critical: float | None = None
+    direction: str | None = None  # "above" | "below"; inferred from the signal when None
+    baseline: str | None = None  # "reference" | "previous:30d"
+    warn_change: float | None = None
+    critical_change: float | None = None
+    band: str | None = None  # "3sigma"
+    for_windows: int = 1
+    min_samples: int | None = None
+    min_label_coverage: float | None = None
+    runbook: str | None = None
+    severity: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    predictions: str
+    columns: Columns
+    labels: str | None = None
+    threshold: float = 0.5
+    window: Window = Window(1, "d")
+    numeric: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+    features_inferred: bool = True
+    segments: tuple[str, ...] = ()
+    reference: Reference = Reference()
+    costs: Costs = Costs()
+    min_samples: int = DEFAULT_MIN_SAMPLES
+    alerts: tuple[AlertRule, ...] = ()
+    alerts_configured: bool = False
+
+
+@dataclass(frozen=True)
+class Auth:
+    """How to authenticate to a target; secrets are named, never written here."""
+
+    type: str  # "none" | "bearer" | "basic"
+    token_env: str | None = None
+    token_file: str | None = None
+    username_env: str | None = None
+    password_env: str | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """A named HTTP endpoint that runbook steps may call."""
+
+    name: str
+    base_url: str
+    auth: Auth = Auth("none")
+    ca_file: str | None = None
+    verify_tls: bool = True
+    timeout_s: float = 10.0
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    store_path: Path
+    models: tuple[ModelConfig, ...]
+    targets: Mapping[str, Target] = field(default_factory=dict)
+    runbooks_dir: Path = Path("runbooks")
+    audit_path: Path = Path("triage-audit.jsonl")
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def model(self, name: str) -> ModelConfig:
+        for model in self.models:
+            if model.name == name:
+                return model
+        names = ", ".join(m.name for m in self.models)
+        raise ConfigError(self.path, "model", f"no model named {name!r} (configured: {names})")
+
+    def resolve(self, pattern: str) -> str:
+        """A path or glob from the config, made absolute against the config's folder."""
+        expanded = os.path.expanduser(pattern)
+        if "://" in expanded or os.path.isabs(expanded):
+            return expanded
+        return str(self.base_dir / expanded)
+
+
+class _Reader:
+    """Walks a TOML table, checking keys and types, and naming the key on every mistake."""
+
+    def __init__(self, file: Path, table: Mapping[str, Any], prefix: str) -> None:
+        self.file = file
+        self.table = table
+        self.prefix = prefix
+        self.used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def error(self, name: str, expected: str) -> ConfigError:
+        return ConfigError(self.file, self.key(name), expected)
+
+    def get(self, name: str, kind: type | tuple[type, ...], expected: str, default: Any = None):
+        self.used.add(name)
+        if name not in self.table:
+            return default
+        value = self.table[name]
+        if isinstance(value, bool) and kind in (int, float, (int, float)):
+            raise self.error(name, f"expected {expected}, got {value!r}")
+        if not isinstance(value, kind):
+            raise self.error(name, f"expected {expected}, got {_describe(value)}")
+        return value
+
+    def require(self, name: str, kind: type | tuple[type, ...], expected: str):
+        if name not in self.table:
+            self.used.add(name)
+            raise self.error(name, f"missing; expected {expected}")
+        return self.get(name, kind, expected)
+
+    def text(self, name: str, default: str | None = None, required: bool = False) -> str | None:
+        value = self.require(name, str, "a string") if required else self.get(name, str, "a string", default)
+        if value is not None and not value.strip():
+            raise self.error(name, "expected a non-empty string")
+        return value
+
+    def number(self, name: str, default: float | None = None) -> float | None:
+        value = self.get(name, (int, float), "a number", default)
+        return None if value is None else float(value)
+
+    def integer(self, name: str, default: int | None = None, minimum: int = 0) -> int | None:
+        value = self.get(name, int, "an integer", default)
+        if value is not None and value < minimum:
+            raise self.error(name, f"expected an integer >= {minimum}, got {value}")
+        return value
+
+    def names(self, name: str) -> tuple[str, ...]:
+        value = self.get(name, list, "a list of column names", [])
+        for item in value:
+            if not isinstance(item, str) or not item:
+                raise self.error(name, f"expected a list of column names, got item {item!r}")
+        return tuple(value)
+
+    def sub(self, name: str) -> _Reader:
+        value = self.get(name, dict, "a table", {})
+        return _Reader(self.file, value, self.key(name))
+
+    def done(self, allowed_extra: tuple[str, ...] = ()) -> None:
+        """Reject unknown keys (typos) with the list of keys this table accepts."""
+        known = self.used | set(allowed_extra)
+        for name in self.table:
+            if name not in known:
+                accepted = ", ".join(sorted(known))
+                raise self.error(name, f"unknown key (expected one of: {accepted})")
+
+
+def _describe(value: Any) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "a boolean"}
+    names |= {list: "a list", dict: "a table", datetime: "a date-time"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _time(reader: _Reader, name: str) -> datetime | None:
+    reader.used.add(name)
+    raw = reader.table.get(name)
+    if raw is None:
+        return None
+    if isinstance(raw, datetime):
+        return raw.replace(tzinfo=UTC) if raw.tzinfo is None else raw.astimezone(UTC)
+    if hasattr(raw, "isoformat"):  # a TOML local date
+        return parse_time(raw.isoformat())
+    if isinstance(raw, str):
+        try:
+            return parse_time(raw)
+        except ValueError:
+            pass
+    raise reader.error(name, f"expected an ISO date or date-time like 2026-01-31, got {raw!r}")
+
+
+def _columns(reader: _Reader) -> Columns:
+    values: dict[str, str | None] = {}
+    for role in ALL_ROLES:
+        values[role] = reader.text(role, required=role in REQUIRED_ROLES)
+    reader.done()
+    return Columns(**values)  # type: ignore[arg-type]
+
+
+def _reference(reader: _Reader) -> Reference:
+    start, end = _time(reader, "start"), _time(reader, "end")
+    files = reader.text("files")
+    version = reader.text("version")
+    days = reader.integer("days", minimum=1)
+    reader.done()
+    given = {"start/end": start or end, "files": files, "version": version}
+    chosen = [kind for kind, value in given.items() if value]
+    if len(chosen) > 1:
+        raise reader.error(
+            "", f"expected one of start/end, files or version+days; got {' and '.join(chosen)}"
+        )
+    if version is not None and days is None:
+        raise reader.error("days", "missing; expected the number of days of the version to use")
+    if days is not None and version is None:
+        raise reader.error("version", "missing; `days` needs the version whose first days are the reference")
+    if start and end and start >= end:
+        raise reader.error("end", f"expected a time after start ({start.isoformat()})")
+    return Reference(start=start, end=end, files=files, version=version, days=days)
+
+
+_SIGNAL_RE = re.compile(r"^[a-z_]+\.[a-z0-9_]+$")
+_BASELINE_RE = re.compile(r"^(reference|previous:\d+(h|d|w))$")
+
+
+def _alert(reader: _Reader) -> AlertRule:
+    name = reader.text("name", required=True)
+    signal = reader.text("signal", required=True)
+    assert name is not None and signal is not None
+    if not _SIGNAL_RE.match(signal):
+        raise reader.error("signal", f"expected table.field like drift.psi, got {signal!r}")
+    where_raw = reader.get("where", dict, "a table of scope filters", {})
+    for key, value in where_raw.items():
+        if not isinstance(value, str):
+            raise reader.error(f"where.{key}", f'expected a string (a value or "*"), got {value!r}')
+    direction = reader.text("direction")
+    if direction not in (None, "above", "below"):
+        raise reader.error("direction", f'expected "above" or "below", got {direction!r}')
+    baseline = reader.text("baseline")
+    if baseline is not None and not _BASELINE_RE.match(baseline):
+        raise reader.error("baseline", f'expected "reference" or "previous:30d", got {baseline!r}')
+    band = reader.text("band")
+    if band is not None and not re.match(r"^\d+(\.\d+)?sigma$", band):
+        raise reader.error("band", f'expected a band like "3sigma", got {band!r}')
+    severity = reader.text("severity")
+    if severity not in (None, "warning", "critical"):
+        raise reader.error("severity", f'expected "warning" or "critical", got {severity!r}')
+    coverage = reader.number("min_label_coverage")
+    if coverage is not None and not 0 <= coverage <= 1:
+        raise reader.error("min_label_coverage", f"expected a share in [0, 1], got {coverage}")
+    rule = AlertRule(
+        name=name,
+        signal=signal,
+        where=dict(where_raw),
+        warn=reader.number("warn"),
+        critical=reader.number("critical"),
+        direction=direction,
+        baseline=baseline,
+        warn_change=reader.number("warn_change"),
+        critical_change=reader.number("critical_change"),
+        band=band,
+        for_windows=reader.integer("for_windows", 1, minimum=1) or 1,
+        min_samples=reader.integer("min_samples", minimum=1),
+        min_label_coverage=coverage,
+        runbook=reader.text("runbook"),
+        severity=severity,
+    )
+    reader.done()
+    thresholds = (rule.warn, rule.critical, rule.warn_change, rule.critical_change, rule.band)
+    if all(t is None for t in thresholds):
+        raise reader.error("warn", "missing; a rule needs warn/critical, warn_change or band")
+    if (rule.warn_change is not None or rule.critical_change is not None) and not baseline:
+        raise reader.error("baseline", "missing; warn_change needs a baseline")
+    return rule
+
+
+def _model(file: Path, table: Mapping[str, Any], index: int) -> ModelConfig:
+    reader = _Reader(file, table, f"model[{index}]")
+    name = reader.text("name", required=True)
+    assert name is not None
+    if not _NAME_RE.match(name):
+        raise reader.error("name", f"expected letters, digits, - or _ (starting with a letter), got {name!r}")
+    predictions = reader.text("predictions", required=True)
+    assert predictions is not None
+    labels = reader.text("labels")
+    threshold = reader.number("threshold", 0.5)
+    assert threshold is not None
+    if not 0.0 <= threshold <= 1.0:
+        raise reader.error("threshold", f"expected a score threshold in [0, 1], got {threshold}")
+    window_text = reader.text("window", "1d")
+    assert window_text is not None
+    try:
+        window = parse_window(window_text)
+    except ValueError:
+        raise reader.error(
+            "window", f"expected a window like 1h, 6h, 1d, 7d, 1w or 1mo, got {window_text!r}"
+        ) from None
+    min_samples = reader.integer("min_samples", DEFAULT_MIN_SAMPLES, minimum=1)
+    assert min_samples is not None
+
+    columns = _columns(reader.sub("columns"))
+    if columns.label is not None and labels is None:
+        raise reader.error("labels", "missing; columns.label is set but no label log is configured")
+    if labels is not None and columns.label is None:
+        raise reader.error("columns.label", "missing; expected the label column of the label log")
+
+    features = reader.sub("features")
+    numeric, categorical = features.names("numeric"), features.names("categorical")
+    features.done()
+    segments_reader = reader.sub("segments")
+    segments = segments_reader.names("columns")
+    segments_reader.done()
+    roles = set(columns.mapped(OPTIONAL_ROLES + REQUIRED_ROLES).values())
+    for key, names in (
+        ("features.numeric", numeric),
+        ("features.categorical", categorical),
+        ("segments.columns", segments),
+    ):
+        for column in names:
+            if column in roles:
+                raise reader.error(key, f"column {column!r} is already mapped to a role in columns")
+    both = set(numeric) & set(categorical)
+    if both:
+        raise reader.error("features", f"column {sorted(both)[0]!r} is both numeric and categorical")
+
+    reference = _reference(reader.sub("reference"))
+    costs_reader = reader.sub("costs")
+    costs = Costs(
+        false_positive=costs_reader.number("false_positive", 1.0) or 0.0,
+        false_negative=costs_reader.number("false_negative", 1.0) or 0.0,
+    )
+    costs_reader.done()
+
+    alert_tables = reader.get("alert", list, "a list of [[model.alert]] tables", None)
+    alerts: list[AlertRule] = []
+    for i, alert_table in enumerate(alert_tables or []):
+        if not isinstance(alert_table, dict):
+            raise reader.error(f"alert[{i}]", "expected a [[model.alert]] table")
+        alerts.append(_alert(_Reader(file, alert_table, reader.key(f"alert[{i}]"))))
+    reader.done()
+    return ModelConfig(
+        name=name,
+        predictions=predictions,
+        labels=labels,
+        columns=columns,
+        threshold=threshold,
+        window=window,
+        numeric=numeric,
+        categorical=categorical,
+        features_inferred=not numeric and not categorical,
+        segments=segments,
+        reference=reference,
+        costs=costs,
+        min_samples=min_samples,
+        alerts=tuple(alerts),
+        alerts_configured=alert_tables is not None,
+    )
+
+
+def _target(file: Path, name: str, table: Any) -> Target:
+    if not isinstance(table, dict):
+        raise ConfigError(file, f"targets.{name}", "expected a table with base_url")
+    reader = _Reader(file, table, f"targets.{name}")
+    base_url = reader.text("base_url", required=True)
+    assert base_url is not None
+    if not re.match(r"^https?://[^/\s]+", base_url):
+        raise reader.error("base_url", f"expected an http(s) URL, got {base_url!r}")
+    auth_reader = reader.sub("auth")
+    auth_type = auth_reader.text("type", "none")
+    auth = Auth(
+        type=auth_type or "none",
+        token_env=auth_reader.text("token_env"),
+        token_file=auth_reader.text("token_file"),
+        username_env=auth_reader.text("username_env"),
+        password_env=auth_reader.text("password_env"),
+    )
+    for secret_key in ("token", "password", "secret"):
+        if secret_key in auth_reader.table:
+            raise auth_reader.error(
+                secret_key, "secrets are never written in config; use token_env or token_file"
+            )
+    auth_reader.done()
+    if auth.type == "bearer" and not (auth.token_env or auth.token_file):
+        raise auth_reader.error("token_env", "missing; bearer auth needs token_env or token_file")
+    if auth.type == "basic" and not (auth.username_env and auth.password_env):
+        raise auth_reader.error("username_env", "missing; basic auth needs username_env and password_env")
+    if auth.type not in ("none", "bearer", "basic"):
+        raise auth_reader.error("type", f'expected "none", "bearer" or "basic", got {auth.type!r}')
+    ca_file = reader.text("ca_file")
+    verify = reader.get("verify_tls", bool, "true or false", True)
+    timeout = reader.number("timeout_s", 10.0)
+    assert timeout is not None
+    if timeout <= 0:
+        raise reader.error("timeout_s", f"expected a positive number of seconds, got {timeout}")
+    headers = reader.get("headers", dict, "a table of header names to values", {})
+    for header, value in headers.items():
+        if not isinstance(value, str):
+            raise reader.error(f"headers.{header}", "expected a string")
+        if header.lower() in ("authorization", "cookie"):
+            raise reader.error(f"headers.{header}", "secrets are never written in config; use auth")
+    reader.done()
+    return Target(
+        name=name,
+        base_url=base_url.rstrip("/"),
+        auth=auth,
+        ca_file=ca_file,
+        verify_tls=bool(verify),
+        timeout_s=timeout,
+        headers=dict(headers),
+    )
+
+
+def parse_config(text: str, path: Path) -> Config:
+    """Validate the TOML text of a config found at `path` (paths resolve against its folder)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, "", f"not valid TOML ({exc})") from None
+    reader = _Reader(path, data, "")
+    store = reader.sub("store")
+    store_path = store.text("path", "triage.duckdb")
+    audit_path = store.text("audit", "triage-audit.jsonl")
+    store.done()
+    runbooks_dir = reader.text("runbooks", "runbooks")
+    model_tables = reader.require("model", list, "at least one [[model]] table")
+    if not model_tables:
+        raise reader.error("model", "expected at least one [[model]] table")
+    models: list[ModelConfig] = []
+    for index, table in enumerate(model_tables):
+        if not isinstance(table, dict):
+            raise reader.error(f"model[{index}]", "expected a [[model]] table")
+        models.append(_model(path, table, index))
+    seen: set[str] = set()
+    for index, model in enumerate(models):
+        if model.name in seen:
+            raise reader.error(f"model[{index}].name", f"duplicate model name {model.name!r}")
+        seen.add(model.name)
+    target_tables = reader.get("targets", dict, "a table of [targets.NAME] tables", {})
+    targets = {name: _target(path, name, table) for name, table in target_tables.items()}
+    reader.done()
+    base = path.parent
+    assert store_path is not None and audit_path is not None and runbooks_dir is not None
+    return Config(
+        path=path,
+        store_path=(base / store_path) if store_path != ":memory:" else Path(store_path),
+        models=tuple(models),
+        targets=targets,
+        runbooks_dir=base / runbooks_dir,
+        audit_path=base / audit_path,
+    )
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Load `path`, else `$TRIAGE_CONFIG`, else `./triage.toml`."""
+    chosen = Path(path or os.environ.get("TRIAGE_CONFIG") or DEFAULT_CONFIG)
+    try:
+        text = chosen.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            chosen, "", "config file not found (pass --config PATH or set TRIAGE_CONFIG)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(chosen, "", f"cannot read config ({exc})") from None
+    return parse_config(text, chosen.resolve())

@@ -1,0 +1,1 @@
+"""The statistics: drift, data quality, calibration, performance, operations."""

@@ -1,0 +1,1 @@
+"""Executable Markdown runbooks, their HTTP executor and the audit log."""

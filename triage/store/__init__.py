@@ -1,0 +1,1 @@
+"""The DuckDB log store: ingest, registry, quarantine, label joins."""

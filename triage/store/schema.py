@@ -1,0 +1,68 @@
+"""The tables triage keeps in DuckDB: the contract between the store and everything above it.
+
+Per model (``m`` is `table_suffix(model.name)`):
+
+``predictions_m`` — one row per scored request, in canonical columns:
+    _id VARCHAR (unique), _ts TIMESTAMP (UTC, naive), _version VARCHAR ('default' when the log
+    has no version column), _score DOUBLE in [0, 1], _decision BOOLEAN (the prediction column,
+    or _score >= threshold), _latency_ms DOUBLE, _cost DOUBLE, _tokens DOUBLE, _error BOOLEAN,
+    _fallback BOOLEAN, _route VARCHAR (unmapped optional roles are NULL),
+    then each segment column (VARCHAR) and each feature under the user's own name (numeric as
+    DOUBLE, categorical as VARCHAR), then _file_id INTEGER, _row BIGINT (1-based row / line).
+
+``labels_m`` — every label row ever ingested (a later label for an id supersedes an earlier one;
+    both are kept): _id VARCHAR, _label DOUBLE, _labeled_at TIMESTAMP (UTC; ingest time when the
+    log has no labeled_at column), _ingested_at TIMESTAMP, _file_id INTEGER, _row BIGINT.
+
+``reference_m`` — only when the reference is a file set: the same columns as ``predictions_m``.
+
+Shared tables:
+
+``_triage_files`` — the registry: one row per ingested source file.
+``_triage_quarantine`` — rows that could not be ingested, with the reason and the raw text.
+"""
+
+from __future__ import annotations
+
+import re
+
+VERSION_DEFAULT = "default"
+
+ROLE_COLUMNS: dict[str, str] = {
+    "id": "_id",
+    "timestamp": "_ts",
+    "version": "_version",
+    "score": "_score",
+    "prediction": "_decision",
+    "latency_ms": "_latency_ms",
+    "cost": "_cost",
+    "tokens": "_tokens",
+    "error": "_error",
+    "fallback": "_fallback",
+    "route": "_route",
+}
+
+FILES_TABLE = "_triage_files"
+QUARANTINE_TABLE = "_triage_quarantine"
+
+
+def table_suffix(model_name: str) -> str:
+    """A model name made safe for a table name (`fraud-v2` → `fraud_v2`)."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", model_name).lower()
+
+
+def predictions_table(model_name: str) -> str:
+    return f"predictions_{table_suffix(model_name)}"
+
+
+def labels_table(model_name: str) -> str:
+    return f"labels_{table_suffix(model_name)}"
+
+
+def reference_table(model_name: str) -> str:
+    return f"reference_{table_suffix(model_name)}"
+
+
+def quote(identifier: str) -> str:
+    """Quote a column or table name for DuckDB SQL."""
+    return '"' + identifier.replace('"', '""') + '"'
