@@ -15,9 +15,7 @@ from triage import __version__
 from triage.config import ConfigError
 
 # Each module registers its subcommands; the order is the order of `triage --help`.
-COMMAND_MODULES = (
-    "triage.commands.config_cmd",
-)
+COMMAND_MODULES = ("triage.commands.config_cmd",)
 
 EXIT_USAGE = 2
 

@@ -17,6 +17,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_check(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     models = ", ".join(model.name for model in config.models)
-    print(f"{config.path}: ok ({len(config.models)} model(s): {models}; "
-          f"{len(config.targets)} target(s))")
+    print(f"{config.path}: ok ({len(config.models)} model(s): {models}; {len(config.targets)} target(s))")
     return 0

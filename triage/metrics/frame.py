@@ -1,0 +1,124 @@
+"""The grid every statistic is computed on: window × version × slice, as SQL fragments.
+
+One scan per statistic family: rows are bucketed into fixed UTC windows with `time_bucket`
+(calendar months with `date_trunc`), and `GROUPING SETS` produce, in the same pass, each version
+and all versions, each value of each segment column and all traffic. The columns a grouped query
+exposes are always `window_start`, `version` (NULL = all), `segment` (NULL = all traffic) and
+`segment_value`, so result rows map one-to-one onto `results.Cell`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from triage.config import ModelConfig, Window
+from triage.store.schema import quote
+
+MISSING_SEGMENT = "(missing)"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one evaluation covers: a model as of a time, at a window size, over some slices."""
+
+    model: ModelConfig
+    as_of: datetime  # aware UTC; predictions with _ts <= as_of, labels with _labeled_at <= as_of
+    window: Window
+    segments: tuple[str, ...]
+    last: int | None = None  # only the last N windows up to as_of
+
+    @classmethod
+    def of(
+        cls,
+        model: ModelConfig,
+        as_of: datetime | None = None,
+        window: Window | None = None,
+        segments: Sequence[str] | None = None,
+        last: int | None = None,
+    ) -> Scope:
+        return cls(
+            model=model,
+            as_of=(as_of or datetime.now(UTC)).astimezone(UTC),
+            window=window or model.window,
+            segments=tuple(model.segments if segments is None else segments),
+            last=last,
+        )
+
+    @property
+    def as_of_sql(self) -> str:
+        """The as-of time as a DuckDB TIMESTAMP literal (UTC, naive like the store)."""
+        return timestamp_sql(self.as_of)
+
+
+def timestamp_sql(value: datetime) -> str:
+    """A UTC TIMESTAMP literal for DuckDB (the store keeps naive UTC timestamps)."""
+    naive = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+    return f"TIMESTAMP '{naive.isoformat(sep=' ')}'"
+
+
+def window_start_sql(window: Window, column: str = "_ts") -> str:
+    """SQL for the start of the window that `column` falls in (UTC, Monday-aligned weeks)."""
+    if window.unit == "mo" and window.count == 1:
+        return f"date_trunc('month', {column})"
+    return f"time_bucket({window.duckdb_interval}, {column})"
+
+
+def window_end_sql(window: Window, start: str = "window_start") -> str:
+    """SQL for the exclusive end of a window that starts at `start`."""
+    return f"({start} + {window.duckdb_interval})"
+
+
+def window_filter_sql(scope: Scope, column: str = "_ts") -> str:
+    """Predicate: the row is at or before `as_of` and inside the last N windows when asked."""
+    predicate = f"{column} <= {scope.as_of_sql}"
+    if scope.last is not None:
+        current = window_start_sql(scope.window, scope.as_of_sql)
+        earliest = f"({current} - {scope.last - 1} * {scope.window.duckdb_interval})"
+        predicate += f" AND {column} >= {earliest}"
+    return predicate
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """SELECT expressions and the GROUP BY clause that produce the cell columns in one pass."""
+
+    select: str
+    group_by: str
+
+
+def cell_grouping(
+    scope: Scope, extra: Sequence[str] = (), by_version: bool = True, by_window: bool = True
+) -> Grouping:
+    """Cell columns for a query over a source that exposes `window_start`, `_version`, segments.
+
+    `extra` are further grouping expressions kept in every set (e.g. a histogram bin); they are
+    selected after the cell columns. Sets: (all | each version) × (all traffic | each segment column).
+    """
+    base = (["window_start"] if by_window else []) + list(extra)
+    versions = [[], ["_version"]] if by_version else [[]]
+    slices = [[], *([quote(s)] for s in scope.segments)]
+    sets = [base + v + s for v in versions for s in slices]
+    rendered = ", ".join("(" + ", ".join(cols) + ")" for cols in sets)
+    version = "CASE WHEN GROUPING(_version) = 0 THEN _version END" if by_version else "NULL"
+    if scope.segments:
+        names = " ".join(
+            f"WHEN GROUPING({quote(s)}) = 0 THEN '{s.replace(chr(39), chr(39) * 2)}'" for s in scope.segments
+        )
+        values = " ".join(
+            f"WHEN GROUPING({quote(s)}) = 0 THEN coalesce(CAST({quote(s)} AS VARCHAR), '{MISSING_SEGMENT}')"
+            for s in scope.segments
+        )
+        segment, segment_value = f"CASE {names} END", f"CASE {values} END"
+    else:
+        segment, segment_value = "NULL", "NULL"
+    window = ["window_start"] if by_window else ["NULL AS window_start"]
+    cells = [f"{version} AS version", f"{segment} AS segment", f"{segment_value} AS segment_value"]
+    select = [*window, *cells, *extra]
+    return Grouping(select=", ".join(select), group_by=f"GROUPING SETS ({rendered})")
+
+
+def cell_key(row: Sequence[object]) -> tuple[object, ...]:
+    """The (window_start, version, segment, segment_value) key of a grouped result row."""
+    return tuple(row[:4])

@@ -1,0 +1,198 @@
+"""Typed result rows of the statistics engine: the contract behind `triage check --json`.
+
+Every row names its cell: the window (UTC, start inclusive, end exclusive), the model version
+(None = all versions), the slice (`segment` is the segment column, None for all traffic, with
+`segment_value`), and `n`, the number of rows behind it. A statistic that cannot be computed
+for a cell (too few rows, a constant column, no labels yet) is None, and `note` says why.
+Field names are the JSON field names; `to_json()` gives the JSON object.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z") if value.tzinfo else value.isoformat() + "Z"
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_value(item) for item in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Which window × version × slice a row describes."""
+
+    window_start: datetime
+    window_end: datetime
+    version: str | None
+    segment: str | None
+    segment_value: str | None
+    n: int
+
+
+@dataclass(frozen=True)
+class Row:
+    """Base of every result row: the cell fields come first, then the statistics."""
+
+    window_start: datetime
+    window_end: datetime
+    version: str | None
+    segment: str | None
+    segment_value: str | None
+    n: int
+    enough_data: bool
+    note: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: _json_value(value) for key, value in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class DriftRow(Row):
+    """Drift of one feature (or of the score, feature `__score__`) in one cell vs the reference."""
+
+    feature: str
+    kind: str  # "numeric" | "categorical"
+    n_reference: int
+    psi: float | None
+    js: float | None
+    ks_d: float | None
+    ks_p: float | None
+    chi2: float | None
+    chi2_p: float | None
+    wasserstein: float | None
+    wasserstein_norm: float | None
+
+
+@dataclass(frozen=True)
+class DataQualityRow(Row):
+    """Missing values, unseen categories and out-of-range values of one feature in one cell."""
+
+    feature: str
+    kind: str
+    missing_rate: float | None
+    missing_rate_reference: float | None
+    missing_rate_change: float | None
+    unseen_share: float | None
+    unseen_categories: tuple[str, ...]
+    out_of_range_share: float | None
+
+
+@dataclass(frozen=True)
+class SchemaChange:
+    """A column that is missing, new or of another type than in the reference."""
+
+    column: str
+    change: str  # "missing" | "added" | "retyped"
+    reference_type: str | None
+    current_type: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ReliabilityPoint:
+    """One bin of a reliability diagram: mean score vs observed positive rate."""
+
+    bin_low: float
+    bin_high: float
+    n: int
+    mean_score: float
+    positive_rate: float
+
+
+@dataclass(frozen=True)
+class CalibrationRow(Row):
+    """Decision rate (all rows) and calibration (labelled rows as of the evaluation time)."""
+
+    n_labeled: int
+    decision_rate: float | None
+    ece: float | None
+    ece_equal_mass: float | None
+    mce: float | None
+    brier: float | None
+    log_loss: float | None
+    reliability: tuple[ReliabilityPoint, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class PerformanceRow(Row):
+    """Delayed-label performance at the decision, each with a 95 % interval."""
+
+    n_labeled: int
+    label_coverage: float | None
+    label_lag_p50_s: float | None
+    label_lag_p95_s: float | None
+    precision: float | None
+    precision_ci_low: float | None
+    precision_ci_high: float | None
+    recall: float | None
+    recall_ci_low: float | None
+    recall_ci_high: float | None
+    f1: float | None
+    fpr: float | None
+    fpr_ci_low: float | None
+    fpr_ci_high: float | None
+    fnr: float | None
+    fnr_ci_low: float | None
+    fnr_ci_high: float | None
+    accuracy: float | None
+    accuracy_ci_low: float | None
+    accuracy_ci_high: float | None
+    auroc: float | None
+    auroc_ci_low: float | None
+    auroc_ci_high: float | None
+    average_precision: float | None
+    expected_cost: float | None
+    expected_cost_ci_low: float | None
+    expected_cost_ci_high: float | None
+
+
+@dataclass(frozen=True)
+class OperationsRow(Row):
+    """Latency, errors, fallbacks and cost; `route` None means all routes."""
+
+    route: str | None
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    latency_p99_ms: float | None
+    error_rate: float | None
+    fallback_rate: float | None
+    cost_per_1k: float | None
+    tokens_per_request: float | None
+
+
+@dataclass(frozen=True)
+class ReferenceInfo:
+    """What the reference was and how many rows it holds."""
+
+    kind: str  # "range" | "files" | "version"
+    description: str
+    start: datetime | None
+    end: datetime | None
+    n: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: _json_value(value) for key, value in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class WindowInfo:
+    """One evaluated window and its volume."""
+
+    window_start: datetime
+    window_end: datetime
+    n: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: _json_value(value) for key, value in asdict(self).items()}
