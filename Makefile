@@ -33,9 +33,10 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench
 
-## fixtures: regenerate the small committed data set in fixtures/
+## fixtures: regenerate the small committed data sets in fixtures/ (with incidents, and quiet)
 fixtures: $(STAMP)
-	$(BIN)/triage generate --out fixtures/demo-small --rows 20000 --days 14 --seed 42 --format jsonl
+	$(BIN)/triage generate --out fixtures/demo-small --rows 20000 --days 14 --seed 42 --force
+	$(BIN)/triage generate --out fixtures/demo-small-quiet --rows 20000 --days 14 --seed 42 --quiet --force
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache

@@ -15,7 +15,15 @@ from triage import __version__
 from triage.config import ConfigError
 
 # Each module registers its subcommands; the order is the order of `triage --help`.
-COMMAND_MODULES = ("triage.commands.config_cmd",)
+COMMAND_MODULES = (
+    "triage.commands.config_cmd",
+    "triage.commands.generate_cmd",
+    "triage.commands.store_cmd",
+    "triage.commands.check_cmd",
+    "triage.commands.runbook_cmd",
+    "triage.commands.alerts_cmd",
+    "triage.commands.ui_cmd",
+)
 
 EXIT_USAGE = 2
 

@@ -18,7 +18,8 @@ from typing import Any
 DEFAULT_CONFIG = "triage.toml"
 DEFAULT_MIN_SAMPLES = 200
 
-# Roles a prediction log may map; `label` and `labeled_at` are read from the label log.
+# Roles a prediction log may map; `label`, `labeled_at` and `label_id` are read from the label log
+# (`label_id`: the label log's id column when it is not named like the prediction log's `id`).
 REQUIRED_ROLES = ("id", "timestamp", "score")
 OPTIONAL_ROLES = (
     "version",
@@ -30,7 +31,7 @@ OPTIONAL_ROLES = (
     "fallback",
     "route",
 )
-LABEL_ROLES = ("label", "labeled_at")
+LABEL_ROLES = ("label", "labeled_at", "label_id")
 ALL_ROLES = REQUIRED_ROLES + OPTIONAL_ROLES + LABEL_ROLES
 
 _WINDOW_RE = re.compile(r"^\s*(\d+)\s*(h|d|w|mo)\s*$")
@@ -98,6 +99,7 @@ class Columns:
     route: str | None = None
     label: str | None = None
     labeled_at: str | None = None
+    label_id: str | None = None
 
     def mapped(self, roles: tuple[str, ...]) -> dict[str, str]:
         """The given roles that are mapped, as role → user column."""
@@ -149,7 +151,7 @@ class AlertRule:
     where: Mapping[str, str] = field(default_factory=dict)
     warn: float | None = None
     critical: float | None = None
-    direction: str | None = None  # "above" | "below"; inferred from the signal when None
+    direction: str | None = None  # "above" | "below" | "both"; inferred from the signal when None
     baseline: str | None = None  # "reference" | "previous:30d"
     warn_change: float | None = None
     critical_change: float | None = None
@@ -159,6 +161,9 @@ class AlertRule:
     min_label_coverage: float | None = None
     runbook: str | None = None
     severity: str | None = None
+    q: float | None = None  # Benjamini–Hochberg false discovery rate of the significance gate
+    effect: str | None = None  # field of the same row that must reach min_effect
+    min_effect: float | None = None
 
 
 @dataclass(frozen=True)
@@ -242,6 +247,8 @@ class _Reader:
         self.used: set[str] = set()
 
     def key(self, name: str) -> str:
+        if not name:
+            return self.prefix  # the table itself
         return f"{self.prefix}.{name}" if self.prefix else name
 
     def error(self, name: str, expected: str) -> ConfigError:
@@ -367,8 +374,8 @@ def _alert(reader: _Reader) -> AlertRule:
         if not isinstance(value, str):
             raise reader.error(f"where.{key}", f'expected a string (a value or "*"), got {value!r}')
     direction = reader.text("direction")
-    if direction not in (None, "above", "below"):
-        raise reader.error("direction", f'expected "above" or "below", got {direction!r}')
+    if direction not in (None, "above", "below", "both"):
+        raise reader.error("direction", f'expected "above", "below" or "both", got {direction!r}')
     baseline = reader.text("baseline")
     if baseline is not None and not _BASELINE_RE.match(baseline):
         raise reader.error("baseline", f'expected "reference" or "previous:30d", got {baseline!r}')
@@ -381,6 +388,15 @@ def _alert(reader: _Reader) -> AlertRule:
     coverage = reader.number("min_label_coverage")
     if coverage is not None and not 0 <= coverage <= 1:
         raise reader.error("min_label_coverage", f"expected a share in [0, 1], got {coverage}")
+    q = reader.number("q")
+    if q is not None and not 0 < q < 1:
+        raise reader.error("q", f"expected a false discovery rate in (0, 1), got {q}")
+    effect = reader.text("effect")
+    if effect is not None and not re.match(r"^[a-z0-9_]+$", effect):
+        raise reader.error("effect", f"expected a field of the signal's table like psi, got {effect!r}")
+    min_effect = reader.number("min_effect")
+    if min_effect is not None and min_effect < 0:
+        raise reader.error("min_effect", f"expected a number >= 0, got {min_effect}")
     rule = AlertRule(
         name=name,
         signal=signal,
@@ -397,11 +413,16 @@ def _alert(reader: _Reader) -> AlertRule:
         min_label_coverage=coverage,
         runbook=reader.text("runbook"),
         severity=severity,
+        q=q,
+        effect=effect,
+        min_effect=min_effect,
     )
     reader.done()
     thresholds = (rule.warn, rule.critical, rule.warn_change, rule.critical_change, rule.band)
-    if all(t is None for t in thresholds):
-        raise reader.error("warn", "missing; a rule needs warn/critical, warn_change or band")
+    if all(t is None for t in thresholds) and not signal.endswith("_p"):
+        raise reader.error(
+            "warn", "missing; a rule needs warn/critical, warn_change or band (a p-value signal: q)"
+        )
     if (rule.warn_change is not None or rule.critical_change is not None) and not baseline:
         raise reader.error("baseline", "missing; warn_change needs a baseline")
     return rule

@@ -3,19 +3,37 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
+from triage.cli import EXIT_USAGE
 from triage.config import load_config
+from triage.store.check import check_sources
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("config", help="inspect and validate triage.toml")
     actions = parser.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    check = actions.add_parser("check", help="validate the config without ingesting")
+    check = actions.add_parser(
+        "check",
+        help="validate the config without ingesting",
+        description="Validate triage.toml, then check it against the logs: every prediction source "
+        "(and a file-set reference) matches readable files, and every configured column exists in them. "
+        "Each mistake is one line naming the file and the key; exit status 2.",
+    )
+    check.add_argument("--no-logs", action="store_true", help="check the config file only, not the logs")
     check.set_defaults(handler=run_check)
 
 
 def run_check(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    if not args.no_logs:
+        result = check_sources(config)
+        for problem in result.problems:
+            print(f"triage: {problem}", file=sys.stderr)
+        for note in result.notes:
+            print(f"note: {note}")
+        if result.problems:
+            return EXIT_USAGE
     models = ", ".join(model.name for model in config.models)
     print(f"{config.path}: ok ({len(config.models)} model(s): {models}; {len(config.targets)} target(s))")
     return 0

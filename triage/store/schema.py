@@ -20,6 +20,17 @@ Shared tables:
 
 ``_triage_files`` — the registry: one row per ingested source file.
 ``_triage_quarantine`` — rows that could not be ingested, with the reason and the raw text.
+
+Their columns (added to the contract, see `triage.store.tables` for the DDL):
+
+``_triage_files``: file_id INTEGER (the ``_file_id`` of its rows), model, kind ('predictions' |
+    'labels' | 'reference'), path, format ('parquet' | 'csv' | 'jsonl'), compressed, size, mtime
+    (epoch seconds), content_hash, bytes_consumed, lines_consumed, ends_with_newline, rows_added,
+    rows_quarantined (both cumulative for the file), first_ingested_at, ingested_at (UTC).
+``_triage_quarantine``: model, kind, file_id, file, line (1-based line of a text log, row of a
+    Parquet file), reason (one of `QUARANTINE_REASONS`), detail, raw (the line, or the Parquet row
+    as JSON), quarantined_at (UTC).
+``_triage_models``: model, settings (JSON of the config that shaped its tables), created_at.
 """
 
 from __future__ import annotations
@@ -44,6 +55,37 @@ ROLE_COLUMNS: dict[str, str] = {
 
 FILES_TABLE = "_triage_files"
 QUARANTINE_TABLE = "_triage_quarantine"
+MODELS_TABLE = "_triage_models"
+
+KIND_PREDICTIONS = "predictions"
+KIND_LABELS = "labels"
+KIND_REFERENCE = "reference"
+
+# Why a row is in quarantine; the first that applies wins, in this order.
+REASON_UNPARSEABLE_JSON = "unparseable JSON"
+REASON_MALFORMED_CSV = "malformed CSV line"
+REASON_MISSING_ID = "missing id"
+REASON_MISSING_TIMESTAMP = "missing timestamp"
+REASON_BAD_TIMESTAMP = "bad timestamp"
+REASON_MISSING_SCORE = "missing score"
+REASON_SCORE_NOT_A_NUMBER = "score not a number"
+REASON_SCORE_OUT_OF_RANGE = "score outside [0, 1]"
+REASON_MISSING_LABEL = "missing label"
+REASON_BAD_TYPE = "bad type"
+REASON_DUPLICATE_ID = "duplicate id"
+QUARANTINE_REASONS = (
+    REASON_UNPARSEABLE_JSON,
+    REASON_MALFORMED_CSV,
+    REASON_MISSING_ID,
+    REASON_MISSING_TIMESTAMP,
+    REASON_BAD_TIMESTAMP,
+    REASON_MISSING_SCORE,
+    REASON_SCORE_NOT_A_NUMBER,
+    REASON_SCORE_OUT_OF_RANGE,
+    REASON_MISSING_LABEL,
+    REASON_BAD_TYPE,
+    REASON_DUPLICATE_ID,
+)
 
 
 def table_suffix(model_name: str) -> str:

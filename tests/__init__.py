@@ -1,0 +1,1 @@
+"""triage's tests (pytest) and, under `tests/bench`, the benchmarks run by `make bench`."""

@@ -1,0 +1,206 @@
+"""Alert quality: are the generator's incidents caught, how late, and how quiet is the quiet world?
+
+For 100 k and 1 M predictions over 30 days, the generator writes an incident world and the same
+world with `quiet=True`. Each is ingested, then replayed the way `triage check` runs from cron: as
+of each window end from the end of the reference period on, the engine evaluates the model and
+the effective (default) alert rules are evaluated and applied to an in-memory alert state with
+the same `transition` the store uses.
+
+- Detection: an incident is detected when an alert on its signal (table.field) whose scope
+  contains the manifest's scope starts firing; the delay is from the onset. Target for input,
+  output and operations signals: by the end of the first full window after the onset window;
+  for label-based signals: detected at all (labels arrive when they arrive).
+- False alerts (quiet world): alerts that start firing, per 1 000 evaluated cells; a cell is a
+  (rule, scope, window) judged on enough data at some replay step. Target: ≤ 1.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tests.bench.registry import Context, Outcome, benchmark
+from triage.alerts.evaluate import UNKNOWN, evaluate_rules
+from triage.alerts.rules import effective_rules, is_labelled
+from triage.alerts.state import Alert, transition
+from triage.config import AlertRule, load_config, parse_window
+from triage.engine import Engine
+from triage.generate import Incident, Manifest, generate, read_manifest
+from triage.store import Store
+
+SIZES = (100_000, 1_000_000)
+DAYS = 30
+TARGET_FALSE_PER_1K = 1.0
+SCOPE_KEYS = ("version", "segment", "segment_value", "feature", "route")
+
+
+@dataclass(frozen=True)
+class Firing:
+    """An alert that started firing during the replay."""
+
+    at: datetime
+    rule: str
+    signal: str
+    scope: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What one replayed world produced."""
+
+    firings: list[Firing]
+    cells: int
+    steps: int
+    seconds: float
+
+
+def _world(ctx: Context, rows: int, quiet: bool) -> tuple[Path, Manifest]:
+    """Generate (or reuse) and ingest one world; returns its config path and manifest."""
+    folder = ctx.data_dir / f"alert-quality-{rows}-d{DAYS}-s{ctx.seed}{'-quiet' if quiet else ''}"
+    try:
+        manifest = read_manifest(folder)
+    except ValueError:
+        ctx.log(f"generating {folder.name}")
+        manifest = generate(folder, rows, DAYS, ctx.seed, quiet=quiet, overwrite=True)
+    config = load_config(folder / "triage.toml")
+    with Store.open(config.store_path) as store:
+        store.ingest(config)
+    return folder / "triage.toml", manifest
+
+
+def replay(config_path: Path, manifest: Manifest) -> Replay:
+    """Evaluate as of each window end after the reference; collect firings and evaluated cells."""
+    config = load_config(config_path)
+    model = config.model(manifest.model)
+    rules = effective_rules(model)
+    step = _step(manifest.window)
+    states: dict[str, Alert] = {}
+    firings: list[Firing] = []
+    cells: set[tuple[str, datetime]] = set()
+    as_of = manifest.reference_end
+    steps = 0
+    started = time.perf_counter()
+    with Engine(config) as engine:
+        while as_of <= manifest.end:
+            report = engine.evaluate(model.name, as_of=as_of)
+            evaluations = evaluate_rules(rules, report.tables(), model, as_of, report.reference_tables())
+            for evaluation in evaluations:
+                cells.update(
+                    (evaluation.fingerprint, cell.window_start)
+                    for cell in evaluation.cells
+                    if cell.status != UNKNOWN and cell.window_end <= as_of
+                )
+                alert, event = transition(states.get(evaluation.fingerprint), evaluation, as_of)
+                if alert is not None:
+                    states[evaluation.fingerprint] = alert
+                if event is not None and event.event == "firing":
+                    firings.append(Firing(as_of, evaluation.rule, evaluation.signal, evaluation.scope_dict))
+            as_of += step
+            steps += 1
+    return Replay(firings, len(cells), steps, time.perf_counter() - started)
+
+
+def _step(window: str) -> timedelta:
+    parsed = parse_window(window)
+    units = {"h": "hours", "d": "days", "w": "weeks"}
+    return timedelta(**{units[parsed.unit]: parsed.count})
+
+
+def _matches(incident: Incident, firing: Firing) -> bool:
+    if firing.signal != incident.signal:
+        return False
+    wanted = {key: getattr(incident.scope, key) for key in SCOPE_KEYS}
+    return all(firing.scope.get(key) == value for key, value in wanted.items() if value is not None)
+
+
+def _labelled(incident: Incident) -> bool:
+    return is_labelled(AlertRule(name="probe", signal=incident.signal, warn=0.0))
+
+
+def detections(manifest: Manifest, found: Replay) -> list[dict[str, Any]]:
+    """Per incident: the first matching firing, its delay, and whether it met the target."""
+    step = _step(manifest.window)
+    result = []
+    for incident in manifest.incidents:
+        hits = [f for f in found.firings if f.at >= incident.onset and _matches(incident, f)]
+        first = min(hits, key=lambda f: f.at) if hits else None
+        onset_window_end = manifest.start + step * (((incident.onset - manifest.start) // step) + 1)
+        deadline = None if _labelled(incident) else onset_window_end + step
+        delay_h = None if first is None else (first.at - incident.onset).total_seconds() / 3600
+        met = first is not None and (deadline is None or first.at <= deadline)
+        result.append(
+            {
+                "incident": incident.id,
+                "signal": incident.signal,
+                "scope": {k: v for k in SCOPE_KEYS if (v := getattr(incident.scope, k)) is not None},
+                "onset": incident.onset.isoformat(),
+                "detected_at": None if first is None else first.at.isoformat(),
+                "rule": None if first is None else first.rule,
+                "alert_scope": None if first is None else first.scope,
+                "delay_hours": delay_h,
+                "deadline": None if deadline is None else deadline.isoformat(),
+                "target_met": met,
+            }
+        )
+    return result
+
+
+def _scope_text(scope: dict[str, str]) -> str:
+    return " ".join(f"{k}={v}" for k, v in scope.items()) or "all"
+
+
+def _size_report(rows: int, incidents: list[dict[str, Any]], quiet: Replay, rate: float) -> list[str]:
+    lines = [f"{rows:,} predictions over {DAYS} days, evaluated as of each window end after the reference"]
+    header = f"  {'incident':<24}{'signal':<30}{'scope':<36}{'delay':>9}  target"
+    lines.append(header)
+    for item in incidents:
+        delay = "missed" if item["delay_hours"] is None else f"{item['delay_hours']:.1f} h"
+        target = "ok" if item["target_met"] else "MISSED"
+        if item["deadline"] is None and item["target_met"]:
+            target = "ok (labels)"
+        scope = _scope_text(item["scope"])
+        lines.append(f"  {item['incident']:<24}{item['signal']:<30}{scope:<36}{delay:>9}  {target}")
+    by_rule = Counter(f.rule for f in quiet.firings)
+    rules = ", ".join(f"{rule} {count}" for rule, count in by_rule.most_common()) or "none"
+    lines.append(
+        f"  quiet world: {len(quiet.firings)} alert(s) fired over {quiet.cells:,} evaluated cells = "
+        f"{rate:.2f} per 1 000 (target ≤ {TARGET_FALSE_PER_1K:g}); by rule: {rules}"
+    )
+    lines.append(f"  replay: {quiet.steps} evaluations in {quiet.seconds:.1f} s")
+    return lines
+
+
+@benchmark("alert-quality", "incidents detected (delay) and false alerts per 1 000 cells", order=30)
+def run(ctx: Context) -> Outcome:
+    """Both worlds at 100 k and 1 M predictions."""
+    report: list[str] = []
+    data: dict[str, Any] = {}
+    passed = True
+    for rows in SIZES:
+        incident_config, manifest = _world(ctx, rows, quiet=False)
+        quiet_config, quiet_manifest = _world(ctx, rows, quiet=True)
+        ctx.log(f"replaying {rows:,} rows (incidents)")
+        found = replay(incident_config, manifest)
+        ctx.log(f"replaying {rows:,} rows (quiet)")
+        quiet = replay(quiet_config, quiet_manifest)
+        incidents = detections(manifest, found)
+        rate = 1000 * len(quiet.firings) / quiet.cells if quiet.cells else float("nan")
+        report += [*_size_report(rows, incidents, quiet, rate), ""]
+        data[str(rows)] = {
+            "incidents": incidents,
+            "quiet": {
+                "alerts": len(quiet.firings),
+                "cells": quiet.cells,
+                "false_per_1k": rate,
+                "firings": [
+                    {"at": f.at.isoformat(), "rule": f.rule, "scope": f.scope} for f in quiet.firings
+                ],
+            },
+            "replay_seconds": {"incidents": found.seconds, "quiet": quiet.seconds},
+        }
+        passed = passed and all(item["target_met"] for item in incidents) and rate <= TARGET_FALSE_PER_1K
+    return Outcome(report="\n".join(report).rstrip(), data=data, passed=passed)

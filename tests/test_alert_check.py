@@ -1,0 +1,160 @@
+"""`triage check` with alerts: exit status 0/1/2/3, the `alerts` array, silences, and Alertmanager."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.test_alertmanager import alertmanager  # noqa: F401  (the real Alertmanager fixture)
+from triage.cli import main
+
+BASE = """
+[store]
+path = "store.duckdb"
+
+[[model]]
+name = "fraud"
+predictions = "logs/predictions.jsonl"
+window = "1d"
+min_samples = 100
+
+[model.columns]
+id = "id"
+timestamp = "ts"
+score = "score"
+latency_ms = "latency_ms"
+
+[model.features]
+numeric = ["amount"]
+
+[model.reference]
+start = "2026-01-05"
+end = "2026-01-07"
+"""
+AT = "2026-01-09T00:00Z"
+DAYS, PER_DAY = 4, 400
+
+
+def _rule(name: str, **settings: object) -> str:
+    lines = [f'name = "{name}"', 'signal = "operations.latency_p95_ms"']
+    lines += [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
+    return "\n[[model.alert]]\n" + "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four days of logs whose last day is three times slower, ingested once."""
+    root = tmp_path_factory.mktemp("alert-check")
+    (root / "logs").mkdir()
+    rng = np.random.default_rng(3)
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    with open(root / "logs" / "predictions.jsonl", "w", encoding="utf-8") as handle:
+        for i in range(DAYS * PER_DAY):
+            day = i // PER_DAY
+            ts = start + timedelta(days=day, seconds=int(rng.integers(0, 86_400)))
+            row = {
+                "id": f"r{i}",
+                "ts": ts.isoformat().replace("+00:00", "Z"),
+                "score": float(rng.beta(2, 5)),
+                "latency_ms": float(rng.lognormal(np.log(100), 0.2)) * (3.0 if day == DAYS - 1 else 1.0),
+                "amount": float(rng.gamma(2.0, 50.0)),
+            }
+            handle.write(json.dumps(row) + "\n")
+    config = root / "triage.toml"
+    config.write_text(BASE + _rule("never", warn=1e6))
+    assert main(["--config", str(config), "ingest"]) == 0
+    return root
+
+
+def check(folder: Path, rules: str, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    config = folder / "scenario.toml"
+    config.write_text(BASE + rules)
+    status = main(["--config", str(config), "check", "--at", AT, *args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.mark.parametrize(
+    ("settings", "status", "severity"),
+    [
+        ({"warn": 1000.0}, 0, None),
+        ({"warn": 200.0, "critical": 1000.0}, 1, "warning"),
+        ({"warn": 150.0, "critical": 250.0}, 2, "critical"),
+        ({"baseline": "reference", "warn_change": 0.5, "critical_change": 1.5}, 2, "critical"),
+    ],
+)
+def test_exit_status_follows_the_worst_firing_alert(folder, capsys, settings, status, severity):
+    name = f"latency-{status}-{len(settings)}"
+    code, out, err = check(folder, _rule(name, **settings), capsys, "--json")
+    assert code == status, err
+    alerts = json.loads(out)["alerts"]
+    assert [a["severity"] for a in alerts] == ([severity] if severity else [])
+
+
+def test_json_alerts_carry_the_evidence(folder, capsys):
+    rule = _rule("latency-json", warn=200.0, runbook="runbooks/kserve-canary-shift.md#shift-to-baseline")
+    code, out, _ = check(folder, rule, capsys, "--json")
+    assert code == 1
+    (alert,) = json.loads(out)["alerts"]
+    assert set(alert) >= {
+        "fingerprint",
+        "rule",
+        "severity",
+        "state",
+        "scope",
+        "value",
+        "threshold",
+        "window",
+        "evidence",
+        "runbook",
+    }
+    assert (alert["rule"], alert["state"], alert["scope"], alert["threshold"]) == (
+        "latency-json",
+        "firing",
+        {},
+        200.0,
+    )
+    assert alert["window"] == {"start": "2026-01-08T00:00:00Z", "end": "2026-01-09T00:00:00Z"}
+    assert alert["value"] > 250 and alert["evidence"]["n"] == PER_DAY
+    assert alert["runbook"] == "runbooks/kserve-canary-shift.md#shift-to-baseline"
+
+
+def test_text_output_lists_alerts_and_a_silence_lowers_the_status(folder, capsys):
+    rule = _rule("latency-silenced", warn=150.0, critical=250.0)
+    code, out, _ = check(folder, rule, capsys)
+    assert code == 2
+    line = next(line for line in out.splitlines() if "latency-silenced" in line)
+    fingerprint = line.split()[0]
+    config = folder / "scenario.toml"
+    assert main(["--config", str(config), "alerts", "silence", fingerprint, "--until", "2099-01-01"]) == 0
+    capsys.readouterr()
+    code, out, _ = check(folder, rule, capsys)
+    assert code == 0 and "silenced" in out
+
+
+def test_config_and_data_errors_are_unknown(folder, capsys, tmp_path):
+    code, _, err = check(folder, _rule("bad", warn=1.0).replace("latency_p95_ms", "latency_p96_ms"), capsys)
+    assert code == 3 and "model[0].alert[0].signal" in err
+    empty = tmp_path / "triage.toml"
+    empty.write_text(BASE)
+    assert main(["--config", str(empty), "check"]) == 3
+    assert "triage ingest" in capsys.readouterr().err
+
+
+def test_push_to_alertmanager(folder, capsys, alertmanager):  # noqa: F811
+    code, _, err = check(
+        folder, _rule("latency-pushed", warn=150.0), capsys, "--push-alertmanager", alertmanager
+    )
+    assert code == 1, err
+    active = httpx.get(f"{alertmanager}/api/v2/alerts", timeout=5).json()
+    (pushed,) = [a for a in active if a["labels"]["alertname"] == "latency-pushed"]
+    assert pushed["labels"]["model"] == "fraud" and pushed["labels"]["severity"] == "warning"
+    code, _, err = check(
+        folder, _rule("latency-pushed", warn=150.0), capsys, "--push-alertmanager", "http://127.0.0.1:9"
+    )
+    assert code == 3 and "cannot reach Alertmanager" in err

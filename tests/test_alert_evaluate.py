@@ -1,0 +1,558 @@
+"""Rule evaluation on synthetic result rows: thresholds, baselines, bands, persistence, gates, BH."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from triage.alerts.evaluate import (
+    CRITICAL,
+    CROSSED,
+    FIRING,
+    OK,
+    PENDING,
+    UNKNOWN,
+    WARNING,
+    AlertEvaluation,
+    binomial_p,
+    evaluate_rules,
+    fingerprint,
+    fisher_exact_p,
+)
+from triage.config import AlertRule, Columns, ModelConfig, Reference
+from triage.metrics.results import (
+    CalibrationRow,
+    DataQualityRow,
+    DriftRow,
+    OperationsRow,
+    PerformanceRow,
+)
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+DAY = timedelta(days=1)
+REFERENCE_DAYS = 7
+NOW = T0 + 30 * DAY
+
+
+def model_config(**changes: Any) -> ModelConfig:
+    """A model whose reference is the first week."""
+    settings: dict[str, Any] = {
+        "name": "fraud",
+        "predictions": "logs/*.parquet",
+        "columns": Columns(id="id", timestamp="ts", score="score"),
+        "reference": Reference(start=T0, end=T0 + REFERENCE_DAYS * DAY),
+    }
+    return ModelConfig(**(settings | changes))
+
+
+def _cell(day: int, **scope: Any) -> dict[str, Any]:
+    return {
+        "window_start": T0 + day * DAY,
+        "window_end": T0 + (day + 1) * DAY,
+        "version": scope.get("version"),
+        "segment": scope.get("segment"),
+        "segment_value": scope.get("segment_value"),
+        "n": scope.get("n", 5000),
+        "enough_data": scope.get("enough_data", True),
+        "note": None,
+    }
+
+
+def drift_row(day: int, psi: float | None = 0.01, feature: str = "amount", **kw: Any) -> DriftRow:
+    kind = kw.pop("kind", "numeric")
+    return DriftRow(
+        **_cell(day, **kw),
+        feature=feature,
+        kind=kind,
+        n_reference=100_000,
+        psi=psi,
+        js=kw.get("js", 0.01),
+        ks_d=kw.get("ks_d", 0.01),
+        ks_p=kw.get("ks_p", 0.5) if kind == "numeric" else None,
+        chi2=None,
+        chi2_p=kw.get("chi2_p", 0.5) if kind == "categorical" else None,
+        wasserstein=kw.get("wasserstein", 0.01),
+        wasserstein_norm=kw.get("wasserstein_norm", 0.01),
+    )
+
+
+def quality_row(day: int, feature: str = "amount", **kw: Any) -> DataQualityRow:
+    return DataQualityRow(
+        **_cell(day, **kw),
+        feature=feature,
+        kind="numeric",
+        missing_rate=kw.get("missing_rate", 0.01),
+        missing_rate_reference=kw.get("missing_rate_reference", 0.01),
+        missing_rate_change=kw.get("missing_rate", 0.01) - kw.get("missing_rate_reference", 0.01),
+        unseen_share=kw.get("unseen_share", 0.0),
+        unseen_categories=(),
+        out_of_range_share=0.0,
+    )
+
+
+def calibration_row(day: int, **kw: Any) -> CalibrationRow:
+    return CalibrationRow(
+        **_cell(day, **kw),
+        n_labeled=kw.get("n_labeled", 4000),
+        decision_rate=kw.get("decision_rate", 0.1),
+        ece=kw.get("ece", 0.02),
+        ece_equal_mass=None,
+        mce=None,
+        brier=None,
+        log_loss=None,
+    )
+
+
+def performance_row(day: int, precision: float | None = 0.8, **kw: Any) -> PerformanceRow:
+    half = kw.get("half_width", 0.02)
+    given: dict[str, Any] = {
+        **_cell(day, **kw),
+        "n_labeled": kw.get("n_labeled", 4000),
+        "label_coverage": kw.get("label_coverage", 0.8),
+        "precision": precision,
+        "precision_ci_low": None if precision is None else precision - half,
+        "precision_ci_high": None if precision is None else precision + half,
+    }
+    rest = {f.name: None for f in dataclasses.fields(PerformanceRow) if f.name not in given}
+    return PerformanceRow(**given, **rest)
+
+
+def operations_row(day: int, **kw: Any) -> OperationsRow:
+    return OperationsRow(
+        **_cell(day, **kw),
+        route=kw.get("route"),
+        latency_p50_ms=None,
+        latency_p95_ms=kw.get("latency_p95_ms", 100.0),
+        latency_p99_ms=None,
+        error_rate=kw.get("error_rate", 0.001),
+        fallback_rate=None,
+        cost_per_1k=None,
+        tokens_per_request=None,
+    )
+
+
+def only(evaluations: list[AlertEvaluation], **scope: str) -> AlertEvaluation:
+    """The one evaluation with exactly this scope."""
+    found = [e for e in evaluations if e.scope_dict == scope]
+    assert len(found) == 1, [e.scope_dict for e in evaluations]
+    return found[0]
+
+
+def evaluate(rule: AlertRule, model: ModelConfig | None = None, now: datetime = NOW, **tables: list):
+    return evaluate_rules([rule], tables, model or model_config(), now)
+
+
+# -- fixed thresholds ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("psi", "condition", "severity", "threshold"),
+    [
+        (0.05, OK, None, 0.1),
+        (0.1, FIRING, WARNING, 0.1),
+        (0.2, FIRING, WARNING, 0.1),
+        (0.3, FIRING, CRITICAL, 0.25),
+    ],
+)
+def test_fixed_threshold_above(psi, condition, severity, threshold):
+    rule = AlertRule(name="drift", signal="drift.psi", warn=0.1, critical=0.25)
+    result = only(evaluate(rule, drift=[drift_row(9, 0.01), drift_row(10, psi)]), feature="amount")
+    assert (result.condition, result.severity) == (condition, severity)
+    assert result.latest is not None and result.latest.threshold == threshold
+    assert result.latest.value == psi and result.latest.window_start == T0 + 10 * DAY
+
+
+@pytest.mark.parametrize(
+    ("precision", "condition", "severity"),
+    [(0.8, OK, None), (0.7, FIRING, WARNING), (0.65, FIRING, WARNING), (0.5, FIRING, CRITICAL)],
+)
+def test_fixed_threshold_below_inferred_for_precision(precision, condition, severity):
+    rule = AlertRule(name="precision", signal="performance.precision", warn=0.7, critical=0.5)
+    result = only(evaluate(rule, performance=[performance_row(10, precision)]))
+    assert result.direction == "below"
+    assert (result.condition, result.severity) == (condition, severity)
+
+
+def test_explicit_direction_overrides_inference():
+    rule = AlertRule(name="low-volume", signal="drift.psi", warn=0.001, direction="below")
+    assert only(evaluate(rule, drift=[drift_row(10, 0.0005)]), feature="amount").condition == FIRING
+    assert only(evaluate(rule, drift=[drift_row(10, 0.5)]), feature="amount").condition == OK
+
+
+# -- baselines ----------------------------------------------------------------------------------
+
+
+def _reference_precision(values: list[tuple[float, int]]) -> list[PerformanceRow]:
+    return [performance_row(day, p, n_labeled=n) for day, (p, n) in enumerate(values)]
+
+
+@pytest.mark.parametrize(("precision", "severity"), [(0.70, None), (0.63, WARNING), (0.5, CRITICAL)])
+def test_relative_to_reference_uses_the_weighted_reference_mean(precision, severity):
+    # weighted mean: (0.9·1000 + 0.7·3000) / 4000 = 0.75 → warn at 0.6, critical at 0.45·… below
+    reference = _reference_precision([(0.9, 1000), (0.7, 3000)])
+    rule = AlertRule(
+        name="precision-drop",
+        signal="performance.precision",
+        baseline="reference",
+        warn_change=-0.1,
+        critical_change=-0.3,
+    )
+    result = only(evaluate(rule, performance=[*reference, performance_row(10, precision)]))
+    assert result.latest is not None
+    assert result.latest.baseline == pytest.approx(0.75)
+    expected_threshold = 0.75 * (1 - 0.3) if severity == CRITICAL else 0.75 * (1 - 0.1)
+    assert result.latest.threshold == pytest.approx(expected_threshold)
+    assert result.severity == severity
+    assert result.condition == (OK if severity is None else FIRING)
+
+
+def test_reference_baseline_falls_back_to_all_versions():
+    reference = [performance_row(day, 0.8) for day in range(REFERENCE_DAYS)]
+    canary = performance_row(10, 0.6, version="v2")
+    baseline = performance_row(10, 0.8, version="v1")
+    rule = AlertRule(
+        name="precision-drop",
+        signal="performance.precision",
+        where={"version": "*"},
+        baseline="reference",
+        warn_change=-0.2,
+    )
+    results = evaluate(rule, performance=[*reference, canary, baseline])
+    assert only(results, version="v2").condition == FIRING
+    assert only(results, version="v2").latest.baseline == pytest.approx(0.8)
+    assert only(results, version="v1").condition == OK
+
+
+def test_previous_span_baseline_and_missing_history():
+    history = [operations_row(day, latency_p95_ms=100.0 if day < 8 else 300.0) for day in range(11)]
+    rule = AlertRule(
+        name="latency",
+        signal="operations.latency_p95_ms",
+        baseline="previous:3d",
+        warn_change=0.5,
+        critical_change=1.0,
+    )
+    result = only(evaluate(rule, operations=history))
+    # day 10 against days 7..9 = (100 + 300 + 300) / 3
+    assert result.latest is not None and result.latest.baseline == pytest.approx(700 / 3)
+    assert result.condition == OK
+    cells = {cell.window_start: cell for cell in result.cells}
+    assert cells[T0 + 8 * DAY].severity == CRITICAL  # 300 vs the 100 of days 5..7
+    assert cells[T0].status == UNKNOWN and cells[T0].note == "no baseline for this scope"
+
+
+# -- data-driven band -----------------------------------------------------------------------------
+
+BAND_VALUES = [0.020, 0.030, 0.025, 0.020, 0.030, 0.025, 0.022]
+
+
+def _band() -> tuple[float, float]:
+    return float(np.mean(BAND_VALUES)), float(np.std(BAND_VALUES))
+
+
+def _band_rule(**changes: Any) -> AlertRule:
+    return AlertRule(name="ece", signal="calibration.ece", band="3sigma", **changes)
+
+
+def test_band_is_mean_plus_three_sigma_of_the_reference_windows():
+    mean, sigma = _band()
+    reference = [calibration_row(day, ece=value) for day, value in enumerate(BAND_VALUES)]
+    for value, condition in ((mean + 2.9 * sigma, OK), (mean + 3.1 * sigma, FIRING), (mean - 5 * sigma, OK)):
+        result = only(evaluate(_band_rule(), calibration=[*reference, calibration_row(10, ece=value)]))
+        assert result.condition == condition, value
+        assert result.latest is not None and result.latest.threshold == pytest.approx(mean + 3 * sigma)
+        assert result.latest.baseline == pytest.approx(mean)
+
+
+def test_band_both_directions_and_small_cells_get_a_wider_band():
+    mean, sigma = _band()
+    reference = [calibration_row(day, ece=value, n_labeled=4000) for day, value in enumerate(BAND_VALUES)]
+    below = calibration_row(10, ece=mean - 3.5 * sigma)
+    assert only(evaluate(_band_rule(direction="both"), calibration=[*reference, below])).condition == FIRING
+    # a quarter of the reference windows' labelled rows: σ doubles, so 3.5σ is inside 6σ
+    small = calibration_row(10, ece=mean + 3.5 * sigma, n_labeled=1000)
+    result = only(evaluate(_band_rule(), calibration=[*reference, small]))
+    assert result.condition == OK
+    assert result.latest is not None and result.latest.threshold == pytest.approx(mean + 6 * sigma)
+
+
+def test_band_needs_three_reference_windows():
+    reference = [calibration_row(day, ece=value) for day, value in enumerate(BAND_VALUES[:2])]
+    result = only(evaluate(_band_rule(), calibration=[*reference, calibration_row(10, ece=0.5)]))
+    assert [cell.status for cell in result.cells] == [UNKNOWN] * 3
+    assert result.condition == UNKNOWN
+
+
+# -- persistence ----------------------------------------------------------------------------------
+
+
+def _series(values: list[float | None], **kw: Any) -> list[DriftRow]:
+    return [drift_row(10 + i, v, enough_data=v is not None, **kw) for i, v in enumerate(values)]
+
+
+@pytest.mark.parametrize(
+    ("values", "condition", "run"),
+    [
+        ([0.01, 0.3, 0.3], PENDING, 2),
+        ([0.3, 0.3, 0.3], FIRING, 3),
+        ([0.3, 0.3, 0.3, 0.01], OK, 0),
+        ([0.3, 0.3, None, 0.3], FIRING, 3),  # an unknown window neither confirms nor breaks a run
+        ([0.3, 0.01, 0.3, 0.3], PENDING, 2),
+        ([0.3, 0.3, 0.3, None], FIRING, 3),  # a trailing unknown window keeps the last known state
+    ],
+)
+def test_for_windows_persistence(values, condition, run):
+    rule = AlertRule(name="drift", signal="drift.psi", warn=0.1, for_windows=3)
+    rows = [
+        drift_row(10 + i, 0.01 if v is None else v, enough_data=v is not None) for i, v in enumerate(values)
+    ]
+    result = only(evaluate(rule, drift=rows), feature="amount")
+    assert (result.condition, result.run) == (condition, run)
+
+
+def test_rows_after_now_are_ignored():
+    rule = AlertRule(name="drift", signal="drift.psi", warn=0.1)
+    rows = [drift_row(10, 0.01), drift_row(11, 0.5)]
+    assert only(evaluate(rule, now=T0 + 10.5 * DAY, drift=rows), feature="amount").condition == OK
+    assert only(evaluate(rule, now=T0 + 11.5 * DAY, drift=rows), feature="amount").condition == FIRING
+
+
+# -- gates ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("row", "note"),
+    [
+        (drift_row(10, None), "no value"),
+        (drift_row(10, math.nan), "no value"),
+        (drift_row(10, 0.9, enough_data=False), "not enough data"),
+        (drift_row(10, 0.9, n=150), "150 rows < min_samples 200"),
+    ],
+)
+def test_gated_cells_never_alert(row, note):
+    rule = AlertRule(name="drift", signal="drift.psi", warn=0.1)
+    result = only(evaluate(rule, drift=[row]), feature="amount")
+    assert result.condition == UNKNOWN and result.latest is None
+    assert result.cells[0].status == UNKNOWN and result.cells[0].note == note
+
+
+def test_min_samples_of_the_rule_and_labelled_rows():
+    rule = AlertRule(name="precision", signal="performance.precision", warn=0.7, min_samples=1000)
+    assert only(evaluate(rule, performance=[performance_row(10, 0.5, n_labeled=900)])).condition == UNKNOWN
+    assert only(evaluate(rule, performance=[performance_row(10, 0.5, n_labeled=1000)])).condition == FIRING
+
+
+def test_label_coverage_gate():
+    rule = AlertRule(name="precision", signal="performance.precision", warn=0.7, min_label_coverage=0.3)
+    immature = performance_row(10, 0.5, label_coverage=0.2)
+    result = only(evaluate(rule, performance=[immature]))
+    assert result.condition == UNKNOWN
+    assert result.cells[0].note == "label coverage 0.200 < 0.3"
+    assert (
+        only(evaluate(rule, performance=[performance_row(10, 0.5, label_coverage=0.3)])).condition == FIRING
+    )
+    # calibration rows have no coverage field: n_labeled / n
+    ece = AlertRule(name="ece", signal="calibration.ece", warn=0.05, min_label_coverage=0.5)
+    assert (
+        only(evaluate(ece, calibration=[calibration_row(10, ece=0.2, n_labeled=2000)])).condition == UNKNOWN
+    )
+    assert only(evaluate(ece, calibration=[calibration_row(10, ece=0.2, n_labeled=3000)])).condition == FIRING
+
+
+# -- scope filters and fingerprints ----------------------------------------------------------------
+
+
+def _grid(day: int = 10) -> list[DriftRow]:
+    rows = []
+    for feature in ("amount", "__score__", "payment_type"):
+        for version in (None, "v1", "v2"):
+            for segment, value in ((None, None), ("country", "BR"), ("country", "US"), ("device", "ios")):
+                rows.append(
+                    drift_row(day, 0.5, feature, version=version, segment=segment, segment_value=value)
+                )
+    return rows
+
+
+def _scopes(rule: AlertRule, rows: list[DriftRow]) -> set[tuple]:
+    return {tuple(sorted(e.scope_dict.items())) for e in evaluate(rule, drift=rows)}
+
+
+def test_where_filters():
+    rows = _grid()
+    base = {"name": "d", "signal": "drift.psi", "warn": 0.1}
+    # omitted version and segment: the all-versions, all-traffic rows of each feature
+    assert _scopes(AlertRule(**base), rows) == {
+        (("feature", f),) for f in ("amount", "__score__", "payment_type")
+    }
+    features = _scopes(AlertRule(**base, where={"feature": "!__score__", "segment": "*"}), rows)
+    assert len(features) == 2 * 4 and all(dict(s)["feature"] != "__score__" for s in features)
+    country = _scopes(AlertRule(**base, where={"feature": "amount", "segment": "country"}), rows)
+    assert country == {
+        (("feature", "amount"), ("segment", "country"), ("segment_value", v)) for v in ("BR", "US")
+    }
+    per_version = _scopes(AlertRule(**base, where={"feature": "amount", "version": "*"}), rows)
+    assert per_version == {
+        (("feature", "amount"),),
+        *((("feature", "amount"), ("version", v)) for v in ("v1", "v2")),
+    }
+
+
+def test_a_single_version_stands_for_all_versions():
+    rows = [drift_row(10, 0.5, version=v) for v in (None, "v1")]
+    rule = AlertRule(name="d", signal="drift.psi", warn=0.1, where={"version": "*"})
+    assert [e.scope_dict for e in evaluate(rule, drift=rows)] == [{"feature": "amount", "version": "v1"}]
+
+
+def test_fingerprints_are_stable_unique_and_ignore_the_window():
+    rule = AlertRule(
+        name="feature-drift", signal="drift.psi", warn=0.1, where={"version": "*", "segment": "*"}
+    )
+    first = evaluate(rule, drift=_grid(10))
+    later = evaluate(rule, drift=_grid(20))
+    prints = [e.fingerprint for e in first]
+    assert len(prints) == len(set(prints)) == 3 * 3 * 4
+    assert {e.fingerprint: e.scope for e in first} == {e.fingerprint: e.scope for e in later}
+    # pinned: a fingerprint must not change between releases, or every alert would be new
+    assert fingerprint("fraud", "feature-drift", {"feature": "amount"}) == "2ed4ea776125c63e"
+    assert fingerprint(
+        "fraud", "feature-drift", {"segment": "country", "segment_value": "BR"}
+    ) != fingerprint("fraud", "feature-drift", {"segment": "country", "segment_value": "US"})
+    assert fingerprint("fraud", "a", {}) != fingerprint("fraud", "b", {}) != fingerprint("other", "b", {})
+
+
+# -- significance: Benjamini–Hochberg and effect-size floors --------------------------------------
+
+
+def test_p_value_signal_alerts_where_bh_and_the_effect_floor_both_hold():
+    rng = np.random.default_rng(7)
+    p_values = np.concatenate([rng.uniform(0, 1, 80), rng.uniform(0, 1e-4, 20)])
+    effects = np.concatenate([rng.uniform(0, 0.3, 80), rng.uniform(0, 0.3, 20)])
+    rows = [
+        drift_row(10 + (i % 5), 0.01, f"f{i // 5}", ks_p=float(p), wasserstein_norm=float(e))
+        for i, (p, e) in enumerate(zip(p_values, effects, strict=True))
+    ]
+    rule = AlertRule(name="ks", signal="drift.ks_p", where={"feature": "*"})
+    results = evaluate(rule, drift=rows)
+    adjusted = stats.false_discovery_control(p_values, method="bh")
+    expected = {
+        (f"f{i // 5}", T0 + (10 + i % 5) * DAY)
+        for i in range(100)
+        if adjusted[i] <= 0.05 and effects[i] >= 0.1
+    }
+    crossed = {
+        (e.scope_dict["feature"], c.window_start) for e in results for c in e.cells if c.status == CROSSED
+    }
+    assert crossed == expected
+    assert 0 < len(expected) < 20  # both conditions matter on this grid
+    by_cell = {(e.scope_dict["feature"], c.window_start): c for e in results for c in e.cells}
+    for i in range(100):
+        cell = by_cell[(f"f{i // 5}", T0 + (10 + i % 5) * DAY)]
+        assert cell.p_adjusted == pytest.approx(adjusted[i], rel=1e-12)
+
+
+def test_q_gates_a_drift_statistic_on_its_test_and_counts_the_whole_grid():
+    rule = AlertRule(name="drift", signal="drift.psi", where={"feature": "*"}, warn=0.1, q=0.05)
+    noisy = drift_row(10, 0.3, "small", ks_p=0.01)  # big PSI, p not significant among 20 tests
+    strong = drift_row(10, 0.3, "large", ks_p=1e-9)
+    categorical = drift_row(10, 0.3, "payment_type", kind="categorical", chi2_p=1e-6)
+    quiet = [drift_row(10, 0.01, f"q{i}", ks_p=0.5) for i in range(17)]
+    results = evaluate(rule, drift=[noisy, strong, categorical, *quiet])
+    assert only(results, feature="small").condition == OK
+    assert "not significant" in (only(results, feature="small").latest.note or "")
+    assert only(results, feature="large").condition == FIRING
+    assert only(results, feature="payment_type").condition == FIRING
+    assert only(results, feature="large").latest.p_adjusted == pytest.approx(1e-9 * 20)
+
+
+def test_rate_significance_is_fishers_exact_test_against_the_baseline_rows():
+    reference = [calibration_row(day, decision_rate=0.1, n=2_000) for day in range(REFERENCE_DAYS)]
+    rule = AlertRule(
+        name="decision-rate",
+        signal="calibration.decision_rate",
+        baseline="reference",
+        warn_change=0.25,
+        direction="both",
+        q=0.05,
+    )
+    small = calibration_row(10, decision_rate=0.135, n=200)  # +35 %, but 27 of 200 is not surprising
+    result = only(evaluate(rule, calibration=[*reference, small]))
+    assert result.condition == OK
+    # two-sided: twice the smaller one-sided tail of 27/200 against 1400/14000
+    greater = stats.fisher_exact([[27, 173], [1400, 12600]], alternative="greater").pvalue
+    assert result.cells[-1].p_value == pytest.approx(2 * greater, rel=1e-9)
+    large = calibration_row(10, decision_rate=0.07, n=20_000)
+    assert only(evaluate(rule, calibration=[*reference, large])).condition == FIRING
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 400).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))),
+    st.integers(1, 3000).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))),
+)
+def test_fisher_tails_equal_scipy(cell, baseline):
+    (k, n), (k0, n0) = cell, baseline
+    table = [[k, n - k], [k0, n0 - k0]]
+    for side, alternative in (("above", "greater"), ("below", "less")):
+        expected = stats.fisher_exact(table, alternative=alternative).pvalue
+        assert fisher_exact_p(k, n, k0, n0, side) == pytest.approx(expected, rel=1e-9, abs=1e-300)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 500).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))), st.floats(0, 1))
+def test_binomial_tails_equal_scipy(cell, rate):
+    k, n = cell
+    assert binomial_p(k, n, rate, "above") == pytest.approx(
+        stats.binom.sf(k - 1, n, rate), rel=1e-9, abs=1e-300
+    )
+    assert binomial_p(k, n, rate, "below") == pytest.approx(stats.binom.cdf(k, n, rate), rel=1e-9, abs=1e-300)
+
+
+def test_missing_rate_change_is_tested_against_the_reference_missing_rate():
+    rule = AlertRule(name="missing", signal="data_quality.missing_rate_change", warn=0.05, q=0.05)
+    small = quality_row(10, missing_rate=0.08, missing_rate_reference=0.02, n=200)  # 16 of 200 vs 2 %
+    big = quality_row(10, "other", missing_rate=0.3, missing_rate_reference=0.02, n=5000)
+    results = evaluate(rule, data_quality=[small, big])
+    assert only(results, feature="amount").cells[0].p_value == pytest.approx(stats.binom.sf(15, 200, 0.02))
+    assert only(results, feature="other").condition == FIRING
+
+
+def test_interval_metrics_are_tested_with_the_interval_width():
+    reference = [performance_row(day, 0.8) for day in range(REFERENCE_DAYS)]
+    rule = AlertRule(
+        name="precision-drop", signal="performance.precision", baseline="reference", warn_change=-0.1, q=0.05
+    )
+    wide = performance_row(10, 0.6, half_width=0.3)
+    narrow = performance_row(10, 0.6, half_width=0.02)
+    assert only(evaluate(rule, performance=[*reference, wide])).condition == OK
+    result = only(evaluate(rule, performance=[*reference, narrow]))
+    assert result.condition == FIRING
+    se = 0.04 / (2 * stats.norm.ppf(0.975))  # the cell's, and the mean of 7 equal windows' se / √7
+    assert result.latest.p_value == pytest.approx(
+        stats.norm.cdf((0.6 - 0.8) / math.hypot(se, se / math.sqrt(7)))
+    )
+
+
+def test_effect_floor_on_a_threshold_rule():
+    rule = AlertRule(name="ece", signal="calibration.ece", warn=0.01, min_effect=0.05)
+    assert only(evaluate(rule, calibration=[calibration_row(10, ece=0.03)])).condition == OK
+    assert only(evaluate(rule, calibration=[calibration_row(10, ece=0.06)])).condition == FIRING
+
+
+def test_old_evidence_is_stale_and_resolves():
+    rule = AlertRule(name="drift", signal="drift.psi", warn=0.1, where={"segment": "country"})
+    gone = [drift_row(10, 0.5, segment="country", segment_value="IN")]
+    alive = [drift_row(day, 0.01, segment="country", segment_value="US") for day in range(10, 21)]
+    scope = {"feature": "amount", "segment": "country", "segment_value": "IN"}
+    recent = only(evaluate(rule, now=T0 + 17 * DAY, drift=gone + alive[:8]), **scope)
+    assert recent.condition == FIRING  # day 10 is within the last 1 + 7 windows of day 17
+    stale = only(evaluate(rule, drift=gone + alive), **scope)
+    assert stale.condition == OK and stale.run == 0
+    assert stale.latest is not None and stale.latest.note == "no window judged since 2026-01-12T00:00:00Z"

@@ -1,0 +1,171 @@
+"""Alert rules: the default set, semantic validation naming file and key, and the printed rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from triage.alerts.rules import (
+    check_rule,
+    default_rules,
+    direction,
+    effect_floor,
+    effective_rules,
+    render_rules,
+    significance_q,
+    validate_rules,
+)
+from triage.config import AlertRule, ConfigError, parse_config
+
+PATH = Path("/etc/triage/triage.toml")
+
+MODEL = """
+[[model]]
+name = "fraud"
+predictions = "logs/*.parquet"
+{extra}
+
+[model.columns]
+id = "request_id"
+timestamp = "ts"
+score = "score"
+{columns}
+"""
+
+
+def config(alerts: str = "", extra: str = "", columns: str = ""):
+    return parse_config(MODEL.format(extra=extra, columns=columns) + alerts, PATH)
+
+
+FULL = (
+    'labels = "labels/*.jsonl"',
+    'label = "is_fraud"\nlatency_ms = "lat"\nerror = "err"\nfallback = "fb"\ncost = "usd"\nroute = "route"',
+)
+
+
+def test_defaults_follow_the_logged_signals():
+    bare = config().models[0]
+    assert not bare.alerts_configured
+    names = [rule.name for rule in effective_rules(bare)]
+    assert names == ["feature-drift", "score-drift", "missing-rate", "unseen-categories", "decision-rate"]
+    full = config(extra=FULL[0], columns=FULL[1]).models[0]
+    assert [rule.name for rule in effective_rules(full)] == [
+        *names,
+        "calibration-ece",
+        "precision-drop",
+        "recall-drop",
+        "latency-p95",
+        "error-rate",
+        "fallback-rate",
+        "cost-per-1k",
+    ]
+    for rule in effective_rules(full):
+        assert check_rule(rule) is None, rule.name
+    routes = {rule.name: rule.where for rule in effective_rules(full)}
+    assert routes["latency-p95"] == {"version": "*", "route": "*"}
+
+
+def test_configured_rules_replace_the_defaults_and_an_empty_list_means_none():
+    one = config('[[model.alert]]\nname = "psi"\nsignal = "drift.psi"\nwarn = 0.2\n').models[0]
+    assert [rule.name for rule in effective_rules(one)] == ["psi"]
+    none = parse_config(MODEL.format(extra="alert = []", columns=""), PATH).models[0]
+    assert none.alerts_configured and effective_rules(none) == ()
+
+
+def test_rendered_rules_parse_back_to_the_same_rules():
+    model = config(extra=FULL[0], columns=FULL[1]).models[0]
+    text = render_rules(model)
+    assert text.startswith("# model fraud: 12 rule(s), the defaults")
+    assert '# direction = "below"  (inferred)' in text
+    reparsed = config(text, extra=FULL[0], columns=FULL[1]).models[0]
+    assert reparsed.alerts == default_rules(model)
+
+
+def test_inferred_settings():
+    psi = AlertRule(name="a", signal="drift.psi", warn=0.1)
+    assert direction(psi) == "above"
+    assert direction(AlertRule(name="a", signal="performance.auroc", warn=0.7)) == "below"
+    assert (
+        direction(
+            AlertRule(name="a", signal="operations.cost_per_1k", baseline="reference", warn_change=-0.3)
+        )
+        == "below"
+    )
+    ks = AlertRule(name="a", signal="drift.ks_p")
+    assert direction(ks) == "below"
+    assert significance_q(ks) == 0.05 and significance_q(psi) is None
+    assert effect_floor(ks) == ("wasserstein_norm", 0.1)
+    assert effect_floor(AlertRule(name="a", signal="drift.chi2_p", effect="js", min_effect=0.2)) == (
+        "js",
+        0.2,
+    )
+    assert effect_floor(AlertRule(name="a", signal="calibration.ece", warn=0.1, min_effect=0.05)) == (
+        "ece",
+        0.05,
+    )
+
+
+@pytest.mark.parametrize(
+    ("rule", "key", "message"),
+    [
+        ('signal = "latency.p95"\nwarn = 1', "signal", "expected a table of drift"),
+        ('signal = "drift.psx"\nwarn = 1', "signal", "drift has no numeric field 'psx'"),
+        (
+            'signal = "drift.psi"\nwarn = 1\nwhere = { route = "*" }',
+            "where.route",
+            "drift rows can be filtered by",
+        ),
+        ('signal = "operations.latency_p95_ms"\nwarn = 1\nq = 0.05', "q", "significance applies to"),
+        (
+            'signal = "drift.psi"\nwarn = 1\neffect = "nope"\nmin_effect = 1',
+            "effect",
+            "no numeric field 'nope'",
+        ),
+        ('signal = "drift.psi"\nwarn = 1\neffect = "js"', "min_effect", "missing"),
+        ('signal = "drift.ks_p"\nwarn = 0.01', "warn", "a p-value signal is thresholded by q"),
+        (
+            'signal = "drift.psi"\nwarn = 1\nmin_label_coverage = 0.5',
+            "min_label_coverage",
+            "not computed from labels",
+        ),
+    ],
+)
+def test_semantic_mistakes_name_file_and_key(rule, key, message):
+    good = '[[model.alert]]\nname = "ok"\nsignal = "drift.psi"\nwarn = 1\n'
+    parsed = config(f'{good}\n[[model.alert]]\nname = "bad"\n{rule}\n')
+    with pytest.raises(ConfigError) as caught:
+        validate_rules(parsed)
+    assert caught.value.file == str(PATH)
+    assert caught.value.key == f"model[0].alert[1].{key}"
+    assert message in str(caught.value)
+
+
+def test_duplicate_rule_names():
+    rule = '[[model.alert]]\nname = "same"\nsignal = "drift.psi"\nwarn = 1\n'
+    with pytest.raises(ConfigError, match=r"model\[0\]\.alert\[1\]\.name: duplicate rule name 'same'"):
+        validate_rules(config(rule + "\n" + rule))
+
+
+@pytest.mark.parametrize(
+    ("line", "key", "message"),
+    [
+        ("q = 1.5", "q", "expected a false discovery rate in (0, 1)"),
+        ('effect = "PSI!"', "effect", "expected a field of the signal's table"),
+        ("min_effect = -1", "min_effect", "expected a number >= 0"),
+        ('direction = "sideways"', "direction", 'expected "above", "below" or "both"'),
+    ],
+)
+def test_new_keys_are_checked_by_the_config_parser(line, key, message):
+    with pytest.raises(ConfigError) as caught:
+        config(f'[[model.alert]]\nname = "a"\nsignal = "drift.psi"\nwarn = 0.1\n{line}\n')
+    assert caught.value.key == f"model[0].alert[0].{key}"
+    assert message in str(caught.value)
+
+
+def test_a_p_value_rule_needs_no_other_threshold():
+    model = config('[[model.alert]]\nname = "ks"\nsignal = "drift.ks_p"\nq = 0.01\n').models[0]
+    assert model.alerts[0].q == 0.01
+    validate_rules(config('[[model.alert]]\nname = "ks"\nsignal = "drift.ks_p"\nq = 0.01\n'))
+    with pytest.raises(ConfigError, match="a rule needs warn/critical"):
+        config('[[model.alert]]\nname = "psi"\nsignal = "drift.psi"\n')

@@ -1,0 +1,335 @@
+"""`triage check`: the JSON document's shape, as-of semantics, the text summary and the error exits,
+on a store built by `triage ingest` from logs written here."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from tests.metrics_store import generate
+from triage.cli import main
+
+CELL_FIELDS = [
+    "window_start",
+    "window_end",
+    "version",
+    "segment",
+    "segment_value",
+    "n",
+    "enough_data",
+    "note",
+]
+# The fields issue 3 names for each table (the JSON contract).
+TABLE_FIELDS = {
+    "drift": [
+        "feature",
+        "kind",
+        "n_reference",
+        "psi",
+        "js",
+        "ks_d",
+        "ks_p",
+        "chi2",
+        "chi2_p",
+        "wasserstein",
+        "wasserstein_norm",
+    ],
+    "data_quality": [
+        "feature",
+        "kind",
+        "missing_rate",
+        "missing_rate_reference",
+        "unseen_share",
+        "out_of_range_share",
+    ],
+    "calibration": [
+        "n_labeled",
+        "ece",
+        "ece_equal_mass",
+        "mce",
+        "brier",
+        "log_loss",
+        "decision_rate",
+        "reliability",
+    ],
+    "performance": [
+        "n_labeled",
+        "label_coverage",
+        "label_lag_p50_s",
+        "label_lag_p95_s",
+        "precision",
+        "recall",
+        "f1",
+        "fpr",
+        "fnr",
+        "accuracy",
+        "auroc",
+        "average_precision",
+        "expected_cost",
+        "precision_ci_low",
+        "precision_ci_high",
+        "recall_ci_low",
+        "recall_ci_high",
+        "fpr_ci_low",
+        "fpr_ci_high",
+        "fnr_ci_low",
+        "fnr_ci_high",
+        "accuracy_ci_low",
+        "accuracy_ci_high",
+        "auroc_ci_low",
+        "auroc_ci_high",
+        "expected_cost_ci_low",
+        "expected_cost_ci_high",
+    ],
+    "operations": [
+        "route",
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "latency_p99_ms",
+        "error_rate",
+        "fallback_rate",
+        "cost_per_1k",
+        "tokens_per_request",
+    ],
+}
+
+CONFIG = """
+[store]
+path = "store.duckdb"
+
+[[model]]
+name = "fraud"
+predictions = "logs/predictions.jsonl"
+labels = "logs/labels.jsonl"
+window = "1d"
+min_samples = 20
+
+[model.columns]
+id = "id"
+timestamp = "ts"
+score = "score"
+version = "version"
+latency_ms = "latency_ms"
+cost = "cost"
+tokens = "tokens"
+error = "error"
+fallback = "fallback"
+route = "route"
+label = "label"
+labeled_at = "labeled_at"
+
+[model.features]
+numeric = ["amount"]
+categorical = ["merchant"]
+
+[model.segments]
+columns = ["country"]
+
+[model.reference]
+start = "2026-01-05"
+end = "2026-01-06"
+
+[model.costs]
+false_positive = 5.0
+false_negative = 120.0
+"""
+
+
+def _iso(value: np.datetime64) -> str:
+    return str(value.astype("datetime64[us]")) + "Z"
+
+
+def _number(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """A config and its store, ingested with `triage ingest` from generated JSON Lines logs."""
+    folder = tmp_path_factory.mktemp("check")
+    data = generate(1500, seed=21, days=3)
+    rng = np.random.default_rng(4)
+    amount = rng.gamma(2.0, 50.0, len(data.ids)) * np.where(data.ts > np.datetime64("2026-01-07"), 3.0, 1.0)
+    merchant = rng.choice(np.array(["shop", "travel", "games"]), len(data.ids))
+    logs = folder / "logs"
+    logs.mkdir()
+    with open(logs / "predictions.jsonl", "w", encoding="utf-8") as handle:
+        for i in range(len(data.ids)):
+            row = {
+                "id": str(data.ids[i]),
+                "ts": _iso(data.ts[i]),
+                "score": float(data.score[i]),
+                "version": str(data.version[i]),
+                "latency_ms": _number(data.latency[i]),
+                "cost": _number(data.cost[i]),
+                "tokens": _number(data.tokens[i]),
+                "error": bool(data.error[i]),
+                "fallback": bool(data.fallback[i]),
+                "route": str(data.route[i]),
+                "country": str(data.segments["country"][i]),
+                "amount": float(amount[i]),
+                "merchant": str(merchant[i]),
+            }
+            handle.write(json.dumps(row) + "\n")
+    with open(logs / "labels.jsonl", "w", encoding="utf-8") as handle:
+        for i in range(len(data.label_ids)):
+            row = {
+                "id": str(data.label_ids[i]),
+                "label": int(data.label[i]),
+                "labeled_at": _iso(data.labeled_at[i]),
+            }
+            handle.write(json.dumps(row) + "\n")
+    config = folder / "triage.toml"
+    config.write_text(CONFIG, encoding="utf-8")
+    assert main(["--config", str(config), "ingest"]) == 0
+    return config, data
+
+
+def run(capsys: pytest.CaptureFixture[str], config: Path, *args: str) -> tuple[int, str, str]:
+    status = main(["--config", str(config), "check", *args])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def check_json(capsys: pytest.CaptureFixture[str], config: Path, *args: str) -> dict[str, Any]:
+    status, out, err = run(capsys, config, "--json", *args)
+    assert status in (0, 1, 2), err
+
+    def no_constants(name: str) -> None:
+        raise AssertionError(f"{name} in the JSON document")
+
+    return json.loads(out, parse_constant=no_constants)
+
+
+def test_json_document_shape(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    config, _ = store
+    at = "2026-01-07T18:00:00Z"
+    document = check_json(capsys, config, "--at", at)
+    assert {"generated_at", "as_of", "models"} <= set(document)
+    assert document["as_of"] == at
+    (model,) = document["models"]
+    assert model["name"] == "fraud"
+    assert {"reference", "windows", *TABLE_FIELDS} <= set(model)
+    reference = model["reference"]
+    assert reference["kind"] == "range" and reference["n"] > 0
+    assert reference["start"] == "2026-01-05T00:00:00Z" and reference["end"] == "2026-01-06T00:00:00Z"
+    assert [w["window_start"] for w in model["windows"]] == [f"2026-01-0{d}T00:00:00Z" for d in (5, 6, 7)]
+    for table, fields in TABLE_FIELDS.items():
+        rows = model[table]
+        assert rows, table
+        for row in rows:
+            assert {*CELL_FIELDS, *fields} <= set(row), (table, {*CELL_FIELDS, *fields} - set(row))
+            assert row["segment"] in (None, "country")
+            assert (row["segment"] is None) == (row["segment_value"] is None)
+            assert row["version"] in (None, "v1", "v2")
+            assert row["window_start"] < row["window_end"] and row["window_start"].endswith("Z")
+            if not row["enough_data"]:
+                assert row["note"]
+    for row in model["drift"]:
+        if row["kind"] == "numeric":
+            assert row["chi2"] is None and row["chi2_p"] is None
+        else:
+            assert row["ks_d"] is None and row["wasserstein"] is None
+    for table in ("calibration", "performance", "operations"):
+        assert model["reference"][table], table
+        assert all(r["window_start"] < "2026-01-06" for r in model["reference"][table])
+    routes = {row["route"] for row in model["operations"]}
+    assert routes == {None, "primary", "canary"}
+
+
+def test_json_values_match_sklearn_and_as_of(
+    store: tuple[Path, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, data = store
+    at = datetime(2026, 1, 7, 12, tzinfo=UTC)
+    document = check_json(capsys, config, "--at", at.isoformat())
+    rows = document["models"][0]["performance"]
+    day = next(
+        r
+        for r in rows
+        if r["window_start"] == "2026-01-06T00:00:00Z" and r["version"] is None and r["segment"] is None
+    )
+    # The raw rows of that window and the labels that had arrived by `at`.
+    start = np.datetime64("2026-01-06T00:00:00", "us")
+    mask = (data.ts >= start) & (data.ts < start + np.timedelta64(1, "D"))
+    cut = np.datetime64(at.replace(tzinfo=None), "us")
+    labels: dict[str, float] = {}
+    for i in np.argsort(data.labeled_at, kind="stable"):
+        if data.labeled_at[i] <= cut:
+            labels[str(data.label_ids[i])] = float(data.label[i])
+    has = np.array([str(i) in labels for i in data.ids[mask]])
+    y = np.array([labels[str(i)] for i in data.ids[mask][has]]) > 0
+    assert day["n"] == mask.sum() and day["n_labeled"] == has.sum()
+    assert day["auroc"] == pytest.approx(roc_auc_score(y, data.score[mask][has]), abs=1e-9)
+    # A day later more labels (and corrections) have arrived: the same window changes.
+    later = check_json(capsys, config, "--at", (at + timedelta(days=1)).isoformat())
+    same = next(
+        r
+        for r in later["models"][0]["performance"]
+        if r["window_start"] == day["window_start"] and r["version"] is None and r["segment"] is None
+    )
+    assert same["n"] == day["n"] and same["n_labeled"] > day["n_labeled"]
+
+
+def test_options_last_slice_window(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    config, _ = store
+    document = check_json(capsys, config, "--at", "2026-01-07T18:00Z", "--last", "1", "--slice", "merchant")
+    model = document["models"][0]
+    assert [w["window_start"] for w in model["windows"]] == ["2026-01-07T00:00:00Z"]
+    assert {r["segment"] for r in model["calibration"]} == {None, "merchant"}
+    weekly = check_json(capsys, config, "--at", "2026-01-07T18:00Z", "--window", "1w", "--model", "fraud")
+    assert [w["window_start"] for w in weekly["models"][0]["windows"]] == ["2026-01-05T00:00:00Z"]
+    monthly = check_json(capsys, config, "--at", "2026-01-07T18:00Z", "--window", "1mo")
+    (window,) = monthly["models"][0]["windows"]
+    assert (window["window_start"], window["window_end"]) == ("2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z")
+
+
+def test_text_summary(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    config, _ = store
+    status, out, _ = run(capsys, config, "--at", "2026-01-07T18:00Z")
+    assert status in (0, 1, 2)
+    for heading in ("fraud:", "Drift", "Calibration", "Performance", "Operations"):
+        assert heading in out
+    assert "amount" in out  # the shifted feature is among the worst drift cells
+    summary = out.split("\nAlerts")[0]  # the alerts table belongs to triage.alerts
+    assert max(len(line) for line in summary.splitlines()) <= 100
+
+
+def test_errors_exit_3(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config, _ = store
+    status, _, err = run(capsys, config, "--model", "nope")
+    assert status == 3 and "no model named 'nope'" in err
+    status, _, err = run(capsys, config, "--slice", "amount")
+    assert status == 3 and "cannot slice by 'amount'" in err and "Traceback" not in err
+    empty = tmp_path / "triage.toml"
+    empty.write_text(CONFIG, encoding="utf-8")
+    status, _, err = run(capsys, empty)
+    assert status == 3 and "triage ingest" in err
+    with pytest.raises(SystemExit) as usage:
+        main(["--config", str(config), "check", "--window", "fortnight"])
+    assert usage.value.code == 2
+
+
+def test_no_nan_anywhere(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    config, _ = store
+    document = check_json(capsys, config, "--at", "2026-01-05T00:20Z")  # 20 minutes in: tiny cells
+
+    def walk(value: Any) -> None:
+        if isinstance(value, float):
+            assert math.isfinite(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(document)
+    assert all(not r["enough_data"] for r in document["models"][0]["calibration"])

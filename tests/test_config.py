@@ -1,0 +1,196 @@
+"""Config mistakes through the CLI: one line naming the file and the key, exit status 2, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.store_support import write_jsonl, write_parquet
+from triage.cli import main
+
+GOOD = """
+[store]
+path = "triage.duckdb"
+
+[[model]]
+name = "fraud"
+predictions = "logs/predictions/*.parquet"
+labels = "logs/labels/*.jsonl"
+threshold = 0.5
+window = "1d"
+
+[model.columns]
+id = "request_id"
+timestamp = "ts"
+version = "model_version"
+score = "score"
+label = "is_fraud"
+labeled_at = "labeled_at"
+
+[model.features]
+numeric = ["amount"]
+categorical = ["payment_type"]
+
+[model.segments]
+columns = ["country"]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "triage.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def check(tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, *extra: str) -> tuple[int, str, str]:
+    path = write(tmp_path, text)
+    status = main(["--config", str(path), "config", "check", *extra])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def one_line_error(status: int, err: str, path: Path, key: str) -> str:
+    assert status == 2, err
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"triage: {path}: {key}: "), lines[0]
+    return lines[0]
+
+
+def write_logs(tmp_path: Path, score_column: str = "score") -> None:
+    write_parquet(
+        tmp_path / "logs" / "predictions" / "day1.parquet",
+        f"SELECT 'r' || i AS request_id, '2026-01-01 00:00:00' AS ts, 'v1' AS model_version, "
+        f"0.5 AS {score_column}, i * 2.0 AS amount, 'card' AS payment_type, 'FR' AS country "
+        "FROM range(3) t(i)",
+    )
+    write_jsonl(
+        tmp_path / "logs" / "labels" / "l.jsonl",
+        [{"request_id": "r0", "is_fraud": 1, "labeled_at": "2026-01-02T00:00:00Z"}],
+    )
+
+
+@pytest.mark.parametrize(
+    ("mistake", "key", "expected"),
+    [
+        (("threshold = 0.5", "treshold = 0.5"), "model[0].treshold", "unknown key (expected one of: "),
+        (('id = "request_id"', 'idd = "request_id"'), "model[0].columns.id", "missing; expected a string"),
+        (('timestamp = "ts"\n', ""), "model[0].columns.timestamp", "missing; expected a string"),
+        (('window = "1d"', 'window = "1day"'), "model[0].window", "expected a window like 1h, 6h, 1d"),
+        (("threshold = 0.5", "threshold = 5"), "model[0].threshold", "expected a score threshold in [0, 1]"),
+        (('score = "score"', "score = 3"), "model[0].columns.score", "expected a string, got an integer"),
+        (("[store]", "[stor]"), "stor", "unknown key (expected one of: "),
+        (
+            ('[model.segments]\ncolumns = ["country"]', '[model.segments]\ncolumn = ["country"]'),
+            "model[0].segments.column",
+            "unknown key",
+        ),
+        (('labels = "logs/labels/*.jsonl"\n', ""), "model[0].labels", "missing; columns.label is set"),
+        (
+            ('numeric = ["amount"]', 'numeric = ["amount", "country", 3]'),
+            "model[0].features.numeric",
+            "expected a list of column names",
+        ),
+    ],
+)
+def test_a_mistake_is_one_line_naming_file_and_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mistake: tuple[str, str], key: str, expected: str
+) -> None:
+    text = GOOD.replace(*mistake)
+    assert text != GOOD
+    status, out, err = check(tmp_path, capsys, text)
+    line = one_line_error(status, err, tmp_path / "triage.toml", key)
+    assert expected in line
+    assert out == ""
+
+
+def test_reference_must_be_one_kind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = GOOD + '\n[model.reference]\nstart = "2026-01-01"\nfiles = "train/*.parquet"\n'
+    status, _, err = check(tmp_path, capsys, text, "--no-logs")
+    assert "expected one of start/end, files or version+days" in one_line_error(
+        status, err, tmp_path / "triage.toml", "model[0].reference"
+    )
+
+
+def test_invalid_toml_and_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = check(tmp_path, capsys, "[[model]\nname = 1")
+    assert status == 2 and "not valid TOML" in err and len(err.splitlines()) == 1
+    status = main(["--config", str(tmp_path / "absent.toml"), "config", "check"])
+    err = capsys.readouterr().err
+    assert status == 2 and "config file not found" in err and len(err.splitlines()) == 1
+
+
+def test_config_from_environment(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
+    write_logs(tmp_path)
+    monkeypatch.setenv("TRIAGE_CONFIG", str(write(tmp_path, GOOD)))
+    assert main(["config", "check"]) == 0
+    assert capsys.readouterr().out.strip().endswith("ok (1 model(s): fraud; 0 target(s))")
+
+
+def test_check_without_logs_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = check(tmp_path, capsys, GOOD, "--no-logs")
+    assert (status, err) == (0, "")
+    assert "ok (1 model(s): fraud" in out
+
+
+def test_check_against_the_logs_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_logs(tmp_path)
+    status, out, err = check(tmp_path, capsys, GOOD)
+    assert (status, err) == (0, "")
+    assert out.strip() == f"{tmp_path / 'triage.toml'}: ok (1 model(s): fraud; 0 target(s))"
+
+
+def test_a_column_missing_from_the_logs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_logs(tmp_path, score_column="proba")
+    status, _, err = check(tmp_path, capsys, GOOD)
+    line = one_line_error(status, err, tmp_path / "triage.toml", "model[0].columns.score")
+    assert "expected a column 'score' in logs/predictions/day1.parquet (it has: request_id, ts, " in line
+    assert "proba" in line
+
+
+def test_a_feature_or_label_column_missing_from_the_logs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_logs(tmp_path)
+    status, _, err = check(
+        tmp_path, capsys, GOOD.replace('categorical = ["payment_type"]', 'categorical = ["pay"]')
+    )
+    line = one_line_error(status, err, tmp_path / "triage.toml", "model[0].features.categorical")
+    assert "expected a column 'pay' in logs/predictions/day1.parquet" in line
+
+    status, _, err = check(tmp_path, capsys, GOOD.replace('label = "is_fraud"', 'label = "fraud"'))
+    line = one_line_error(status, err, tmp_path / "triage.toml", "model[0].columns.label")
+    assert "expected a column 'fraud' in the first MiB of logs/labels/l.jsonl" in line
+
+
+def test_predictions_that_match_nothing_or_cannot_be_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _, err = check(tmp_path, capsys, GOOD)
+    line = one_line_error(status, err, tmp_path / "triage.toml", "model[0].predictions")
+    assert "expected readable log files matching 'logs/predictions/*.parquet'; none found" in line
+
+    broken = tmp_path / "logs" / "predictions" / "broken.parquet"
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"PAR1 not parquet at all")
+    status, _, err = check(tmp_path, capsys, GOOD)
+    line = one_line_error(status, err, tmp_path / "triage.toml", "model[0].predictions")
+    assert "expected a readable parquet file" in line and "broken.parquet" in line
+
+
+def test_labels_not_arrived_yet_is_a_note(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_logs(tmp_path)
+    (tmp_path / "logs" / "labels" / "l.jsonl").unlink()
+    status, out, err = check(tmp_path, capsys, GOOD)
+    assert (status, err) == (0, "")
+    assert "note: model[0].labels: no files match 'logs/labels/*.jsonl' yet" in out
+
+
+def test_label_id_names_the_label_logs_id_column(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_logs(tmp_path)
+    text = GOOD.replace('labeled_at = "labeled_at"', 'labeled_at = "labeled_at"\nlabel_id = "txn"')
+    status, _, err = check(tmp_path, capsys, text)
+    line = one_line_error(status, err, tmp_path / "triage.toml", "model[0].columns.label_id")
+    assert "expected a column 'txn'" in line

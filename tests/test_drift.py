@@ -1,0 +1,488 @@
+"""Drift statistics against scipy / numpy on the raw values of the same cell.
+
+The canonical store tables are built directly from numpy arrays (the store is another part), and
+every statistic triage reports for a cell is recomputed from that cell's raw values: PSI from the
+definition with np.quantile and independent binning, JS with scipy's jensenshannon, KS with
+ks_2samp(method="asymp"), chi-square with chi2_contingency, Wasserstein with wasserstein_distance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+
+from triage.config import Columns, ModelConfig, Reference, Window
+from triage.metrics import drift
+from triage.metrics.drift import compute_drift
+from triage.metrics.frame import MISSING_SEGMENT, Scope
+from triage.metrics.profile import SCORE_FEATURE, ensure_profile
+from triage.metrics.results import DriftRow
+from triage.store.schema import predictions_table, reference_table
+
+T0 = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
+CANONICAL = (
+    ("_id", "VARCHAR"),
+    ("_ts", "TIMESTAMP"),
+    ("_version", "VARCHAR"),
+    ("_score", "DOUBLE"),
+    ("_decision", "BOOLEAN"),
+    ("_latency_ms", "DOUBLE"),
+    ("_cost", "DOUBLE"),
+    ("_tokens", "DOUBLE"),
+    ("_error", "BOOLEAN"),
+    ("_fallback", "BOOLEAN"),
+    ("_route", "VARCHAR"),
+)
+
+
+@dataclass
+class Rows:
+    """Raw columns of a predictions (or reference) table: NaN / None are missing values."""
+
+    ts: np.ndarray  # datetime64[us], naive UTC
+    version: np.ndarray
+    score: np.ndarray
+    segments: dict[str, np.ndarray] = field(default_factory=dict)
+    numeric: dict[str, np.ndarray] = field(default_factory=dict)
+    categorical: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+def rows(
+    n: int,
+    rng: np.random.Generator,
+    start: datetime = T0,
+    days: int = 2,
+    numeric: dict[str, np.ndarray] | None = None,
+    categorical: dict[str, np.ndarray] | None = None,
+    segments: dict[str, np.ndarray] | None = None,
+    versions: tuple[str, ...] = ("v1", "v2"),
+) -> Rows:
+    """n rows spread over `days` days from `start`, with the given columns."""
+    base = np.datetime64(start.replace(tzinfo=None), "us")
+    ts = base + (rng.random(n) * days * 86_400e6).astype("timedelta64[us]")
+    return Rows(
+        ts=ts,
+        version=rng.choice(np.array(versions), n),
+        score=np.round(rng.beta(2, 3, n), 3),
+        segments=segments or {},
+        numeric=numeric or {},
+        categorical=categorical or {},
+    )
+
+
+def write_table(con: duckdb.DuckDBPyConnection, table: str, data: Rows, segments: tuple[str, ...]) -> None:
+    """A canonical table (schema.py) holding `data`; NaN → NULL for doubles (inf kept)."""
+    n = len(data)
+    columns: dict[str, np.ndarray] = {
+        "_id": np.array([f"{table}-{i}" for i in range(n)]),
+        "_ts": data.ts,
+        "_version": data.version,
+        "_score": data.score,
+    }
+    con.register("_src", {**columns, **{f"_n_{k}": v for k, v in data.numeric.items()}})
+    con.register(
+        "_cat",
+        {f"_c_{k}": np.array(v, dtype=object) for k, v in {**data.segments, **data.categorical}.items()}
+        or {"_none": np.zeros(n)},
+    )
+    select = ["_id::VARCHAR", "_ts::TIMESTAMP", "_version::VARCHAR", "_score::DOUBLE", "_score >= 0.5"]
+    select += ["NULL::DOUBLE", "NULL::DOUBLE", "NULL::DOUBLE", "false", "false", "NULL::VARCHAR"]
+    names = [name for name, _ in CANONICAL]
+    for name in segments:
+        select.append(f'c."_c_{name}"::VARCHAR')
+        names.append(name)
+    for name in data.numeric:
+        select.append(f'CASE WHEN isnan(s."_n_{name}") THEN NULL ELSE s."_n_{name}" END::DOUBLE')
+        names.append(name)
+    for name in data.categorical:
+        select.append(f'c."_c_{name}"::VARCHAR')
+        names.append(name)
+    select += ["1::INTEGER", "s.rn::BIGINT"]
+    names += ["_file_id", "_row"]
+    body = ", ".join(f'{expr} AS "{name}"' for expr, name in zip(select, names, strict=True))
+    con.execute(
+        f"""CREATE OR REPLACE TABLE {table} AS SELECT {body}
+        FROM (SELECT *, row_number() OVER () AS rn FROM _src) s
+        POSITIONAL JOIN _cat c"""
+    )
+    con.unregister("_src")
+    con.unregister("_cat")
+
+
+FILE_REFERENCE = Reference(files="reference.parquet")
+
+
+def model_config(
+    name: str = "m",
+    numeric: tuple[str, ...] = (),
+    categorical: tuple[str, ...] = (),
+    segments: tuple[str, ...] = (),
+    min_samples: int = 1,
+    reference: Reference = FILE_REFERENCE,
+) -> ModelConfig:
+    return ModelConfig(
+        name=name,
+        predictions="unused",
+        columns=Columns(id="id", timestamp="ts", score="score", version="version"),
+        window=Window(1, "d"),
+        numeric=numeric,
+        categorical=categorical,
+        features_inferred=not numeric and not categorical,
+        segments=segments,
+        min_samples=min_samples,
+        reference=reference,
+    )
+
+
+def store(model: ModelConfig, window: Rows, reference: Rows) -> duckdb.DuckDBPyConnection:
+    """An in-memory store with the model's predictions and file-set reference."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    write_table(con, predictions_table(model.name), window, model.segments)
+    write_table(con, reference_table(model.name), reference, model.segments)
+    return con
+
+
+def scope_of(model: ModelConfig, days: int = 2) -> Scope:
+    return Scope.of(model, as_of=T0 + timedelta(days=days) - timedelta(microseconds=1))
+
+
+def cell_values(data: Rows, row: DriftRow, feature: str) -> np.ndarray:
+    """The present values of `feature` in the reference slice of `row` (pass the reference rows)."""
+    return _values(data, feature, _slice_mask(data, row))
+
+
+def window_values(data: Rows, row: DriftRow, feature: str) -> np.ndarray:
+    """The present values of `feature` in the cell of `row` (pass the window rows)."""
+    start = np.datetime64(row.window_start.replace(tzinfo=None), "us")
+    end = np.datetime64(row.window_end.replace(tzinfo=None), "us")
+    mask = (data.ts >= start) & (data.ts < end) & _slice_mask(data, row)
+    if row.version is not None:
+        mask &= data.version == row.version
+    return _values(data, feature, mask)
+
+
+def _slice_mask(data: Rows, row: DriftRow) -> np.ndarray:
+    if row.segment is None:
+        return np.ones(len(data), dtype=bool)
+    values = np.array([MISSING_SEGMENT if v is None else v for v in data.segments[row.segment]])
+    return values == row.segment_value
+
+
+def _values(data: Rows, feature: str, mask: np.ndarray) -> np.ndarray:
+    if feature == SCORE_FEATURE:
+        return data.score[mask]
+    if feature in data.numeric:
+        values = data.numeric[feature]
+        return values[mask & np.isfinite(values)]
+    values = data.categorical[feature]
+    present = np.array([v is not None for v in values], dtype=bool)
+    return values[mask & present]
+
+
+def expected_psi_bins(window: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bin counts from the definition: np.quantile edges, deduplicated, left-closed, open ends."""
+    edges = np.unique(np.quantile(reference, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]))
+
+    def count(values: np.ndarray) -> np.ndarray:
+        index = np.searchsorted(edges, values, side="right")  # the number of edges <= value
+        return np.bincount(index, minlength=len(edges) + 1)
+
+    return count(window), count(reference)
+
+
+def expected_psi(a_counts: np.ndarray, e_counts: np.ndarray) -> float:
+    a = np.maximum(a_counts / a_counts.sum(), 1e-4)
+    e = np.maximum(e_counts / e_counts.sum(), 1e-4)
+    return float(sum((ai - ei) * np.log(ai / ei) for ai, ei in zip(a, e, strict=True)))
+
+
+def check_numeric(row: DriftRow, window: np.ndarray, reference: np.ndarray) -> None:
+    """Every numeric statistic of `row` equals scipy / numpy on the raw values."""
+    assert row.n == len(window) and row.n_reference == len(reference)
+    assert row.ks_d == pytest.approx(stats.ks_2samp(reference, window, method="asymp").statistic, abs=1e-12)
+    p = stats.ks_2samp(reference, window, method="asymp").pvalue
+    if np.isnan(p):  # one value on each side: scipy's NaN is reported as None, with a note
+        assert row.ks_p is None and row.note
+    else:
+        assert row.ks_p == pytest.approx(p, rel=1e-6, abs=1e-300)
+    w = stats.wasserstein_distance(reference, window)
+    assert row.wasserstein == pytest.approx(w, abs=1e-9, rel=1e-12)
+    assert row.wasserstein_norm == pytest.approx(w / max(np.std(reference), 0.001), abs=1e-9, rel=1e-12)
+    a, e = expected_psi_bins(window, reference)
+    assert row.psi == pytest.approx(expected_psi(a, e), abs=1e-9)
+    assert row.js == pytest.approx(jensenshannon(a, e, base=2), abs=1e-9)
+    assert row.chi2 is None and row.chi2_p is None
+
+
+def check_categorical(row: DriftRow, window: np.ndarray, reference: np.ndarray) -> None:
+    """Every categorical statistic of `row` equals scipy / numpy on the raw values."""
+    names = sorted(set(window) | set(reference))
+    a = np.array([np.sum(window == c) for c in names])
+    e = np.array([np.sum(reference == c) for c in names])
+    assert row.n == len(window) and row.n_reference == len(reference)
+    table = np.array([e, a])
+    result = stats.chi2_contingency(table[:, table.sum(axis=0) > 0])
+    assert row.chi2 == pytest.approx(result.statistic, abs=1e-9)
+    assert row.chi2_p == pytest.approx(result.pvalue, rel=1e-6, abs=1e-300)
+    assert row.psi == pytest.approx(expected_psi(a, e), abs=1e-9)
+    assert row.js == pytest.approx(jensenshannon(a, e, base=2), abs=1e-9)
+    assert row.ks_d is None and row.wasserstein is None
+
+
+def check_all(result: list[DriftRow], window: Rows, reference: Rows, min_samples: int = 1) -> int:
+    """Check every cell with enough data against scipy; return how many were checked."""
+    checked = 0
+    for row in result:
+        stats_ = (
+            row.psi,
+            row.js,
+            row.ks_d,
+            row.ks_p,
+            row.chi2,
+            row.chi2_p,
+            row.wasserstein,
+            row.wasserstein_norm,
+        )
+        assert all(v is None or np.isfinite(v) for v in stats_), row
+        w = window_values(window, row, row.feature)
+        r = cell_values(reference, row, row.feature)
+        assert row.n == len(w) and row.n_reference == len(r), row
+        if len(w) < min_samples or len(r) < min_samples:
+            assert not row.enough_data and row.note and all(v is None for v in stats_), row
+            continue
+        assert row.enough_data and (row.note is None or row.ks_p is None), row
+        if row.kind == "numeric":
+            check_numeric(row, w.astype(float), r.astype(float))
+        else:
+            check_categorical(row, w, r)
+        checked += 1
+    return checked
+
+
+def test_generated_data_matches_scipy_in_every_cell() -> None:
+    rng = np.random.default_rng(7)
+
+    def make(n: int, shift: float) -> Rows:
+        x = rng.normal(shift, 1.0, n)
+        x[rng.random(n) < 0.05] = np.nan
+        x[rng.random(n) < 0.01] = np.inf
+        country = rng.choice(np.array(["US", "DE", "FR"], dtype=object), n, p=[0.5, 0.3, 0.2])
+        country[rng.random(n) < 0.03] = None
+        colour = rng.choice(
+            np.array(["red", "green", "blue", "cyan"], dtype=object), n, p=[0.4, 0.3, 0.2, 0.1]
+        )
+        colour[rng.random(n) < 0.05] = None
+        return rows(
+            n,
+            rng,
+            numeric={"x": x, "ties": rng.integers(0, 6, n).astype(float), "heavy": rng.lognormal(0, 2, n)},
+            categorical={"colour": colour},
+            segments={"country": country},
+        )
+
+    window, reference = make(1500, 0.3), make(2000, 0.0)
+    model = model_config(segments=("country",), min_samples=30)
+    con = store(model, window, reference)
+    result = compute_drift(con, scope_of(model))
+    assert {r.feature for r in result} == {"x", "ties", "heavy", "colour", SCORE_FEATURE}
+    assert {r.segment_value for r in result} == {None, "US", "DE", "FR", MISSING_SEGMENT}
+    assert check_all(result, window, reference, 30) > 100
+    # The panels' cheap histograms are the same bin counts.
+    profile = ensure_profile(con, model, model.segments)
+    x = next(f for f in profile.features if f.name == "x")
+    cells = drift.numeric_cells(con, scope_of(model), profile, x, by_version=True)
+    histograms = drift.numeric_histograms(con, scope_of(model), profile, x)
+    assert {key: cell.bins for key, cell in cells.items()} == {key: histograms[key] for key in cells}
+
+
+values_pool = st.sampled_from([-3.0, -0.5, 0.0, 0.0, 0.25, 1.0, 1.0, 2.5, 7.0])
+finite = st.floats(-50, 50, allow_nan=False).map(lambda v: round(v, 3))
+numbers = st.lists(st.one_of(values_pool, finite, st.just(float("nan"))), min_size=0, max_size=40)
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # scipy's own 1-vs-1 KS p-value
+@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    window=numbers,
+    reference=st.lists(st.one_of(values_pool, finite, st.just(float("nan"))), min_size=1, max_size=50),
+    constant=st.sampled_from([None, "window", "reference", "both"]),
+    seed=st.integers(0, 2**16),
+)
+def test_numeric_statistics_match_scipy_on_random_inputs(
+    window: list[float], reference: list[float], constant: str | None, seed: int
+) -> None:
+    """Ties, constant columns, all-missing columns, one-row slices and per-slice references."""
+    rng = np.random.default_rng(seed)
+    w, r = np.array([*window, 1.0]), np.array(reference)
+    if constant in ("window", "both"):
+        w[np.isfinite(w)] = 1.0
+    if constant in ("reference", "both"):
+        r[np.isfinite(r)] = 1.0
+    segment = np.array(["a", "b", None], dtype=object)
+    window_rows = rows(len(w), rng, days=1, numeric={"x": w}, segments={"s": rng.choice(segment, len(w))})
+    reference_rows = rows(len(r), rng, days=1, numeric={"x": r}, segments={"s": rng.choice(segment, len(r))})
+    model = model_config(segments=("s",))
+    result = compute_drift(store(model, window_rows, reference_rows), scope_of(model, days=1))
+    check_all(result, window_rows, reference_rows)
+
+
+labels = st.sampled_from(["a", "b", "c", "d", "e"])
+
+
+@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    window=st.lists(st.one_of(labels, st.just("new"), st.none()), min_size=0, max_size=40),
+    reference=st.lists(st.one_of(labels, st.none()), min_size=1, max_size=40),
+    seed=st.integers(0, 2**16),
+)
+def test_categorical_statistics_match_scipy_on_random_inputs(
+    window: list[str | None], reference: list[str | None], seed: int
+) -> None:
+    """Unseen and vanished categories, a single category, missing values, empty windows."""
+    rng = np.random.default_rng(seed)
+    w = np.array([*window, "a"], dtype=object)
+    r = np.array(reference, dtype=object)
+    window_rows = rows(len(w), rng, days=1, categorical={"c": w}, versions=("v1",))
+    reference_rows = rows(len(r), rng, days=1, categorical={"c": r}, versions=("v1",))
+    model = model_config()
+    result = compute_drift(store(model, window_rows, reference_rows), scope_of(model, days=1))
+    assert {row.version for row in result} == {None, "v1"}
+    check_all(result, window_rows, reference_rows)
+
+
+def test_shift_in_one_segment_is_high_psi_in_that_slice_only() -> None:
+    rng = np.random.default_rng(3)
+    n = 6000
+    country = rng.choice(np.array(["US", "DE", "FR"], dtype=object), n)
+    x = rng.normal(0, 1, n)
+    shifted = x + np.where(country == "DE", 1.5, 0.0)
+    window = rows(n, rng, days=1, numeric={"x": shifted}, segments={"country": country})
+    reference = rows(n, rng, days=1, numeric={"x": rng.normal(0, 1, n)}, segments={"country": country})
+    model = model_config(segments=("country",), min_samples=200)
+    result = compute_drift(store(model, window, reference), scope_of(model, days=1))
+    by_slice = {r.segment_value: r for r in result if r.feature == "x" and r.version is None}
+    assert by_slice["DE"].psi is not None and by_slice["DE"].psi > 0.25
+    assert by_slice["DE"].ks_p is not None and by_slice["DE"].ks_p < 1e-6
+    for other in ("US", "FR"):
+        assert by_slice[other].psi is not None and by_slice[other].psi < 0.05
+        assert by_slice[other].wasserstein_norm is not None and by_slice[other].wasserstein_norm < 0.1
+    assert 0.05 < (by_slice[None].psi or 0) < by_slice["DE"].psi
+
+
+def test_small_cells_and_missing_columns_report_counts_without_statistics() -> None:
+    rng = np.random.default_rng(5)
+    n = 400
+    window = rows(
+        n,
+        rng,
+        numeric={"x": rng.normal(size=n), "gone": np.full(n, np.nan)},
+        categorical={"c": rng.choice(np.array(["a", "b"], dtype=object), n)},
+        segments={"s": np.where(np.arange(n) < 20, "rare", "common").astype(object)},
+        days=1,
+    )
+    reference = rows(
+        n,
+        rng,
+        numeric={"x": rng.normal(size=n), "gone": rng.normal(size=n)},
+        categorical={"c": np.full(n, None, dtype=object)},
+        segments={"s": np.where(np.arange(n) < 30, "rare", "common").astype(object)},
+        days=1,
+    )
+    model = model_config(segments=("s",), min_samples=50)
+    result = compute_drift(store(model, window, reference), scope_of(model, days=1))
+    rows_by = {(r.version, r.segment_value, r.feature): r for r in result}
+    rare = rows_by[(None, "rare", "x")]
+    assert (rare.n, rare.enough_data, rare.psi, rare.note) == (20, False, None, "not enough data (n < 50)")
+    gone = rows_by[(None, None, "gone")]
+    assert (gone.n, gone.n_reference, gone.enough_data, gone.ks_d) == (0, n, False, None)
+    empty_reference = rows_by[(None, None, "c")]
+    assert empty_reference.n == n and empty_reference.n_reference == 0
+    assert empty_reference.note == "no reference values for this slice" and empty_reference.chi2 is None
+    assert check_all(result, window, reference, 50) > 0
+
+
+def test_one_version_gives_the_all_versions_numbers() -> None:
+    rng = np.random.default_rng(11)
+    n = 800
+    window = rows(n, rng, numeric={"x": rng.gamma(2, 1, n)}, versions=("only",))
+    reference = rows(n, rng, numeric={"x": rng.gamma(2.2, 1, n)}, versions=("only",))
+    model = model_config()
+    result = compute_drift(store(model, window, reference), scope_of(model))
+    by_cell = {(r.window_start, r.version, r.feature): r for r in result}
+    for (start, version, feature), row in by_cell.items():
+        if version == "only":
+            everyone = by_cell[(start, None, feature)]
+            assert (row.psi, row.ks_d, row.wasserstein) == (everyone.psi, everyone.ks_d, everyone.wasserstein)
+    assert check_all(result, window, reference) == len(result)
+
+
+def test_cached_windows_are_reused_and_changed_windows_recomputed(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(13)
+    n = 600
+    window = rows(n, rng, numeric={"x": rng.normal(size=n)}, days=3)
+    reference = rows(n, rng, numeric={"x": rng.normal(size=n)}, days=1)
+    model = model_config()
+    con = store(model, window, reference)
+    scope = scope_of(model, days=3)
+    first = compute_drift(con, scope)
+    computed: list[list[datetime]] = []
+    original = drift.numeric_cells
+
+    def spy(*args: object) -> object:
+        computed.append([w for batch in args[5] for w in batch])  # type: ignore[attr-defined]
+        return original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(drift, "numeric_cells", spy)
+    assert sorted(compute_drift(con, scope), key=_order) == sorted(first, key=_order)
+    assert computed == []
+    # Rows arrive late for the second day: only that window is recomputed, and it is right.
+    late = rows(50, rng, start=T0 + timedelta(days=1), days=1, numeric={"x": rng.normal(3, 1, 50)})
+    write_table(con, "late", late, ())
+    con.execute(
+        f"INSERT INTO {predictions_table(model.name)} SELECT * REPLACE (_id || '-late' AS _id) FROM late"
+    )
+    again = compute_drift(con, scope)
+    assert computed and all(windows == [T0 + timedelta(days=1)] for windows in computed)
+    merged = Rows(
+        ts=np.concatenate([window.ts, late.ts]),
+        version=np.concatenate([window.version, late.version]),
+        score=np.concatenate([window.score, late.score]),
+        numeric={"x": np.concatenate([window.numeric["x"], late.numeric["x"]])},
+    )
+    assert check_all(again, merged, reference) == len(again)
+
+
+def _order(row: DriftRow) -> tuple[object, ...]:
+    return (row.window_start, row.version or "", row.segment or "", row.segment_value or "", row.feature)
+
+
+def test_slicing_by_a_categorical_feature() -> None:
+    """`triage check --slice COLUMN` may name a categorical feature: its values are the slices."""
+    rng = np.random.default_rng(17)
+    n = 900
+
+    def make(shift: float) -> Rows:
+        colour = rng.choice(np.array(["red", "blue"], dtype=object), n)
+        x = rng.normal(shift, 1, n) + np.where(colour == "red", 1.0, 0.0)
+        return rows(n, rng, days=1, numeric={"x": x}, categorical={"colour": colour})
+
+    window, reference = make(0.2), make(0.0)
+    model = model_config()
+    scope = Scope.of(model, as_of=T0 + timedelta(days=1) - timedelta(microseconds=1), segments=("colour",))
+    result = compute_drift(store(model, window, reference), scope)
+    assert {r.segment_value for r in result} == {None, "red", "blue"}
+    for data in (window, reference):
+        data.segments["colour"] = data.categorical["colour"]
+    assert check_all(result, window, reference) == len(result)

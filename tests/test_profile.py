@@ -1,0 +1,160 @@
+"""The reference profile: numpy-exact PSI edges, the stored ECDF, reuse, and where it is kept."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.test_drift import T0, model_config, rows, store, write_table
+from triage.config import Reference
+from triage.metrics import profile as profile_module
+from triage.metrics.profile import (
+    ECDF_TABLE,
+    PSI_QUANTILES,
+    SCORE_FEATURE,
+    ensure_profile,
+    numpy_quantiles,
+)
+from triage.store.schema import predictions_table, reference_table
+
+QUANTILES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+
+
+def test_psi_quantiles_are_numpy_linear_quantiles() -> None:
+    assert PSI_QUANTILES.tolist() == QUANTILES
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.one_of(st.floats(-1e6, 1e6, allow_nan=False), st.sampled_from([0.0, 0.1, 1.0, 3.3])),
+        min_size=1,
+        max_size=200,
+    )
+)
+def test_quantiles_from_order_statistics_equal_np_quantile_bit_for_bit(values: list[float]) -> None:
+    x = np.sort(np.array(values))
+    expected = np.quantile(x, QUANTILES)  # numpy's default method is "linear"
+    assert np.array_equal(numpy_quantiles(dict(enumerate(x.tolist())), len(x)), expected)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_stored_edges_counts_and_ecdf_match_numpy(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = [1, 2, 9, 700][seed]
+    x = np.round(rng.normal(0, 3, n), 1)  # ties, and quantiles between tied values
+    x[rng.random(n) < 0.1] = np.nan
+    segment = rng.choice(np.array(["a", "b"], dtype=object), n)
+    reference = rows(n, rng, numeric={"x": x}, segments={"s": segment})
+    model = model_config(segments=("s",))
+    window = rows(3, rng, numeric={"x": np.zeros(3)}, segments={"s": np.array(["a", "b", "a"], object)})
+    con = store(model, window, reference)
+    profile = ensure_profile(con, model)
+    for value in (None, "a", "b"):
+        in_slice = np.ones(n, dtype=bool) if value is None else segment == value
+        present = x[in_slice & np.isfinite(x)]
+        stats = profile.slice(None if value is None else "s", value)
+        if stats is None:
+            assert not in_slice.any()
+            continue
+        numeric = stats.numeric["x"]
+        assert (numeric.n, numeric.n_missing) == (len(present), int((in_slice & ~np.isfinite(x)).sum()))
+        if not len(present):
+            assert numeric.edges == () and numeric.counts == (0,)
+            continue
+        edges = np.unique(np.quantile(present, QUANTILES))
+        assert np.array_equal(numeric.edges, edges)
+        assert (
+            list(numeric.counts)
+            == np.bincount(np.searchsorted(edges, present, side="right"), minlength=len(edges) + 1).tolist()
+        )
+        assert (numeric.min, numeric.max) == (present.min(), present.max())
+        assert numeric.std == pytest.approx(np.std(present), rel=1e-12, abs=1e-15)
+        ecdf = con.execute(
+            f"SELECT value, cnt, cum, g FROM ({profile.ecdf_sql('x')}) WHERE slice_id = ? ORDER BY value",
+            [stats.slice_id],
+        ).fetchall()
+        values, counts = np.unique(present, return_counts=True)
+        assert [row[0] for row in ecdf] == values.tolist()
+        assert [row[2] for row in ecdf] == np.cumsum(counts).tolist()
+        g = [float(np.sum(v - present[present <= v])) for v in values]  # G(v) = Σ_{r ≤ v} (v − r)
+        assert [row[3] for row in ecdf] == pytest.approx(g, rel=1e-12, abs=1e-9)
+
+
+def test_profile_is_computed_once_and_again_only_when_the_reference_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(1)
+    columns = {"numeric": {"x": rng.normal(size=300)}, "categorical": {"c": np.full(300, "a", object)}}
+    reference = rows(300, rng, **columns)  # type: ignore[arg-type]
+    model = model_config()
+    con = store(model, reference, reference)
+    first = ensure_profile(con, model)
+    builds: list[str] = []
+    original = profile_module._build_part
+
+    def build_part(con: duckdb.DuckDBPyConnection, tables: str, key: str, *args: object) -> None:
+        builds.append(key)
+        original(con, tables, key, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(profile_module, "_build_part", build_part)
+    assert ensure_profile(con, model).keys == first.keys and builds == []
+    more = rows(1, rng, numeric={"x": np.array([42.0])}, categorical={"c": np.array(["b"], object)})
+    write_table(con, "more", more, ())
+    target = reference_table(model.name)
+    con.execute(f"INSERT INTO {target} SELECT * REPLACE (_id || '-more' AS _id) FROM more")
+    second = ensure_profile(con, model)
+    assert second.keys != first.keys and builds == list(second.keys)
+    everyone = second.slice(None, None)
+    assert everyone is not None and everyone.numeric["x"].max == 42.0
+    assert everyone.categorical["c"].counts == {"a": 300, "b": 1}
+    stored = {row[0] for row in con.execute(f"SELECT DISTINCT profile FROM {ECDF_TABLE}").fetchall()}
+    assert stored == set(second.keys)  # the superseded profile is gone
+
+
+def test_a_read_only_store_keeps_its_profile_in_temporary_tables(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    path = tmp_path / "store.duckdb"
+    model = model_config()
+    con = duckdb.connect(str(path))
+    write_table(con, predictions_table(model.name), rows(50, rng), ())
+    write_table(con, reference_table(model.name), rows(60, rng), ())
+    con.close()
+    reader = duckdb.connect(str(path), read_only=True)
+    profile = ensure_profile(reader, model)
+    assert profile.tables == "temp.main." and profile.slice(None, None) is not None
+    reader.close()
+    writer = duckdb.connect(str(path))
+    assert ensure_profile(writer, model).tables == "main."
+    writer.close()
+    reader = duckdb.connect(str(path), read_only=True)
+    assert ensure_profile(reader, model).tables == "main."  # written once, read by everyone
+    reader.close()
+
+
+def test_time_range_and_first_days_of_a_version_select_their_reference_rows() -> None:
+    rng = np.random.default_rng(4)
+    n = 2000
+    window = rows(n, rng, days=10, numeric={"x": rng.normal(size=n)}, versions=("v1", "v2"))
+    con = duckdb.connect()
+    model = model_config(reference=Reference(start=T0 + timedelta(days=2), end=T0 + timedelta(days=5)))
+    write_table(con, predictions_table(model.name), window, ())
+    start = np.datetime64((T0 + timedelta(days=2)).replace(tzinfo=None), "us")
+    end = np.datetime64((T0 + timedelta(days=5)).replace(tzinfo=None), "us")
+    in_range = (window.ts >= start) & (window.ts < end)
+    profile = ensure_profile(con, model, as_of=T0 + timedelta(days=10))
+    assert profile.n_rows == in_range.sum()
+    everyone = profile.slice(None, None)
+    assert everyone is not None and everyone.numeric["x"].max == window.numeric["x"][in_range].max()
+    by_version = model_config(reference=Reference(version="v2", days=3))
+    first = window.ts[window.version == "v2"].min()
+    chosen = (window.version == "v2") & (window.ts < first + np.timedelta64(3, "D"))
+    profile = ensure_profile(con, by_version, as_of=T0 + timedelta(days=10))
+    assert profile.n_rows == chosen.sum()
+    assert profile.slice(None, None).numeric[SCORE_FEATURE].n == chosen.sum()  # type: ignore[union-attr]

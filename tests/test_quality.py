@@ -1,0 +1,121 @@
+"""Data quality per cell and schema changes, against numpy on the raw rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.test_drift import Rows, model_config, rows, scope_of, store
+from triage.metrics.frame import MISSING_SEGMENT
+from triage.metrics.quality import compute_quality
+from triage.metrics.results import DataQualityRow, SchemaChange
+from triage.store.schema import QUARANTINE_TABLE
+from triage.store.tables import create_shared_tables
+
+
+def _slice(data: Rows, row: DataQualityRow) -> np.ndarray:
+    if row.segment is None:
+        return np.ones(len(data), dtype=bool)
+    values = np.array([MISSING_SEGMENT if v is None else v for v in data.segments[row.segment]])
+    return values == row.segment_value
+
+
+def _cell(data: Rows, row: DataQualityRow) -> np.ndarray:
+    start = np.datetime64(row.window_start.replace(tzinfo=None), "us")
+    end = np.datetime64(row.window_end.replace(tzinfo=None), "us")
+    mask = (data.ts >= start) & (data.ts < end) & _slice(data, row)
+    return mask & (data.version == row.version) if row.version is not None else mask
+
+
+def _present(data: Rows, feature: str) -> np.ndarray:
+    if feature in data.numeric:
+        return np.isfinite(data.numeric[feature])
+    if feature in data.categorical:
+        return np.array([v is not None for v in data.categorical[feature]])
+    return np.isfinite(data.score)
+
+
+def test_quality_matches_numpy_in_every_cell() -> None:
+    rng = np.random.default_rng(21)
+
+    def make(n: int, categories: list[str], spread: float, missing: float) -> Rows:
+        x = rng.normal(0, spread, n)
+        x[rng.random(n) < missing] = np.nan
+        x[rng.random(n) < 0.01] = -np.inf
+        c = rng.choice(np.array(categories, dtype=object), n)
+        c[rng.random(n) < missing] = None
+        segment = rng.choice(np.array(["north", "south", None], dtype=object), n, p=[0.6, 0.35, 0.05])
+        return rows(n, rng, numeric={"x": x}, categorical={"c": c}, segments={"region": segment})
+
+    window = make(2500, ["a", "b", "c", "new1", "new2", "new3", "new4", "new5", "new6"], 1.5, 0.1)
+    reference = make(2000, ["a", "b", "c", "d"], 1.0, 0.02)
+    model = model_config(segments=("region",), min_samples=40)
+    result, changes = compute_quality(store(model, window, reference), scope_of(model))
+    assert changes == []
+    checked = 0
+    for row in result:
+        cell = _cell(window, row)
+        assert row.n == cell.sum()
+        if row.n < 40:
+            assert not row.enough_data and row.missing_rate is None and row.note == "not enough data (n < 40)"
+            continue
+        present = _present(window, row.feature)
+        ref_slice = _slice(reference, row)
+        ref_present = _present(reference, row.feature)
+        missing = 1 - (cell & present).sum() / cell.sum()
+        missing_reference = 1 - (ref_slice & ref_present).sum() / ref_slice.sum()
+        assert row.missing_rate == pytest.approx(missing, abs=1e-12)
+        assert row.missing_rate_reference == pytest.approx(missing_reference, abs=1e-12)
+        assert row.missing_rate_change == pytest.approx(missing - missing_reference, abs=1e-12)
+        if row.feature == "c":
+            values = window.categorical["c"][cell & present]
+            known = set(reference.categorical["c"][ref_slice & ref_present])
+            new = [v for v in values if v not in known]
+            assert row.unseen_share == pytest.approx(len(new) / len(values), abs=1e-12)
+            counts = {v: new.count(v) for v in set(new)}
+            assert list(row.unseen_categories) == sorted(counts, key=lambda v: (-counts[v], v))[:5]
+            assert len(row.unseen_categories) == min(5, len(counts)) and row.out_of_range_share is None
+        else:
+            source = window.numeric.get(row.feature, window.score)
+            ref_source = reference.numeric.get(row.feature, reference.score)
+            values = source[cell & present]
+            ref_values = ref_source[ref_slice & ref_present]
+            outside = (values < ref_values.min()) | (values > ref_values.max())
+            assert row.out_of_range_share == pytest.approx(outside.mean(), abs=1e-12)
+            assert row.unseen_share is None and row.unseen_categories == ()
+        checked += 1
+    assert checked > 40
+
+
+def test_schema_changes_name_missing_added_and_retyped_columns() -> None:
+    rng = np.random.default_rng(8)
+    n = 300
+    window = rows(
+        n,
+        rng,
+        numeric={"kept": rng.normal(size=n), "dropped": np.full(n, np.nan), "new": rng.normal(size=n)},
+        categorical={"label": rng.choice(np.array(["x", "y"], dtype=object), n)},
+    )
+    reference = rows(
+        n,
+        rng,
+        numeric={"kept": rng.normal(size=n), "dropped": rng.normal(size=n), "new": np.full(n, np.nan)},
+        categorical={"label": np.full(n, None, dtype=object)},
+    )
+    model = model_config(numeric=("kept", "dropped", "new", "renamed"), categorical=("label",))
+    con = store(model, window, reference)
+    create_shared_tables(con)
+    con.execute(
+        f"INSERT INTO {QUARANTINE_TABLE} (model, kind, reason, detail) VALUES "
+        "(?, 'predictions', 'bad type', 'kept: ''n/a'' is not a number'), "
+        "(?, 'labels', 'bad type', 'label: ''?'' is not a number or true/false')",
+        [model.name, model.name],
+    )
+    _, changes = compute_quality(con, scope_of(model))
+    assert sorted(changes, key=lambda c: (c.column, c.change)) == [
+        SchemaChange("dropped", "missing", "DOUBLE", None),
+        SchemaChange("kept", "retyped", "DOUBLE", "VARCHAR"),
+        SchemaChange("label", "added", None, "VARCHAR"),
+        SchemaChange("new", "added", None, "DOUBLE"),
+        SchemaChange("renamed", "missing", "DOUBLE", None),
+    ]

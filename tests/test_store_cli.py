@@ -1,0 +1,221 @@
+"""`triage ingest`, `triage info` and `triage quarantine` end to end through `triage.cli.main`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.store_support import query, write_jsonl, write_parquet
+from triage.cli import main
+from triage.store import StoreError, connect
+
+
+def minimal_config(predictions: str) -> str:
+    return (
+        f'[[model]]\nname = "m"\npredictions = "{predictions}"\n\n'
+        '[model.columns]\nid = "id"\ntimestamp = "at"\nscore = "p"\n'
+    )
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = main(list(argv))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_a_log_nobody_here_wrote(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Parquet with string timestamps, labels in a separate file without labeled_at, a hand-written config."""
+    exports = tmp_path / "exports"
+    # 500 transactions every 7 minutes from 2026-02-01 00:00 UTC; every 5th served by 2.4.0. Timestamps are
+    # strings, half ISO with Z, half "YYYY-MM-DD HH:MM:SS" with an explicit +00:00 zone.
+    write_parquet(
+        exports / "scored_2026_02.parquet",
+        "SELECT 'txn-' || i AS txn_id, "
+        "CASE WHEN i % 2 = 0 THEN strftime(TIMESTAMP '2026-02-01' + i * INTERVAL 7 MINUTE, "
+        "'%Y-%m-%dT%H:%M:%SZ') "
+        "ELSE strftime(TIMESTAMP '2026-02-01' + i * INTERVAL 7 MINUTE, '%Y-%m-%d %H:%M:%S') || '+00:00' END "
+        "AS event_time, "
+        "CASE WHEN i % 5 = 0 THEN '2.4.0' ELSE '2.3.1' END AS mdl_ver, (i % 100) / 100.0 AS proba, "
+        "['DE', 'FR', 'ES'][i % 3 + 1] AS merchant_country, ['web', 'app'][i % 2 + 1] AS channel, "
+        "round(10 + i * 1.7, 2) AS amount_eur, i % 7 AS items "
+        "FROM range(500) t(i)",
+    )
+    # Chargebacks for every 4th transaction (125), txn-0 twice (a correction), and 3 for unknown ids.
+    write_parquet(
+        exports / "chargebacks.parquet",
+        "SELECT txn_id, chargeback FROM ("
+        "SELECT 'txn-' || i AS txn_id, i % 8 = 0 AS chargeback FROM range(0, 500, 4) t(i) "
+        "UNION ALL SELECT 'txn-0', true UNION ALL SELECT 'other-' || i, false FROM range(3) t(i))",
+    )
+    config = tmp_path / "triage.toml"
+    config.write_text(
+        """
+[store]
+path = "state/triage.duckdb"
+
+[[model]]
+name = "payments-risk"
+predictions = "exports/scored_*.parquet"
+labels = "exports/chargebacks.parquet"
+threshold = 0.7
+
+[model.columns]
+id = "txn_id"
+timestamp = "event_time"
+version = "mdl_ver"
+score = "proba"
+label = "chargeback"
+
+[model.segments]
+columns = ["merchant_country", "channel"]
+""",
+        encoding="utf-8",
+    )
+    status, out, err = run(capsys, "--config", str(config), "config", "check")
+    assert (status, err) == (0, "")
+    status, out, err = run(capsys, "--config", str(config), "ingest")
+    assert (status, err) == (0, "")
+    assert out.splitlines()[0].startswith("ingested 2 files (2 new): 629 rows added, 0 quarantined")
+    assert (
+        "payments-risk labels: +129 rows, 0 quarantined (1 file); 3 labels for ids with no prediction" in out
+    )
+
+    status, out, err = run(capsys, "--config", str(config), "info")
+    assert (status, err) == (0, "")
+    lines = [line.strip() for line in out.splitlines()]
+    assert f"config: {config}" in lines
+    assert f"store:  {tmp_path / 'state' / 'triage.duckdb'}" in lines[1]
+    assert "predictions  500 rows from 1 file" in lines
+    assert "versions     2.3.1 400, 2.4.0 100" in lines
+    # Last: 499 * 7 min = 58 h 13 min after the first.
+    assert "time range   2026-02-01 00:00:00 .. 2026-02-03 10:13:00 UTC" in lines
+    assert "segments     merchant_country (3 values), channel (2 values)" in lines
+    assert "features     amount_eur (numeric), items (numeric)" in lines
+    assert (
+        "labels       129 rows from 1 file; coverage 25.0 % (125 of 500 predictions); "
+        "3 labelled ids with no prediction" in lines
+    )
+    assert "quarantined  0 rows" in lines
+
+    status, out, _ = run(capsys, "--config", str(config), "info", "--json")
+    model = json.loads(out)["models"][0]
+    assert (model["rows"], model["versions"], model["label_coverage"]) == (
+        500,
+        {"2.3.1": 400, "2.4.0": 100},
+        0.25,
+    )
+    assert (model["first_ts"], model["last_ts"]) == ("2026-02-01T00:00:00", "2026-02-03T10:13:00")
+
+    status, out, _ = run(capsys, "--config", str(config), "ingest")
+    assert status == 0
+    assert out.splitlines()[0].startswith("ingested 2 files (2 unchanged): 0 rows added, 0 quarantined")
+    # The decision is score >= threshold 0.7 when the log has no prediction column.
+    assert query(config, 'SELECT count(*) FILTER (_decision) FROM "predictions_payments_risk"') == [(150,)]
+
+
+def test_bad_lines_are_listed_with_reasons_and_nothing_else_is_lost(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # paths are shown relative to the working directory
+    good = [{"id": f"p{i}", "at": "2026-01-01T00:00:00Z", "p": 0.2} for i in range(20)]
+    write_jsonl(
+        tmp_path / "logs" / "predictions.jsonl",
+        [
+            *good[:10],
+            "<<<truncated by logrotate>>>",
+            '{"id": "p100", "at": "2026-01-01T00:00:00Z", "p": "zero point two"}',
+            *good[10:],
+            '{"id": "p101", "at": ',
+        ],
+    )
+    config = tmp_path / "triage.toml"
+    config.write_text(minimal_config("logs"))
+    status, out, err = run(capsys, "--config", str(config), "ingest")
+    assert (status, err) == (0, "")
+    assert out.splitlines()[0].startswith("ingested 1 file (1 new): 20 rows added, 3 quarantined")
+    assert "quarantined by reason: unparseable JSON 2, score not a number 1" in out
+
+    status, out, err = run(capsys, "--config", str(config), "quarantine")
+    assert status == 0
+    assert out.splitlines() == [
+        "logs/predictions.jsonl:11  m predictions  unparseable JSON: not valid JSON",
+        "    <<<truncated by logrotate>>>",
+        "logs/predictions.jsonl:12  m predictions  score not a number: score zero point two",
+        '    {"id": "p100", "at": "2026-01-01T00:00:00Z", "p": "zero point two"}',
+        "logs/predictions.jsonl:23  m predictions  unparseable JSON: not valid JSON",
+        '    {"id": "p101", "at": ',
+        "3 of 3 quarantined rows shown",
+    ]
+    status, out, _ = run(
+        capsys, "--config", str(config), "quarantine", "--reason", "score not a number", "--limit", "5"
+    )
+    assert out.splitlines()[-1] == "1 of 1 quarantined rows shown"
+    status, out, _ = run(capsys, "--config", str(config), "quarantine", "--model", "nope")
+    assert status == 2
+
+    assert query(config, "SELECT count(*) FROM predictions_m") == [(20,)]
+    status, out, _ = run(capsys, "--config", str(config), "ingest")
+    assert out.splitlines()[0].startswith("ingested 1 file (1 unchanged): 0 rows added, 0 quarantined")
+
+
+def test_ingest_errors_are_one_line_each(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "triage.toml"
+    config.write_text(minimal_config("nothing/*.parquet"))
+    status, _, err = run(capsys, "--config", str(config), "ingest")
+    assert status == 2
+    expected = "model[0].predictions: expected log files matching 'nothing/*.parquet'; none found"
+    assert err == f"triage: {config}: {expected}\n"
+
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "broken.parquet").write_bytes(b"PAR1 this is not really parquet")
+    write_jsonl(tmp_path / "logs" / "ok.jsonl", [{"id": "a", "at": "2026-01-01", "p": 0.1}])
+    config.write_text(minimal_config("logs"))
+    status, out, err = run(capsys, "--config", str(config), "ingest")
+    assert status == 1
+    assert "1 new, 1 error" in out.splitlines()[0]
+    assert err.startswith("triage: ") and "broken.parquet" in err and len(err.splitlines()) == 1
+
+    config.write_text(minimal_config("logs").replace('name = "m"', 'name = "m"\nthreshold = 0.9'))
+    status, _, err = run(capsys, "--config", str(config), "ingest")
+    assert status == 2
+    assert "threshold changed since the store was built (0.5 → 0.9)" in err and "--rebuild" in err
+    status, out, _ = run(capsys, "--config", str(config), "ingest", "--rebuild")
+    assert status == 1 and "1 rows added" in out  # broken.parquet is still broken
+    assert query(config, "SELECT count(*) FROM predictions_m") == [(1,)]
+
+
+def test_info_before_any_ingest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "triage.toml"
+    config.write_text(minimal_config("x"))
+    status, out, err = run(capsys, "--config", str(config), "info")
+    assert (status, err) == (0, "")
+    assert "not created yet; run `triage ingest`" in out
+
+
+def test_a_store_locked_by_another_process_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "store.duckdb"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time\ncon = duckdb.connect({str(path)!r})\n"
+            "print('locked', flush=True)\ntime.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        with pytest.raises(StoreError, match="locked by another process"):
+            connect(path, read_only=True, wait_s=0.3)
+        assert time.monotonic() - started >= 0.3  # it waited for the lock before giving up
+    finally:
+        holder.kill()
+        holder.wait()
+    connect(path, read_only=True).close()  # free again once the holder is gone

@@ -1,0 +1,329 @@
+"""Quarantine reasons and exact counts, duplicates, labels (unknown ids, superseding, as of T), references."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.store_support import config_of, ingest, query, write_config, write_jsonl, write_parquet
+from triage.store import labeled_predictions_sql, labels_as_of_sql, reference_sql
+
+MODEL = """
+name = "fraud"
+predictions = "{predictions}"
+{labels}
+
+[model.columns]
+id = "request_id"
+timestamp = "ts"
+score = "score"
+version = "model_version"
+latency_ms = "latency"
+{label_columns}
+"""
+
+
+def model(predictions: str, labels: str | None = None, label_columns: str = "", extra: str = "") -> str:
+    return (
+        MODEL.format(
+            predictions=predictions,
+            labels=f'labels = "{labels}"' if labels else "",
+            label_columns=label_columns,
+        )
+        + extra
+    )
+
+
+def good(i: int, **extra: object) -> dict[str, object]:
+    return {"request_id": f"r{i}", "ts": "2026-01-01T00:00:00Z", "score": 0.5, "model_version": "v1", **extra}
+
+
+def test_every_jsonl_reason_is_counted_and_nothing_is_lost(tmp_path: Path) -> None:
+    lines: list[object] = [good(i) for i in range(10)]
+    bad: list[tuple[object, str]] = [
+        ('{"request_id": "x1", "ts": ', "unparseable JSON"),
+        ("[1, 2, 3]", "unparseable JSON"),
+        ({"ts": "2026-01-01", "score": 0.5}, "missing id"),
+        ({"request_id": "", "ts": "2026-01-01", "score": 0.5}, "missing id"),
+        ({"request_id": "x2", "score": 0.5}, "missing timestamp"),
+        ({"request_id": "x3", "ts": "yesterday", "score": 0.5}, "bad timestamp"),
+        ({"request_id": "x4", "ts": "2026-01-01"}, "missing score"),
+        ({"request_id": "x5", "ts": "2026-01-01", "score": "high"}, "score not a number"),
+        ({"request_id": "x6", "ts": "2026-01-01", "score": "NaN"}, "score not a number"),
+        ({"request_id": "x7", "ts": "2026-01-01", "score": 1.5}, "score outside [0, 1]"),
+        ({"request_id": "x8", "ts": "2026-01-01", "score": -0.1}, "score outside [0, 1]"),
+        ({"request_id": "x9", "ts": "2026-01-01", "score": 0.5, "latency": "slow"}, "bad type"),
+        (good(3), "duplicate id"),
+        (good(3), "duplicate id"),
+    ]
+    lines += [line for line, _ in bad]
+    lines += ["", "   "]  # blank lines are not rows
+    lines += [good(i, latency="NA") for i in range(10, 15)]  # "NA" is a missing latency, not a bad one
+    write_jsonl(tmp_path / "p.jsonl", lines)
+    config = write_config(tmp_path, model("p.jsonl"))
+    summary = ingest(config)
+
+    expected: dict[str, int] = {}
+    for _, reason in bad:
+        expected[reason] = expected.get(reason, 0) + 1
+    assert dict(summary.quarantined_by_reason) == expected
+    rows_in = 10 + len(bad) + 5
+    assert summary.rows_added + summary.rows_quarantined == rows_in
+    assert (summary.rows_added, summary.rows_quarantined) == (15, len(bad))
+    assert query(config, "SELECT count(*), count(_latency_ms) FROM predictions_fraud") == [(15, 0)]
+    got = query(config, "SELECT line, reason, raw FROM _triage_quarantine ORDER BY line")
+    for (_, reason, raw), (original, expected_reason) in zip(got, bad, strict=True):
+        assert reason == expected_reason
+        assert raw == (original if isinstance(original, str) else json.dumps(original))
+    assert [line for line, _, _ in got] == list(range(11, 11 + len(bad)))
+    details = dict(query(config, "SELECT reason, detail FROM _triage_quarantine WHERE line IN (18, 22, 23)"))
+    assert details == {
+        "score not a number": "score high",
+        "bad type": "latency: slow is not a number",
+        "duplicate id": "id r3 first seen at line 4",
+    }
+
+
+def test_csv_and_parquet_quarantine(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.csv").write_text(
+        "request_id,ts,score,model_version,latency\n"
+        "c1,2026-01-01,0.1,v1,10\n"
+        'c2,2026-01-01,0.2,v1,"12\n'  # unbalanced quote
+        "c3,2026-01-01,0.3,v1\n"  # a field short
+        "c4,2026-01-01,abc,v1,3\n"
+        "c5,2026-01-01,0.5,v1,3\n"
+    )
+    write_parquet(
+        logs / "b.parquet",
+        "SELECT * FROM (VALUES ('p1', '2026-01-01', 0.5, 'v2', 1.0), (NULL, '2026-01-01', 0.5, 'v2', 1.0), "
+        "('p3', '2026-01-01', 'nan'::DOUBLE, 'v2', 1.0), ('c1', '2026-01-01', 0.2, 'v2', 1.0)) "
+        "t(request_id, ts, score, model_version, latency)",
+    )
+    config = write_config(tmp_path, model("logs"))
+    summary = ingest(config)
+    by_file = {Path(f.path).name: dict(f.quarantined_by_reason) for f in summary.files}
+    assert by_file == {
+        "a.csv": {"malformed CSV line": 2, "score not a number": 1},
+        "b.parquet": {"missing id": 1, "score not a number": 1, "duplicate id": 1},
+    }
+    assert (summary.rows_added, summary.rows_quarantined) == (3, 6)
+    got = query(config, "SELECT file, line, reason, detail, raw FROM _triage_quarantine ORDER BY file, line")
+    assert [(Path(f).name, line, reason) for f, line, reason, _, _ in got] == [
+        ("a.csv", 3, "malformed CSV line"),
+        ("a.csv", 4, "malformed CSV line"),
+        ("a.csv", 5, "score not a number"),
+        ("b.parquet", 2, "missing id"),
+        ("b.parquet", 3, "score not a number"),
+        ("b.parquet", 4, "duplicate id"),
+    ]
+    assert got[1][3:] == ("expected 5 fields, found 4", "c3,2026-01-01,0.3,v1")
+    parquet_raw = json.loads(got[3][4])
+    assert parquet_raw == {
+        "request_id": None,
+        "ts": "2026-01-01",
+        "score": 0.5,
+        "model_version": "v2",
+        "latency": 1.0,
+    }
+    assert got[5][3] == "id c1 already ingested"
+
+
+def test_labels_unknown_ids_superseding_and_as_of(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "p.jsonl", [good(i) for i in range(4)])
+    write_jsonl(
+        tmp_path / "labels" / "1.jsonl",
+        [
+            {"request_id": "r0", "is_fraud": 0, "labeled_at": "2026-01-02T00:00:00Z"},
+            {"request_id": "r1", "is_fraud": "yes", "labeled_at": "2026-01-02T00:00:00Z"},
+            {"request_id": "r9", "is_fraud": 1, "labeled_at": "2026-01-02T00:00:00Z"},  # unknown id: kept
+            {"request_id": "r2", "labeled_at": "2026-01-02T00:00:00Z"},  # missing label
+            {"request_id": "r2", "is_fraud": "maybe", "labeled_at": "2026-01-02T00:00:00Z"},  # bad type
+            {"request_id": "r3", "is_fraud": 1, "labeled_at": "soon"},  # bad timestamp
+        ],
+    )
+    write_jsonl(
+        tmp_path / "labels" / "2.jsonl",
+        [
+            {
+                "request_id": "r0",
+                "is_fraud": 1,
+                "labeled_at": "2026-01-05T00:00:00Z",
+            },  # supersedes from Jan 5
+            {
+                "request_id": "r1",
+                "is_fraud": False,
+                "labeled_at": "2026-01-02T00:00:00Z",
+            },  # same time, later file
+        ],
+    )
+    config_path = write_config(
+        tmp_path,
+        model("p.jsonl", "labels", 'label = "is_fraud"\nlabeled_at = "labeled_at"'),
+    )
+    summary = ingest(config_path)
+    labels = [f for f in summary.files if f.kind == "labels"]
+    assert [(f.rows_added, f.rows_quarantined, f.unknown_label_ids) for f in labels] == [(3, 3, 1), (2, 0, 0)]
+    assert query(config_path, "SELECT count(*) FROM labels_fraud") == [(5,)]  # both labels of r0 are kept
+
+    model_config = config_of(config_path).models[0]
+    latest = dict(query(config_path, f"SELECT _id, _label FROM ({labels_as_of_sql(model_config)})"))
+    assert latest == {"r0": 1.0, "r1": 0.0, "r9": 1.0}
+    as_of_jan_3 = datetime(2026, 1, 3, tzinfo=UTC)
+    earlier = dict(
+        query(config_path, f"SELECT _id, _label FROM ({labels_as_of_sql(model_config, as_of_jan_3)})")
+    )
+    assert earlier == {"r0": 0.0, "r1": 0.0, "r9": 1.0}
+    before = query(
+        config_path, f"SELECT count(*) FROM ({labels_as_of_sql(model_config, datetime(2026, 1, 1))})"
+    )
+    assert before == [(0,)]
+    joined = query(
+        config_path,
+        f"SELECT _id, _label FROM ({labeled_predictions_sql(model_config, as_of_jan_3)}) ORDER BY _id",
+    )
+    assert joined == [("r0", 0.0), ("r1", 0.0), ("r2", None), ("r3", None)]
+
+
+def test_labels_without_labeled_at_count_from_ingest_time(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "p.jsonl", [good(i) for i in range(3)])
+    (tmp_path / "labels.csv").write_text("id,truth\nr0,1\nr1,0\n")
+    config_path = write_config(tmp_path, model("p.jsonl", "labels.csv", 'label = "truth"\nlabel_id = "id"'))
+    before = datetime.now(UTC).replace(tzinfo=None)
+    ingest(config_path)
+    after = datetime.now(UTC).replace(tzinfo=None)
+    got = query(config_path, "SELECT _id, _label, _labeled_at, _ingested_at FROM labels_fraud ORDER BY _id")
+    assert [(i, label) for i, label, _, _ in got] == [("r0", 1.0), ("r1", 0.0)]
+    for _, _, labeled_at, ingested_at in got:
+        assert labeled_at == ingested_at
+        assert before - timedelta(seconds=1) <= labeled_at <= after + timedelta(seconds=1)
+
+
+def test_reference_sql_for_each_kind(tmp_path: Path) -> None:
+    write_jsonl(
+        tmp_path / "p.jsonl",
+        [
+            {
+                "request_id": f"r{i}",
+                "ts": f"2026-01-{1 + i:02d}T12:00:00Z",
+                "score": 0.5,
+                "model_version": "v1" if i < 6 else "v2",
+                "amount": i,
+            }
+            for i in range(10)
+        ],
+    )
+    write_jsonl(tmp_path / "train.jsonl", [{"amount": 100 + i, "score": 0.1} for i in range(4)])
+    cases = {
+        '[model.reference]\nstart = "2026-01-03"\nend = "2026-01-05"\n': ["r2", "r3"],
+        '[model.reference]\nversion = "v2"\ndays = 2\n': ["r6", "r7"],
+        '[model.reference]\nend = "2026-01-02"\n': ["r0"],
+    }
+    for index, (reference, expected) in enumerate(cases.items()):
+        folder = tmp_path / f"case{index}"
+        folder.mkdir()
+        config_path = write_config(folder, model("../p.jsonl", extra="\n" + reference))
+        ingest(config_path)
+        model_config = config_of(config_path).models[0]
+        got = query(config_path, f"SELECT _id FROM ({reference_sql(model_config)}) ORDER BY _id")
+        assert [r[0] for r in got] == expected, reference
+
+    folder = tmp_path / "files"
+    folder.mkdir()
+    config_path = write_config(
+        folder, model("../p.jsonl", extra='\n[model.reference]\nfiles = "../train.jsonl"\n')
+    )
+    summary = ingest(config_path)
+    assert [(f.kind, f.rows_added, f.rows_quarantined) for f in summary.files] == [
+        ("predictions", 10, 0),
+        ("reference", 4, 0),
+    ]
+    model_config = config_of(config_path).models[0]
+    got = query(
+        config_path, f"SELECT amount, _score, _id FROM ({reference_sql(model_config)}) ORDER BY amount"
+    )
+    assert got == [(100.0, 0.1, None), (101.0, 0.1, None), (102.0, 0.1, None), (103.0, 0.1, None)]
+
+
+def test_labels_that_arrive_before_their_predictions(tmp_path: Path) -> None:
+    write_jsonl(tmp_path / "labels.jsonl", [{"request_id": f"r{i}", "is_fraud": 1} for i in range(3)])
+    config_path = write_config(tmp_path, model("p/*.jsonl", "labels.jsonl", 'label = "is_fraud"'))
+    summary = ingest(config_path)
+    assert [(f.kind, f.rows_added, f.unknown_label_ids) for f in summary.files] == [("labels", 3, 3)]
+    assert summary.unmatched == (("model[0].predictions", "p/*.jsonl"),)
+    write_jsonl(tmp_path / "p" / "1.jsonl", [good(i) for i in range(6)])
+    summary = ingest(config_path)
+    assert [(f.kind, f.action, f.rows_added) for f in summary.files] == [
+        ("predictions", "new", 6),
+        ("labels", "unchanged", 0),
+    ]
+    info = query(
+        config_path,
+        "SELECT count(*) FILTER (_id IN (SELECT _id FROM labels_fraud)), count(*) FROM predictions_fraud",
+    )
+    assert info == [(3, 6)]
+
+
+LINE_KINDS = {
+    "good": ("{id}", None),
+    "duplicate": ("dup", "duplicate id"),
+    "bad json": (None, "unparseable JSON"),
+    "bad score": ("{id}", "score not a number"),
+    "high score": ("{id}", "score outside [0, 1]"),
+    "no id": (None, "missing id"),
+    "blank": (None, None),
+}
+
+
+def render(kind: str, index: int) -> str:
+    if kind == "blank":
+        return "   "
+    if kind == "bad json":
+        return '{"request_id": "x' + str(index)
+    row: dict[str, object] = {"request_id": f"g{index}", "ts": "2026-01-01 00:00:00", "score": 0.5}
+    if kind == "duplicate":
+        row["request_id"] = "dup"
+    elif kind == "bad score":
+        row["score"] = "?"
+    elif kind == "high score":
+        row["score"] = 7
+    elif kind == "no id":
+        del row["request_id"]
+    return json.dumps(row)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kinds=st.lists(st.sampled_from(sorted(LINE_KINDS)), min_size=1, max_size=40), split=st.integers(0, 40))
+def test_rows_in_equal_rows_stored_plus_quarantined(tmp_path_factory, kinds: list[str], split: int) -> None:
+    """Whatever the mix of lines, and wherever the log is cut between two ingests, nothing is lost."""
+    folder = tmp_path_factory.mktemp("mix")
+    lines = [render(kind, i) for i, kind in enumerate(kinds)]
+    split = min(split, len(lines))
+    log = write_jsonl(folder / "p.jsonl", lines[:split])
+    config_path = write_config(folder, model("p.jsonl"))
+    first = ingest(config_path)
+    write_jsonl(log, lines[split:], mode="a")
+    second = ingest(config_path)
+
+    duplicates = max(kinds.count("duplicate") - 1, 0)
+    expected: dict[str, int] = {"duplicate id": duplicates} if duplicates else {}
+    for kind in kinds:
+        reason = LINE_KINDS[kind][1]
+        if reason is not None and kind != "duplicate":
+            expected[reason] = expected.get(reason, 0) + 1
+    stored_rows = kinds.count("good") + min(kinds.count("duplicate"), 1)
+    rows_in = len(kinds) - kinds.count("blank")
+    got: dict[str, int] = {}
+    for summary in (first, second):
+        for reason, count in summary.quarantined_by_reason:
+            got[reason] = got.get(reason, 0) + count
+    assert got == expected
+    assert first.rows_added + second.rows_added == stored_rows
+    assert stored_rows + sum(expected.values()) == rows_in
+    assert query(config_path, "SELECT count(*) FROM predictions_fraud") == [(stored_rows,)]
+    assert query(config_path, "SELECT count(*) FROM _triage_quarantine") == [(rows_in - stored_rows,)]

@@ -1,0 +1,661 @@
+"""Rules × result tables → one evaluation per (rule, scope): the same pure function for check, TUI, replay.
+
+Each cell (window × scope) of a rule's signal is judged in this order:
+1. gates — a None value, `enough_data` False, fewer than `min_samples` rows (`n_labeled` for
+   labelled signals) or a label coverage below `min_label_coverage` make the cell *unknown*: it
+   never alerts and neither confirms nor clears an alert;
+2. thresholds — fixed (`warn`/`critical`), relative to a baseline (`warn_change`/`critical_change`;
+   baseline "reference" = the n-weighted mean of the statistic over the reference windows of the
+   same scope — of all versions when fewer than `min_samples` rows stand behind the scope's own
+   (a new canary); "previous:30d" = over the same scope's windows in the 30 days before the cell),
+   and a band (mean ± k·σ of the statistic over the reference windows, σ scaled by
+   √(n̄_reference / n) for cells smaller than the reference windows); the worst level crossed wins;
+3. an effect-size floor (`min_effect` on `effect`, default the signal itself);
+4. a significance gate when the rule has `q` (p-value signals always do): the cell's p-value —
+   the signal itself, the drift test of a drift statistic (KS for numeric, chi-square for
+   categorical), Fisher's exact test of a rate against the rows behind its baseline (a missing
+   rate: the exact binomial test against the reference's), or a z-test against the baseline with
+   both standard errors from the 95 % intervals — is Benjamini–Hochberg adjusted across every
+   tested cell of the rule (feature × slice × window); a crossed cell alerts only if it is ≤ q.
+
+Persistence: the run of consecutive crossed windows (unknown windows skipped) ending at the latest
+known window; pending below `for_windows`, firing at or above it. A latest known window older than
+`for_windows + STALE_WINDOWS` windows before the table's current one is stale: the condition is ok
+(a slice that stopped getting traffic resolves). Time is never read from the clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from scipy import special
+
+from triage.alerts.fdr import bh_adjusted
+from triage.alerts.rules import (
+    DRIFT_STATISTICS,
+    EACH_WHEN_OMITTED,
+    P_VALUE_FIELDS,
+    RATE_FIELDS,
+    SCOPE_FIELDS,
+    band_sigmas,
+    direction,
+    effect_floor,
+    has_interval,
+    is_labelled,
+    is_p_value,
+    previous_span,
+    significance_q,
+    split_signal,
+)
+from triage.config import AlertRule, ModelConfig, Reference
+from triage.metrics.results import Row
+
+OK, CROSSED, UNKNOWN = "ok", "crossed", "unknown"
+PENDING, FIRING = "pending", "firing"
+WARNING, CRITICAL = "warning", "critical"
+_LEVELS = {None: 0, WARNING: 1, CRITICAL: 2}
+_Z95 = float(special.ndtri(0.975))
+MIN_BAND_WINDOWS = 3
+# An alert is judged on its latest known window only if that lies within the last
+# `for_windows + STALE_WINDOWS` windows of the table; older evidence resolves it.
+STALE_WINDOWS = 7
+
+Tables = Mapping[str, Sequence[Row]]
+ScopeKey = tuple[str | None, ...]
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """One window of one scope: the value, how it was judged, and the evidence behind it."""
+
+    window_start: datetime
+    window_end: datetime
+    n: int
+    n_labeled: int | None
+    value: float | None
+    status: str  # "ok" | "crossed" | "unknown"
+    severity: str | None = None
+    threshold: float | None = None
+    baseline: float | None = None
+    p_value: float | None = None
+    p_adjusted: float | None = None
+    effect: float | None = None
+    note: str | None = None
+
+    def evidence(self) -> dict[str, Any]:
+        """The JSON evidence of this cell (times as ISO 8601 UTC)."""
+        data = dataclasses.asdict(self)
+        for key in ("window_start", "window_end"):
+            data[key] = _iso(data[key])
+        return data
+
+
+@dataclass(frozen=True)
+class AlertEvaluation:
+    """A rule on one scope after judging all its windows: the condition the alert state follows."""
+
+    fingerprint: str
+    model: str
+    rule: str
+    signal: str
+    scope: tuple[tuple[str, str], ...]
+    condition: str  # "ok" | "pending" | "firing" | "unknown"
+    severity: str | None
+    direction: str
+    for_windows: int
+    run: int  # consecutive crossed windows ending at the latest known one
+    runbook: str | None
+    latest: CellResult | None  # the latest known window (None: every window is unknown)
+    cells: tuple[CellResult, ...]
+
+    @property
+    def scope_dict(self) -> dict[str, str]:
+        return dict(self.scope)
+
+
+def fingerprint(model: str, rule: str, scope: Mapping[str, str]) -> str:
+    """The stable identity of an alert: a hash of (model, rule name, scope), never of the window."""
+    text = json.dumps([model, rule, sorted(scope.items())], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def reference_tables(tables: Tables, reference: Reference) -> dict[str, list[Row]]:
+    """The windows of `tables` that lie inside the reference (a time range or a version's first days).
+
+    A version reference is relabelled as all versions, so every version is compared with it.
+    A file-set reference is not part of the logs: its windows come from the engine.
+    """
+    selected: dict[str, list[Row]] = {}
+    for table, rows in tables.items():
+        if reference.kind == "range":
+            selected[table] = [
+                row
+                for row in rows
+                if (reference.start is None or row.window_start >= reference.start)
+                and (reference.end is None or row.window_end <= reference.end)
+            ]
+        elif reference.kind == "version":
+            own = [row for row in rows if row.version == reference.version]
+            if not own:
+                selected[table] = []
+                continue
+            end = min(row.window_start for row in own) + timedelta(days=reference.days or 0)
+            selected[table] = [dataclasses.replace(row, version=None) for row in own if row.window_end <= end]
+        else:
+            selected[table] = []
+    return selected
+
+
+def evaluate_rules(
+    rules: Sequence[AlertRule],
+    tables: Tables,
+    model: ModelConfig,
+    now: datetime,
+    reference: Tables | None = None,
+) -> list[AlertEvaluation]:
+    """Evaluate `rules` on the result tables as of `now` (rows of windows starting after it are ignored).
+
+    `tables` maps table names ("drift", "data_quality", "calibration", "performance",
+    "operations") to result rows over all evaluated windows; `reference` holds tables over the
+    reference period cut into windows; a table it lacks is taken from the windows of `tables`
+    inside the reference.
+    """
+    reference = {**reference_tables(tables, model.reference), **(reference or {})}
+    evaluations: list[AlertEvaluation] = []
+    for rule in rules:
+        evaluations += _evaluate_rule(rule, tables, reference, model, now)
+    return evaluations
+
+
+def _evaluate_rule(
+    rule: AlertRule, tables: Tables, reference: Tables, model: ModelConfig, now: datetime
+) -> list[AlertEvaluation]:
+    table = split_signal(rule.signal)[0]
+    fields = SCOPE_FIELDS[table]
+    rows = _select(rule, fields, [row for row in tables.get(table, ()) if row.window_start <= now])
+    series: dict[ScopeKey, list[Row]] = defaultdict(list)
+    for row in rows:
+        series[_key(row, fields)].append(row)
+    for cells in series.values():
+        cells.sort(key=lambda row: row.window_start)
+    minimum = rule.min_samples or model.min_samples
+    judge = _Judge(rule, table, fields, minimum, _index(reference.get(table, ()), fields), series)
+    judged = {key: [judge.judge(row) for row in cells] for key, cells in series.items()}
+    q = significance_q(rule)
+    if q is not None:
+        judged = _apply_fdr(judged, q)
+    horizon = now
+    if rows:
+        current = max(rows, key=lambda row: row.window_start)
+        horizon = current.window_start - (rule.for_windows + STALE_WINDOWS - 1) * (
+            current.window_end - current.window_start
+        )
+    return [
+        _summarise(rule, model.name, fields, key, cells, judge.direction, horizon)
+        for key, cells in judged.items()
+    ]
+
+
+def _select(rule: AlertRule, fields: Sequence[str], rows: Iterable[Row]) -> list[Row]:
+    """The rows a rule's `where` covers; with a single version, its rows stand for all versions."""
+    patterns = {name: _pattern(rule.where, name) for name in fields}
+    patterns |= {name: value for name, value in rule.where.items() if name not in patterns}
+    names, wanted = tuple(patterns), tuple(patterns.values())
+    verdicts: dict[tuple[str | None, ...], bool] = {}  # rows of one scope repeat once per window
+    matched = []
+    for row in rows:
+        values = tuple(getattr(row, name) for name in names)
+        if values not in verdicts:
+            verdicts[values] = all(_matches(p, v) for p, v in zip(wanted, values, strict=True))
+        if verdicts[values]:
+            matched.append(row)
+    if (patterns.get("version") or "").startswith(("*", "!")):
+        versions = {row.version for row in matched if row.version is not None}
+        if len(versions) == 1:
+            matched = [row for row in matched if row.version is not None]
+    return matched
+
+
+def _pattern(where: Mapping[str, str], name: str) -> str | None:
+    if name in where:
+        return where[name]
+    if name in EACH_WHEN_OMITTED or (name == "segment_value" and "segment" in where):
+        return "*"
+    return None  # the aggregate row only
+
+
+def _matches(pattern: str | None, value: str | None) -> bool:
+    if pattern is None:
+        return value is None
+    if pattern == "*":
+        return True
+    if pattern.startswith("!"):
+        return value != pattern[1:]
+    return value == pattern
+
+
+def _key(row: Row, fields: Sequence[str]) -> ScopeKey:
+    return tuple(getattr(row, name) for name in fields)
+
+
+def _index(rows: Iterable[Row], fields: Sequence[str]) -> dict[ScopeKey, list[Row]]:
+    index: dict[ScopeKey, list[Row]] = defaultdict(list)
+    for row in rows:
+        index[_key(row, fields)].append(row)
+    return index
+
+
+def _number(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+@dataclass(frozen=True)
+class _Crossing:
+    level: str | None
+    threshold: float | None
+    baseline: float | None
+
+
+@dataclass(frozen=True)
+class _Baseline:
+    """A baseline value, the rows (or labelled rows) behind it, and its standard error if known."""
+
+    value: float
+    weight: float
+    se: float | None
+
+
+@dataclass(frozen=True)
+class _Band:
+    """mean and σ of the statistic over reference windows holding `size` rows on average."""
+
+    mean: float
+    sigma: float
+    size: float
+
+
+class _Judge:
+    """Judges the cells of one rule: settings resolved once, reference baselines cached per scope."""
+
+    def __init__(
+        self,
+        rule: AlertRule,
+        table: str,
+        fields: tuple[str, ...],
+        min_samples: int,
+        reference: Mapping[ScopeKey, list[Row]],
+        history: Mapping[ScopeKey, list[Row]],
+    ) -> None:
+        self.rule = rule
+        self.table = table
+        self.name = split_signal(rule.signal)[1]
+        self.fields = fields
+        self.direction = direction(rule)
+        self.labelled = is_labelled(rule)
+        self.min_samples = min_samples
+        self.reference = reference
+        self.history = history
+        self.q = significance_q(rule)
+        self.floor = effect_floor(rule)
+        self.interval = has_interval(table, self.name)
+        self.sigmas = band_sigmas(rule.band) if rule.band else None
+        # The baseline a significance test compares with: the rule's own, else the reference.
+        self.expected_baseline = rule.baseline or "reference"
+        self.tested_against_baseline = self.q is not None and (
+            self.interval or (self.name in RATE_FIELDS and self.name != "missing_rate_change")
+        )
+        self._references: dict[ScopeKey, _Baseline | None] = {}
+        self._bands: dict[ScopeKey, _Band | None] = {}
+
+    def weight(self, row: Row) -> int:
+        return int(getattr(row, "n_labeled", row.n) if self.labelled else row.n)
+
+    def judge(self, row: Row) -> CellResult:
+        """Gates, thresholds, effect floor and the p-value of one cell (before BH across cells)."""
+        value = _number(getattr(row, self.name))
+        window = (row.window_start, row.window_end, row.n, getattr(row, "n_labeled", None), value)
+        gate = self.gate(row, value)
+        if gate is not None or value is None:
+            return CellResult(*window, UNKNOWN, note=gate)
+        expected = None
+        if self.rule.baseline is not None or self.tested_against_baseline:
+            expected = self.baseline(row, self.expected_baseline)
+        if is_p_value(self.rule):
+            crossing: _Crossing | None = _Crossing(self.rule.severity or WARNING, self.q, None)
+        else:
+            crossing = self.crossing(row, value, expected)
+        if crossing is None:
+            return CellResult(*window, UNKNOWN, note="no baseline for this scope")
+        status, note, effect, p_value = (CROSSED if crossing.level else OK), None, None, None
+        if self.floor is not None:
+            effect = _number(getattr(row, self.floor[0]))
+            if effect is None:
+                return CellResult(*window, UNKNOWN, note=f"no {self.floor[0]}")
+            if status == CROSSED and abs(effect) < self.floor[1]:
+                status, note = OK, f"{self.floor[0]} {effect:.4g} < floor {self.floor[1]}"
+        if self.q is not None:
+            p_value = self.p_value(row, value, expected)
+            if p_value is None and status == CROSSED:
+                return CellResult(*window, UNKNOWN, note="no p-value")
+        return CellResult(
+            *window,
+            status,
+            severity=(self.rule.severity or crossing.level) if status == CROSSED else None,
+            threshold=crossing.threshold,
+            baseline=crossing.baseline,
+            p_value=p_value,
+            effect=effect,
+            note=note,
+        )
+
+    def gate(self, row: Row, value: float | None) -> str | None:
+        """Why the cell cannot be judged (no value, too few rows, immature labels), or None."""
+        if value is None:
+            return row.note or "no value"
+        if not row.enough_data:
+            return row.note or "not enough data"
+        count = self.weight(row)
+        if count < self.min_samples:
+            return f"{count} rows < min_samples {self.min_samples}"
+        if self.labelled and self.rule.min_label_coverage is not None:
+            coverage = _number(getattr(row, "label_coverage", None))
+            if coverage is None and row.n:
+                coverage = count / row.n
+            if coverage is None or coverage < self.rule.min_label_coverage:
+                shown = "unknown" if coverage is None else f"{coverage:.3f}"
+                return f"label coverage {shown} < {self.rule.min_label_coverage}"
+        return None
+
+    def crossing(self, row: Row, value: float, expected: _Baseline | None) -> _Crossing | None:
+        """The worst level crossed by fixed, relative and band thresholds; None if none applies."""
+        rule = self.rule
+        found: list[_Crossing] = []
+        if rule.warn is not None or rule.critical is not None:
+            found.append(self.fixed(value))
+        if rule.baseline is not None and expected is not None:
+            found.append(self.relative(value, expected.value))
+        if self.sigmas is not None:
+            band = self.band(row)
+            if band is not None:
+                found.append(self.banded(value, band, self.weight(row)))
+        if not found:
+            return None
+        crossed = [c for c in found if c.level]
+        if crossed:
+            return max(crossed, key=lambda c: _LEVELS[c.level])
+        return found[0]
+
+    def fixed(self, value: float) -> _Crossing:
+        warn, critical = self.rule.warn, self.rule.critical
+        if critical is not None and _beyond(value, critical, self.direction):
+            return _Crossing(CRITICAL, critical, None)
+        if warn is not None and _beyond(value, warn, self.direction):
+            return _Crossing(WARNING, warn, None)
+        return _Crossing(None, warn if warn is not None else critical, None)
+
+    def relative(self, value: float, baseline: float) -> _Crossing:
+        """`warn_change = -0.2`: 20 % below the baseline; the sign follows the rule's direction."""
+        side = self.direction
+        if side == "both":
+            side = "below" if value < baseline else "above"
+        sign = -1.0 if side == "below" else 1.0
+
+        def level(change: float | None) -> float | None:
+            return None if change is None else baseline + sign * abs(change) * abs(baseline)
+
+        warn, critical = level(self.rule.warn_change), level(self.rule.critical_change)
+        for name, threshold in ((CRITICAL, critical), (WARNING, warn)):
+            # A zero baseline has no relative scale: any move in the alerting direction crosses.
+            if threshold is not None and _beyond(value, threshold, side) and value != baseline:
+                return _Crossing(name, threshold, baseline)
+        return _Crossing(None, warn if warn is not None else critical, baseline)
+
+    def banded(self, value: float, band: _Band, count: int) -> _Crossing:
+        """Outside mean ± k·σ; σ widened by √(size / n) for cells smaller than the reference windows."""
+        assert self.sigmas is not None
+        sigma = band.sigma * math.sqrt(band.size / count) if 0 < count < band.size else band.sigma
+        upper, lower = band.mean + self.sigmas * sigma, band.mean - self.sigmas * sigma
+        if self.direction in ("above", "both") and value > upper:
+            return _Crossing(WARNING, upper, band.mean)
+        if self.direction in ("below", "both") and value < lower:
+            return _Crossing(WARNING, lower, band.mean)
+        return _Crossing(None, lower if self.direction == "below" else upper, band.mean)
+
+    def band(self, row: Row) -> _Band | None:
+        """The band of the row's scope from its reference windows with enough data (at least 3)."""
+        key = _key(row, self.fields)
+        if key not in self._bands:
+            rows = [r for r in self.reference_rows(row, MIN_BAND_WINDOWS) if r.enough_data]
+            band = None
+            if len(rows) >= MIN_BAND_WINDOWS:
+                values = [float(getattr(r, self.name)) for r in rows]
+                mean = sum(values) / len(values)
+                sigma = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+                band = _Band(mean, sigma, sum(self.weight(r) for r in rows) / len(rows))
+            self._bands[key] = band
+        return self._bands[key]
+
+    def reference_rows(self, row: Row, windows: int = 0) -> list[Row]:
+        """The scope's reference windows with the statistic; all versions' if its own are too thin.
+
+        Too thin: fewer than `min_samples` rows, or fewer than `windows` windows with enough data.
+        """
+        key = _key(row, self.fields)
+        keys = [key]
+        if "version" in self.fields and row.version is not None:
+            position = self.fields.index("version")
+            keys.append((*key[:position], None, *key[position + 1 :]))
+        for candidate in keys:
+            rows = [
+                r for r in self.reference.get(candidate, ()) if _number(getattr(r, self.name)) is not None
+            ]
+            usable = sum(1 for r in rows if r.enough_data)
+            if sum(self.weight(r) for r in rows) >= self.min_samples and usable >= windows:
+                return rows
+        return []
+
+    def baseline(self, row: Row, baseline: str) -> _Baseline | None:
+        """The n-weighted mean of the statistic over the reference or the preceding span."""
+        span = previous_span(baseline)
+        if span is None:
+            key = _key(row, self.fields)
+            if key not in self._references:
+                self._references[key] = self.summary(self.reference_rows(row))
+            return self._references[key]
+        start = row.window_start - span
+        return self.summary(
+            [
+                r
+                for r in self.history.get(_key(row, self.fields), [])
+                if r.window_start >= start
+                and r.window_end <= row.window_start
+                and _number(getattr(r, self.name)) is not None
+            ]
+        )
+
+    def summary(self, rows: Sequence[Row]) -> _Baseline | None:
+        """The weighted mean of the statistic over rows that have it, with its standard error."""
+        total = sum(self.weight(r) for r in rows)
+        if total <= 0:
+            return None
+        value = sum(self.weight(r) * float(getattr(r, self.name)) for r in rows) / total
+        errors = [(self.weight(r), self.standard_error(r)) for r in rows]
+        se = None
+        if errors and all(e is not None for _, e in errors):
+            se = math.sqrt(sum((w * e) ** 2 for w, e in errors if e is not None)) / total
+        return _Baseline(value, total, se)
+
+    def standard_error(self, row: Row) -> float | None:
+        """The standard error of the statistic from the row's 95 % interval, if it has one."""
+        if not self.interval:
+            return None
+        low = _number(getattr(row, f"{self.name}_ci_low"))
+        high = _number(getattr(row, f"{self.name}_ci_high"))
+        return None if low is None or high is None else (high - low) / (2 * _Z95)
+
+    def p_value(self, row: Row, value: float, expected: _Baseline | None) -> float | None:
+        """The cell's p-value under "nothing changed" (see the module docstring)."""
+        if self.name in P_VALUE_FIELDS:
+            return value
+        if self.table == "drift" and self.name in DRIFT_STATISTICS:
+            numeric = getattr(row, "kind", None) == "numeric"
+            return _number(getattr(row, "ks_p" if numeric else "chi2_p"))
+        if self.name == "missing_rate_change":
+            rate = _number(getattr(row, "missing_rate", None))
+            reference = _number(getattr(row, "missing_rate_reference", None))
+            if rate is None or reference is None:
+                return None
+            return binomial_p(round(rate * row.n), row.n, min(max(reference, 0.0), 1.0), self.direction)
+        if expected is None:
+            return None
+        if self.name in RATE_FIELDS:
+            n0 = round(expected.weight)
+            k0 = min(max(round(expected.value * n0), 0), n0)
+            return fisher_exact_p(round(value * row.n), row.n, k0, n0, self.direction)
+        se = self.standard_error(row)
+        if se is None:
+            return None
+        se = math.hypot(se, expected.se or 0.0)
+        if se <= 0:
+            return 0.0 if value != expected.value else 1.0
+        z = (value - expected.value) / se
+        return _tails(self.direction, float(special.ndtr(-z)), float(special.ndtr(z)))
+
+
+def _beyond(value: float, threshold: float, side: str) -> bool:
+    if side == "above":
+        return value >= threshold
+    if side == "below":
+        return value <= threshold
+    return abs(value) >= abs(threshold)
+
+
+def _tails(side: str, upper: float, lower: float) -> float:
+    if side == "above":
+        return upper
+    if side == "below":
+        return lower
+    return min(1.0, 2 * min(upper, lower))
+
+
+def binomial_p(k: int, n: int, p0: float, side: str) -> float:
+    """Exact binomial tail of k successes in n under a known rate p0, in the alerting direction."""
+    upper = 1.0 if k <= 0 else float(special.bdtrc(k - 1, n, p0))  # P(X >= k)
+    return _tails(side, upper, float(special.bdtr(k, n, p0)))  # P(X <= k)
+
+
+def fisher_exact_p(k: int, n: int, k0: int, n0: int, side: str) -> float:
+    """Fisher's exact test of k of n against a baseline of k0 of n0 (one-sided in the alerting
+    direction; two-sided = twice the smaller tail): the hypergeometric tail of k given k + k0."""
+    total, successes = n + n0, k + k0
+    low, high = max(0, n - (total - successes)), min(n, successes)
+    support = np.arange(low, high + 1)
+    log_pmf = (
+        _log_choose(successes, support)
+        + _log_choose(total - successes, n - support)
+        - _log_choose(total, np.asarray(n))
+    )
+    upper = _sum_exp(log_pmf[support >= k]) if k <= high else 0.0
+    lower = _sum_exp(log_pmf[support <= k]) if k >= low else 0.0
+    return _tails(side, min(upper, 1.0), min(lower, 1.0))
+
+
+def _sum_exp(logs: np.ndarray) -> float:
+    """Σ exp(logs), computed without underflow."""
+    top = float(logs.max())
+    return math.exp(top) * float(np.exp(logs - top).sum())
+
+
+def _log_choose(n: int, k: np.ndarray) -> np.ndarray:
+    return special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)
+
+
+def _apply_fdr(judged: dict[ScopeKey, list[CellResult]], q: float) -> dict[ScopeKey, list[CellResult]]:
+    """Benjamini–Hochberg across every tested cell; crossed cells above q no longer count."""
+    tested = [
+        (key, i, cell.p_value)
+        for key, cells in judged.items()
+        for i, cell in enumerate(cells)
+        if cell.p_value is not None
+    ]
+    adjusted = bh_adjusted([p for _, _, p in tested])
+    result = {key: list(cells) for key, cells in judged.items()}
+    for (key, i, _), p_adj in zip(tested, adjusted, strict=True):
+        cell = result[key][i]
+        demoted = cell.status == CROSSED and p_adj > q
+        # Built directly: dataclasses.replace costs more than the rest of the evaluation.
+        result[key][i] = CellResult(
+            cell.window_start,
+            cell.window_end,
+            cell.n,
+            cell.n_labeled,
+            cell.value,
+            OK if demoted else cell.status,
+            None if demoted else cell.severity,
+            cell.threshold,
+            cell.baseline,
+            cell.p_value,
+            float(p_adj),
+            cell.effect,
+            f"not significant: BH-adjusted p {p_adj:.3g} > q {q}" if demoted else cell.note,
+        )
+    return result
+
+
+def _summarise(
+    rule: AlertRule,
+    model: str,
+    fields: Sequence[str],
+    key: ScopeKey,
+    cells: Sequence[CellResult],
+    side: str,
+    horizon: datetime,
+) -> AlertEvaluation:
+    """The condition of one scope from its judged windows; known windows before `horizon` are stale."""
+    scope = tuple((name, value) for name, value in zip(fields, key, strict=True) if value is not None)
+    known = [cell for cell in cells if cell.status != UNKNOWN]
+    run = next((i for i, cell in enumerate(reversed(known)) if cell.status != CROSSED), len(known))
+    latest = known[-1] if known else None
+    if latest is None:
+        condition = UNKNOWN
+    elif latest.window_start < horizon:
+        # Old evidence is no evidence: like a Prometheus series that vanished, the alert resolves.
+        condition, run = OK, 0
+        latest = dataclasses.replace(latest, note=f"no window judged since {_iso(latest.window_end)}")
+    elif run == 0:
+        condition = OK
+    else:
+        condition = FIRING if run >= rule.for_windows else PENDING
+    return AlertEvaluation(
+        fingerprint=fingerprint(model, rule.name, dict(scope)),
+        model=model,
+        rule=rule.name,
+        signal=rule.signal,
+        scope=scope,
+        condition=condition,
+        severity=latest.severity if latest is not None and run else None,
+        direction=side,
+        for_windows=rule.for_windows,
+        run=run,
+        runbook=rule.runbook,
+        latest=latest,
+        cells=tuple(cells),
+    )
+
+
+def _iso(value: datetime) -> str:
+    """ISO 8601 UTC ending in Z (naive times are UTC, as in the store)."""
+    text = value.isoformat()
+    return text.replace("+00:00", "Z") if value.tzinfo else text + "Z"

@@ -1,0 +1,380 @@
+"""Alert rules: the signals they may watch, the default set, validation and the effective rules.
+
+A rule's `signal` is `table.field` of `triage check --json` (e.g. `drift.psi`); its `where` filters
+the table's scope fields: `"*"` = each value (including the all-traffic / all-versions row),
+`"!x"` = each value except x, `"x"` = exactly x, omitted = the all-traffic / all-versions row
+(for `feature`, omitted = each feature). Giving `segment` alone means each of its values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+
+from triage.config import AlertRule, Config, ConfigError, ModelConfig
+from triage.metrics.results import (
+    CalibrationRow,
+    DataQualityRow,
+    DriftRow,
+    OperationsRow,
+    PerformanceRow,
+    Row,
+)
+
+SCORE_FEATURE = "__score__"
+
+TABLES: dict[str, type[Row]] = {
+    "drift": DriftRow,
+    "data_quality": DataQualityRow,
+    "calibration": CalibrationRow,
+    "performance": PerformanceRow,
+    "operations": OperationsRow,
+}
+
+# The fields that name a cell besides its window; an alert's scope is their non-null values.
+SCOPE_FIELDS: dict[str, tuple[str, ...]] = {
+    "drift": ("feature", "version", "segment", "segment_value"),
+    "data_quality": ("feature", "version", "segment", "segment_value"),
+    "calibration": ("version", "segment", "segment_value"),
+    "performance": ("version", "segment", "segment_value"),
+    "operations": ("version", "route", "segment", "segment_value"),
+}
+# Filters that narrow a rule without being part of the scope.
+EXTRA_FILTERS: dict[str, tuple[str, ...]] = {"drift": ("kind",), "data_quality": ("kind",)}
+# Scope fields with no aggregate row: an omitted filter means each value.
+EACH_WHEN_OMITTED = frozenset({"feature"})
+
+P_VALUE_FIELDS = frozenset({"ks_p", "chi2_p"})
+DRIFT_STATISTICS = frozenset({"psi", "js", "ks_d", "chi2", "wasserstein", "wasserstein_norm"})
+# Shares of the cell's `n` rows: tested against their baseline with an exact binomial test.
+RATE_FIELDS = frozenset(
+    {
+        "decision_rate",
+        "error_rate",
+        "fallback_rate",
+        "missing_rate",
+        "missing_rate_change",
+        "unseen_share",
+        "out_of_range_share",
+        "label_coverage",
+    }
+)
+# Signals where a higher value is better; everything else alerts when it rises.
+HIGHER_IS_BETTER = frozenset(
+    {"precision", "recall", "f1", "accuracy", "auroc", "average_precision", "label_coverage"}
+)
+# Signals computed on labelled rows only: `min_samples` counts `n_labeled`, coverage is gated.
+UNLABELLED = frozenset({"n", "n_labeled", "decision_rate", "label_coverage"})
+LABELLED_TABLES = frozenset({"calibration", "performance"})
+# The effect-size floor of a p-value signal when the rule names none (DESIGN §4 conventions).
+DEFAULT_EFFECT = {"ks_p": ("wasserstein_norm", 0.1), "chi2_p": ("psi", 0.1)}
+DEFAULT_Q = 0.05
+
+_BAND_RE = re.compile(r"^(\d+(?:\.\d+)?)sigma$")
+_PREVIOUS_RE = re.compile(r"^previous:(\d+)(h|d|w)$")
+
+
+def numeric_fields(table: str) -> tuple[str, ...]:
+    """The fields of a result table a rule may use as its signal or effect."""
+    return tuple(
+        f.name
+        for f in dataclasses.fields(TABLES[table])
+        if str(f.type) in ("int", "float | None", "int | None", "float")
+    )
+
+
+def split_signal(signal: str) -> tuple[str, str]:
+    """`drift.psi` → ("drift", "psi")."""
+    table, _, name = signal.partition(".")
+    return table, name
+
+
+def is_p_value(rule: AlertRule) -> bool:
+    """Whether the rule's signal is a p-value (thresholded by Benjamini–Hochberg at `q`)."""
+    return split_signal(rule.signal)[1] in P_VALUE_FIELDS
+
+
+def is_labelled(rule: AlertRule) -> bool:
+    """Whether the signal is computed on labelled rows only."""
+    table, name = split_signal(rule.signal)
+    return table in LABELLED_TABLES and name not in UNLABELLED
+
+
+def has_interval(table: str, name: str) -> bool:
+    """Whether rows of `table` carry a 95 % interval for `name` (`name_ci_low`/`name_ci_high`)."""
+    fields = {f.name for f in dataclasses.fields(TABLES[table])}
+    return f"{name}_ci_low" in fields and f"{name}_ci_high" in fields
+
+
+def testable(table: str, name: str) -> bool:
+    """Whether a significance gate (`q`) can be computed for this signal."""
+    return (
+        name in P_VALUE_FIELDS
+        or (table == "drift" and name in DRIFT_STATISTICS)
+        or name in RATE_FIELDS
+        or has_interval(table, name)
+    )
+
+
+def direction(rule: AlertRule) -> str:
+    """ "above", "below" or "both": given, else the sign of a relative change, else by signal."""
+    if rule.direction is not None:
+        return rule.direction
+    changes = [c for c in (rule.warn_change, rule.critical_change) if c is not None]
+    if changes:
+        return "below" if changes[0] < 0 else "above"
+    name = split_signal(rule.signal)[1]
+    return "below" if name in HIGHER_IS_BETTER or name in P_VALUE_FIELDS else "above"
+
+
+def significance_q(rule: AlertRule) -> float | None:
+    """The false discovery rate of the rule's significance gate; None = no gate."""
+    if rule.q is not None:
+        return rule.q
+    return DEFAULT_Q if is_p_value(rule) else None
+
+
+def effect_floor(rule: AlertRule) -> tuple[str, float] | None:
+    """(field, floor) the cell's effect size must reach; p-value signals always have one."""
+    name = split_signal(rule.signal)[1]
+    default = DEFAULT_EFFECT.get(name)
+    field_name = rule.effect or (default[0] if default else name)
+    if rule.min_effect is not None:
+        return field_name, rule.min_effect
+    if default is not None:
+        return field_name, default[1]
+    return None
+
+
+def band_sigmas(band: str) -> float:
+    """`"3sigma"` → 3.0."""
+    match = _BAND_RE.match(band)
+    if not match:
+        raise ValueError(band)
+    return float(match.group(1))
+
+
+def previous_span(baseline: str) -> timedelta | None:
+    """`"previous:30d"` → 30 days; None for `"reference"`."""
+    match = _PREVIOUS_RE.match(baseline)
+    if not match:
+        return None
+    unit = {"h": "hours", "d": "days", "w": "weeks"}[match.group(2)]
+    return timedelta(**{unit: int(match.group(1))})
+
+
+def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
+    """The rules that apply when a model has no `[[model.alert]]`: only for the signals it logs."""
+    each_slice = {"segment": "*"}
+    per_version = {"version": "*", "segment": "*"}
+    rules = [
+        AlertRule(
+            name="feature-drift",
+            signal="drift.psi",
+            where={"feature": f"!{SCORE_FEATURE}", **each_slice},
+            warn=0.1,
+            critical=0.25,
+            q=DEFAULT_Q,
+        ),
+        AlertRule(
+            name="score-drift",
+            signal="drift.js",
+            where={"feature": SCORE_FEATURE, **per_version},
+            warn=0.1,
+            critical=0.2,
+            q=DEFAULT_Q,
+        ),
+        AlertRule(
+            name="missing-rate",
+            signal="data_quality.missing_rate_change",
+            where={"feature": "*", **each_slice},
+            warn=0.05,
+            critical=0.2,
+            q=DEFAULT_Q,
+        ),
+        AlertRule(
+            name="unseen-categories",
+            signal="data_quality.unseen_share",
+            where={"feature": "*", **each_slice},
+            warn=0.02,
+            critical=0.1,
+        ),
+        AlertRule(
+            name="decision-rate",
+            signal="calibration.decision_rate",
+            where=per_version,
+            direction="both",
+            baseline="reference",
+            warn_change=0.25,
+            critical_change=0.5,
+            q=DEFAULT_Q,
+        ),
+    ]
+    if model.labels is not None:
+        rules += [
+            AlertRule(
+                name="calibration-ece",
+                signal="calibration.ece",
+                where=per_version,
+                band="3sigma",
+                critical=0.15,
+                min_effect=0.05,
+                min_label_coverage=0.1,
+            ),
+            # Flagged requests are labelled first (review), so precision is usable early;
+            # recall also needs the missed positives, which arrive late (chargebacks).
+            AlertRule(
+                name="precision-drop",
+                signal="performance.precision",
+                where=per_version,
+                baseline="reference",
+                warn_change=-0.1,
+                critical_change=-0.2,
+                q=DEFAULT_Q,
+                min_label_coverage=0.1,
+            ),
+            AlertRule(
+                name="recall-drop",
+                signal="performance.recall",
+                where=per_version,
+                baseline="reference",
+                warn_change=-0.1,
+                critical_change=-0.2,
+                q=DEFAULT_Q,
+                min_label_coverage=0.5,
+            ),
+        ]
+    columns = model.columns
+    per_route = {"version": "*", "route": "*"} if columns.route else {"version": "*"}
+    if columns.latency_ms:
+        rules.append(
+            AlertRule(
+                name="latency-p95",
+                signal="operations.latency_p95_ms",
+                where=per_route,
+                baseline="reference",
+                warn_change=0.5,
+                critical_change=1.0,
+            )
+        )
+    if columns.error:
+        rules.append(
+            AlertRule(
+                name="error-rate",
+                signal="operations.error_rate",
+                where=per_route,
+                warn=0.02,
+                critical=0.05,
+                q=DEFAULT_Q,
+            )
+        )
+    if columns.fallback:
+        rules.append(
+            AlertRule(
+                name="fallback-rate",
+                signal="operations.fallback_rate",
+                where=per_route,
+                baseline="reference",
+                warn_change=1.0,
+                critical_change=3.0,
+                q=DEFAULT_Q,
+                min_effect=0.01,
+            )
+        )
+    if columns.cost:
+        rules.append(
+            AlertRule(
+                name="cost-per-1k",
+                signal="operations.cost_per_1k",
+                where={"version": "*"},
+                baseline="reference",
+                warn_change=0.25,
+                critical_change=0.5,
+            )
+        )
+    return tuple(rules)
+
+
+def effective_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
+    """The configured rules, or the default set when the model has no `[[model.alert]]` at all."""
+    return model.alerts if model.alerts_configured else default_rules(model)
+
+
+def check_rule(rule: AlertRule) -> tuple[str, str] | None:
+    """The first semantic mistake in a rule as (key, what was expected), or None."""
+    table, name = split_signal(rule.signal)
+    if table not in TABLES:
+        return "signal", f"expected a table of {', '.join(TABLES)}, got {table!r}"
+    fields = numeric_fields(table)
+    if name not in fields:
+        return "signal", f"{table} has no numeric field {name!r} (expected one of: {', '.join(fields)})"
+    filters = SCOPE_FIELDS[table] + EXTRA_FILTERS.get(table, ())
+    for key in rule.where:
+        if key not in filters:
+            return f"where.{key}", f"{table} rows can be filtered by {', '.join(filters)}"
+    if rule.q is not None and not testable(table, name):
+        return "q", (
+            "significance applies to p-values, drift statistics, rates and metrics with "
+            f"confidence intervals; {rule.signal} is none of them"
+        )
+    if rule.effect is not None and rule.effect not in fields:
+        return "effect", f"{table} has no numeric field {rule.effect!r}"
+    if rule.effect is not None and rule.min_effect is None and name not in DEFAULT_EFFECT:
+        return "min_effect", "missing; `effect` needs the floor its value must reach"
+    if is_p_value(rule):
+        fixed = {"warn": rule.warn, "critical": rule.critical, "baseline": rule.baseline, "band": rule.band}
+        for key, value in fixed.items():
+            if value is not None:
+                return key, "a p-value signal is thresholded by q and an effect-size floor"
+    if rule.min_label_coverage is not None and not is_labelled(rule):
+        return "min_label_coverage", f"{rule.signal} is not computed from labels"
+    return None
+
+
+def validate_rules(config: Config) -> None:
+    """Raise ConfigError (file, key, expected) for the first rule that cannot be evaluated."""
+    for m, model in enumerate(config.models):
+        seen: set[str] = set()
+        for a, rule in enumerate(model.alerts):
+            prefix = f"model[{m}].alert[{a}]"
+            if rule.name in seen:
+                raise ConfigError(config.path, f"{prefix}.name", f"duplicate rule name {rule.name!r}")
+            seen.add(rule.name)
+            mistake = check_rule(rule)
+            if mistake is not None:
+                raise ConfigError(config.path, f"{prefix}.{mistake[0]}", mistake[1])
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{key} = {_toml(item)}" for key, item in value.items()) + " }"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def render_rules(model: ModelConfig) -> str:
+    """The effective rules of a model as `[[model.alert]]` TOML, with the inferred settings noted."""
+    rules = effective_rules(model)
+    origin = "as configured" if model.alerts_configured else "the defaults (no [[model.alert]] in the config)"
+    lines = [f"# model {model.name}: {len(rules)} rule(s), {origin}"]
+    for rule in rules:
+        lines += ["", "[[model.alert]]"]
+        for f in dataclasses.fields(AlertRule):
+            value = getattr(rule, f.name)
+            if value is None or (f.name == "where" and not value) or (f.name == "for_windows" and value == 1):
+                continue
+            lines.append(f"{f.name} = {_toml(value)}")
+        inferred = {
+            "direction": None if rule.direction else direction(rule),
+            "q": None if rule.q is not None else significance_q(rule),
+            "min_samples": None if rule.min_samples else model.min_samples,
+        }
+        floor = effect_floor(rule)
+        if floor and rule.min_effect is None:
+            inferred["effect"], inferred["min_effect"] = floor
+        for key, value in inferred.items():
+            if value is not None:
+                lines.append(f"# {key} = {_toml(value)}  (inferred)")
+    return "\n".join(lines) + "\n"

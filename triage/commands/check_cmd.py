@@ -1,0 +1,341 @@
+"""`triage check`: evaluate every model as of a time; a compact text summary or the JSON document.
+
+Exit status (the monitoring-plugin convention): 0 OK, 1 a warning alert is firing, 2 a critical
+one is, 3 the config or the store cannot be used ("unknown"). Alert state is recorded in the store.
+The `--json` document is described in the README ("`triage check --json`").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from triage.alerts.rules import validate_rules
+from triage.cli import UserError
+from triage.commands.alerts_cmd import alerts_table
+from triage.config import Window, load_config, parse_time, parse_window
+from triage.store import Store, StoreError
+
+if TYPE_CHECKING:
+    from triage.engine import CheckReport, ModelReport
+    from triage.metrics.results import OperationsRow, PerformanceRow, Row
+
+EXIT_UNKNOWN = 3
+TOP_DRIFT = 8
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "check",
+        help="evaluate drift, calibration, performance and operations as of a time",
+        description="Evaluate every configured model (or --model) per window × version × slice as of "
+        "now (or --at) and print a summary of the worst cells, or with --json the whole document. "
+        "Exit 3 when the config or the store cannot be used.",
+    )
+    parser.add_argument(
+        "--model", action="append", metavar="NAME", help="only this model (repeatable; default: all)"
+    )
+    parser.add_argument("--window", type=_window, metavar="SIZE", help="window size: 1h, 6h, 1d, 7d, 1w, 1mo")
+    parser.add_argument("--last", type=_positive_int, metavar="N", help="only the last N windows up to --at")
+    parser.add_argument(
+        "--at", type=_time, metavar="TIME", help="evaluate as of this ISO time (UTC if no zone; default now)"
+    )
+    parser.add_argument(
+        "--slice",
+        action="append",
+        metavar="COLUMN",
+        help="slice by this column instead of the configured segments (repeatable)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the JSON document instead of text")
+    parser.add_argument(
+        "--push-alertmanager",
+        metavar="URL",
+        help="post firing and resolved alerts to this Alertmanager (its base URL, API v2)",
+    )
+    parser.set_defaults(handler=run_check, config_error_status=EXIT_UNKNOWN)
+
+
+def _window(text: str) -> Window:
+    try:
+        return parse_window(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a window like 1h, 6h, 1d, 7d, 1w or 1mo, got {text!r}"
+        ) from None
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of windows, got {text!r}")
+    return int(text)
+
+
+def _time(text: str) -> datetime:
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO time like 2026-01-31T12:00Z, got {text!r}"
+        ) from None
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from triage.alerts.alertmanager import AlertmanagerError, push
+    from triage.alerts.state import AlertStore, check_alerts, exit_status
+    from triage.engine import Engine, EngineError  # numpy/scipy load only when `check` runs
+
+    config = load_config(args.config)
+    for name in args.model or ():
+        config.model(name)
+    validate_rules(config)
+    if str(config.store_path) != ":memory:" and not config.store_path.exists():
+        raise UserError(f"{config.store_path}: no store yet; run `triage ingest` first", status=EXIT_UNKNOWN)
+    try:
+        # Writable: the alert state and history of this evaluation are recorded in the store.
+        with Store.open(config.store_path) as store, Engine(config, store) as engine:
+            report = engine.check(args.model, args.at, args.window, args.last, args.slice)
+            alert_store = AlertStore(store.connection)
+            alerts = [
+                alert
+                for model in report.models
+                for alert in check_alerts(
+                    alert_store,
+                    config.model(model.name),
+                    model.tables(),
+                    report.as_of,
+                    model.reference_tables(),
+                )
+            ]
+    except (StoreError, EngineError) as exc:
+        raise UserError(str(exc), status=EXIT_UNKNOWN) from None
+    if args.json:
+        document = report.to_json()
+        document["alerts"] = [alert.to_json(report.as_of) for alert in alerts]
+        print(json.dumps(document, indent=2, allow_nan=False))
+    else:
+        print(format_report(report))
+        print("\nAlerts\n" + (alerts_table(alerts, report.as_of) if alerts else "  none"))
+    if args.push_alertmanager:
+        try:
+            push(args.push_alertmanager, alerts, report.generated_at)
+        except AlertmanagerError as exc:
+            raise UserError(str(exc), status=EXIT_UNKNOWN) from None
+    return exit_status(alerts, report.as_of)
+
+
+# --- text summary -------------------------------------------------------------------------------
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _p_value(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}" if value >= 1e-3 else f"{value:.0e}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _count(value: int) -> str:
+    return f"{value:,}"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def _time_text(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%MZ") if value.hour or value.minute else value.strftime("%Y-%m-%d")
+
+
+def _slice(row: Row) -> str:
+    return "all" if row.segment is None else f"{row.segment}={row.segment_value}"
+
+
+def _table(headers: Sequence[str], rows: list[list[str]], indent: str = "  ") -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [cells[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+        return (indent + "  ".join(parts)).rstrip()
+
+    return [line(headers), *(line(r) for r in rows)]
+
+
+def format_report(report: CheckReport) -> str:
+    """The compact text summary of `triage check` (about 100 columns)."""
+    lines = [f"triage check — as of {_time_text(report.as_of)}"]
+    for model in report.models:
+        lines += ["", *_model_lines(model)]
+    return "\n".join(lines)
+
+
+def _model_lines(model: ModelReport) -> list[str]:
+    total = sum(w.n for w in model.windows)
+    versions = sorted({row.version for row in model.calibration if row.version is not None})
+    lines = [
+        f"{model.name}: {_count(total)} predictions in {len(model.windows)} window(s) of {model.window.text}"
+        + (f"; versions {', '.join(versions)}" if versions else ""),
+        f"  reference: {_reference_text(model)} ({_count(model.reference.n)} rows)",
+    ]
+    if not model.windows:
+        return [*lines, "  no predictions in the evaluated windows"]
+    latest = model.windows[-1].window_start
+    lines += ["", *_drift_lines(model, latest), "", *_calibration_lines(model, latest)]
+    lines += ["", *_performance_lines(model), "", *_operations_lines(model, latest)]
+    return lines
+
+
+def _reference_text(model: ModelReport) -> str:
+    reference = model.reference
+    if reference.kind == "files" or reference.start is None or reference.end is None:
+        return reference.description
+    span = f"{_time_text(reference.start)} .. {_time_text(reference.end)}"
+    return span if reference.kind == "range" else f"{reference.description}, {span}"
+
+
+def _drift_lines(model: ModelReport, latest: datetime) -> list[str]:
+    cells = [r for r in model.drift if r.window_start == latest and r.enough_data and r.psi is not None]
+    title = f"Drift — worst feature × slice cells by PSI, window {_time_text(latest)}"
+    if not cells:
+        return [title, "  no cell with enough data"]
+    cells.sort(key=lambda r: r.psi or 0.0, reverse=True)
+    rows = [
+        [
+            r.feature,
+            _slice(r),
+            r.version or "all",
+            _count(r.n),
+            _num(r.psi),
+            _num(r.js),
+            _num(r.ks_d if r.kind == "numeric" else r.chi2),
+            _p_value(r.ks_p if r.kind == "numeric" else r.chi2_p),
+            _num(r.wasserstein_norm),
+        ]
+        for r in cells[:TOP_DRIFT]
+    ]
+    headers = ["feature", "slice", "version", "n", "PSI", "JS", "KS D/χ²", "p", "W1/σ"]
+    return [title, *_table(headers, rows)]
+
+
+def _calibration_lines(model: ModelReport, latest: datetime) -> list[str]:
+    cells = [r for r in model.calibration if r.window_start == latest and r.segment is None]
+    rows = [
+        [
+            r.version or "all",
+            _count(r.n),
+            _count(r.n_labeled),
+            _num(r.decision_rate),
+            _num(r.ece),
+            _num(r.ece_equal_mass),
+            _num(r.mce),
+            _num(r.brier),
+            _num(r.log_loss),
+        ]
+        for r in cells
+    ]
+    headers = ["version", "n", "labelled", "decisions", "ECE", "ECE mass", "MCE", "Brier", "log loss"]
+    return [f"Calibration — window {_time_text(latest)}, all traffic", *_table(headers, rows)]
+
+
+def _weighted(rows: Sequence[Row], value: Callable[[Row], float | None]) -> float | None:
+    """The n-weighted mean of a statistic over the reference windows that have it."""
+    pairs = [(row.n, v) for row in rows if (v := value(row)) is not None]
+    total = sum(n for n, _ in pairs)
+    return sum(n * v for n, v in pairs) / total if total else None
+
+
+def _versus(now: float | None, reference: float | None, digits: int = 3) -> str:
+    return f"{_num(now, digits)} ({_num(reference, digits)})"
+
+
+def _performance_lines(model: ModelReport) -> list[str]:
+    title = "Performance — latest window with enough labels, median label lag (reference in parentheses)"
+    overall = [r for r in model.performance if r.segment is None]
+    versions = sorted({r.version for r in overall}, key=lambda v: (v is not None, v or ""))
+    rows = []
+    for version in versions:
+        mature = [r for r in overall if r.version == version and r.enough_data]
+        if not mature:
+            continue
+        now = max(mature, key=lambda r: r.window_start)
+        reference = [
+            r
+            for r in model.reference_performance
+            if r.segment is None and r.version == version and r.enough_data
+        ]
+
+        def ref(field: str, reference: list[PerformanceRow] = reference) -> float | None:
+            return _weighted(reference, lambda row: getattr(row, field))
+
+        rows.append(
+            [
+                version or "all",
+                _time_text(now.window_start)[5:],
+                _count(now.n_labeled),
+                _pct(now.label_coverage),
+                _duration(now.label_lag_p50_s),
+                _versus(now.precision, ref("precision")),
+                _versus(now.recall, ref("recall")),
+                _versus(now.auroc, ref("auroc")),
+                _versus(now.expected_cost, ref("expected_cost"), 2),
+            ]
+        )
+    if not rows:
+        return [title, "  no window has enough labelled rows yet"]
+    headers = [
+        "version",
+        "window",
+        "labels",
+        "cover",
+        "lag",
+        "precision",
+        "recall",
+        "AUROC",
+        "cost/pred",
+    ]
+    return [title, *_table(headers, rows)]
+
+
+def _operations_lines(model: ModelReport, latest: datetime) -> list[str]:
+    cells = [r for r in model.operations if r.window_start == latest and r.segment is None]
+    cells.sort(key=lambda r: (r.version is not None, r.version or "", r.route is not None, r.route or ""))
+    rows = [_operations_row(r) for r in cells]
+    headers = [
+        "version",
+        "route",
+        "n",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "errors",
+        "fallback",
+        "cost/1k",
+        "tokens",
+    ]
+    return [f"Operations — window {_time_text(latest)}, all traffic", *_table(headers, rows)]
+
+
+def _operations_row(r: OperationsRow) -> list[str]:
+    return [
+        r.version or "all",
+        r.route or "all",
+        _count(r.n),
+        _num(r.latency_p50_ms, 1),
+        _num(r.latency_p95_ms, 1),
+        _num(r.latency_p99_ms, 1),
+        _pct(r.error_rate),
+        _pct(r.fallback_rate),
+        _num(r.cost_per_1k, 2),
+        _num(r.tokens_per_request, 1),
+    ]

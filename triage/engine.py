@@ -1,0 +1,288 @@
+"""The engine facade: one call evaluates a model as of a time — every statistic family, typed.
+
+`Engine(config)` opens the store read-only (or uses a given `Store`); `evaluate` returns a
+`ModelReport` for one model, `check` a `CheckReport` for several. Both are frozen dataclasses of
+the typed rows of `triage.metrics.results`; `CheckReport.to_json()` is the `triage check --json`
+document. Each call reads through its own cursor, so worker threads may evaluate concurrently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any, TypeVar
+
+import duckdb
+
+from triage.config import Config, ModelConfig, Window
+from triage.metrics.calibration import calibration_sums, compute_calibration
+from triage.metrics.drift import compute_drift
+from triage.metrics.frame import Scope
+from triage.metrics.operations import compute_operations
+from triage.metrics.performance import compute_performance, rank_stats
+from triage.metrics.quality import compute_quality
+from triage.metrics.results import (
+    CalibrationRow,
+    DataQualityRow,
+    DriftRow,
+    OperationsRow,
+    PerformanceRow,
+    ReferenceInfo,
+    Row,
+    SchemaChange,
+    WindowInfo,
+)
+from triage.metrics.source import LabelledCells, Reducer, aware, reference_rows_sql
+from triage.store import Store
+from triage.store.schema import reference_table
+from triage.store.tables import CATEGORICAL, stored_layout, table_exists
+
+R = TypeVar("R", bound=Row)
+
+
+class EngineError(Exception):
+    """A request the store cannot answer: nothing ingested for a model, an unknown slice column."""
+
+
+def _json_time(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class ModelReport:
+    """Every statistic of one model as of a time, over the evaluated windows and the reference.
+
+    The `reference_*` tables are the reference rows cut into the same windows (baselines for
+    "performance vs reference" and for alert bands).
+    """
+
+    name: str
+    as_of: datetime
+    window: Window
+    segments: tuple[str, ...]
+    reference: ReferenceInfo
+    windows: tuple[WindowInfo, ...]
+    drift: tuple[DriftRow, ...]
+    data_quality: tuple[DataQualityRow, ...]
+    schema_changes: tuple[SchemaChange, ...]
+    calibration: tuple[CalibrationRow, ...]
+    performance: tuple[PerformanceRow, ...]
+    operations: tuple[OperationsRow, ...]
+    reference_calibration: tuple[CalibrationRow, ...]
+    reference_performance: tuple[PerformanceRow, ...]
+    reference_operations: tuple[OperationsRow, ...]
+
+    def tables(self) -> dict[str, tuple[Row, ...]]:
+        """The result tables by their JSON name (the `table` of an alert signal `table.field`)."""
+        return {
+            "drift": self.drift,
+            "data_quality": self.data_quality,
+            "calibration": self.calibration,
+            "performance": self.performance,
+            "operations": self.operations,
+        }
+
+    def reference_tables(self) -> dict[str, tuple[Row, ...]]:
+        """The reference period's tables, cut into windows (no drift or quality of the reference)."""
+        return {
+            "calibration": self.reference_calibration,
+            "performance": self.reference_performance,
+            "operations": self.reference_operations,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        reference = self.reference.to_json()
+        for name, rows in self.reference_tables().items():
+            reference[name] = [row.to_json() for row in rows]
+        document: dict[str, Any] = {
+            "name": self.name,
+            "window": self.window.text,
+            "segments": list(self.segments),
+            "reference": reference,
+            "windows": [window.to_json() for window in self.windows],
+        }
+        for name, rows in self.tables().items():
+            document[name] = [row.to_json() for row in rows]
+        document["schema_changes"] = [change.to_json() for change in self.schema_changes]
+        return document
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """The evaluation of every requested model at one as-of time."""
+
+    generated_at: datetime
+    as_of: datetime
+    models: tuple[ModelReport, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The `triage check --json` document (see the README)."""
+        return {
+            "generated_at": _json_time(self.generated_at),
+            "as_of": _json_time(self.as_of),
+            "models": [model.to_json() for model in self.models],
+        }
+
+
+class Engine:
+    """Evaluates models against the store; one per process, shared by threads."""
+
+    def __init__(self, config: Config, store: Store | None = None) -> None:
+        self.config = config
+        self._owns_store = store is None
+        self.store = store or Store.open(config.store_path, read_only=True)
+
+    def evaluate(
+        self,
+        model_name: str,
+        as_of: datetime | None = None,
+        window: Window | None = None,
+        last: int | None = None,
+        segments: Sequence[str] | None = None,
+    ) -> ModelReport:
+        """Every statistic of one model as of `as_of` (default now), per window × version × slice.
+
+        `window` overrides the model's window size, `last` keeps the last N windows up to as-of,
+        `segments` replaces the configured slice columns (segments or categorical features).
+        """
+        model = self.config.model(model_name)
+        con = self.store.cursor()
+        try:
+            scope = Scope.of(model, as_of, window, self._slices(con, model, segments), last)
+            return _evaluate(con, scope)
+        finally:
+            con.close()
+
+    def check(
+        self,
+        models: Sequence[str] | None = None,
+        as_of: datetime | None = None,
+        window: Window | None = None,
+        last: int | None = None,
+        segments: Sequence[str] | None = None,
+    ) -> CheckReport:
+        """Evaluate `models` (default: all configured) at one as-of time (default now)."""
+        generated_at = datetime.now(UTC)
+        at = (as_of or generated_at).astimezone(UTC)
+        names = list(models) if models else [model.name for model in self.config.models]
+        reports = tuple(self.evaluate(name, at, window, last, segments) for name in names)
+        return CheckReport(generated_at=generated_at, as_of=at, models=reports)
+
+    def _slices(
+        self, con: duckdb.DuckDBPyConnection, model: ModelConfig, segments: Sequence[str] | None
+    ) -> tuple[str, ...]:
+        layout = stored_layout(con, model)
+        if layout is None:
+            raise EngineError(f"model {model.name!r}: nothing ingested yet; run `triage ingest` first")
+        if segments is None:
+            return layout.segments
+        allowed = layout.segments + tuple(f.name for f in layout.features if f.kind == CATEGORICAL)
+        for column in segments:
+            if column not in allowed:
+                choices = ", ".join(allowed) or "none"
+                raise EngineError(
+                    f"model {model.name!r}: cannot slice by {column!r} "
+                    f"(segments and categorical features: {choices})"
+                )
+        return tuple(dict.fromkeys(segments))
+
+    def close(self) -> None:
+        """Close the store when the engine opened it."""
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+Families = tuple[list[CalibrationRow], list[PerformanceRow], list[OperationsRow]]
+
+
+def _families(con: duckdb.DuckDBPyConnection, scope: Scope, source: str | None = None) -> Families:
+    """Calibration, performance and operations of `source` (default: the scope's windows)."""
+    reducers: dict[str, Reducer] = {"calibration": calibration_sums, "performance": rank_stats}
+    labelled = LabelledCells.build(con, scope, reducers, source)
+    return (
+        compute_calibration(con, scope, labelled=labelled),
+        compute_performance(con, scope, labelled=labelled),
+        compute_operations(con, scope, source),
+    )
+
+
+def _evaluate(con: duckdb.DuckDBPyConnection, scope: Scope) -> ModelReport:
+    calibration, performance, operations = _families(con, scope)
+    windows = tuple(
+        WindowInfo(row.window_start, row.window_end, row.n)
+        for row in _ordered(calibration)
+        if row.version is None and row.segment is None
+    )
+    reference = _reference_info(con, scope)
+    reference_tables: Families = (
+        _families(con, scope, reference_rows_sql(scope)) if reference.n else ([], [], [])
+    )
+    quality, schema_changes = compute_quality(con, scope)
+    return ModelReport(
+        name=scope.model.name,
+        as_of=scope.as_of,
+        window=scope.window,
+        segments=scope.segments,
+        reference=reference,
+        windows=windows,
+        drift=tuple(_ordered(compute_drift(con, scope))),
+        data_quality=tuple(_ordered(quality)),
+        schema_changes=tuple(schema_changes),
+        calibration=tuple(_ordered(calibration)),
+        performance=tuple(_ordered(performance)),
+        operations=tuple(_ordered(operations)),
+        reference_calibration=tuple(_ordered(reference_tables[0])),
+        reference_performance=tuple(_ordered(reference_tables[1])),
+        reference_operations=tuple(_ordered(reference_tables[2])),
+    )
+
+
+def _ordered(rows: Sequence[R]) -> list[R]:
+    """Rows by window, then all versions first, all traffic first, then by name."""
+
+    def key(row: R) -> tuple:
+        extra = tuple(
+            (value is not None, value or "")
+            for value in (getattr(row, "feature", None), getattr(row, "route", None))
+        )
+        return (
+            row.window_start,
+            row.version is not None,
+            row.version or "",
+            row.segment is not None,
+            row.segment or "",
+            row.segment_value or "",
+            *extra,
+        )
+
+    return sorted(rows, key=key)
+
+
+def _reference_info(con: duckdb.DuckDBPyConnection, scope: Scope) -> ReferenceInfo:
+    reference = scope.model.reference
+    start, end, n = reference.start, reference.end, 0
+    if reference.kind != "files" or table_exists(con, reference_table(scope.model.name)):
+        row = con.execute(
+            f"SELECT count(*), min(_ts), max(_ts) FROM ({reference_rows_sql(scope)})"
+        ).fetchone()
+        assert row is not None
+        n = int(row[0])
+        if n:
+            start = start or aware(row[1])
+            if reference.kind == "version":
+                end = start + timedelta(days=reference.days or 0)
+            end = end or aware(row[2])
+    return ReferenceInfo(kind=reference.kind, description=reference.describe(), start=start, end=end, n=n)

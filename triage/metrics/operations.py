@@ -1,0 +1,98 @@
+"""Operations per window × version × slice, and per window × version × route (DESIGN §4).
+
+- volume = rows (`n`);
+- latency p50/p95/p99 = `quantile_cont` over the rows with a latency (numpy's linear percentile);
+- error rate, fallback rate = share of true flags among the rows with the flag logged;
+- cost per 1 000 predictions = 1000·Σ cost / rows (rows without a cost count as 0; None when no
+  row has one);
+- tokens per request = mean tokens over the rows with tokens.
+A signal that is not logged in a cell is None and named in the note.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import duckdb
+
+from triage.metrics.frame import MISSING_SEGMENT, Scope, cell_grouping
+from triage.metrics.results import OperationsRow
+from triage.metrics.source import aware, plain_rows_sql, window_end, window_rows_sql
+
+_COLUMNS = (
+    "p._latency_ms, p._error, p._fallback, p._cost, p._tokens, "
+    f"coalesce(p._route, '{MISSING_SEGMENT}') AS _route_key"
+)
+_AGGREGATES = (
+    "count(*), quantile_cont(_latency_ms, [0.5, 0.95, 0.99]), avg(_error::DOUBLE), "
+    "avg(_fallback::DOUBLE), sum(_cost), count(_cost), avg(_tokens)"
+)
+
+
+def compute_operations(
+    con: duckdb.DuckDBPyConnection, scope: Scope, source: str | None = None
+) -> list[OperationsRow]:
+    """One OperationsRow per cell of `source` (a SELECT of prediction rows; default: the scope's
+    windows) over all routes (route None), and per window × version × route (all traffic) when
+    the route is logged; a NULL route is its own route, "(missing)"."""
+    rows = plain_rows_sql(scope, source or window_rows_sql(scope), _COLUMNS)
+    groupings = [(cell_grouping(scope), False)]
+    if scope.model.columns.route is not None:
+        all_traffic = replace(scope, segments=())
+        groupings.append((cell_grouping(all_traffic, extra=["_route_key"]), True))
+    out: list[OperationsRow] = []
+    for grouping, by_route in groupings:
+        result = con.execute(
+            f"SELECT {grouping.select}, {_AGGREGATES} FROM ({rows}) GROUP BY {grouping.group_by}"
+        ).fetchall()
+        for row in result:
+            route = row[4] if by_route else None
+            stats = row[5:] if by_route else row[4:]
+            out.append(_row(scope, row[:4], route, stats))
+    return out
+
+
+def _row(scope: Scope, cell: tuple, route: str | None, stats: tuple) -> OperationsRow:
+    n, latency, error_rate, fallback_rate, cost_sum, n_cost, tokens = stats
+    start = aware(cell[0])
+    min_samples = scope.model.min_samples
+    row = OperationsRow(
+        window_start=start,
+        window_end=window_end(scope, start),
+        version=cell[1],
+        segment=cell[2],
+        segment_value=cell[3],
+        n=n,
+        enough_data=n >= min_samples,
+        note=None,
+        route=route,
+        latency_p50_ms=None,
+        latency_p95_ms=None,
+        latency_p99_ms=None,
+        error_rate=None,
+        fallback_rate=None,
+        cost_per_1k=None,
+        tokens_per_request=None,
+    )
+    if n < min_samples:
+        note = f"not enough data: {n} rows < min_samples {min_samples}"
+        return replace(row, note=note)
+    values = {
+        "latency": latency,
+        "error": error_rate,
+        "fallback": fallback_rate,
+        "cost": cost_sum if n_cost else None,
+        "tokens": tokens,
+    }
+    missing = [name for name, value in values.items() if value is None]
+    return replace(
+        row,
+        note="not logged: " + ", ".join(missing) if missing else None,
+        latency_p50_ms=None if latency is None else latency[0],
+        latency_p95_ms=None if latency is None else latency[1],
+        latency_p99_ms=None if latency is None else latency[2],
+        error_rate=error_rate,
+        fallback_rate=fallback_rate,
+        cost_per_1k=None if not n_cost else 1000.0 * cost_sum / n,
+        tokens_per_request=tokens,
+    )

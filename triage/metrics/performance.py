@@ -1,0 +1,176 @@
+"""Delayed-label performance per window × version × slice (DESIGN §4), as of T.
+
+With the labels that count as of T (label > 0 is positive) and the logged decision:
+- label coverage = labelled rows / rows; label lag p50/p95 = `quantile_cont` of seconds from
+  `_ts` to the counting label's `_labeled_at` (numpy's linear percentile);
+- precision = TP/(TP+FP), recall = TP/(TP+FN), F1 = 2TP/(2TP+FP+FN), FPR = FP/(FP+TN),
+  FNR = FN/(FN+TP), accuracy = (TP+TN)/n_labeled, each proportion with a 95 % Wilson interval;
+- AUROC = Mann–Whitney U/(P·N) with ties counted ½ (= `roc_auc_score`), from counts per distinct
+  score, with a 95 % DeLong interval (AUC ± 1.96·√(S10/P + S01/N), clipped to [0, 1]);
+- average precision = Σ_s (pos_s/P)·precision(score ≥ s) over distinct scores (= `average_precision_score`);
+- expected cost per labelled prediction = (FP·cost_fp + FN·cost_fn)/n_labeled with a 95 %
+  normal-approximation interval (mean ± 1.96·s/√n over the per-row costs, floored at 0).
+An undefined statistic (no positive decisions, a single class) is None with a note, never NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import duckdb
+import numpy as np
+
+from triage.config import Costs
+from triage.metrics.frame import Scope
+from triage.metrics.intervals import delong, mean_normal, wilson
+from triage.metrics.results import PerformanceRow
+from triage.metrics.source import CellCounts, LabelledCells, ScoreCounts
+
+
+@dataclass(frozen=True)
+class RankStats:
+    """Score-ranking aggregates of one cell's labelled rows."""
+
+    m: int  # labelled rows with a score
+    p: int  # of which positive
+    u: float  # Σ over positives of (#neg below + ½ #neg tied): the Mann–Whitney U
+    v10_sq: float  # Σ over positives of V10²
+    v01_sq: float  # Σ over negatives of V01²
+    ap: float
+
+
+def rank_stats(scores: ScoreCounts) -> list[RankStats]:
+    """The `LabelledCells` reducer of performance: per cell, U, the DeLong second moments and AP
+    from the score-sorted cumulative counts.
+
+    V10 of a positive at score s = (#neg < s + ½ #neg = s)/N; V01 of a negative = (#pos > s + ½ #pos = s)/P;
+    AP = Σ_s (pos_s/P)·(#pos ≥ s)/(#rows ≥ s).
+    """
+    positives, negatives = scores.p[scores.cell], (scores.m - scores.p)[scores.cell]
+    n_neg = scores.n - scores.n_pos
+    neg_below = scores.n_below - scores.pos_below
+    pos_above = positives - scores.pos_below - scores.n_pos
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wins = neg_below + 0.5 * n_neg
+        v10, v01 = wins / negatives, (pos_above + 0.5 * scores.n_pos) / positives
+        precision = (positives - scores.pos_below) / (scores.m[scores.cell] - scores.n_below)
+        ap_terms = np.where(scores.n_pos > 0, scores.n_pos / positives * precision, 0.0)
+    u = scores.per_cell(scores.n_pos * wins)
+    v10_sq = scores.per_cell(np.where(scores.n_pos > 0, scores.n_pos * v10**2, 0.0))
+    v01_sq = scores.per_cell(np.where(n_neg > 0, n_neg * v01**2, 0.0))
+    ap = scores.per_cell(ap_terms)
+    return [
+        RankStats(int(scores.m[i]), int(scores.p[i]), u[i], v10_sq[i], v01_sq[i], ap[i])
+        for i in range(len(scores.m))
+    ]
+
+
+def compute_performance(
+    con: duckdb.DuckDBPyConnection,
+    scope: Scope,
+    source: str | None = None,
+    labelled: LabelledCells | None = None,
+) -> list[PerformanceRow]:
+    """One PerformanceRow per cell of `source` (a SELECT of prediction rows; default: the scope's
+    windows), or of `labelled` when built with the "performance" reducer (`rank_stats`)."""
+    labelled = labelled or LabelledCells.build(con, scope, {"performance": rank_stats}, source)
+    model = scope.model
+    return [
+        _row(cell, ranks, model.costs, model.min_samples)
+        for cell, ranks in zip(labelled.cells, labelled.reduced["performance"], strict=True)
+    ]
+
+
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def _row(cell: CellCounts, ranks: RankStats, costs: Costs, min_samples: int) -> PerformanceRow:
+    decided = cell.tp + cell.fp + cell.fn + cell.tn
+    notes: list[str] = []
+    row = PerformanceRow(
+        **cell.cell,
+        enough_data=decided >= min_samples,
+        note=None,
+        n_labeled=cell.n_labeled,
+        label_coverage=None,
+        label_lag_p50_s=None,
+        label_lag_p95_s=None,
+        precision=None,
+        precision_ci_low=None,
+        precision_ci_high=None,
+        recall=None,
+        recall_ci_low=None,
+        recall_ci_high=None,
+        f1=None,
+        fpr=None,
+        fpr_ci_low=None,
+        fpr_ci_high=None,
+        fnr=None,
+        fnr_ci_low=None,
+        fnr_ci_high=None,
+        accuracy=None,
+        accuracy_ci_low=None,
+        accuracy_ci_high=None,
+        auroc=None,
+        auroc_ci_low=None,
+        auroc_ci_high=None,
+        average_precision=None,
+        expected_cost=None,
+        expected_cost_ci_low=None,
+        expected_cost_ci_high=None,
+    )
+    if cell.n < min_samples:
+        return replace(row, note=f"not enough data: {cell.n} rows < min_samples {min_samples}")
+    row = replace(
+        row,
+        label_coverage=cell.n_labeled / cell.n,
+        label_lag_p50_s=cell.lag_p50_s,
+        label_lag_p95_s=cell.lag_p95_s,
+    )
+    if decided < min_samples:
+        return replace(row, note=f"not enough labels: {decided} labelled rows < min_samples {min_samples}")
+    tp, fp, fn, tn = cell.tp, cell.fp, cell.fn, cell.tn
+    if tp + fp == 0:
+        notes.append("precision undefined: no positive decisions")
+    if tp + fn == 0:
+        notes.append("recall, FNR, AUROC and average precision undefined: no positive labels")
+    if fp + tn == 0:
+        notes.append("FPR and AUROC undefined: no negative labels")
+    cost_sum = fp * costs.false_positive + fn * costs.false_negative
+    cost_sq = fp * costs.false_positive**2 + fn * costs.false_negative**2
+    precision_ci, recall_ci = wilson(tp, tp + fp), wilson(tp, tp + fn)
+    fpr_ci, fnr_ci, accuracy_ci = wilson(fp, fp + tn), wilson(fn, fn + tp), wilson(tp + tn, decided)
+    cost_ci = mean_normal(decided, cost_sum, cost_sq)
+    row = replace(
+        row,
+        precision=_ratio(tp, tp + fp),
+        precision_ci_low=precision_ci[0],
+        precision_ci_high=precision_ci[1],
+        recall=_ratio(tp, tp + fn),
+        recall_ci_low=recall_ci[0],
+        recall_ci_high=recall_ci[1],
+        f1=_ratio(2 * tp, 2 * tp + fp + fn),
+        fpr=_ratio(fp, fp + tn),
+        fpr_ci_low=fpr_ci[0],
+        fpr_ci_high=fpr_ci[1],
+        fnr=_ratio(fn, fn + tp),
+        fnr_ci_low=fnr_ci[0],
+        fnr_ci_high=fnr_ci[1],
+        accuracy=(tp + tn) / decided,
+        accuracy_ci_low=accuracy_ci[0],
+        accuracy_ci_high=accuracy_ci[1],
+        expected_cost=cost_sum / decided,
+        expected_cost_ci_low=cost_ci[0],
+        expected_cost_ci_high=cost_ci[1],
+    )
+    if ranks.p > 0:
+        row = replace(row, average_precision=float(ranks.ap))
+    if 0 < ranks.p < ranks.m:
+        n_neg = ranks.m - ranks.p
+        auc = ranks.u / (ranks.p * n_neg)
+        low, high = delong(
+            auc, ranks.p, n_neg, ranks.v10_sq - ranks.p * auc * auc, ranks.v01_sq - n_neg * auc * auc
+        )
+        row = replace(row, auroc=auc, auroc_ci_low=low, auroc_ci_high=high)
+    return replace(row, note="; ".join(notes) or None)

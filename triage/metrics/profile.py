@@ -1,0 +1,485 @@
+"""The reference profile: what "normal" looks like per slice and feature, computed once and stored.
+
+A profile describes a model's reference rows (DESIGN §3) for one *part*: all traffic (part None,
+one slice) or one segment column (one slice per value). Slices are named by a `slice_id`
+(`slice_id_sql`), so window rows find their slice's reference without a string join. Per slice
+and feature it holds:
+
+- numeric: finite values `n`, missing values (NULL, NaN, ±inf), min, max, mean, std (ddof 0),
+  the PSI bin edges — numpy `linear` quantiles at 0.1 … 0.9 with duplicates dropped, computed in
+  Python from DuckDB's order statistics with numpy's own arithmetic, so they equal `np.quantile`
+  bit for bit — and the reference count of each bin;
+- categorical: the count of each category, and of missing values (a NULL category);
+- numeric, the exact structure behind KS and Wasserstein: the ECDF, one row per distinct value
+  `v` with its count, `cum` = #{r ≤ v} and `g` = G(v) = Σ_{r ≤ v} (v − r), the integral of the
+  cumulative count up to v. Between ECDF rows G is linear, G(x) = g + cum·(x − v) for the last
+  row v ≤ x, so ∫_a^b F_ref(x) dx = (G(b) − G(a)) / n for any a ≤ b.
+
+Tables `_triage_profile*`, keyed by `profile`: a hash of the reference definition, the reference
+data's identity (row count, last file id, xor of row hashes, all as of T), the part and the
+features. A writable store keeps profiles (and drops a part's older ones); a read-only connection
+builds them in temporary tables for its own lifetime. Nothing is recomputed while the key holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import duckdb
+import numpy as np
+
+from triage.config import ModelConfig
+from triage.metrics.frame import MISSING_SEGMENT, Scope
+from triage.metrics.source import reference_rows_sql
+from triage.store.schema import predictions_table, quote, reference_table
+from triage.store.tables import CATEGORICAL, NUMERIC, stored_layout, table_exists
+
+PROFILE_FORMAT = 1
+SCORE_FEATURE = "__score__"
+ALL_SLICE = 0
+PSI_QUANTILES = np.arange(1, 10) / 10  # 0.1 … 0.9, each the double nearest k/10
+
+PROFILE_TABLE = "_triage_profile"
+SLICES_TABLE = "_triage_profile_slices"
+NUMERIC_TABLE = "_triage_profile_numeric"
+CATEGORIES_TABLE = "_triage_profile_categories"
+ECDF_TABLE = "_triage_profile_ecdf"
+_DDL = {
+    PROFILE_TABLE: "profile VARCHAR, model VARCHAR, part VARCHAR, definition VARCHAR, created_at TIMESTAMP",
+    SLICES_TABLE: "profile VARCHAR, slice_id UBIGINT, segment VARCHAR, segment_value VARCHAR, n_rows BIGINT",
+    NUMERIC_TABLE: "profile VARCHAR, slice_id UBIGINT, feature VARCHAR, n BIGINT, n_missing BIGINT, "
+    '"min" DOUBLE, "max" DOUBLE, mean DOUBLE, std DOUBLE, edges DOUBLE[], counts BIGINT[], g_max DOUBLE',
+    CATEGORIES_TABLE: "profile VARCHAR, slice_id UBIGINT, feature VARCHAR, category VARCHAR, count BIGINT",
+    ECDF_TABLE: "profile VARCHAR, slice_id UBIGINT, feature VARCHAR, value DOUBLE, cnt BIGINT, cum BIGINT, "
+    "g DOUBLE",
+}
+MAIN_TABLES, TEMP_TABLES = "main.", "temp.main."
+_MAIN, _TEMP = MAIN_TABLES, TEMP_TABLES
+# Held while writing profiles or caches, so threads sharing a store never build the same twice.
+WRITE_LOCK = threading.RLock()
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A watched column: its reported name, kind, and the column of the canonical tables."""
+
+    name: str
+    kind: str  # "numeric" | "categorical"
+    column: str
+
+    @property
+    def sql(self) -> str:
+        return quote(self.column)
+
+    @property
+    def value_sql(self) -> str:
+        """The value, NULL when missing (numeric: NULL, NaN and ±inf are missing)."""
+        return f"CASE WHEN isfinite({self.sql}) THEN {self.sql} END" if self.kind == NUMERIC else self.sql
+
+    @property
+    def present_sql(self) -> str:
+        """Predicate: the row has a value (numeric: finite; NULL, NaN and ±inf are missing)."""
+        return f"isfinite({self.sql})" if self.kind == NUMERIC else f"{self.sql} IS NOT NULL"
+
+
+def drift_features(con: duckdb.DuckDBPyConnection, model: ModelConfig) -> tuple[Feature, ...]:
+    """The model's stored features (configured or inferred at ingest), then the score as `__score__`."""
+    layout = stored_layout(con, model)
+    if layout is None:
+        return ()
+    features = tuple(Feature(f.name, f.kind, f.name) for f in layout.features)
+    return (*features, Feature(SCORE_FEATURE, NUMERIC, "_score"))
+
+
+def text_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def segment_value_sql(segment: str, table: str = "") -> str:
+    """The slice value of a row for a segment column (NULL shown as `(missing)`, like the grid)."""
+    return f"coalesce(CAST({table}{quote(segment)} AS VARCHAR), {text_literal(MISSING_SEGMENT)})"
+
+
+def slice_id_sql(segment: str | None, table: str = "") -> str:
+    """The slice id of a row: 0 for all traffic, else hash(segment column, its value)."""
+    if segment is None:
+        return f"{ALL_SLICE}::UBIGINT"
+    return f"hash({text_literal(segment)}, {segment_value_sql(segment, table)})"
+
+
+@dataclass(frozen=True)
+class NumericProfile:
+    """A numeric feature in one reference slice (None stats when it has no finite value)."""
+
+    n: int
+    n_missing: int
+    min: float | None
+    max: float | None
+    mean: float | None
+    std: float | None
+    edges: tuple[float, ...]  # PSI inner edges; bins are (-inf, e1), [e1, e2), …, [ek, inf)
+    counts: tuple[int, ...]  # reference values per bin (len(edges) + 1)
+    g_max: float  # G(max): Σ (max − r)
+
+
+@dataclass(frozen=True)
+class CategoricalProfile:
+    """A categorical feature in one reference slice."""
+
+    n: int
+    n_missing: int
+    counts: Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class SliceProfile:
+    """One reference slice: all traffic (segment None) or one value of a segment column."""
+
+    slice_id: int
+    segment: str | None
+    segment_value: str | None
+    n_rows: int
+    numeric: Mapping[str, NumericProfile] = field(default_factory=dict)
+    categorical: Mapping[str, CategoricalProfile] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The stored profile of a model's reference for some parts; the ECDF stays in DuckDB."""
+
+    model: str
+    keys: tuple[str, ...]  # one per part
+    features: tuple[Feature, ...]
+    slices: Mapping[int, SliceProfile]
+    n_rows: int
+    tables: str  # "main." or "temp.main.": where the profile tables are
+
+    def slice(self, segment: str | None, value: str | None) -> SliceProfile | None:
+        """The reference slice of a cell, or None when the reference has no row in it."""
+        for profile in self.slices.values():
+            if profile.segment == segment and profile.segment_value == value:
+                return profile
+        return None
+
+    def _where(self, feature: str) -> str:
+        keys = ", ".join(text_literal(key) for key in self.keys)
+        return f"profile IN ({keys}) AND feature = {text_literal(feature)}"
+
+    def ecdf_sql(self, feature: str) -> str:
+        """The reference ECDF of a numeric feature: slice_id, value, cnt, cum, g."""
+        return (
+            f"SELECT slice_id, value, cnt, cum, g FROM {self.tables}{ECDF_TABLE} WHERE {self._where(feature)}"
+        )
+
+    def numeric_sql(self, feature: str) -> str:
+        """Per slice stats of a numeric feature: slice_id, n, min, max, std, edges, counts, g_max."""
+        return (
+            f'SELECT slice_id, n, "min", "max", std, edges, counts, g_max '
+            f"FROM {self.tables}{NUMERIC_TABLE} WHERE {self._where(feature)}"
+        )
+
+
+def ensure_profile(
+    con: duckdb.DuckDBPyConnection,
+    model: ModelConfig,
+    segments: Sequence[str] | None = None,
+    as_of: datetime | None = None,
+) -> Profile:
+    """The profile of the model's reference as of `as_of` for all traffic and each of `segments`.
+
+    Parts whose key is stored are read back; the others are computed (in one transaction each)
+    into the store when it is writable, else into temporary tables.
+    """
+    scope = Scope.of(model, as_of=as_of, segments=segments)
+    features = drift_features(con, model)
+    reference = _reference_sql(con, scope)
+    identity = con.execute(
+        f"SELECT count(*), max(_file_id), bit_xor(hash(_id, _file_id, _row)) FROM ({reference})"
+    ).fetchone()
+    assert identity is not None
+    parts: tuple[str | None, ...] = (None, *scope.segments)
+    definitions = {part: _definition(model, identity, part, features) for part in parts}
+    keys = {part: hashlib.sha256(text.encode()).hexdigest()[:32] for part, text in definitions.items()}
+    if _exists(con, _MAIN) and len(_stored_keys(con, _MAIN, keys.values())) == len(keys):
+        tables = _MAIN
+    else:
+        # A read-only connection keeps what it computes in its own temporary tables.
+        tables = _MAIN if writable(con) else _TEMP
+        with WRITE_LOCK:
+            _create_tables(con, tables)
+            stored = _stored_keys(con, tables, keys.values())
+            for part in parts:
+                if keys[part] not in stored:
+                    _build(con, tables, model, keys[part], definitions[part], part, reference, features)
+    return _load(con, tables, model, tuple(keys.values()), features, int(identity[0]))
+
+
+def _reference_sql(con: duckdb.DuckDBPyConnection, scope: Scope) -> str:
+    """The reference rows as of T; no rows when a file-set reference was never ingested."""
+    if scope.model.reference.kind == "files" and not table_exists(con, reference_table(scope.model.name)):
+        return f"SELECT * FROM {quote(predictions_table(scope.model.name))} WHERE false"
+    return reference_rows_sql(scope)
+
+
+def _definition(
+    model: ModelConfig, identity: Sequence[object], part: str | None, features: Sequence[Feature]
+) -> str:
+    """What a profile part depends on, as canonical JSON (its hash is the profile key)."""
+    reference = model.reference
+    definition = {
+        "format": PROFILE_FORMAT,
+        "duckdb": duckdb.__version__,  # slice ids are DuckDB hashes
+        "model": model.name,
+        "reference": [
+            reference.kind,
+            reference.start.isoformat() if reference.start else None,
+            reference.end.isoformat() if reference.end else None,
+            reference.files,
+            reference.version,
+            reference.days,
+        ],
+        "identity": [str(value) for value in identity],
+        "part": part,
+        "features": [[f.name, f.kind, f.column] for f in features],
+    }
+    return json.dumps(definition, sort_keys=True)
+
+
+def writable(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the connection may write to the store's database (not opened read-only)."""
+    row = con.execute(
+        "SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchone()
+    return not (row and row[0])
+
+
+def _exists(con: duckdb.DuckDBPyConnection, tables: str) -> bool:
+    row = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND temporary = ?",
+        [PROFILE_TABLE, tables == _TEMP],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _create_tables(con: duckdb.DuckDBPyConnection, tables: str) -> None:
+    temp = "TEMP " if tables == _TEMP else ""
+    for name, columns in _DDL.items():
+        target = name if temp else f"{tables}{name}"
+        con.execute(f"CREATE {temp}TABLE IF NOT EXISTS {target} ({columns})")
+
+
+def _stored_keys(con: duckdb.DuckDBPyConnection, tables: str, keys: Iterable[str]) -> set[str]:
+    rows = con.execute(
+        f"SELECT profile FROM {tables}{PROFILE_TABLE} WHERE list_contains(?, profile)", [list(keys)]
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def _build(
+    con: duckdb.DuckDBPyConnection,
+    tables: str,
+    model: ModelConfig,
+    key: str,
+    definition: str,
+    part: str | None,
+    reference: str,
+    features: Sequence[Feature],
+) -> None:
+    """Compute one part of the profile and store it, all or nothing."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        _build_part(con, tables, key, part, reference, features)
+        older = (
+            f"SELECT profile FROM {tables}{PROFILE_TABLE} WHERE model = ? "
+            f"AND part IS NOT DISTINCT FROM ? AND profile <> ?"
+        )
+        for name in (SLICES_TABLE, NUMERIC_TABLE, CATEGORIES_TABLE, ECDF_TABLE, PROFILE_TABLE):
+            con.execute(f"DELETE FROM {tables}{name} WHERE profile IN ({older})", [model.name, part, key])
+        con.execute(
+            f"INSERT INTO {tables}{PROFILE_TABLE} VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
+            [key, model.name, part, definition],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _build_part(
+    con: duckdb.DuckDBPyConnection,
+    tables: str,
+    key: str,
+    part: str | None,
+    reference: str,
+    features: Sequence[Feature],
+) -> None:
+    numeric = [f for f in features if f.kind == NUMERIC]
+    categorical = [f for f in features if f.kind == CATEGORICAL]
+    slice_id = slice_id_sql(part)
+    value = "NULL" if part is None else segment_value_sql(part)
+    segment = "NULL" if part is None else text_literal(part)
+    # Aggregates over pre-cleaned columns (NULL = missing): far cheaper than one FILTER each.
+    columns = [f"{f.value_sql} AS _x{i}" for i, f in enumerate(features)]
+    aggregates = ["count(*)"]
+    for i, f in enumerate(features):
+        if f.kind == NUMERIC:
+            aggregates += [f"count(_x{i}), min(_x{i}), max(_x{i}), avg(_x{i}), stddev_pop(_x{i})"]
+    aggregates += [f"count(*) - count(_x{i})" for i, f in enumerate(features) if f.kind == CATEGORICAL]
+    rows = con.execute(
+        f"SELECT _slice, any_value(_value), {', '.join(aggregates)} FROM (SELECT {slice_id} AS _slice, "
+        f"{value} AS _value, {', '.join(columns)} FROM ({reference})) GROUP BY _slice"
+    ).fetchall()
+    con.executemany(
+        f"INSERT INTO {tables}{SLICES_TABLE} VALUES (?, ?, {segment}, ?, ?)",
+        [[key, row[0], row[1], row[2]] for row in rows],
+    )
+    stats: list[list[object]] = []
+    for index, f in enumerate(numeric):
+        bins = _insert_ecdf(con, tables, key, slice_id, reference, f)
+        for row in rows:
+            sid, n_rows = int(row[0]), int(row[2])
+            n, low, high, mean, std = row[3 + 5 * index : 8 + 5 * index]
+            edges, counts, g_max = bins.get(sid, ([], [0], 0.0))
+            stats.append([key, sid, f.name, n, n_rows - n, low, high, mean, std, edges, counts, g_max])
+    if stats:
+        con.executemany(
+            f"INSERT INTO {tables}{NUMERIC_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", stats
+        )
+    if categorical:
+        missing = [
+            [key, row[0], f.name, None, row[3 + 5 * len(numeric) + index]]
+            for row in rows
+            for index, f in enumerate(categorical)
+        ]
+        con.executemany(f"INSERT INTO {tables}{CATEGORIES_TABLE} VALUES (?, ?, ?, ?, ?)", missing)
+        unpivoted = ", ".join(f.sql for f in categorical)
+        con.execute(
+            f"""INSERT INTO {tables}{CATEGORIES_TABLE}
+            SELECT {text_literal(key)}, _slice, _feature, _category, count(*) FROM (
+                UNPIVOT (SELECT {slice_id} AS _slice, {unpivoted} FROM ({reference}))
+                ON {unpivoted} INTO NAME _feature VALUE _category)
+            GROUP BY ALL"""
+        )
+
+
+def _insert_ecdf(
+    con: duckdb.DuckDBPyConnection, tables: str, key: str, slice_id: str, reference: str, f: Feature
+) -> dict[int, tuple[list[float], list[int], float]]:
+    """Store a numeric feature's ECDF per slice; return its PSI edges, bin counts and G(max) per slice.
+
+    DuckDB aggregates the distinct values with their counts; numpy orders and accumulates them:
+    cum = running count, g = Σ_{i<j} cum_i·(v_{i+1} − v_i) (in extended precision: a sum of
+    non-negative terms, so differences of g between nearby values stay accurate).
+    """
+    data = con.execute(
+        f"SELECT {slice_id} AS s, {f.sql} AS v, count(*) AS c FROM ({reference}) "
+        f"WHERE {f.present_sql} GROUP BY ALL"
+    ).fetchnumpy()
+    if not len(data["v"]):
+        return {}
+    order = np.lexsort((data["v"], data["s"]))
+    sid, value, cnt = data["s"][order], data["v"][order], data["c"][order].astype(np.int64)
+    starts = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1]])
+    ends = np.r_[starts[1:], len(sid)].astype(np.int64)
+    lengths = ends - starts
+    running = np.cumsum(cnt)
+    cum = running - np.repeat(running[starts] - cnt[starts], lengths)
+    step = np.zeros(len(value))
+    step[1:] = cum[:-1] * np.diff(value)
+    step[starts] = 0.0
+    total = np.cumsum(step, dtype=np.longdouble)
+    g = (total - np.repeat(total[starts], lengths)).astype(np.float64)
+    name = f"_triage_ecdf_{uuid.uuid4().hex}"
+    con.register(name, {"slice_id": sid, "value": value, "cnt": cnt, "cum": cum, "g": g})
+    try:
+        con.execute(
+            f"INSERT INTO {tables}{ECDF_TABLE} SELECT {text_literal(key)}, slice_id, {text_literal(f.name)}, "
+            f"value, cnt, cum, g FROM {name}"
+        )
+    finally:
+        con.unregister(name)
+    bins: dict[int, tuple[list[float], list[int], float]] = {}
+    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+        values, counts = value[start:end], cum[start:end]
+        n = int(counts[-1])
+        low, high, _ = _quantile_positions(n)
+        ranks = np.union1d(low, high)
+        order_stat = dict(
+            zip(ranks.tolist(), values[np.searchsorted(counts, ranks + 1)].tolist(), strict=True)
+        )
+        edges = np.unique(numpy_quantiles(order_stat, n))
+        below = [int(counts[i - 1]) if i else 0 for i in np.searchsorted(values, edges, side="left")]
+        bins[int(sid[start])] = (edges.tolist(), np.diff([0, *below, n]).tolist(), float(g[end - 1]))
+    return bins
+
+
+def _quantile_positions(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """numpy's `linear` method for n values: the 0-based ranks read below and above, and the weight."""
+    h = (n - 1) * PSI_QUANTILES
+    lower = np.floor(h)
+    above = h >= n - 1
+    low = np.where(above, n - 1, lower).astype(np.int64)
+    high = np.where(above, n - 1, lower + 1).astype(np.int64)
+    return low, high, h - lower
+
+
+def numpy_quantiles(order_stat: Mapping[int, float], n: int) -> np.ndarray:
+    """np.quantile(x, 0.1 … 0.9, method="linear") from x's order statistics (0-based rank → value).
+
+    numpy's arithmetic, step by step: h = (n − 1)·q, i = ⌊h⌋, t = h − i, then
+    a + (b − a)·t, or b − (b − a)·(1 − t) when t ≥ 0.5, with a = x[i], b = x[i + 1]
+    (both x[n − 1] when h ≥ n − 1).
+    """
+    low, high, t = _quantile_positions(n)
+    a = np.array([order_stat[int(i)] for i in low])
+    b = np.array([order_stat[int(i)] for i in high])
+    diff = b - a
+    return np.where(t >= 0.5, b - diff * (1 - t), a + diff * t)
+
+
+def _load(
+    con: duckdb.DuckDBPyConnection,
+    tables: str,
+    model: ModelConfig,
+    keys: tuple[str, ...],
+    features: tuple[Feature, ...],
+    n_rows: int,
+) -> Profile:
+    where = "list_contains(?, profile)"
+    numeric: dict[int, dict[str, NumericProfile]] = {}
+    for sid, name, n, n_missing, low, high, mean, std, edges, counts, g_max in con.execute(
+        f'SELECT slice_id, feature, n, n_missing, "min", "max", mean, std, edges, counts, g_max '
+        f"FROM {tables}{NUMERIC_TABLE} WHERE {where}",
+        [list(keys)],
+    ).fetchall():
+        numeric.setdefault(int(sid), {})[name] = NumericProfile(
+            int(n), int(n_missing), low, high, mean, std, tuple(edges), tuple(counts), float(g_max)
+        )
+    counts_by: dict[tuple[int, str], dict[str | None, int]] = {}
+    for sid, name, category, count in con.execute(
+        f"SELECT slice_id, feature, category, count FROM {tables}{CATEGORIES_TABLE} WHERE {where}",
+        [list(keys)],
+    ).fetchall():
+        counts_by.setdefault((int(sid), name), {})[category] = int(count)
+    categorical: dict[int, dict[str, CategoricalProfile]] = {}
+    for (sid, name), by_category in counts_by.items():
+        present = {str(k): v for k, v in by_category.items() if k is not None}
+        categorical.setdefault(sid, {})[name] = CategoricalProfile(
+            sum(present.values()), by_category.get(None, 0), present
+        )
+    slices = {
+        int(sid): SliceProfile(
+            int(sid), segment, value, int(rows), numeric.get(int(sid), {}), categorical.get(int(sid), {})
+        )
+        for sid, segment, value, rows in con.execute(
+            f"SELECT slice_id, segment, segment_value, n_rows FROM {tables}{SLICES_TABLE} WHERE {where}",
+            [list(keys)],
+        ).fetchall()
+    }
+    return Profile(model.name, keys, features, slices, n_rows, tables)

@@ -1,0 +1,266 @@
+"""Data quality per window × version × slice and feature, and schema changes against the reference.
+
+Per cell and feature (the score included, as `__score__`), against the reference rows of the
+cell's slice (all traffic, or the same segment value), version ignored:
+
+- `missing_rate` = rows without a value / rows (NULL; for numeric also NaN and ±inf), with the
+  reference's own rate and `missing_rate_change` = window − reference;
+- `unseen_share` (categorical) = values whose category never occurs in the slice's reference /
+  values, and `unseen_categories`, the most frequent of them (up to 5, ties by name);
+- `out_of_range_share` (numeric) = values below the slice reference's min or above its max / values.
+
+Cells with fewer than `min_samples` rows are reported with their `n` and no statistic. Everything
+is one aggregation over the evaluated rows (GROUPING SETS, see `frame.cell_grouping`); the
+reference side comes from the stored profile (`profile.ensure_profile`).
+
+Schema changes compare the columns the model watches with what the reference holds: a feature
+with values in the reference but none in the evaluated windows is `missing`, one with values only
+in the windows is `added` (a file-set reference whose files lack a column stores it as NULL), a
+configured feature the predictions table does not have is `missing`, and a numeric feature whose
+log values stopped being numbers (quarantined as "bad type") is `retyped`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import duckdb
+
+from triage.metrics.frame import Scope, cell_grouping, timestamp_sql
+from triage.metrics.profile import SCORE_FEATURE, Feature, Profile, ensure_profile, slice_id_sql
+from triage.metrics.results import DataQualityRow, SchemaChange
+from triage.metrics.source import CellKey, aware, plain_rows_sql, window_end, window_rows_sql
+from triage.store.schema import QUARANTINE_TABLE, REASON_BAD_TYPE, predictions_table
+from triage.store.tables import CATEGORICAL, NUMERIC, stored_layout, table_exists
+
+UNSEEN_LISTED = 5
+
+
+def not_enough(n: int, min_samples: int, what: str = "n") -> str:
+    return f"not enough data ({what} < {min_samples})"
+
+
+@dataclass
+class CellCounts:
+    """Rows of one cell, and per feature its values and (numeric) values outside the reference range.
+
+    `token` identifies the cell's rows (their count and the xor of their row hashes): a cell whose
+    token is unchanged holds exactly the rows it held before.
+    """
+
+    rows: int
+    token: str
+    values: dict[str, int] = field(default_factory=dict)
+    out_of_range: dict[str, int] = field(default_factory=dict)
+
+
+def feature_columns_sql(features: Sequence[Feature]) -> str:
+    """Each feature's value (NULL when missing) as `_x0`, `_x1`, … in feature order."""
+    return ", ".join(f"{f.value_sql} AS _x{i}" for i, f in enumerate(features))
+
+
+def cell_counts(
+    con: duckdb.DuckDBPyConnection,
+    scope: Scope,
+    features: Sequence[Feature],
+    profile: Profile | None = None,
+) -> dict[CellKey, CellCounts]:
+    """Rows and values per cell and feature; with a profile, also values outside the slice's range.
+
+    One pass: the range test of each numeric feature is counted once per slice family (all
+    traffic, each segment column) against that family's bounds, and each cell keeps its own.
+    """
+    grouping = cell_grouping(scope)
+    columns = f"hash(p._id, p._file_id, p._row) AS _h, {feature_columns_sql(features)}"
+    rows_sql = plain_rows_sql(scope, window_rows_sql(scope), columns)
+    aggregates = ["count(*)", "bit_xor(_h)", *(f"count(_x{i})" for i in range(len(features)))]
+    joins: list[str] = []
+    params: list[list[object]] = []
+    numeric = [i for i, f in enumerate(features) if f.kind == NUMERIC]
+    if profile is not None and numeric:
+        for family, segment in enumerate((None, *scope.segments)):
+            slices = [s for s in profile.slices.values() if s.segment == segment]
+            bounds = ", ".join(
+                f"unnest(?::DOUBLE[]) AS _lo{family}_{i}, unnest(?::DOUBLE[]) AS _hi{family}_{i}"
+                for i in numeric
+            )
+            joins.append(
+                f"LEFT JOIN (SELECT unnest(?::UBIGINT[]) AS _slice{family}, {bounds}) AS _b{family} "
+                f"ON _b{family}._slice{family} = {slice_id_sql(segment, 'r.')}"
+            )
+            params.append([s.slice_id for s in slices])
+            for i in numeric:
+                stats = [s.numeric.get(features[i].name) for s in slices]
+                params.append([st.min if st else None for st in stats])
+                params.append([st.max if st else None for st in stats])
+            aggregates += [
+                f"count(CASE WHEN _x{i} < _lo{family}_{i} OR _x{i} > _hi{family}_{i} THEN 1 END)"
+                for i in numeric
+            ]
+    source = f"SELECT * FROM ({rows_sql}) AS r {' '.join(joins)}"
+    result = con.execute(
+        f"SELECT {grouping.select}, {', '.join(aggregates)} FROM ({source}) GROUP BY {grouping.group_by}",
+        params,
+    ).fetchall()
+    families = {segment: index for index, segment in enumerate((None, *scope.segments))}
+    counts: dict[CellKey, CellCounts] = {}
+    for row in result:
+        cell = CellCounts(
+            int(row[4]), f"{row[4]}:{row[5]}", {f.name: int(row[6 + i]) for i, f in enumerate(features)}
+        )
+        if profile is not None and numeric:
+            start = 6 + len(features) + families[row[2]] * len(numeric)
+            cell.out_of_range = {features[i].name: int(row[start + j]) for j, i in enumerate(numeric)}
+        counts[(aware(row[0]), row[1], row[2], row[3])] = cell
+    return counts
+
+
+def only_windows_sql(windows: Sequence[datetime] | None) -> str:
+    """A predicate keeping the rows of the given windows (all rows when None)."""
+    if windows is None:
+        return "true"
+    return f"window_start IN ({', '.join(timestamp_sql(w) for w in windows) or 'NULL'})"
+
+
+def categorical_counts(
+    con: duckdb.DuckDBPyConnection,
+    scope: Scope,
+    features: Sequence[Feature],
+    windows: Sequence[datetime] | None = None,
+) -> dict[tuple[CellKey, str], dict[str, int]]:
+    """Per cell and categorical feature, the count of each category (missing values excluded)."""
+    categorical = [f for f in features if f.kind == CATEGORICAL]
+    if not categorical:
+        return {}
+    grouping = cell_grouping(scope, extra=["_feature", "_category"])
+    rows = plain_rows_sql(scope, window_rows_sql(scope), feature_columns_sql(categorical))
+    rows_sql = f"SELECT * FROM ({rows}) WHERE {only_windows_sql(windows)}"
+    columns = ", ".join(f"_x{i}" for i in range(len(categorical)))
+    result = con.execute(
+        f"""SELECT {grouping.select}, count(*) FROM (
+            UNPIVOT ({rows_sql}) ON {columns} INTO NAME _feature VALUE _category
+        ) GROUP BY {grouping.group_by}"""
+    ).fetchall()
+    counts: dict[tuple[CellKey, str], dict[str, int]] = {}
+    for row in result:
+        feature = categorical[int(row[4][2:])].name
+        counts.setdefault(((aware(row[0]), row[1], row[2], row[3]), feature), {})[row[5]] = int(row[6])
+    return counts
+
+
+def unseen(window: Mapping[str, int], reference: Mapping[str, int] | None) -> tuple[int, tuple[str, ...]]:
+    """Values whose category is not in the reference, and the most frequent such categories."""
+    new = {category: n for category, n in window.items() if not reference or category not in reference}
+    listed = sorted(new, key=lambda category: (-new[category], category))[:UNSEEN_LISTED]
+    return sum(new.values()), tuple(listed)
+
+
+def compute_quality(
+    con: duckdb.DuckDBPyConnection, scope: Scope
+) -> tuple[list[DataQualityRow], list[SchemaChange]]:
+    """Data quality of every feature in every cell of the scope, and the model's schema changes."""
+    profile = ensure_profile(con, scope.model, scope.segments, scope.as_of)
+    features = profile.features
+    if not features:
+        return [], []
+    counts = cell_counts(con, scope, features, profile)
+    categories = categorical_counts(con, scope, features)
+    minimum = scope.model.min_samples
+    rows: list[DataQualityRow] = []
+    for key, cell in counts.items():
+        start, version, segment, value = key
+        reference = profile.slice(segment, value)
+        for f in features:
+            n_values = cell.values[f.name]
+            missing_rate = missing_reference = change = unseen_share = out_share = None
+            listed: tuple[str, ...] = ()
+            note = None
+            if cell.rows < minimum:
+                note = not_enough(cell.rows, minimum)
+            else:
+                missing_rate = (cell.rows - n_values) / cell.rows
+                if reference is None or reference.n_rows == 0:
+                    note = "no reference rows for this slice"
+                else:
+                    stats = reference.numeric.get(f.name) or reference.categorical.get(f.name)
+                    n_reference = stats.n if stats else 0
+                    missing_reference = (reference.n_rows - n_reference) / reference.n_rows
+                    change = missing_rate - missing_reference
+                    if n_values == 0:
+                        note = "no values in this cell"
+                    elif f.kind == NUMERIC:
+                        if n_reference:
+                            out_share = cell.out_of_range.get(f.name, 0) / n_values
+                        else:
+                            note = "no reference values for this slice"
+                    else:
+                        window = categories.get((key, f.name), {})
+                        cat = reference.categorical.get(f.name)
+                        n_unseen, listed = unseen(window, cat.counts if cat else None)
+                        unseen_share = n_unseen / n_values
+            rows.append(
+                DataQualityRow(
+                    window_start=start,
+                    window_end=window_end(scope, start),
+                    version=version,
+                    segment=segment,
+                    segment_value=value,
+                    n=cell.rows,
+                    enough_data=cell.rows >= minimum,
+                    note=note,
+                    feature=f.name,
+                    kind=f.kind,
+                    missing_rate=missing_rate,
+                    missing_rate_reference=missing_reference,
+                    missing_rate_change=change,
+                    unseen_share=unseen_share,
+                    unseen_categories=listed,
+                    out_of_range_share=out_share,
+                )
+            )
+    return rows, schema_changes(con, scope, profile, counts)
+
+
+def schema_changes(
+    con: duckdb.DuckDBPyConnection, scope: Scope, profile: Profile, counts: dict[CellKey, CellCounts]
+) -> list[SchemaChange]:
+    """Features missing, added or retyped in the evaluated windows relative to the reference."""
+    model = scope.model
+    layout = stored_layout(con, model)
+    types = {"numeric": "DOUBLE", "categorical": "VARCHAR"}
+    changes: list[SchemaChange] = []
+    stored = {f.name for f in layout.features} if layout else set()
+    for name, kind in [(n, NUMERIC) for n in model.numeric] + [(n, CATEGORICAL) for n in model.categorical]:
+        if name not in stored:
+            changes.append(SchemaChange(name, "missing", types[kind], None))
+    window_values: dict[str, int] = {}
+    window_rows = 0
+    for (_, version, segment, _), cell in counts.items():
+        if version is None and segment is None:
+            window_rows += cell.rows
+            for name, n in cell.values.items():
+                window_values[name] = window_values.get(name, 0) + n
+    everyone = profile.slice(None, None)
+    for f in profile.features:
+        if f.name == SCORE_FEATURE or everyone is None or not everyone.n_rows or not window_rows:
+            continue
+        stats = everyone.numeric.get(f.name) or everyone.categorical.get(f.name)
+        in_reference = bool(stats and stats.n)
+        in_windows = window_values.get(f.name, 0) > 0
+        if in_reference and not in_windows:
+            changes.append(SchemaChange(f.name, "missing", types[f.kind], None))
+        elif in_windows and not in_reference:
+            changes.append(SchemaChange(f.name, "added", None, types[f.kind]))
+    if table_exists(con, QUARANTINE_TABLE) and table_exists(con, predictions_table(model.name)):
+        retyped = con.execute(
+            f"SELECT DISTINCT split_part(detail, ': ', 1) FROM {QUARANTINE_TABLE} "
+            "WHERE model = ? AND kind = 'predictions' AND reason = ?",
+            [model.name, REASON_BAD_TYPE],
+        ).fetchall()
+        numeric = {f.name for f in profile.features if f.kind == NUMERIC}
+        for (name,) in sorted(retyped):
+            if name in numeric:
+                changes.append(SchemaChange(name, "retyped", "DOUBLE", "VARCHAR"))
+    return changes

@@ -1,0 +1,121 @@
+"""A config checked against the logs it names: sources match readable files, configured columns exist."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import duckdb
+
+from triage.config import OPTIONAL_ROLES, REQUIRED_ROLES, Config, ConfigError, ModelConfig
+from triage.store import readers
+from triage.store.sources import SourceError, SourceFile, expand
+
+CHECK_FILES = 3
+
+
+@dataclass(frozen=True)
+class SourceCheck:
+    """Mistakes found in the logs (each one line, naming the config key) and informational notes."""
+
+    problems: tuple[ConfigError, ...]
+    notes: tuple[str, ...]
+
+
+def _shown(config: Config, path: str) -> str:
+    try:
+        relative = os.path.relpath(path, config.base_dir)
+    except ValueError:
+        return path
+    return path if relative.startswith("..") else relative
+
+
+def _listing(columns: dict[str, str]) -> str:
+    names = list(columns)
+    text = ", ".join(names[:12])
+    return text + (f", … ({len(names)} in all)" if len(names) > 12 else "")
+
+
+class _Checker:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.con = duckdb.connect()
+        self.problems: list[ConfigError] = []
+        self.notes: list[str] = []
+
+    def error(self, key: str, expected: str) -> None:
+        self.problems.append(ConfigError(self.config.path, key, expected))
+
+    def files(self, key: str, pattern: str, required: bool) -> list[SourceFile]:
+        try:
+            found = expand(self.config.resolve(pattern))
+        except SourceError as exc:
+            self.error(key, str(exc))
+            return []
+        if not found:
+            if required:
+                self.error(key, f"expected readable log files matching {pattern!r}; none found")
+            else:
+                self.notes.append(f"{key}: no files match {pattern!r} yet; their columns were not checked")
+        return found
+
+    def columns(self, key: str, sources: list[SourceFile], wanted: list[tuple[str, str]]) -> None:
+        """Every wanted (config key, column) must be in the first few files of the source."""
+        sniffed: list[tuple[SourceFile, dict[str, str]]] = []
+        for source in sources[:CHECK_FILES]:
+            try:
+                sniffed.append((source, readers.file_columns(self.con, source)))
+            except SourceError as exc:
+                self.error(key, f"expected a readable {source.format} file: {exc}")
+                return
+        for config_key, name in wanted:
+            # JSON Lines may omit a key on some lines: one sampled JSON file having it is enough.
+            in_some_jsonl = any(name in c for s, c in sniffed if s.format == "jsonl")
+            for source, columns in sniffed:
+                if name in columns or (source.format == "jsonl" and in_some_jsonl):
+                    continue
+                where = "in " if source.format == "parquet" else "in the first MiB of "
+                self.error(
+                    config_key,
+                    f"expected a column {name!r} {where}{_shown(self.config, source.path)} "
+                    f"(it has: {_listing(columns)})",
+                )
+                break
+
+    def model(self, model: ModelConfig, index: int) -> None:
+        key = f"model[{index}]"
+        columns = model.columns
+        predictions = self.files(f"{key}.predictions", model.predictions, required=True)
+        roles = columns.mapped(REQUIRED_ROLES + OPTIONAL_ROLES)
+        wanted = [(f"{key}.columns.{role}", name) for role, name in roles.items()]
+        features = self._features(key, model)
+        self.columns(f"{key}.predictions", predictions, wanted + features)
+        if model.labels:
+            labels = self.files(f"{key}.labels", model.labels, required=False)
+            id_role = "label_id" if columns.label_id else "id"
+            label_wanted = [(f"{key}.columns.{id_role}", columns.label_id or columns.id)]
+            label_roles = columns.mapped(("label", "labeled_at"))
+            label_wanted += [(f"{key}.columns.{role}", name) for role, name in label_roles.items()]
+            self.columns(f"{key}.labels", labels, label_wanted)
+        if model.reference.kind == "files" and model.reference.files:
+            reference = self.files(f"{key}.reference.files", model.reference.files, required=True)
+            self.columns(f"{key}.reference.files", reference, features)
+
+    @staticmethod
+    def _features(key: str, model: ModelConfig) -> list[tuple[str, str]]:
+        wanted = [(f"{key}.segments.columns", name) for name in model.segments]
+        wanted += [(f"{key}.features.numeric", name) for name in model.numeric]
+        wanted += [(f"{key}.features.categorical", name) for name in model.categorical]
+        return wanted
+
+
+def check_sources(config: Config) -> SourceCheck:
+    """Check every model's sources: predictions (and a file-set reference) must match readable files,
+    and every configured column must exist in them; label logs are checked when present."""
+    checker = _Checker(config)
+    try:
+        for index, model in enumerate(config.models):
+            checker.model(model, index)
+    finally:
+        checker.con.close()
+    return SourceCheck(tuple(checker.problems), tuple(checker.notes))

@@ -1,0 +1,162 @@
+"""The store file and the `Store` facade: ingest, info and quarantine over one DuckDB database.
+
+Concurrency model
+-----------------
+DuckDB lets one process open a database file read-write, or any number of processes open it
+read-only — never both at once (the lock is per process, on the file). Inside one process any
+number of threads can use one open database through their own cursors; MVCC means a reader sees
+the last committed state, so it never sees part of a file's ingest (each file is one transaction).
+
+triage works with that rather than around it:
+
+- One `Store` per process. The TUI's live mode calls `Store.ingest(config)` from a worker thread
+  on the same `Store` that its query workers read through `Store.cursor()` — the same code path
+  as `triage ingest --follow`. Ingests within a process are serialised by a lock.
+- A separate writer process holds the lock only while it works: `triage ingest --follow` opens
+  the store for each poll and closes it afterwards, so the file is free between polls. Any other
+  process (`triage info`, `triage check`, a second TUI) opens it read-only for one refresh and
+  closes it again.
+- `Store.open` waits for a conflicting lock (retrying for up to `wait_s`) instead of failing at
+  once, and reports a store that stays locked as one line naming the holder.
+
+A process killed mid-ingest loses only its uncommitted file; DuckDB replays committed work from its
+write-ahead log on the next open.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+
+import duckdb
+
+from triage.config import Config, ModelConfig
+from triage.store.errors import StoreError
+from triage.store.info import QuarantinedRow, StoreInfo, quarantined_rows, store_info
+from triage.store.ingest import IngestSummary, ingest, rebuild_model
+from triage.store.tables import Layout, stored_layout
+
+DEFAULT_WAIT_S = 10.0
+MEMORY = ":memory:"
+
+
+def connect(
+    path: str | Path, read_only: bool = False, wait_s: float = DEFAULT_WAIT_S
+) -> duckdb.DuckDBPyConnection:
+    """Open a store file (creating it and its folder when writing), waiting up to `wait_s` for a lock."""
+    target = str(path)
+    if target != MEMORY:
+        if read_only and not os.path.exists(target):
+            raise StoreError(f"{target}: no store yet; run `triage ingest` first")
+        if not read_only:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            con = duckdb.connect(target, read_only=read_only and target != MEMORY)
+            break
+        except duckdb.IOException as exc:
+            message = str(exc).strip().splitlines()[0]
+            if "lock" not in message.lower():
+                raise StoreError(f"{target}: cannot open the store ({message})") from None
+            if time.monotonic() >= deadline:
+                raise StoreError(
+                    f"{target}: the store is locked by another process; it is freed when that "
+                    f"process finishes ({message})"
+                ) from None
+            time.sleep(0.1)
+        except duckdb.Error as exc:
+            message = str(exc).strip().splitlines()[0]
+            raise StoreError(f"{target}: cannot open the store ({message})") from None
+    _session(con)
+    return con
+
+
+def _session(con: duckdb.DuckDBPyConnection) -> None:
+    # UTC for anything that renders times; no progress bar drawn over the CLI's output.
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
+
+
+class Store:
+    """An open store: ingest logs into it and ask what it holds. Use one per process."""
+
+    def __init__(self, connection: duckdb.DuckDBPyConnection, path: str, read_only: bool) -> None:
+        self._connection = connection
+        self.path = path
+        self.read_only = read_only
+        self._ingest_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: str | Path, *, read_only: bool = False, wait_s: float = DEFAULT_WAIT_S) -> Store:
+        """Open (or create, unless read-only) the store at `path`; see the module docstring."""
+        return cls(connect(path, read_only, wait_s), str(path), read_only)
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The main connection; threads other than the opener should use `cursor()`."""
+        return self._connection
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A new connection to the same database for one thread (UTC session time zone)."""
+        cursor = self._connection.cursor()
+        _session(cursor)
+        return cursor
+
+    def ingest(self, config: Config, *, rebuild: bool = False) -> IngestSummary:
+        """Ingest what is new in every configured source; `rebuild` first forgets every model's rows."""
+        if self.read_only:
+            raise StoreError(f"{self.path}: opened read-only; cannot ingest")
+        with self._ingest_lock:
+            cursor = self.cursor()
+            try:
+                if rebuild:
+                    for model in config.models:
+                        rebuild_model(cursor, model.name)
+                return ingest(cursor, config)
+            finally:
+                cursor.close()
+
+    def info(self, config: Config) -> StoreInfo:
+        """Rows, versions, time range, segments, features, label coverage and quarantine per model."""
+        cursor = self.cursor()
+        try:
+            return store_info(cursor, config)
+        finally:
+            cursor.close()
+
+    def quarantined(
+        self, model: str | None = None, limit: int = 50, reason: str | None = None
+    ) -> tuple[tuple[QuarantinedRow, ...], int]:
+        """Up to `limit` quarantined rows (optionally of one model / reason) and the total that match."""
+        cursor = self.cursor()
+        try:
+            return quarantined_rows(cursor, model, limit, reason)
+        finally:
+            cursor.close()
+
+    def layout(self, model: ModelConfig) -> Layout | None:
+        """The segments and features (with kinds) of a model's tables; None before its first ingest."""
+        cursor = self.cursor()
+        try:
+            return stored_layout(cursor, model)
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        """Close the store (and release its file lock)."""
+        self._connection.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

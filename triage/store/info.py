@@ -1,0 +1,197 @@
+"""What the store holds, per model, and the quarantined rows: aggregated in SQL, returned as dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+
+from triage.config import Config, ModelConfig
+from triage.store.schema import (
+    FILES_TABLE,
+    QUARANTINE_TABLE,
+    labels_table,
+    predictions_table,
+    quote,
+    reference_table,
+)
+from triage.store.tables import Feature, stored_layout, table_exists
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What is stored for one model."""
+
+    name: str
+    rows: int
+    versions: tuple[tuple[str, int], ...]  # (version, predictions), by version
+    first_ts: datetime | None
+    last_ts: datetime | None
+    segments: tuple[tuple[str, int], ...]  # (segment column, distinct values)
+    features: tuple[Feature, ...]
+    label_rows: int
+    labeled_predictions: int  # predictions with at least one label
+    unknown_label_ids: int  # distinct label ids with no prediction (yet)
+    reference_rows: int | None  # rows of the file-set reference; None for other references
+    files: tuple[tuple[str, int], ...]  # (kind, files ingested): predictions, labels, reference
+    quarantined: tuple[tuple[str, int], ...]  # (reason, rows), most frequent first
+
+    @property
+    def label_coverage(self) -> float | None:
+        """Share of predictions with a label; None without predictions."""
+        return self.labeled_predictions / self.rows if self.rows else None
+
+    @property
+    def quarantined_rows(self) -> int:
+        return sum(n for _, n in self.quarantined)
+
+    def file_count(self, kind: str) -> int:
+        """Files of one kind (predictions, labels, reference) in the registry."""
+        return dict(self.files).get(kind, 0)
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """The config and store paths and what the store holds per model."""
+
+    config_path: str
+    store_path: str
+    models: tuple[ModelInfo, ...]
+
+
+@dataclass(frozen=True)
+class QuarantinedRow:
+    """One quarantined row: where it came from, why, and its raw text."""
+
+    model: str
+    kind: str
+    file: str
+    line: int
+    reason: str
+    detail: str | None
+    raw: str | None
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> int:
+    row = con.execute(sql, params or []).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def model_info(con: duckdb.DuckDBPyConnection, model: ModelConfig) -> ModelInfo:
+    """Row counts, versions, time range, segments, features, label coverage and quarantine of a model."""
+    predictions = predictions_table(model.name)
+    labels = labels_table(model.name)
+    has_predictions = table_exists(con, predictions)
+    has_labels = table_exists(con, labels)
+    rows, first_ts, last_ts = 0, None, None
+    versions: tuple[tuple[str, int], ...] = ()
+    segments: tuple[tuple[str, int], ...] = ()
+    features: tuple[Feature, ...] = ()
+    if has_predictions:
+        table = quote(predictions)
+        layout = stored_layout(con, model)
+        features = layout.features if layout else ()
+        segment_names = layout.segments if layout else ()
+        distinct = "".join(f", count(DISTINCT {quote(name)})" for name in segment_names)
+        row = con.execute(f"SELECT count(*), min(_ts), max(_ts){distinct} FROM {table}").fetchone()
+        assert row is not None
+        rows, first_ts, last_ts = int(row[0]), row[1], row[2]
+        segments = tuple((name, int(row[3 + i])) for i, name in enumerate(segment_names))
+        versions = tuple(
+            (str(v), int(n))
+            for v, n in con.execute(
+                f"SELECT _version, count(*) FROM {table} GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+        )
+    label_rows = labeled = unknown = 0
+    if has_labels:
+        label_rows = _scalar(con, f"SELECT count(*) FROM {quote(labels)}")
+        if has_predictions:
+            labeled = _scalar(
+                con,
+                f"SELECT count(*) FROM {quote(predictions)} WHERE _id IN (SELECT _id FROM {quote(labels)})",
+            )
+            unknown = _scalar(
+                con,
+                f"SELECT count(DISTINCT _id) FROM {quote(labels)} "
+                f"WHERE _id NOT IN (SELECT _id FROM {quote(predictions)})",
+            )
+        else:
+            unknown = _scalar(con, f"SELECT count(DISTINCT _id) FROM {quote(labels)}")
+    reference_rows = None
+    if model.reference.kind == "files":
+        reference = reference_table(model.name)
+        reference_rows = (
+            _scalar(con, f"SELECT count(*) FROM {quote(reference)}") if table_exists(con, reference) else 0
+        )
+    quarantined: tuple[tuple[str, int], ...] = ()
+    files: tuple[tuple[str, int], ...] = ()
+    if table_exists(con, FILES_TABLE):
+        files = tuple(
+            (str(kind), int(n))
+            for kind, n in con.execute(
+                f"SELECT kind, count(*) FROM {FILES_TABLE} WHERE model = ? GROUP BY 1 ORDER BY 1",
+                [model.name],
+            ).fetchall()
+        )
+        quarantined = tuple(
+            (str(reason), int(n))
+            for reason, n in con.execute(
+                f"SELECT reason, count(*) FROM {QUARANTINE_TABLE} WHERE model = ? "
+                f"GROUP BY 1 ORDER BY 2 DESC, 1",
+                [model.name],
+            ).fetchall()
+        )
+    return ModelInfo(
+        name=model.name,
+        rows=rows,
+        versions=versions,
+        first_ts=first_ts,
+        last_ts=last_ts,
+        segments=segments,
+        features=features,
+        label_rows=label_rows,
+        labeled_predictions=labeled,
+        unknown_label_ids=unknown,
+        reference_rows=reference_rows,
+        files=files,
+        quarantined=quarantined,
+    )
+
+
+def store_info(con: duckdb.DuckDBPyConnection, config: Config) -> StoreInfo:
+    """`model_info` for every configured model, with the config and store paths."""
+    return StoreInfo(
+        config_path=str(config.path),
+        store_path=str(config.store_path),
+        models=tuple(model_info(con, model) for model in config.models),
+    )
+
+
+def quarantined_rows(
+    con: duckdb.DuckDBPyConnection,
+    model: str | None = None,
+    limit: int = 50,
+    reason: str | None = None,
+) -> tuple[tuple[QuarantinedRow, ...], int]:
+    """Up to `limit` quarantined rows (oldest file and line first) and how many match in total."""
+    if not table_exists(con, QUARANTINE_TABLE):
+        return (), 0
+    conditions, params = [], []
+    if model is not None:
+        conditions.append("model = ?")
+        params.append(model)
+    if reason is not None:
+        conditions.append("reason = ?")
+        params.append(reason)
+    where = " WHERE " + " AND ".join(conditions) if conditions else ""
+    total = _scalar(con, f"SELECT count(*) FROM {QUARANTINE_TABLE}{where}", list(params))
+    rows = con.execute(
+        f"SELECT model, kind, file, line, reason, detail, raw FROM {QUARANTINE_TABLE}{where} "
+        f"ORDER BY file_id, line LIMIT {int(limit)}",
+        params,
+    ).fetchall()
+    return tuple(
+        QuarantinedRow(str(m), str(k), str(f), int(n), str(r), d, raw) for m, k, f, n, r, d, raw in rows
+    ), total

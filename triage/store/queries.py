@@ -1,0 +1,79 @@
+"""SQL the statistics engine builds on: reference rows, labels as of a time, labelled predictions.
+
+Each function returns a SELECT (no trailing semicolon) to use as a subquery; times are naive UTC.
+Keeping these here means "what is the reference" and "which label counts" have one definition.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from triage.config import ModelConfig
+from triage.store.schema import labels_table, predictions_table, quote, reference_table
+
+
+def timestamp_literal(at: datetime) -> str:
+    """A TIMESTAMP literal for a datetime (aware values are converted to UTC; naive ones are UTC)."""
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC).replace(tzinfo=None)
+    return f"TIMESTAMP '{at.isoformat(sep=' ')}'"
+
+
+def predictions_sql(model: ModelConfig) -> str:
+    """All stored predictions of a model."""
+    return f"SELECT * FROM {quote(predictions_table(model.name))}"
+
+
+def reference_sql(model: ModelConfig) -> str:
+    """The rows that define "normal" for a model, with the columns of its predictions table.
+
+    - time range: predictions with start <= _ts < end (an open side is unbounded);
+    - first N days of a version: that version's predictions with _ts < its first _ts + N days;
+    - file set: the rows of reference_m.
+    """
+    reference = model.reference
+    if reference.kind == "files":
+        return f"SELECT * FROM {quote(reference_table(model.name))}"
+    table = quote(predictions_table(model.name))
+    if reference.kind == "version":
+        version = (reference.version or "").replace("'", "''")
+        days = int(reference.days or 0)
+        return (
+            f"SELECT * FROM {table} WHERE _version = '{version}' AND _ts < "
+            f"(SELECT min(_ts) FROM {table} WHERE _version = '{version}') + INTERVAL {days} DAY"
+        )
+    conditions = []
+    if reference.start is not None:
+        conditions.append(f"_ts >= {timestamp_literal(reference.start)}")
+    if reference.end is not None:
+        conditions.append(f"_ts < {timestamp_literal(reference.end)}")
+    where = " WHERE " + " AND ".join(conditions) if conditions else ""
+    return f"SELECT * FROM {table}{where}"
+
+
+def labels_as_of_sql(model: ModelConfig, at: datetime | None = None) -> str:
+    """One label per id: the latest with _labeled_at <= `at` (all labels when `at` is None).
+
+    "Latest" orders by (_labeled_at, _file_id, _row): a later label supersedes an earlier one, and
+    between labels stamped at the same time the one ingested from a later file / line wins.
+    Columns: _id, _label, _labeled_at, _ingested_at, _file_id, _row.
+    """
+    where = f" WHERE _labeled_at <= {timestamp_literal(at)}" if at is not None else ""
+    return (
+        f"SELECT _id, _label, _labeled_at, _ingested_at, _file_id, _row "
+        f"FROM {quote(labels_table(model.name))}{where} "
+        f"QUALIFY row_number() OVER "
+        f"(PARTITION BY _id ORDER BY _labeled_at DESC, _file_id DESC, _row DESC) = 1"
+    )
+
+
+def labeled_predictions_sql(model: ModelConfig, at: datetime | None = None, source: str | None = None) -> str:
+    """Predictions (or the rows of `source`, a SELECT) left-joined to their label as of `at`.
+
+    Adds _label (NULL when not labelled yet) and _labeled_at to every prediction column.
+    """
+    rows = source or predictions_sql(model)
+    return (
+        f"SELECT p.*, l._label, l._labeled_at FROM ({rows}) AS p "
+        f"LEFT JOIN ({labels_as_of_sql(model, at)}) AS l ON p._id = l._id"
+    )

@@ -1,0 +1,254 @@
+"""The DDL of the store's tables and the layout of each model's tables (segments, features, kinds).
+
+A model's layout is fixed when its tables are created: configured features, or features inferred
+from the first files of its prediction log. The config that shaped the tables is recorded in
+`_triage_models`; when it changes (a column mapping, the threshold, segments, features), ingest
+refuses to mix old and new rows and asks for `triage ingest --rebuild`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+import duckdb
+
+from triage.config import ALL_ROLES, OPTIONAL_ROLES, REQUIRED_ROLES, ModelConfig
+from triage.store.coerce import is_numeric_type, literal
+from triage.store.errors import StoreError
+from triage.store.schema import (
+    FILES_TABLE,
+    MODELS_TABLE,
+    QUARANTINE_TABLE,
+    labels_table,
+    predictions_table,
+    quote,
+    reference_table,
+)
+
+NUMERIC = "numeric"
+CATEGORICAL = "categorical"
+
+# Canonical columns of predictions_m / reference_m before the segments and features (schema.py).
+PREDICTION_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("_id", "VARCHAR"),
+    ("_ts", "TIMESTAMP"),
+    ("_version", "VARCHAR"),
+    ("_score", "DOUBLE"),
+    ("_decision", "BOOLEAN"),
+    ("_latency_ms", "DOUBLE"),
+    ("_cost", "DOUBLE"),
+    ("_tokens", "DOUBLE"),
+    ("_error", "BOOLEAN"),
+    ("_fallback", "BOOLEAN"),
+    ("_route", "VARCHAR"),
+)
+LABEL_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("_id", "VARCHAR"),
+    ("_label", "DOUBLE"),
+    ("_labeled_at", "TIMESTAMP"),
+    ("_ingested_at", "TIMESTAMP"),
+)
+ROW_COLUMNS: tuple[tuple[str, str], ...] = (("_file_id", "INTEGER"), ("_row", "BIGINT"))
+# Names triage itself uses in the tables and in the ingest query; a user column may not take them.
+RESERVED_NAMES = frozenset(
+    [name for name, _ in PREDICTION_COLUMNS + LABEL_COLUMNS + ROW_COLUMNS]
+    + ["_reason", "_detail", "_raw", "_line", "_perr", "_pdetail", "_reason1", "_detail1", "_dup"]
+    + ["_first_row", "_j", "_f", "_ok"]
+)
+_RESERVED_RE = re.compile(r"^_src[0-9]+$")
+
+
+def is_reserved(name: str) -> bool:
+    """Whether triage uses this column name itself (canonical columns, ingest query internals)."""
+    return name in RESERVED_NAMES or bool(_RESERVED_RE.match(name))
+
+
+SHARED_DDL = (
+    f"""CREATE TABLE IF NOT EXISTS {FILES_TABLE} (
+        file_id INTEGER NOT NULL, model VARCHAR NOT NULL, kind VARCHAR NOT NULL, path VARCHAR NOT NULL,
+        format VARCHAR, compressed BOOLEAN, size BIGINT, mtime DOUBLE, content_hash VARCHAR,
+        bytes_consumed BIGINT, lines_consumed BIGINT, ends_with_newline BOOLEAN,
+        rows_added BIGINT, rows_quarantined BIGINT, first_ingested_at TIMESTAMP, ingested_at TIMESTAMP)""",
+    f"""CREATE TABLE IF NOT EXISTS {QUARANTINE_TABLE} (
+        model VARCHAR, kind VARCHAR, file_id INTEGER, file VARCHAR, line BIGINT, reason VARCHAR,
+        detail VARCHAR, raw VARCHAR, quarantined_at TIMESTAMP)""",
+    f"""CREATE TABLE IF NOT EXISTS {MODELS_TABLE} (
+        model VARCHAR NOT NULL, settings VARCHAR, created_at TIMESTAMP)""",
+)
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A watched input column and its kind ("numeric" → DOUBLE, "categorical" → VARCHAR)."""
+
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The user columns of a model's predictions (and reference) table: segments, then features."""
+
+    segments: tuple[str, ...]
+    features: tuple[Feature, ...]
+
+    @property
+    def numeric(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features if f.kind == NUMERIC)
+
+    @property
+    def categorical(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features if f.kind == CATEGORICAL)
+
+    def columns(self) -> tuple[tuple[str, str], ...]:
+        """All columns of the predictions table, in order, with their DuckDB types."""
+        user = [(name, "VARCHAR") for name in self.segments]
+        user += [(f.name, "DOUBLE" if f.kind == NUMERIC else "VARCHAR") for f in self.features]
+        return PREDICTION_COLUMNS + tuple(user) + ROW_COLUMNS
+
+
+def create_shared_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the registry, quarantine and model tables if they do not exist."""
+    for ddl in SHARED_DDL:
+        con.execute(ddl)
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether a table exists in the store's main schema."""
+    row = con.execute(
+        "SELECT count(*) FROM duckdb_tables() "
+        "WHERE schema_name = 'main' AND table_name = ? AND NOT temporary",
+        [table],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _check_names(model: ModelConfig, names: list[str], what: str) -> None:
+    for name in names:
+        if is_reserved(name):
+            raise StoreError(
+                f"model {model.name!r}: {what} column {name!r} clashes with a column triage adds"
+            )
+
+
+def role_column_names(model: ModelConfig) -> set[str]:
+    """Every user column a model maps to a role (prediction and label roles)."""
+    return set(model.columns.mapped(ALL_ROLES).values())
+
+
+def infer_layout(model: ModelConfig, log_columns: dict[str, str], partition_keys: set[str]) -> Layout:
+    """The layout for a model: configured features, else every other column of its log.
+
+    Inferred features are the log's columns that are not mapped to a role, not segments, not hive
+    partition keys and not reserved; numeric DuckDB types → numeric, anything else → categorical.
+    """
+    segments = list(model.segments)
+    _check_names(model, segments, "segment")
+    if not model.features_inferred:
+        features = [Feature(name, NUMERIC) for name in model.numeric]
+        features += [Feature(name, CATEGORICAL) for name in model.categorical]
+        overlap = set(segments) & {f.name for f in features}
+        if overlap:
+            raise StoreError(
+                f"model {model.name!r}: column {sorted(overlap)[0]!r} is both a segment and a feature"
+            )
+        _check_names(model, [f.name for f in features], "feature")
+        return Layout(tuple(segments), tuple(features))
+    skip = role_column_names(model) | set(segments) | partition_keys
+    inferred = tuple(
+        Feature(name, NUMERIC if is_numeric_type(duckdb_type) else CATEGORICAL)
+        for name, duckdb_type in log_columns.items()
+        if name not in skip and not is_reserved(name)
+    )
+    return Layout(tuple(segments), inferred)
+
+
+def stored_layout(con: duckdb.DuckDBPyConnection, model: ModelConfig) -> Layout | None:
+    """The layout of a model's existing predictions table, or None before its first ingest."""
+    rows = con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() "
+        "WHERE schema_name = 'main' AND table_name = ? ORDER BY column_index",
+        [predictions_table(model.name)],
+    ).fetchall()
+    if not rows:
+        return None
+    canonical = {name for name, _ in PREDICTION_COLUMNS + ROW_COLUMNS}
+    segments = tuple(name for name, _ in rows if name in model.segments)
+    features = tuple(
+        Feature(name, NUMERIC if data_type == "DOUBLE" else CATEGORICAL)
+        for name, data_type in rows
+        if name not in canonical and name not in model.segments
+    )
+    return Layout(segments, features)
+
+
+def _ddl(table: str, columns: tuple[tuple[str, str], ...]) -> str:
+    body = ", ".join(f"{quote(name)} {duckdb_type}" for name, duckdb_type in columns)
+    return f"CREATE TABLE IF NOT EXISTS {quote(table)} ({body})"
+
+
+def create_model_tables(con: duckdb.DuckDBPyConnection, model: ModelConfig, layout: Layout | None) -> None:
+    """Create labels_m, and with a layout predictions_m (and reference_m for a file set), if absent."""
+    con.execute(_ddl(labels_table(model.name), LABEL_COLUMNS + ROW_COLUMNS))
+    if layout is None:
+        return
+    con.execute(_ddl(predictions_table(model.name), layout.columns()))
+    if model.reference.kind == "files":
+        con.execute(_ddl(reference_table(model.name), layout.columns()))
+
+
+def model_settings(model: ModelConfig) -> dict[str, object]:
+    """The parts of a model's config that decide what its stored rows contain."""
+    return {
+        "columns": model.columns.mapped(
+            REQUIRED_ROLES + OPTIONAL_ROLES + ("label", "labeled_at", "label_id")
+        ),
+        "threshold": model.threshold,
+        "segments": list(model.segments),
+        "numeric": list(model.numeric),
+        "categorical": list(model.categorical),
+    }
+
+
+def check_settings(con: duckdb.DuckDBPyConnection, model: ModelConfig) -> bool:
+    """True when the model's tables were built from this config; False when not built yet.
+
+    Raises StoreError naming what changed when they were built from a different config.
+    """
+    row = con.execute(f"SELECT settings FROM {MODELS_TABLE} WHERE model = ?", [model.name]).fetchone()
+    if row is None:
+        return False
+    stored = json.loads(row[0])
+    current = model_settings(model)
+    changed = [key for key in current if stored.get(key) != current[key]]
+    if not changed:
+        return True
+    key = changed[0]
+    raise StoreError(
+        f"model {model.name!r}: {key} changed since the store was built "
+        f"({_short(stored.get(key))} → {_short(current[key])}); "
+        f"run `triage ingest --rebuild` to rebuild it from the logs"
+    )
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def record_settings(con: duckdb.DuckDBPyConnection, model: ModelConfig, created_at: str) -> None:
+    """Remember the config that shaped a model's tables."""
+    con.execute(
+        f"INSERT INTO {MODELS_TABLE} VALUES (?, ?, CAST({literal(created_at)} AS TIMESTAMP))",
+        [model.name, json.dumps(model_settings(model), sort_keys=True)],
+    )
+
+
+def drop_model(con: duckdb.DuckDBPyConnection, model_name: str) -> None:
+    """Forget everything stored for a model: its tables, registry, quarantine and settings."""
+    for table in (predictions_table(model_name), labels_table(model_name), reference_table(model_name)):
+        con.execute(f"DROP TABLE IF EXISTS {quote(table)}")
+    for table in (FILES_TABLE, QUARANTINE_TABLE, MODELS_TABLE):
+        con.execute(f"DELETE FROM {table} WHERE model = ?", [model_name])

@@ -1,0 +1,334 @@
+"""The triage terminal UI: panels as modes, one snapshot worker, live refresh that re-arms itself.
+
+Data flow: `action_refresh` starts a thread worker that ingests new rows (live only) and computes
+a snapshot as of `clock.now()` through the `DataSource`; the worker posts `SnapshotLoaded` tagged
+with its generation; `_snapshot_loaded` drops superseded results, keeps the newest, paints only
+the visible panel inside `batch_update()`, and arms the next refresh with `set_timer` — so a slow
+store slows the cadence instead of piling up refreshes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import threading
+from collections.abc import Callable
+from contextlib import suppress
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import App
+from textual.command import Provider
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Input
+
+from triage.tui import format as fmt
+from triage.tui.actions import bindings
+from triage.tui.clock import Clock
+from triage.tui.data import AlertView, DataSource, Snapshot
+from triage.tui.messages import AlertChanged, SnapshotFailed, SnapshotLoaded
+from triage.tui.palette import TriageCommands
+from triage.tui.screens.alerts import AlertScreen, AlertsScreen
+from triage.tui.screens.base import TriageScreen
+from triage.tui.screens.calibration import CalibrationScreen
+from triage.tui.screens.drift import DriftScreen
+from triage.tui.screens.home import HomeScreen
+from triage.tui.screens.modals import HelpScreen, PromptScreen
+from triage.tui.screens.operations import OperationsScreen
+from triage.tui.screens.performance import PerformanceScreen
+from triage.tui.screens.runbook import RunbookScreen
+from triage.tui.views import resolve_window, step_window
+from triage.tui.widgets.keys import KeyBar
+from triage.tui.widgets.status import StatusInfo, StatusLine
+
+MODEL_PANELS = ("drift", "calibration", "performance", "operations")
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*(m|h|d)\s*$")
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """`30m`, `2h`, `1d` → a timedelta; None when it is not one of those."""
+    match = _DURATION_RE.match(text)
+    if not match or int(match.group(1)) == 0:
+        return None
+    unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+    return timedelta(**{unit: int(match.group(1))})
+
+
+class TriageApp(App[None]):
+    """On-call model triage over SSH: keyboard first, live, readable at 80x24 and 256 colours."""
+
+    CSS_PATH = "styles.tcss"
+    TITLE = "triage"
+    BINDINGS = bindings("app")
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {TriageCommands}
+    MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {
+        "home": HomeScreen,
+        "drift": DriftScreen,
+        "calibration": CalibrationScreen,
+        "performance": PerformanceScreen,
+        "operations": OperationsScreen,
+        "alerts": AlertsScreen,
+    }
+    DEFAULT_MODE = "home"
+
+    def __init__(
+        self,
+        connect: Callable[[], DataSource],
+        clock: Clock,
+        refresh_s: float = 5.0,
+        model: str | None = None,
+    ) -> None:
+        super().__init__()
+        self._connect = connect
+        self._source: DataSource | None = None
+        self._source_lock = threading.Lock()
+        self._closing = False
+        self.clock = clock
+        self.refresh_s = refresh_s
+        self.model_name = model
+        self.version: str | None = None
+        self.window_start: datetime | None = None  # None: follow the latest window
+        self.snapshot: Snapshot | None = None
+        self.requested = 0  # generation of the newest snapshot request
+        self.applied = 0  # generation of the snapshot on screen
+        self.loading = False
+        self.paused = False
+        self.error: str | None = None
+        self.refreshed: datetime | None = None
+        self._timer: Timer | None = None
+
+    def on_mount(self) -> None:
+        if not self.is_headless:
+            # The SSH session dropping sends SIGHUP: leave through the normal exit path.
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGHUP, signal.SIGTERM):
+                with suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, self.exit)
+        self.action_refresh()
+
+    @property
+    def source(self) -> DataSource:
+        """The data source, opened on first use — by the first refresh worker, never the UI thread."""
+        with self._source_lock:
+            if self._source is None:
+                self._source = self._connect()
+                if self._closing:  # the app closed while it was opening
+                    self._source.interrupt()
+            return self._source
+
+    def on_unmount(self) -> None:
+        # Quitting (or the terminal going away) must not wait for a long query to finish.
+        self._closing = True
+        if self._source is not None:
+            self._source.interrupt()
+
+    def close_source(self) -> None:
+        """Close the data source, once the app has stopped (its workers are done by then)."""
+        if self._source is not None:
+            self._source.close()
+
+    # -- refresh --------------------------------------------------------------------------------
+
+    def action_refresh(self) -> None:
+        """Compute a new snapshot now; a newer request supersedes an older one still running."""
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        self.requested += 1
+        self.loading = True
+        self.paint(self.screen)
+        self._load(self.requested, self.clock.now(), self.clock.live)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="snapshot")
+    def _load(self, generation: int, as_of: datetime, ingest: bool) -> None:
+        problem = None
+        if ingest:
+            try:
+                self.source.ingest_new()
+            except Exception as exc:
+                problem = f"ingest failed: {fmt.error_line(exc)}"
+        try:
+            snapshot = self.source.snapshot(as_of)
+        except Exception as exc:
+            self.post_message(SnapshotFailed(generation, f"refresh failed: {fmt.error_line(exc)}"))
+            return
+        self.post_message(SnapshotLoaded(generation, snapshot, self.clock.wall(), problem))
+
+    @on(SnapshotLoaded)
+    def _snapshot_loaded(self, message: SnapshotLoaded) -> None:
+        if message.generation < self.applied:
+            return  # a newer snapshot is already on screen
+        self.applied = message.generation
+        self.snapshot = message.snapshot
+        self.refreshed = message.finished
+        self.error = message.problem
+        self._finished(message.generation)
+
+    @on(SnapshotFailed)
+    def _snapshot_failed(self, message: SnapshotFailed) -> None:
+        if message.generation < self.applied:
+            return
+        self.error = message.error
+        self._finished(message.generation)
+
+    def _finished(self, generation: int) -> None:
+        if generation == self.requested:
+            self.loading = False
+            if not self.paused and self.clock.live:
+                self._timer = self.set_timer(self.refresh_s, self.action_refresh)
+        self.paint(self.screen)
+
+    def action_toggle_pause(self) -> None:
+        """Pause live refresh, or resume it with an immediate refresh."""
+        self.paused = not self.paused
+        if self.paused:
+            if self._timer is not None:
+                self._timer.stop()
+                self._timer = None
+            self.paint(self.screen)
+        else:
+            self.action_refresh()
+
+    def status_info(self) -> StatusInfo:
+        """What the top line of every panel says."""
+        snapshot = self.snapshot
+        return StatusInfo(
+            mode=self.clock.mode,
+            paused=self.paused,
+            loading=self.loading,
+            as_of=snapshot.as_of if snapshot else self.clock.now(),
+            refreshed=self.refreshed,
+            refresh_s=self.refresh_s,
+            error=self.error,
+            quarantined=snapshot.quarantined if snapshot else 0,
+        )
+
+    def paint(self, screen: Screen[Any], force: bool = False) -> None:
+        """Render `screen` if it is the visible panel and behind the newest snapshot (or `force`)."""
+        if screen is not self.screen:
+            return
+        if not isinstance(screen, TriageScreen) or not screen.is_mounted:
+            return
+        with self.batch_update():
+            screen.query_one(StatusLine).show(self.status_info())
+            screen.query_one(KeyBar).show_keys()
+            if self.snapshot is not None and (force or screen.rendered_generation != self.applied):
+                screen.rendered_generation = self.applied
+                screen.render_snapshot(self.snapshot)
+
+    # -- navigation -----------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        """Show every key binding."""
+        self.push_screen(HelpScreen())
+
+    def action_go_back(self) -> None:
+        """Close the filter; else leave a drill-down; else go home."""
+        screen = self.screen
+        if isinstance(screen, TriageScreen) and screen.close_filter():
+            return
+        if len(self.screen_stack) > 1:
+            self.pop_screen()
+        elif self.current_mode != "home":
+            self.switch_mode("home")
+
+    def action_cursor(self, direction: str) -> None:
+        """j/k: move the focused table's cursor, or scroll the focused view."""
+        widget = self.focused
+        for name in (f"action_cursor_{direction}", f"action_scroll_{direction}"):
+            method = getattr(widget, name, None)
+            if method is not None:
+                method()
+                return
+
+    def step_window(self, step: int, current: datetime | None) -> None:
+        """Move the shared window cursor from `current`; the latest window follows live data."""
+        model = self.snapshot.model(self.model_name) if self.snapshot else None
+        if model is None:
+            return
+        moved = step_window(model, resolve_window(model, current), step)
+        self.window_start = None if moved == resolve_window(model, None) else moved
+
+    def open_model(self, name: str, version: str | None = None) -> None:
+        """Make `name` the current model and show its drift (or stay on the current model panel)."""
+        if name != self.model_name:
+            self.window_start = None
+        self.model_name, self.version = name, version
+        if self.current_mode not in MODEL_PANELS:
+            self.switch_mode("drift")
+        else:
+            self.paint(self.screen, force=True)
+
+    async def open_feature(self, model: str, feature: str) -> None:
+        """Show the drift grid of `model` filtered to `feature`."""
+        if model != self.model_name:
+            self.model_name, self.version, self.window_start = model, None, None
+        await self.switch_mode("drift")
+        while len(self.screen_stack) > 1:
+            await self.pop_screen()
+        screen = self.screen
+        if isinstance(screen, DriftScreen):
+            screen.action_filter()
+            screen.query_one("#filter", Input).value = feature
+
+    def open_alert(self, fingerprint: str) -> None:
+        """Show an alert's evidence on top of the current panel."""
+        self.push_screen(AlertScreen(fingerprint))
+
+    def open_runbook(self, ref: str, alert: AlertView | None = None) -> None:
+        """Open a runbook, with the alert whose scope fills its parameters."""
+        self.push_screen(RunbookScreen(ref, alert))
+
+    # -- alert actions --------------------------------------------------------------------------
+
+    def ask_acknowledge(self, alert: AlertView) -> None:
+        """Ask for a note, then acknowledge the alert in a worker."""
+
+        def answered(note: str | None) -> None:
+            if note is not None:
+                self._change_alert(alert.fingerprint, "acknowledged", note, None)
+
+        question = f"Acknowledge {alert.rule} on {alert.model}. A note for the team (optional):"
+        self.push_screen(PromptScreen("Acknowledge", question, placeholder="looking into it"), answered)
+
+    def ask_silence(self, alert: AlertView) -> None:
+        """Ask for how long, then silence the alert in a worker."""
+
+        def answered(text: str | None) -> None:
+            if text is None:
+                return
+            duration = parse_duration(text)
+            if duration is None:
+                self.notify(f"Not a duration: {text!r} (use 30m, 2h or 1d).", severity="error", markup=False)
+                return
+            self._change_alert(
+                alert.fingerprint, "silenced", f"silenced for {text}", self.clock.wall() + duration
+            )
+
+        question = f"Silence {alert.rule} on {alert.model} for how long? (30m, 2h, 1d)"
+        self.push_screen(PromptScreen("Silence", question, value="1h"), answered)
+
+    @work(thread=True, exit_on_error=False, group="alerts")
+    def _change_alert(self, fingerprint: str, what: str, note: str, until: datetime | None) -> None:
+        try:
+            if until is None:
+                self.source.acknowledge(fingerprint, note)
+            else:
+                self.source.silence(fingerprint, until, note)
+        except Exception as exc:
+            self.post_message(AlertChanged(fingerprint, what, fmt.error_line(exc)))
+            return
+        self.post_message(AlertChanged(fingerprint, what, None))
+
+    @on(AlertChanged)
+    def _alert_changed(self, message: AlertChanged) -> None:
+        if message.error is not None:
+            self.notify(
+                f"Could not mark the alert {message.what}: {message.error}", severity="error", markup=False
+            )
+            return
+        self.notify(f"Alert {message.fingerprint[:12]} {message.what}.", markup=False)
+        self.action_refresh()

@@ -1,0 +1,1 @@
+"""The screens: one per panel, plus drill-downs and modals."""

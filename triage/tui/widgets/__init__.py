@@ -1,0 +1,1 @@
+"""Widgets the screens are built from: the status line, charts and styled table cells."""
