@@ -13,11 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
-## demo: generate the demo logs (if absent), ingest them and show what triage sees
+## demo: the TUI, live, on a stream where an incident unfolds; fix it with a runbook (q stops all)
+## (without a terminal: generate if absent, ingest, print `triage info` and `triage check`)
 demo: $(STAMP)
-	@test -f $(DEMO)/triage.toml || $(BIN)/triage generate --out $(DEMO) --rows 200000 --days 30 --seed 7
-	$(BIN)/triage --config $(DEMO)/triage.toml ingest
-	$(BIN)/triage --config $(DEMO)/triage.toml info
+	$(BIN)/triage demo --dir $(DEMO)
 
 ## test: the whole test suite
 test: $(STAMP)

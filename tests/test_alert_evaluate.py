@@ -26,8 +26,11 @@ from triage.alerts.evaluate import (
     evaluate_rules,
     fingerprint,
     fisher_exact_p,
+    reference_tables,
+    wilson_trials,
 )
 from triage.config import AlertRule, Columns, ModelConfig, Reference
+from triage.metrics.intervals import wilson
 from triage.metrics.results import (
     CalibrationRow,
     DataQualityRow,
@@ -112,14 +115,21 @@ def calibration_row(day: int, **kw: Any) -> CalibrationRow:
 
 
 def performance_row(day: int, precision: float | None = 0.8, **kw: Any) -> PerformanceRow:
-    half = kw.get("half_width", 0.02)
+    """Precision of `trials` flagged rows (default n_labeled), Wilson interval; AUROC ± half_width."""
+    n_labeled = kw.get("n_labeled", 4000)
+    trials = kw.get("trials", n_labeled)
+    low, high = (None, None) if precision is None else wilson(round(precision * trials), trials)
+    auroc, half = kw.get("auroc"), kw.get("half_width", 0.02)
     given: dict[str, Any] = {
         **_cell(day, **kw),
-        "n_labeled": kw.get("n_labeled", 4000),
+        "n_labeled": n_labeled,
         "label_coverage": kw.get("label_coverage", 0.8),
         "precision": precision,
-        "precision_ci_low": None if precision is None else precision - half,
-        "precision_ci_high": None if precision is None else precision + half,
+        "precision_ci_low": low,
+        "precision_ci_high": high,
+        "auroc": auroc,
+        "auroc_ci_low": None if auroc is None else auroc - half,
+        "auroc_ci_high": None if auroc is None else auroc + half,
     }
     rest = {f.name: None for f in dataclasses.fields(PerformanceRow) if f.name not in given}
     return PerformanceRow(**given, **rest)
@@ -524,20 +534,41 @@ def test_missing_rate_change_is_tested_against_the_reference_missing_rate():
     assert only(results, feature="other").condition == FIRING
 
 
-def test_interval_metrics_are_tested_with_the_interval_width():
-    reference = [performance_row(day, 0.8) for day in range(REFERENCE_DAYS)]
+def test_wilson_proportions_are_tested_exactly_with_their_recovered_trials():
+    reference = [performance_row(day, 0.8, trials=500) for day in range(REFERENCE_DAYS)]
     rule = AlertRule(
         name="precision-drop", signal="performance.precision", baseline="reference", warn_change=-0.1, q=0.05
     )
-    wide = performance_row(10, 0.6, half_width=0.3)
-    narrow = performance_row(10, 0.6, half_width=0.02)
+    few = performance_row(10, 0.6, trials=10)  # 6 of 10 flagged were fraud, vs 2800 of 3500
+    result = only(evaluate(rule, performance=[*reference, few]))
+    assert result.condition == OK
+    expected = stats.fisher_exact([[6, 4], [2800, 700]], alternative="less").pvalue
+    assert result.cells[-1].p_value == pytest.approx(expected, rel=1e-9)
+    many = performance_row(10, 0.6, trials=400)
+    assert only(evaluate(rule, performance=[*reference, many])).condition == FIRING
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 100_000).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))))
+def test_wilson_trials_are_recovered_from_the_interval(cell):
+    k, n = cell
+    low, high = wilson(k, n)
+    assert wilson_trials(k / n, low, high) == n
+
+
+def test_interval_metrics_are_tested_with_the_interval_width():
+    reference = [performance_row(day, auroc=0.8) for day in range(REFERENCE_DAYS)]
+    rule = AlertRule(
+        name="auroc-drop", signal="performance.auroc", baseline="reference", warn_change=-0.1, q=0.05
+    )
+    wide = performance_row(10, auroc=0.6, half_width=0.3)
+    narrow = performance_row(10, auroc=0.6, half_width=0.02)
     assert only(evaluate(rule, performance=[*reference, wide])).condition == OK
     result = only(evaluate(rule, performance=[*reference, narrow]))
     assert result.condition == FIRING
     se = 0.04 / (2 * stats.norm.ppf(0.975))  # the cell's, and the mean of 7 equal windows' se / √7
-    assert result.latest.p_value == pytest.approx(
-        stats.norm.cdf((0.6 - 0.8) / math.hypot(se, se / math.sqrt(7)))
-    )
+    z = (0.6 - 0.8) / math.hypot(se, se / math.sqrt(7))
+    assert result.latest.p_value == pytest.approx(stats.norm.cdf(z))
 
 
 def test_effect_floor_on_a_threshold_rule():
@@ -556,3 +587,22 @@ def test_old_evidence_is_stale_and_resolves():
     stale = only(evaluate(rule, drift=gone + alive), **scope)
     assert stale.condition == OK and stale.run == 0
     assert stale.latest is not None and stale.latest.note == "no window judged since 2026-01-12T00:00:00Z"
+
+
+def test_reference_windows_come_from_the_tables_when_not_given():
+    rows = [calibration_row(day, decision_rate=0.1 if day < REFERENCE_DAYS else 0.2) for day in range(10)]
+    range_reference = reference_tables({"calibration": rows}, model_config().reference)
+    assert [row.window_start.day for row in range_reference["calibration"]] == list(range(1, 8))
+    canary = [calibration_row(day, version="v2", decision_rate=0.3) for day in range(3, 10)]
+    first_days = reference_tables({"calibration": rows + canary}, Reference(version="v2", days=2))
+    assert [(row.version, row.window_start.day) for row in first_days["calibration"]] == [
+        (None, 4),
+        (None, 5),
+    ]
+    assert reference_tables({"calibration": rows}, Reference(files="train/*.parquet")) == {"calibration": []}
+    rule = AlertRule(
+        name="decision-rate", signal="calibration.decision_rate", baseline="reference", warn_change=0.5
+    )
+    result = only(evaluate(rule, calibration=rows))
+    assert result.latest is not None and result.latest.baseline == pytest.approx(0.1)
+    assert result.condition == FIRING

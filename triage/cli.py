@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "triage.commands.runbook_cmd",
     "triage.commands.alerts_cmd",
     "triage.commands.ui_cmd",
+    "triage.commands.demo_cmd",
 )
 
 EXIT_USAGE = 2
@@ -75,6 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.status
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `triage check | head`: the reader left; stop quietly, as other Unix tools do.
+        sys.stderr.close()
+        return 141
     return int(status or 0)
 
 

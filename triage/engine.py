@@ -4,6 +4,11 @@
 `ModelReport` for one model, `check` a `CheckReport` for several. Both are frozen dataclasses of
 the typed rows of `triage.metrics.results`; `CheckReport.to_json()` is the `triage check --json`
 document. Each call reads through its own cursor, so worker threads may evaluate concurrently.
+
+`refresh` ingests into a writable store and then `warm`s it: it stores the reference profile and
+the drift rows of the windows whose rows changed, so a later read-only evaluation (`triage
+check`, another process's TUI) reads them instead of computing them. (The store does not import
+the metrics — DESIGN §2 — so this orchestration lives here.)
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from triage.metrics.results import (
     WindowInfo,
 )
 from triage.metrics.source import LabelledCells, Reducer, aware, reference_rows_sql
-from triage.store import Store
+from triage.store import IngestSummary, Store
 from triage.store.schema import reference_table
 from triage.store.tables import CATEGORICAL, stored_layout, table_exists
 
@@ -154,6 +159,36 @@ class Engine:
             return _evaluate(con, scope)
         finally:
             con.close()
+
+    def refresh(self, *, rebuild: bool = False, warm: bool = True, if_changed: bool = False) -> IngestSummary:
+        """Ingest what is new (the store must be writable), then `warm` the caches.
+
+        No warming when `warm` is False, nor with `if_changed` when the pass stored nothing (a poll
+        that found no new rows leaves every cached window valid).
+        """
+        summary = self.store.ingest(self.config, rebuild=rebuild)
+        if warm and (summary.changed or rebuild or not if_changed):
+            self.warm()
+        return summary
+
+    def warm(self, models: Sequence[str] | None = None) -> None:
+        """Store what a default evaluation reuses: the reference profile for the configured segments
+        and the drift rows of every window whose rows changed (valid ones are kept as they are).
+
+        Does nothing on a read-only store, or for a model with nothing ingested yet.
+        """
+        if self.store.read_only:
+            return
+        names = list(models) if models else [model.name for model in self.config.models]
+        for name in names:
+            model = self.config.model(name)
+            con = self.store.cursor()
+            try:
+                if stored_layout(con, model) is None:
+                    continue
+                compute_drift(con, Scope.of(model, segments=self._slices(con, model, None)))
+            finally:
+                con.close()
 
     def check(
         self,

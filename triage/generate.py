@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -479,6 +480,7 @@ def generate(
     fmt: str = "parquet",
     start: datetime = DEFAULT_START,
     overwrite: bool = False,
+    until: datetime | None = None,
 ) -> Manifest:
     """Write `rows` predictions over `days` days from `start` (UTC) into `out_dir`, and return the manifest.
 
@@ -486,6 +488,10 @@ def generate(
     ``logs/labels/<ISO week the labels arrive, 2026-W03>.jsonl``, ``triage.toml`` (relative paths) and
     ``manifest.json``. The same arguments give byte-identical files; `quiet` gives the same world
     without incidents. An existing output (a ``manifest.json``) is replaced only with `overwrite`.
+
+    `until` plans the world over all `days` (rate, reference, rollout, incident onsets) but writes
+    only the traffic before it; the manifest's `end` is then `until` (its `rows` stays the planned
+    total, so `append_traffic` continues at the same rate). The demo streams the rest live.
     """
     if rows < 1 or days < 1:
         raise GenerateError(f"need at least 1 row and 1 day, got rows={rows}, days={days}")
@@ -494,6 +500,13 @@ def generate(
     if fmt not in FORMATS:
         raise GenerateError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     start = _utc(start)
+    end = start + timedelta(days=days)
+    if until is not None:
+        until = _utc(until)
+        if not start < until <= end:
+            raise GenerateError(f"until ({_iso(until)}) must be within ({_iso(start)}, {_iso(end)}]")
+        end = until
+    end_ms = _ms(end)
     out = Path(out_dir)
     _prepare(out, overwrite)
 
@@ -509,9 +522,12 @@ def generate(
     first_key = 0
     for day, n_day in enumerate(day_rows.tolist()):
         day_start = start_ms + day * _MS_PER_DAY
+        if day_start >= end_ms:
+            break
         ts_ms = _sample_times(
             day_start, day_start + _MS_PER_DAY, n_day, np.random.default_rng([seed, 1, day])
         )
+        ts_ms = ts_ms[ts_ms < end_ms]
         parts = max(1, math.ceil(n_day / MAX_ROWS_PER_FILE))
         stem = _day_name(day_start)
         for part, part_ts in enumerate(np.array_split(ts_ms, parts)):
@@ -538,7 +554,7 @@ def generate(
         quiet=quiet,
         format=fmt,
         start=start,
-        end=start + timedelta(days=days),
+        end=end,
         window=choose_window(days),
         threshold=THRESHOLD,
         reference_start=reference_start,
@@ -621,16 +637,22 @@ def append_traffic(
     con = _connect()
     predictions.parent.mkdir(parents=True, exist_ok=True)
     labels_path.parent.mkdir(parents=True, exist_ok=True)
-    _write_predictions(con, batch.columns, predictions, manifest.format)
+    # Written under a hidden name that the globs do not match, then renamed: a concurrent
+    # `triage ingest` (the live demo) never reads a half-written file.
+    partial_predictions = predictions.with_name(f".{predictions.name}.partial")
+    partial_labels = labels_path.with_name(f".{labels_path.name}.partial")
+    _write_predictions(con, batch.columns, partial_predictions, manifest.format)
     order = np.argsort(batch.labeled_at_ms, kind="stable")
     _write_label_file(
         con,
         batch.label_keys[order],
         batch.label_values[order],
         batch.labeled_at_ms[order],
-        labels_path,
+        partial_labels,
     )
     con.close()
+    os.replace(partial_predictions, predictions)
+    os.replace(partial_labels, labels_path)
     return AppendResult(
         predictions=predictions,
         labels=labels_path,

@@ -13,10 +13,12 @@ Each cell (window × scope) of a rule's signal is judged in this order:
 3. an effect-size floor (`min_effect` on `effect`, default the signal itself);
 4. a significance gate when the rule has `q` (p-value signals always do): the cell's p-value —
    the signal itself, the drift test of a drift statistic (KS for numeric, chi-square for
-   categorical), Fisher's exact test of a rate against the rows behind its baseline (a missing
-   rate: the exact binomial test against the reference's), or a z-test against the baseline with
-   both standard errors from the 95 % intervals — is Benjamini–Hochberg adjusted across every
-   tested cell of the rule (feature × slice × window); a crossed cell alerts only if it is ≤ q.
+   categorical), Fisher's exact test of a proportion against the pooled counts behind its baseline
+   (rates of the cell's rows; precision, recall, FPR, FNR, accuracy with the trials recovered from
+   their Wilson intervals; a missing rate: the exact binomial test against the reference's), or a
+   z-test against the baseline with both standard errors from the 95 % intervals (AUROC, expected
+   cost) — is Benjamini–Hochberg adjusted across every tested cell of the rule (feature × slice ×
+   window); a crossed cell alerts only if it is ≤ q.
 
 Persistence: the run of consecutive crossed windows (unknown windows skipped) ending at the latest
 known window; pending below `for_windows`, firing at or above it. A latest known window older than
@@ -46,6 +48,7 @@ from triage.alerts.rules import (
     P_VALUE_FIELDS,
     RATE_FIELDS,
     SCOPE_FIELDS,
+    WILSON_FIELDS,
     band_sigmas,
     direction,
     effect_floor,
@@ -273,8 +276,9 @@ class _Baseline:
     """A baseline value, the rows (or labelled rows) behind it, and its standard error if known."""
 
     value: float
-    weight: float
+    weight: float  # rows, labelled rows, or the trials of a proportion
     se: float | None
+    successes: int | None = None  # of a proportion
 
 
 @dataclass(frozen=True)
@@ -313,9 +317,11 @@ class _Judge:
         self.sigmas = band_sigmas(rule.band) if rule.band else None
         # The baseline a significance test compares with: the rule's own, else the reference.
         self.expected_baseline = rule.baseline or "reference"
-        self.tested_against_baseline = self.q is not None and (
-            self.interval or (self.name in RATE_FIELDS and self.name != "missing_rate_change")
+        # Shares with known trials: tested exactly (Fisher) against the pooled baseline counts.
+        self.proportion = self.name in WILSON_FIELDS or (
+            self.name in RATE_FIELDS and self.name != "missing_rate_change"
         )
+        self.tested_against_baseline = self.q is not None and (self.interval or self.proportion)
         self._references: dict[ScopeKey, _Baseline | None] = {}
         self._bands: dict[ScopeKey, _Band | None] = {}
 
@@ -486,7 +492,14 @@ class _Judge:
         )
 
     def summary(self, rows: Sequence[Row]) -> _Baseline | None:
-        """The weighted mean of the statistic over rows that have it, with its standard error."""
+        """The statistic over rows that have it: pooled counts of a proportion, else the weighted mean."""
+        if self.proportion:
+            counts = [c for r in rows if (c := self.counts(r)) is not None]
+            trials = sum(n for _, n in counts)
+            if trials <= 0:
+                return None
+            successes = sum(k for k, _ in counts)
+            return _Baseline(successes / trials, trials, None, successes)
         total = sum(self.weight(r) for r in rows)
         if total <= 0:
             return None
@@ -496,6 +509,18 @@ class _Judge:
         if errors and all(e is not None for _, e in errors):
             se = math.sqrt(sum((w * e) ** 2 for w, e in errors if e is not None)) / total
         return _Baseline(value, total, se)
+
+    def counts(self, row: Row) -> tuple[int, int] | None:
+        """(successes, trials) behind a proportion: a share of the row's n, or from its Wilson interval."""
+        value = _number(getattr(row, self.name))
+        if value is None:
+            return None
+        if self.name in RATE_FIELDS:
+            return round(value * row.n), row.n
+        low = _number(getattr(row, f"{self.name}_ci_low"))
+        high = _number(getattr(row, f"{self.name}_ci_high"))
+        trials = None if low is None or high is None else wilson_trials(value, low, high)
+        return None if trials is None else (round(value * trials), trials)
 
     def standard_error(self, row: Row) -> float | None:
         """The standard error of the statistic from the row's 95 % interval, if it has one."""
@@ -520,10 +545,13 @@ class _Judge:
             return binomial_p(round(rate * row.n), row.n, min(max(reference, 0.0), 1.0), self.direction)
         if expected is None:
             return None
-        if self.name in RATE_FIELDS:
-            n0 = round(expected.weight)
-            k0 = min(max(round(expected.value * n0), 0), n0)
-            return fisher_exact_p(round(value * row.n), row.n, k0, n0, self.direction)
+        if self.proportion:
+            cell = self.counts(row)
+            if cell is None or expected.successes is None:
+                return None
+            return fisher_exact_p(
+                cell[0], cell[1], expected.successes, round(expected.weight), self.direction
+            )
         se = self.standard_error(row)
         if se is None:
             return None
@@ -548,6 +576,19 @@ def _tails(side: str, upper: float, lower: float) -> float:
     if side == "below":
         return lower
     return min(1.0, 2 * min(upper, lower))
+
+
+def wilson_trials(value: float, low: float, high: float) -> int | None:
+    """The trials n behind a proportion and its 95 % Wilson interval.
+
+    Each Wilson bound e solves (p̂ − e)² = z²·e(1 − e)/n, so n = z²·e(1 − e)/(p̂ − e)², taken at the
+    bound farther from p̂ (the nearer one is 0 or 1 when p̂ is).
+    """
+    bound = high if abs(high - value) >= abs(value - low) else low
+    if bound == value:
+        return None
+    trials = round(_Z95 * _Z95 * bound * (1.0 - bound) / (value - bound) ** 2)
+    return trials if trials >= 1 else None
 
 
 def binomial_p(k: int, n: int, p0: float, side: str) -> float:

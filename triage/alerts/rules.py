@@ -49,7 +49,7 @@ EACH_WHEN_OMITTED = frozenset({"feature"})
 
 P_VALUE_FIELDS = frozenset({"ks_p", "chi2_p"})
 DRIFT_STATISTICS = frozenset({"psi", "js", "ks_d", "chi2", "wasserstein", "wasserstein_norm"})
-# Shares of the cell's `n` rows: tested against their baseline with an exact binomial test.
+# Shares of the cell's `n` rows: tested against their baseline's rows with Fisher's exact test.
 RATE_FIELDS = frozenset(
     {
         "decision_rate",
@@ -62,6 +62,9 @@ RATE_FIELDS = frozenset(
         "label_coverage",
     }
 )
+# Proportions whose 95 % interval is Wilson's (DESIGN §4, `triage.metrics.intervals.wilson`): the
+# trials behind each are recovered from the interval, so they are tested exactly like rates.
+WILSON_FIELDS = frozenset({"precision", "recall", "fpr", "fnr", "accuracy"})
 # Signals where a higher value is better; everything else alerts when it rises.
 HIGHER_IS_BETTER = frozenset(
     {"precision", "recall", "f1", "accuracy", "auroc", "average_precision", "label_coverage"}
@@ -222,7 +225,8 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
                 band="3sigma",
                 critical=0.15,
                 min_effect=0.05,
-                min_label_coverage=0.1,
+                # Early labels are the reviewed (flagged) requests: calibration needs a representative set.
+                min_label_coverage=0.5,
             ),
             # Flagged requests are labelled first (review), so precision is usable early;
             # recall also needs the missed positives, which arrive late (chargebacks).

@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--all", action="store_true", help="include resolved alerts")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(handler=run_list)
-    actions = parser.add_subparsers(dest="alerts_command", metavar="ACTION")
+    actions = parser.add_subparsers(dest="alerts_command", metavar="[ACTION]", title="actions")
 
     rules = actions.add_parser("rules", help="print the effective alert rules as TOML")
     rules.add_argument("--model", metavar="NAME", help="only this model")

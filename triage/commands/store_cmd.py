@@ -42,6 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="forget what is stored and ingest every log again (after a config change)",
     )
     ingest.add_argument(
+        "--no-warm",
+        dest="warm",
+        action="store_false",
+        help="only ingest: do not precompute the reference profile and the drift of changed windows "
+        "(then the next `triage check` computes them)",
+    )
+    ingest.add_argument(
         "--polls", type=int, default=None, help=argparse.SUPPRESS
     )  # tests: stop after N polls
     ingest.set_defaults(handler=run_ingest)
@@ -88,10 +95,17 @@ def _shown(path: str) -> str:
     return relative if not relative.startswith("..") else path
 
 
-def _ingest_once(config: Config, rebuild: bool = False) -> IngestSummary:
+def _ingest_once(
+    config: Config, rebuild: bool = False, warm: bool = True, if_changed: bool = False
+) -> IngestSummary:
+    """One ingest pass; with `warm`, then store the caches a read-only evaluation reuses."""
     store = _open(config)
     try:
-        return store.ingest(config, rebuild=rebuild)
+        if not warm:
+            return store.ingest(config, rebuild=rebuild)
+        from triage.engine import Engine  # imports scipy: only when warming
+
+        return Engine(config, store).refresh(rebuild=rebuild, if_changed=if_changed)
     except StoreError as exc:
         raise _user_error(exc) from None
     finally:
@@ -101,8 +115,8 @@ def _ingest_once(config: Config, rebuild: bool = False) -> IngestSummary:
 def run_ingest(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.follow:
-        return _follow(config, args.interval, args.polls, args.rebuild)
-    summary = _ingest_once(config, args.rebuild)
+        return _follow(config, args.interval, args.polls, args.rebuild, args.warm)
+    summary = _ingest_once(config, args.rebuild, args.warm)
     print_summary(summary)
     return _status(config, summary)
 
@@ -120,14 +134,15 @@ def _status(config: Config, summary: IngestSummary) -> int:
     return status
 
 
-def _follow(config: Config, interval: float, polls: int | None, rebuild: bool) -> int:
+def _follow(config: Config, interval: float, polls: int | None, rebuild: bool, warm: bool = True) -> int:
     """Poll every `interval` seconds; the store is closed between polls so readers can open it."""
     reported: set[str] = set()
     count = 0
     try:
         while True:
             try:
-                summary = _ingest_once(config, rebuild and count == 0)
+                # After the first pass, warm only when a poll stored something.
+                summary = _ingest_once(config, rebuild and count == 0, warm, if_changed=count > 0)
             except UserError as exc:
                 if count == 0:
                     raise

@@ -48,8 +48,9 @@ fewer) are reported with their counts and no statistic, and are not computed at 
 
 Cost: each value is looked up once per slice family and sorted once per cell it belongs to, so
 exact KS and Wasserstein cost O(rows × features × cells per row) — features run in parallel,
-windows in batches of about BATCH_ROWS rows (memory), and on a writable store each window's
-rows are cached (`DriftCache`): a later call computes only the windows whose rows changed.
+windows in batches of about BATCH_ROWS rows (memory), and each window's rows are cached
+(`DriftCache`): a later call computes only the windows whose rows changed. A writable store
+stores the cache (`Engine.warm` fills it after an ingest); a read-only one reads it.
 PSI, JS and chi-square need only bin and category counts.
 """
 
@@ -334,16 +335,17 @@ def _temporary_tables(con: duckdb.DuckDBPyConnection) -> Iterator[_Tables]:
 def compute_drift(con: duckdb.DuckDBPyConnection, scope: Scope) -> list[DriftRow]:
     """Drift of every feature (and `__score__`) in every window × version × slice cell of the scope.
 
-    On a writable store the rows of each window are cached (`_triage_cache_drift`) with the
-    window's token; a later call recomputes only the windows whose rows changed or are new.
+    The rows of each window are cached (`_triage_cache_drift`) with the window's token; a later
+    call recomputes only the windows whose rows changed or are new. A read-only connection uses
+    the valid cached rows and computes the others without storing them.
     """
     profile = ensure_profile(con, scope.model, scope.segments, scope.as_of)
     if not profile.features:
         return []
     counts = cell_counts(con, scope, profile.features)
     tokens = {key[0]: cell.token for key, cell in counts.items() if key[1] is None and key[2] is None}
-    cache = DriftCache(con, scope, profile) if writable(con) else None
-    cached = cache.load(tokens) if cache else {}
+    cache = DriftCache(con, scope, profile)
+    cached = cache.load(tokens)
     stale = sorted(set(tokens) - set(cached))
     rows = [row for window in cached.values() for row in window]
     if not stale:
@@ -361,7 +363,7 @@ def compute_drift(con: duckdb.DuckDBPyConnection, scope: Scope) -> list[DriftRow
         reference = profile.slice(key[2], key[3])
         for f in profile.features:
             fresh.append(_row(scope, key, cell, f, reference, numeric.get(f.name), categories, by_version))
-    if cache:
+    if cache.writable:
         cache.store(fresh, {window: tokens[window] for window in stale})
     return rows + fresh
 
@@ -413,6 +415,7 @@ class DriftCache:
 
     Keyed by the profile (so by the reference), the window size, the slice columns, min_samples
     and the features; as-of times that cut a window differently give it another token.
+    A read-only connection only reads it (nothing when the store has no cache table).
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, scope: Scope, profile: Profile) -> None:
@@ -426,10 +429,14 @@ class DriftCache:
             "features": [[f.name, f.kind] for f in profile.features],
         }
         self.key = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:32]
-        con.execute(f"CREATE TABLE IF NOT EXISTS {CACHE_TABLE} ({_CACHE_DDL})")
+        self.writable = writable(con)
+        if self.writable:
+            con.execute(f"CREATE TABLE IF NOT EXISTS {CACHE_TABLE} ({_CACHE_DDL})")
 
     def load(self, tokens: dict[datetime, str]) -> dict[datetime, list[DriftRow]]:
         """The cached rows of the windows whose token is unchanged."""
+        if not tokens or not (self.writable or self._stored()):
+            return {}
         found = self.con.execute(
             f"""SELECT c.* EXCLUDE (cache_key, token) FROM {CACHE_TABLE} AS c
             JOIN (SELECT unnest(?::TIMESTAMP[]) AS w, unnest(?::VARCHAR[]) AS token) AS v
@@ -442,6 +449,13 @@ class DriftCache:
             row = DriftRow(aware(values[0]), aware(values[1]), *values[2:])
             windows.setdefault(row.window_start, []).append(row)
         return windows
+
+    def _stored(self) -> bool:
+        """Whether the store has the cache table (a read-only connection cannot create it)."""
+        row = self.con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [CACHE_TABLE]
+        ).fetchone()
+        return bool(row and row[0])
 
     def store(self, rows: Sequence[DriftRow], tokens: dict[datetime, str]) -> None:
         """Replace the cached rows of these windows."""

@@ -59,8 +59,7 @@ _DDL = {
     ECDF_TABLE: "profile VARCHAR, slice_id UBIGINT, feature VARCHAR, value DOUBLE, cnt BIGINT, cum BIGINT, "
     "g DOUBLE",
 }
-MAIN_TABLES, TEMP_TABLES = "main.", "temp.main."
-_MAIN, _TEMP = MAIN_TABLES, TEMP_TABLES
+MAIN_TABLES, TEMP_TABLES = "main.", "temp.main."  # where a connection keeps its profiles
 # Held while writing profiles or caches, so threads sharing a store never build the same twice.
 WRITE_LOCK = threading.RLock()
 
@@ -75,6 +74,7 @@ class Feature:
 
     @property
     def sql(self) -> str:
+        """The quoted column."""
         return quote(self.column)
 
     @property
@@ -98,6 +98,7 @@ def drift_features(con: duckdb.DuckDBPyConnection, model: ModelConfig) -> tuple[
 
 
 def text_literal(value: str) -> str:
+    """A SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
 
 
@@ -206,11 +207,11 @@ def ensure_profile(
     parts: tuple[str | None, ...] = (None, *scope.segments)
     definitions = {part: _definition(model, identity, part, features) for part in parts}
     keys = {part: hashlib.sha256(text.encode()).hexdigest()[:32] for part, text in definitions.items()}
-    if _exists(con, _MAIN) and len(_stored_keys(con, _MAIN, keys.values())) == len(keys):
-        tables = _MAIN
+    if _exists(con, MAIN_TABLES) and len(_stored_keys(con, MAIN_TABLES, keys.values())) == len(keys):
+        tables = MAIN_TABLES
     else:
         # A read-only connection keeps what it computes in its own temporary tables.
-        tables = _MAIN if writable(con) else _TEMP
+        tables = MAIN_TABLES if writable(con) else TEMP_TABLES
         with WRITE_LOCK:
             _create_tables(con, tables)
             stored = _stored_keys(con, tables, keys.values())
@@ -262,13 +263,13 @@ def writable(con: duckdb.DuckDBPyConnection) -> bool:
 def _exists(con: duckdb.DuckDBPyConnection, tables: str) -> bool:
     row = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND temporary = ?",
-        [PROFILE_TABLE, tables == _TEMP],
+        [PROFILE_TABLE, tables == TEMP_TABLES],
     ).fetchone()
     return bool(row and row[0])
 
 
 def _create_tables(con: duckdb.DuckDBPyConnection, tables: str) -> None:
-    temp = "TEMP " if tables == _TEMP else ""
+    temp = "TEMP " if tables == TEMP_TABLES else ""
     for name, columns in _DDL.items():
         target = name if temp else f"{tables}{name}"
         con.execute(f"CREATE {temp}TABLE IF NOT EXISTS {target} ({columns})")

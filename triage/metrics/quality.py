@@ -39,6 +39,7 @@ UNSEEN_LISTED = 5
 
 
 def not_enough(n: int, min_samples: int, what: str = "n") -> str:
+    """The note of a cell with too few values, e.g. "not enough data (n < 200)"."""
     return f"not enough data ({what} < {min_samples})"
 
 

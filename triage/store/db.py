@@ -9,9 +9,12 @@ the last committed state, so it never sees part of a file's ingest (each file is
 
 triage works with that rather than around it:
 
-- One `Store` per process. The TUI's live mode calls `Store.ingest(config)` from a worker thread
-  on the same `Store` that its query workers read through `Store.cursor()` — the same code path
-  as `triage ingest --follow`. Ingests within a process are serialised by a lock.
+- One `Store` per process. The TUI's live mode calls `Store.ingest(config)` (through
+  `Engine.refresh`, which then warms the caches) from a worker thread on the same `Store` that
+  its query workers read through `Store.cursor()` — the same code path as `triage ingest
+  --follow`. Ingests within a process are serialised by a lock.
+- Whoever writes stores what readers reuse: after an ingest, `Engine.refresh` stores the reference
+  profile and the drift rows of the changed windows, so a read-only reader reads them.
 - A separate writer process holds the lock only while it works: `triage ingest --follow` opens
   the store for each poll and closes it afterwards, so the file is free between polls. Any other
   process (`triage info`, `triage check`, a second TUI) opens it read-only for one refresh and

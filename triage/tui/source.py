@@ -22,7 +22,7 @@ from triage.alerts.rules import effective_rules
 from triage.alerts.state import Alert, AlertStore, check_alerts
 from triage.config import Config, ModelConfig
 from triage.engine import Engine, EngineError, ModelReport
-from triage.metrics.drift import numeric_cells
+from triage.metrics.drift import numeric_histograms
 from triage.metrics.frame import Scope
 from triage.metrics.profile import ensure_profile
 from triage.metrics.quality import categorical_counts
@@ -227,7 +227,10 @@ class EngineSource:
         self._alerts_lock = threading.Lock()
 
     def ingest_new(self) -> int:
-        return self.store.ingest(self.config).rows_added
+        # Warming evaluates drift, so it takes the engine lock like a snapshot; the snapshot that
+        # follows then reads the windows it stored.
+        with self._engine_lock:
+            return self.engine.refresh(if_changed=True).rows_added
 
     def snapshot(self, as_of: datetime) -> Snapshot:
         books = self._runbooks()
@@ -312,11 +315,11 @@ class EngineSource:
                 raise EngineError(f"no reference profile for {cell.feature} in this slice")
             if feature.kind == NUMERIC:
                 numeric = reference.numeric[feature.name]
-                found = numeric_cells(cursor, scope, profile, feature, cell.version is not None)
-                window = found.get((cell.window_start, cell.version, reference.slice_id))
-                if window is None:
-                    raise EngineError("too few values in this window for a histogram")
-                counts = [window.bins.get(k, 0) for k in range(len(numeric.counts))]
+                found = numeric_histograms(cursor, scope, profile, feature, [cell.window_start])
+                bins = found.get((cell.window_start, cell.version, reference.slice_id))
+                if bins is None:
+                    raise EngineError("no values in this window for a histogram")
+                counts = [bins.get(k, 0) for k in range(len(numeric.counts))]
                 return shares(numeric_labels(numeric.edges), numeric.counts, counts)
             categories = reference.categorical[feature.name].counts
             key = ((cell.window_start, cell.version, cell.segment, cell.segment_value), feature.name)
