@@ -213,3 +213,26 @@ def test_a_run_killed_between_its_audit_records_shows_outcome_unknown(plane, tmp
     for text in (out.decode(), err.decode(), listing.out, unknown.out, rerun.out, rerun.err):
         assert TOKEN not in text
     assert TOKEN not in audit.read_text()
+
+
+def test_alert_fingerprint_fills_params_from_the_stored_alert(plane, config, capsys):
+    from tests.test_alert_evaluate import DAY, T0, drift_row, model_config
+    from triage.alerts.evaluate import evaluate_rules
+    from triage.alerts.state import AlertStore
+    from triage.config import AlertRule
+
+    rule = AlertRule(name="feature-drift", signal="drift.psi", where={"segment": "country"}, warn=0.1)
+    now = T0 + 11 * DAY
+    con = duckdb.connect(str(config.parent / "t.duckdb"))
+    rows = [drift_row(10, 0.3, segment="country", segment_value="BR")]
+    (alert,) = AlertStore(con).record(evaluate_rules([rule], {"drift": rows}, model_config(), now), now)
+    con.close()
+    assert alert.model == "fraud"
+
+    prefix = alert.fingerprint[:8]
+    assert triage(config, "runbook", "run", "kserve-canary-traffic", "--dry-run", "--alert", prefix) == 0
+    out = capsys.readouterr().out
+    assert "/inferenceservices/fraud" in out  # `name` came from the alert's model, not --param
+
+    assert triage(config, "runbook", "run", "kserve-canary-traffic", "--dry-run", "--alert", "nope") == 2
+    assert "name" in capsys.readouterr().err  # unknown alert: nothing fills the param

@@ -275,3 +275,16 @@ def run_history(args: argparse.Namespace) -> int:
     ]
     print(_table(header, rows))
     return 0
+
+
+def find_alert(config: Config, prefix: str) -> Alert | None:
+    """The stored alert whose fingerprint starts with `prefix`, or None when the store has none."""
+    from triage.alerts.state import AlertError, AlertStore
+
+    if not config.store_path.exists():
+        return None
+    with _open(config, read_only=True) as store:
+        try:
+            return AlertStore(store.connection, read_only=True).resolve(prefix)
+        except AlertError:
+            return None

@@ -57,7 +57,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="NAME[#STEP]",
         help="runbook, optionally one step: kserve-canary-traffic#shift-traffic",
     )
-    run.add_argument("--alert", metavar="FINGERPRINT", help="the alert this is for (dedupe key and audit)")
+    run.add_argument(
+        "--alert",
+        metavar="FINGERPRINT",
+        help="the alert this is for: its model and scope fill params; dedupe key and audit",
+    )
     run.add_argument(
         "--param", action="append", default=[], metavar="K=V", help="a step parameter (repeatable)"
     )
@@ -240,6 +244,17 @@ def _confirmation(plan: Plan, given: str | None) -> str | None:
     return "" if _ask("Run this step? [y/N] ").strip().lower() in ("y", "yes") else None
 
 
+def _alert_context(config: Config, fingerprint: str) -> AlertContext:
+    """A stored alert's fingerprint and model/rule/scope values (which fill params), else the key alone."""
+    from triage.commands.alerts_cmd import find_alert
+
+    alert = find_alert(config, fingerprint)
+    if alert is None:
+        print(f"triage: note: no stored alert {fingerprint!r}; it is only the dedupe key", file=sys.stderr)
+        return AlertContext(fingerprint)
+    return AlertContext(alert.fingerprint, {"model": alert.model, "rule": alert.rule, **dict(alert.scope)})
+
+
 def run_run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     name, _, step_id = args.name.partition("#")
@@ -250,7 +265,7 @@ def run_run(args: argparse.Namespace) -> int:
     log = AuditLog(config.audit_path)
     executor = Executor(config.targets, log)
     _warn_unknown(log)
-    alert = AlertContext(args.alert) if args.alert else None
+    alert = _alert_context(config, args.alert) if args.alert else None
     step_ids = [step_id] if step_id else [step.id for step in book.steps]
     for current in step_ids:
         try:
