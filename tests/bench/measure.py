@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -72,6 +75,33 @@ class ProcessRun:
     timed_out: bool = False
 
 
+# Runs the measured command as its own child and reports that child's rusage. Linux keeps
+# ru_maxrss across fork+exec, so a command started straight from the benchmark (which may hold
+# gigabytes of DuckDB buffers by then) would report the benchmark's own size; started from this
+# small launcher, its peak RSS is its own.
+_LAUNCHER = """
+import json, os, subprocess, sys, time
+report, timeout, command = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+started = time.perf_counter()
+child = subprocess.Popen(command)
+timed_out = False
+while True:
+    pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+    if pid:
+        break
+    if timeout > 0 and time.perf_counter() - started > timeout:
+        timed_out = True
+        child.kill()
+        _, status, usage = os.wait4(child.pid, 0)
+        break
+    time.sleep(0.05)
+wall = time.perf_counter() - started
+with open(report, "w") as out:
+    json.dump({"code": os.waitstatus_to_exitcode(status), "wall_s": wall,
+               "maxrss_kib": usage.ru_maxrss, "timed_out": timed_out}, out)
+"""
+
+
 def run_measured(
     command: Sequence[str],
     stdout: Path,
@@ -80,31 +110,40 @@ def run_measured(
     cwd: Path | None = None,
     timeout_s: float | None = None,
 ) -> ProcessRun:
-    """Run `command` with output to files; wall time and peak RSS of that process alone.
+    """Run `command` with output to files; its wall time and the peak RSS of that process alone.
 
-    `os.wait4` returns the child's own `rusage` (ru_maxrss in KiB on Linux), so other children
-    of this process do not blur it, unlike a `RUSAGE_CHILDREN` maximum.
+    The command runs under `_LAUNCHER`, which takes its `os.wait4` rusage (ru_maxrss in KiB on
+    Linux): not blurred by other children, unlike `RUSAGE_CHILDREN`, nor by this process's size.
+    Past `timeout_s` the launcher kills the command and reports what it used until then (lower
+    bounds, `timed_out`).
     """
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    timed_out = False
+    report = stdout.with_name(stdout.name + ".rusage.json")
+    report.unlink(missing_ok=True)
     with stdout.open("wb") as out, stderr.open("wb") as err:
-        started = time.perf_counter()
-        process = subprocess.Popen(
-            list(command), stdout=out, stderr=err, env=None if env is None else dict(env), cwd=cwd
+        launcher = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER, str(report), str(timeout_s or 0), *command],
+            stdout=out,
+            stderr=err,
+            env=None if env is None else dict(env),
+            cwd=cwd,
+            start_new_session=True,  # its own process group: the safety net below kills both
         )
-        while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            if deadline is not None and time.monotonic() > deadline:
-                timed_out = True
-                process.kill()
-                pid, status, usage = os.wait4(process.pid, 0)
-                break
-            time.sleep(0.05)
-        wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen must not wait
-    return ProcessRun(process.returncode, wall, usage.ru_maxrss / 1024, stdout, stderr, timed_out)
+        try:
+            launcher.wait(timeout=None if timeout_s is None else timeout_s + 60)
+        except subprocess.TimeoutExpired:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.wait()
+    if not report.exists():
+        raise RuntimeError(f"the measuring launcher failed (exit {launcher.returncode}): {tail(stderr)}")
+    measured = json.loads(report.read_text())
+    return ProcessRun(
+        returncode=int(measured["code"]),
+        wall_s=float(measured["wall_s"]),
+        peak_rss_mb=measured["maxrss_kib"] / 1024,
+        stdout=stdout,
+        stderr=stderr,
+        timed_out=bool(measured["timed_out"]),
+    )
 
 
 def load_average() -> float | None:
