@@ -606,3 +606,15 @@ def test_reference_windows_come_from_the_tables_when_not_given():
     result = only(evaluate(rule, calibration=rows))
     assert result.latest is not None and result.latest.baseline == pytest.approx(0.1)
     assert result.condition == FIRING
+
+
+def test_windows_waiting_for_labels_keep_old_evidence_alive():
+    rule = AlertRule(name="precision", signal="performance.precision", warn=0.7, min_label_coverage=0.5)
+    mature = performance_row(10, 0.5)
+    waiting = [performance_row(day, 0.9, label_coverage=0.2) for day in range(11, 21)]
+    result = only(evaluate(rule, performance=[mature, *waiting]))
+    assert result.condition == FIRING and result.latest is not None
+    assert result.latest.window_start == T0 + 10 * DAY
+    assert all(cell.awaiting_labels for cell in result.cells[1:])
+    starved = [performance_row(day, 0.9, n_labeled=50) for day in range(11, 21)]  # too few rows
+    assert only(evaluate(rule, performance=[mature, *starved])).condition == OK

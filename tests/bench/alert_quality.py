@@ -155,15 +155,15 @@ def _scope_text(scope: dict[str, str]) -> str:
 
 def _size_report(rows: int, incidents: list[dict[str, Any]], quiet: Replay, rate: float) -> list[str]:
     lines = [f"{rows:,} predictions over {DAYS} days, evaluated as of each window end after the reference"]
-    header = f"  {'incident':<24}{'signal':<30}{'scope':<36}{'delay':>9}  target"
-    lines.append(header)
+    width = max([len("scope"), *(len(_scope_text(item["scope"])) for item in incidents)]) + 2
+    lines.append(f"  {'incident':<24}{'signal':<30}{'scope':<{width}}{'delay':>9}  target")
     for item in incidents:
         delay = "missed" if item["delay_hours"] is None else f"{item['delay_hours']:.1f} h"
         target = "ok" if item["target_met"] else "MISSED"
         if item["deadline"] is None and item["target_met"]:
             target = "ok (labels)"
         scope = _scope_text(item["scope"])
-        lines.append(f"  {item['incident']:<24}{item['signal']:<30}{scope:<36}{delay:>9}  {target}")
+        lines.append(f"  {item['incident']:<24}{item['signal']:<30}{scope:<{width}}{delay:>9}  {target}")
     by_rule = Counter(f.rule for f in quiet.firings)
     rules = ", ".join(f"{rule} {count}" for rule, count in by_rule.most_common()) or "none"
     lines.append(

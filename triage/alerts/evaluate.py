@@ -22,8 +22,9 @@ Each cell (window × scope) of a rule's signal is judged in this order:
 
 Persistence: the run of consecutive crossed windows (unknown windows skipped) ending at the latest
 known window; pending below `for_windows`, firing at or above it. A latest known window older than
-`for_windows + STALE_WINDOWS` windows before the table's current one is stale: the condition is ok
-(a slice that stopped getting traffic resolves). Time is never read from the clock.
+`for_windows + STALE_WINDOWS` windows before the table's current one is stale — unless newer windows
+only wait for labels — and the condition is ok (a slice that stopped getting traffic resolves).
+Time is never read from the clock.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class CellResult:
     p_adjusted: float | None = None
     effect: float | None = None
     note: str | None = None
+    awaiting_labels: bool = False  # unknown only until more labels arrive
 
     def evidence(self) -> dict[str, Any]:
         """The JSON evidence of this cell (times as ISO 8601 UTC)."""
@@ -333,8 +335,9 @@ class _Judge:
         value = _number(getattr(row, self.name))
         window = (row.window_start, row.window_end, row.n, getattr(row, "n_labeled", None), value)
         gate = self.gate(row, value)
-        if gate is not None or value is None:
-            return CellResult(*window, UNKNOWN, note=gate)
+        if gate is not None:
+            return CellResult(*window, UNKNOWN, note=gate[0], awaiting_labels=gate[1])
+        assert value is not None
         expected = None
         if self.rule.baseline is not None or self.tested_against_baseline:
             expected = self.baseline(row, self.expected_baseline)
@@ -366,22 +369,22 @@ class _Judge:
             note=note,
         )
 
-    def gate(self, row: Row, value: float | None) -> str | None:
-        """Why the cell cannot be judged (no value, too few rows, immature labels), or None."""
+    def gate(self, row: Row, value: float | None) -> tuple[str, bool] | None:
+        """Why the cell cannot be judged, and whether only missing labels are why; None if it can."""
         if value is None:
-            return row.note or "no value"
+            return row.note or "no value", False
         if not row.enough_data:
-            return row.note or "not enough data"
+            return row.note or "not enough data", False
         count = self.weight(row)
         if count < self.min_samples:
-            return f"{count} rows < min_samples {self.min_samples}"
+            return f"{count} rows < min_samples {self.min_samples}", False
         if self.labelled and self.rule.min_label_coverage is not None:
             coverage = _number(getattr(row, "label_coverage", None))
             if coverage is None and row.n:
                 coverage = count / row.n
             if coverage is None or coverage < self.rule.min_label_coverage:
                 shown = "unknown" if coverage is None else f"{coverage:.3f}"
-                return f"label coverage {shown} < {self.rule.min_label_coverage}"
+                return f"label coverage {shown} < {self.rule.min_label_coverage}", True
         return None
 
     def crossing(self, row: Row, value: float, expected: _Baseline | None) -> _Crossing | None:
@@ -651,6 +654,7 @@ def _apply_fdr(judged: dict[ScopeKey, list[CellResult]], q: float) -> dict[Scope
             float(p_adj),
             cell.effect,
             f"not significant: BH-adjusted p {p_adj:.3g} > q {q}" if demoted else cell.note,
+            cell.awaiting_labels,
         )
     return result
 
@@ -671,8 +675,11 @@ def _summarise(
     latest = known[-1] if known else None
     if latest is None:
         condition = UNKNOWN
-    elif latest.window_start < horizon:
-        # Old evidence is no evidence: like a Prometheus series that vanished, the alert resolves.
+    elif latest.window_start < horizon and not any(
+        cell.awaiting_labels for cell in cells if cell.window_start > latest.window_start
+    ):
+        # Old evidence is no evidence: like a Prometheus series that vanished, the alert resolves
+        # (unless newer windows only wait for their labels).
         condition, run = OK, 0
         latest = dataclasses.replace(latest, note=f"no window judged since {_iso(latest.window_end)}")
     elif run == 0:

@@ -228,8 +228,9 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
                 # Early labels are the reviewed (flagged) requests: calibration needs a representative set.
                 min_label_coverage=0.5,
             ),
-            # Flagged requests are labelled first (review), so precision is usable early;
-            # recall also needs the missed positives, which arrive late (chargebacks).
+            # Flagged requests are labelled first (review), so precision is usable early; recall
+            # also needs the missed positives, which arrive late (chargebacks): it waits for
+            # nearly mature labels, or the not-yet-labelled misses read as a recall change.
             AlertRule(
                 name="precision-drop",
                 signal="performance.precision",
@@ -248,7 +249,7 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
                 warn_change=-0.1,
                 critical_change=-0.2,
                 q=DEFAULT_Q,
-                min_label_coverage=0.5,
+                min_label_coverage=0.6,
             ),
         ]
     columns = model.columns
