@@ -512,17 +512,18 @@ def test_fisher_tails_equal_scipy(cell, baseline):
     table = [[k, n - k], [k0, n0 - k0]]
     for side, alternative in (("above", "greater"), ("below", "less")):
         expected = stats.fisher_exact(table, alternative=alternative).pvalue
-        assert fisher_exact_p(k, n, k0, n0, side) == pytest.approx(expected, rel=1e-9, abs=1e-300)
+        assert fisher_exact_p(k, n, k0, n0, side) == pytest.approx(expected, rel=1e-6, abs=1e-300)
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.integers(1, 500).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))), st.floats(0, 1))
 def test_binomial_tails_equal_scipy(cell, rate):
     k, n = cell
+    # p-values to 1e-6 relative (issue 3): far tails (~1e-290) of scipy's cdf and bdtr differ at 1e-10.
     assert binomial_p(k, n, rate, "above") == pytest.approx(
-        stats.binom.sf(k - 1, n, rate), rel=1e-9, abs=1e-300
+        stats.binom.sf(k - 1, n, rate), rel=1e-6, abs=1e-300
     )
-    assert binomial_p(k, n, rate, "below") == pytest.approx(stats.binom.cdf(k, n, rate), rel=1e-9, abs=1e-300)
+    assert binomial_p(k, n, rate, "below") == pytest.approx(stats.binom.cdf(k, n, rate), rel=1e-6, abs=1e-300)
 
 
 def test_missing_rate_change_is_tested_against_the_reference_missing_rate():

@@ -15,8 +15,9 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
 from tests.test_tui_fixtures import FEATURES, NOW, WINDOWS, FakeSource
+from triage.config import parse_duration
 from triage.tui.actions import ACTIONS
-from triage.tui.app import TriageApp, parse_duration
+from triage.tui.app import TriageApp
 from triage.tui.clock import FixedClock, LiveClock
 from triage.tui.data import Snapshot
 from triage.tui.messages import SnapshotLoaded

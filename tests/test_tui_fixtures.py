@@ -32,6 +32,7 @@ from triage.tui.data import (
     Snapshot,
     StepOutcome,
     StepView,
+    TimelineEvent,
 )
 
 NOW = datetime(2026, 1, 15, 14, 5, tzinfo=UTC)
@@ -431,13 +432,69 @@ def demo_alerts() -> list[AlertView]:
     ]
 
 
+def demo_events() -> list[TimelineEvent]:
+    """The incident's trail: the drift alert going pending then firing, an ack, the runbook step, and
+    the churn error-rate alert resolving."""
+    drift = {"model": "fraud", "fingerprint": "a1f3c9d2e4b5a6c7", "signal": "drift.psi"}
+    where = "feature=amount version=v2 segment=country segment_value=DE"
+    return [
+        TimelineEvent(
+            datetime(2026, 1, 12, 8, 0, tzinfo=UTC),
+            "alert",
+            "resolved",
+            "error-rate",
+            "version=default",
+            model="churn",
+            fingerprint="d4c6a8e0f2b3d5a7",
+            signal="operations.error_rate",
+        ),
+        TimelineEvent(
+            datetime(2026, 1, 13, 2, 0, tzinfo=UTC),
+            "alert",
+            "pending",
+            "feature-drift",
+            f"{where} · 0.31 vs 0.25",
+            severity="critical",
+            window_start=WINDOWS[-3],
+            **drift,
+        ),
+        TimelineEvent(
+            datetime(2026, 1, 14, 2, 0, tzinfo=UTC),
+            "alert",
+            "firing",
+            "feature-drift",
+            f"{where} · 0.42 vs 0.25",
+            severity="critical",
+            window_start=WINDOWS[-2],
+            **drift,
+        ),
+        TimelineEvent(
+            datetime(2026, 1, 14, 2, 20, tzinfo=UTC),
+            "acknowledged",
+            "acknowledged",
+            "feature-drift",
+            f"oncall: shifting traffic · {where}",
+            **drift,
+        ),
+        TimelineEvent(
+            datetime(2026, 1, 14, 2, 31, tzinfo=UTC),
+            "runbook",
+            "succeeded",
+            f"{RUNBOOK}#shift-traffic",
+            "oncall · HTTP 200",
+            fingerprint="a1f3c9d2e4b5a6c7",
+        ),
+    ]
+
+
 def demo_snapshot(as_of: datetime = NOW) -> Snapshot:
-    """Two models, four alerts, one runbook: what every TUI test and snapshot starts from."""
+    """Two models, four alerts, one runbook, an incident's trail: what every TUI test starts from."""
     return Snapshot(
         as_of=as_of,
         models=(fraud_model(), churn_model()),
         alerts=tuple(demo_alerts()),
         runbooks=(RunbookRef(RUNBOOK, "KServe: move a canary's traffic back to the stable revision"),),
+        events=tuple(demo_events()),
     )
 
 

@@ -10,7 +10,15 @@ from textual.pilot import Pilot
 
 from tests.test_tui_app import make_app, settle
 
-PANELS = {"home": "1", "drift": "2", "calibration": "3", "performance": "4", "operations": "5", "alerts": "6"}
+PANELS = {
+    "home": "1",
+    "drift": "2",
+    "calibration": "3",
+    "performance": "4",
+    "operations": "5",
+    "alerts": "6",
+    "timeline": "7",
+}
 SIZES = {"80x24": (80, 24), "120x40": (120, 40)}
 SnapCompare = Callable[..., bool]
 

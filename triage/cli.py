@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "triage.commands.runbook_cmd",
     "triage.commands.alerts_cmd",
     "triage.commands.ui_cmd",
+    "triage.commands.replay_cmd",
     "triage.commands.demo_cmd",
 )
 

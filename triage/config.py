@@ -11,7 +11,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,10 @@ class ConfigError(Exception):
         super().__init__(f"{where}: {expected}")
 
 
+_BUCKET_ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+
+
 @dataclass(frozen=True)
 class Window:
     """A fixed UTC time bucket: `count` hours, days, weeks or calendar months."""
@@ -65,6 +69,24 @@ class Window:
         names = {"h": "hours", "d": "days", "w": "weeks", "mo": "months"}
         return f"INTERVAL '{self.count} {names[self.unit]}'"
 
+    def start_of(self, at: datetime) -> datetime:
+        """The start of the window `at` falls in, as DuckDB's `time_bucket` cuts it (aware UTC):
+        months counted from January 2000, other sizes from Monday 2000-01-03 00:00 UTC."""
+        at = at.astimezone(UTC)
+        if self.unit == "mo":
+            months = (at.year - 2000) * 12 + at.month - 1
+            first = months - months % self.count
+            return datetime(2000 + first // 12, first % 12 + 1, 1, tzinfo=UTC)
+        size = timedelta(hours={"h": 1, "d": 24, "w": 168}[self.unit] * self.count)
+        return _BUCKET_ORIGIN + ((at - _BUCKET_ORIGIN) // size) * size
+
+    def end_of(self, start: datetime) -> datetime:
+        """The exclusive end of the window that starts at `start` (calendar months for `mo`)."""
+        if self.unit == "mo":
+            months = start.month - 1 + self.count
+            return start.replace(year=start.year + months // 12, month=months % 12 + 1)
+        return start + timedelta(hours={"h": 1, "d": 24, "w": 168}[self.unit] * self.count)
+
 
 def parse_window(text: str) -> Window:
     """Parse `1h`, `6h`, `1d`, `7d`, `1w`, `1mo`; raise ValueError otherwise."""
@@ -72,6 +94,15 @@ def parse_window(text: str) -> Window:
     if not match or int(match.group(1)) <= 0:
         raise ValueError(text)
     return Window(int(match.group(1)), match.group(2))
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """`90s`, `30m`, `2h`, `1d`, `1w` → a positive timedelta; None when it is not one."""
+    match = _DURATION_RE.match(text)
+    if not match or float(match.group(1)) == 0:
+        return None
+    units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    return timedelta(**{units[match.group(2)]: float(match.group(1))})
 
 
 def parse_time(text: str) -> datetime:
@@ -428,6 +459,16 @@ def _alert(reader: _Reader) -> AlertRule:
     return rule
 
 
+def _alerts(reader: _Reader, tables: list[Any]) -> list[AlertRule]:
+    """The `[[model.alert]]` tables under `reader`'s model table."""
+    alerts: list[AlertRule] = []
+    for i, alert_table in enumerate(tables):
+        if not isinstance(alert_table, dict):
+            raise reader.error(f"alert[{i}]", "expected a [[model.alert]] table")
+        alerts.append(_alert(_Reader(reader.file, alert_table, reader.key(f"alert[{i}]"))))
+    return alerts
+
+
 def _model(file: Path, table: Mapping[str, Any], index: int) -> ModelConfig:
     reader = _Reader(file, table, f"model[{index}]")
     name = reader.text("name", required=True)
@@ -486,11 +527,7 @@ def _model(file: Path, table: Mapping[str, Any], index: int) -> ModelConfig:
     costs_reader.done()
 
     alert_tables = reader.get("alert", list, "a list of [[model.alert]] tables", None)
-    alerts: list[AlertRule] = []
-    for i, alert_table in enumerate(alert_tables or []):
-        if not isinstance(alert_table, dict):
-            raise reader.error(f"alert[{i}]", "expected a [[model.alert]] table")
-        alerts.append(_alert(_Reader(file, alert_table, reader.key(f"alert[{i}]"))))
+    alerts = _alerts(reader, alert_tables or [])
     reader.done()
     return ModelConfig(
         name=name,
@@ -602,6 +639,40 @@ def parse_config(text: str, path: Path) -> Config:
         runbooks_dir=base / runbooks_dir,
         audit_path=base / audit_path,
     )
+
+
+def load_rules(path: str | Path, config: Config) -> dict[str, tuple[AlertRule, ...]]:
+    """A rule set to back-test (`triage replay --rules`): `[[model]]` tables with `name` and
+    `[[model.alert]]` tables, as in triage.toml. Returns model name → rules for the models it names."""
+    chosen = Path(path)
+    try:
+        data = tomllib.loads(chosen.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(chosen, "", "rules file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(chosen, "", f"cannot read rules ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(chosen, "", f"not valid TOML ({exc})") from None
+    reader = _Reader(chosen, data, "")
+    tables = reader.require("model", list, "at least one [[model]] table with [[model.alert]] tables")
+    reader.done()
+    known = [model.name for model in config.models]
+    rules: dict[str, tuple[AlertRule, ...]] = {}
+    for index, table in enumerate(tables):
+        if not isinstance(table, dict):
+            raise reader.error(f"model[{index}]", "expected a [[model]] table")
+        model_reader = _Reader(chosen, table, f"model[{index}]")
+        name = model_reader.text("name", required=True)
+        if name not in known:
+            raise model_reader.error(
+                "name", f"expected one of the configured models ({', '.join(known)}), got {name!r}"
+            )
+        if name in rules:
+            raise model_reader.error("name", f"expected each model once, got {name!r} again")
+        alert_tables = model_reader.require("alert", list, "a list of [[model.alert]] tables")
+        rules[name] = tuple(_alerts(model_reader, alert_tables))
+        model_reader.done()
+    return rules
 
 
 def load_config(path: str | Path | None = None) -> Config:

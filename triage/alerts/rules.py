@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from pathlib import Path
 
 from triage.config import AlertRule, Config, ConfigError, ModelConfig
 from triage.metrics.results import (
@@ -342,15 +343,20 @@ def check_rule(rule: AlertRule) -> tuple[str, str] | None:
 def validate_rules(config: Config) -> None:
     """Raise ConfigError (file, key, expected) for the first rule that cannot be evaluated."""
     for m, model in enumerate(config.models):
-        seen: set[str] = set()
-        for a, rule in enumerate(model.alerts):
-            prefix = f"model[{m}].alert[{a}]"
-            if rule.name in seen:
-                raise ConfigError(config.path, f"{prefix}.name", f"duplicate rule name {rule.name!r}")
-            seen.add(rule.name)
-            mistake = check_rule(rule)
-            if mistake is not None:
-                raise ConfigError(config.path, f"{prefix}.{mistake[0]}", mistake[1])
+        validate_rule_list(config.path, f"model[{m}]", model.alerts)
+
+
+def validate_rule_list(path: Path, model_key: str, rules: Sequence[AlertRule]) -> None:
+    """Raise ConfigError for the first of one model's rules (at `model_key` in `path`) that cannot run."""
+    seen: set[str] = set()
+    for a, rule in enumerate(rules):
+        prefix = f"{model_key}.alert[{a}]"
+        if rule.name in seen:
+            raise ConfigError(path, f"{prefix}.name", f"duplicate rule name {rule.name!r}")
+        seen.add(rule.name)
+        mistake = check_rule(rule)
+        if mistake is not None:
+            raise ConfigError(path, f"{prefix}.{mistake[0]}", mistake[1])
 
 
 def _toml(value: object) -> str:

@@ -373,7 +373,7 @@ class AlertStore:
             if alert is not None and (alert.active or alert.resolved_at == now):
                 result.append(alert)
         self._write(changed, events)
-        return sorted(result, key=_rank)
+        return sorted(result, key=alert_rank)
 
     def acknowledge(self, fingerprint: str, by: str, note: str, at: datetime) -> Alert:
         """Acknowledge an active alert (by unique fingerprint prefix) for its current episode."""
@@ -438,7 +438,7 @@ class AlertStore:
                 ON s.fingerprint = a.fingerprint
             {"WHERE " + where if where else ""}"""
         return sorted(
-            (_alert_from_row(row) for row in self.con.execute(sql, list(params)).fetchall()), key=_rank
+            (_alert_from_row(row) for row in self.con.execute(sql, list(params)).fetchall()), key=alert_rank
         )
 
     def _write(self, alerts: Sequence[Alert], events: Sequence[AlertEvent]) -> None:
@@ -484,7 +484,8 @@ def check_alerts(
     return store.record(evaluations, now)
 
 
-def _rank(alert: Alert) -> tuple[int, int, float, str]:
+def alert_rank(alert: Alert) -> tuple[int, int, float, str]:
+    """Sort key: firing before pending before resolved, critical first, most recently updated first."""
     order = {FIRING: 0, PENDING: 1, RESOLVED: 2}
     level = {CRITICAL: 0, WARNING: 1}
     return (

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from triage.alerts.rules import validate_rules
 from triage.cli import UserError
 from triage.commands.alerts_cmd import alerts_table
-from triage.config import Window, load_config, parse_time, parse_window
+from triage.commands.argtypes import positive_int, time_arg, window_arg
+from triage.config import load_config
 from triage.store import Store, StoreError
 
 if TYPE_CHECKING:
@@ -38,10 +39,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--model", action="append", metavar="NAME", help="only this model (repeatable; default: all)"
     )
-    parser.add_argument("--window", type=_window, metavar="SIZE", help="window size: 1h, 6h, 1d, 7d, 1w, 1mo")
-    parser.add_argument("--last", type=_positive_int, metavar="N", help="only the last N windows up to --at")
     parser.add_argument(
-        "--at", type=_time, metavar="TIME", help="evaluate as of this ISO time (UTC if no zone; default now)"
+        "--window", type=window_arg, metavar="SIZE", help="window size: 1h, 6h, 1d, 7d, 1w, 1mo"
+    )
+    parser.add_argument("--last", type=positive_int, metavar="N", help="only the last N windows up to --at")
+    parser.add_argument(
+        "--at",
+        type=time_arg,
+        metavar="TIME",
+        help="evaluate as of this ISO time (UTC if no zone; default now)",
     )
     parser.add_argument(
         "--slice",
@@ -56,30 +62,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="post firing and resolved alerts to this Alertmanager (its base URL, API v2)",
     )
     parser.set_defaults(handler=run_check, config_error_status=EXIT_UNKNOWN)
-
-
-def _window(text: str) -> Window:
-    try:
-        return parse_window(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a window like 1h, 6h, 1d, 7d, 1w or 1mo, got {text!r}"
-        ) from None
-
-
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of windows, got {text!r}")
-    return int(text)
-
-
-def _time(text: str) -> datetime:
-    try:
-        return parse_time(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected an ISO time like 2026-01-31T12:00Z, got {text!r}"
-        ) from None
 
 
 def run_check(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import sys
 
 from triage import demo
 from triage.cli import UserError
+from triage.commands.argtypes import positive_float, positive_int
 from triage.demo import DEFAULT_SPEED, DEMO_ROWS
 from triage.generate import GenerateError
 
@@ -32,35 +33,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dir", default="demo", metavar="DIR", help="demo folder (default demo)")
     parser.add_argument(
         "--rows",
-        type=_positive_int,
+        type=positive_int,
         default=DEMO_ROWS,
         metavar="N",
         help=f"predictions over the 7-day world when generating (default {DEMO_ROWS})",
     )
     parser.add_argument(
         "--speed",
-        type=_positive_float,
+        type=positive_float,
         default=DEFAULT_SPEED,
         metavar="X",
         help=f"simulated seconds per real second (default {DEFAULT_SPEED:g}: a 6h window in 18 s)",
     )
     parser.set_defaults(handler=run_demo)
-
-
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return int(text)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
 
 
 def run_demo(args: argparse.Namespace) -> int:

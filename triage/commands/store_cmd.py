@@ -10,6 +10,7 @@ import time
 from datetime import UTC, datetime
 
 from triage.cli import UserError
+from triage.commands.argtypes import seconds_arg
 from triage.config import Config, ConfigError, load_config
 from triage.store import IngestSummary, Store, StoreError, StoreInfo
 from triage.store.db import DEFAULT_WAIT_S
@@ -31,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ingest.add_argument("--follow", action="store_true", help="keep polling the logs and append what is new")
     ingest.add_argument(
         "--interval",
-        type=_positive,
+        type=seconds_arg,
         default=5.0,
         metavar="SECONDS",
         help="poll interval with --follow (default 5)",
@@ -64,16 +65,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--limit", type=int, default=50, metavar="N", help="show at most N rows (default 50)"
     )
     quarantine.set_defaults(handler=run_quarantine)
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
 
 
 def _open(config: Config, read_only: bool = False) -> Store:

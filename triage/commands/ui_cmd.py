@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime
+from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
 from triage.cli import UserError
-from triage.config import Config, load_config, parse_time
+from triage.commands.argtypes import seconds_arg, time_arg
+from triage.config import Config, load_config
 
 if TYPE_CHECKING:
+    from triage.replay import RuleSet
     from triage.tui.data import DataSource
 
 
@@ -28,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--refresh",
-        type=_seconds,
+        type=seconds_arg,
         default=5.0,
         metavar="SECONDS",
         help="seconds between live refreshes, counted from the end of the last one (default 5)",
@@ -36,30 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", metavar="NAME", help="open the model panels on this model")
     parser.add_argument(
         "--at",
-        type=_time,
+        type=time_arg,
         metavar="TIME",
         help="show the world as of this ISO time (UTC if no zone): no ingest, nothing recorded",
     )
     parser.set_defaults(handler=run_ui)
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
-
-
-def _time(text: str) -> datetime:
-    try:
-        return parse_time(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected an ISO time like 2026-01-31T12:00Z, got {text!r}"
-        ) from None
 
 
 def run_ui(args: argparse.Namespace) -> int:
@@ -87,3 +70,11 @@ def open_source(config: Config, record_alerts: bool) -> DataSource:
     from triage.tui.source import EngineSource
 
     return EngineSource(config, record_alerts=record_alerts)
+
+
+def open_replay_source(config: Config, models: Sequence[str] | None, rules: RuleSet | None) -> DataSource:
+    """The engine-backed source of a replay: alerts follow the clock in memory, nothing is recorded."""
+    from triage.tui.source import EngineSource
+
+    chosen = [config.model(name) for name in models] if models else list(config.models)
+    return EngineSource(config, replay=chosen, rules=rules)

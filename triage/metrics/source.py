@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypedDict
 
 import duckdb
@@ -79,11 +79,7 @@ def plain_rows_sql(scope: Scope, source: str, columns: str) -> str:
 
 def window_end(scope: Scope, start: datetime) -> datetime:
     """The exclusive end of the window starting at `start` (calendar months for `mo`)."""
-    window = scope.window
-    if window.unit == "mo":
-        months = start.month - 1 + window.count
-        return start.replace(year=start.year + months // 12, month=months % 12 + 1)
-    return start + timedelta(hours={"h": 1, "d": 24, "w": 168}[window.unit] * window.count)
+    return scope.window.end_of(start)
 
 
 class CellFields(TypedDict):

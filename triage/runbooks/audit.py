@@ -91,6 +91,7 @@ class AuditEntry:
     after_state: Mapping[str, Any] = field(default_factory=dict)
     message: str = ""
     may_have_applied: bool = True  # False only when the request was certainly not applied
+    clock_at: datetime | None = None  # the monitored world's time when it ran, if not the wall clock
 
     @property
     def outcome_text(self) -> str:
@@ -155,6 +156,7 @@ class AuditLog:
         request: Mapping[str, Any],
         redactor: Redactor,
         cooldown_s: float | None,
+        clock_at: datetime | None = None,
     ) -> tuple[str | None, AuditEntry | None]:
         """Write the `before` record and return its id — unless, with `cooldown_s`, an entry with
         the same dedupe key that may have applied started less than `cooldown_s` ago: then
@@ -186,6 +188,7 @@ class AuditLog:
                 "dedupe_key": dedupe_key,
                 "params": dict(params),
                 "request": dict(request),
+                **_clock(clock_at),
             }
             self._append(handle, record, redactor)
             return entry_id, None
@@ -237,6 +240,7 @@ class AuditLog:
         before_state: Mapping[str, Any],
         message: str,
         redactor: Redactor,
+        clock_at: datetime | None = None,
     ) -> None:
         """Record a step that was checked but not sent (e.g. its verified state already held)."""
         record = {
@@ -257,6 +261,7 @@ class AuditLog:
             "outcome": outcome,
             "before_state": dict(before_state),
             "message": message,
+            **_clock(clock_at),
         }
         with self._locked() as handle:
             self._append(handle, record, redactor)
@@ -282,6 +287,12 @@ class AuditLog:
         return None
 
 
+def _clock(clock_at: datetime | None) -> dict[str, str]:
+    """The `clock_ts` field: the monitored world's time when the step ran, where it is not now
+    (a demo's simulated clock); the Timeline and reports place the step there."""
+    return {} if clock_at is None else {"clock_ts": clock_at.isoformat()}
+
+
 def _time(text: str) -> datetime:
     value = datetime.fromisoformat(text)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -303,6 +314,7 @@ def _entry(before: Mapping[str, Any], after: Mapping[str, Any] | None) -> AuditE
         dedupe_key=str(before.get("dedupe_key", "")),
         params=before.get("params") or {},
         request=before.get("request") or {},
+        clock_at=_time(before["clock_ts"]) if before.get("clock_ts") else None,
     )
     if before.get("kind") == "note":
         return replace(

@@ -64,6 +64,7 @@ class AlertContext:
 
     fingerprint: str
     values: Mapping[str, str] = field(default_factory=dict)  # model, version, segment …
+    clock_at: datetime | None = None  # the time the screens showed, when it is not now (a demo)
 
 
 @dataclass(frozen=True)
@@ -450,6 +451,7 @@ class Executor:
                         step=step.id,
                         safety=step.safety,
                         alert=plan.alert.fingerprint if plan.alert else "",
+                        clock_at=plan.alert.clock_at if plan.alert else None,
                         dedupe_key=plan.dedupe_key,
                         operator=self.operator,
                         params=plan.params,
@@ -528,6 +530,7 @@ class Executor:
                 step=step.id,
                 safety=step.safety,
                 alert=plan.alert.fingerprint if plan.alert else "",
+                clock_at=plan.alert.clock_at if plan.alert else None,
                 dedupe_key=plan.dedupe_key,
                 operator=self.operator,
                 params=plan.params,

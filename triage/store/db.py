@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
@@ -38,7 +39,7 @@ import duckdb
 
 from triage.config import Config, ModelConfig
 from triage.store.errors import StoreError
-from triage.store.info import QuarantinedRow, StoreInfo, quarantined_rows, store_info
+from triage.store.info import QuarantinedRow, StoreInfo, quarantined_rows, store_info, time_range
 from triage.store.ingest import IngestSummary, ingest, rebuild_model
 from triage.store.tables import Layout, stored_layout
 
@@ -138,6 +139,14 @@ class Store:
         cursor = self.cursor()
         try:
             return quarantined_rows(cursor, model, limit, reason)
+        finally:
+            cursor.close()
+
+    def time_range(self, model: ModelConfig) -> tuple[datetime, datetime] | None:
+        """The first and last prediction time of a model (aware UTC); None without predictions."""
+        cursor = self.cursor()
+        try:
+            return time_range(cursor, model)
         finally:
             cursor.close()
 

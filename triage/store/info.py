@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import duckdb
 
@@ -76,6 +76,17 @@ class QuarantinedRow:
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> int:
     row = con.execute(sql, params or []).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
+
+
+def time_range(con: duckdb.DuckDBPyConnection, model: ModelConfig) -> tuple[datetime, datetime] | None:
+    """The first and last prediction time of a model (aware UTC); None when it has no predictions."""
+    predictions = predictions_table(model.name)
+    if not table_exists(con, predictions):
+        return None
+    row = con.execute(f"SELECT min(_ts), max(_ts) FROM {quote(predictions)}").fetchone()
+    if row is None or row[0] is None:
+        return None
+    return row[0].replace(tzinfo=UTC), row[1].replace(tzinfo=UTC)
 
 
 def model_info(con: duckdb.DuckDBPyConnection, model: ModelConfig) -> ModelInfo:

@@ -20,6 +20,7 @@ class Action:
     show: bool = True  # shown in the footer
     palette: bool = False  # offered in the command palette
     key_display: str | None = None
+    priority: bool = False  # checked before the focused widget's own keys (tables bind home/end)
 
     @property
     def scope(self) -> str:
@@ -38,6 +39,10 @@ class Action:
             "less_than_sign": "<",
             "greater_than_sign": ">",
             "escape": "esc",
+            "plus": "+",
+            "minus": "-",
+            "left_square_bracket": "[",
+            "right_square_bracket": "]",
         }
         return " ".join(names.get(key, key) for key in self.keys.split(","))
 
@@ -46,6 +51,7 @@ SCOPES = {
     "app": "Everywhere",
     "model": "Model panels (drift, calibration, performance, operations)",
     "filter": "Panels with a list",
+    "replay": "Replay (triage replay)",
     "home": "Home",
     "drift": "Drift",
     "cell": "Drift cell",
@@ -55,10 +61,11 @@ SCOPES = {
     "alert": "Alert evidence",
     "runbook": "Runbook",
     "prompt": "Questions (acknowledge, silence, confirm)",
+    "timeline": "Timeline",
     "help": "This help",
 }
 
-SCREENS = ("home", "drift", "calibration", "performance", "operations", "alerts")
+SCREENS = ("home", "drift", "calibration", "performance", "operations", "alerts", "timeline")
 
 ACTIONS: tuple[Action, ...] = (
     Action("app.help", "question_mark", "help", "Help", "List every key binding"),
@@ -88,6 +95,45 @@ ACTIONS: tuple[Action, ...] = (
     Action("app.pause", "p", "toggle_pause", "Pause", "Pause or resume live refresh", palette=True),
     Action("app.refresh", "r", "refresh", "Refresh", "Refresh now", show=False, palette=True),
     Action("app.quit", "q,ctrl+q", "quit", "Quit", "Quit triage", palette=True, key_display="q"),
+    Action(
+        "replay.pause", "space", "replay_pause", "Play/pause", "Pause or resume the replay clock", show=False
+    ),
+    Action(
+        "replay.faster",
+        "plus,equals_sign",
+        "replay_speed(1)",
+        "Faster",
+        "Speed the clock up",
+        key_display="+",
+    ),
+    Action("replay.slower", "minus", "replay_speed(-1)", "Slower", "Slow the clock down", key_display="-"),
+    Action(
+        "replay.back",
+        "left_square_bracket",
+        "replay_step(-1)",
+        "Window back",
+        "Move the clock one window back",
+        show=False,
+    ),
+    Action(
+        "replay.forward",
+        "right_square_bracket",
+        "replay_step(1)",
+        "Window on",
+        "Move the clock one window forward",
+        show=False,
+    ),
+    Action("replay.goto", "g", "replay_goto", "Go to", "Move the clock to a time you type", palette=True),
+    Action(
+        "replay.start",
+        "home",
+        "replay_seek('start')",
+        "Start",
+        "Back to the start",
+        show=False,
+        priority=True,
+    ),
+    Action("replay.end", "end", "replay_seek('end')", "End", "To the end", show=False, priority=True),
     Action("model.version", "v", "cycle_version", "Version", "Cycle the model version: all, then each"),
     Action(
         "model.older",
@@ -115,6 +161,7 @@ ACTIONS: tuple[Action, ...] = (
         "chart.next", "m", "next_chart", "Chart", "Show the next chart (all are shown on large terminals)"
     ),
     Action("performance.metric", "m", "next_metric", "Metric", "Chart the next metric"),
+    Action("timeline.open", "enter", "open", "Go there", "Show the other panels at the event's time"),
     Action("alerts.open", "enter", "open", "Evidence", "Open the alert's evidence"),
     Action("alerts.ack", "a", "acknowledge", "Ack", "Acknowledge the alert, with a note"),
     Action("alerts.silence", "s", "silence", "Silence", "Silence the alert for a while"),
@@ -148,6 +195,7 @@ def bindings(*scopes: str) -> list[BindingType]:
             key_display=a.key_display,
             tooltip=a.help,
             id=a.id,
+            priority=a.priority,
         )
         for scope in scopes
         for a in actions(scope)

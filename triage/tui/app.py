@@ -10,9 +10,9 @@ store slows the cadence instead of piling up refreshes.
 from __future__ import annotations
 
 import asyncio
-import re
 import signal
 import threading
+import time
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime, timedelta
@@ -25,9 +25,10 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Input
 
+from triage.config import parse_duration, parse_time, parse_window
 from triage.tui import format as fmt
 from triage.tui.actions import bindings
-from triage.tui.clock import Clock
+from triage.tui.clock import Clock, ReplayClock, speed_text
 from triage.tui.data import AlertView, DataSource, Snapshot
 from triage.tui.messages import AlertChanged, SnapshotFailed, SnapshotLoaded
 from triage.tui.palette import TriageCommands
@@ -40,21 +41,12 @@ from triage.tui.screens.modals import HelpScreen, PromptScreen
 from triage.tui.screens.operations import OperationsScreen
 from triage.tui.screens.performance import PerformanceScreen
 from triage.tui.screens.runbook import RunbookScreen
-from triage.tui.views import resolve_window, step_window
+from triage.tui.screens.timeline import TimelineScreen
+from triage.tui.views import resolve_window, step_window, window_starts
 from triage.tui.widgets.keys import KeyBar
 from triage.tui.widgets.status import StatusInfo, StatusLine
 
 MODEL_PANELS = ("drift", "calibration", "performance", "operations")
-_DURATION_RE = re.compile(r"^\s*(\d+)\s*(m|h|d)\s*$")
-
-
-def parse_duration(text: str) -> timedelta | None:
-    """`30m`, `2h`, `1d` → a timedelta; None when it is not one of those."""
-    match = _DURATION_RE.match(text)
-    if not match or int(match.group(1)) == 0:
-        return None
-    unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-    return timedelta(**{unit: int(match.group(1))})
 
 
 class TriageApp(App[None]):
@@ -62,7 +54,7 @@ class TriageApp(App[None]):
 
     CSS_PATH = "styles.tcss"
     TITLE = "triage"
-    BINDINGS = bindings("app")
+    BINDINGS = bindings("app", "replay")
     COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = {TriageCommands}
     MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {
         "home": HomeScreen,
@@ -71,6 +63,7 @@ class TriageApp(App[None]):
         "performance": PerformanceScreen,
         "operations": OperationsScreen,
         "alerts": AlertsScreen,
+        "timeline": TimelineScreen,
     }
     DEFAULT_MODE = "home"
 
@@ -99,6 +92,7 @@ class TriageApp(App[None]):
         self.error: str | None = None
         self.refreshed: datetime | None = None
         self._timer: Timer | None = None
+        self._ticked: float | None = None  # monotonic time the replay clock last moved
 
     def on_mount(self) -> None:
         if not self.is_headless:
@@ -179,11 +173,23 @@ class TriageApp(App[None]):
             self.loading = False
             if not self.paused and self.clock.live:
                 self._timer = self.set_timer(self.refresh_s, self.action_refresh)
+            elif not self.paused and isinstance(self.clock, ReplayClock) and not self.clock.finished:
+                self._timer = self.set_timer(self.refresh_s, self._tick)
         self.paint(self.screen)
 
+    def _tick(self) -> None:
+        """Move the replay clock by the real time since it last moved (times its speed), then refresh."""
+        assert isinstance(self.clock, ReplayClock)
+        now = time.monotonic()
+        if self._ticked is not None:
+            self.clock.advance(timedelta(seconds=now - self._ticked))
+        self._ticked = now
+        self.action_refresh()
+
     def action_toggle_pause(self) -> None:
-        """Pause live refresh, or resume it with an immediate refresh."""
+        """Pause live refresh (or the replay clock), or resume it with an immediate refresh."""
         self.paused = not self.paused
+        self._ticked = None
         if self.paused:
             if self._timer is not None:
                 self._timer.stop()
@@ -191,6 +197,70 @@ class TriageApp(App[None]):
             self.paint(self.screen)
         else:
             self.action_refresh()
+
+    # -- replay ---------------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Replay keys exist only on a replay clock and leave text boxes alone (False: hidden, and the
+        key goes on to the focused widget)."""
+        if action.startswith("replay_"):
+            return isinstance(self.clock, ReplayClock) and not isinstance(self.focused, Input)
+        return True
+
+    def action_replay_pause(self) -> None:
+        """Stop or restart the replay clock."""
+        self.action_toggle_pause()
+
+    def _moved(self) -> None:
+        """The replay clock jumped: show the new time now (the tick measures from here)."""
+        self._ticked = None
+        self.action_refresh()
+
+    def action_replay_speed(self, direction: int) -> None:
+        """Up or down the speed ladder."""
+        assert isinstance(self.clock, ReplayClock)
+        speed = self.clock.faster() if direction > 0 else self.clock.slower()
+        self.notify(f"Replay speed {speed_text(speed)}", timeout=2)
+        self.paint(self.screen)
+
+    def action_replay_step(self, direction: int) -> None:
+        """Move the clock one window of the current model back or forward."""
+        assert isinstance(self.clock, ReplayClock)
+        model = self.snapshot.model(self.model_name) if self.snapshot else None
+        step = timedelta(hours=1)
+        if model is not None:
+            window = parse_window(model.window)
+            start = window.start_of(self.clock.now())
+            step = window.end_of(start) - start
+        self.clock.seek(self.clock.now() + direction * step)
+        self._moved()
+
+    def action_replay_seek(self, where: str) -> None:
+        """`home`/`end`: the start or the end of the replay."""
+        assert isinstance(self.clock, ReplayClock)
+        self.clock.seek(self.clock.start if where == "start" else self.clock.end)
+        self._moved()
+
+    def action_replay_goto(self) -> None:
+        """Ask for a time and move the clock there."""
+        assert isinstance(self.clock, ReplayClock)
+        clock = self.clock
+
+        def answered(text: str | None) -> None:
+            if not text:
+                return
+            try:
+                at = parse_time(text)
+            except ValueError:
+                self.notify(f"Not a time: {text!r} (use 2026-01-31T12:00Z).", severity="error", markup=False)
+                return
+            clock.seek(at)
+            self._moved()
+
+        question = f"Go to which time? ({fmt.stamp(clock.start)} … {fmt.stamp(clock.end)}, UTC if no zone)"
+        self.push_screen(
+            PromptScreen("Go to", question, value=clock.now().strftime("%Y-%m-%dT%H:%MZ")), answered
+        )
 
     def status_info(self) -> StatusInfo:
         """What the top line of every panel says."""
@@ -204,6 +274,8 @@ class TriageApp(App[None]):
             refresh_s=self.refresh_s,
             error=self.error,
             quarantined=snapshot.quarantined if snapshot else 0,
+            speed=speed_text(self.clock.speed) if isinstance(self.clock, ReplayClock) else None,
+            finished=isinstance(self.clock, ReplayClock) and self.clock.finished,
         )
 
     def paint(self, screen: Screen[Any], force: bool = False) -> None:
@@ -273,6 +345,21 @@ class TriageApp(App[None]):
         if isinstance(screen, DriftScreen):
             screen.action_filter()
             screen.query_one("#filter", Input).value = feature
+
+    def jump_to(self, model: str | None, at: datetime, panel: str) -> None:
+        """Show `panel` at time `at`: a replay moves its clock there; otherwise the window cursor
+        goes to the window holding `at` (the latest window follows live data again)."""
+        if model is not None and model != self.model_name:
+            self.model_name, self.version = model, None
+        if isinstance(self.clock, ReplayClock):
+            self.clock.seek(at)
+            self._moved()
+        else:
+            view = self.snapshot.model(self.model_name) if self.snapshot else None
+            starts = window_starts(view) if view else []
+            chosen = max((start for start in starts if start <= at), default=None)
+            self.window_start = None if chosen is None or chosen == starts[-1] else chosen
+        self.switch_mode(panel)
 
     def open_alert(self, fingerprint: str) -> None:
         """Show an alert's evidence on top of the current panel."""

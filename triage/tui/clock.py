@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -80,3 +80,71 @@ class FixedClock:
 
     def wall(self) -> datetime:
         return self.source()
+
+
+SPEEDS = (1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 12 * 3600.0, 86400.0, 7 * 86400.0)
+
+
+@dataclass
+class ReplayClock:
+    """A clock moving through logged traffic at `speed` clock seconds per real second.
+
+    No ingest; labels only up to the clock (the `--at` semantics at every tick). The app moves it
+    (`advance` by the real time a tick took, `seek`, `faster`/`slower`); it stops at `end`.
+    """
+
+    start: datetime
+    end: datetime
+    speed: float
+    at: datetime | None = None
+    source: Callable[[], datetime] = field(default=utc_now)
+
+    def __post_init__(self) -> None:
+        if self.at is None:
+            self.at = self.start
+
+    @property
+    def mode(self) -> str:
+        return "replay"
+
+    @property
+    def live(self) -> bool:
+        return False
+
+    def now(self) -> datetime:
+        assert self.at is not None
+        return self.at
+
+    def wall(self) -> datetime:
+        return self.source()
+
+    @property
+    def finished(self) -> bool:
+        return self.now() >= self.end
+
+    def seek(self, at: datetime) -> datetime:
+        """Move to `at`, kept within [start, end]; returns where the clock is."""
+        self.at = max(self.start, min(self.end, at))
+        return self.at
+
+    def advance(self, real: timedelta) -> datetime:
+        """Move forward by `real` × speed."""
+        return self.seek(self.now() + real * self.speed)
+
+    def faster(self) -> float:
+        """The next speed up the ladder (1x … 1w/s)."""
+        self.speed = next((s for s in SPEEDS if s > self.speed), SPEEDS[-1])
+        return self.speed
+
+    def slower(self) -> float:
+        """The next speed down the ladder."""
+        self.speed = next((s for s in reversed(SPEEDS) if s < self.speed), SPEEDS[0])
+        return self.speed
+
+
+def speed_text(speed: float) -> str:
+    """A speed as a person says it: 60x, 1h/s, 1d/s."""
+    for size, unit in ((86400.0, "d"), (3600.0, "h"), (60.0, "m")):
+        if speed >= size and speed % size == 0:
+            return f"{speed / size:g}{unit}/s"
+    return f"{speed:g}x"

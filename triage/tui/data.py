@@ -84,6 +84,22 @@ class RunbookRef:
 
 
 @dataclass(frozen=True)
+class TimelineEvent:
+    """Something that happened, for the Timeline: an alert state change, an ack, a silence, a runbook step."""
+
+    at: datetime
+    kind: str  # "alert" | "acknowledged" | "silenced" | "runbook"
+    what: str  # "firing", "resolved", … or the step's outcome
+    title: str  # the rule, or runbook#step
+    detail: str  # scope and value, or the operator and response
+    model: str | None = None
+    fingerprint: str | None = None
+    severity: str | None = None
+    window_start: datetime | None = None
+    signal: str | None = None  # an alert's signal (table.field): which panel shows it
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Everything the panels show, computed as of `as_of`; `quarantined` counts rows ingest refused."""
 
@@ -92,6 +108,7 @@ class Snapshot:
     alerts: tuple[AlertView, ...]
     runbooks: tuple[RunbookRef, ...]
     quarantined: int = 0
+    events: tuple[TimelineEvent, ...] = ()  # oldest first, up to as_of
 
     def model(self, name: str | None) -> ModelView | None:
         """The named model, or the first one when `name` is None or unknown."""

@@ -19,7 +19,7 @@ import duckdb
 
 from triage.alerts.evaluate import FIRING, PENDING, UNKNOWN, AlertEvaluation, evaluate_rules
 from triage.alerts.rules import effective_rules
-from triage.alerts.state import Alert, AlertStore, check_alerts
+from triage.alerts.state import Alert, AlertEvent, AlertStore, alert_rank, check_alerts
 from triage.config import Config, ModelConfig
 from triage.engine import Engine, EngineError, ModelReport
 from triage.metrics.drift import numeric_histograms
@@ -27,6 +27,7 @@ from triage.metrics.frame import Scope
 from triage.metrics.profile import ensure_profile
 from triage.metrics.quality import categorical_counts
 from triage.metrics.results import DriftRow, Row
+from triage.replay import CURRENT, Replayer, RuleSet
 from triage.runbooks.audit import AuditEntry, AuditLog
 from triage.runbooks.executor import AlertContext, Executor, Plan, ProgressEvent
 from triage.runbooks.format import Runbook, RunbookError, find_runbook, load_runbook, runbook_paths
@@ -43,12 +44,15 @@ from triage.tui.data import (
     Snapshot,
     StepOutcome,
     StepView,
+    TimelineEvent,
 )
 
 RESOLVED_SHOWN_FOR = timedelta(days=7)  # resolved alerts stay on the list this long
 INTERRUPT_FOR_S = 30.0
 INTERRUPT_EVERY_S = 0.05
 TOP_CATEGORIES = 9  # a categorical histogram shows these, the rest as "other"
+CLOCK_SKEW = timedelta(minutes=1)  # a shown time further from now is a simulated one
+HISTORY_SHOWN = 500  # alert history entries on the Timeline
 EVIDENCE_KEYS = ("baseline", "p_value", "p_adjusted", "effect", "n_labeled", "run", "for_windows", "note")
 
 
@@ -135,6 +139,51 @@ def evaluation_view(
     )
 
 
+def _scope_text(scope: Mapping[str, str]) -> str:
+    return " ".join(f"{key}={value}" for key, value in scope.items()) or "all"
+
+
+def alert_events(history: Sequence[AlertEvent], alerts: Mapping[str, Alert]) -> list[TimelineEvent]:
+    """Alert history entries as Timeline events (the alert gives each its signal and scope)."""
+    events = []
+    for event in history:
+        alert = alerts.get(event.fingerprint)
+        scope = _scope_text(dict(alert.scope)) if alert else ""
+        if event.event in ("acknowledged", "silenced"):
+            kind, detail = event.event, f"{event.actor or '?'}: {event.note or ''} · {scope}"
+        else:
+            value = "" if event.value is None else f" · {event.value:.4g} vs {event.threshold:.4g}"
+            kind, detail = "alert", f"{scope}{value}" if event.threshold is not None else scope
+        events.append(
+            TimelineEvent(
+                at=event.at,
+                kind=kind,
+                what=event.event,
+                title=event.rule,
+                detail=detail,
+                model=event.model,
+                fingerprint=event.fingerprint,
+                severity=event.severity,
+                window_start=event.window_start,
+                signal=alert.signal if alert else None,
+            )
+        )
+    return events
+
+
+def action_event(entry: AuditEntry) -> TimelineEvent:
+    """A runbook step from the audit log as a Timeline event (already redacted by the log)."""
+    status = f"HTTP {entry.status}" if entry.status is not None else "no response"
+    return TimelineEvent(
+        at=entry.clock_at or entry.started_at,
+        kind="runbook",
+        what=entry.outcome_text,
+        title=f"{entry.runbook}#{entry.step}",
+        detail=f"{entry.operator} · {status}",
+        fingerprint=entry.alert or None,
+    )
+
+
 def runbook_name(ref: str) -> tuple[str, str | None]:
     """`runbooks/kserve-canary-traffic.md#shift-traffic` → ("kserve-canary-traffic", "shift-traffic")."""
     path, _, step = ref.partition("#")
@@ -213,13 +262,23 @@ class EngineSource:
     False when looking at a past time, which evaluates the rules without writing anything.
     """
 
-    def __init__(self, config: Config, *, record_alerts: bool = True) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        record_alerts: bool = True,
+        replay: Sequence[ModelConfig] | None = None,
+        rules: RuleSet | None = None,
+    ) -> None:
         self.config = config
-        self.record_alerts = record_alerts
+        self.record_alerts = record_alerts and replay is None
         self.store = InterruptibleStore(connect(config.store_path), str(config.store_path), read_only=False)
         self.engine = Engine(config, self.store)
         self.audit = AuditLog(config.audit_path)
         self.executor = Executor(config.targets, self.audit)
+        # Replay: the alerts follow the moving clock in memory (a seek backwards starts them over).
+        self.shown_at: datetime | None = None  # the as-of time of the latest snapshot
+        self.replayer = Replayer(self.engine, replay, rules) if replay is not None else None
         # An evaluation may build the reference profile into the store: one at a time (a superseded
         # refresh can still be running). Alert state has its own lock, so acknowledging never
         # waits for a refresh.
@@ -234,6 +293,8 @@ class EngineSource:
 
     def snapshot(self, as_of: datetime) -> Snapshot:
         books = self._runbooks()
+        if self.replayer is not None:
+            return self._replay_snapshot(self.replayer, as_of, books)
         reports: list[tuple[ModelConfig, ModelReport]] = []
         with self._engine_lock:
             for model in self.config.models:
@@ -248,15 +309,51 @@ class EngineSource:
                 state = AlertStore(cursor)
                 for model, report in reports:
                     alerts += self._alerts(state, model, report, as_of, books)
+                history = [e for e in state.history(limit=HISTORY_SHOWN) if e.at <= as_of]
+                events = alert_events(
+                    history, {a.fingerprint: a for a in state.alerts(include_resolved=True)}
+                )
             finally:
                 cursor.close()
+        return self._snapshot(as_of, reports, alerts, events, books)
+
+    def _replay_snapshot(self, replayer: Replayer, as_of: datetime, books: list[Runbook]) -> Snapshot:
+        now = datetime.now(UTC)
+        with self._engine_lock:
+            if replayer.last is not None and as_of < replayer.last:
+                replayer.reset()
+            step = replayer.step(as_of)
+        track = replayer.tracks[CURRENT]
+        recent = as_of - RESOLVED_SHOWN_FOR
+        alerts = [
+            alert_view(alert, now, _serving(books, alert.signal, alert.rule))
+            for alert in sorted(track.alerts.values(), key=alert_rank)
+            if alert.active or (alert.resolved_at is not None and alert.resolved_at >= recent)
+        ]
+        reports = [
+            (model, step.reports[model.name]) for model in replayer.models if model.name in step.reports
+        ]
+        events = alert_events(track.events[-HISTORY_SHOWN:], track.alerts)
+        return self._snapshot(as_of, reports, alerts, events, books)
+
+    def _snapshot(
+        self,
+        as_of: datetime,
+        reports: list[tuple[ModelConfig, ModelReport]],
+        alerts: list[AlertView],
+        events: list[TimelineEvent],
+        books: list[Runbook],
+    ) -> Snapshot:
+        self.shown_at = as_of
         _, quarantined = self.store.quarantined(limit=0)
+        actions = [action_event(entry) for entry in self.audit.read().entries]
         return Snapshot(
             as_of=as_of,
             models=tuple(model_view(model, report) for model, report in reports),
             alerts=tuple(alerts),
             runbooks=tuple(RunbookRef(book.name, book.title) for book in books),
             quarantined=quarantined,
+            events=tuple(sorted([*events, *(a for a in actions if a.at <= as_of)], key=lambda e: e.at)),
         )
 
     def _alerts(
@@ -365,7 +462,9 @@ class EngineSource:
         context = None
         if alert is not None:
             values = {"model": alert.model, "rule": alert.rule, **alert.scope}
-            context = AlertContext(alert.fingerprint, values)
+            shown = self.shown_at
+            simulated = shown is not None and abs(datetime.now(UTC) - shown) > CLOCK_SKEW
+            context = AlertContext(alert.fingerprint, values, shown if simulated else None)
         return self.executor.plan(book, step, alert=context)
 
     def dry_run(self, runbook: str, step: str, alert: AlertView | None) -> DryRun:

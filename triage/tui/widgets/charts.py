@@ -6,6 +6,7 @@ size, so a resize or a new snapshot costs one plot of at most `width` points per
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,6 +45,7 @@ class TimeSeries:
     hourly: bool = False
     ylim: tuple[float, float] | None = None
     from_zero: bool = True  # the y axis starts at 0, so a small wiggle does not look like an incident
+    vlines: tuple[tuple[datetime, str], ...] = ()  # (time, colour): event markers
 
     @property
     def empty(self) -> bool:
@@ -155,6 +157,10 @@ class TimeChart(Chart):
                     plt.plot(xs, ys, color=series.color, label=label, marker=series.marker)
         for value, color in data.hlines:
             plt.hline(value, color)
+        for at, color in data.vlines:
+            if data.x[0] <= at:
+                window = bisect.bisect_right(data.x, at) - 1
+                plt.vline(next(i for i, (a, b) in enumerate(spans) if a <= window < b), color)
         hi = max(len(spans) - 0.5, 0.5)
         labels = [fmt.tick(data.x[start], data.hourly) for start, _ in spans]
         plt.xticks(*thin_ticks([float(i) for i in range(len(spans))], labels, -0.5, hi, width))

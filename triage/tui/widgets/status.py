@@ -24,6 +24,8 @@ class StatusInfo:
     refresh_s: float
     error: str | None
     quarantined: int
+    speed: str | None = None  # a replay clock's speed: "1h/s"
+    finished: bool = False  # a replay clock at its end
 
 
 def status_text(info: StatusInfo) -> Text:
@@ -36,6 +38,10 @@ def status_text(info: StatusInfo) -> Text:
     else:
         text.append(f" ◆ {info.mode.upper()} ", style="bold #000000 on #5fafd7")
     text.append(f" as of {fmt.stamp(info.as_of)}")
+    if info.speed is not None:
+        text.append(
+            " · end of replay" if info.finished else f" · {info.speed}", style=DIM if info.finished else OK
+        )
     if info.error:
         text.append(f" · ⚠ {info.error}", style=CRIT)
     if info.loading and info.refreshed is None:

@@ -1,0 +1,123 @@
+"""The Timeline panel and the replay clock's keys, driven by `Pilot` at 80x24 on the fixture data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from textual.widgets import DataTable, Input
+
+from tests.test_tui_app import SIZE, make_app, settle, table_column, text_of
+from tests.test_tui_fixtures import NOW, WINDOWS, FakeSource
+from triage.tui.app import TriageApp
+from triage.tui.clock import ReplayClock
+from triage.tui.screens.drift import DriftScreen
+from triage.tui.screens.modals import PromptScreen
+from triage.tui.screens.timeline import TimelineScreen
+
+START = datetime(2026, 1, 5, tzinfo=UTC)
+END = datetime(2026, 1, 15, tzinfo=UTC)
+
+
+def replay_app(source: FakeSource, speed: float = 3600.0) -> TriageApp:
+    clock = ReplayClock(start=START, end=END, speed=speed, source=lambda: NOW)
+    return TriageApp(lambda: source, clock, refresh_s=0.05)
+
+
+async def test_timeline_lists_the_trail_and_jumps_to_an_event() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("7")
+        await settle(pilot)
+        assert isinstance(app.screen, TimelineScreen)
+        assert table_column(app, "#events", 2) == [
+            "resolved",
+            "pending",
+            "firing",
+            "acknowledged",
+            "succeeded",
+        ]
+        assert "3 alert changes, 1 runbook steps" in text_of(app, "#context")
+        table = app.screen.query_one("#events", DataTable)
+        assert table.cursor_row == 4  # follows the newest event
+        table.move_cursor(row=2)  # the drift alert firing on 01-14 02:00
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, DriftScreen)
+        assert app.window_start == WINDOWS[-2]  # the window holding the event, not the live one
+        assert app.model_name == "fraud"
+
+
+async def test_timeline_filter_keeps_matching_events() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("7", "slash")
+        app.screen.query_one("#filter", Input).value = "runbook"
+        await settle(pilot)
+        assert table_column(app, "#events", 1) == ["runbook"]
+
+
+async def test_replay_clock_advances_pauses_steps_and_seeks() -> None:
+    source = FakeSource()
+    app = replay_app(source)
+    clock = app.clock
+    assert isinstance(clock, ReplayClock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, hold=False)
+        assert source.snapshots[0] == START
+        await pilot.press("space")  # pause: the clock stops and no snapshot is asked for
+        await settle(pilot)
+        paused_at, asked = clock.now(), len(source.snapshots)
+        await pilot.pause(0.2)
+        assert clock.now() == paused_at and len(source.snapshots) == asked
+        assert "PAUSED" in text_of(app, "StatusLine")
+        await pilot.press("home")
+        await settle(pilot)
+        assert clock.now() == START and source.snapshots[-1] == START
+        await pilot.press("right_square_bracket")  # one window (the fixture's 1d) on
+        await settle(pilot)
+        assert clock.now() == START + timedelta(days=1) and source.snapshots[-1] == clock.now()
+        await pilot.press("left_square_bracket", "left_square_bracket")  # clamped at the start
+        await settle(pilot)
+        assert clock.now() == START
+        await pilot.press("plus")
+        assert clock.speed == 4 * 3600.0
+        await pilot.press("minus", "minus")
+        assert clock.speed == 900.0
+        await pilot.press("end")
+        await settle(pilot)
+        assert clock.now() == END and "end of replay" in text_of(app, "StatusLine")
+        await pilot.press("g")
+        await settle(pilot)
+        assert isinstance(app.screen, PromptScreen)
+        app.screen.query_one("#prompt-input", Input).value = "2026-01-09T06:00Z"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert clock.now() == datetime(2026, 1, 9, 6, tzinfo=UTC) and source.snapshots[-1] == clock.now()
+        assert not source.calls or ("ingest",) not in source.calls  # a replay never ingests
+
+
+async def test_a_running_replay_moves_the_clock_by_real_time_times_speed() -> None:
+    source = FakeSource()
+    app = replay_app(source, speed=86400.0)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, hold=False)
+        await pilot.pause(0.5)
+        await settle(pilot, hold=False)
+        assert app.clock.now() > START
+        times = source.snapshots
+        assert times == sorted(times) and len(set(times)) >= 2
+        assert "1d/s" in text_of(app, "StatusLine")
+
+
+async def test_replay_keys_do_nothing_on_a_live_clock() -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        before = app.clock.now()
+        await pilot.press("right_square_bracket", "g", "plus")
+        await settle(pilot)
+        assert not isinstance(app.screen, PromptScreen) and app.clock.now() == before
+        bar = text_of(app, "KeyBar")
+        assert "Faster" not in bar and "Go to" not in bar

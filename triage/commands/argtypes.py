@@ -1,0 +1,80 @@
+"""argparse types shared by the commands: each turns a mistake into one line saying what was expected."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime, timedelta
+
+from triage.config import Window, parse_duration, parse_time, parse_window
+
+
+def time_arg(text: str) -> datetime:
+    """An ISO time (UTC if no zone) → aware UTC datetime."""
+    try:
+        return parse_time(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an ISO time like 2026-01-31T12:00Z, got {text!r}"
+        ) from None
+
+
+def window_arg(text: str) -> Window:
+    """A window size: 1h, 6h, 1d, 7d, 1w, 1mo."""
+    try:
+        return parse_window(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a window like 1h, 6h, 1d, 7d, 1w or 1mo, got {text!r}"
+        ) from None
+
+
+def positive_int(text: str) -> int:
+    """A whole number above zero."""
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
+
+
+def _positive(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive {what}, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A number above zero (a speed)."""
+    return _positive(text, "number")
+
+
+def seconds_arg(text: str) -> float:
+    """A number of seconds above zero (an interval)."""
+    return _positive(text, "number of seconds")
+
+
+def duration_arg(text: str) -> timedelta:
+    """A duration like 30m, 1h, 1d."""
+    value = parse_duration(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected a duration like 30m, 1h or 1d, got {text!r}")
+    return value
+
+
+def speed_arg(text: str) -> float:
+    """A replay speed as clock seconds per real second: `60x`, or a duration per second (`1h/s`)."""
+    stripped = text.strip()
+    if stripped.endswith("x"):
+        try:
+            value = float(stripped[:-1])
+        except ValueError:
+            value = 0.0
+        if value > 0:
+            return value
+    elif stripped.endswith("/s"):
+        duration = parse_duration(stripped[:-2])
+        if duration is not None:
+            return duration.total_seconds()
+    raise argparse.ArgumentTypeError(f"expected a speed like 60x or 1h/s, got {text!r}")

@@ -1,0 +1,199 @@
+"""`triage replay`: move a clock through the logged traffic; alerts fire when they would have.
+
+In a terminal it opens the UI on a replay clock; `--headless` runs the clock at full speed and
+prints the alert timeline (`--json`: the document described in the README), which is how a team
+back-tests a candidate rule set (`--rules FILE`) against history. Nothing is recorded in the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from triage.cli import UserError
+from triage.commands.argtypes import duration_arg, speed_arg, time_arg
+from triage.config import Config, load_config, load_rules
+
+if TYPE_CHECKING:
+    from triage.replay import RuleSet, Timeline
+
+DEFAULT_SPEED = 3600.0  # one hour of traffic per second
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "replay",
+        help="replay logged traffic with alerts firing when they would have (TUI or --headless)",
+        description="Move a clock through the logged traffic: every panel and alert is computed as of "
+        "the clock (predictions up to it, labels that had arrived by it). Opens the terminal UI; "
+        "--headless prints the alert timeline instead. Nothing is recorded in the store.",
+    )
+    parser.add_argument(
+        "--from",
+        dest="start",
+        type=time_arg,
+        metavar="T0",
+        help="start here (default: the end of the first window)",
+    )
+    parser.add_argument(
+        "--to", dest="end", type=time_arg, metavar="T1", help="stop here (default: the last prediction)"
+    )
+    parser.add_argument(
+        "--speed",
+        type=speed_arg,
+        default=DEFAULT_SPEED,
+        metavar="SPEED",
+        help="clock speed in the UI: 60x (a minute per second) or 1h/s (default 1h/s)",
+    )
+    parser.add_argument(
+        "--step",
+        type=duration_arg,
+        metavar="DURATION",
+        help="headless clock step (default: the model's window)",
+    )
+    parser.add_argument("--model", action="append", metavar="NAME", help="only this model (repeatable)")
+    parser.add_argument(
+        "--rules",
+        metavar="FILE",
+        help="a candidate rule set ([[model]] name + [[model.alert]] tables) judged beside the current one",
+    )
+    parser.add_argument("--headless", action="store_true", help="no UI: print the alert timeline")
+    parser.add_argument("--json", action="store_true", help="with --headless: the JSON document")
+    parser.set_defaults(handler=run_replay_command)
+
+
+def run_replay_command(args: argparse.Namespace) -> int:
+    from triage.alerts.rules import validate_rule_list, validate_rules
+
+    config = load_config(args.config)
+    for name in args.model or ():
+        config.model(name)
+    validate_rules(config)
+    candidate = None
+    if args.rules:
+        candidate = load_rules(args.rules, config)
+        for index, rules in enumerate(candidate.values()):
+            validate_rule_list(args.rules, f"model[{index}]", rules)
+    if args.start and args.end and args.end < args.start:
+        raise UserError("--to is before --from")
+    if str(config.store_path) != ":memory:" and not config.store_path.exists():
+        raise UserError(f"{config.store_path}: no store yet; run `triage ingest` first")
+    if args.json and not args.headless:
+        raise UserError("--json needs --headless (the UI cannot print a document)")
+    if args.headless:
+        timeline = _headless(config, args, candidate)
+        print(
+            json.dumps(timeline.to_json(), indent=2, allow_nan=False)
+            if args.json
+            else timeline_text(timeline)
+        )
+        return 0
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise UserError("the replay UI needs a terminal; add --headless (and --json) for scripts")
+    return _interactive(config, args, candidate)
+
+
+def _headless(config: Config, args: argparse.Namespace, candidate: RuleSet | None) -> Timeline:
+    from triage.engine import Engine, EngineError
+    from triage.replay import run_replay
+    from triage.store import Store, StoreError
+
+    try:
+        with Store.open(config.store_path, read_only=True) as store, Engine(config, store) as engine:
+            return run_replay(
+                config,
+                engine,
+                models=args.model,
+                start=args.start,
+                end=args.end,
+                step=args.step,
+                candidate=candidate,
+            )
+    except (StoreError, EngineError) as exc:
+        raise UserError(str(exc)) from None
+
+
+def _interactive(config: Config, args: argparse.Namespace, candidate: RuleSet | None) -> int:
+    from functools import partial
+
+    from triage.commands.ui_cmd import open_replay_source
+    from triage.tui.app import TriageApp
+    from triage.tui.clock import ReplayClock
+
+    start, end = _span(config, args)
+    clock = ReplayClock(start=start, end=end, speed=args.speed)
+    model = args.model[0] if args.model else None
+    app = TriageApp(partial(open_replay_source, config, args.model, candidate), clock, 1.0, model)
+    try:
+        app.run()
+    finally:
+        app.close_source()
+    return app.return_code or 0
+
+
+def _span(config: Config, args: argparse.Namespace) -> tuple[datetime, datetime]:
+    from triage.engine import Engine
+    from triage.replay import default_start, replay_span
+    from triage.store import Store, StoreError
+
+    models = [config.model(name) for name in args.model] if args.model else list(config.models)
+    try:
+        with Store.open(config.store_path, read_only=True) as store, Engine(config, store) as engine:
+            span = replay_span(engine, models)
+    except StoreError as exc:
+        raise UserError(str(exc)) from None
+    if span is None:
+        raise UserError("nothing ingested yet; run `triage ingest` first")
+    start = args.start or default_start(models, span[0])
+    return start, args.end or span[1]
+
+
+def _when(value: datetime) -> str:
+    return value.strftime("%Y-%m-%d %H:%MZ")
+
+
+def _step_text(step: timedelta) -> str:
+    seconds = int(step.total_seconds())
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "m")):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def timeline_text(timeline: Timeline) -> str:
+    """The headless replay as text: each rule set's state changes, then the comparison."""
+    document = timeline.to_json()
+    lines = [
+        f"replay {', '.join(timeline.models)} from {_when(timeline.start)} to {_when(timeline.end)}, "
+        f"{timeline.steps} steps of {_step_text(timeline.step)}"
+    ]
+    for name, track in document["rule_sets"].items():
+        lines += [
+            "",
+            f"{name} rules: {track['firing_alerts']} alert(s) fired, {track['judged_cells']} cells judged",
+        ]
+        for event in track["timeline"]:
+            scope = " ".join(f"{k}={v}" for k, v in event["scope"].items()) or "all"
+            lines.append(
+                f"  {event['at'][:16].replace('T', ' ')}Z  {event['event']:<9}{event['severity'] or '':<9}"
+                f"{event['rule']:<22}{scope:<40} {_number(event['value'])} vs {_number(event['threshold'])}"
+            )
+    comparison = document.get("comparison")
+    if comparison is not None:
+        lines += ["", "candidate vs current (first firing)"]
+        if not comparison:
+            lines.append("  neither rule set fired")
+        for row in comparison:
+            scope = " ".join(f"{k}={v}" for k, v in row["scope"].items()) or "all"
+            lines.append(
+                f"  {row['verdict']:<15}{row['rule']:<22}{scope:<40} "
+                f"current {row['current_fired_at'] or '-'}  candidate {row['candidate_fired_at'] or '-'}"
+            )
+    return "\n".join(lines)
