@@ -100,3 +100,24 @@ def test_closing_the_terminal_ends_triage_and_frees_the_store(demo: Path, tmux: 
     else:
         raise AssertionError("triage kept running after its terminal closed")
     duckdb.connect(str(demo.parent / "triage.duckdb")).close()  # the write lock was released
+
+
+def test_replay_in_a_real_terminal_pauses_steps_and_shows_the_timeline(demo: Path, tmux: Tmux) -> None:
+    ingest = [str(TRIAGE), "--config", str(demo), "ingest"]
+    subprocess.run(ingest, check=True, capture_output=True, timeout=120)
+    start(tmux, f"{TRIAGE} --config {demo} replay --speed 1h/s ; echo EXIT=$? ; sleep 60", demo.parent)
+    home = tmux.wait_for("fraud  v1")  # the first snapshot is on screen
+    assert "REPLAY" in home and "1h/s" in home and "LIVE" not in home
+    tmux.run("send-keys", "-t", "smoke", "Space")
+    tmux.wait_for("PAUSED")
+    tmux.run("send-keys", "-t", "smoke", "End")
+    tmux.wait_for("as of 2026-01-14 23:59Z")  # the fixture's last prediction
+    tmux.run("send-keys", "-t", "smoke", "Home")
+    tmux.wait_for("as of 2026-01-05 00:00Z")  # the end of its reference period
+    tmux.run("send-keys", "-t", "smoke", "]")
+    tmux.wait_for("as of 2026-01-06 00:00Z")  # one 1d window on
+    tmux.run("send-keys", "-t", "smoke", "7")
+    timeline = tmux.wait_for("Timeline · ")
+    assert "time" in timeline and "kind" in timeline
+    tmux.run("send-keys", "-t", "smoke", "q")
+    assert "EXIT=0" in tmux.wait_for("EXIT=")

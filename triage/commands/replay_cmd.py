@@ -120,11 +120,13 @@ def _interactive(config: Config, args: argparse.Namespace, candidate: RuleSet | 
     from functools import partial
 
     from triage.commands.ui_cmd import open_replay_source
+    from triage.replay import step_size
     from triage.tui.app import TriageApp
     from triage.tui.clock import ReplayClock
 
     start, end = _span(config, args)
-    clock = ReplayClock(start=start, end=end, speed=args.speed)
+    models = [config.model(name) for name in args.model] if args.model else list(config.models)
+    clock = ReplayClock(start=start, end=end, speed=args.speed, step=step_size(models))
     model = args.model[0] if args.model else None
     app = TriageApp(partial(open_replay_source, config, args.model, candidate), clock, 1.0, model)
     try:

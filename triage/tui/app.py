@@ -227,7 +227,7 @@ class TriageApp(App[None]):
         """Move the clock one window of the current model back or forward."""
         assert isinstance(self.clock, ReplayClock)
         model = self.snapshot.model(self.model_name) if self.snapshot else None
-        step = timedelta(hours=1)
+        step = self.clock.step
         if model is not None:
             window = parse_window(model.window)
             start = window.start_of(self.clock.now())

@@ -98,6 +98,7 @@ class ReplayClock:
     speed: float
     at: datetime | None = None
     source: Callable[[], datetime] = field(default=utc_now)
+    step: timedelta = timedelta(hours=1)  # `[`/`]` before the first snapshot names the model's window
 
     def __post_init__(self) -> None:
         if self.at is None:
