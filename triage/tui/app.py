@@ -131,6 +131,8 @@ class TriageApp(App[None]):
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
+        if not self.screen_stack:
+            return  # the app is closing: a timer fired after its screens were gone
         self.requested += 1
         self.loading = True
         self.paint(self.screen)
