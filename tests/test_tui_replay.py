@@ -1,15 +1,19 @@
-"""The Timeline panel and the replay clock's keys, driven by `Pilot` at 80x24 on the fixture data."""
+"""The Timeline panel, the replay clock's keys and the last-snapshot cache, driven by `Pilot` at 80x24
+on the fixture data."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from textual.widgets import DataTable, Input
 
 from tests.test_tui_app import SIZE, make_app, settle, table_column, text_of
-from tests.test_tui_fixtures import NOW, WINDOWS, FakeSource
+from tests.test_tui_fixtures import NOW, WINDOWS, FakeSource, demo_snapshot
 from triage.tui.app import TriageApp
-from triage.tui.clock import ReplayClock
+from triage.tui.cache import cache_path, load_snapshot, save_snapshot
+from triage.tui.clock import LiveClock, ReplayClock
 from triage.tui.screens.drift import DriftScreen
 from triage.tui.screens.modals import PromptScreen
 from triage.tui.screens.timeline import TimelineScreen
@@ -121,3 +125,34 @@ async def test_replay_keys_do_nothing_on_a_live_clock() -> None:
         assert not isinstance(app.screen, PromptScreen) and app.clock.now() == before
         bar = text_of(app, "KeyBar")
         assert "Faster" not in bar and "Go to" not in bar
+
+
+def test_the_snapshot_cache_round_trips_and_ignores_what_it_cannot_read(tmp_path: Path) -> None:
+    snapshot = demo_snapshot()
+    path = cache_path(tmp_path / "triage.duckdb")
+    save_snapshot(path, snapshot)
+    assert load_snapshot(path) == snapshot  # every row, alert and event, types included
+    path.write_text('{"format": 1, "snapshot": {"as_of": "yesterday"}}')
+    assert load_snapshot(path) is None
+    path.write_text("{torn")
+    assert load_snapshot(path) is None
+    assert load_snapshot(tmp_path / "missing.json") is None
+
+
+async def test_the_last_sessions_view_shows_until_the_fresh_one_arrives(tmp_path: Path) -> None:
+    old = demo_snapshot(NOW - timedelta(hours=3))
+    path = cache_path(tmp_path / "triage.duckdb")
+    save_snapshot(path, old)
+    source = FakeSource()
+    source.snapshot_gate = threading.Event()  # the fresh snapshot waits until released
+    app = TriageApp(lambda: source, LiveClock(lambda: NOW), refresh_s=3600.0, cache=path)
+    async with app.run_test(size=SIZE) as pilot:
+        while app.snapshot is None:
+            await pilot.pause(0.01)
+        assert app.cached and app.snapshot.as_of == old.as_of
+        assert "last session's view" in text_of(app, "StatusLine")
+        source.snapshot_gate.set()
+        await settle(pilot)
+        assert not app.cached and app.snapshot.as_of == NOW
+        assert "last session's view" not in text_of(app, "StatusLine")
+    assert load_snapshot(path) is not None and load_snapshot(path).as_of == NOW  # rewritten

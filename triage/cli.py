@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "triage.commands.alerts_cmd",
     "triage.commands.ui_cmd",
     "triage.commands.replay_cmd",
+    "triage.commands.report_cmd",
     "triage.commands.demo_cmd",
 )
 

@@ -54,10 +54,13 @@ def run_ui(args: argparse.Namespace) -> int:
         raise UserError("the terminal UI needs a terminal; for scripts use `triage check --json`")
     # Imported here so that `triage --help` and the other commands never load Textual.
     from triage.tui.app import TriageApp
+    from triage.tui.cache import cache_path
     from triage.tui.clock import FixedClock, LiveClock
 
     clock = LiveClock() if args.at is None else FixedClock(args.at)
-    app = TriageApp(partial(open_source, config, args.at is None), clock, args.refresh, args.model)
+    live = args.at is None and str(config.store_path) != ":memory:"
+    cache = cache_path(config.store_path) if live else None
+    app = TriageApp(partial(open_source, config, args.at is None), clock, args.refresh, args.model, cache)
     try:
         app.run()
     finally:

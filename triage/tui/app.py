@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import on, work
@@ -28,6 +29,7 @@ from textual.widgets import Input
 from triage.config import parse_duration, parse_time, parse_window
 from triage.tui import format as fmt
 from triage.tui.actions import bindings
+from triage.tui.cache import load_snapshot, save_snapshot
 from triage.tui.clock import Clock, ReplayClock, speed_text
 from triage.tui.data import AlertView, DataSource, Snapshot
 from triage.tui.messages import AlertChanged, SnapshotFailed, SnapshotLoaded
@@ -73,8 +75,11 @@ class TriageApp(App[None]):
         clock: Clock,
         refresh_s: float = 5.0,
         model: str | None = None,
+        cache: Path | None = None,
     ) -> None:
         super().__init__()
+        self.cache = cache  # the last live snapshot: shown at start-up, rewritten after each refresh
+        self.cached = False  # the snapshot on screen is the cached one
         self._connect = connect
         self._source: DataSource | None = None
         self._source_lock = threading.Lock()
@@ -140,6 +145,10 @@ class TriageApp(App[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="snapshot")
     def _load(self, generation: int, as_of: datetime, ingest: bool) -> None:
+        if self.cache is not None and self.snapshot is None and generation == 1:
+            cached = load_snapshot(self.cache)
+            if cached is not None:
+                self.post_message(SnapshotLoaded(generation, cached, self.clock.wall(), None, cached=True))
         problem = None
         if ingest:
             try:
@@ -152,11 +161,20 @@ class TriageApp(App[None]):
             self.post_message(SnapshotFailed(generation, f"refresh failed: {fmt.error_line(exc)}"))
             return
         self.post_message(SnapshotLoaded(generation, snapshot, self.clock.wall(), problem))
+        if self.cache is not None and self.clock.live:
+            save_snapshot(self.cache, snapshot)
 
     @on(SnapshotLoaded)
     def _snapshot_loaded(self, message: SnapshotLoaded) -> None:
+        if message.cached:
+            if self.snapshot is None:  # only ever in place of nothing
+                self.snapshot, self.cached = message.snapshot, True
+                self.applied = message.generation
+                self.paint(self.screen, force=True)
+            return
         if message.generation < self.applied:
             return  # a newer snapshot is already on screen
+        self.cached = False
         self.applied = message.generation
         self.snapshot = message.snapshot
         self.refreshed = message.finished
@@ -277,6 +295,7 @@ class TriageApp(App[None]):
             error=self.error,
             quarantined=snapshot.quarantined if snapshot else 0,
             speed=speed_text(self.clock.speed) if isinstance(self.clock, ReplayClock) else None,
+            cached=self.cached,
             finished=isinstance(self.clock, ReplayClock) and self.clock.finished,
         )
 

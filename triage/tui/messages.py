@@ -13,12 +13,20 @@ from triage.tui.data import DryRun, Histogram, RunbookView, Snapshot, StepOutcom
 class SnapshotLoaded(Message):
     """A snapshot finished computing; `problem` is a non-fatal trouble on the way (a failed ingest)."""
 
-    def __init__(self, generation: int, snapshot: Snapshot, finished: datetime, problem: str | None) -> None:
+    def __init__(
+        self,
+        generation: int,
+        snapshot: Snapshot,
+        finished: datetime,
+        problem: str | None,
+        cached: bool = False,
+    ) -> None:
         super().__init__()
         self.generation = generation
         self.snapshot = snapshot
         self.finished = finished
         self.problem = problem
+        self.cached = cached  # the last session's snapshot, shown until the fresh one arrives
 
 
 class SnapshotFailed(Message):

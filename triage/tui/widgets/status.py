@@ -26,6 +26,7 @@ class StatusInfo:
     quarantined: int
     speed: str | None = None  # a replay clock's speed: "1h/s"
     finished: bool = False  # a replay clock at its end
+    cached: bool = False  # the last session's snapshot, until the fresh one arrives
 
 
 def status_text(info: StatusInfo) -> Text:
@@ -42,6 +43,8 @@ def status_text(info: StatusInfo) -> Text:
         text.append(
             " · end of replay" if info.finished else f" · {info.speed}", style=DIM if info.finished else OK
         )
+    if info.cached:
+        text.append(" · last session's view, refreshing…", style=WARN)
     if info.error:
         text.append(f" · ⚠ {info.error}", style=CRIT)
     if info.loading and info.refreshed is None:
