@@ -671,3 +671,23 @@ def test_formatting_is_short_and_explicit_about_missing_values() -> None:
     assert fmt.ci(0.812, 0.78, 0.841) == "81.2% [78.0–84.1]"
     assert fmt.error_line(ValueError("first line\nsecond")) == "first line"
     assert fmt.error_line(TimeoutError()) == "TimeoutError"
+
+
+def test_alerts_differing_only_in_their_slice_group_under_the_all_traffic_one():
+    base = demo_alerts()[0]  # feature-drift on amount, v2, country=DE
+    slices = [
+        replace(base, fingerprint=f"f{i}", scope={**base.scope, "segment_value": value})
+        for i, value in enumerate(("BR", "US"))
+    ]
+    everywhere = replace(
+        base, fingerprint="all", severity="warning", scope={"feature": "amount", "version": "v2"}
+    )
+    other_version = replace(base, fingerprint="v1", scope={**base.scope, "version": "v1"})
+    groups = views.grouped([base, *slices, everywhere, other_version, demo_alerts()[1]])
+    heads = {head.fingerprint: more for head, more in groups}
+    assert heads["all"] == 3  # DE, BR and US fire besides all traffic
+    assert heads["v1"] == 0 and heads[demo_alerts()[1].fingerprint] == 0
+    assert len(groups) == 3
+    assert [head.fingerprint for head, _ in groups] == [
+        head.fingerprint for head in views.sorted_alerts(head for head, _ in groups)
+    ]

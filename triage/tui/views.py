@@ -204,6 +204,21 @@ def firing(alerts: Iterable[AlertView]) -> list[AlertView]:
     return sorted_alerts(a for a in alerts if a.state == "firing" and a.silenced_until is None)
 
 
+def grouped(alerts: Iterable[AlertView]) -> list[tuple[AlertView, int]]:
+    """Alerts that differ only in their slice, as one line: the all-traffic alert when it is among
+    them (else the worst) and how many slices fire besides it — a new category fires in every
+    slice it reaches, and the home screen should say so once. Worst group first."""
+    groups: dict[tuple[object, ...], list[AlertView]] = {}
+    for alert in sorted_alerts(alerts):
+        rest = tuple(sorted((k, v) for k, v in alert.scope.items() if k not in ("segment", "segment_value")))
+        groups.setdefault((alert.model, alert.rule, rest), []).append(alert)
+    heads = [
+        (next((a for a in members if "segment" not in a.scope), members[0]), len(members) - 1)
+        for members in groups.values()
+    ]
+    return sorted(heads, key=lambda item: alert_rank(item[0]))
+
+
 def category(signal: str) -> str:
     """Which home-screen status an alert signal feeds: drift, calibration, performance, labels, operations."""
     table, _, name = signal.partition(".")

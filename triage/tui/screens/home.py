@@ -9,10 +9,10 @@ from textual.widgets import DataTable, Static
 
 from triage.tui import format as fmt
 from triage.tui.actions import bindings
-from triage.tui.data import Snapshot
-from triage.tui.screens.alerts import HOME_COLUMNS, alert_row, where_text
+from triage.tui.data import AlertView, Snapshot
+from triage.tui.screens.alerts import HOME_COLUMNS, WHERE_WIDTH, alert_row, where_text
 from triage.tui.screens.base import TriageScreen, refill
-from triage.tui.views import HealthRow, firing, health, resolve_window
+from triage.tui.views import HealthRow, firing, grouped, health, resolve_window
 from triage.tui.widgets import cells
 
 MODEL_COLUMNS = ("model", "ver", "volume", "p95 ms", "err", "$/1k", "drift", "calib", "perf", "labels")
@@ -47,12 +47,17 @@ class HomeScreen(TriageScreen):
             self.query_one("#models", DataTable),
             ((f"{h.model}\x1f{h.version}", health_cells(h)) for h in rows),
         )
-        shown = [a for a in firing(snapshot.alerts) if needle in f"{a.rule} {where_text(a)}".lower()]
+        matching = [a for a in firing(snapshot.alerts) if needle in f"{a.rule} {where_text(a)}".lower()]
+        shown = grouped(matching)
         refill(
             self.query_one("#alerts", DataTable),
-            ((a.fingerprint, alert_row(a, snapshot, HOME_COLUMNS, self.wide)) for a in shown),
+            ((a.fingerprint, self._alert_cells(a, more, snapshot)) for a, more in shown),
         )
-        title = f"Firing alerts ({len(shown)})" if shown else "No firing alerts"
+        title = "No firing alerts"
+        if matching:
+            title = f"Firing alerts ({len(matching)}" + (
+                f", {len(shown)} groups)" if len(shown) < len(matching) else ")"
+            )
         self.query_one("#alerts-title", Static).update(title)
         windows = {m.name: resolve_window(m, None) for m in snapshot.models}
         latest = max((w for w in windows.values() if w is not None), default=None)
@@ -66,6 +71,15 @@ class HomeScreen(TriageScreen):
             "" if snapshot.models else "No models have data yet: run `triage ingest`, or wait for live rows."
         )
         self.query_one("#home-note", Static).update(note)
+
+    def _alert_cells(self, alert: AlertView, more: int, snapshot: Snapshot) -> list[Text | str]:
+        """An alert line; `more` other slices of the same alert are counted after its scope."""
+        line = alert_row(alert, snapshot, HOME_COLUMNS, self.wide)
+        if more:
+            suffix = f" +{more} slice{'s' if more > 1 else ''}"
+            width = WHERE_WIDTH[self.wide] - len(suffix)
+            line[HOME_COLUMNS.index("where")] = where_text(alert, width, len(snapshot.models) > 1) + suffix
+        return line
 
     @on(DataTable.RowSelected, "#models")
     def _model_chosen(self, event: DataTable.RowSelected) -> None:
