@@ -7,7 +7,6 @@ first screen has painted (the engine pulls in scipy, which takes longer to impor
 from __future__ import annotations
 
 import threading
-import time
 import weakref
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
@@ -48,7 +47,7 @@ from triage.tui.data import (
 )
 
 RESOLVED_SHOWN_FOR = timedelta(days=7)  # resolved alerts stay on the list this long
-INTERRUPT_FOR_S = 30.0
+CLOSE_WAIT_S = 10.0  # closing waits this long for a refresh to let go of the store
 INTERRUPT_EVERY_S = 0.05
 TOP_CATEGORIES = 9  # a categorical histogram shows these, the rest as "other"
 CLOCK_SKEW = timedelta(minutes=1)  # a shown time further from now is a simulated one
@@ -231,8 +230,10 @@ class InterruptibleStore(Store):
             self._interrupter.start()
 
     def _keep_interrupting(self) -> None:
-        deadline = time.monotonic() + INTERRUPT_FOR_S
-        while time.monotonic() < deadline and self._interrupt_live_cursors():
+        # Until the store is closed or no cursor is left: a worker busy in Python between two
+        # queries (scipy on a large cell) must find its next query interrupted too, however long
+        # that takes — otherwise it runs on after the app has gone.
+        while self._interrupt_live_cursors():
             if self._closed.wait(INTERRUPT_EVERY_S):
                 return
 
@@ -494,8 +495,17 @@ class EngineSource:
         self.store.interrupt()
 
     def close(self) -> None:
-        self.engine.close()
-        self.store.close()
+        # A refresh may still be running in a worker (the terminal went away mid-refresh). Its
+        # queries are being interrupted; closing the DuckDB connection under a running query
+        # deadlocks, so wait for the worker to let go, and if it does not, leave the connection to
+        # the process exit (DuckDB's WAL keeps the store consistent either way).
+        if not self._engine_lock.acquire(timeout=CLOSE_WAIT_S):
+            return
+        try:
+            self.engine.close()
+            self.store.close()
+        finally:
+            self._engine_lock.release()
 
 
 def compact(value: float) -> str:
