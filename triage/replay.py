@@ -38,26 +38,9 @@ def iso(value: datetime | None) -> str | None:
 def event_json(
     event: AlertEvent, signal: str, scope: Mapping[str, str], runbook: str | None
 ) -> dict[str, Any]:
-    """One alert state change of a replay timeline as JSON."""
-    return {
-        "at": iso(event.at),
-        "fingerprint": event.fingerprint,
-        "model": event.model,
-        "rule": event.rule,
-        "signal": signal,
-        "scope": dict(scope),
-        "event": event.event,
-        "from_state": event.from_state,
-        "to_state": event.to_state,
-        "severity": event.severity,
-        "value": event.value,
-        "threshold": event.threshold,
-        "window": {"start": iso(event.window_start), "end": iso(event.window_end)},
-        "n": event.n,
-        "n_labeled": event.n_labeled,
-        "evidence": dict(event.evidence),
-        "runbook": runbook,
-    }
+    """One alert state change of a replay timeline as JSON: the history entry, with the alert's
+    signal, scope and runbook."""
+    return {**event.to_json(), "signal": signal, "scope": dict(scope), "runbook": runbook}
 
 
 @dataclass

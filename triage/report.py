@@ -640,6 +640,36 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+DRIFT_HEADER = ("feature", "version", "slice", "window", "PSI", "JS", "KS D", "W1/σ", "n")
+PHASE_HEADER = ("version", "phase", "windows", "n", *(f for _, f in PHASE_STATISTICS))
+
+
+def _drift_rows(section: ModelSection) -> list[tuple[str, ...]]:
+    """The top drifted cells of a model, as table cells (Markdown and HTML)."""
+    return [
+        (
+            _feature(r.feature),
+            r.version or ALL_VERSIONS,
+            _slice(r),
+            _window_text(r),
+            _number(r.psi),
+            _number(r.js),
+            _number(r.ks_d),
+            _number(r.wasserstein_norm),
+            str(r.n),
+        )
+        for r in section.drift
+    ]
+
+
+def _phase_rows(section: ModelSection) -> list[tuple[str, ...]]:
+    """Before / during / after means per version, as table cells (Markdown and HTML)."""
+    return [
+        (p.version, p.phase, str(p.windows), str(p.n), *(_number(v) for v in p.means.values()))
+        for p in section.phases
+    ]
+
+
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
@@ -746,34 +776,12 @@ def render_markdown(report: IncidentReport) -> str:
             "",
         ]
         if section.drift:
-            out += _table(
-                ("feature", "version", "slice", "window", "PSI", "JS", "KS D", "W1/σ", "n"),
-                (
-                    (
-                        _feature(r.feature),
-                        r.version or ALL_VERSIONS,
-                        _slice(r),
-                        _window_text(r),
-                        _number(r.psi),
-                        _number(r.js),
-                        _number(r.ks_d),
-                        _number(r.wasserstein_norm),
-                        str(r.n),
-                    )
-                    for r in section.drift
-                ),
-            )
+            out += _table(DRIFT_HEADER, _drift_rows(section))
         else:
             out.append("No drift statistic with enough data in this range.")
         out += ["", "### Calibration and performance before / during / after", "", _phase_note(report), ""]
         if section.phases:
-            out += _table(
-                ("version", "phase", "windows", "n", *(f for _, f in PHASE_STATISTICS)),
-                (
-                    (p.version, p.phase, str(p.windows), str(p.n), *(_number(v) for v in p.means.values()))
-                    for p in section.phases
-                ),
-            )
+            out += _table(PHASE_HEADER, _phase_rows(section))
         else:
             out.append("No window in this range.")
         out += ["", "### Charts", "", "```text"]
@@ -1024,24 +1032,7 @@ def render_html(report: IncidentReport) -> str:
         )
         body.append("<h3>Top drifted features and slices</h3>")
         body.append(
-            _html_table(
-                ("feature", "version", "slice", "window", "PSI", "JS", "KS D", "W1/σ", "n"),
-                (
-                    (
-                        _feature(r.feature),
-                        r.version or ALL_VERSIONS,
-                        _slice(r),
-                        _window_text(r),
-                        _number(r.psi),
-                        _number(r.js),
-                        _number(r.ks_d),
-                        _number(r.wasserstein_norm),
-                        str(r.n),
-                    )
-                    for r in section.drift
-                ),
-                numeric=(4, 5, 6, 7, 8),
-            )
+            _html_table(DRIFT_HEADER, _drift_rows(section), numeric=(4, 5, 6, 7, 8))
             if section.drift
             else "<p>No drift statistic with enough data in this range.</p>"
         )
@@ -1050,14 +1041,7 @@ def render_html(report: IncidentReport) -> str:
             f"<p>{_e(_phase_note(report))}</p>",
         ]
         body.append(
-            _html_table(
-                ("version", "phase", "windows", "n", *(f for _, f in PHASE_STATISTICS)),
-                (
-                    (p.version, p.phase, str(p.windows), str(p.n), *(_number(v) for v in p.means.values()))
-                    for p in section.phases
-                ),
-                numeric=tuple(range(2, 4 + len(PHASE_STATISTICS))),
-            )
+            _html_table(PHASE_HEADER, _phase_rows(section), numeric=tuple(range(2, len(PHASE_HEADER))))
             if section.phases
             else "<p>No window in this range.</p>"
         )

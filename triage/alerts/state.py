@@ -194,6 +194,27 @@ class AlertEvent:
     actor: str | None = None
     note: str | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object of `triage alerts history --json` and of a replay timeline entry."""
+        return {
+            "fingerprint": self.fingerprint,
+            "model": self.model,
+            "rule": self.rule,
+            "at": _iso(self.at),
+            "event": self.event,
+            "from_state": self.from_state,
+            "to_state": self.to_state,
+            "severity": self.severity,
+            "value": self.value,
+            "threshold": self.threshold,
+            "window": {"start": _iso(self.window_start), "end": _iso(self.window_end)},
+            "n": self.n,
+            "n_labeled": self.n_labeled,
+            "evidence": dict(self.evidence),
+            "actor": self.actor,
+            "note": self.note,
+        }
+
 
 def evidence_of(evaluation: AlertEvaluation) -> dict[str, Any]:
     """The evidence kept with an alert: the latest known window's cell and the persistence."""

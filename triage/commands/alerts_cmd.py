@@ -17,7 +17,7 @@ from triage.config import Config, load_config, parse_time
 from triage.store import Store, StoreError
 
 if TYPE_CHECKING:  # the state module loads numpy/scipy: only when an alerts command runs
-    from triage.alerts.state import Alert, AlertEvent
+    from triage.alerts.state import Alert
 
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*(m|h|d|w)\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -204,30 +204,6 @@ def run_silence(args: argparse.Namespace) -> int:
     return 0
 
 
-def _event_json(event: AlertEvent) -> dict[str, object]:
-    def iso(value: datetime | None) -> str | None:
-        return None if value is None else value.isoformat().replace("+00:00", "Z")
-
-    return {
-        "fingerprint": event.fingerprint,
-        "model": event.model,
-        "rule": event.rule,
-        "at": iso(event.at),
-        "event": event.event,
-        "from_state": event.from_state,
-        "to_state": event.to_state,
-        "severity": event.severity,
-        "value": event.value,
-        "threshold": event.threshold,
-        "window": {"start": iso(event.window_start), "end": iso(event.window_end)},
-        "n": event.n,
-        "n_labeled": event.n_labeled,
-        "evidence": dict(event.evidence),
-        "actor": event.actor,
-        "note": event.note,
-    }
-
-
 def run_history(args: argparse.Namespace) -> int:
     from triage.alerts.state import AlertError, AlertStore
 
@@ -241,7 +217,7 @@ def run_history(args: argparse.Namespace) -> int:
             raise UserError(str(exc)) from None
         events = alerts.history(fingerprint, model, limit=args.limit)
     if args.json:
-        print(json.dumps({"events": [_event_json(event) for event in events]}, indent=2))
+        print(json.dumps({"events": [event.to_json() for event in events]}, indent=2))
         return 0
     if not events:
         print("no alert history")
