@@ -7,12 +7,13 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from tests.test_tui_app import settle, text_of
-from tests.test_tui_fixtures import NOW, FakeSource, demo_snapshot
+from tests.test_tui_fixtures import NOW, FakeSource, demo_alerts, demo_snapshot
 from triage.config import parse_config
 from triage.runbooks.simulator import ControlPlane, Faults
 from triage.tui.app import TriageApp
@@ -151,3 +152,17 @@ def test_alert_values_fill_the_runbook_parameters(real: EngineSource) -> None:
     view = real.runbook("kill-switch-fallback#inspect")
     assert view.step == "inspect" and [s.safety for s in view.steps] == ["read_only", "destructive"]
     assert "+++" not in view.markdown and "```toml step" not in view.markdown
+
+
+def test_a_step_run_on_a_simulated_clock_is_audited_at_that_clock_time(real: EngineSource) -> None:
+    """The demo's clock runs ahead of the wall clock: its runbook steps must land on its timeline
+    (the Timeline panel and `triage report` place them at `clock_at`)."""
+    alert = replace(demo_alerts()[0], runbook="runbooks/kserve-canary-traffic.md#shift-traffic")
+    simulated = datetime(2026, 1, 14, 2, 31, tzinfo=UTC)
+    real.shown_at = simulated  # what the last snapshot on screen was as of
+    outcome = real.run_step(alert.runbook or "", "shift-traffic", alert, "fraud 0", lambda _: None)
+    assert outcome.ok, outcome.summary
+    real.shown_at = datetime.now(UTC)  # live: the screen shows now
+    real.run_step(alert.runbook or "", "inspect", alert, None, lambda _: None)
+    entries = real.audit.read().entries
+    assert [(e.step, e.clock_at) for e in entries] == [("shift-traffic", simulated), ("inspect", None)]
