@@ -10,6 +10,7 @@ store slows the cadence instead of piling up refreshes.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import threading
 import time
@@ -48,6 +49,7 @@ from triage.tui.views import resolve_window, step_window, window_starts
 from triage.tui.widgets.keys import KeyBar
 from triage.tui.widgets.status import StatusInfo, StatusLine
 
+HANG_UP_EXIT_S = 10.0  # after SIGHUP/SIGTERM the process ends within this, however shutdown goes
 MODEL_PANELS = ("drift", "calibration", "performance", "operations")
 
 
@@ -105,8 +107,21 @@ class TriageApp(App[None]):
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGHUP, signal.SIGTERM):
                 with suppress(NotImplementedError, RuntimeError):
-                    loop.add_signal_handler(sig, self.exit)
+                    loop.add_signal_handler(sig, self._hang_up, sig)
         self.action_refresh()
+
+    def _hang_up(self, sig: signal.Signals) -> None:
+        """The terminal went away (or we were told to stop): exit the normal way, but never linger.
+
+        With the terminal gone, Textual's output thread can block the shutdown for good (seen
+        with a pane killed mid-refresh), holding the store's lock; a watchdog ends the process if
+        the normal exit has not within HANG_UP_EXIT_S. DuckDB's write-ahead log keeps the store
+        consistent either way.
+        """
+        watchdog = threading.Timer(HANG_UP_EXIT_S, os._exit, (128 + sig,))
+        watchdog.daemon = True
+        watchdog.start()
+        self.exit()
 
     @property
     def source(self) -> DataSource:
