@@ -1,4 +1,4 @@
-"""The reference profile: numpy-exact PSI edges, the stored ECDF, reuse, and where it is kept."""
+"""The reference profile: numpy-exact PSI edges, the reference ECDF, reuse, and where it is kept."""
 
 from __future__ import annotations
 
@@ -15,11 +15,13 @@ from tests.test_drift import T0, model_config, rows, store, write_table
 from triage.config import Reference
 from triage.metrics import profile as profile_module
 from triage.metrics.profile import (
-    ECDF_TABLE,
+    LEGACY_ECDF_TABLE,
+    NUMERIC_TABLE,
     PSI_QUANTILES,
     SCORE_FEATURE,
     ensure_profile,
     numpy_quantiles,
+    reference_ecdfs,
 )
 from triage.store.schema import predictions_table, reference_table
 
@@ -45,7 +47,7 @@ def test_quantiles_from_order_statistics_equal_np_quantile_bit_for_bit(values: l
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_stored_edges_counts_and_ecdf_match_numpy(seed: int) -> None:
+def test_stored_edges_counts_and_the_ecdf_match_numpy(seed: int) -> None:
     rng = np.random.default_rng(seed)
     n = [1, 2, 9, 700][seed]
     x = np.round(rng.normal(0, 3, n), 1)  # ties, and quantiles between tied values
@@ -56,6 +58,9 @@ def test_stored_edges_counts_and_ecdf_match_numpy(seed: int) -> None:
     window = rows(3, rng, numeric={"x": np.zeros(3)}, segments={"s": np.array(["a", "b", "a"], object)})
     con = store(model, window, reference)
     profile = ensure_profile(con, model)
+    feature = next(f for f in profile.features if f.name == "x")
+    parts = {part: [s.slice_id for s in profile.slices.values() if s.segment == part] for part in (None, "s")}
+    ecdfs = reference_ecdfs(con, profile.reference, feature, parts)
     for value in (None, "a", "b"):
         in_slice = np.ones(n, dtype=bool) if value is None else segment == value
         present = x[in_slice & np.isfinite(x)]
@@ -76,15 +81,16 @@ def test_stored_edges_counts_and_ecdf_match_numpy(seed: int) -> None:
         )
         assert (numeric.min, numeric.max) == (present.min(), present.max())
         assert numeric.std == pytest.approx(np.std(present), rel=1e-12, abs=1e-15)
-        ecdf = con.execute(
-            f"SELECT value, cnt, cum, g FROM ({profile.ecdf_sql('x')}) WHERE slice_id = ? ORDER BY value",
-            [stats.slice_id],
-        ).fetchall()
+        ecdf = ecdfs[None if value is None else "s"]
+        k = int(np.searchsorted(ecdf.slice_ids, np.uint64(stats.slice_id)))
+        assert ecdf.slice_ids[k] == stats.slice_id
+        start, end = int(ecdf.start[k]), int(ecdf.end[k])
         values, counts = np.unique(present, return_counts=True)
-        assert [row[0] for row in ecdf] == values.tolist()
-        assert [row[2] for row in ecdf] == np.cumsum(counts).tolist()
+        assert ecdf.value[start:end].tolist() == values.tolist()
+        assert ecdf.cum[start:end].tolist() == np.cumsum(counts).tolist()
         g = [float(np.sum(v - present[present <= v])) for v in values]  # G(v) = Σ_{r ≤ v} (v − r)
-        assert [row[3] for row in ecdf] == pytest.approx(g, rel=1e-12, abs=1e-9)
+        assert ecdf.g[start:end].tolist() == pytest.approx(g, rel=1e-12, abs=1e-9)
+        assert numeric.g_max == ecdf.g[end - 1]
 
 
 def test_profile_is_computed_once_and_again_only_when_the_reference_changes(
@@ -114,7 +120,7 @@ def test_profile_is_computed_once_and_again_only_when_the_reference_changes(
     everyone = second.slice(None, None)
     assert everyone is not None and everyone.numeric["x"].max == 42.0
     assert everyone.categorical["c"].counts == {"a": 300, "b": 1}
-    stored = {row[0] for row in con.execute(f"SELECT DISTINCT profile FROM {ECDF_TABLE}").fetchall()}
+    stored = {row[0] for row in con.execute(f"SELECT DISTINCT profile FROM {NUMERIC_TABLE}").fetchall()}
     assert stored == set(second.keys)  # the superseded profile is gone
 
 
@@ -158,3 +164,13 @@ def test_time_range_and_first_days_of_a_version_select_their_reference_rows() ->
     profile = ensure_profile(con, by_version, as_of=T0 + timedelta(days=10))
     assert profile.n_rows == chosen.sum()
     assert profile.slice(None, None).numeric[SCORE_FEATURE].n == chosen.sum()  # type: ignore[union-attr]
+
+
+def test_building_a_profile_drops_the_ecdf_table_older_versions_stored() -> None:
+    rng = np.random.default_rng(5)
+    model = model_config()
+    con = store(model, rows(50, rng), rows(60, rng))
+    con.execute(f"CREATE TABLE {LEGACY_ECDF_TABLE} (profile VARCHAR, value DOUBLE)")
+    ensure_profile(con, model)
+    tables = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    assert LEGACY_ECDF_TABLE not in tables and NUMERIC_TABLE in tables

@@ -314,11 +314,13 @@ def run(ctx: Context) -> Outcome:
         "subprocess, excluding interpreter start-up, imports and data loading",
         "feature-cells: one feature in one window/chunk/slice compared with the reference",
     ]
-    if None not in loads.values():
-        shown = ", ".join(f"{name} {value:.1f}" for name, value in loads.items())
+    measured_loads = [value for value in loads.values() if value is not None]
+    if measured_loads:
+        shown = ", ".join(f"{name} {value:.1f}" for name, value in loads.items() if value is not None)
+        busy = max(measured_loads) > (os.cpu_count() or 1)
         notes.append(
-            f"1-min load average as each measurement started ({os.cpu_count()} CPUs): {shown}; "
-            "well above the CPU count, other work shared the machine and the times are noisy"
+            f"1-min load average as each measurement started ({os.cpu_count()} CPUs): {shown}"
+            + ("; above the CPU count: other work shared the machine and the times are noisy" if busy else "")
         )
     if summary:
         top = ", ".join(

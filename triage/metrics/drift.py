@@ -18,16 +18,18 @@ its slice's reference rows (all traffic, or the same segment value), whatever th
 - Wasserstein-1 (numeric) = ∫ |F_ref − F_win| dx over the raw values (`scipy.stats.wasserstein_distance`),
   and divided by the reference std (ddof 0, floored at 0.001).
 
-How KS and Wasserstein stay exact without sorting the reference again: the profile stores each
-slice's reference ECDF — per distinct value v: `cum` = #{r ≤ v} and G(v) = Σ_{r ≤ v} (v − r),
-the integral of the cumulative count. Per numeric feature (`numeric_cells`), a few statements
+How KS and Wasserstein stay exact: through each slice's reference ECDF (`reference_ecdfs`) — per
+distinct value v: `cum` = #{r ≤ v} and G(v) = Σ_{r ≤ v} (v − r), the integral of the cumulative
+count. Per numeric feature and batch of windows (`numeric_cells`), DuckDB reads the values with
+their window, version and slice ids, and numpy
 
-1. give every window value x, once per slice family it belongs to (all traffic, each segment
-   column), its place in that slice's reference by an ASOF join on the ECDF: le = #{r ≤ x},
-   lt = #{r < x} and G(x) = g + cum·(x − v) for the last reference value v ≤ x;
-2. collect each cell's values, sorted, into a list (GROUPING SETS over window × version × slice;
-   list aggregates are several times cheaper in DuckDB than window functions): the i-th of n
-   values has F_win = i/n at its last tie;
+1. sorts them once by value, and for each slice family (all traffic, each segment column) groups
+   them by slice with a stable integer sort, so each slice's values stay ascending; a binary
+   search in that slice's ECDF gives every value x its place: le = #{r ≤ x}, lt = #{r < x} and
+   G(x) = g + cum·(x − v) for the last reference value v ≤ x;
+2. groups them by cell (window, or window and version, within the slice) with another stable
+   integer sort — ascending values within each cell: the i-th of n values has F_win = i/n at its
+   last tie;
 3. KS: D = max over the window's distinct values x_i of max(|le/m − i/n|, |lt/m − (i−1)/n|),
    with i the last resp. first position of x_i — F_ref and F_win are step functions, so these
    values contain every value |F_ref − F_win| takes;
@@ -36,21 +38,23 @@ the integral of the cumulative count. Per numeric feature (`numeric_cells`), a f
    if F_ref ≤ c throughout, the negative of that; if F_ref is constant, |le_a/m − c|·(b − a)
    (no subtraction of nearly equal numbers). The tests are exact integer comparisons
    (le·n vs i·m). Only where F_ref crosses c inside (a, b) — rarely: both are monotone — is the
-   crossing point x* needed (the first reference value with cum ≥ ⌈c·m⌉, a second ASOF join on
-   those few intervals): c(x* − a) − (G(x*) − G(a))/m + (G(b) − G(x*))/m − c(b − x*).
+   crossing point x* needed (the first reference value with cum ≥ ⌈c·m⌉, a binary search in cum):
+   c(x* − a) − (G(x*) − G(a))/m + (G(b) − G(x*))/m − c(b − x*).
    Below the first window value F_win = 0 (∫ = G(x_1)/m); above the last F_win = 1
    (∫ = (max_ref − x_n) − (G(max_ref) − G(x_n))/m).
 
-G is accumulated in extended precision when the profile is built, so a difference G(b) − G(a)
-is off by about one rounding of G: on 1 M rows the results equal scipy's to ~1e-15 of the value
-range (KS D and p bit for bit). Cells below `min_samples` values (or whose slice reference has
-fewer) are reported with their counts and no statistic, and are not computed at all.
+G is accumulated in extended precision, so a difference G(b) − G(a) is off by about one rounding
+of G: on 1 M rows the results equal scipy's to ~1e-15 of the value range (KS D and p bit for
+bit). Cells below `min_samples` values (or whose slice reference has fewer) are reported with
+their counts and no statistic, and are not computed at all.
 
-Cost: each value is looked up once per slice family and sorted once per cell it belongs to, so
-exact KS and Wasserstein cost O(rows × features × cells per row) — features run in parallel,
-windows in batches of about BATCH_ROWS rows (memory), and each window's rows are cached
-(`DriftCache`): a later call computes only the windows whose rows changed. A writable store
-stores the cache (`Engine.warm` fills it after an ingest); a read-only one reads it.
+Cost: O(rows · log rows) per feature and slice family — one float sort per batch, integer
+sorts and binary searches per family, the reference's ECDF computed once per call (a sort of
+its values; cheaper than storing one row per distinct value and reading it back). Features run
+in parallel threads (numpy's sorts and searches release the GIL), windows in batches of about
+BATCH_ROWS rows (memory), and each window's rows are cached (`DriftCache`): a later call
+computes only the windows whose rows changed. A writable store stores the cache (`Engine.warm`
+fills it after an ingest); a read-only one reads it.
 PSI, JS and chi-square need only bin and category counts.
 """
 
@@ -60,12 +64,11 @@ import hashlib
 import json
 import math
 import os
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import astuple, dataclass, fields
 from datetime import UTC, datetime
+from typing import Literal
 
 import duckdb
 import numpy as np
@@ -74,14 +77,13 @@ from scipy.spatial.distance import jensenshannon
 
 from triage.metrics.frame import Scope
 from triage.metrics.profile import (
-    ALL_SLICE,
-    MAIN_TABLES,
     WRITE_LOCK,
     Feature,
     NumericProfile,
     Profile,
     SliceProfile,
     ensure_profile,
+    reference_ecdfs,
     slice_id_sql,
     writable,
 )
@@ -134,11 +136,17 @@ def ks_pvalue(d: float, n: int, m: int) -> float | None:
 
     None when m·n/(m + n) rounds to 0 (one value on each side), where scipy returns NaN.
     """
-    big, small = sorted([float(n), float(m)], reverse=True)
+    return ks_pvalues(np.array([d]), np.array([n]), np.array([m]))[0]
+
+
+def ks_pvalues(d: np.ndarray, n: np.ndarray, m: np.ndarray) -> list[float | None]:
+    """`ks_pvalue` of many cells in one call (scipy's per-call overhead is most of a small one)."""
+    big = np.maximum(n, m).astype(np.float64)
+    small = np.minimum(n, m).astype(np.float64)
     en = np.round(big * small / (big + small))
-    if en < 1:
-        return None
-    return float(np.clip(stats.kstwo.sf(d, en), 0, 1))
+    defined = en >= 1
+    p = np.clip(stats.kstwo.sf(d, np.where(defined, en, 1.0)), 0, 1)
+    return [float(value) if ok else None for value, ok in zip(p.tolist(), defined.tolist(), strict=True)]
 
 
 def chi2(window: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
@@ -155,23 +163,79 @@ class NumericCell:
 
     n: int
     ks_d: float
+    ks_p: float | None  # `ks_pvalue` against the slice's reference
     wasserstein: float
     bins: dict[int, int]
 
 
-# Wasserstein over [x_i, x_i+1) where F_win = i/n, in the cell list `l` of m reference values.
-_NEXT = "l[i + 1]"
-_INTERVAL = f"""CASE WHEN i = n OR {_NEXT}.x = e.x THEN 0
-    WHEN e.le = {_NEXT}.lt THEN abs(e.le / m - i / n) * ({_NEXT}.x - e.x)
-    WHEN e.le * n >= i * m THEN ({_NEXT}.g - e.g) / m - i / n * ({_NEXT}.x - e.x)
-    WHEN {_NEXT}.lt * n <= i * m THEN i / n * ({_NEXT}.x - e.x) - ({_NEXT}.g - e.g) / m
-    ELSE 0 END"""
-_CROSSING = (
-    f"{_NEXT}.x <> l[i].x AND l[i].le <> {_NEXT}.lt AND l[i].le * n < i * m AND {_NEXT}.lt * n > i * m"
-)
-_KS = """greatest(
-    CASE WHEN i = n OR l[i + 1].x <> e.x THEN abs(e.le / m - i / n) ELSE 0 END,
-    CASE WHEN i = 1 OR l[i - 1].x <> e.x THEN abs(e.lt / m - (i - 1) / n) ELSE 0 END)"""
+@dataclass(frozen=True)
+class _Reference:
+    """One slice family's reference ECDFs, ordered by (slice, value); slice k is rows [start[k], end[k])."""
+
+    slice_ids: np.ndarray  # uint64, ascending: the family's slices with at least min_samples values
+    start: np.ndarray
+    end: np.ndarray
+    value: np.ndarray
+    cum: np.ndarray  # #{r <= value}
+    g: np.ndarray  # G(value) = Σ_{r <= value} (value − r)
+    m: np.ndarray  # per slice: its reference values
+    rmax: np.ndarray  # per slice: the largest reference value
+    gmax: np.ndarray  # per slice: G(max)
+    edges: list[np.ndarray]  # per slice: PSI inner edges
+
+
+def _references(
+    con: duckdb.DuckDBPyConnection,
+    profile: Profile,
+    feature: Feature,
+    parts: Sequence[str | None],
+    minimum: int,
+) -> list[_Reference]:
+    """Each part's reference ECDFs, of the slices that have at least `minimum` reference values."""
+    numeric = {
+        sid: (s.segment, s.numeric[feature.name])
+        for sid, s in profile.slices.items()
+        if feature.name in s.numeric and s.numeric[feature.name].n >= max(minimum, 1)
+    }
+    wanted = {part: sorted(sid for sid, (segment, _) in numeric.items() if segment == part) for part in parts}
+    ecdfs = reference_ecdfs(con, profile.reference, feature, wanted)
+    found = []
+    for part in parts:
+        ecdf, stats = ecdfs[part], [numeric[sid][1] for sid in wanted[part]]
+        found.append(
+            _Reference(
+                slice_ids=ecdf.slice_ids,
+                start=ecdf.start,
+                end=ecdf.end,
+                value=ecdf.value,
+                cum=ecdf.cum,
+                g=ecdf.g,
+                m=np.array([s.n for s in stats], dtype=np.int64),
+                rmax=np.array([s.max for s in stats], dtype=np.float64),
+                gmax=np.array([s.g_max for s in stats], dtype=np.float64),
+                edges=[np.array(s.edges, dtype=np.float64) for s in stats],
+            )
+        )
+    return found
+
+
+def _search(
+    ref: _Reference,
+    slices: np.ndarray,
+    queries: np.ndarray,
+    within: np.ndarray,
+    side: Literal["left", "right"],
+) -> np.ndarray:
+    """Per query, its insertion index (global) in `within` restricted to its slice's rows.
+
+    `slices` (each query's slice index) must be non-decreasing: the queries of a slice are one run.
+    """
+    out = np.empty(len(queries), dtype=np.int64)
+    for a, b in _runs(slices):
+        k = int(slices[a])
+        s, e = int(ref.start[k]), int(ref.end[k])
+        out[a:b] = np.searchsorted(within[s:e], queries[a:b], side=side) + s
+    return out
 
 
 def numeric_cells(
@@ -186,23 +250,176 @@ def numeric_cells(
 
     `batches` lists the windows to compute, in groups computed together (None: every window).
 
-    A few statements over temporary tables per batch of windows: DuckDB runs the ASOF join and
-    the list aggregation several times faster on materialized inputs than inside one pipelined
-    query, and a batch bounds the memory they take.
+    DuckDB reads a batch's values with their window, version and slice ids; numpy sorts them once
+    by value, groups them by slice (and then by cell) with stable integer sorts, finds each value's
+    place in its slice's ECDF by binary search and reduces per cell — the arithmetic of the module
+    docstring, several times faster than an ASOF join and sorted lists in DuckDB. A batch bounds
+    the memory.
     """
     minimum = scope.model.min_samples
+    parts: tuple[str | None, ...] = (None, *scope.segments)
+    references = _references(con, profile, feature, parts, minimum)
+    rows = plain_rows_sql(scope, window_rows_sql(scope), f"{feature.value_sql} AS _x")
+    slices = ", ".join(f"{slice_id_sql(part)} AS _s{k}" for k, part in enumerate(parts))
     found: dict[tuple[datetime, str | None, int], NumericCell] = {}
-    with _temporary_tables(con) as t:
-        con.execute(f"CREATE TEMP TABLE {t.ref} AS {profile.numeric_sql(feature.name)} AND n >= {minimum}")
-        con.execute(f"CREATE TEMP TABLE {t.ecdf} AS {profile.ecdf_sql(feature.name)}")
-        for windows in batches:
-            for sql in _numeric_batch_sql(scope, feature, by_version, windows, t):
-                con.execute(sql)
-            for start, version, sid, n, ks, w, bins in con.execute(_numeric_result_sql(t)).fetchall():
-                found[(aware(start), version, int(sid))] = NumericCell(
-                    int(n), float(ks), float(w), dict(bins)
-                )
-            con.execute(f"DROP TABLE {t.looked}; DROP TABLE {t.terms}")
+    for windows in batches:
+        src = f"SELECT * FROM ({rows}) WHERE _x IS NOT NULL AND {only_windows_sql(windows)}"
+        keys = con.execute(f"SELECT DISTINCT window_start, _version FROM ({src})").fetchall()
+        starts = sorted({start for start, _ in keys})
+        names: list[str | None] = [None, *sorted({v for _, v in keys if v is not None})]
+        data = con.execute(
+            f"""SELECT list_position(?::TIMESTAMP[], window_start) - 1 AS _w,
+                coalesce(list_position(?::VARCHAR[], _version), 0) AS _v, {slices}, _x FROM ({src})""",
+            [starts, names[1:]],
+        ).fetchnumpy()
+        x = np.asarray(data["_x"], dtype=np.float64)
+        by_value = np.argsort(x)  # ties in any order: equal values are one step
+        x = x[by_value]
+        window = np.asarray(data["_w"], dtype=np.int64)[by_value]
+        version = np.asarray(data["_v"], dtype=np.int64)[by_value]
+        for k, ref in enumerate(references):
+            if not len(ref.slice_ids) or not len(x):
+                continue
+            sid = np.asarray(data[f"_s{k}"], dtype=np.uint64)[by_value]
+            place = np.minimum(np.searchsorted(ref.slice_ids, sid), len(ref.slice_ids) - 1)
+            looked = _look_up(ref, x, np.where(ref.slice_ids[place] == sid, place, -1))
+            specs: list[tuple[np.ndarray, int]] = [(window, 1)]
+            if by_version:
+                specs.append((window * len(names) + version, len(names)))
+            for code, width in specs:
+                for (sub, slice_index), cell in _family_cells(ref, looked, code, minimum).items():
+                    name = names[sub % width] if width > 1 else None
+                    found[(aware(starts[sub // width]), name, int(ref.slice_ids[slice_index]))] = cell
+    return found
+
+
+def _small(codes: np.ndarray) -> np.ndarray:
+    """Non-negative integer codes in the narrowest type: numpy radix-sorts 16-bit keys."""
+    return codes.astype(np.uint16) if not len(codes) or int(codes.max()) < 1 << 16 else codes
+
+
+@dataclass(frozen=True)
+class _Looked:
+    """A family's window values grouped by slice, ascending within, with their place in its reference."""
+
+    rows: np.ndarray  # positions in the batch's value order
+    slice_of: np.ndarray  # slice index in the family's `_Reference`
+    x: np.ndarray
+    le: np.ndarray  # #{r <= x}
+    lt: np.ndarray  # #{r < x}
+    g: np.ndarray  # G(x)
+    bin: np.ndarray  # PSI bin (inner edges <= x)
+
+
+def _look_up(ref: _Reference, x: np.ndarray, index: np.ndarray) -> _Looked:
+    """Each value (ascending `x`) with a slice (`index` >= 0) looked up in that slice's reference.
+
+    Grouped by slice with a stable sort, so each slice's queries stay ascending: binary searches
+    with ascending keys touch the reference's memory in order.
+    """
+    rows = np.flatnonzero(index >= 0)
+    if len(ref.slice_ids) > 1:
+        rows = rows[np.argsort(_small(index[rows]), kind="stable")]
+    slice_of, xs = index[rows], x[rows]
+    right = _search(ref, slice_of, xs, ref.value, "right") - 1  # the last reference value <= x
+    first = ref.start[slice_of]
+    below = right < first
+    le = np.where(below, 0, ref.cum[right])
+    # #{r < x}: the count before that value when it equals x.
+    lt = np.where(
+        ~below & (ref.value[right] == xs), np.where(right > first, ref.cum[np.maximum(right - 1, 0)], 0), le
+    )
+    g = np.where(below, 0.0, ref.g[right] + ref.cum[right] * (xs - ref.value[right]))
+    bins = np.zeros(len(xs), dtype=np.int64)
+    for a, b in _runs(slice_of):
+        bins[a:b] = np.searchsorted(ref.edges[int(slice_of[a])], xs[a:b], side="right")
+    return _Looked(rows, slice_of, xs, le, lt, g, bins)
+
+
+def _runs(values: np.ndarray) -> list[tuple[int, int]]:
+    """The [start, end) of each run of equal values."""
+    if not len(values):
+        return []
+    heads = np.flatnonzero(np.r_[True, values[1:] != values[:-1]]).tolist()
+    return list(zip(heads, [*heads[1:], len(values)], strict=True))
+
+
+def _family_cells(
+    ref: _Reference, looked: _Looked, code: np.ndarray, minimum: int
+) -> dict[tuple[int, int], NumericCell]:
+    """The cells (code, slice index) of one slice family with at least `minimum` values.
+
+    `code` is each batch value's cell within its slice (window, or window and version).
+    """
+    width = int(code.max()) + 1 if len(code) else 1
+    cells = looked.slice_of * width + code[looked.rows]
+    # Grouped by cell, ascending values within: the stable sort keeps each slice's order.
+    order = np.argsort(_small(cells), kind="stable")
+    cells = cells[order]
+    heads = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]])
+    sizes = np.diff(np.r_[heads, len(cells)])
+    if (sizes < minimum).any():
+        enough = np.repeat(sizes >= minimum, sizes)
+        order, cells = order[enough], cells[enough]
+        heads = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]])
+        sizes = np.diff(np.r_[heads, len(cells)])
+    if not len(order):
+        return {}
+    xs, le, lt, g = looked.x[order], looked.le[order], looked.lt[order], looked.g[order]
+    slice_of = looked.slice_of[order]
+    m = ref.m[slice_of]
+    n = np.repeat(sizes, sizes)
+    i = np.arange(len(xs)) - np.repeat(heads, sizes) + 1
+    head = np.zeros(len(xs), dtype=bool)
+    head[heads] = True
+    last = np.r_[head[1:], True]
+    tie_next = np.r_[xs[1:] == xs[:-1], False] & ~last
+    tie_prev = np.r_[False, tie_next[:-1]]
+    c = i / n
+    gap = np.abs(le / m - c)  # |F_ref − F_win| just after x_i
+    ks = np.maximum(np.where(tie_next, 0.0, gap), np.where(tie_prev, 0.0, np.abs(lt / m - (i - 1) / n)))
+    # Wasserstein over [x_i, x_i+1) where F_win = c = i/n (see the module docstring); a − b is
+    # exactly −(b − a), so "F_ref below c" is the negated "F_ref above c".
+    nx, ng, nlt = np.r_[xs[1:], 0.0], np.r_[g[1:], 0.0], np.r_[lt[1:], 0]
+    dx = nx - xs
+    im = i * m
+    step = ~last & ~tie_next
+    flat = step & (le == nlt)
+    above = step & ~flat & (le * n >= im)
+    under = step & ~flat & ~above & (nlt * n <= im)
+    crossing = step & ~flat & ~above & ~under
+    sign = above.astype(np.float64) - under
+    interval = np.where(flat, gap * dx, ((ng - g) / m - c * dx) * sign)
+    tails = heads + sizes - 1
+    cell_slice = slice_of[heads]
+    mc, rmax, gmax = ref.m[cell_slice], ref.rmax[cell_slice], ref.gmax[cell_slice]
+    w = (
+        g[heads] / mc
+        + np.where(xs[tails] < rmax, (rmax - xs[tails]) - (gmax - g[tails]) / mc, 0.0)
+        + np.add.reduceat(interval, heads)
+    )
+    cell_of_row = np.cumsum(head) - 1
+    rows = np.flatnonzero(crossing)
+    if len(rows):
+        # F_ref crosses c inside (a, b) at x* = the first reference value with cum >= ⌈c·m⌉.
+        target = (i[rows] * m[rows] + n[rows] - 1) // n[rows]
+        at = _search(ref, slice_of[rows], target, ref.cum, "left")
+        star, gstar, cr, mr = ref.value[at], ref.g[at], c[rows], m[rows]
+        a, b, ga, gb = xs[rows], nx[rows], g[rows], ng[rows]
+        terms = cr * (star - a) - (gstar - ga) / mr + (gb - gstar) / mr - cr * (b - star)
+        w = w + np.bincount(cell_of_row[rows], weights=terms, minlength=len(heads))
+    counts = np.bincount(
+        cell_of_row * (MAX_EDGES + 1) + looked.bin[order], minlength=len(heads) * (MAX_EDGES + 1)
+    ).reshape(len(heads), MAX_EDGES + 1)
+    ks_max = np.maximum.reduceat(ks, heads)
+    p = ks_pvalues(ks_max, sizes, mc)
+    found: dict[tuple[int, int], NumericCell] = {}
+    for k, cell in enumerate(cells[heads].tolist()):
+        nonzero = np.flatnonzero(counts[k])
+        bins = dict(zip(nonzero.tolist(), counts[k][nonzero].tolist(), strict=True))
+        found[(cell % width, cell // width)] = NumericCell(
+            int(sizes[k]), float(ks_max[k]), p[k], float(w[k]), bins
+        )
     return found
 
 
@@ -239,97 +456,6 @@ def numeric_histograms(
 def _bin_sql(edges: str, value: str) -> str:
     """The PSI bin of a value: the number of the (at most MAX_EDGES) inner edges <= it."""
     return " + ".join(f"coalesce({edges}[{k}] <= {value}, false)::INTEGER" for k in range(1, MAX_EDGES + 1))
-
-
-def _numeric_batch_sql(
-    scope: Scope, feature: Feature, by_version: bool, windows: Sequence[datetime] | None, t: _Tables
-) -> list[str]:
-    """Statements filling `looked` (values with their reference position) and `terms` (per cell)."""
-    minimum = scope.model.min_samples
-    rows = plain_rows_sql(scope, window_rows_sql(scope), f"{feature.value_sql} AS _x")
-    src = f"SELECT * FROM ({rows}) WHERE _x IS NOT NULL AND {only_windows_sql(windows)}"
-    bins = _bin_sql("r.edges", "f._x")
-    # Each value once per slice family it belongs to, with its place in that slice's reference;
-    # all traffic is one slice, so its ASOF join needs no partition.
-    families = []
-    for segment in (None, *scope.segments):
-        slice_id = slice_id_sql(segment)
-        ecdf = f"(SELECT * FROM {t.ecdf} WHERE slice_id {'=' if segment is None else '<>'} {ALL_SLICE})"
-        match = "" if segment is None else "e.slice_id = f._slice AND "
-        families.append(
-            f"""SELECT f.window_start, f._version, f._slice, f._x, {bins} AS _bin,
-                coalesce(e.cum, 0) AS _le,
-                coalesce(e.cum, 0) - CASE WHEN e.value = f._x THEN e.cnt ELSE 0 END AS _lt,
-                coalesce(e.g + e.cum * (f._x - e.value), 0) AS _g
-            FROM (SELECT window_start, _version, {slice_id} AS _slice, _x FROM src) AS f
-            JOIN {t.ref} AS r ON r.slice_id = f._slice
-            ASOF LEFT JOIN {ecdf} AS e ON {match}f._x >= e.value"""
-        )
-    sets = (
-        "(window_start, _slice), (window_start, _version, _slice)" if by_version else "(window_start, _slice)"
-    )
-    version = "CASE WHEN grouping(_version) = 0 THEN _version END" if by_version else "NULL::VARCHAR"
-    return [
-        f"CREATE TEMP TABLE {t.looked} AS WITH src AS ({src}) {' UNION ALL '.join(families)}",
-        f"""CREATE TEMP TABLE {t.terms} AS
-        SELECT window_start, version, _slice, n, m, bins,
-            list_max(list_transform(l, lambda e, i: {_KS})) AS ks,
-            l[1].g / m + CASE WHEN l[n].x < rmax THEN (rmax - l[n].x) - (gmax - l[n].g) / m ELSE 0 END
-                + list_sum(list_transform(l, lambda e, i: {_INTERVAL})) AS w,
-            list_transform(list_filter(range(1, n), lambda i: {_CROSSING}), lambda i: struct_pack(
-                i := i, a := l[i].x, b := l[i + 1].x, ga := l[i].g, gb := l[i + 1].g)) AS crossings
-        FROM (
-            SELECT c.*, r.n AS m, r."max" AS rmax, r.g_max AS gmax FROM (
-                SELECT window_start, {version} AS version, _slice, count(*) AS n, histogram(_bin) AS bins,
-                    list_sort(list(struct_pack(x := _x, le := _le, lt := _lt, g := _g))) AS l
-                FROM {t.looked} GROUP BY GROUPING SETS ({sets}) HAVING count(*) >= {minimum}
-            ) AS c JOIN {t.ref} AS r ON r.slice_id = c._slice
-        )""",
-    ]
-
-
-def _numeric_result_sql(t: _Tables) -> str:
-    """Each cell's KS D, Wasserstein-1 (adding the intervals where F_ref crosses F_win) and bins.
-
-    Where F_ref crosses F_win = i/n inside (a, b): x* = the first reference value with
-    cum >= ⌈i·m/n⌉, found by an ASOF join on the cumulative count.
-    """
-    return f"""WITH crossed AS (
-            SELECT window_start, version, _slice, n, m, x.i, x.a, x.b, x.ga, x.gb,
-                (x.i * m + n - 1) // n AS target
-            FROM (SELECT window_start, version, _slice, n, m, unnest(crossings) AS x FROM {t.terms})
-        ), across AS (
-            SELECT c.window_start, c.version, c._slice, sum(
-                c.i / c.n * (e.value - c.a) - (e.g - c.ga) / c.m
-                + (c.gb - e.g) / c.m - c.i / c.n * (c.b - e.value)) AS w
-            FROM crossed AS c ASOF JOIN {t.ecdf} AS e ON e.slice_id = c._slice AND c.target <= e.cum
-            GROUP BY ALL
-        )
-        SELECT t.window_start, t.version, t._slice, t.n, t.ks, t.w + coalesce(a.w, 0), t.bins
-        FROM {t.terms} AS t LEFT JOIN across AS a ON a.window_start = t.window_start
-            AND a.version IS NOT DISTINCT FROM t.version AND a._slice = t._slice"""
-
-
-@dataclass(frozen=True)
-class _Tables:
-    """Names of one call's temporary tables (unique, so concurrent cursors do not collide)."""
-
-    ref: str
-    ecdf: str
-    looked: str
-    terms: str
-
-
-@contextmanager
-def _temporary_tables(con: duckdb.DuckDBPyConnection) -> Iterator[_Tables]:
-    """Temporary table names that are dropped when the block ends, however it ends."""
-    suffix = uuid.uuid4().hex
-    tables = _Tables(*(f"_triage_{name}_{suffix}" for name in ("ref", "ecdf", "looked", "terms")))
-    try:
-        yield tables
-    finally:
-        for table in (tables.ref, tables.ecdf, tables.looked, tables.terms):
-            con.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def compute_drift(con: duckdb.DuckDBPyConnection, scope: Scope) -> list[DriftRow]:
@@ -388,15 +514,16 @@ def _numeric_features(
     by_version: bool,
     batches: Sequence[Sequence[datetime] | None],
 ) -> dict[str, dict[tuple[datetime, str | None, int], NumericCell]]:
-    """Every numeric feature's cells, features in parallel on their own cursors when they can be.
+    """Every numeric feature's cells, features in parallel on their own cursors.
 
-    DuckDB runs parts of one feature's work (a list lambda over a few hundred cells, an ASOF join
-    without partitions) on one thread; features are independent, so they fill the other cores.
-    A profile kept in one connection's temporary tables is visible to that connection only.
+    Most of a feature's work is numpy sorting and searching on one thread (releasing the GIL);
+    features are independent, so they fill the other cores. The cursors read only the store's
+    tables (the profile's own rows come from `profile`, which may live in one connection's
+    temporary tables).
     """
     features = [f for f in profile.features if f.kind == NUMERIC]
     workers = min(len(features), os.cpu_count() or 1)
-    if workers <= 1 or profile.tables != MAIN_TABLES:
+    if workers <= 1:
         return {f.name: numeric_cells(con, scope, profile, f, by_version, batches) for f in features}
 
     def run(feature: Feature) -> dict[tuple[datetime, str | None, int], NumericCell]:
@@ -516,7 +643,7 @@ def _undefined(found: DriftStats, names: Sequence[str]) -> str | None:
     return f"not defined for this cell: {', '.join(missing)}" if missing else None
 
 
-def numeric_stats(found: NumericCell, reference: NumericProfile, n_reference: int) -> DriftStats:
+def numeric_stats(found: NumericCell, reference: NumericProfile) -> DriftStats:
     """PSI and JS on the slice's bins, KS with its p-value, Wasserstein raw and over the reference std."""
     window_bins = np.array([found.bins.get(k, 0) for k in range(len(reference.counts))], dtype=float)
     reference_bins = np.array(reference.counts, dtype=float)
@@ -524,7 +651,7 @@ def numeric_stats(found: NumericCell, reference: NumericProfile, n_reference: in
         psi=psi(window_bins, reference_bins),
         js=js(window_bins, reference_bins),
         ks_d=found.ks_d,
-        ks_p=ks_pvalue(found.ks_d, found.n, n_reference),
+        ks_p=found.ks_p,
         wasserstein=found.wasserstein,
         wasserstein_norm=found.wasserstein / max(reference.std or 0.0, STD_FLOOR),
     )
@@ -570,7 +697,7 @@ def _row(
         note = not_enough(n_reference, minimum, "n_reference")
     elif ref_numeric is not None and numeric is not None and reference is not None:
         cell_key = (start, version if by_version else None, reference.slice_id)
-        found = numeric_stats(numeric[cell_key], ref_numeric, n_reference).finite()
+        found = numeric_stats(numeric[cell_key], ref_numeric).finite()
         note = _undefined(found, NUMERIC_STATS)
     elif ref_categorical is not None:
         window = categories.get((key, feature.name), {})

@@ -10,10 +10,14 @@ and feature it holds:
   Python from DuckDB's order statistics with numpy's own arithmetic, so they equal `np.quantile`
   bit for bit — and the reference count of each bin;
 - categorical: the count of each category, and of missing values (a NULL category);
-- numeric, the exact structure behind KS and Wasserstein: the ECDF, one row per distinct value
-  `v` with its count, `cum` = #{r ≤ v} and `g` = G(v) = Σ_{r ≤ v} (v − r), the integral of the
-  cumulative count up to v. Between ECDF rows G is linear, G(x) = g + cum·(x − v) for the last
-  row v ≤ x, so ∫_a^b F_ref(x) dx = (G(b) − G(a)) / n for any a ≤ b.
+- numeric, G(max) = Σ (max − r), for Wasserstein above the window's largest value.
+
+The exact structure behind KS and Wasserstein, the ECDF (`reference_ecdfs`: per slice, each
+distinct value `v` with `cum` = #{r ≤ v} and `g` = G(v) = Σ_{r ≤ v} (v − r), the integral of the
+cumulative count up to v; between them G is linear, G(x) = g + cum·(x − v) for the last v ≤ x, so
+∫_a^b F_ref(x) dx = (G(b) − G(a)) / n for any a ≤ b) is not stored: it has a row per distinct
+reference value, and computing it from the reference's values (one scan, one sort) is cheaper
+than writing it to the store and reading it back.
 
 Tables `_triage_profile*`, keyed by `profile`: a hash of the reference definition, the reference
 data's identity (row count, last file id, xor of row hashes, all as of T), the part and the
@@ -26,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -49,15 +52,14 @@ PROFILE_TABLE = "_triage_profile"
 SLICES_TABLE = "_triage_profile_slices"
 NUMERIC_TABLE = "_triage_profile_numeric"
 CATEGORIES_TABLE = "_triage_profile_categories"
-ECDF_TABLE = "_triage_profile_ecdf"
+# Where earlier versions stored the ECDF (a row per distinct value); dropped when a store builds a profile.
+LEGACY_ECDF_TABLE = "_triage_profile_ecdf"
 _DDL = {
     PROFILE_TABLE: "profile VARCHAR, model VARCHAR, part VARCHAR, definition VARCHAR, created_at TIMESTAMP",
     SLICES_TABLE: "profile VARCHAR, slice_id UBIGINT, segment VARCHAR, segment_value VARCHAR, n_rows BIGINT",
     NUMERIC_TABLE: "profile VARCHAR, slice_id UBIGINT, feature VARCHAR, n BIGINT, n_missing BIGINT, "
     '"min" DOUBLE, "max" DOUBLE, mean DOUBLE, std DOUBLE, edges DOUBLE[], counts BIGINT[], g_max DOUBLE',
     CATEGORIES_TABLE: "profile VARCHAR, slice_id UBIGINT, feature VARCHAR, category VARCHAR, count BIGINT",
-    ECDF_TABLE: "profile VARCHAR, slice_id UBIGINT, feature VARCHAR, value DOUBLE, cnt BIGINT, cum BIGINT, "
-    "g DOUBLE",
 }
 MAIN_TABLES, TEMP_TABLES = "main.", "temp.main."  # where a connection keeps its profiles
 # Held while writing profiles or caches, so threads sharing a store never build the same twice.
@@ -160,6 +162,7 @@ class Profile:
     slices: Mapping[int, SliceProfile]
     n_rows: int
     tables: str  # "main." or "temp.main.": where the profile tables are
+    reference: str  # SQL of the reference rows it describes (for `reference_ecdfs`)
 
     def slice(self, segment: str | None, value: str | None) -> SliceProfile | None:
         """The reference slice of a cell, or None when the reference has no row in it."""
@@ -171,12 +174,6 @@ class Profile:
     def _where(self, feature: str) -> str:
         keys = ", ".join(text_literal(key) for key in self.keys)
         return f"profile IN ({keys}) AND feature = {text_literal(feature)}"
-
-    def ecdf_sql(self, feature: str) -> str:
-        """The reference ECDF of a numeric feature: slice_id, value, cnt, cum, g."""
-        return (
-            f"SELECT slice_id, value, cnt, cum, g FROM {self.tables}{ECDF_TABLE} WHERE {self._where(feature)}"
-        )
 
     def numeric_sql(self, feature: str) -> str:
         """Per slice stats of a numeric feature: slice_id, n, min, max, std, edges, counts, g_max."""
@@ -215,10 +212,13 @@ def ensure_profile(
         with WRITE_LOCK:
             _create_tables(con, tables)
             stored = _stored_keys(con, tables, keys.values())
-            for part in parts:
-                if keys[part] not in stored:
-                    _build(con, tables, model, keys[part], definitions[part], part, reference, features)
-    return _load(con, tables, model, tuple(keys.values()), features, int(identity[0]))
+            missing = [part for part in parts if keys[part] not in stored]
+            bins = _numeric_bins(con, reference, features, missing)
+            for part in missing:
+                _build(
+                    con, tables, model, keys[part], definitions[part], part, reference, features, bins[part]
+                )
+    return _load(con, tables, model, tuple(keys.values()), features, int(identity[0]), reference)
 
 
 def _reference_sql(con: duckdb.DuckDBPyConnection, scope: Scope) -> str:
@@ -273,6 +273,8 @@ def _create_tables(con: duckdb.DuckDBPyConnection, tables: str) -> None:
     for name, columns in _DDL.items():
         target = name if temp else f"{tables}{name}"
         con.execute(f"CREATE {temp}TABLE IF NOT EXISTS {target} ({columns})")
+    if not temp:
+        con.execute(f"DROP TABLE IF EXISTS {tables}{LEGACY_ECDF_TABLE}")
 
 
 def _stored_keys(con: duckdb.DuckDBPyConnection, tables: str, keys: Iterable[str]) -> set[str]:
@@ -280,6 +282,27 @@ def _stored_keys(con: duckdb.DuckDBPyConnection, tables: str, keys: Iterable[str
         f"SELECT profile FROM {tables}{PROFILE_TABLE} WHERE list_contains(?, profile)", [list(keys)]
     ).fetchall()
     return {row[0] for row in rows}
+
+
+def _numeric_bins(
+    con: duckdb.DuckDBPyConnection, reference: str, features: Sequence[Feature], parts: Sequence[str | None]
+) -> dict[str | None, dict[str, dict[int, _Bins]]]:
+    """Per part, numeric feature and slice: PSI edges, bin counts and G(max), one sort per feature."""
+    found: dict[str | None, dict[str, dict[int, _Bins]]] = {part: {} for part in parts}
+    if not parts:
+        return found
+    ids = {
+        part: [
+            int(row[0])
+            for row in con.execute(f"SELECT DISTINCT {slice_id_sql(part)} FROM ({reference})").fetchall()
+        ]
+        for part in parts
+    }
+    for f in features:
+        if f.kind == NUMERIC:
+            for part, ecdf in reference_ecdfs(con, reference, f, ids).items():
+                found[part][f.name] = _bins(ecdf)
+    return found
 
 
 def _build(
@@ -291,16 +314,17 @@ def _build(
     part: str | None,
     reference: str,
     features: Sequence[Feature],
+    bins: Mapping[str, Mapping[int, _Bins]],
 ) -> None:
     """Compute one part of the profile and store it, all or nothing."""
     con.execute("BEGIN TRANSACTION")
     try:
-        _build_part(con, tables, key, part, reference, features)
+        _build_part(con, tables, key, part, reference, features, bins)
         older = (
             f"SELECT profile FROM {tables}{PROFILE_TABLE} WHERE model = ? "
             f"AND part IS NOT DISTINCT FROM ? AND profile <> ?"
         )
-        for name in (SLICES_TABLE, NUMERIC_TABLE, CATEGORIES_TABLE, ECDF_TABLE, PROFILE_TABLE):
+        for name in (SLICES_TABLE, NUMERIC_TABLE, CATEGORIES_TABLE, PROFILE_TABLE):
             con.execute(f"DELETE FROM {tables}{name} WHERE profile IN ({older})", [model.name, part, key])
         con.execute(
             f"INSERT INTO {tables}{PROFILE_TABLE} VALUES (?, ?, ?, ?, now()::TIMESTAMP)",
@@ -319,6 +343,7 @@ def _build_part(
     part: str | None,
     reference: str,
     features: Sequence[Feature],
+    bins: Mapping[str, Mapping[int, _Bins]],
 ) -> None:
     numeric = [f for f in features if f.kind == NUMERIC]
     categorical = [f for f in features if f.kind == CATEGORICAL]
@@ -342,11 +367,10 @@ def _build_part(
     )
     stats: list[list[object]] = []
     for index, f in enumerate(numeric):
-        bins = _insert_ecdf(con, tables, key, slice_id, reference, f)
         for row in rows:
             sid, n_rows = int(row[0]), int(row[2])
             n, low, high, mean, std = row[3 + 5 * index : 8 + 5 * index]
-            edges, counts, g_max = bins.get(sid, ([], [0], 0.0))
+            edges, counts, g_max = bins[f.name].get(sid, ([], [0], 0.0))
             stats.append([key, sid, f.name, n, n_rows - n, low, high, mean, std, edges, counts, g_max])
     if stats:
         con.executemany(
@@ -369,26 +393,67 @@ def _build_part(
         )
 
 
-def _insert_ecdf(
-    con: duckdb.DuckDBPyConnection, tables: str, key: str, slice_id: str, reference: str, f: Feature
-) -> dict[int, tuple[list[float], list[int], float]]:
-    """Store a numeric feature's ECDF per slice; return its PSI edges, bin counts and G(max) per slice.
+@dataclass(frozen=True)
+class Ecdf:
+    """A numeric feature's reference ECDF in each slice of one part, ordered by (slice, value).
 
-    DuckDB aggregates the distinct values with their counts; numpy orders and accumulates them:
-    cum = running count, g = Σ_{i<j} cum_i·(v_{i+1} − v_i) (in extended precision: a sum of
-    non-negative terms, so differences of g between nearby values stay accurate).
+    Slice `slice_ids[k]` (ids ascending) is rows [start[k], end[k]): its distinct values, with
+    cum = #{r ≤ value} and g = G(value) = Σ_{r ≤ value} (value − r).
     """
+
+    slice_ids: np.ndarray  # uint64
+    start: np.ndarray
+    end: np.ndarray
+    value: np.ndarray
+    cum: np.ndarray  # int64
+    g: np.ndarray
+
+
+def reference_ecdfs(
+    con: duckdb.DuckDBPyConnection,
+    reference: str,
+    feature: Feature,
+    parts: Mapping[str | None, Sequence[int]],
+) -> dict[str | None, Ecdf]:
+    """The ECDF of a numeric feature's finite reference values in the given slices of each part.
+
+    DuckDB reads the values with their slice ids; numpy sorts them once by value, groups each
+    part's by slice (a stable integer sort keeps the order), and accumulates: cum = running count,
+    g = Σ_{i<j} cum_i·(v_{i+1} − v_i) in extended precision (a sum of non-negative terms, so
+    differences of g between nearby values stay accurate). Values of other slices are left out.
+    """
+    names = list(parts)
+    slices = "".join(f", {slice_id_sql(part)} AS _s{k}" for k, part in enumerate(names))
     data = con.execute(
-        f"SELECT {slice_id} AS s, {f.sql} AS v, count(*) AS c FROM ({reference}) "
-        f"WHERE {f.present_sql} GROUP BY ALL"
+        f"SELECT {feature.sql} AS _v{slices} FROM ({reference}) WHERE {feature.present_sql}"
     ).fetchnumpy()
-    if not len(data["v"]):
-        return {}
-    order = np.lexsort((data["v"], data["s"]))
-    sid, value, cnt = data["s"][order], data["v"][order], data["c"][order].astype(np.int64)
-    starts = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1]])
-    ends = np.r_[starts[1:], len(sid)].astype(np.int64)
-    lengths = ends - starts
+    values = np.asarray(data["_v"], dtype=np.float64)
+    by_value = np.argsort(values)
+    values = values[by_value]
+    found: dict[str | None, Ecdf] = {}
+    for k, part in enumerate(names):
+        sid = np.asarray(data[f"_s{k}"], dtype=np.uint64)[by_value]
+        ids = np.array(sorted(parts[part]), dtype=np.uint64)
+        place = np.minimum(np.searchsorted(ids, sid), max(len(ids) - 1, 0))
+        rows = np.flatnonzero(ids[place] == sid) if len(ids) else np.array([], dtype=np.int64)
+        if len(ids) > 1:
+            code = place[rows]
+            rows = rows[np.argsort(code.astype(np.uint16) if len(ids) < 1 << 16 else code, kind="stable")]
+        found[part] = _accumulate(ids, place[rows], values[rows])
+    return found
+
+
+def _accumulate(ids: np.ndarray, code: np.ndarray, value: np.ndarray) -> Ecdf:
+    """The ECDF of values grouped by slice code (ascending), ascending within each slice."""
+    if not len(value):
+        empty = np.array([], dtype=np.int64)
+        return Ecdf(ids, np.zeros(len(ids), np.int64), np.zeros(len(ids), np.int64), value, empty, value)
+    new = np.r_[True, (code[1:] != code[:-1]) | (value[1:] != value[:-1])]
+    heads = np.flatnonzero(new)
+    cnt = np.diff(np.r_[heads, len(value)])
+    value, code = value[heads], code[heads]
+    starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
+    lengths = np.diff(np.r_[starts, len(value)])
     running = np.cumsum(cnt)
     cum = running - np.repeat(running[starts] - cnt[starts], lengths)
     step = np.zeros(len(value))
@@ -396,18 +461,27 @@ def _insert_ecdf(
     step[starts] = 0.0
     total = np.cumsum(step, dtype=np.longdouble)
     g = (total - np.repeat(total[starts], lengths)).astype(np.float64)
-    name = f"_triage_ecdf_{uuid.uuid4().hex}"
-    con.register(name, {"slice_id": sid, "value": value, "cnt": cnt, "cum": cum, "g": g})
-    try:
-        con.execute(
-            f"INSERT INTO {tables}{ECDF_TABLE} SELECT {text_literal(key)}, slice_id, {text_literal(f.name)}, "
-            f"value, cnt, cum, g FROM {name}"
-        )
-    finally:
-        con.unregister(name)
-    bins: dict[int, tuple[list[float], list[int], float]] = {}
-    for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-        values, counts = value[start:end], cum[start:end]
+    slots = np.arange(len(ids))
+    return Ecdf(
+        ids,
+        np.searchsorted(code, slots, side="left"),
+        np.searchsorted(code, slots, side="right"),
+        value,
+        cum.astype(np.int64),
+        g,
+    )
+
+
+_Bins = tuple[list[float], list[int], float]  # PSI inner edges, reference count per bin, G(max)
+
+
+def _bins(ecdf: Ecdf) -> dict[int, _Bins]:
+    """Per slice with values: its PSI edges (numpy `linear` quantiles), bin counts and G(max)."""
+    bins: dict[int, _Bins] = {}
+    for sid, start, end in zip(ecdf.slice_ids.tolist(), ecdf.start.tolist(), ecdf.end.tolist(), strict=True):
+        if start == end:
+            continue
+        values, counts = ecdf.value[start:end], ecdf.cum[start:end]
         n = int(counts[-1])
         low, high, _ = _quantile_positions(n)
         ranks = np.union1d(low, high)
@@ -416,7 +490,7 @@ def _insert_ecdf(
         )
         edges = np.unique(numpy_quantiles(order_stat, n))
         below = [int(counts[i - 1]) if i else 0 for i in np.searchsorted(values, edges, side="left")]
-        bins[int(sid[start])] = (edges.tolist(), np.diff([0, *below, n]).tolist(), float(g[end - 1]))
+        bins[int(sid)] = (edges.tolist(), np.diff([0, *below, n]).tolist(), float(ecdf.g[end - 1]))
     return bins
 
 
@@ -451,6 +525,7 @@ def _load(
     keys: tuple[str, ...],
     features: tuple[Feature, ...],
     n_rows: int,
+    reference: str,
 ) -> Profile:
     where = "list_contains(?, profile)"
     numeric: dict[int, dict[str, NumericProfile]] = {}
@@ -483,4 +558,4 @@ def _load(
             [list(keys)],
         ).fetchall()
     }
-    return Profile(model.name, keys, features, slices, n_rows, tables)
+    return Profile(model.name, keys, features, slices, n_rows, tables, reference)

@@ -23,7 +23,7 @@ log values stopped being numbers (quarantined as "bad type") is `retyped`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import duckdb
@@ -32,7 +32,7 @@ from triage.metrics.frame import Scope, cell_grouping, timestamp_sql
 from triage.metrics.profile import SCORE_FEATURE, Feature, Profile, ensure_profile, slice_id_sql
 from triage.metrics.results import DataQualityRow, SchemaChange
 from triage.metrics.source import CellKey, aware, plain_rows_sql, window_end, window_rows_sql
-from triage.store.schema import QUARANTINE_TABLE, REASON_BAD_TYPE, predictions_table
+from triage.store.schema import QUARANTINE_TABLE, REASON_BAD_TYPE, predictions_table, quote
 from triage.store.tables import CATEGORICAL, NUMERIC, stored_layout, table_exists
 
 UNSEEN_LISTED = 5
@@ -70,52 +70,69 @@ def cell_counts(
 ) -> dict[CellKey, CellCounts]:
     """Rows and values per cell and feature; with a profile, also values outside the slice's range.
 
-    One pass: the range test of each numeric feature is counted once per slice family (all
-    traffic, each segment column) against that family's bounds, and each cell keeps its own.
+    One pass for the counts; the range tests then take one pass per slice family (all traffic,
+    each segment column), grouped by that family's cells only: in one pass every cell would
+    count the range tests of every family.
     """
     grouping = cell_grouping(scope)
     columns = f"hash(p._id, p._file_id, p._row) AS _h, {feature_columns_sql(features)}"
     rows_sql = plain_rows_sql(scope, window_rows_sql(scope), columns)
     aggregates = ["count(*)", "bit_xor(_h)", *(f"count(_x{i})" for i in range(len(features)))]
-    joins: list[str] = []
-    params: list[list[object]] = []
-    numeric = [i for i, f in enumerate(features) if f.kind == NUMERIC]
-    if profile is not None and numeric:
-        for family, segment in enumerate((None, *scope.segments)):
-            slices = [s for s in profile.slices.values() if s.segment == segment]
-            bounds = ", ".join(
-                f"unnest(?::DOUBLE[]) AS _lo{family}_{i}, unnest(?::DOUBLE[]) AS _hi{family}_{i}"
-                for i in numeric
-            )
-            joins.append(
-                f"LEFT JOIN (SELECT unnest(?::UBIGINT[]) AS _slice{family}, {bounds}) AS _b{family} "
-                f"ON _b{family}._slice{family} = {slice_id_sql(segment, 'r.')}"
-            )
-            params.append([s.slice_id for s in slices])
-            for i in numeric:
-                stats = [s.numeric.get(features[i].name) for s in slices]
-                params.append([st.min if st else None for st in stats])
-                params.append([st.max if st else None for st in stats])
-            aggregates += [
-                f"count(CASE WHEN _x{i} < _lo{family}_{i} OR _x{i} > _hi{family}_{i} THEN 1 END)"
-                for i in numeric
-            ]
-    source = f"SELECT * FROM ({rows_sql}) AS r {' '.join(joins)}"
     result = con.execute(
-        f"SELECT {grouping.select}, {', '.join(aggregates)} FROM ({source}) GROUP BY {grouping.group_by}",
-        params,
+        f"SELECT {grouping.select}, {', '.join(aggregates)} FROM ({rows_sql}) GROUP BY {grouping.group_by}"
     ).fetchall()
-    families = {segment: index for index, segment in enumerate((None, *scope.segments))}
     counts: dict[CellKey, CellCounts] = {}
     for row in result:
         cell = CellCounts(
             int(row[4]), f"{row[4]}:{row[5]}", {f.name: int(row[6 + i]) for i, f in enumerate(features)}
         )
-        if profile is not None and numeric:
-            start = 6 + len(features) + families[row[2]] * len(numeric)
-            cell.out_of_range = {features[i].name: int(row[start + j]) for j, i in enumerate(numeric)}
         counts[(aware(row[0]), row[1], row[2], row[3])] = cell
+    numeric = [i for i, f in enumerate(features) if f.kind == NUMERIC]
+    if profile is not None and numeric:
+        for segment in (None, *scope.segments):
+            for key, outside in _out_of_range(
+                con, scope, rows_sql, features, numeric, profile, segment
+            ).items():
+                if key in counts:
+                    counts[key].out_of_range = outside
     return counts
+
+
+def _out_of_range(
+    con: duckdb.DuckDBPyConnection,
+    scope: Scope,
+    rows_sql: str,
+    features: Sequence[Feature],
+    numeric: Sequence[int],
+    profile: Profile,
+    segment: str | None,
+) -> dict[CellKey, dict[str, int]]:
+    """Per cell of one slice family, the values of each numeric feature outside its slice's range."""
+    slices = [s for s in profile.slices.values() if s.segment == segment]
+    bounds = ", ".join(f"unnest(?::DOUBLE[]) AS _lo{i}, unnest(?::DOUBLE[]) AS _hi{i}" for i in numeric)
+    params: list[list[object]] = [[s.slice_id for s in slices]]
+    for i in numeric:
+        stats = [s.numeric.get(features[i].name) for s in slices]
+        params.append([st.min if st else None for st in stats])
+        params.append([st.max if st else None for st in stats])
+    grouping = cell_grouping(replace(scope, segments=() if segment is None else (segment,)))
+    column = "" if segment is None else f", {quote(segment)}"
+    group_by = f"GROUPING SETS ((window_start{column}), (window_start, _version{column}))"
+    outside = ", ".join(f"count(CASE WHEN _x{i} < _lo{i} OR _x{i} > _hi{i} THEN 1 END)" for i in numeric)
+    result = con.execute(
+        f"""SELECT {grouping.select}, {outside} FROM (
+            SELECT * FROM ({rows_sql}) AS r
+            LEFT JOIN (SELECT unnest(?::UBIGINT[]) AS _slice, {bounds}) AS _b
+                ON _b._slice = {slice_id_sql(segment, "r.")}
+        ) GROUP BY {group_by}""",
+        params,
+    ).fetchall()
+    return {
+        (aware(row[0]), row[1], row[2], row[3]): {
+            features[i].name: int(row[4 + j]) for j, i in enumerate(numeric)
+        }
+        for row in result
+    }
 
 
 def only_windows_sql(windows: Sequence[datetime] | None) -> str:

@@ -45,22 +45,40 @@ from triage.store.tables import Layout, stored_layout
 
 DEFAULT_WAIT_S = 10.0
 MEMORY = ":memory:"
+# DuckDB's own default is 80 % of RAM. triage gives it a quarter of RAM, at least 2 GB, and it
+# spills the rest (sorts, joins, most aggregates) to `<store>.tmp/` beside the store file. Not
+# less: a few statements cannot spill (holistic aggregates such as quantiles over GROUPING SETS)
+# and fail at the limit — a 10 M-row check needs more than 1 GB. TRIAGE_MEMORY_LIMIT (a DuckDB
+# size, e.g. "4GB") overrides it for a process.
+MEMORY_SHARE = 0.25
+MIN_MEMORY_LIMIT_MB = 2048
+MEMORY_LIMIT_ENV = "TRIAGE_MEMORY_LIMIT"
 
 
 def connect(
-    path: str | Path, read_only: bool = False, wait_s: float = DEFAULT_WAIT_S
+    path: str | Path,
+    read_only: bool = False,
+    wait_s: float = DEFAULT_WAIT_S,
+    memory_limit: str | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """Open a store file (creating it and its folder when writing), waiting up to `wait_s` for a lock."""
+    """Open a store file (creating it and its folder when writing), waiting up to `wait_s` for a lock.
+
+    DuckDB may use `memory_limit` (a DuckDB size such as "4GB"; by default $TRIAGE_MEMORY_LIMIT,
+    else `default_memory_limit()`) and spills beyond it to a `<store>.tmp` folder next to the
+    store (in memory: DuckDB's default temporary folder).
+    """
     target = str(path)
     if target != MEMORY:
         if read_only and not os.path.exists(target):
             raise StoreError(f"{target}: no store yet; run `triage ingest` first")
         if not read_only:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
+    limit = memory_limit or os.environ.get(MEMORY_LIMIT_ENV) or default_memory_limit()
+    settings = _settings(target, limit)
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            con = duckdb.connect(target, read_only=read_only and target != MEMORY)
+            con = duckdb.connect(target, read_only=read_only and target != MEMORY, config=settings)
             break
         except duckdb.IOException as exc:
             message = str(exc).strip().splitlines()[0]
@@ -79,6 +97,28 @@ def connect(
     return con
 
 
+def default_memory_limit() -> str:
+    """A quarter of the machine's RAM, at least 2 GB, as a DuckDB size ("…MB")."""
+    try:
+        ram_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    except (ValueError, OSError, AttributeError):  # no sysconf: not Linux or macOS
+        ram_mb = 0
+    return f"{max(MIN_MEMORY_LIMIT_MB, int(ram_mb * MEMORY_SHARE))}MB"
+
+
+def _settings(target: str, memory_limit: str) -> dict[str, str | bool | int | float | list[str]]:
+    """Database settings, fixed when the database is opened (shared by all its cursors)."""
+    settings: dict[str, str | bool | int | float | list[str]] = {
+        "memory_limit": memory_limit,
+        # Nothing triage reads depends on the physical order of rows: every order it shows comes
+        # from an ORDER BY. Without this, large inserts and CREATE TABLE … AS buffer to keep order.
+        "preserve_insertion_order": False,
+    }
+    if target != MEMORY:
+        settings["temp_directory"] = target + ".tmp"
+    return settings
+
+
 def _session(con: duckdb.DuckDBPyConnection) -> None:
     # UTC for anything that renders times; no progress bar drawn over the CLI's output.
     con.execute("SET TimeZone = 'UTC'")
@@ -95,9 +135,16 @@ class Store:
         self._ingest_lock = threading.Lock()
 
     @classmethod
-    def open(cls, path: str | Path, *, read_only: bool = False, wait_s: float = DEFAULT_WAIT_S) -> Store:
+    def open(
+        cls,
+        path: str | Path,
+        *,
+        read_only: bool = False,
+        wait_s: float = DEFAULT_WAIT_S,
+        memory_limit: str | None = None,
+    ) -> Store:
         """Open (or create, unless read-only) the store at `path`; see the module docstring."""
-        return cls(connect(path, read_only, wait_s), str(path), read_only)
+        return cls(connect(path, read_only, wait_s, memory_limit), str(path), read_only)
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
