@@ -140,8 +140,6 @@ def run(ctx: Context) -> Outcome:
         )
     rows = ctx.full_rows if ctx.full else ctx.rows
     from triage.config import load_config
-    from triage.engine import Engine
-    from triage.store import Store
     from triage.tui.cache import cache_path
 
     folder, _ = _generate(ctx, rows)
@@ -149,11 +147,6 @@ def run(ctx: Context) -> Outcome:
     store = load_config(config).store_path
     _ingest(ctx, folder, config, store)
     pristine = folder / "store.pristine.duckdb"
-    # What `triage ingest` leaves for this version of triage: the drift windows cached.
-    _copy_store(pristine, store)
-    with Store.open(store) as opened, Engine(load_config(config), opened) as engine:
-        engine.warm()
-    _copy_store(store, pristine)
 
     def paint(cached: bool) -> tuple[float | None, float | None]:
         _copy_store(pristine, store)
