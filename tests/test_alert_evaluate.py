@@ -27,6 +27,7 @@ from triage.alerts.evaluate import (
     fingerprint,
     fisher_exact_p,
     reference_tables,
+    reliability_p,
     wilson_trials,
 )
 from triage.config import AlertRule, Columns, ModelConfig, Reference
@@ -37,6 +38,7 @@ from triage.metrics.results import (
     DriftRow,
     OperationsRow,
     PerformanceRow,
+    ReliabilityPoint,
 )
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -111,7 +113,13 @@ def calibration_row(day: int, **kw: Any) -> CalibrationRow:
         mce=None,
         brier=None,
         log_loss=None,
+        reliability=kw.get("reliability", ()),
     )
+
+
+def point(low: float, n: int, mean_score: float, positive_rate: float) -> ReliabilityPoint:
+    """One equal-width reliability bin [low, low + 0.1)."""
+    return ReliabilityPoint(low, round(low + 0.1, 1), n, mean_score, positive_rate)
 
 
 def performance_row(day: int, precision: float | None = 0.8, **kw: Any) -> PerformanceRow:
@@ -377,6 +385,97 @@ def test_label_coverage_gate():
     assert only(evaluate(ece, calibration=[calibration_row(10, ece=0.2, n_labeled=3000)])).condition == FIRING
 
 
+def test_reference_baseline_uses_only_windows_past_the_coverage_gate():
+    # Early labels are a biased sample (reviewed flags first): days 0-2 are labelled at 20 % and
+    # read 0.9, days 3-6 at 70 % read 0.7. Pooled, the baseline would be (3·0.9 + 4·0.7)/7 = 0.786
+    # and a mature 0.66 would read as 16 % down; against the mature windows it is 5.7 % down.
+    immature = [performance_row(day, 0.9, label_coverage=0.2) for day in range(3)]
+    mature = [performance_row(day, 0.7, label_coverage=0.7) for day in range(3, REFERENCE_DAYS)]
+    rule = AlertRule(
+        name="precision-drop",
+        signal="performance.precision",
+        baseline="reference",
+        warn_change=-0.1,
+        min_label_coverage=0.6,
+    )
+    reference = [*immature, *mature]
+    steady = only(evaluate(rule, performance=[*reference, performance_row(10, 0.66, label_coverage=0.7)]))
+    assert steady.latest is not None and steady.latest.baseline == pytest.approx(0.7)
+    assert steady.latest.threshold == pytest.approx(0.63)
+    assert steady.condition == OK
+    dropped = only(evaluate(rule, performance=[*reference, performance_row(10, 0.6, label_coverage=0.7)]))
+    assert dropped.condition == FIRING
+    # no reference window is mature yet: no baseline, the cell is unknown rather than misjudged
+    young = only(evaluate(rule, performance=[*immature, performance_row(10, 0.6, label_coverage=0.7)]))
+    assert young.condition == UNKNOWN and young.cells[-1].note == "no baseline for this scope"
+
+
+# -- calibration: the reliability chi-square ------------------------------------------------------
+
+
+def test_reliability_p_single_bin_by_hand():
+    # n = 100 at mean score 0.2 with 30 positives; the reference (N = 100) is calibrated there:
+    # E = 20, V = 100·0.2·0.8·(1 + 100/100) = 32, X = 10²/32 = 3.125 on 1 dof → p = 0.0771.
+    p = reliability_p([point(0.2, 100, 0.2, 0.3)], [point(0.2, 100, 0.2, 0.2)])
+    assert p == pytest.approx(stats.chi2.sf(3.125, 1))
+    assert p == pytest.approx(0.0771, abs=1e-4)
+    # the reference runs 0.1 above its scores in that bin: the cell is as calibrated as it, X = 0
+    assert reliability_p([point(0.2, 100, 0.2, 0.3)], [point(0.2, 100, 0.2, 0.3)]) == pytest.approx(1.0)
+
+
+def test_reliability_p_same_gap_is_noise_on_250_rows_and_a_change_on_25000():
+    # gap 0.03 at score 0.1 against a huge calibrated reference (N = 10⁶, inflation ≈ 1):
+    # n = 250: E = 25, V = 22.5, X = 7.5²/22.5 = 2.5 → p = 0.114; n = 25 000: X = 250 → p ≈ 1e-56.
+    reference = [point(0.1, 1_000_000, 0.1, 0.1)]
+    small = reliability_p([point(0.1, 250, 0.1, 0.13)], reference)
+    large = reliability_p([point(0.1, 25_000, 0.1, 0.13)], reference)
+    assert small == pytest.approx(stats.chi2.sf(2.5 / (1 + 250 / 1e6), 1))
+    assert small > 0.1
+    assert large < 1e-50
+
+
+def test_reliability_p_merges_sparse_bins():
+    # One row at 0.95 that is negative: alone its (0 − 0.95)²/(0.95·0.05) = 19 would read p ≈ 1e-5.
+    # Its bin expects < 5 positives, so it joins the bin before (E = 10, 190 negatives): the group
+    # has O = 10, E = 10 + 0.95, V = 200·0.05·0.95 + 0.95·0.05 = 9.5475 → X = 0.0945, p = 0.759.
+    cell = [point(0.0, 200, 0.05, 0.05), point(0.9, 1, 0.95, 0.0)]
+    p = reliability_p(cell, [])
+    assert p == pytest.approx(stats.chi2.sf(0.95**2 / 9.5475, 1))
+    assert p > 0.7
+    # two groups that each expect ≥ 5 positives and negatives stay apart: 2 dof
+    two = [point(0.0, 200, 0.05, 0.05), point(0.5, 20, 0.5, 0.5)]
+    assert reliability_p(two, []) == pytest.approx(1.0)
+
+
+def _ece_rule(**changes: Any) -> AlertRule:
+    return AlertRule(name="ece", signal="calibration.ece", warn=0.03, q=0.05, **changes)
+
+
+def test_ece_alerts_only_when_the_reliability_differs_beyond_noise():
+    # Reference: 7 windows × 1000 labelled rows at 0.15 scoring 0.15 (N = 7000, perfectly calibrated).
+    # A cell of 250 labelled rows at 0.19 (ECE 0.04 ≥ warn 0.03): E = 37.5, O = 47.5,
+    # V = 250·0.15·0.85·(1 + 250/7000) = 33.01, X = 3.03 → p = 0.082 > q: not significant.
+    # The same gap on 4000 labelled rows: X = 160²/801.4 = 31.9 → p ≈ 2e-8: firing.
+    reference = [
+        calibration_row(day, ece=0.0, n_labeled=1000, reliability=(point(0.1, 1000, 0.15, 0.15),))
+        for day in range(REFERENCE_DAYS)
+    ]
+    small = calibration_row(10, ece=0.04, n_labeled=250, reliability=(point(0.1, 250, 0.15, 0.19),))
+    result = only(evaluate(_ece_rule(), calibration=[*reference, small]))
+    assert result.condition == OK
+    cell = result.cells[-1]
+    assert cell.p_value == pytest.approx(stats.chi2.sf(10**2 / (250 * 0.15 * 0.85 * (1 + 250 / 7000)), 1))
+    assert cell.note is not None and cell.note.startswith("not significant")
+    large = calibration_row(10, ece=0.04, n_labeled=4000, reliability=(point(0.1, 4000, 0.15, 0.19),))
+    fired = only(evaluate(_ece_rule(), calibration=[*reference, large]))
+    assert fired.condition == FIRING and fired.latest is not None
+    assert fired.latest.p_value is not None and fired.latest.p_value < 1e-7
+    # without reliability points there is no test: a crossed cell stays unknown
+    bare = calibration_row(10, ece=0.2, n_labeled=4000)
+    last = only(evaluate(_ece_rule(), calibration=[*reference, bare])).cells[-1]
+    assert (last.status, last.note) == (UNKNOWN, "no p-value")
+
+
 # -- scope filters and fingerprints ----------------------------------------------------------------
 
 
@@ -519,11 +618,12 @@ def test_fisher_tails_equal_scipy(cell, baseline):
 @given(st.integers(1, 500).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))), st.floats(0, 1))
 def test_binomial_tails_equal_scipy(cell, rate):
     k, n = cell
-    # p-values to 1e-6 relative (issue 3): far tails (~1e-290) of scipy's cdf and bdtr differ at 1e-10.
-    assert binomial_p(k, n, rate, "above") == pytest.approx(
-        stats.binom.sf(k - 1, n, rate), rel=1e-6, abs=1e-300
-    )
-    assert binomial_p(k, n, rate, "below") == pytest.approx(stats.binom.cdf(k, n, rate), rel=1e-6, abs=1e-300)
+    # p-values to 1e-6 relative (issue 3); in the far tails (below 1e-250) scipy's cdf and bdtr
+    # drift apart by a few 1e-6 relative (e.g. 14 of 311 at 0.914: 5.45923e-294 vs 5.45925e-294),
+    # and no alert decision depends on a p-value that small.
+    far = 1e-250
+    assert binomial_p(k, n, rate, "above") == pytest.approx(stats.binom.sf(k - 1, n, rate), rel=1e-6, abs=far)
+    assert binomial_p(k, n, rate, "below") == pytest.approx(stats.binom.cdf(k, n, rate), rel=1e-6, abs=far)
 
 
 def test_missing_rate_change_is_tested_against_the_reference_missing_rate():

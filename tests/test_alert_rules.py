@@ -169,3 +169,12 @@ def test_a_p_value_rule_needs_no_other_threshold():
     validate_rules(config('[[model.alert]]\nname = "ks"\nsignal = "drift.ks_p"\nq = 0.01\n'))
     with pytest.raises(ConfigError, match="a rule needs warn/critical"):
         config('[[model.alert]]\nname = "psi"\nsignal = "drift.psi"\n')
+
+
+def test_ece_is_tested_against_the_reference_reliability_and_mce_is_not_testable():
+    full = config(extra=FULL[0], columns=FULL[1]).models[0]
+    ece = {rule.name: rule for rule in effective_rules(full)}["calibration-ece"]
+    assert ece.q == 0.05 and ece.min_effect == 0.05 and ece.min_label_coverage == 0.5
+    assert check_rule(AlertRule(name="a", signal="calibration.ece", warn=0.05, q=0.05)) is None
+    mistake = check_rule(AlertRule(name="a", signal="calibration.mce", warn=0.2, q=0.05))
+    assert mistake is not None and mistake[0] == "q"

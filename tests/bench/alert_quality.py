@@ -12,10 +12,13 @@ the same `transition` the store uses.
   for label-based signals: detected at all (labels arrive when they arrive).
 - False alerts (quiet world): alerts that start firing, per 1 000 evaluated cells; a cell is a
   (rule, scope, window) judged on enough data at some replay step. Target: ≤ 1.
+
+Both sizes are reported in one table. On a busy machine `ALERT_QUALITY_SIZES=100000` runs one size.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -153,54 +156,99 @@ def _scope_text(scope: dict[str, str]) -> str:
     return " ".join(f"{k}={v}" for k, v in scope.items()) or "all"
 
 
-def _size_report(rows: int, incidents: list[dict[str, Any]], quiet: Replay, rate: float) -> list[str]:
-    lines = [f"{rows:,} predictions over {DAYS} days, evaluated as of each window end after the reference"]
-    width = max([len("scope"), *(len(_scope_text(item["scope"])) for item in incidents)]) + 2
-    lines.append(f"  {'incident':<24}{'signal':<30}{'scope':<{width}}{'delay':>9}  target")
-    for item in incidents:
-        delay = "missed" if item["delay_hours"] is None else f"{item['delay_hours']:.1f} h"
-        target = "ok" if item["target_met"] else "MISSED"
-        if item["deadline"] is None and item["target_met"]:
-            target = "ok (labels)"
-        scope = _scope_text(item["scope"])
-        lines.append(f"  {item['incident']:<24}{item['signal']:<30}{scope:<{width}}{delay:>9}  {target}")
-    by_rule = Counter(f.rule for f in quiet.firings)
-    rules = ", ".join(f"{rule} {count}" for rule, count in by_rule.most_common()) or "none"
+def _target_text(item: dict[str, Any]) -> str:
+    if item["deadline"] is None:
+        return "when labels allow"
+    hours = (datetime.fromisoformat(item["deadline"]) - datetime.fromisoformat(item["onset"])).total_seconds()
+    return f"≤ {hours / 3600:.0f} h"
+
+
+def _delay_text(item: dict[str, Any] | None) -> str:
+    if item is None:
+        return "not run"
+    if item["delay_hours"] is None:
+        return "MISSED"
+    return f"{item['delay_hours']:.0f} h" + ("" if item["target_met"] else " LATE")
+
+
+def sizes() -> tuple[int, ...]:
+    """The sizes to run: `ALERT_QUALITY_SIZES=100000` (comma-separated) narrows the default both."""
+    text = os.environ.get("ALERT_QUALITY_SIZES", "").strip()
+    return tuple(int(part) for part in text.split(",") if part.strip()) if text else SIZES
+
+
+def table(results: dict[int, dict[str, Any]]) -> list[str]:
+    """One table for every size: per incident its target and delay, then the quiet world's rate."""
+    columns = sorted(results)
+    incidents: dict[str, dict[str, Any]] = {}
+    for rows in columns:
+        for item in results[rows]["incidents"]:
+            incidents.setdefault(item["incident"], item)
+    by_size = {rows: {item["incident"]: item for item in results[rows]["incidents"]} for rows in columns}
+    scope_width = max([len("scope"), *(len(_scope_text(i["scope"])) for i in incidents.values())]) + 2
+    signal_width = max([len("signal"), *(len(i["signal"]) for i in incidents.values())]) + 2
+    name_width = max([len("incident"), *(len(name) for name in incidents)]) + 2
+    head = f"{'incident':<{name_width}}{'signal':<{signal_width}}{'scope':<{scope_width}}{'target':<19}"
+    lines = [
+        f"{DAYS} days of generated traffic, evaluated as of each window end after the reference; "
+        "delay = first firing alert on the incident's signal and scope − onset",
+        head + "".join(f"{f'{rows:,} rows':>16}" for rows in columns),
+    ]
+    for name, item in incidents.items():
+        cells = "".join(f"{_delay_text(by_size[rows].get(name)):>16}" for rows in columns)
+        lines.append(
+            f"{name:<{name_width}}{item['signal']:<{signal_width}}{_scope_text(item['scope']):<{scope_width}}"
+            f"{_target_text(item):<19}{cells}"
+        )
+    label = f"quiet world: false alerts per 1 000 evaluated cells (target ≤ {TARGET_FALSE_PER_1K:g})"
     lines.append(
-        f"  quiet world: {len(quiet.firings)} alert(s) fired over {quiet.cells:,} evaluated cells = "
-        f"{rate:.2f} per 1 000 (target ≤ {TARGET_FALSE_PER_1K:g}); by rule: {rules}"
+        f"{label:<{name_width + signal_width + scope_width + 19}}"
+        + "".join(f"{results[rows]['quiet']['false_per_1k']:>16.2f}" for rows in columns)
     )
-    lines.append(f"  replay: {quiet.steps} evaluations in {quiet.seconds:.1f} s")
+    for rows in columns:
+        quiet = results[rows]["quiet"]
+        by_rule = Counter(f["rule"] for f in quiet["firings"])
+        fired = ", ".join(f"{rule} {count}" for rule, count in by_rule.most_common()) or "none"
+        seconds = results[rows]["replay_seconds"]
+        lines.append(
+            f"  {rows:,} rows: {quiet['alerts']} alert(s) over {quiet['cells']:,} cells; rules that fired: "
+            f"{fired}; replay {seconds['incidents']:.0f} s + {seconds['quiet']:.0f} s (quiet)"
+        )
     return lines
+
+
+def size_result(manifest: Manifest, found: Replay, quiet: Replay) -> dict[str, Any]:
+    """The JSON of one size: detections per incident and the quiet world's false alerts."""
+    rate = 1000 * len(quiet.firings) / quiet.cells if quiet.cells else float("nan")
+    return {
+        "incidents": detections(manifest, found),
+        "quiet": {
+            "alerts": len(quiet.firings),
+            "cells": quiet.cells,
+            "false_per_1k": rate,
+            "firings": [{"at": f.at.isoformat(), "rule": f.rule, "scope": f.scope} for f in quiet.firings],
+        },
+        "replay_seconds": {"incidents": found.seconds, "quiet": quiet.seconds},
+    }
 
 
 @benchmark("alert-quality", "incidents detected (delay) and false alerts per 1 000 cells", order=30)
 def run(ctx: Context) -> Outcome:
-    """Both worlds at 100 k and 1 M predictions."""
-    report: list[str] = []
-    data: dict[str, Any] = {}
-    passed = True
-    for rows in SIZES:
+    """Both worlds at 100 k and 1 M predictions (or the sizes in `ALERT_QUALITY_SIZES`)."""
+    results: dict[int, dict[str, Any]] = {}
+    for rows in sizes():
         incident_config, manifest = _world(ctx, rows, quiet=False)
         quiet_config, quiet_manifest = _world(ctx, rows, quiet=True)
         ctx.log(f"replaying {rows:,} rows (incidents)")
         found = replay(incident_config, manifest)
         ctx.log(f"replaying {rows:,} rows (quiet)")
         quiet = replay(quiet_config, quiet_manifest)
-        incidents = detections(manifest, found)
-        rate = 1000 * len(quiet.firings) / quiet.cells if quiet.cells else float("nan")
-        report += [*_size_report(rows, incidents, quiet, rate), ""]
-        data[str(rows)] = {
-            "incidents": incidents,
-            "quiet": {
-                "alerts": len(quiet.firings),
-                "cells": quiet.cells,
-                "false_per_1k": rate,
-                "firings": [
-                    {"at": f.at.isoformat(), "rule": f.rule, "scope": f.scope} for f in quiet.firings
-                ],
-            },
-            "replay_seconds": {"incidents": found.seconds, "quiet": quiet.seconds},
-        }
-        passed = passed and all(item["target_met"] for item in incidents) and rate <= TARGET_FALSE_PER_1K
-    return Outcome(report="\n".join(report).rstrip(), data=data, passed=passed)
+        results[rows] = size_result(manifest, found, quiet)
+    passed = all(
+        all(item["target_met"] for item in result["incidents"])
+        and result["quiet"]["false_per_1k"] <= TARGET_FALSE_PER_1K
+        for result in results.values()
+    )
+    return Outcome(
+        report="\n".join(table(results)), data={str(k): v for k, v in results.items()}, passed=passed
+    )

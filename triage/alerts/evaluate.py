@@ -7,7 +7,9 @@ Each cell (window × scope) of a rule's signal is judged in this order:
 2. thresholds — fixed (`warn`/`critical`), relative to a baseline (`warn_change`/`critical_change`;
    baseline "reference" = the n-weighted mean of the statistic over the reference windows of the
    same scope — of all versions when fewer than `min_samples` rows stand behind the scope's own
-   (a new canary); "previous:30d" = over the same scope's windows in the 30 days before the cell),
+   (a new canary); "previous:30d" = over the same scope's windows in the 30 days before the cell;
+   baseline windows pass the cell's own label-coverage gate, so a mature cell is never compared
+   with immature windows whose early labels are a biased sample),
    and a band (mean ± k·σ of the statistic over the reference windows, σ scaled by
    √(n̄_reference / n) for cells smaller than the reference windows); the worst level crossed wins;
 3. an effect-size floor (`min_effect` on `effect`, default the signal itself);
@@ -17,8 +19,9 @@ Each cell (window × scope) of a rule's signal is judged in this order:
    (rates of the cell's rows; precision, recall, FPR, FNR, accuracy with the trials recovered from
    their Wilson intervals; a missing rate: the exact binomial test against the reference's), or a
    z-test against the baseline with both standard errors from the 95 % intervals (AUROC, expected
-   cost) — is Benjamini–Hochberg adjusted across every tested cell of the rule (feature × slice ×
-   window); a crossed cell alerts only if it is ≤ q.
+   cost), a chi-square of the cell's reliability diagram against the reference's per-bin
+   calibration (ECE; see `reliability_p`) — is Benjamini–Hochberg adjusted across every tested
+   cell of the rule (feature × slice × window); a crossed cell alerts only if it is ≤ q.
 
 Persistence: the run of consecutive crossed windows (unknown windows skipped) ending at the latest
 known window; pending below `for_windows`, firing at or above it. A latest known window older than
@@ -48,6 +51,7 @@ from triage.alerts.rules import (
     EACH_WHEN_OMITTED,
     P_VALUE_FIELDS,
     RATE_FIELDS,
+    RELIABILITY_FIELDS,
     SCOPE_FIELDS,
     WILSON_FIELDS,
     band_sigmas,
@@ -61,7 +65,8 @@ from triage.alerts.rules import (
     split_signal,
 )
 from triage.config import AlertRule, ModelConfig, Reference
-from triage.metrics.results import Row
+from triage.metrics.calibration import pooled_reliability
+from triage.metrics.results import ReliabilityPoint, Row
 
 OK, CROSSED, UNKNOWN = "ok", "crossed", "unknown"
 PENDING, FIRING = "pending", "firing"
@@ -69,6 +74,9 @@ WARNING, CRITICAL = "warning", "critical"
 _LEVELS = {None: 0, WARNING: 1, CRITICAL: 2}
 _Z95 = float(special.ndtri(0.975))
 MIN_BAND_WINDOWS = 3
+# Expected positives (and negatives) per group of reliability bins in the calibration test.
+MIN_EXPECTED = 5.0
+_RATE_FLOOR = 1e-3
 # An alert is judged on its latest known window only if that lies within the last
 # `for_windows + STALE_WINDOWS` windows of the table; older evidence resolves it.
 STALE_WINDOWS = 7
@@ -326,6 +334,7 @@ class _Judge:
         self.tested_against_baseline = self.q is not None and (self.interval or self.proportion)
         self._references: dict[ScopeKey, _Baseline | None] = {}
         self._bands: dict[ScopeKey, _Band | None] = {}
+        self._reliability: dict[ScopeKey, tuple[ReliabilityPoint, ...]] = {}
 
     def weight(self, row: Row) -> int:
         return int(getattr(row, "n_labeled", row.n) if self.labelled else row.n)
@@ -378,14 +387,25 @@ class _Judge:
         count = self.weight(row)
         if count < self.min_samples:
             return f"{count} rows < min_samples {self.min_samples}", False
-        if self.labelled and self.rule.min_label_coverage is not None:
-            coverage = _number(getattr(row, "label_coverage", None))
-            if coverage is None and row.n:
-                coverage = count / row.n
-            if coverage is None or coverage < self.rule.min_label_coverage:
-                shown = "unknown" if coverage is None else f"{coverage:.3f}"
-                return f"label coverage {shown} < {self.rule.min_label_coverage}", True
+        if not self.mature(row):
+            coverage = self.coverage(row)
+            shown = "unknown" if coverage is None else f"{coverage:.3f}"
+            return f"label coverage {shown} < {self.rule.min_label_coverage}", True
         return None
+
+    def coverage(self, row: Row) -> float | None:
+        """The row's label coverage: its own field, else labelled rows / rows."""
+        coverage = _number(getattr(row, "label_coverage", None))
+        if coverage is None and row.n:
+            coverage = self.weight(row) / row.n
+        return coverage
+
+    def mature(self, row: Row) -> bool:
+        """Whether the row passes the rule's `min_label_coverage` (always, when it has none)."""
+        if not self.labelled or self.rule.min_label_coverage is None:
+            return True
+        coverage = self.coverage(row)
+        return coverage is not None and coverage >= self.rule.min_label_coverage
 
     def crossing(self, row: Row, value: float, expected: _Baseline | None) -> _Crossing | None:
         """The worst level crossed by fixed, relative and band thresholds; None if none applies."""
@@ -459,6 +479,7 @@ class _Judge:
     def reference_rows(self, row: Row, windows: int = 0) -> list[Row]:
         """The scope's reference windows with the statistic; all versions' if its own are too thin.
 
+        Only windows that pass the rule's label-coverage gate count (like the cells they judge).
         Too thin: fewer than `min_samples` rows, or fewer than `windows` windows with enough data.
         """
         key = _key(row, self.fields)
@@ -468,7 +489,9 @@ class _Judge:
             keys.append((*key[:position], None, *key[position + 1 :]))
         for candidate in keys:
             rows = [
-                r for r in self.reference.get(candidate, ()) if _number(getattr(r, self.name)) is not None
+                r
+                for r in self.reference.get(candidate, ())
+                if _number(getattr(r, self.name)) is not None and self.mature(r)
             ]
             usable = sum(1 for r in rows if r.enough_data)
             if sum(self.weight(r) for r in rows) >= self.min_samples and usable >= windows:
@@ -491,8 +514,17 @@ class _Judge:
                 if r.window_start >= start
                 and r.window_end <= row.window_start
                 and _number(getattr(r, self.name)) is not None
+                and self.mature(r)
             ]
         )
+
+    def reference_reliability(self, row: Row) -> tuple[ReliabilityPoint, ...]:
+        """The reliability diagram of the scope's reference windows, pooled (cached per scope)."""
+        key = _key(row, self.fields)
+        if key not in self._reliability:
+            rows = [r for r in self.reference_rows(row) if r.enough_data]
+            self._reliability[key] = pooled_reliability(rows)  # type: ignore[arg-type]
+        return self._reliability[key]
 
     def summary(self, rows: Sequence[Row]) -> _Baseline | None:
         """The statistic over rows that have it: pooled counts of a proportion, else the weighted mean."""
@@ -546,6 +578,10 @@ class _Judge:
             if rate is None or reference is None:
                 return None
             return binomial_p(round(rate * row.n), row.n, min(max(reference, 0.0), 1.0), self.direction)
+        if self.name in RELIABILITY_FIELDS and self.table == "calibration":
+            points = getattr(row, "reliability", ())
+            pooled = self.reference_reliability(row)
+            return reliability_p(points, pooled) if points and pooled else None
         if expected is None:
             return None
         if self.proportion:
@@ -579,6 +615,47 @@ def _tails(side: str, upper: float, lower: float) -> float:
     if side == "below":
         return lower
     return min(1.0, 2 * min(upper, lower))
+
+
+def reliability_p(cell: Sequence[ReliabilityPoint], reference: Sequence[ReliabilityPoint]) -> float:
+    """p-value of "the cell is calibrated like the reference", from the two reliability diagrams.
+
+    In bin b the cell has n_b rows with mean score s_b and O_b = n_b·o_b positives; the reference
+    has N_b rows whose positive rate exceeds their mean score by d_b. Under the null the cell's
+    positive rate is e_b = s_b + d_b (clipped to [0.001, 0.999]), and O_b − n_b·e_b
+    has mean 0 and variance at most n_b·e_b(1 − e_b)·(1 + n_b/N_b) (the reference's d_b is itself
+    an estimate; a bin the reference lacks is taken as calibrated, d_b = 0, N_b = ∞).
+    Adjacent bins are merged, in score order, until each group expects at least
+    `MIN_EXPECTED` positives and as many negatives (Cochran's rule for the χ² approximation; a
+    short last group joins the one before): one row in a sparse top bin would otherwise weigh
+    like a hundred. X = Σ_groups (O − E)²/V is χ² with one degree of freedom per group — a
+    Hosmer–Lemeshow statistic against the reference's calibration instead of perfect calibration,
+    so a 0.07 ECE on 250 labelled rows reads as the noise it mostly is, and on 25 000 it does not.
+    """
+    residual = {(p.bin_low, p.bin_high): (p.n, p.positive_rate - p.mean_score) for p in reference if p.n > 0}
+    groups: list[list[float]] = []  # [observed, expected, variance, rows]
+    current = [0.0, 0.0, 0.0, 0.0]
+    for point in sorted(cell, key=lambda p: p.bin_low):
+        if point.n <= 0:
+            continue
+        size, shift = residual.get((point.bin_low, point.bin_high), (0, 0.0))
+        expected = min(max(point.mean_score + shift, _RATE_FLOOR), 1.0 - _RATE_FLOOR)
+        inflation = 1.0 + (point.n / size if size else 0.0)
+        current[0] += point.n * point.positive_rate
+        current[1] += point.n * expected
+        current[2] += point.n * expected * (1.0 - expected) * inflation
+        current[3] += point.n
+        if current[1] >= MIN_EXPECTED and current[3] - current[1] >= MIN_EXPECTED:
+            groups.append(current)
+            current = [0.0, 0.0, 0.0, 0.0]
+    if current[3] > 0:
+        if groups:
+            groups[-1] = [a + b for a, b in zip(groups[-1], current, strict=True)]
+        else:
+            groups.append(current)
+    statistic = sum((o - e) ** 2 / v for o, e, v, _ in groups if v > 0)
+    dof = sum(1 for *_, v, _ in groups if v > 0)
+    return 1.0 if dof == 0 else float(special.chdtrc(dof, statistic))
 
 
 def wilson_trials(value: float, low: float, high: float) -> int | None:

@@ -66,6 +66,9 @@ RATE_FIELDS = frozenset(
 # Proportions whose 95 % interval is Wilson's (DESIGN §4, `triage.metrics.intervals.wilson`): the
 # trials behind each are recovered from the interval, so they are tested exactly like rates.
 WILSON_FIELDS = frozenset({"precision", "recall", "fpr", "fnr", "accuracy"})
+# Calibration errors tested bin by bin from the cell's reliability diagram (10 equal-width bins)
+# against the reference's per-bin calibration: a chi-square that knows how noisy a small cell is.
+RELIABILITY_FIELDS = frozenset({"ece"})
 # Signals where a higher value is better; everything else alerts when it rises.
 HIGHER_IS_BETTER = frozenset(
     {"precision", "recall", "f1", "accuracy", "auroc", "average_precision", "label_coverage"}
@@ -119,6 +122,7 @@ def testable(table: str, name: str) -> bool:
         name in P_VALUE_FIELDS
         or (table == "drift" and name in DRIFT_STATISTICS)
         or name in RATE_FIELDS
+        or (table == "calibration" and name in RELIABILITY_FIELDS)
         or has_interval(table, name)
     )
 
@@ -226,6 +230,10 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
                 band="3sigma",
                 critical=0.15,
                 min_effect=0.05,
+                # A small labelled cell has a large ECE by chance (≈ Σ_b (n_b/n)·√(2·p_b(1−p_b)/(π·n_b))):
+                # the cell must also differ from the reference's reliability diagram, bin by bin,
+                # beyond sampling noise (chi-square, BH across the grid).
+                q=DEFAULT_Q,
                 # Early labels are the reviewed (flagged) requests: calibration needs a representative set.
                 min_label_coverage=0.5,
             ),
