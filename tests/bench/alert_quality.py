@@ -1,10 +1,10 @@
 """Alert quality: are the generator's incidents caught, how late, and how quiet is the quiet world?
 
 For 100 k and 1 M predictions over 30 days, the generator writes an incident world and the same
-world with `quiet=True`. Each is ingested, then replayed the way `triage check` runs from cron: as
-of each window end from the end of the reference period on, the engine evaluates the model and
-the effective (default) alert rules are evaluated and applied to an in-memory alert state with
-the same `transition` the store uses.
+world with `quiet=True`. Each is ingested, then replayed with `triage replay --headless` (the
+same code): as of each window end from the end of the reference period on, the engine evaluates
+the model and the effective (default) alert rules are applied to an in-memory alert state with
+the same `transition` the store uses — what `triage check` from cron would have recorded.
 
 - Detection: an incident is detected when an alert on its signal (table.field) whose scope
   contains the manifest's scope starts firing; the delay is from the onset. Target for input,
@@ -27,12 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench.registry import Context, Outcome, benchmark
-from triage.alerts.evaluate import UNKNOWN, evaluate_rules
-from triage.alerts.rules import effective_rules, is_labelled
-from triage.alerts.state import Alert, transition
+from triage.alerts.rules import is_labelled
 from triage.config import AlertRule, load_config, parse_window
 from triage.engine import Engine
 from triage.generate import Incident, Manifest, generate, read_manifest
+from triage.replay import CURRENT, run_replay
 from triage.store import Store
 
 SIZES = (100_000, 1_000_000)
@@ -76,35 +75,26 @@ def _world(ctx: Context, rows: int, quiet: bool) -> tuple[Path, Manifest]:
 
 
 def replay(config_path: Path, manifest: Manifest) -> Replay:
-    """Evaluate as of each window end after the reference; collect firings and evaluated cells."""
+    """`triage replay --headless` from the end of the reference to the end of the world, one window
+    per step: the firings and the evaluated cells of the configured rules."""
     config = load_config(config_path)
-    model = config.model(manifest.model)
-    rules = effective_rules(model)
-    step = _step(manifest.window)
-    states: dict[str, Alert] = {}
-    firings: list[Firing] = []
-    cells: set[tuple[str, datetime]] = set()
-    as_of = manifest.reference_end
-    steps = 0
     started = time.perf_counter()
     with Engine(config) as engine:
-        while as_of <= manifest.end:
-            report = engine.evaluate(model.name, as_of=as_of)
-            evaluations = evaluate_rules(rules, report.tables(), model, as_of, report.reference_tables())
-            for evaluation in evaluations:
-                cells.update(
-                    (evaluation.fingerprint, cell.window_start)
-                    for cell in evaluation.cells
-                    if cell.status != UNKNOWN and cell.window_end <= as_of
-                )
-                alert, event = transition(states.get(evaluation.fingerprint), evaluation, as_of)
-                if alert is not None:
-                    states[evaluation.fingerprint] = alert
-                if event is not None and event.event == "firing":
-                    firings.append(Firing(as_of, evaluation.rule, evaluation.signal, evaluation.scope_dict))
-            as_of += step
-            steps += 1
-    return Replay(firings, len(cells), steps, time.perf_counter() - started)
+        timeline = run_replay(
+            config,
+            engine,
+            models=[manifest.model],
+            start=manifest.reference_end,
+            end=manifest.end,
+            step=_step(manifest.window),
+        )
+    track = timeline.tracks[CURRENT]
+    firings = [
+        Firing(event.at, event.rule, alert.signal, dict(alert.scope))
+        for event in track.events
+        if event.event == "firing" and (alert := track.alerts[event.fingerprint])
+    ]
+    return Replay(firings, len(track.judged), timeline.steps, time.perf_counter() - started)
 
 
 def _step(window: str) -> timedelta:
