@@ -27,7 +27,7 @@ from triage.metrics.drift import compute_drift
 from triage.metrics.frame import Scope
 from triage.metrics.operations import compute_operations
 from triage.metrics.performance import compute_performance, rank_stats
-from triage.metrics.quality import compute_quality
+from triage.metrics.quality import compute_quality, quality_counts
 from triage.metrics.results import (
     CalibrationRow,
     DataQualityRow,
@@ -265,7 +265,8 @@ def _evaluate(con: duckdb.DuckDBPyConnection, scope: Scope) -> ModelReport:
     reference_tables: Families = (
         _families(con, scope, reference_rows_sql(scope)) if reference.n else ([], [], [])
     )
-    quality, schema_changes = compute_quality(con, scope)
+    counts = quality_counts(con, scope)  # one counting pass serves data quality and drift
+    quality, schema_changes = compute_quality(con, scope, counts)
     return ModelReport(
         name=scope.model.name,
         as_of=scope.as_of,
@@ -273,7 +274,7 @@ def _evaluate(con: duckdb.DuckDBPyConnection, scope: Scope) -> ModelReport:
         segments=scope.segments,
         reference=reference,
         windows=windows,
-        drift=tuple(_ordered(compute_drift(con, scope))),
+        drift=tuple(_ordered(compute_drift(con, scope, counts))),
         data_quality=tuple(_ordered(quality)),
         schema_changes=tuple(schema_changes),
         calibration=tuple(_ordered(calibration)),

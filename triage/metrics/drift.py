@@ -458,17 +458,21 @@ def _bin_sql(edges: str, value: str) -> str:
     return " + ".join(f"coalesce({edges}[{k}] <= {value}, false)::INTEGER" for k in range(1, MAX_EDGES + 1))
 
 
-def compute_drift(con: duckdb.DuckDBPyConnection, scope: Scope) -> list[DriftRow]:
+def compute_drift(
+    con: duckdb.DuckDBPyConnection, scope: Scope, counts: dict[CellKey, CellCounts] | None = None
+) -> list[DriftRow]:
     """Drift of every feature (and `__score__`) in every window × version × slice cell of the scope.
 
     The rows of each window are cached (`_triage_cache_drift`) with the window's token; a later
     call recomputes only the windows whose rows changed or are new. A read-only connection uses
-    the valid cached rows and computes the others without storing them.
+    the valid cached rows and computes the others without storing them. `counts` are the scope's
+    `cell_counts` when the caller has them already (the data-quality pass counts the same cells).
     """
     profile = ensure_profile(con, scope.model, scope.segments, scope.as_of)
     if not profile.features:
         return []
-    counts = cell_counts(con, scope, profile.features)
+    if counts is None:
+        counts = cell_counts(con, scope, profile.features)
     tokens = {key[0]: cell.token for key, cell in counts.items() if key[1] is None and key[2] is None}
     cache = DriftCache(con, scope, profile)
     cached = cache.load(tokens)

@@ -175,15 +175,24 @@ def unseen(window: Mapping[str, int], reference: Mapping[str, int] | None) -> tu
     return sum(new.values()), tuple(listed)
 
 
+def quality_counts(con: duckdb.DuckDBPyConnection, scope: Scope) -> dict[CellKey, CellCounts]:
+    """`cell_counts` of the scope's profiled features with the out-of-range counts: what
+    `compute_quality` needs, and a superset of what `compute_drift` needs."""
+    profile = ensure_profile(con, scope.model, scope.segments, scope.as_of)
+    return cell_counts(con, scope, profile.features, profile) if profile.features else {}
+
+
 def compute_quality(
-    con: duckdb.DuckDBPyConnection, scope: Scope
+    con: duckdb.DuckDBPyConnection, scope: Scope, counts: dict[CellKey, CellCounts] | None = None
 ) -> tuple[list[DataQualityRow], list[SchemaChange]]:
-    """Data quality of every feature in every cell of the scope, and the model's schema changes."""
+    """Data quality of every feature in every cell of the scope, and the model's schema changes
+    (`counts`: the scope's `quality_counts`, when the caller has them already)."""
     profile = ensure_profile(con, scope.model, scope.segments, scope.as_of)
     features = profile.features
     if not features:
         return [], []
-    counts = cell_counts(con, scope, features, profile)
+    if counts is None:
+        counts = quality_counts(con, scope)
     categories = categorical_counts(con, scope, features)
     minimum = scope.model.min_samples
     rows: list[DataQualityRow] = []
