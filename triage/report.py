@@ -640,6 +640,37 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+FIRED_HEADER = (
+    "first firing",
+    "rule",
+    "signal",
+    "scope",
+    "severity",
+    "value",
+    "threshold",
+    "detect",
+    "resolved",
+)
+
+
+def _fired_rows(report: IncidentReport) -> list[tuple[str, ...]]:
+    """The alerts that fired in the range, as table cells (Markdown and HTML)."""
+    return [
+        (
+            _iso(a.first_firing),
+            a.rule,
+            a.signal,
+            scope_text(a.scope),
+            a.severity or "-",
+            _number(a.value),
+            _number(a.threshold),
+            _duration(a.detect_delay),
+            _iso(a.resolved_at),
+        )
+        for a in report.fired
+    ]
+
+
 DRIFT_HEADER = ("feature", "version", "slice", "window", "PSI", "JS", "KS D", "W1/σ", "n")
 PHASE_HEADER = ("version", "phase", "windows", "n", *(f for _, f in PHASE_STATISTICS))
 
@@ -732,31 +763,7 @@ def render_markdown(report: IncidentReport) -> str:
         "",
     ]
     if report.fired:
-        out += _table(
-            (
-                "first firing",
-                "rule",
-                "signal",
-                "scope",
-                "severity",
-                "value vs threshold",
-                "detect",
-                "resolved",
-            ),
-            (
-                (
-                    _iso(a.first_firing),
-                    a.rule,
-                    a.signal,
-                    scope_text(a.scope),
-                    a.severity or "-",
-                    f"{_number(a.value)} vs {_number(a.threshold)}",
-                    _duration(a.detect_delay),
-                    _iso(a.resolved_at),
-                )
-                for a in report.fired
-            ),
-        )
+        out += _table(FIRED_HEADER, _fired_rows(report))
         out.append("")
     out += ["## Timeline", ""]
     if report.timeline:
@@ -978,36 +985,7 @@ def render_html(report: IncidentReport) -> str:
         '<ul class="summary">' + "".join(f"<li>{_e(line)}</li>" for line in report.summary_lines()) + "</ul>",
     ]
     if report.fired:
-        body.append(
-            _html_table(
-                (
-                    "first firing",
-                    "rule",
-                    "signal",
-                    "scope",
-                    "severity",
-                    "value",
-                    "threshold",
-                    "detect",
-                    "resolved",
-                ),
-                (
-                    (
-                        _iso(a.first_firing),
-                        a.rule,
-                        a.signal,
-                        scope_text(a.scope),
-                        a.severity or "-",
-                        _number(a.value),
-                        _number(a.threshold),
-                        _duration(a.detect_delay),
-                        _iso(a.resolved_at),
-                    )
-                    for a in report.fired
-                ),
-                numeric=(5, 6),
-            )
-        )
+        body.append(_html_table(FIRED_HEADER, _fired_rows(report), numeric=(5, 6)))
     body.append("<h2>Timeline</h2>")
     if report.timeline:
         rows = "".join(

@@ -103,8 +103,9 @@ class Chart(PlotextPlot):
         self._drawn: tuple[tuple[int, int, int, str], RenderResult] | None = None
 
     def draw(self) -> bool:
-        """Build the figure for the current size; False when there is nothing to draw."""
-        raise NotImplementedError
+        """Build the figure for the current size; False when there is nothing to draw (the empty
+        text shows). Each kind of chart overrides it; the base has nothing to draw."""
+        return False
 
     def changed(self) -> None:
         """New data: drop the drawn figure and repaint."""
