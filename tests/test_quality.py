@@ -7,7 +7,7 @@ import pytest
 
 from tests.test_drift import Rows, model_config, rows, scope_of, store
 from triage.metrics.frame import MISSING_SEGMENT
-from triage.metrics.quality import compute_quality
+from triage.metrics.quality import compute_quality, schema_changes
 from triage.metrics.results import DataQualityRow, SchemaChange
 from triage.store.schema import QUARANTINE_TABLE
 from triage.store.tables import create_shared_tables
@@ -50,8 +50,9 @@ def test_quality_matches_numpy_in_every_cell() -> None:
     window = make(2500, ["a", "b", "c", "new1", "new2", "new3", "new4", "new5", "new6"], 1.5, 0.1)
     reference = make(2000, ["a", "b", "c", "d"], 1.0, 0.02)
     model = model_config(segments=("region",), min_samples=40)
-    result, changes = compute_quality(store(model, window, reference), scope_of(model))
-    assert changes == []
+    con = store(model, window, reference)
+    result = compute_quality(con, scope_of(model))
+    assert schema_changes(con, scope_of(model)) == []
     checked = 0
     for row in result:
         cell = _cell(window, row)
@@ -111,7 +112,7 @@ def test_schema_changes_name_missing_added_and_retyped_columns() -> None:
         "(?, 'labels', 'bad type', 'label: ''?'' is not a number or true/false')",
         [model.name, model.name],
     )
-    _, changes = compute_quality(con, scope_of(model))
+    changes = schema_changes(con, scope_of(model))
     assert sorted(changes, key=lambda c: (c.column, c.change)) == [
         SchemaChange("dropped", "missing", "DOUBLE", None),
         SchemaChange("kept", "retyped", "DOUBLE", "VARCHAR"),

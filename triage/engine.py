@@ -13,8 +13,9 @@ the metrics — DESIGN §2 — so this orchestration lives here.)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
@@ -27,7 +28,8 @@ from triage.metrics.drift import compute_drift
 from triage.metrics.frame import Scope
 from triage.metrics.operations import compute_operations
 from triage.metrics.performance import compute_performance, rank_stats
-from triage.metrics.quality import compute_quality, quality_counts
+from triage.metrics.profile import ensure_profile
+from triage.metrics.quality import CellCounts, compute_quality, quality_counts, schema_changes
 from triage.metrics.results import (
     CalibrationRow,
     DataQualityRow,
@@ -39,9 +41,9 @@ from triage.metrics.results import (
     SchemaChange,
     WindowInfo,
 )
-from triage.metrics.source import LabelledCells, Reducer, aware, reference_rows_sql
+from triage.metrics.source import CellKey, LabelledCells, Reducer, aware, reference_rows_sql
 from triage.store import IngestSummary, Store
-from triage.store.schema import reference_table
+from triage.store.schema import FILES_TABLE, labels_table, predictions_table, reference_table
 from triage.store.tables import CATEGORICAL, stored_layout, table_exists
 
 R = TypeVar("R", bound=Row)
@@ -138,6 +140,7 @@ class Engine:
         self.config = config
         self._owns_store = store is None
         self.store = store or Store.open(config.store_path, read_only=True)
+        self._memo = WindowMemo()
 
     def evaluate(
         self,
@@ -156,7 +159,7 @@ class Engine:
         con = self.store.cursor()
         try:
             scope = Scope.of(model, as_of, window, self._slices(con, model, segments), last)
-            return _evaluate(con, scope)
+            return _evaluate(con, scope, self._memo)
         finally:
             con.close()
 
@@ -240,33 +243,146 @@ class Engine:
         self.close()
 
 
-Families = tuple[list[CalibrationRow], list[PerformanceRow], list[OperationsRow]]
+class WindowMemo:
+    """The rows of complete windows this process computed, reused while the store holds the same data.
+
+    A window that ends at or before the as-of time holds the same prediction rows at every later
+    as-of time, so what reads only predictions — the counts behind data quality and drift, data
+    quality, drift, operations, and the reference's operations — is computed once per window:
+    replay steps and live refreshes compute only the windows that are new or still filling.
+    Calibration and performance read labels, which keep arriving for old windows, and are always
+    computed. One memo holds one store state (the model's file registry and row counts) and one
+    evaluation definition (model, window size, slices, reference identity); another clears it.
+    """
+
+    FAMILIES = ("counts", "data_quality", "drift", "operations")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: tuple | None = None
+        self._windows: dict[str, dict[datetime, Any]] = {}
+        self._reference_operations: list[OperationsRow] | None = None
+
+    def open(self, key: tuple | None) -> None:
+        """Use the memo for `key` (None: nothing is reused); a different key clears it."""
+        with self._lock:
+            if key is None or key != self._key:
+                self._key = key
+                self._windows = {family: {} for family in self.FAMILIES}
+                self._reference_operations = None
+
+    def held(self, windows: Sequence[datetime]) -> set[datetime]:
+        """The windows every family holds."""
+        if self._key is None:
+            return set()
+        with self._lock:
+            return {w for w in windows if all(w in self._windows[f] for f in self.FAMILIES)}
+
+    def get(self, family: str, windows: set[datetime]) -> dict[datetime, Any]:
+        with self._lock:
+            return {w: self._windows[family][w] for w in windows}
+
+    def keep(self, family: str, by_window: dict[datetime, Any], complete: Callable[[datetime], bool]) -> None:
+        """Remember the complete windows of a freshly computed family."""
+        if self._key is None:
+            return
+        with self._lock:
+            self._windows[family].update((w, v) for w, v in by_window.items() if complete(w))
+
+    def reference_operations(self, compute: Callable[[], list[OperationsRow]]) -> list[OperationsRow]:
+        if self._key is None:
+            return compute()
+        with self._lock:
+            found = self._reference_operations
+        if found is None:
+            found = compute()
+            with self._lock:
+                self._reference_operations = found
+        return found
 
 
-def _families(con: duckdb.DuckDBPyConnection, scope: Scope, source: str | None = None) -> Families:
-    """Calibration, performance and operations of `source` (default: the scope's windows)."""
+def _memo_key(con: duckdb.DuckDBPyConnection, scope: Scope) -> tuple | None:
+    """What the memo's rows depend on besides the window; None when the store has no file registry
+    (rows written by hand: nothing tells whether they changed)."""
+    model = scope.model
+    if not table_exists(con, FILES_TABLE):
+        return None
+    registry = con.execute(
+        f"SELECT list((file_id, size, mtime, rows_added, ingested_at) ORDER BY file_id)::VARCHAR "
+        f"FROM {FILES_TABLE} WHERE model = ?",
+        [model.name],
+    ).fetchone()
+    tables = [predictions_table(model.name), labels_table(model.name), reference_table(model.name)]
+    counts = [
+        con.execute(f"SELECT count(*) FROM {table}").fetchone() if table_exists(con, table) else None
+        for table in tables
+    ]
+    profile = ensure_profile(con, model, scope.segments, scope.as_of)
+    return (registry, tuple(counts), repr(model), scope.window.text, scope.segments, profile.keys)
+
+
+def _by_window(rows: Iterable[R]) -> dict[datetime, list[R]]:
+    grouped: dict[datetime, list[R]] = {}
+    for row in rows:
+        grouped.setdefault(row.window_start, []).append(row)
+    return grouped
+
+
+def _labelled(
+    con: duckdb.DuckDBPyConnection, scope: Scope, source: str | None = None
+) -> tuple[list[CalibrationRow], list[PerformanceRow]]:
+    """Calibration and performance of `source` (default: the scope's windows), from one labelled pass."""
     reducers: dict[str, Reducer] = {"calibration": calibration_sums, "performance": rank_stats}
     labelled = LabelledCells.build(con, scope, reducers, source)
-    return (
-        compute_calibration(con, scope, labelled=labelled),
-        compute_performance(con, scope, labelled=labelled),
-        compute_operations(con, scope, source),
+    return compute_calibration(con, scope, labelled=labelled), compute_performance(
+        con, scope, labelled=labelled
     )
 
 
-def _evaluate(con: duckdb.DuckDBPyConnection, scope: Scope) -> ModelReport:
-    calibration, performance, operations = _families(con, scope)
+def _evaluate(con: duckdb.DuckDBPyConnection, scope: Scope, memo: WindowMemo) -> ModelReport:
+    calibration, performance = _labelled(con, scope)
     windows = tuple(
         WindowInfo(row.window_start, row.window_end, row.n)
         for row in _ordered(calibration)
         if row.version is None and row.segment is None
     )
     reference = _reference_info(con, scope)
-    reference_tables: Families = (
-        _families(con, scope, reference_rows_sql(scope)) if reference.n else ([], [], [])
-    )
-    counts = quality_counts(con, scope)  # one counting pass serves data quality and drift
-    quality, schema_changes = compute_quality(con, scope, counts)
+    memo.open(_memo_key(con, scope))
+    inside = _reference_windows(scope) if reference.n else None
+    reference_operations: list[OperationsRow] = []
+    if inside is not None:
+        reference_calibration = [row for row in calibration if inside(row)]
+        reference_performance = [row for row in performance if inside(row)]
+    elif reference.n:
+        source = reference_rows_sql(scope)
+        reference_calibration, reference_performance = _labelled(con, scope, source)
+        reference_operations = memo.reference_operations(lambda: compute_operations(con, scope, source))
+    else:
+        reference_calibration, reference_performance = [], []
+
+    held = memo.held([w.window_start for w in windows])
+    fresh = [w.window_start for w in windows if w.window_start not in held]
+    tables: dict[str, dict[datetime, Any]] = {family: memo.get(family, held) for family in memo.FAMILIES}
+    if fresh:
+        since = replace(scope, since=min(fresh))
+        counts = quality_counts(con, since)  # one counting pass serves data quality and drift
+        computed: dict[str, dict[datetime, Any]] = {
+            "counts": _counts_by_window(counts),
+            "data_quality": _by_window(compute_quality(con, since, counts)),
+            "drift": _by_window(compute_drift(con, since, counts)),
+            "operations": _by_window(compute_operations(con, since)),
+        }
+        ends = {w.window_start: w.window_end for w in windows}
+        for family, by_window in computed.items():
+            memo.keep(family, by_window, lambda start: ends[start] <= scope.as_of)
+            tables[family].update(by_window)
+    if inside is not None:
+        reference_operations = [row for rows in tables["operations"].values() for row in rows if inside(row)]
+    all_counts = {key: cell for cells in tables["counts"].values() for key, cell in cells.items()}
+
+    def rows(family: str) -> tuple[Any, ...]:
+        return tuple(_ordered([row for window in tables[family].values() for row in window]))
+
     return ModelReport(
         name=scope.model.name,
         as_of=scope.as_of,
@@ -274,16 +390,37 @@ def _evaluate(con: duckdb.DuckDBPyConnection, scope: Scope) -> ModelReport:
         segments=scope.segments,
         reference=reference,
         windows=windows,
-        drift=tuple(_ordered(compute_drift(con, scope, counts))),
-        data_quality=tuple(_ordered(quality)),
-        schema_changes=tuple(schema_changes),
+        drift=rows("drift"),
+        data_quality=rows("data_quality"),
+        schema_changes=tuple(schema_changes(con, scope, all_counts)),
         calibration=tuple(_ordered(calibration)),
         performance=tuple(_ordered(performance)),
-        operations=tuple(_ordered(operations)),
-        reference_calibration=tuple(_ordered(reference_tables[0])),
-        reference_performance=tuple(_ordered(reference_tables[1])),
-        reference_operations=tuple(_ordered(reference_tables[2])),
+        operations=rows("operations"),
+        reference_calibration=tuple(_ordered(reference_calibration)),
+        reference_performance=tuple(_ordered(reference_performance)),
+        reference_operations=tuple(_ordered(reference_operations)),
     )
+
+
+def _reference_windows(scope: Scope) -> Callable[[Row], bool] | None:
+    """When the reference is a time range of whole windows inside the evaluated ones, the test of a
+    window row lying in it: the reference tables are then those windows' rows, exactly (the same
+    rows cut into the same cells). None when the reference must be evaluated on its own."""
+    reference = scope.model.reference
+    bounds = (reference.start, reference.end)
+    if reference.kind != "range" or scope.last is not None or scope.since is not None:
+        return None
+    if any(t is not None and scope.window.start_of(t) != t for t in bounds):
+        return None
+    start, end = bounds
+    return lambda row: (start is None or row.window_start >= start) and (end is None or row.window_end <= end)
+
+
+def _counts_by_window(counts: dict[CellKey, CellCounts]) -> dict[datetime, dict[CellKey, CellCounts]]:
+    grouped: dict[datetime, dict[CellKey, CellCounts]] = {}
+    for key, cell in counts.items():
+        grouped.setdefault(key[0], {})[key] = cell
+    return grouped
 
 
 def _ordered(rows: Sequence[R]) -> list[R]:

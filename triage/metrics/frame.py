@@ -28,6 +28,7 @@ class Scope:
     window: Window
     segments: tuple[str, ...]
     last: int | None = None  # only the last N windows up to as_of
+    since: datetime | None = None  # only the windows starting at or after this window start
 
     @classmethod
     def of(
@@ -71,12 +72,15 @@ def window_end_sql(window: Window, start: str = "window_start") -> str:
 
 
 def window_filter_sql(scope: Scope, column: str = "_ts") -> str:
-    """Predicate: the row is at or before `as_of` and inside the last N windows when asked."""
+    """Predicate: the row is at or before `as_of`, inside the last N windows and in the windows from
+    `since` on when asked."""
     predicate = f"{column} <= {scope.as_of_sql}"
     if scope.last is not None:
         current = window_start_sql(scope.window, scope.as_of_sql)
         earliest = f"({current} - {scope.last - 1} * {scope.window.duckdb_interval})"
         predicate += f" AND {column} >= {earliest}"
+    if scope.since is not None:
+        predicate += f" AND {column} >= {timestamp_sql(scope.since)}"
     return predicate
 
 
@@ -103,13 +107,8 @@ def cell_grouping(
     rendered = ", ".join("(" + ", ".join(cols) + ")" for cols in sets)
     version = "CASE WHEN GROUPING(_version) = 0 THEN _version END" if by_version else "NULL"
     if scope.segments:
-        names = " ".join(
-            f"WHEN GROUPING({quote(s)}) = 0 THEN '{s.replace(chr(39), chr(39) * 2)}'" for s in scope.segments
-        )
-        values = " ".join(
-            f"WHEN GROUPING({quote(s)}) = 0 THEN coalesce(CAST({quote(s)} AS VARCHAR), '{MISSING_SEGMENT}')"
-            for s in scope.segments
-        )
+        names = " ".join(f"WHEN GROUPING({quote(s)}) = 0 THEN {_name_sql(s)}" for s in scope.segments)
+        values = " ".join(f"WHEN GROUPING({quote(s)}) = 0 THEN {_value_sql(s)}" for s in scope.segments)
         segment, segment_value = f"CASE {names} END", f"CASE {values} END"
     else:
         segment, segment_value = "NULL", "NULL"
@@ -117,6 +116,24 @@ def cell_grouping(
     cells = [f"{version} AS version", f"{segment} AS segment", f"{segment_value} AS segment_value"]
     select = [*window, *cells, *extra]
     return Grouping(select=", ".join(select), group_by=f"GROUPING SETS ({rendered})")
+
+
+def _name_sql(segment: str) -> str:
+    return "'" + segment.replace("'", "''") + "'"
+
+
+def _value_sql(segment: str) -> str:
+    return f"coalesce(CAST({quote(segment)} AS VARCHAR), '{MISSING_SEGMENT}')"
+
+
+def cell_hash_sql(scope: Scope) -> list[str]:
+    """Per row, the `hash(window_start, version, segment, segment_value)` of its cell in each set
+    of `cell_grouping(scope)` (in the same order): equal to the hash of those columns of a grouped
+    result row, so a row finds its cells without leaving numbers-only territory."""
+    versions = ["NULL::VARCHAR", "_version::VARCHAR"]
+    slices = [("NULL::VARCHAR", "NULL::VARCHAR")]
+    slices += [(f"{_name_sql(s)}::VARCHAR", _value_sql(s)) for s in scope.segments]
+    return [f"hash(window_start, {v}, {name}, {value})" for v in versions for name, value in slices]
 
 
 def cell_key(row: Sequence[object]) -> tuple[object, ...]:

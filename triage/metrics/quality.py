@@ -184,13 +184,13 @@ def quality_counts(con: duckdb.DuckDBPyConnection, scope: Scope) -> dict[CellKey
 
 def compute_quality(
     con: duckdb.DuckDBPyConnection, scope: Scope, counts: dict[CellKey, CellCounts] | None = None
-) -> tuple[list[DataQualityRow], list[SchemaChange]]:
-    """Data quality of every feature in every cell of the scope, and the model's schema changes
-    (`counts`: the scope's `quality_counts`, when the caller has them already)."""
+) -> list[DataQualityRow]:
+    """Data quality of every feature in every cell of the scope (`counts`: the scope's
+    `quality_counts`, when the caller has them already)."""
     profile = ensure_profile(con, scope.model, scope.segments, scope.as_of)
     features = profile.features
     if not features:
-        return [], []
+        return []
     if counts is None:
         counts = quality_counts(con, scope)
     categories = categorical_counts(con, scope, features)
@@ -247,14 +247,18 @@ def compute_quality(
                     out_of_range_share=out_share,
                 )
             )
-    return rows, schema_changes(con, scope, profile, counts)
+    return rows
 
 
 def schema_changes(
-    con: duckdb.DuckDBPyConnection, scope: Scope, profile: Profile, counts: dict[CellKey, CellCounts]
+    con: duckdb.DuckDBPyConnection, scope: Scope, counts: dict[CellKey, CellCounts] | None = None
 ) -> list[SchemaChange]:
-    """Features missing, added or retyped in the evaluated windows relative to the reference."""
+    """Features missing, added or retyped in the evaluated windows relative to the reference
+    (`counts`: the scope's `quality_counts`, when the caller has them already)."""
     model = scope.model
+    profile = ensure_profile(con, model, scope.segments, scope.as_of)
+    if counts is None:
+        counts = quality_counts(con, scope)
     layout = stored_layout(con, model)
     types = {"numeric": "DOUBLE", "categorical": "VARCHAR"}
     changes: list[SchemaChange] = []

@@ -1,0 +1,143 @@
+"""One engine across as-of times (replay, live refresh) reuses the complete windows it computed and
+gives what a fresh engine gives; a time-range reference of whole windows is read off those windows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.store_support import config_of, write_config, write_jsonl, write_parquet
+from triage import engine as engine_module
+from triage.engine import Engine, _labelled
+from triage.metrics.frame import Scope
+from triage.metrics.operations import compute_operations
+from triage.metrics.source import reference_rows_sql
+from triage.store import Store
+
+DAY0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+MODEL = """
+name = "fraud"
+predictions = "{logs}/*.parquet"
+labels = "{logs}/labels-*.jsonl"
+threshold = 0.5
+window = "1d"
+min_samples = 20
+
+[model.columns]
+id = "request_id"
+timestamp = "ts"
+version = "model_version"
+score = "score"
+label = "label"
+labeled_at = "labeled_at"
+latency_ms = "latency_ms"
+
+[model.features]
+numeric = ["amount"]
+categorical = ["payment"]
+
+[model.segments]
+columns = ["country"]
+
+[model.reference]
+start = "2026-01-01T00:00:00Z"
+end = "2026-01-03T00:00:00Z"
+"""
+
+
+def day_file(logs: Path, name: str, day: int, n: int, seed: int) -> None:
+    """n predictions over day `day`, and their labels arriving 0–4 days later."""
+    step = 86_000 // n
+    write_parquet(
+        logs / f"{name}.parquet",
+        f"""SELECT '{name}-' || i AS request_id,
+            TIMESTAMP '2026-01-01' + INTERVAL {day} DAY + i * INTERVAL {step} SECOND AS ts,
+            CASE WHEN i % 3 = 0 THEN 'v2' ELSE 'v1' END AS model_version,
+            (hash(i, {seed}) % 1000) / 1000 AS score,
+            (hash(i, {seed}, 1) % 10000) / 10.0 + {day} * 20 AS amount,
+            CASE hash(i, {seed}, 2) % 3 WHEN 0 THEN 'card' WHEN 1 THEN 'wire' ELSE 'cash' END AS payment,
+            CASE WHEN i % 2 = 0 THEN 'FR' ELSE 'DE' END AS country,
+            (hash(i, {seed}, 4) % 500) / 10.0 AS latency_ms
+        FROM range({n}) t(i)""",
+    )
+    labels = []
+    for i in range(0, n, 2):
+        at = DAY0 + timedelta(days=day, seconds=i * step) + timedelta(hours=(i * 7919 + seed) % 96)
+        labels.append(
+            {"request_id": f"{name}-{i}", "label": (i * 31 + seed) % 5 == 0, "labeled_at": at.isoformat()}
+        )
+    write_jsonl(logs / f"labels-{name}.jsonl", labels)
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    logs = tmp_path / "logs"
+    for day in range(6):
+        day_file(logs, f"d{day}", day, 600, seed=day)
+    return write_config(tmp_path, MODEL.format(logs=logs))
+
+
+AS_OF = [DAY0 + timedelta(days=2, hours=12), DAY0 + timedelta(days=4), DAY0 + timedelta(days=5, hours=6)]
+
+
+def test_one_engine_across_as_of_times_matches_fresh_engines(
+    config_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = config_of(config_path)
+    with Store.open(config.store_path) as store:
+        store.ingest(config)
+    computed_since: list[datetime | None] = []
+    original = engine_module.quality_counts
+
+    def spy(con: object, scope: Scope) -> object:
+        computed_since.append(scope.since)
+        return original(con, scope)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine_module, "quality_counts", spy)
+    with Engine(config) as engine:
+        stepped = [engine.evaluate("fraud", as_of=at).to_json() for at in AS_OF]
+    # The first evaluation computes every window; later ones start at the first window still
+    # filling at the previous as-of (day 2, then day 4).
+    assert computed_since == [DAY0, DAY0 + timedelta(days=2), DAY0 + timedelta(days=4)]
+    for at, report in zip(AS_OF, stepped, strict=True):
+        with Engine(config) as fresh:
+            assert fresh.evaluate("fraud", as_of=at).to_json() == report
+
+
+def test_new_rows_in_an_old_window_clear_the_memo(config_path: Path) -> None:
+    config = config_of(config_path)
+    at = DAY0 + timedelta(days=10)
+    with Store.open(config.store_path) as store, Engine(config, store) as engine:
+        engine.refresh()
+        before = engine.evaluate("fraud", as_of=at)
+        day_file(config_path.parent / "logs", "late", 3, 300, seed=99)
+        assert engine.refresh().changed
+        after = engine.evaluate("fraud", as_of=at).to_json()
+    with Engine(config) as fresh:
+        assert fresh.evaluate("fraud", as_of=at).to_json() == after
+    (day3,) = [w.n for w in before.windows if w.window_start == DAY0 + timedelta(days=3)]
+    late = [w["n"] for w in after["windows"] if w["window_start"] == "2026-01-04T00:00:00Z"]
+    assert late == [day3 + 300]
+
+
+def test_a_reference_of_whole_windows_equals_the_reference_evaluated_on_its_own(config_path: Path) -> None:
+    config = config_of(config_path)
+    with Store.open(config.store_path) as store:
+        store.ingest(config)
+    at = DAY0 + timedelta(days=4, hours=3)
+    with Engine(config) as engine:
+        report = engine.evaluate("fraud", as_of=at)
+        con = engine.store.cursor()
+        scope = Scope.of(config.model("fraud"), at, segments=report.segments)
+        source = reference_rows_sql(scope)
+        calibration, performance = _labelled(con, scope, source)
+        operations = compute_operations(con, scope, source)
+    assert report.reference.n == 1200
+    assert {r.window_start for r in report.reference_calibration} == {DAY0, DAY0 + timedelta(days=1)}
+    assert sorted(report.reference_calibration, key=repr) == sorted(calibration, key=repr)
+    assert sorted(report.reference_performance, key=repr) == sorted(performance, key=repr)
+    assert sorted(report.reference_operations, key=repr) == sorted(operations, key=repr)
+    assert any(row.auroc is not None for row in report.reference_performance)
