@@ -33,9 +33,11 @@ Time is never read from the clock.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
+import operator
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -195,9 +197,7 @@ def _evaluate_rule(
     table = split_signal(rule.signal)[0]
     fields = SCOPE_FIELDS[table]
     rows = _select(rule, fields, [row for row in tables.get(table, ()) if row.window_start <= now])
-    series: dict[ScopeKey, list[Row]] = defaultdict(list)
-    for row in rows:
-        series[_key(row, fields)].append(row)
+    series = _index(rows, fields)
     for cells in series.values():
         cells.sort(key=lambda row: row.window_start)
     minimum = rule.min_samples or model.min_samples
@@ -223,10 +223,11 @@ def _select(rule: AlertRule, fields: Sequence[str], rows: Iterable[Row]) -> list
     patterns = {name: _pattern(rule.where, name) for name in fields}
     patterns |= {name: value for name, value in rule.where.items() if name not in patterns}
     names, wanted = tuple(patterns), tuple(patterns.values())
+    values_of = operator.attrgetter(*names, "version")  # never a bare value: at least two names
     verdicts: dict[tuple[str | None, ...], bool] = {}  # rows of one scope repeat once per window
     matched = []
     for row in rows:
-        values = tuple(getattr(row, name) for name in names)
+        values = values_of(row)[:-1]
         if values not in verdicts:
             verdicts[values] = all(_matches(p, v) for p, v in zip(wanted, values, strict=True))
         if verdicts[values]:
@@ -256,14 +257,12 @@ def _matches(pattern: str | None, value: str | None) -> bool:
     return value == pattern
 
 
-def _key(row: Row, fields: Sequence[str]) -> ScopeKey:
-    return tuple(getattr(row, name) for name in fields)
-
-
 def _index(rows: Iterable[Row], fields: Sequence[str]) -> dict[ScopeKey, list[Row]]:
+    """Rows by their scope (every table's scope has at least three fields: a tuple per row)."""
+    key = operator.attrgetter(*fields)
     index: dict[ScopeKey, list[Row]] = defaultdict(list)
     for row in rows:
-        index[_key(row, fields)].append(row)
+        index[key(row)].append(row)
     return index
 
 
@@ -316,6 +315,7 @@ class _Judge:
         self.table = table
         self.name = split_signal(rule.signal)[1]
         self.fields = fields
+        self.scope_of = operator.attrgetter(*fields)  # a row's ScopeKey
         self.direction = direction(rule)
         self.labelled = is_labelled(rule)
         self.min_samples = min_samples
@@ -464,7 +464,7 @@ class _Judge:
 
     def band(self, row: Row) -> _Band | None:
         """The band of the row's scope from its reference windows with enough data (at least 3)."""
-        key = _key(row, self.fields)
+        key = self.scope_of(row)
         if key not in self._bands:
             rows = [r for r in self.reference_rows(row, MIN_BAND_WINDOWS) if r.enough_data]
             band = None
@@ -482,7 +482,7 @@ class _Judge:
         Only windows that pass the rule's label-coverage gate count (like the cells they judge).
         Too thin: fewer than `min_samples` rows, or fewer than `windows` windows with enough data.
         """
-        key = _key(row, self.fields)
+        key = self.scope_of(row)
         keys = [key]
         if "version" in self.fields and row.version is not None:
             position = self.fields.index("version")
@@ -502,7 +502,7 @@ class _Judge:
         """The n-weighted mean of the statistic over the reference or the preceding span."""
         span = previous_span(baseline)
         if span is None:
-            key = _key(row, self.fields)
+            key = self.scope_of(row)
             if key not in self._references:
                 self._references[key] = self.summary(self.reference_rows(row))
             return self._references[key]
@@ -510,7 +510,7 @@ class _Judge:
         return self.summary(
             [
                 r
-                for r in self.history.get(_key(row, self.fields), [])
+                for r in self.history.get(self.scope_of(row), [])
                 if r.window_start >= start
                 and r.window_end <= row.window_start
                 and _number(getattr(r, self.name)) is not None
@@ -520,7 +520,7 @@ class _Judge:
 
     def reference_reliability(self, row: Row) -> tuple[ReliabilityPoint, ...]:
         """The reliability diagram of the scope's reference windows, pooled (cached per scope)."""
-        key = _key(row, self.fields)
+        key = self.scope_of(row)
         if key not in self._reliability:
             rows = [r for r in self.reference_rows(row) if r.enough_data]
             self._reliability[key] = pooled_reliability(rows)  # type: ignore[arg-type]
@@ -671,12 +671,16 @@ def wilson_trials(value: float, low: float, high: float) -> int | None:
     return trials if trials >= 1 else None
 
 
+# The exact tests below are pure functions of a few numbers, and a replay or a live refresh asks
+# the same ones again for every settled window: they are remembered.
+@functools.lru_cache(maxsize=1 << 16)
 def binomial_p(k: int, n: int, p0: float, side: str) -> float:
     """Exact binomial tail of k successes in n under a known rate p0, in the alerting direction."""
     upper = 1.0 if k <= 0 else float(special.bdtrc(k - 1, n, p0))  # P(X >= k)
     return _tails(side, upper, float(special.bdtr(k, n, p0)))  # P(X <= k)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def fisher_exact_p(k: int, n: int, k0: int, n0: int, side: str) -> float:
     """Fisher's exact test of k of n against a baseline of k0 of n0 (one-sided in the alerting
     direction; two-sided = twice the smaller tail): the hypergeometric tail of k given k + k0."""

@@ -19,7 +19,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import duckdb
 import numpy as np
@@ -132,20 +132,19 @@ def _row(cell: CellCounts, sums: CalibrationSums, min_samples: int) -> Calibrati
         note = f"not enough labels: {scored} labelled rows < min_samples {min_samples}"
     else:
         note = None
-    row = CalibrationRow(
-        **cell.cell,
-        enough_data=cell.n >= min_samples,
-        note=note,
-        n_labeled=cell.n_labeled,
-        decision_rate=decision_rate,
-        ece=None,
-        ece_equal_mass=None,
-        mce=None,
-        brier=None,
-        log_loss=None,
-    )
     if note is not None:
-        return row
+        return CalibrationRow(
+            **cell.cell,
+            enough_data=cell.n >= min_samples,
+            note=note,
+            n_labeled=cell.n_labeled,
+            decision_rate=decision_rate,
+            ece=None,
+            ece_equal_mass=None,
+            mce=None,
+            brier=None,
+            log_loss=None,
+        )
     filled, counts, mean_score, positive_rate = sums.uniform.filled()
     gaps = np.abs(mean_score - positive_rate)
     _, mass_counts, mass_score, mass_rate = sums.mass.filled()
@@ -153,14 +152,17 @@ def _row(cell: CellCounts, sums: CalibrationSums, min_samples: int) -> Calibrati
         ReliabilityPoint(
             bin_low=float(UNIFORM_EDGES[b]),
             bin_high=float(UNIFORM_EDGES[b + 1]),
-            n=int(counts[i]),
-            mean_score=float(mean_score[i]),
-            positive_rate=float(positive_rate[i]),
+            n=int(n),
+            mean_score=float(mean),
+            positive_rate=float(rate),
         )
-        for i, b in enumerate(filled)
+        for b, n, mean, rate in zip(filled, counts, mean_score, positive_rate, strict=True)
     )
-    return replace(
-        row,
+    return CalibrationRow(
+        **cell.cell,
+        enough_data=True,
+        note=None,
+        n_labeled=cell.n_labeled,
         decision_rate=cell.n_decision / cell.n,
         ece=float(np.sum(counts / scored * gaps)),
         ece_equal_mass=float(np.sum(mass_counts / scored * np.abs(mass_score - mass_rate))),

@@ -136,6 +136,12 @@ def cell_hash_sql(scope: Scope) -> list[str]:
     return [f"hash(window_start, {v}, {name}, {value})" for v in versions for name, value in slices]
 
 
+def grouping_set(scope: Scope, version: str | None, segment: str | None) -> int:
+    """The position in `cell_hash_sql(scope)` of the grouping set a cell belongs to."""
+    slices = 0 if segment is None else 1 + scope.segments.index(segment)
+    return (version is not None) * (1 + len(scope.segments)) + slices
+
+
 def cell_key(row: Sequence[object]) -> tuple[object, ...]:
     """The (window_start, version, segment, segment_value) key of a grouped result row."""
     return tuple(row[:4])

@@ -15,7 +15,7 @@ An undefined statistic (no positive decisions, a single class) is None with a no
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 
 import duckdb
 import numpy as np
@@ -24,7 +24,7 @@ from triage.config import Costs
 from triage.metrics.frame import Scope
 from triage.metrics.intervals import delong, mean_normal, wilson
 from triage.metrics.results import PerformanceRow
-from triage.metrics.source import CellCounts, LabelledCells, ScoreCounts
+from triage.metrics.source import CellCounts, CellFields, LabelledCells, ScoreCounts
 
 
 @dataclass(frozen=True)
@@ -85,51 +85,40 @@ def _ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
 
+# Every statistic of a PerformanceRow, None until computed.
+_STATISTICS = {
+    f.name: None
+    for f in fields(PerformanceRow)
+    if f.name not in (*CellFields.__annotations__, "enough_data", "note", "n_labeled")
+}
+
+
 def _row(cell: CellCounts, ranks: RankStats, costs: Costs, min_samples: int) -> PerformanceRow:
     decided = cell.tp + cell.fp + cell.fn + cell.tn
-    notes: list[str] = []
-    row = PerformanceRow(
-        **cell.cell,
-        enough_data=decided >= min_samples,
-        note=None,
-        n_labeled=cell.n_labeled,
-        label_coverage=None,
-        label_lag_p50_s=None,
-        label_lag_p95_s=None,
-        precision=None,
-        precision_ci_low=None,
-        precision_ci_high=None,
-        recall=None,
-        recall_ci_low=None,
-        recall_ci_high=None,
-        f1=None,
-        fpr=None,
-        fpr_ci_low=None,
-        fpr_ci_high=None,
-        fnr=None,
-        fnr_ci_low=None,
-        fnr_ci_high=None,
-        accuracy=None,
-        accuracy_ci_low=None,
-        accuracy_ci_high=None,
-        auroc=None,
-        auroc_ci_low=None,
-        auroc_ci_high=None,
-        average_precision=None,
-        expected_cost=None,
-        expected_cost_ci_low=None,
-        expected_cost_ci_high=None,
-    )
+    values: dict[str, float | None] = dict(_STATISTICS)
+    note: str | None
     if cell.n < min_samples:
-        return replace(row, note=f"not enough data: {cell.n} rows < min_samples {min_samples}")
-    row = replace(
-        row,
-        label_coverage=cell.n_labeled / cell.n,
-        label_lag_p50_s=cell.lag_p50_s,
-        label_lag_p95_s=cell.lag_p95_s,
+        note = f"not enough data: {cell.n} rows < min_samples {min_samples}"
+    else:
+        values.update(
+            label_coverage=cell.n_labeled / cell.n,
+            label_lag_p50_s=cell.lag_p50_s,
+            label_lag_p95_s=cell.lag_p95_s,
+        )
+        if decided < min_samples:
+            note = f"not enough labels: {decided} labelled rows < min_samples {min_samples}"
+        else:
+            note = _statistics(values, cell, ranks, costs, decided)
+    return PerformanceRow(
+        **cell.cell, enough_data=decided >= min_samples, note=note, n_labeled=cell.n_labeled, **values
     )
-    if decided < min_samples:
-        return replace(row, note=f"not enough labels: {decided} labelled rows < min_samples {min_samples}")
+
+
+def _statistics(
+    values: dict[str, float | None], cell: CellCounts, ranks: RankStats, costs: Costs, decided: int
+) -> str | None:
+    """Fill the statistics of a cell with enough labels; the note on what is undefined."""
+    notes: list[str] = []
     tp, fp, fn, tn = cell.tp, cell.fp, cell.fn, cell.tn
     if tp + fp == 0:
         notes.append("precision undefined: no positive decisions")
@@ -142,8 +131,7 @@ def _row(cell: CellCounts, ranks: RankStats, costs: Costs, min_samples: int) -> 
     precision_ci, recall_ci = wilson(tp, tp + fp), wilson(tp, tp + fn)
     fpr_ci, fnr_ci, accuracy_ci = wilson(fp, fp + tn), wilson(fn, fn + tp), wilson(tp + tn, decided)
     cost_ci = mean_normal(decided, cost_sum, cost_sq)
-    row = replace(
-        row,
+    values.update(
         precision=_ratio(tp, tp + fp),
         precision_ci_low=precision_ci[0],
         precision_ci_high=precision_ci[1],
@@ -165,12 +153,12 @@ def _row(cell: CellCounts, ranks: RankStats, costs: Costs, min_samples: int) -> 
         expected_cost_ci_high=cost_ci[1],
     )
     if ranks.p > 0:
-        row = replace(row, average_precision=float(ranks.ap))
+        values["average_precision"] = float(ranks.ap)
     if 0 < ranks.p < ranks.m:
         n_neg = ranks.m - ranks.p
         auc = ranks.u / (ranks.p * n_neg)
         low, high = delong(
             auc, ranks.p, n_neg, ranks.v10_sq - ranks.p * auc * auc, ranks.v01_sq - n_neg * auc * auc
         )
-        row = replace(row, auroc=auc, auroc_ci_low=low, auroc_ci_high=high)
-    return replace(row, note="; ".join(notes) or None)
+        values.update(auroc=auc, auroc_ci_low=low, auroc_ci_high=high)
+    return "; ".join(notes) or None

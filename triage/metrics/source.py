@@ -28,6 +28,7 @@ from triage.metrics.frame import (
     Scope,
     cell_grouping,
     cell_hash_sql,
+    grouping_set,
     timestamp_sql,
     window_filter_sql,
     window_start_sql,
@@ -147,21 +148,17 @@ class ScoreCounts:
     end: np.ndarray
 
     @classmethod
-    def from_rows(cls, cells: int, cell: np.ndarray, score: np.ndarray, positive: np.ndarray) -> ScoreCounts:
-        """Count labelled rows given as parallel arrays sorted by (cell, score)."""
-        new = np.ones(len(cell), dtype=bool)
-        new[1:] = (cell[1:] != cell[:-1]) | (score[1:] != score[:-1])
-        first = np.flatnonzero(new)
-        n = np.diff(np.append(first, len(cell))).astype(np.float64)
-        n_pos = np.add.reduceat(positive.astype(np.float64), first) if len(first) else np.zeros(0)
-        cell = cell[first]
+    def from_counts(
+        cls, cells: int, cell: np.ndarray, score: np.ndarray, n: np.ndarray, n_pos: np.ndarray
+    ) -> ScoreCounts:
+        """Accumulate distinct (cell, score) counts given sorted by (cell, score)."""
         end = np.cumsum(np.bincount(cell, minlength=cells))
         start = end - np.bincount(cell, minlength=cells)
         total, positives = _prefix(n), _prefix(n_pos)
         n_below = total[:-1] - total[start][cell]
         pos_below = positives[:-1] - positives[start][cell]
         m, p = total[end] - total[start], positives[end] - positives[start]
-        return cls(cell, score[first], n, n_pos, n_below, pos_below, m, p, start, end)
+        return cls(cell, score, n, n_pos, n_below, pos_below, m, p, start, end)
 
     def per_cell(self, values: np.ndarray) -> np.ndarray:
         """Σ of a per-row quantity within each cell."""
@@ -187,9 +184,15 @@ class ScoreCounts:
         return np.column_stack([self.start, inner, self.end])
 
     def bin_sums(self, values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-        """Σ of a per-row quantity over each bin of `bin_bounds`: shape (cells, bins)."""
-        total = _prefix(values)
-        return total[bounds[:, 1:]] - total[bounds[:, :-1]]
+        """Σ of a per-row quantity over each bin of `bin_bounds`: shape (cells, bins).
+
+        Each bin is summed on its own (not as a difference of running sums), so a cell's sums do
+        not depend on the cells before it: the same rows give the same floats in any batch.
+        """
+        starts, ends = bounds[:, :-1].ravel(), bounds[:, 1:].ravel()
+        sums = np.add.reduceat(np.append(values, 0.0), starts)  # bins tile the rows in order
+        sums[starts == ends] = 0.0
+        return sums.reshape(len(bounds), -1)
 
 
 def _prefix(values: np.ndarray) -> np.ndarray:
@@ -237,6 +240,8 @@ class LabelledCells:
             cells, hashes = _cell_counts(con, scope, rows)
             order: list[int] = []
             for batch in _batches(cells):
+                # The cells of one grouping set together, in `cell_hash_sql`'s order of sets.
+                batch.sort(key=lambda i: grouping_set(scope, cells[i].version, cells[i].segment))
                 order += batch
                 scores = _score_counts(con, scope, rows, [cells[i] for i in batch], hashes[batch])
                 for name, reduce in reducers.items():
@@ -282,8 +287,6 @@ def _cell_counts(
             quantile_cont(_lag_s, [0.5, 0.95]) FILTER (WHERE _labelled) AS lag
         FROM {rows} GROUP BY {grouping.group_by})"""
     ).fetchall()
-    # A fixed cell order makes the float sums over the score rows (prefix differences) repeatable.
-    result.sort(key=lambda row: (row[0], *((value is not None, value or "") for value in row[1:4])))
     cells = []
     for row in result:
         lag = row[11]
@@ -314,12 +317,13 @@ def _cell_counts(
 def _score_counts(
     con: duckdb.DuckDBPyConnection, scope: Scope, rows: str, cells: list[CellCounts], hashes: np.ndarray
 ) -> ScoreCounts:
-    """The score counts of `cells` (whole windows), indexed by position in `cells`.
+    """The score counts of `cells` (whole windows, grouped by grouping set in `cell_hash_sql`'s
+    order), indexed by position in `cells`.
 
     DuckDB hands over each labelled row's score, class and the hash of its cell in every grouping
-    set; numpy sorts the rows by score once, then each set's copy stably by cell (a radix sort of
-    small integers), which leaves every cell's rows in score order: the distinct (cell, score)
-    runs are the counts. Grouping by (cell, score) in SQL did the same work an order slower.
+    set; numpy sorts the rows by score once, then, per set, stably by cell (a radix sort of small
+    integers), which leaves every cell's rows in score order: the distinct (cell, score) runs are
+    the counts. Grouping by (cell, score) in SQL did the same work several times slower.
     """
     sets = cell_hash_sql(scope)
     windows = ", ".join(sorted({timestamp_sql(cell.window_start) for cell in cells}))
@@ -330,22 +334,38 @@ def _score_counts(
     ).fetchnumpy()
     by_score = np.argsort(np.asarray(arrays["_score"], dtype=np.float64), kind="stable")
     score = np.asarray(arrays["_score"], dtype=np.float64)[by_score]
-    positive = np.asarray(arrays["_positive"], dtype=bool)[by_score]
-    lookup = np.argsort(hashes)
-    known = hashes[lookup]
-    small = np.uint16 if len(hashes) <= np.iinfo(np.uint16).max else np.int64
-    parts = []
+    positive = np.asarray(arrays["_positive"], dtype=np.float64)[by_score]
+    set_of = np.array([grouping_set(scope, cell.version, cell.segment) for cell in cells], dtype=np.int64)
+    bounds = np.searchsorted(set_of, np.arange(len(sets) + 1))
+    if np.any(np.diff(set_of) < 0):
+        raise RuntimeError("score counts need the cells grouped by grouping set")
+    parts: list[tuple[np.ndarray, ...]] = []
     for i in range(len(sets)):
+        low, high = int(bounds[i]), int(bounds[i + 1])
+        if low == high:
+            continue
+        lookup = np.argsort(hashes[low:high])
+        known = hashes[low:high][lookup]
         found = np.asarray(arrays[f"_c{i}"], dtype=np.uint64)[by_score]
         at = np.minimum(np.searchsorted(known, found), len(known) - 1)
         if not np.array_equal(known[at], found):
             raise RuntimeError("a labelled row's cell hash matches no cell; report this as a bug")
-        parts.append(lookup[at].astype(small))
-    cell = np.concatenate(parts)
-    order = np.argsort(cell, kind="stable")  # each cell's rows come from one set, in score order
-    return ScoreCounts.from_rows(
-        len(hashes),
-        cell[order].astype(np.int64),
-        np.tile(score, len(sets))[order],
-        np.tile(positive, len(sets))[order],
-    )
+        local = lookup[at].astype(np.uint16 if high - low <= np.iinfo(np.uint16).max else np.int64)
+        order = np.argsort(local, kind="stable")  # by cell, each cell's rows still in score order
+        parts.append(_distinct(local[order].astype(np.int64) + low, score[order], positive[order]))
+    if not parts:
+        empty = np.zeros(0)
+        return ScoreCounts.from_counts(len(cells), empty.astype(np.int64), empty, empty, empty)
+    cell, distinct, n, n_pos = (np.concatenate(column) for column in zip(*parts, strict=True))
+    return ScoreCounts.from_counts(len(cells), cell, distinct, n, n_pos)
+
+
+def _distinct(
+    cell: np.ndarray, score: np.ndarray, positive: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(cell, score, rows, positives) of each distinct (cell, score) run of rows sorted by both."""
+    new = np.ones(len(cell), dtype=bool)
+    new[1:] = (cell[1:] != cell[:-1]) | (score[1:] != score[:-1])
+    first = np.flatnonzero(new)
+    n = np.diff(np.append(first, len(cell))).astype(np.float64)
+    return cell[first], score[first], n, np.add.reduceat(positive, first) if len(first) else n
