@@ -141,3 +141,16 @@ def test_a_reference_of_whole_windows_equals_the_reference_evaluated_on_its_own(
     assert sorted(report.reference_performance, key=repr) == sorted(performance, key=repr)
     assert sorted(report.reference_operations, key=repr) == sorted(operations, key=repr)
     assert any(row.auroc is not None for row in report.reference_performance)
+
+
+def test_an_as_of_time_before_the_first_reference_row_evaluates(config_path: Path) -> None:
+    """Replaying from the first prediction starts with a reference that has no row yet."""
+    config = config_of(config_path)
+    with Store.open(config.store_path) as store:
+        store.ingest(config)
+    with Engine(config) as engine:
+        empty = engine.evaluate("fraud", as_of=DAY0 - timedelta(hours=1))
+        first = engine.evaluate("fraud", as_of=DAY0 + timedelta(hours=1))
+    assert empty.reference.n == 0 and empty.windows == () and empty.drift == ()
+    assert first.reference.n == first.windows[0].n > 0
+    assert {row.feature for row in first.drift} >= {"amount", "payment"}

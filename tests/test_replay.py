@@ -22,7 +22,7 @@ from triage.commands.argtypes import speed_arg
 from triage.config import ConfigError, load_config, load_rules, parse_window
 from triage.engine import Engine
 from triage.generate import read_manifest
-from triage.replay import CANDIDATE, CURRENT, clock_times, run_replay
+from triage.replay import CANDIDATE, CURRENT, Replayer, clock_times, run_replay
 from triage.store import Store
 from triage.tui.clock import ReplayClock, speed_text
 
@@ -111,6 +111,19 @@ def test_a_replay_writes_no_alert_state(world: Path):
             row[0] for row in store.connection.execute("SELECT table_name FROM duckdb_tables()").fetchall()
         }
     assert "_triage_alert_events" not in tables
+
+
+def test_evaluating_ahead_in_threads_changes_nothing(document: dict[str, Any], world: Path):
+    """`run_replay` evaluates later clock times in worker threads (sharing one engine and its
+    memo) while judging the current one; stepping one time after another gives the same timeline."""
+    config = load_config(world / "triage.toml")
+    start, end = (datetime.fromisoformat(document[key]) for key in ("from", "to"))
+    with Store.open(config.store_path, read_only=True) as store, Engine(config, store) as engine:
+        replayer = Replayer(engine, config.models)
+        steps = [replayer.step(at) for at in clock_times(start, end, DAY)]
+    assert len(steps) == document["steps"]
+    timeline = document["rule_sets"][CURRENT]["timeline"]
+    assert timeline and replayer.tracks[CURRENT].timeline() == timeline
 
 
 def _rules_file(folder: Path, for_windows: int) -> Path:

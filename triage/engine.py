@@ -251,53 +251,58 @@ class WindowMemo:
     quality, drift, operations, and the reference's operations — is computed once per window:
     replay steps and live refreshes compute only the windows that are new or still filling.
     Calibration and performance read labels, which keep arriving for old windows, and are always
-    computed. One memo holds one store state (the model's file registry and row counts) and one
-    evaluation definition (model, window size, slices, reference identity); another clears it.
+    computed. Each model has one `MemoWindows` for one store state (its file registry and row
+    counts) and evaluation definition (window size, slices, reference identity); another key
+    replaces it — an evaluation already holding the old one finishes with it undisturbed.
     """
-
-    FAMILIES = ("counts", "data_quality", "drift", "operations")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._key: tuple | None = None
-        self._windows: dict[str, dict[datetime, Any]] = {}
+        self._models: dict[str, MemoWindows] = {}
+
+    def windows(self, model: str, key: tuple | None) -> MemoWindows:
+        """The memo of `model` for `key`; None keeps nothing (a fresh, unshared one)."""
+        if key is None:
+            return MemoWindows(None)
+        with self._lock:
+            found = self._models.get(model)
+            if found is None or found.key != key:
+                found = self._models[model] = MemoWindows(key)
+            return found
+
+
+class MemoWindows:
+    """One model's remembered rows per family and complete window (see `WindowMemo`)."""
+
+    FAMILIES = ("counts", "data_quality", "drift", "operations")
+
+    def __init__(self, key: tuple | None) -> None:
+        self.key = key
+        self._lock = threading.Lock()
+        self._windows: dict[str, dict[datetime, Any]] = {family: {} for family in self.FAMILIES}
         self._reference_operations: list[OperationsRow] | None = None
 
-    def open(self, key: tuple | None) -> None:
-        """Use the memo for `key` (None: nothing is reused); a different key clears it."""
+    def held(self, windows: Sequence[datetime]) -> dict[str, dict[datetime, Any]]:
+        """Per family, the rows of the `windows` that every family holds."""
         with self._lock:
-            if key is None or key != self._key:
-                self._key = key
-                self._windows = {family: {} for family in self.FAMILIES}
-                self._reference_operations = None
-
-    def held(self, windows: Sequence[datetime]) -> set[datetime]:
-        """The windows every family holds."""
-        if self._key is None:
-            return set()
-        with self._lock:
-            return {w for w in windows if all(w in self._windows[f] for f in self.FAMILIES)}
-
-    def get(self, family: str, windows: set[datetime]) -> dict[datetime, Any]:
-        with self._lock:
-            return {w: self._windows[family][w] for w in windows}
+            held = [w for w in windows if all(w in self._windows[f] for f in self.FAMILIES)]
+            return {family: {w: self._windows[family][w] for w in held} for family in self.FAMILIES}
 
     def keep(self, family: str, by_window: dict[datetime, Any], complete: Callable[[datetime], bool]) -> None:
         """Remember the complete windows of a freshly computed family."""
-        if self._key is None:
+        if self.key is None:
             return
         with self._lock:
             self._windows[family].update((w, v) for w, v in by_window.items() if complete(w))
 
     def reference_operations(self, compute: Callable[[], list[OperationsRow]]) -> list[OperationsRow]:
-        if self._key is None:
-            return compute()
         with self._lock:
             found = self._reference_operations
         if found is None:
             found = compute()
-            with self._lock:
-                self._reference_operations = found
+            if self.key is not None:
+                with self._lock:
+                    self._reference_operations = found
         return found
 
 
@@ -347,7 +352,7 @@ def _evaluate(con: duckdb.DuckDBPyConnection, scope: Scope, memo: WindowMemo) ->
         if row.version is None and row.segment is None
     )
     reference = _reference_info(con, scope)
-    memo.open(_memo_key(con, scope))
+    remembered = memo.windows(scope.model.name, _memo_key(con, scope))
     inside = _reference_windows(scope) if reference.n else None
     reference_operations: list[OperationsRow] = []
     if inside is not None:
@@ -356,13 +361,12 @@ def _evaluate(con: duckdb.DuckDBPyConnection, scope: Scope, memo: WindowMemo) ->
     elif reference.n:
         source = reference_rows_sql(scope)
         reference_calibration, reference_performance = _labelled(con, scope, source)
-        reference_operations = memo.reference_operations(lambda: compute_operations(con, scope, source))
+        reference_operations = remembered.reference_operations(lambda: compute_operations(con, scope, source))
     else:
         reference_calibration, reference_performance = [], []
 
-    held = memo.held([w.window_start for w in windows])
-    fresh = [w.window_start for w in windows if w.window_start not in held]
-    tables: dict[str, dict[datetime, Any]] = {family: memo.get(family, held) for family in memo.FAMILIES}
+    tables = remembered.held([w.window_start for w in windows])
+    fresh = [w.window_start for w in windows if w.window_start not in tables["counts"]]
     if fresh:
         since = replace(scope, since=min(fresh))
         counts = quality_counts(con, since)  # one counting pass serves data quality and drift
@@ -372,9 +376,8 @@ def _evaluate(con: duckdb.DuckDBPyConnection, scope: Scope, memo: WindowMemo) ->
             "drift": _by_window(compute_drift(con, since, counts)),
             "operations": _by_window(compute_operations(con, since)),
         }
-        ends = {w.window_start: w.window_end for w in windows}
         for family, by_window in computed.items():
-            memo.keep(family, by_window, lambda start: ends[start] <= scope.as_of)
+            remembered.keep(family, by_window, lambda start: scope.window.end_of(start) <= scope.as_of)
             tables[family].update(by_window)
     if inside is not None:
         reference_operations = [row for rows in tables["operations"].values() for row in rows if inside(row)]

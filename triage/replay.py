@@ -14,7 +14,9 @@ fires it first.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -125,15 +127,37 @@ class Replayer:
 
     def step(self, at: datetime) -> Step:
         """Evaluate every model as of `at` and advance each rule set's alerts."""
-        if self.last is not None and at < self.last:
-            raise ValueError(f"replay steps move forward: {iso(at)} is before {iso(self.last)}")
-        self.last = at
+        return self.judge(at, self.evaluate(at))
+
+    def run(self, times: Iterable[datetime], ahead: int = 2) -> Iterator[Step]:
+        """`step` through `times`, evaluating up to `ahead` later times in worker threads while the
+        rules judge the current one (DuckDB and numpy run outside the interpreter lock)."""
+        with ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="triage-replay") as pool:
+            pending: deque[tuple[datetime, Future[dict[str, ModelReport]]]] = deque()
+            for at in times:
+                pending.append((at, pool.submit(self.evaluate, at)))
+                if len(pending) > ahead:
+                    current, reports = pending.popleft()
+                    yield self.judge(current, reports.result())
+            while pending:
+                current, reports = pending.popleft()
+                yield self.judge(current, reports.result())
+
+    def evaluate(self, at: datetime) -> dict[str, ModelReport]:
+        """Every model's report as of `at` (models with nothing ingested are left out)."""
         reports: dict[str, ModelReport] = {}
         for model in self.models:
             try:
                 reports[model.name] = self.engine.evaluate(model.name, as_of=at)
             except EngineError:
                 continue  # nothing ingested for this model
+        return reports
+
+    def judge(self, at: datetime, reports: Mapping[str, ModelReport]) -> Step:
+        """Advance each rule set's alerts on the reports as of `at`; steps must move forward."""
+        if self.last is not None and at < self.last:
+            raise ValueError(f"replay steps move forward: {iso(at)} is before {iso(self.last)}")
+        self.last = at
         changes: dict[str, list[AlertEvent]] = {}
         for name, track in self.tracks.items():
             events: list[AlertEvent] = []
@@ -276,8 +300,5 @@ def run_replay(
         raise EngineError(f"the replay ends ({iso(end)}) before it starts ({iso(start)})")
     step = step or step_size(chosen)
     replayer = Replayer(engine, chosen, candidate)
-    steps = 0
-    for at in clock_times(start, end, step):
-        replayer.step(at)
-        steps += 1
+    steps = sum(1 for _ in replayer.run(clock_times(start, end, step)))
     return Timeline(start, end, step, steps, tuple(m.name for m in chosen), replayer.tracks)

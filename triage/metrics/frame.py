@@ -108,7 +108,9 @@ def cell_grouping(
     version = "CASE WHEN GROUPING(_version) = 0 THEN _version END" if by_version else "NULL"
     if scope.segments:
         names = " ".join(f"WHEN GROUPING({quote(s)}) = 0 THEN {_name_sql(s)}" for s in scope.segments)
-        values = " ".join(f"WHEN GROUPING({quote(s)}) = 0 THEN {_value_sql(s)}" for s in scope.segments)
+        values = " ".join(
+            f"WHEN GROUPING({quote(s)}) = 0 THEN {segment_value_sql(s)}" for s in scope.segments
+        )
         segment, segment_value = f"CASE {names} END", f"CASE {values} END"
     else:
         segment, segment_value = "NULL", "NULL"
@@ -122,22 +124,14 @@ def _name_sql(segment: str) -> str:
     return "'" + segment.replace("'", "''") + "'"
 
 
-def _value_sql(segment: str) -> str:
-    return f"coalesce(CAST({quote(segment)} AS VARCHAR), '{MISSING_SEGMENT}')"
-
-
-def cell_hash_sql(scope: Scope) -> list[str]:
-    """Per row, the `hash(window_start, version, segment, segment_value)` of its cell in each set
-    of `cell_grouping(scope)` (in the same order): equal to the hash of those columns of a grouped
-    result row, so a row finds its cells without leaving numbers-only territory."""
-    versions = ["NULL::VARCHAR", "_version::VARCHAR"]
-    slices = [("NULL::VARCHAR", "NULL::VARCHAR")]
-    slices += [(f"{_name_sql(s)}::VARCHAR", _value_sql(s)) for s in scope.segments]
-    return [f"hash(window_start, {v}, {name}, {value})" for v in versions for name, value in slices]
+def segment_value_sql(segment: str, table: str = "") -> str:
+    """A row's value of a segment column as a cell's `segment_value` (NULL shown as "(missing)")."""
+    return f"coalesce(CAST({table}{quote(segment)} AS VARCHAR), '{MISSING_SEGMENT}')"
 
 
 def grouping_set(scope: Scope, version: str | None, segment: str | None) -> int:
-    """The position in `cell_hash_sql(scope)` of the grouping set a cell belongs to."""
+    """The position of a cell's grouping set in `cell_grouping`'s order: (all versions, then by
+    version) × (all traffic, then each segment column)."""
     slices = 0 if segment is None else 1 + scope.segments.index(segment)
     return (version is not None) * (1 + len(scope.segments)) + slices
 

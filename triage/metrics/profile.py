@@ -38,7 +38,7 @@ import duckdb
 import numpy as np
 
 from triage.config import ModelConfig
-from triage.metrics.frame import MISSING_SEGMENT, Scope
+from triage.metrics.frame import Scope, segment_value_sql
 from triage.metrics.source import reference_rows_sql
 from triage.store.schema import predictions_table, quote, reference_table
 from triage.store.tables import CATEGORICAL, NUMERIC, stored_layout, table_exists
@@ -102,11 +102,6 @@ def drift_features(con: duckdb.DuckDBPyConnection, model: ModelConfig) -> tuple[
 def text_literal(value: str) -> str:
     """A SQL string literal."""
     return "'" + value.replace("'", "''") + "'"
-
-
-def segment_value_sql(segment: str, table: str = "") -> str:
-    """The slice value of a row for a segment column (NULL shown as `(missing)`, like the grid)."""
-    return f"coalesce(CAST({table}{quote(segment)} AS VARCHAR), {text_literal(MISSING_SEGMENT)})"
 
 
 def slice_id_sql(segment: str | None, table: str = "") -> str:
@@ -361,6 +356,8 @@ def _build_part(
         f"SELECT _slice, any_value(_value), {', '.join(aggregates)} FROM (SELECT {slice_id} AS _slice, "
         f"{value} AS _value, {', '.join(columns)} FROM ({reference})) GROUP BY _slice"
     ).fetchall()
+    if not rows:
+        return  # the reference has no row yet as of the evaluated time: an empty part
     con.executemany(
         f"INSERT INTO {tables}{SLICES_TABLE} VALUES (?, ?, {segment}, ?, ?)",
         [[key, row[0], row[1], row[2]] for row in rows],

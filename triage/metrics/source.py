@@ -8,9 +8,9 @@ the label that counts as of T (`triage.store.queries`: the latest label of its i
 Calibration and performance both stand on two aggregates built here, once per evaluation:
 `CellCounts` (one row per cell: volume, decisions, labels, confusion counts, label lag quantiles)
 and `ScoreCounts` (labelled rows per cell × distinct score), from which AUROC, average precision,
-DeLong components and every calibration bin follow. DuckDB does the counting; numpy sorts the
-count table by (cell, score) and accumulates it — DuckDB's partitioned running-sum windows were
-an order of magnitude slower on the same table.
+DeLong components and every calibration bin follow. DuckDB counts the cells and hands over the
+labelled scores with small integer cell codes; numpy sorts them by (cell, score) and accumulates
+— DuckDB's GROUP BY (cell, score) and partitioned running sums were several times slower.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import numpy as np
 from triage.metrics.frame import (
     Scope,
     cell_grouping,
-    cell_hash_sql,
     grouping_set,
+    segment_value_sql,
     timestamp_sql,
     window_filter_sql,
     window_start_sql,
@@ -229,21 +229,21 @@ class LabelledCells:
         at the end); from it, one GROUPING SETS pass gives the per-cell counts, and then, for
         batches of windows of at most about `BATCH_SCORE_ROWS` score rows, another pass with the
         score gives that batch's `ScoreCounts`, which each reducer turns into one result per cell
-        (in the batch's cell order). Score rows find their cell by a 64-bit hash of the cell
-        columns (checked to be distinct), so only numbers leave DuckDB.
+        (in the batch's cell order). Score rows find their cells by small integer codes, so only
+        numbers leave DuckDB.
         """
         rows = f"_triage_rows_{uuid.uuid4().hex}"
         labelled = labelled_rows_sql(scope, source or window_rows_sql(scope), "p._score, p._decision")
         reduced: dict[str, list[Any]] = {name: [] for name in reducers}
         try:
             con.execute(f"CREATE TEMP TABLE {rows} AS {labelled}")
-            cells, hashes = _cell_counts(con, scope, rows)
+            cells = _cell_counts(con, scope, rows)
             order: list[int] = []
             for batch in _batches(cells):
-                # The cells of one grouping set together, in `cell_hash_sql`'s order of sets.
+                # The cells of one grouping set together, in `grouping_set`'s order.
                 batch.sort(key=lambda i: grouping_set(scope, cells[i].version, cells[i].segment))
                 order += batch
-                scores = _score_counts(con, scope, rows, [cells[i] for i in batch], hashes[batch])
+                scores = _score_counts(con, scope, rows, [cells[i] for i in batch])
                 for name, reduce in reducers.items():
                     reduced[name] += reduce(scores)
         finally:
@@ -268,15 +268,10 @@ def _batches(cells: list[CellCounts]) -> list[list[int]]:
     return [batch for batch in batches if batch]
 
 
-CELL_HASH = "hash(window_start, version::VARCHAR, segment::VARCHAR, segment_value::VARCHAR)"
-
-
-def _cell_counts(
-    con: duckdb.DuckDBPyConnection, scope: Scope, rows: str
-) -> tuple[list[CellCounts], np.ndarray]:
+def _cell_counts(con: duckdb.DuckDBPyConnection, scope: Scope, rows: str) -> list[CellCounts]:
     grouping = cell_grouping(scope)
     result = con.execute(
-        f"""SELECT *, {CELL_HASH} FROM (
+        f"""SELECT * FROM (
             SELECT {grouping.select}, count(*) AS n,
             count(*) FILTER (WHERE _decision) AS n_decision,
             count(*) FILTER (WHERE _labelled) AS n_labeled,
@@ -308,56 +303,73 @@ def _cell_counts(
                 lag_p95_s=None if lag is None else lag[1],
             )
         )
-    hashes = np.array([row[12] for row in result], dtype=np.uint64)
-    if len(np.unique(hashes)) != len(hashes):
-        raise RuntimeError("two cells share a 64-bit hash; report this (and the data) as a bug")
-    return cells, hashes
+    return cells
 
 
 def _score_counts(
-    con: duckdb.DuckDBPyConnection, scope: Scope, rows: str, cells: list[CellCounts], hashes: np.ndarray
+    con: duckdb.DuckDBPyConnection, scope: Scope, rows: str, cells: list[CellCounts]
 ) -> ScoreCounts:
-    """The score counts of `cells` (whole windows, grouped by grouping set in `cell_hash_sql`'s
+    """The score counts of `cells` (whole windows, grouped by grouping set in `grouping_set`'s
     order), indexed by position in `cells`.
 
-    DuckDB hands over each labelled row's score, class and the hash of its cell in every grouping
-    set; numpy sorts the rows by score once, then, per set, stably by cell (a radix sort of small
-    integers), which leaves every cell's rows in score order: the distinct (cell, score) runs are
-    the counts. Grouping by (cell, score) in SQL did the same work several times slower.
+    DuckDB hands over each labelled row's score, class, window and the position of its version and
+    segment values among the cells' (small integers); numpy sorts the rows by score once, then,
+    per grouping set, stably by the row's cell in that set (a radix sort of small integers), which
+    leaves every cell's rows in score order: the distinct (cell, score) runs are the counts.
+    Grouping by (cell, score) in SQL did the same work several times slower.
     """
-    sets = cell_hash_sql(scope)
-    windows = ", ".join(sorted({timestamp_sql(cell.window_start) for cell in cells}))
-    columns = ", ".join(f"{expr} AS _c{i}" for i, expr in enumerate(sets))
+    windows = sorted({cell.window_start for cell in cells})
+    versions = sorted({cell.version for cell in cells if cell.version is not None})
+    values = {
+        segment: sorted({cell.segment_value or "" for cell in cells if cell.segment == segment})
+        for segment in scope.segments
+    }
+    positions = "".join(
+        f", coalesce(list_position(?::VARCHAR[], {segment_value_sql(segment)}), 0) AS _s{k}"
+        for k, segment in enumerate(scope.segments)
+    )
+    listed = ", ".join(timestamp_sql(start) for start in windows)
     arrays = con.execute(
-        f"""SELECT _score, _positive, {columns} FROM {rows}
-        WHERE _labelled AND _score IS NOT NULL AND window_start IN ({windows})"""
+        f"""SELECT _score, _positive, list_position([{listed}], window_start) - 1 AS _w,
+            coalesce(list_position(?::VARCHAR[], _version::VARCHAR), 0) AS _v{positions}
+        FROM {rows} WHERE _labelled AND _score IS NOT NULL AND window_start IN ({listed})""",
+        [versions, *values.values()],
     ).fetchnumpy()
     by_score = np.argsort(np.asarray(arrays["_score"], dtype=np.float64), kind="stable")
     score = np.asarray(arrays["_score"], dtype=np.float64)[by_score]
     positive = np.asarray(arrays["_positive"], dtype=np.float64)[by_score]
+    window = np.asarray(arrays["_w"], dtype=np.int64)[by_score]
+    version = np.asarray(arrays["_v"], dtype=np.int64)[by_score]
     set_of = np.array([grouping_set(scope, cell.version, cell.segment) for cell in cells], dtype=np.int64)
-    bounds = np.searchsorted(set_of, np.arange(len(sets) + 1))
     if np.any(np.diff(set_of) < 0):
         raise RuntimeError("score counts need the cells grouped by grouping set")
+    bounds = np.searchsorted(set_of, np.arange(2 * (1 + len(scope.segments)) + 1))
     parts: list[tuple[np.ndarray, ...]] = []
-    for i in range(len(sets)):
-        low, high = int(bounds[i]), int(bounds[i + 1])
-        if low == high:
-            continue
-        lookup = np.argsort(hashes[low:high])
-        known = hashes[low:high][lookup]
-        found = np.asarray(arrays[f"_c{i}"], dtype=np.uint64)[by_score]
-        at = np.minimum(np.searchsorted(known, found), len(known) - 1)
-        if not np.array_equal(known[at], found):
-            raise RuntimeError("a labelled row's cell hash matches no cell; report this as a bug")
-        local = lookup[at].astype(np.uint16 if high - low <= np.iinfo(np.uint16).max else np.int64)
-        order = np.argsort(local, kind="stable")  # by cell, each cell's rows still in score order
-        parts.append(_distinct(local[order].astype(np.int64) + low, score[order], positive[order]))
+    for by_version in (False, True):
+        for k, segment in enumerate((None, *scope.segments)):
+            index = grouping_set(scope, "" if by_version else None, segment)
+            low, high = int(bounds[index]), int(bounds[index + 1])
+            if low == high:
+                continue
+            # Each cell of the set, and each row, as (window, version or 0, value or 0) in one integer.
+            sizes = (len(versions) + 1, len(values[segment]) + 1 if segment else 1)
+            lookup = np.full(len(windows) * sizes[0] * sizes[1], -1, dtype=np.int64)
+            for position, cell in enumerate(cells[low:high]):
+                v = versions.index(cell.version) + 1 if cell.version is not None else 0
+                s = values[segment].index(cell.segment_value or "") + 1 if segment else 0
+                lookup[(windows.index(cell.window_start) * sizes[0] + v) * sizes[1] + s] = position
+            row_value = np.asarray(arrays[f"_s{k - 1}"], dtype=np.int64)[by_score] if segment else 0
+            local = lookup[(window * sizes[0] + (version if by_version else 0)) * sizes[1] + row_value]
+            if local.size and local.min() < 0:
+                raise RuntimeError("a labelled row's cell is not among the cells; report this as a bug")
+            small = local.astype(np.uint16 if high - low <= np.iinfo(np.uint16).max else np.int64)
+            order = np.argsort(small, kind="stable")  # by cell, each cell's rows still in score order
+            parts.append(_distinct(local[order] + low, score[order], positive[order]))
     if not parts:
         empty = np.zeros(0)
         return ScoreCounts.from_counts(len(cells), empty.astype(np.int64), empty, empty, empty)
-    cell, distinct, n, n_pos = (np.concatenate(column) for column in zip(*parts, strict=True))
-    return ScoreCounts.from_counts(len(cells), cell, distinct, n, n_pos)
+    codes, distinct, n, n_pos = (np.concatenate(column) for column in zip(*parts, strict=True))
+    return ScoreCounts.from_counts(len(cells), codes, distinct, n, n_pos)
 
 
 def _distinct(
