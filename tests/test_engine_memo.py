@@ -1,5 +1,6 @@
-"""One engine across as-of times (replay, live refresh) reuses the complete windows it computed and
-gives what a fresh engine gives; a time-range reference of whole windows is read off those windows."""
+"""Windows are reused while their token holds — by one engine across as-of times (replay, live
+refresh) and, through the store, by another process — and the results equal a fresh evaluation;
+a time-range reference of whole windows is read off those windows."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import pytest
 
 from tests.store_support import config_of, write_config, write_jsonl, write_parquet
 from triage import engine as engine_module
+from triage.cli import main
 from triage.engine import Engine, _labelled
 from triage.metrics.frame import Scope
 from triage.metrics.operations import compute_operations
-from triage.metrics.source import reference_rows_sql
+from triage.metrics.source import LabelledRows, reference_rows_sql
 from triage.store import Store
 
 DAY0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -154,3 +156,56 @@ def test_an_as_of_time_before_the_first_reference_row_evaluates(config_path: Pat
     assert empty.reference.n == 0 and empty.windows == () and empty.drift == ()
     assert first.reference.n == first.windows[0].n > 0
     assert {row.feature for row in first.drift} >= {"amount", "payment"}
+
+
+def _spy_labelled_windows(monkeypatch: pytest.MonkeyPatch) -> list[list[datetime] | None]:
+    """The windows whose calibration and performance are computed from here on."""
+    computed: list[list[datetime] | None] = []
+    original = LabelledRows.cells
+
+    def spy(self: LabelledRows, reducers: object, windows: list[datetime] | None = None) -> object:
+        computed.append(None if windows is None else list(windows))
+        return original(self, reducers, windows)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(LabelledRows, "cells", spy)
+    return computed
+
+
+def test_a_warm_store_serves_every_family_to_another_process(
+    config_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`triage ingest` warms the store; a read-only engine then computes nothing and agrees with
+    an evaluation of a store ingested without warming."""
+    (tmp_path / "cold").mkdir()
+    cold = write_config(tmp_path / "cold", MODEL.format(logs=config_path.parent / "logs"))
+    assert main(["--config", str(config_path), "ingest"]) == 0
+    assert main(["--config", str(cold), "ingest", "--no-warm"]) == 0
+    at = DAY0 + timedelta(days=30)
+    computed = _spy_labelled_windows(monkeypatch)
+    since: list[object] = []
+    monkeypatch.setattr(engine_module, "quality_counts", lambda con, scope: since.append(scope) or {})
+    with Engine(config_of(config_path)) as engine:
+        warm = engine.evaluate("fraud", as_of=at).to_json()
+    assert computed == [] and since == []  # every window of every family came from the store
+    monkeypatch.undo()
+    with Engine(config_of(cold)) as engine:
+        assert engine.evaluate("fraud", as_of=at).to_json() == warm
+    assert any(row["auroc"] is not None for row in warm["performance"])
+
+
+def test_a_late_label_recomputes_only_its_window(config_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert main(["--config", str(config_path), "ingest"]) == 0
+    logs = config_path.parent / "logs"
+    late = {"request_id": "d1-1", "label": True, "labeled_at": (DAY0 + timedelta(days=9)).isoformat()}
+    write_jsonl(logs / "labels-late.jsonl", [late])
+    computed = _spy_labelled_windows(monkeypatch)
+    assert main(["--config", str(config_path), "ingest"]) == 0  # warms what changed
+    assert computed == [[DAY0 + timedelta(days=1)]]
+    with Engine(config_of(config_path)) as engine:
+        report = engine.evaluate("fraud", as_of=DAY0 + timedelta(days=30))
+    (cell,) = [
+        row
+        for row in report.performance
+        if row.window_start == DAY0 + timedelta(days=1) and row.version is None and row.segment is None
+    ]
+    assert cell.n_labeled == 301  # the 300 labels of the window's even rows, and the late one

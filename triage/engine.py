@@ -5,15 +5,17 @@
 the typed rows of `triage.metrics.results`; `CheckReport.to_json()` is the `triage check --json`
 document. Each call reads through its own cursor, so worker threads may evaluate concurrently.
 
-`refresh` ingests into a writable store and then `warm`s it: it stores the reference profile and
-the drift rows of the windows whose rows changed, so a later read-only evaluation (`triage
-check`, another process's TUI) reads them instead of computing them. (The store does not import
-the metrics — DESIGN §2 — so this orchestration lives here.)
+Every family is kept per window with the token of the rows (and labels) it was computed from
+(`metrics.window_cache`): an evaluation computes only the windows whose token changed — in this
+process (replay steps, live refreshes) and, through the store, across processes. `refresh` ingests
+into a writable store and then `warm`s it: it stores the reference profile and every family's rows
+of the windows that changed, so a later read-only evaluation (`triage check`, another process's
+TUI) reads them instead of computing them. (The store does not import the metrics — DESIGN §2 —
+so this orchestration lives here.)
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -24,7 +26,7 @@ import duckdb
 
 from triage.config import Config, ModelConfig, Window
 from triage.metrics.calibration import calibration_sums, compute_calibration
-from triage.metrics.drift import compute_drift
+from triage.metrics.drift import cached_drift, compute_drift
 from triage.metrics.frame import Scope
 from triage.metrics.operations import compute_operations
 from triage.metrics.performance import compute_performance, rank_stats
@@ -41,9 +43,10 @@ from triage.metrics.results import (
     SchemaChange,
     WindowInfo,
 )
-from triage.metrics.source import CellKey, LabelledCells, Reducer, aware, reference_rows_sql
+from triage.metrics.source import CellKey, LabelledCells, LabelledRows, Reducer, aware, reference_rows_sql
+from triage.metrics.window_cache import WindowMemo, WindowRows, cache_key
 from triage.store import IngestSummary, Store
-from triage.store.schema import FILES_TABLE, labels_table, predictions_table, reference_table
+from triage.store.schema import reference_table
 from triage.store.tables import CATEGORICAL, stored_layout, table_exists
 
 R = TypeVar("R", bound=Row)
@@ -176,7 +179,7 @@ class Engine:
 
     def warm(self, models: Sequence[str] | None = None) -> None:
         """Store what a default evaluation reuses: the reference profile for the configured segments
-        and the drift rows of every window whose rows changed (valid ones are kept as they are).
+        and every family's rows of each window whose token changed (valid ones are kept as they are).
 
         Does nothing on a read-only store, or for a model with nothing ingested yet.
         """
@@ -189,7 +192,7 @@ class Engine:
             try:
                 if stored_layout(con, model) is None:
                     continue
-                compute_drift(con, Scope.of(model, segments=self._slices(con, model, None)))
+                _evaluate(con, Scope.of(model, segments=self._slices(con, model, None)), self._memo)
             finally:
                 con.close()
 
@@ -243,89 +246,6 @@ class Engine:
         self.close()
 
 
-class WindowMemo:
-    """The rows of complete windows this process computed, reused while the store holds the same data.
-
-    A window that ends at or before the as-of time holds the same prediction rows at every later
-    as-of time, so what reads only predictions — the counts behind data quality and drift, data
-    quality, drift, operations, and the reference's operations — is computed once per window:
-    replay steps and live refreshes compute only the windows that are new or still filling.
-    Calibration and performance read labels, which keep arriving for old windows, and are always
-    computed. Each model has one `MemoWindows` for one store state (its file registry and row
-    counts) and evaluation definition (window size, slices, reference identity); another key
-    replaces it — an evaluation already holding the old one finishes with it undisturbed.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._models: dict[str, MemoWindows] = {}
-
-    def windows(self, model: str, key: tuple | None) -> MemoWindows:
-        """The memo of `model` for `key`; None keeps nothing (a fresh, unshared one)."""
-        if key is None:
-            return MemoWindows(None)
-        with self._lock:
-            found = self._models.get(model)
-            if found is None or found.key != key:
-                found = self._models[model] = MemoWindows(key)
-            return found
-
-
-class MemoWindows:
-    """One model's remembered rows per family and complete window (see `WindowMemo`)."""
-
-    FAMILIES = ("counts", "data_quality", "drift", "operations")
-
-    def __init__(self, key: tuple | None) -> None:
-        self.key = key
-        self._lock = threading.Lock()
-        self._windows: dict[str, dict[datetime, Any]] = {family: {} for family in self.FAMILIES}
-        self._reference_operations: list[OperationsRow] | None = None
-
-    def held(self, windows: Sequence[datetime]) -> dict[str, dict[datetime, Any]]:
-        """Per family, the rows of the `windows` that every family holds."""
-        with self._lock:
-            held = [w for w in windows if all(w in self._windows[f] for f in self.FAMILIES)]
-            return {family: {w: self._windows[family][w] for w in held} for family in self.FAMILIES}
-
-    def keep(self, family: str, by_window: dict[datetime, Any], complete: Callable[[datetime], bool]) -> None:
-        """Remember the complete windows of a freshly computed family."""
-        if self.key is None:
-            return
-        with self._lock:
-            self._windows[family].update((w, v) for w, v in by_window.items() if complete(w))
-
-    def reference_operations(self, compute: Callable[[], list[OperationsRow]]) -> list[OperationsRow]:
-        with self._lock:
-            found = self._reference_operations
-        if found is None:
-            found = compute()
-            if self.key is not None:
-                with self._lock:
-                    self._reference_operations = found
-        return found
-
-
-def _memo_key(con: duckdb.DuckDBPyConnection, scope: Scope) -> tuple | None:
-    """What the memo's rows depend on besides the window; None when the store has no file registry
-    (rows written by hand: nothing tells whether they changed)."""
-    model = scope.model
-    if not table_exists(con, FILES_TABLE):
-        return None
-    registry = con.execute(
-        f"SELECT list((file_id, size, mtime, rows_added, ingested_at) ORDER BY file_id)::VARCHAR "
-        f"FROM {FILES_TABLE} WHERE model = ?",
-        [model.name],
-    ).fetchone()
-    tables = [predictions_table(model.name), labels_table(model.name), reference_table(model.name)]
-    counts = [
-        con.execute(f"SELECT count(*) FROM {table}").fetchone() if table_exists(con, table) else None
-        for table in tables
-    ]
-    profile = ensure_profile(con, model, scope.segments, scope.as_of)
-    return (registry, tuple(counts), repr(model), scope.window.text, scope.segments, profile.keys)
-
-
 def _by_window(rows: Iterable[R]) -> dict[datetime, list[R]]:
     grouped: dict[datetime, list[R]] = {}
     for row in rows:
@@ -333,76 +253,115 @@ def _by_window(rows: Iterable[R]) -> dict[datetime, list[R]]:
     return grouped
 
 
+_REDUCERS: dict[str, Reducer] = {"calibration": calibration_sums, "performance": rank_stats}
+
+
 def _labelled(
     con: duckdb.DuckDBPyConnection, scope: Scope, source: str | None = None
 ) -> tuple[list[CalibrationRow], list[PerformanceRow]]:
     """Calibration and performance of `source` (default: the scope's windows), from one labelled pass."""
-    reducers: dict[str, Reducer] = {"calibration": calibration_sums, "performance": rank_stats}
-    labelled = LabelledCells.build(con, scope, reducers, source)
+    labelled = LabelledCells.build(con, scope, _REDUCERS, source)
     return compute_calibration(con, scope, labelled=labelled), compute_performance(
         con, scope, labelled=labelled
     )
 
 
 def _evaluate(con: duckdb.DuckDBPyConnection, scope: Scope, memo: WindowMemo) -> ModelReport:
-    calibration, performance = _labelled(con, scope)
-    windows = tuple(
-        WindowInfo(row.window_start, row.window_end, row.n)
-        for row in _ordered(calibration)
-        if row.version is None and row.segment is None
-    )
+    """Every family per window, reusing the windows whose token is unchanged (`window_cache`)."""
+    model = scope.model
     reference = _reference_info(con, scope)
-    remembered = memo.windows(scope.model.name, _memo_key(con, scope))
-    inside = _reference_windows(scope) if reference.n else None
-    reference_operations: list[OperationsRow] = []
-    if inside is not None:
-        reference_calibration = [row for row in calibration if inside(row)]
-        reference_performance = [row for row in performance if inside(row)]
-    elif reference.n:
-        source = reference_rows_sql(scope)
-        reference_calibration, reference_performance = _labelled(con, scope, source)
-        reference_operations = remembered.reference_operations(lambda: compute_operations(con, scope, source))
-    else:
-        reference_calibration, reference_performance = [], []
-
-    tables = remembered.held([w.window_start for w in windows])
-    fresh = [w.window_start for w in windows if w.window_start not in tables["counts"]]
-    if fresh:
-        since = replace(scope, since=min(fresh))
+    profile = ensure_profile(con, model, scope.segments, scope.as_of)
+    plain = WindowRows(con, memo, cache_key(model, scope.window.text, scope.segments))
+    profiled = WindowRows(con, memo, cache_key(model, scope.window.text, scope.segments, profile.keys))
+    with LabelledRows(con, scope) as frame:
+        tokens = frame.tokens()
+        labelled = {w: token.labelled for w, token in tokens.items()}
+        calibration = plain.held("calibration", CalibrationRow, labelled)
+        performance = plain.held("performance", PerformanceRow, labelled)
+        stale = sorted(w for w in tokens if w not in calibration or w not in performance)
+        if stale:
+            cells = frame.cells(_REDUCERS, stale)
+            fresh_calibration = _by_window(compute_calibration(con, scope, labelled=cells))
+            fresh_performance = _by_window(compute_performance(con, scope, labelled=cells))
+            plain.keep("calibration", fresh_calibration, labelled)
+            plain.keep("performance", fresh_performance, labelled)
+            calibration.update(fresh_calibration)
+            performance.update(fresh_performance)
+    rows = {w: token.rows for w, token in tokens.items()}
+    tables: dict[str, dict[datetime, list[Any]]] = {
+        "totals": profiled.held("totals", CellCounts, rows),
+        "data_quality": profiled.held("data_quality", DataQualityRow, rows),
+        "operations": plain.held("operations", OperationsRow, rows),
+        "drift": profiled.held(
+            "drift", DriftRow, rows, loader=lambda wanted: cached_drift(con, scope, wanted)
+        ),
+    }
+    stale = [w for w in tokens if any(w not in held for held in tables.values())]
+    if stale:
+        since = replace(scope, since=min(stale))
         counts = quality_counts(con, since)  # one counting pass serves data quality and drift
-        computed: dict[str, dict[datetime, Any]] = {
-            "counts": _counts_by_window(counts),
+        fresh: dict[str, dict[datetime, list[Any]]] = {
+            "totals": {key[0]: [cell] for key, cell in counts.items() if key[1:] == (None, None, None)},
             "data_quality": _by_window(compute_quality(con, since, counts)),
-            "drift": _by_window(compute_drift(con, since, counts)),
             "operations": _by_window(compute_operations(con, since)),
+            "drift": _by_window(compute_drift(con, since, counts)),
         }
-        for family, by_window in computed.items():
-            remembered.keep(family, by_window, lambda start: scope.window.end_of(start) <= scope.as_of)
+        for family, by_window in fresh.items():
+            (plain if family == "operations" else profiled).keep(
+                family,
+                by_window,
+                rows,
+                store=family != "drift",  # drift has its own table
+            )
             tables[family].update(by_window)
-    if inside is not None:
-        reference_operations = [row for rows in tables["operations"].values() for row in rows if inside(row)]
-    all_counts = {key: cell for cells in tables["counts"].values() for key, cell in cells.items()}
 
-    def rows(family: str) -> tuple[Any, ...]:
-        return tuple(_ordered([row for window in tables[family].values() for row in window]))
+    def ordered(family_rows: dict[datetime, list[R]]) -> tuple[R, ...]:
+        return tuple(_ordered([row for window in family_rows.values() for row in window]))
 
+    windows = tuple(WindowInfo(w, scope.window.end_of(w), token.n) for w, token in sorted(tokens.items()))
+    reference_tables = _reference_tables(
+        con, scope, reference, calibration, performance, tables["operations"]
+    )
+    totals: dict[CellKey, CellCounts] = {
+        (w, None, None, None): cells[0] for w, cells in tables["totals"].items()
+    }
     return ModelReport(
-        name=scope.model.name,
+        name=model.name,
         as_of=scope.as_of,
         window=scope.window,
         segments=scope.segments,
         reference=reference,
         windows=windows,
-        drift=rows("drift"),
-        data_quality=rows("data_quality"),
-        schema_changes=tuple(schema_changes(con, scope, all_counts)),
-        calibration=tuple(_ordered(calibration)),
-        performance=tuple(_ordered(performance)),
-        operations=rows("operations"),
-        reference_calibration=tuple(_ordered(reference_calibration)),
-        reference_performance=tuple(_ordered(reference_performance)),
-        reference_operations=tuple(_ordered(reference_operations)),
+        drift=ordered(tables["drift"]),
+        data_quality=ordered(tables["data_quality"]),
+        schema_changes=tuple(schema_changes(con, scope, totals)),
+        calibration=ordered(calibration),
+        performance=ordered(performance),
+        operations=ordered(tables["operations"]),
+        reference_calibration=reference_tables[0],
+        reference_performance=reference_tables[1],
+        reference_operations=reference_tables[2],
     )
+
+
+def _reference_tables(
+    con: duckdb.DuckDBPyConnection,
+    scope: Scope,
+    reference: ReferenceInfo,
+    *window_tables: dict[datetime, list[Any]],
+) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
+    """Calibration, performance and operations of the reference, cut into windows: read off the
+    evaluated windows when the reference is a run of them, else evaluated on its own."""
+    if not reference.n:
+        return (), (), ()
+    inside = _reference_windows(scope)
+    if inside is not None:
+        found = [[row for rows in table.values() for row in rows if inside(row)] for table in window_tables]
+    else:
+        source = reference_rows_sql(scope)
+        found = [*_labelled(con, scope, source), compute_operations(con, scope, source)]
+    calibration, performance, operations = (tuple(_ordered(rows)) for rows in found)
+    return calibration, performance, operations
 
 
 def _reference_windows(scope: Scope) -> Callable[[Row], bool] | None:
@@ -417,13 +376,6 @@ def _reference_windows(scope: Scope) -> Callable[[Row], bool] | None:
         return None
     start, end = bounds
     return lambda row: (start is None or row.window_start >= start) and (end is None or row.window_end <= end)
-
-
-def _counts_by_window(counts: dict[CellKey, CellCounts]) -> dict[datetime, dict[CellKey, CellCounts]]:
-    grouped: dict[datetime, dict[CellKey, CellCounts]] = {}
-    for key, cell in counts.items():
-        grouped.setdefault(key[0], {})[key] = cell
-    return grouped
 
 
 def _ordered(rows: Sequence[R]) -> list[R]:

@@ -96,7 +96,7 @@ from triage.metrics.quality import (
 )
 from triage.metrics.results import DriftRow
 from triage.metrics.source import CellKey, aware, plain_rows_sql, window_end, window_rows_sql
-from triage.store.tables import NUMERIC
+from triage.store.tables import NUMERIC, table_exists
 
 CACHE_TABLE = "_triage_cache_drift"
 CACHE_FORMAT = 1
@@ -498,6 +498,15 @@ def compute_drift(
     return rows + fresh
 
 
+def cached_drift(
+    con: duckdb.DuckDBPyConnection, scope: Scope, tokens: dict[datetime, str]
+) -> dict[datetime, list[DriftRow]]:
+    """The stored drift rows of the windows whose token (`quality.CellCounts.token` of the window's
+    all-traffic cell) is unchanged."""
+    profile = ensure_profile(con, scope.model, scope.segments, scope.as_of)
+    return DriftCache(con, scope, profile).load(tokens) if profile.features else {}
+
+
 def _batches(windows: Sequence[datetime], rows: dict[datetime, int]) -> list[list[datetime]]:
     """Consecutive windows grouped so that a batch holds about BATCH_ROWS rows (at least one window)."""
     batches: list[list[datetime]] = []
@@ -566,7 +575,7 @@ class DriftCache:
 
     def load(self, tokens: dict[datetime, str]) -> dict[datetime, list[DriftRow]]:
         """The cached rows of the windows whose token is unchanged."""
-        if not tokens or not (self.writable or self._stored()):
+        if not tokens or not (self.writable or table_exists(self.con, CACHE_TABLE)):
             return {}
         found = self.con.execute(
             f"""SELECT c.* EXCLUDE (cache_key, token) FROM {CACHE_TABLE} AS c
@@ -580,13 +589,6 @@ class DriftCache:
             row = DriftRow(aware(values[0]), aware(values[1]), *values[2:])
             windows.setdefault(row.window_start, []).append(row)
         return windows
-
-    def _stored(self) -> bool:
-        """Whether the store has the cache table (a read-only connection cannot create it)."""
-        row = self.con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [CACHE_TABLE]
-        ).fetchone()
-        return bool(row and row[0])
 
     def store(self, rows: Sequence[DriftRow], tokens: dict[datetime, str]) -> None:
         """Replace the cached rows of these windows."""

@@ -209,7 +209,7 @@ Reducer = Callable[[ScoreCounts], Sequence[Any]]
 class LabelledCells:
     """The per-cell counts of one evaluation and what reducers made of its score counts.
 
-    `reduced[name][i]` is reducer `name`'s result for `cells[i]` (see `build`).
+    `reduced[name][i]` is reducer `name`'s result for `cells[i]` (see `LabelledRows.cells`).
     """
 
     cells: list[CellCounts]
@@ -223,32 +223,73 @@ class LabelledCells:
         reducers: Mapping[str, Reducer],
         source: str | None = None,
     ) -> LabelledCells:
-        """The cells of `source` (a SELECT of prediction rows; default: the scope's windows).
+        """The cells of `source` (a SELECT of prediction rows; default: the scope's windows)."""
+        with LabelledRows(con, scope, source) as rows:
+            return rows.cells(reducers)
 
-        The rows joined to their as-of labels are materialised once in a temporary table (dropped
-        at the end); from it, one GROUPING SETS pass gives the per-cell counts, and then, for
-        batches of windows of at most about `BATCH_SCORE_ROWS` score rows, another pass with the
-        score gives that batch's `ScoreCounts`, which each reducer turns into one result per cell
-        (in the batch's cell order). Score rows find their cells by small integer codes, so only
-        numbers leave DuckDB.
+
+@dataclass(frozen=True)
+class WindowToken:
+    """What identifies a window's rows: `rows` (its predictions: count and the xor of their row
+    hashes, as `quality.CellCounts.token`) and `labelled` (those and the labels that count as of T)."""
+
+    n: int
+    rows: str
+    labelled: str
+
+
+class LabelledRows:
+    """The rows of `source` (default: the scope's windows) joined to their as-of labels, materialised
+    once in a temporary table for the life of the context (dropped at its end)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, scope: Scope, source: str | None = None) -> None:
+        self.con, self.scope = con, scope
+        self.table = f"_triage_rows_{uuid.uuid4().hex}"
+        columns = (
+            "p._score, p._decision, hash(p._id, p._file_id, p._row) AS _h, "
+            "hash(p._id, p._label, p._labeled_at) AS _hl"
+        )
+        labelled = labelled_rows_sql(scope, source or window_rows_sql(scope), columns)
+        con.execute(f"CREATE TEMP TABLE {self.table} AS {labelled}")
+
+    def __enter__(self) -> LabelledRows:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.con.execute(f"DROP TABLE IF EXISTS {self.table}")
+
+    def tokens(self) -> dict[datetime, WindowToken]:
+        """Each window's token."""
+        found = self.con.execute(
+            f"""SELECT window_start, count(*), bit_xor(_h), count(*) FILTER (WHERE _labelled),
+                bit_xor(_hl) FILTER (WHERE _labelled) FROM {self.table} GROUP BY window_start"""
+        ).fetchall()
+        return {
+            aware(start): WindowToken(n, f"{n}:{h}", f"{n}:{h}|{labelled}:{hl}")
+            for start, n, h, labelled, hl in found
+        }
+
+    def cells(
+        self, reducers: Mapping[str, Reducer], windows: Sequence[datetime] | None = None
+    ) -> LabelledCells:
+        """The cells of the rows (of `windows` only, when given) and what `reducers` make of them.
+
+        One GROUPING SETS pass gives the per-cell counts; then, for batches of windows of at most
+        about `BATCH_SCORE_ROWS` score rows, another pass with the score gives that batch's
+        `ScoreCounts`, which each reducer turns into one result per cell (in the batch's cell
+        order). Score rows find their cells by small integer codes: only numbers leave DuckDB.
         """
-        rows = f"_triage_rows_{uuid.uuid4().hex}"
-        labelled = labelled_rows_sql(scope, source or window_rows_sql(scope), "p._score, p._decision")
         reduced: dict[str, list[Any]] = {name: [] for name in reducers}
-        try:
-            con.execute(f"CREATE TEMP TABLE {rows} AS {labelled}")
-            cells = _cell_counts(con, scope, rows)
-            order: list[int] = []
-            for batch in _batches(cells):
-                # The cells of one grouping set together, in `grouping_set`'s order.
-                batch.sort(key=lambda i: grouping_set(scope, cells[i].version, cells[i].segment))
-                order += batch
-                scores = _score_counts(con, scope, rows, [cells[i] for i in batch])
-                for name, reduce in reducers.items():
-                    reduced[name] += reduce(scores)
-        finally:
-            con.execute(f"DROP TABLE IF EXISTS {rows}")
-        return cls([cells[i] for i in order], reduced)
+        cells = _cell_counts(self.con, self.scope, self.table, windows)
+        order: list[int] = []
+        for batch in _batches(cells):
+            # The cells of one grouping set together, in `grouping_set`'s order.
+            batch.sort(key=lambda i: grouping_set(self.scope, cells[i].version, cells[i].segment))
+            order += batch
+            scores = _score_counts(self.con, self.scope, self.table, [cells[i] for i in batch])
+            for name, reduce in reducers.items():
+                reduced[name] += reduce(scores)
+        return LabelledCells([cells[i] for i in order], reduced)
 
 
 def _batches(cells: list[CellCounts]) -> list[list[int]]:
@@ -268,8 +309,13 @@ def _batches(cells: list[CellCounts]) -> list[list[int]]:
     return [batch for batch in batches if batch]
 
 
-def _cell_counts(con: duckdb.DuckDBPyConnection, scope: Scope, rows: str) -> list[CellCounts]:
+def _cell_counts(
+    con: duckdb.DuckDBPyConnection, scope: Scope, rows: str, windows: Sequence[datetime] | None
+) -> list[CellCounts]:
     grouping = cell_grouping(scope)
+    where = "" if windows is None else f"WHERE window_start IN ({', '.join(map(timestamp_sql, windows))})"
+    if windows is not None and not windows:
+        return []
     result = con.execute(
         f"""SELECT * FROM (
             SELECT {grouping.select}, count(*) AS n,
@@ -280,7 +326,7 @@ def _cell_counts(con: duckdb.DuckDBPyConnection, scope: Scope, rows: str) -> lis
             count(*) FILTER (WHERE _labelled AND NOT _decision AND _positive) AS fn,
             count(*) FILTER (WHERE _labelled AND NOT _decision AND NOT _positive) AS tn,
             quantile_cont(_lag_s, [0.5, 0.95]) FILTER (WHERE _labelled) AS lag
-        FROM {rows} GROUP BY {grouping.group_by})"""
+        FROM {rows} {where} GROUP BY {grouping.group_by})"""
     ).fetchall()
     cells = []
     for row in result:

@@ -1,0 +1,132 @@
+"""Typed JSON for result rows: dataclasses (and the tuples, lists, mappings, datetimes inside them)
+to JSON-able values and back into the same types.
+
+A tuple of rows is written as a table — the field names once, then one array per row — a third of
+the size, and positional arguments decode faster than keyword ones. Decoding checks every value
+against its annotation (ValueError otherwise), so a reader of an older format gets an error, never
+a half-typed object. Used by the per-window cache in the store and the TUI's last-session view.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import types
+import typing
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+Decoder = Callable[[Any], Any]
+
+
+def encode(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(key): encode(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        kinds = {type(item) for item in value}
+        if len(kinds) == 1 and dataclasses.is_dataclass(first := next(iter(kinds))):
+            # A table of rows: the field names once, then one array per row (a third of the size,
+            # and positional arguments decode faster than keyword ones).
+            names = [f.name for f in dataclasses.fields(first)]
+            return {"columns": names, "rows": [[encode(getattr(item, n)) for n in names] for item in value]}
+        return [encode(item) for item in value]
+    if isinstance(value, float) and value != value:  # NaN never reaches a panel, but never write it
+        return None
+    return value
+
+
+@functools.cache
+def decoder(kind: Any) -> Decoder:
+    """A function turning parsed JSON into an instance of the annotation `kind` (ValueError if it
+    is not one); built once per type, so a snapshot of tens of thousands of rows decodes quickly."""
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        options = [decoder(option) for option in typing.get_args(kind) if option is not type(None)]
+        nullable = type(None) in typing.get_args(kind)
+        return functools.partial(_union, tuple(options), nullable)
+    if origin is tuple:
+        args = typing.get_args(kind)
+        if len(args) == 2 and args[1] is Ellipsis:
+            item = decoder(args[0])
+            table = _tabledecoder(args[0]) if dataclasses.is_dataclass(args[0]) else None
+            return lambda value: (
+                table(value) if table and isinstance(value, dict) else tuple(item(v) for v in value)
+            )
+        items = [decoder(arg) for arg in args]
+        return lambda value: tuple(d(v) for d, v in zip(items, value, strict=True))
+    if origin is list:
+        item = decoder(typing.get_args(kind)[0])
+        return lambda value: [item(v) for v in value]
+    if origin in (dict, Mapping) or kind is Mapping:
+        args = typing.get_args(kind)
+        item = decoder(args[1]) if args else _any
+        return lambda value: {key: item(v) for key, v in _object(value).items()}
+    if kind is Any or kind is object:
+        return _any
+    if dataclasses.is_dataclass(kind):
+        hints = typing.get_type_hints(kind)
+        fields = {f.name: decoder(hints[f.name]) for f in dataclasses.fields(kind) if f.init}
+        build = typing.cast(Callable[..., Any], kind)
+        return lambda value: build(**{k: fields[k](v) for k, v in _object(value).items() if k in fields})
+    if kind is datetime:
+        return datetime.fromisoformat
+    if kind is float:
+        return _float
+    if isinstance(kind, type):
+        return functools.partial(_instance, kind)
+    raise ValueError(f"cannot decode {kind}")
+
+
+def _tabledecoder(kind: Any) -> Decoder:
+    """Rows written as {"columns": [...], "rows": [[...], ...]} back into a tuple of `kind`."""
+    hints = typing.get_type_hints(kind)
+    decoders = {f.name: decoder(hints[f.name]) for f in dataclasses.fields(kind) if f.init}
+    build = typing.cast(Callable[..., Any], kind)
+
+    order = list(decoders)
+    fields = list(decoders.values())
+
+    def decode(value: Any) -> tuple[Any, ...]:
+        if _object(value)["columns"] != order:
+            raise ValueError(f"the columns of {kind.__name__} changed")
+        return tuple(build(*[d(v) for d, v in zip(fields, row, strict=True)]) for row in value["rows"])
+
+    return decode
+
+
+def _union(options: tuple[Decoder, ...], nullable: bool, value: Any) -> Any:
+    if value is None and nullable:
+        return None
+    for option in options:
+        try:
+            return option(value)
+        except (TypeError, ValueError):
+            continue
+    raise ValueError(f"unexpected {value!r}")
+
+
+def _object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected an object, got {value!r}")
+    return value
+
+
+def _any(value: Any) -> Any:
+    return value
+
+
+def _float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _instance(kind: type, value: Any) -> Any:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise ValueError(f"expected {kind.__name__}, got {value!r}")
+    return value
