@@ -273,20 +273,20 @@ def _evaluate(con: duckdb.DuckDBPyConnection, scope: Scope, memo: WindowMemo) ->
     profile = ensure_profile(con, model, scope.segments, scope.as_of)
     plain = WindowRows(con, memo, cache_key(model, scope.window.text, scope.segments))
     profiled = WindowRows(con, memo, cache_key(model, scope.window.text, scope.segments, profile.keys))
-    with LabelledRows(con, scope) as frame:
-        tokens = frame.tokens()
-        labelled = {w: token.labelled for w, token in tokens.items()}
-        calibration = plain.held("calibration", CalibrationRow, labelled)
-        performance = plain.held("performance", PerformanceRow, labelled)
-        stale = sorted(w for w in tokens if w not in calibration or w not in performance)
-        if stale:
-            cells = frame.cells(_REDUCERS, stale)
-            fresh_calibration = _by_window(compute_calibration(con, scope, labelled=cells))
-            fresh_performance = _by_window(compute_performance(con, scope, labelled=cells))
-            plain.keep("calibration", fresh_calibration, labelled)
-            plain.keep("performance", fresh_performance, labelled)
-            calibration.update(fresh_calibration)
-            performance.update(fresh_performance)
+    frame = LabelledRows(con, scope)
+    tokens = frame.tokens()
+    labelled = {w: token.labelled for w, token in tokens.items()}
+    calibration = plain.held("calibration", CalibrationRow, labelled)
+    performance = plain.held("performance", PerformanceRow, labelled)
+    stale = sorted(w for w in tokens if w not in calibration or w not in performance)
+    if stale:
+        cells = frame.cells(_REDUCERS, stale if len(stale) < len(tokens) else None)
+        fresh_calibration = _by_window(compute_calibration(con, scope, labelled=cells))
+        fresh_performance = _by_window(compute_performance(con, scope, labelled=cells))
+        plain.keep("calibration", fresh_calibration, labelled)
+        plain.keep("performance", fresh_performance, labelled)
+        calibration.update(fresh_calibration)
+        performance.update(fresh_performance)
     rows = {w: token.rows for w, token in tokens.items()}
     tables: dict[str, dict[datetime, list[Any]]] = {
         "totals": profiled.held("totals", CellCounts, rows),

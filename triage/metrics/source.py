@@ -224,8 +224,7 @@ class LabelledCells:
         source: str | None = None,
     ) -> LabelledCells:
         """The cells of `source` (a SELECT of prediction rows; default: the scope's windows)."""
-        with LabelledRows(con, scope, source) as rows:
-            return rows.cells(reducers)
+        return LabelledRows(con, scope, source).cells(reducers)
 
 
 @dataclass(frozen=True)
@@ -239,30 +238,26 @@ class WindowToken:
 
 
 class LabelledRows:
-    """The rows of `source` (default: the scope's windows) joined to their as-of labels, materialised
-    once in a temporary table for the life of the context (dropped at its end)."""
+    """The rows of `source` (default: the scope's windows) joined to their as-of labels.
+
+    `tokens` aggregates the join as it streams; `cells` materialises the rows of the windows it
+    computes in a temporary table (dropped when done), so an evaluation whose windows are all
+    cached never holds the rows in memory.
+    """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, scope: Scope, source: str | None = None) -> None:
         self.con, self.scope = con, scope
-        self.table = f"_triage_rows_{uuid.uuid4().hex}"
         columns = (
             "p._score, p._decision, hash(p._id, p._file_id, p._row) AS _h, "
             "hash(p._id, p._label, p._labeled_at) AS _hl"
         )
-        labelled = labelled_rows_sql(scope, source or window_rows_sql(scope), columns)
-        con.execute(f"CREATE TEMP TABLE {self.table} AS {labelled}")
-
-    def __enter__(self) -> LabelledRows:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.con.execute(f"DROP TABLE IF EXISTS {self.table}")
+        self.rows = labelled_rows_sql(scope, source or window_rows_sql(scope), columns)
 
     def tokens(self) -> dict[datetime, WindowToken]:
         """Each window's token."""
         found = self.con.execute(
             f"""SELECT window_start, count(*), bit_xor(_h), count(*) FILTER (WHERE _labelled),
-                bit_xor(_hl) FILTER (WHERE _labelled) FROM {self.table} GROUP BY window_start"""
+                bit_xor(_hl) FILTER (WHERE _labelled) FROM ({self.rows}) GROUP BY window_start"""
         ).fetchall()
         return {
             aware(start): WindowToken(n, f"{n}:{h}", f"{n}:{h}|{labelled}:{hl}")
@@ -274,21 +269,32 @@ class LabelledRows:
     ) -> LabelledCells:
         """The cells of the rows (of `windows` only, when given) and what `reducers` make of them.
 
-        One GROUPING SETS pass gives the per-cell counts; then, for batches of windows of at most
-        about `BATCH_SCORE_ROWS` score rows, another pass with the score gives that batch's
-        `ScoreCounts`, which each reducer turns into one result per cell (in the batch's cell
-        order). Score rows find their cells by small integer codes: only numbers leave DuckDB.
+        The rows are materialised once in a temporary table; from it one GROUPING SETS pass gives
+        the per-cell counts; then, for batches of windows of at most about `BATCH_SCORE_ROWS`
+        score rows, another pass with the score gives that batch's `ScoreCounts`, which each
+        reducer turns into one result per cell (in the batch's cell order). Score rows find their
+        cells by small integer codes: only numbers leave DuckDB.
         """
         reduced: dict[str, list[Any]] = {name: [] for name in reducers}
-        cells = _cell_counts(self.con, self.scope, self.table, windows)
-        order: list[int] = []
-        for batch in _batches(cells):
-            # The cells of one grouping set together, in `grouping_set`'s order.
-            batch.sort(key=lambda i: grouping_set(self.scope, cells[i].version, cells[i].segment))
-            order += batch
-            scores = _score_counts(self.con, self.scope, self.table, [cells[i] for i in batch])
-            for name, reduce in reducers.items():
-                reduced[name] += reduce(scores)
+        if windows is not None and not windows:
+            return LabelledCells([], reduced)
+        table = f"_triage_rows_{uuid.uuid4().hex}"
+        where = (
+            "" if windows is None else f" WHERE window_start IN ({', '.join(map(timestamp_sql, windows))})"
+        )
+        try:
+            self.con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM ({self.rows}){where}")
+            cells = _cell_counts(self.con, self.scope, table)
+            order: list[int] = []
+            for batch in _batches(cells):
+                # The cells of one grouping set together, in `grouping_set`'s order.
+                batch.sort(key=lambda i: grouping_set(self.scope, cells[i].version, cells[i].segment))
+                order += batch
+                scores = _score_counts(self.con, self.scope, table, [cells[i] for i in batch])
+                for name, reduce in reducers.items():
+                    reduced[name] += reduce(scores)
+        finally:
+            self.con.execute(f"DROP TABLE IF EXISTS {table}")
         return LabelledCells([cells[i] for i in order], reduced)
 
 
@@ -309,13 +315,8 @@ def _batches(cells: list[CellCounts]) -> list[list[int]]:
     return [batch for batch in batches if batch]
 
 
-def _cell_counts(
-    con: duckdb.DuckDBPyConnection, scope: Scope, rows: str, windows: Sequence[datetime] | None
-) -> list[CellCounts]:
+def _cell_counts(con: duckdb.DuckDBPyConnection, scope: Scope, rows: str) -> list[CellCounts]:
     grouping = cell_grouping(scope)
-    where = "" if windows is None else f"WHERE window_start IN ({', '.join(map(timestamp_sql, windows))})"
-    if windows is not None and not windows:
-        return []
     result = con.execute(
         f"""SELECT * FROM (
             SELECT {grouping.select}, count(*) AS n,
@@ -326,7 +327,7 @@ def _cell_counts(
             count(*) FILTER (WHERE _labelled AND NOT _decision AND _positive) AS fn,
             count(*) FILTER (WHERE _labelled AND NOT _decision AND NOT _positive) AS tn,
             quantile_cont(_lag_s, [0.5, 0.95]) FILTER (WHERE _labelled) AS lag
-        FROM {rows} {where} GROUP BY {grouping.group_by})"""
+        FROM {rows} GROUP BY {grouping.group_by})"""
     ).fetchall()
     cells = []
     for row in result:

@@ -287,10 +287,10 @@ class EngineSource:
         self._alerts_lock = threading.Lock()
 
     def ingest_new(self) -> int:
-        # Warming evaluates drift, so it takes the engine lock like a snapshot; the snapshot that
-        # follows then reads the windows it stored.
+        # No separate warming: the snapshot that follows evaluates on this writable store, which
+        # computes and stores exactly the windows whose rows or labels changed.
         with self._engine_lock:
-            return self.engine.refresh(if_changed=True).rows_added
+            return self.engine.refresh(warm=False).rows_added
 
     def snapshot(self, as_of: datetime) -> Snapshot:
         books = self._runbooks()
