@@ -46,8 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--no-warm",
         dest="warm",
         action="store_false",
-        help="only ingest: do not precompute the reference profile and the drift of changed windows "
-        "(then the next `triage check` computes them)",
+        help="only ingest: do not precompute the reference profile and the statistics of the windows "
+        "whose rows or labels changed (then the next `triage check` computes them)",
     )
     ingest.add_argument(
         "--polls", type=int, default=None, help=argparse.SUPPRESS
