@@ -15,6 +15,7 @@ from triage.tui.screens.base import TriageScreen, refill
 from triage.tui.views import scope_text, signal_series, sorted_alerts
 from triage.tui.widgets import cells
 from triage.tui.widgets.charts import Series, TimeChart, TimeSeries
+from triage.tui.widgets.table import PanelTable
 
 STATE_STYLE = {"firing": "bold", "pending": "#d7af00", "resolved": cells.DIM}
 LIST_COLUMNS = ("sev", "state", "rule", "where", "value", "limit", "for", "runbook")
@@ -74,7 +75,7 @@ class AlertsScreen(TriageScreen):
     BINDINGS = bindings("filter", "alerts")
 
     def compose_body(self) -> ComposeResult:
-        yield DataTable(id="alert-list", cursor_type="row")
+        yield PanelTable(id="alert-list", cursor_type="row")
         yield Static(id="alerts-note", classes="note")
 
     def on_mount(self) -> None:

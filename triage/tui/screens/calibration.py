@@ -15,6 +15,7 @@ from triage.tui.screens.drift import version_label
 from triage.tui.views import labelled_window, points, select
 from triage.tui.widgets import cells
 from triage.tui.widgets.charts import PALETTE, Curve, Series, TimeChart, TimeSeries, XYChart
+from triage.tui.widgets.table import PanelTable
 
 COLUMNS = ("version", "n", "labeled", "decision", "ECE", "ECE mass", "MCE", "Brier", "log loss")
 
@@ -48,7 +49,7 @@ class CalibrationScreen(ChartScreen):
     CHARTS = ("reliability", "ece", "brier", "decision")
 
     def compose_body(self) -> ComposeResult:
-        yield DataTable(id="versions", cursor_type="row")
+        yield PanelTable(id="versions", cursor_type="row")
         with Container(id="charts", classes="charts"):
             yield XYChart("reliability: observed rate vs mean score", id="reliability")
             yield TimeChart("ECE per window", id="ece")

@@ -32,6 +32,7 @@ from triage.tui.views import (
 )
 from triage.tui.widgets import cells
 from triage.tui.widgets.charts import HistogramChart, Series, TimeChart, TimeSeries
+from triage.tui.widgets.table import PanelTable
 
 SORTS = {"psi": "worst PSI first", "name": "name"}
 LEGEND = Text.assemble(
@@ -71,7 +72,7 @@ class DriftScreen(ModelScreen):
         self.slices: tuple[Slice, ...] = ()
 
     def compose_body(self) -> ComposeResult:
-        yield DataTable(id="grid", cursor_type="cell", fixed_columns=1, header_height=2)
+        yield PanelTable(id="grid", cursor_type="cell", fixed_columns=1, header_height=2)
         yield Static(LEGEND, id="legend", classes="note")
 
     def render_snapshot(self, snapshot: Snapshot) -> None:

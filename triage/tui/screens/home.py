@@ -14,6 +14,7 @@ from triage.tui.screens.alerts import HOME_COLUMNS, WHERE_WIDTH, alert_row, wher
 from triage.tui.screens.base import TriageScreen, refill
 from triage.tui.views import HealthRow, firing, grouped, health, resolve_window
 from triage.tui.widgets import cells
+from triage.tui.widgets.table import PanelTable
 
 MODEL_COLUMNS = ("model", "ver", "volume", "p95 ms", "err", "$/1k", "drift", "calib", "perf", "labels")
 
@@ -27,9 +28,9 @@ class HomeScreen(TriageScreen):
     BINDINGS = bindings("filter", "home")
 
     def compose_body(self) -> ComposeResult:
-        yield DataTable(id="models", cursor_type="row", zebra_stripes=True)
+        yield PanelTable(id="models", cursor_type="row", zebra_stripes=True)
         yield Static("", id="alerts-title", classes="section")
-        yield DataTable(id="alerts", cursor_type="row")
+        yield PanelTable(id="alerts", cursor_type="row")
         yield Static("", id="home-note", classes="note")
 
     def on_mount(self) -> None:

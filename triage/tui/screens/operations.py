@@ -16,6 +16,7 @@ from triage.tui.screens.drift import version_label
 from triage.tui.views import points, resolve_window, select, window_starts
 from triage.tui.widgets import cells
 from triage.tui.widgets.charts import PALETTE, Series, TimeChart, TimeSeries
+from triage.tui.widgets.table import PanelTable
 
 COLUMNS = ("version", "route", "n", "p50", "p95", "p99", "err", "fallbk", "$/1k", "tok/req")
 
@@ -63,7 +64,7 @@ class OperationsScreen(ChartScreen):
     CHARTS = ("latency", "errors", "cost", "tokens")
 
     def compose_body(self) -> ComposeResult:
-        yield DataTable(id="ops", cursor_type="row", zebra_stripes=True)
+        yield PanelTable(id="ops", cursor_type="row", zebra_stripes=True)
         with Container(id="charts", classes="charts"):
             yield TimeChart("latency p95 (thin: p99), ms", id="latency")
             yield TimeChart("error rate (thin: fallback rate)", id="errors")

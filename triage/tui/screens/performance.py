@@ -17,6 +17,7 @@ from triage.tui.screens.drift import version_label
 from triage.tui.views import ALL, labelled_window, points, select, slice_of, window_starts
 from triage.tui.widgets import cells
 from triage.tui.widgets.charts import PALETTE, Series, TimeChart, TimeSeries
+from triage.tui.widgets.table import PanelTable
 
 METRICS = ("precision", "recall", "auroc", "fpr", "fnr", "accuracy", "expected_cost")
 COLUMNS = ("slice", "n", "labeled", "cover", "precision", "recall", "AUROC", "FPR", "cost")
@@ -86,7 +87,7 @@ class PerformanceScreen(ModelScreen):
         self.metric = METRICS[0]
 
     def compose_body(self) -> ComposeResult:
-        yield DataTable(id="slices", cursor_type="row", zebra_stripes=True)
+        yield PanelTable(id="slices", cursor_type="row", zebra_stripes=True)
         yield Static(id="cost", classes="note")
         with Horizontal(id="perf-charts", classes="charts"):
             yield TimeChart(id="metric")

@@ -20,6 +20,7 @@ from triage.tui.messages import DryRunReady, RunbookLoaded, StepFinished, StepPr
 from triage.tui.screens.base import TriageScreen, refill
 from triage.tui.screens.modals import PromptScreen
 from triage.tui.widgets import cells
+from triage.tui.widgets.table import PanelTable
 
 SAFETY_STYLE = {"read_only": cells.OK, "reversible": "bold #d7af00", "destructive": cells.CRIT}
 
@@ -71,7 +72,7 @@ class RunbookScreen(TriageScreen):
 
     def compose_body(self) -> ComposeResult:
         with Container(id="rb-body"):
-            yield DataTable(id="steps", cursor_type="row")
+            yield PanelTable(id="steps", cursor_type="row")
             with VerticalScroll(id="prose"):
                 yield Markdown("", id="markdown")
             with VerticalScroll(id="rb-detail"):

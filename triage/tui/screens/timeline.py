@@ -17,6 +17,7 @@ from triage.tui.screens.base import TriageScreen, refill
 from triage.tui.views import category, select, window_starts
 from triage.tui.widgets import cells
 from triage.tui.widgets.charts import PALETTE, Series, TimeChart, TimeSeries
+from triage.tui.widgets.table import PanelTable
 
 COLUMNS = ("time", "kind", "what", "title", "detail")
 KIND_STYLE = {"alert": "", "acknowledged": "#5fafd7", "silenced": cells.DIM, "runbook": "bold #5faf5f"}
@@ -74,7 +75,7 @@ class TimelineScreen(TriageScreen):
     BINDINGS = bindings("filter", "timeline")
 
     def compose_body(self) -> ComposeResult:
-        yield DataTable(id="events", cursor_type="row")
+        yield PanelTable(id="events", cursor_type="row")
         yield Static(id="timeline-note", classes="note")
         yield TimeChart("key signals", id="key-signals")
 
