@@ -298,7 +298,8 @@ def _evaluate(con: duckdb.DuckDBPyConnection, scope: Scope, memo: WindowMemo) ->
     }
     stale = [w for w in tokens if any(w not in held for held in tables.values())]
     if stale:
-        since = replace(scope, since=min(stale))
+        first = min(stale)
+        since = replace(scope, since=first)
         counts = quality_counts(con, since)  # one counting pass serves data quality and drift
         fresh: dict[str, dict[datetime, list[Any]]] = {
             "totals": {key[0]: [cell] for key, cell in counts.items() if key[1:] == (None, None, None)},
@@ -306,7 +307,10 @@ def _evaluate(con: duckdb.DuckDBPyConnection, scope: Scope, memo: WindowMemo) ->
             "operations": _by_window(compute_operations(con, since)),
             "drift": _by_window(compute_drift(con, since, counts)),
         }
-        for family, by_window in fresh.items():
+        computed = [w for w in tokens if w >= first]
+        for family, found in fresh.items():
+            # A computed window without rows in a family is remembered as such, not computed again.
+            by_window = {w: found.get(w, []) for w in computed}
             (plain if family == "operations" else profiled).keep(
                 family,
                 by_window,
