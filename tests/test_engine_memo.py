@@ -94,9 +94,9 @@ def test_one_engine_across_as_of_times_matches_fresh_engines(
     computed_since: list[datetime | None] = []
     original = engine_module.quality_counts
 
-    def spy(con: object, scope: Scope) -> object:
+    def spy(con: object, scope: Scope, *rest: object) -> object:
         computed_since.append(scope.since)
-        return original(con, scope)  # type: ignore[arg-type]
+        return original(con, scope, *rest)  # type: ignore[arg-type]
 
     monkeypatch.setattr(engine_module, "quality_counts", spy)
     with Engine(config) as engine:
@@ -183,7 +183,7 @@ def test_a_warm_store_serves_every_family_to_another_process(
     at = DAY0 + timedelta(days=30)
     computed = _spy_labelled_windows(monkeypatch)
     since: list[object] = []
-    monkeypatch.setattr(engine_module, "quality_counts", lambda con, scope: since.append(scope) or {})
+    monkeypatch.setattr(engine_module, "quality_counts", lambda con, scope, *_: since.append(scope) or {})
     with Engine(config_of(config_path)) as engine:
         warm = engine.evaluate("fraud", as_of=at).to_json()
     assert computed == [] and since == []  # every window of every family came from the store

@@ -293,19 +293,19 @@ def _evaluate(con: duckdb.DuckDBPyConnection, scope: Scope, memo: WindowMemo) ->
         "data_quality": profiled.held("data_quality", DataQualityRow, rows),
         "operations": plain.held("operations", OperationsRow, rows),
         "drift": profiled.held(
-            "drift", DriftRow, rows, loader=lambda wanted: cached_drift(con, scope, wanted)
+            "drift", DriftRow, rows, loader=lambda wanted: cached_drift(con, scope, profile, wanted)
         ),
     }
     stale = [w for w in tokens if any(w not in held for held in tables.values())]
     if stale:
         first = min(stale)
         since = replace(scope, since=first)
-        counts = quality_counts(con, since)  # one counting pass serves data quality and drift
+        counts = quality_counts(con, since, profile)  # one counting pass: data quality and drift
         fresh: dict[str, dict[datetime, list[Any]]] = {
             "totals": {key[0]: [cell] for key, cell in counts.items() if key[1:] == (None, None, None)},
-            "data_quality": _by_window(compute_quality(con, since, counts)),
+            "data_quality": _by_window(compute_quality(con, since, counts, profile)),
             "operations": _by_window(compute_operations(con, since)),
-            "drift": _by_window(compute_drift(con, since, counts)),
+            "drift": _by_window(compute_drift(con, since, counts, profile)),
         }
         computed = [w for w in tokens if w >= first]
         for family, found in fresh.items():
@@ -338,7 +338,7 @@ def _evaluate(con: duckdb.DuckDBPyConnection, scope: Scope, memo: WindowMemo) ->
         windows=windows,
         drift=ordered(tables["drift"]),
         data_quality=ordered(tables["data_quality"]),
-        schema_changes=tuple(schema_changes(con, scope, totals)),
+        schema_changes=tuple(schema_changes(con, scope, totals, profile)),
         calibration=ordered(calibration),
         performance=ordered(performance),
         operations=ordered(tables["operations"]),

@@ -223,11 +223,11 @@ def _select(rule: AlertRule, fields: Sequence[str], rows: Iterable[Row]) -> list
     patterns = {name: _pattern(rule.where, name) for name in fields}
     patterns |= {name: value for name, value in rule.where.items() if name not in patterns}
     names, wanted = tuple(patterns), tuple(patterns.values())
-    values_of = operator.attrgetter(*names, "version")  # never a bare value: at least two names
+    values_of = operator.attrgetter(*names)  # a tuple: every scope has at least three fields
     verdicts: dict[tuple[str | None, ...], bool] = {}  # rows of one scope repeat once per window
     matched = []
     for row in rows:
-        values = values_of(row)[:-1]
+        values = values_of(row)
         if values not in verdicts:
             verdicts[values] = all(_matches(p, v) for p, v in zip(wanted, values, strict=True))
         if verdicts[values]:

@@ -95,7 +95,7 @@ from triage.metrics.quality import (
     only_windows_sql,
 )
 from triage.metrics.results import DriftRow
-from triage.metrics.source import CellKey, aware, plain_rows_sql, window_end, window_rows_sql
+from triage.metrics.source import CellKey, aware, plain_rows_sql, small_codes, window_end, window_rows_sql
 from triage.store.tables import NUMERIC, table_exists
 
 CACHE_TABLE = "_triage_cache_drift"
@@ -293,11 +293,6 @@ def numeric_cells(
     return found
 
 
-def _small(codes: np.ndarray) -> np.ndarray:
-    """Non-negative integer codes in the narrowest type: numpy radix-sorts 16-bit keys."""
-    return codes.astype(np.uint16) if not len(codes) or int(codes.max()) < 1 << 16 else codes
-
-
 @dataclass(frozen=True)
 class _Looked:
     """A family's window values grouped by slice, ascending within, with their place in its reference."""
@@ -319,7 +314,7 @@ def _look_up(ref: _Reference, x: np.ndarray, index: np.ndarray) -> _Looked:
     """
     rows = np.flatnonzero(index >= 0)
     if len(ref.slice_ids) > 1:
-        rows = rows[np.argsort(_small(index[rows]), kind="stable")]
+        rows = rows[np.argsort(small_codes(index[rows]), kind="stable")]
     slice_of, xs = index[rows], x[rows]
     right = _search(ref, slice_of, xs, ref.value, "right") - 1  # the last reference value <= x
     first = ref.start[slice_of]
@@ -354,7 +349,7 @@ def _family_cells(
     width = int(code.max()) + 1 if len(code) else 1
     cells = looked.slice_of * width + code[looked.rows]
     # Grouped by cell, ascending values within: the stable sort keeps each slice's order.
-    order = np.argsort(_small(cells), kind="stable")
+    order = np.argsort(small_codes(cells), kind="stable")
     cells = cells[order]
     heads = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]])
     sizes = np.diff(np.r_[heads, len(cells)])
@@ -459,16 +454,22 @@ def _bin_sql(edges: str, value: str) -> str:
 
 
 def compute_drift(
-    con: duckdb.DuckDBPyConnection, scope: Scope, counts: dict[CellKey, CellCounts] | None = None
+    con: duckdb.DuckDBPyConnection,
+    scope: Scope,
+    counts: dict[CellKey, CellCounts] | None = None,
+    profile: Profile | None = None,
 ) -> list[DriftRow]:
     """Drift of every feature (and `__score__`) in every window × version × slice cell of the scope.
 
     The rows of each window are cached (`_triage_cache_drift`) with the window's token; a later
     call recomputes only the windows whose rows changed or are new. A read-only connection uses
     the valid cached rows and computes the others without storing them. `counts` are the scope's
-    `cell_counts` when the caller has them already (the data-quality pass counts the same cells).
+    `cell_counts` when the caller has them already (the data-quality pass counts the same cells),
+    `profile` its `ensure_profile`.
     """
-    profile = ensure_profile(con, scope.model, scope.segments, scope.as_of)
+    profile = (
+        profile if profile is not None else ensure_profile(con, scope.model, scope.segments, scope.as_of)
+    )
     if not profile.features:
         return []
     if counts is None:
@@ -499,11 +500,10 @@ def compute_drift(
 
 
 def cached_drift(
-    con: duckdb.DuckDBPyConnection, scope: Scope, tokens: dict[datetime, str]
+    con: duckdb.DuckDBPyConnection, scope: Scope, profile: Profile, tokens: dict[datetime, str]
 ) -> dict[datetime, list[DriftRow]]:
     """The stored drift rows of the windows whose token (`quality.CellCounts.token` of the window's
-    all-traffic cell) is unchanged."""
-    profile = ensure_profile(con, scope.model, scope.segments, scope.as_of)
+    all-traffic cell) is unchanged, against the scope's `profile`."""
     return DriftCache(con, scope, profile).load(tokens) if profile.features else {}
 
 

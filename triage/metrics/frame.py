@@ -107,7 +107,7 @@ def cell_grouping(
     rendered = ", ".join("(" + ", ".join(cols) + ")" for cols in sets)
     version = "CASE WHEN GROUPING(_version) = 0 THEN _version END" if by_version else "NULL"
     if scope.segments:
-        names = " ".join(f"WHEN GROUPING({quote(s)}) = 0 THEN {_name_sql(s)}" for s in scope.segments)
+        names = " ".join(f"WHEN GROUPING({quote(s)}) = 0 THEN {text_literal(s)}" for s in scope.segments)
         values = " ".join(
             f"WHEN GROUPING({quote(s)}) = 0 THEN {segment_value_sql(s)}" for s in scope.segments
         )
@@ -120,13 +120,14 @@ def cell_grouping(
     return Grouping(select=", ".join(select), group_by=f"GROUPING SETS ({rendered})")
 
 
-def _name_sql(segment: str) -> str:
-    return "'" + segment.replace("'", "''") + "'"
+def text_literal(value: str) -> str:
+    """A SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def segment_value_sql(segment: str, table: str = "") -> str:
     """A row's value of a segment column as a cell's `segment_value` (NULL shown as "(missing)")."""
-    return f"coalesce(CAST({table}{quote(segment)} AS VARCHAR), '{MISSING_SEGMENT}')"
+    return f"coalesce(CAST({table}{quote(segment)} AS VARCHAR), {text_literal(MISSING_SEGMENT)})"
 
 
 def grouping_set(scope: Scope, version: str | None, segment: str | None) -> int:

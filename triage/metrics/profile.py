@@ -38,7 +38,7 @@ import duckdb
 import numpy as np
 
 from triage.config import ModelConfig
-from triage.metrics.frame import Scope, segment_value_sql
+from triage.metrics.frame import Scope, segment_value_sql, text_literal
 from triage.metrics.source import reference_rows_sql
 from triage.store.schema import predictions_table, quote, reference_table
 from triage.store.tables import CATEGORICAL, NUMERIC, stored_layout, table_exists
@@ -97,11 +97,6 @@ def drift_features(con: duckdb.DuckDBPyConnection, model: ModelConfig) -> tuple[
         return ()
     features = tuple(Feature(f.name, f.kind, f.name) for f in layout.features)
     return (*features, Feature(SCORE_FEATURE, NUMERIC, "_score"))
-
-
-def text_literal(value: str) -> str:
-    """A SQL string literal."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def slice_id_sql(segment: str | None, table: str = "") -> str:

@@ -175,24 +175,34 @@ def unseen(window: Mapping[str, int], reference: Mapping[str, int] | None) -> tu
     return sum(new.values()), tuple(listed)
 
 
-def quality_counts(con: duckdb.DuckDBPyConnection, scope: Scope) -> dict[CellKey, CellCounts]:
+def quality_counts(
+    con: duckdb.DuckDBPyConnection, scope: Scope, profile: Profile | None = None
+) -> dict[CellKey, CellCounts]:
     """`cell_counts` of the scope's profiled features with the out-of-range counts: what
-    `compute_quality` needs, and a superset of what `compute_drift` needs."""
-    profile = ensure_profile(con, scope.model, scope.segments, scope.as_of)
+    `compute_quality` needs, and a superset of what `compute_drift` needs (`profile`: the scope's
+    `ensure_profile`, when the caller has it already)."""
+    profile = (
+        profile if profile is not None else ensure_profile(con, scope.model, scope.segments, scope.as_of)
+    )
     return cell_counts(con, scope, profile.features, profile) if profile.features else {}
 
 
 def compute_quality(
-    con: duckdb.DuckDBPyConnection, scope: Scope, counts: dict[CellKey, CellCounts] | None = None
+    con: duckdb.DuckDBPyConnection,
+    scope: Scope,
+    counts: dict[CellKey, CellCounts] | None = None,
+    profile: Profile | None = None,
 ) -> list[DataQualityRow]:
-    """Data quality of every feature in every cell of the scope (`counts`: the scope's
-    `quality_counts`, when the caller has them already)."""
-    profile = ensure_profile(con, scope.model, scope.segments, scope.as_of)
+    """Data quality of every feature in every cell of the scope (`counts`, `profile`: the scope's
+    `quality_counts` and `ensure_profile`, when the caller has them already)."""
+    profile = (
+        profile if profile is not None else ensure_profile(con, scope.model, scope.segments, scope.as_of)
+    )
     features = profile.features
     if not features:
         return []
     if counts is None:
-        counts = quality_counts(con, scope)
+        counts = quality_counts(con, scope, profile)
     categories = categorical_counts(con, scope, features)
     minimum = scope.model.min_samples
     rows: list[DataQualityRow] = []
@@ -251,14 +261,18 @@ def compute_quality(
 
 
 def schema_changes(
-    con: duckdb.DuckDBPyConnection, scope: Scope, counts: dict[CellKey, CellCounts] | None = None
+    con: duckdb.DuckDBPyConnection,
+    scope: Scope,
+    counts: dict[CellKey, CellCounts] | None = None,
+    profile: Profile | None = None,
 ) -> list[SchemaChange]:
     """Features missing, added or retyped in the evaluated windows relative to the reference
-    (`counts`: the scope's `quality_counts`, when the caller has them already)."""
+    (`counts`, `profile`: the scope's `quality_counts` and `ensure_profile`, when the caller has
+    them already)."""
     model = scope.model
-    profile = ensure_profile(con, model, scope.segments, scope.as_of)
+    profile = profile if profile is not None else ensure_profile(con, model, scope.segments, scope.as_of)
     if counts is None:
-        counts = quality_counts(con, scope)
+        counts = quality_counts(con, scope, profile)
     layout = stored_layout(con, model)
     types = {"numeric": "DOUBLE", "categorical": "VARCHAR"}
     changes: list[SchemaChange] = []

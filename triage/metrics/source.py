@@ -195,6 +195,11 @@ class ScoreCounts:
         return sums.reshape(len(bounds), -1)
 
 
+def small_codes(codes: np.ndarray) -> np.ndarray:
+    """Non-negative integer codes in the narrowest type: numpy radix-sorts 16-bit keys."""
+    return codes.astype(np.uint16) if not len(codes) or int(codes.max()) < 1 << 16 else codes
+
+
 def _prefix(values: np.ndarray) -> np.ndarray:
     return np.concatenate([[0.0], np.cumsum(values)])
 
@@ -376,6 +381,12 @@ def _score_counts(
         for k, segment in enumerate(scope.segments)
     )
     listed = ", ".join(timestamp_sql(start) for start in windows)
+    # The codes DuckDB gives below: list positions (1-based; 0 = all versions / all traffic).
+    window_code = {start: i for i, start in enumerate(windows)}
+    version_code = {name: i + 1 for i, name in enumerate(versions)}
+    value_code = {
+        seg: {value: i + 1 for i, value in enumerate(listed_values)} for seg, listed_values in values.items()
+    }
     arrays = con.execute(
         f"""SELECT _score, _positive, list_position([{listed}], window_start) - 1 AS _w,
             coalesce(list_position(?::VARCHAR[], _version::VARCHAR), 0) AS _v{positions}
@@ -402,15 +413,14 @@ def _score_counts(
             sizes = (len(versions) + 1, len(values[segment]) + 1 if segment else 1)
             lookup = np.full(len(windows) * sizes[0] * sizes[1], -1, dtype=np.int64)
             for position, cell in enumerate(cells[low:high]):
-                v = versions.index(cell.version) + 1 if cell.version is not None else 0
-                s = values[segment].index(cell.segment_value or "") + 1 if segment else 0
-                lookup[(windows.index(cell.window_start) * sizes[0] + v) * sizes[1] + s] = position
+                v = version_code[cell.version] if cell.version is not None else 0
+                s = value_code[segment][cell.segment_value or ""] if segment else 0
+                lookup[(window_code[cell.window_start] * sizes[0] + v) * sizes[1] + s] = position
             row_value = np.asarray(arrays[f"_s{k - 1}"], dtype=np.int64)[by_score] if segment else 0
             local = lookup[(window * sizes[0] + (version if by_version else 0)) * sizes[1] + row_value]
             if local.size and local.min() < 0:
                 raise RuntimeError("a labelled row's cell is not among the cells; report this as a bug")
-            small = local.astype(np.uint16 if high - low <= np.iinfo(np.uint16).max else np.int64)
-            order = np.argsort(small, kind="stable")  # by cell, each cell's rows still in score order
+            order = np.argsort(small_codes(local), kind="stable")  # by cell, rows still in score order
             parts.append(_distinct(local[order] + low, score[order], positive[order]))
     if not parts:
         empty = np.zeros(0)
