@@ -86,12 +86,12 @@ def _ingest(ctx: Context, folder: Path, config: Path, store: Path) -> ProcessRun
     """`triage ingest` and the pristine copy of the store, as this version of triage leaves it.
 
     An existing pristine copy is restored and ingested again: nothing new is loaded, but the
-    ingest warms what this version caches (the drift windows), as it does for a user.
+    ingest warms what this version caches (every window's statistics), as it does for a user.
     """
     pristine = folder / "store.pristine.duckdb"
     if pristine.exists() and (folder / ".ingested").exists():
         _copy_store(pristine, store)
-    ctx.log("triage ingest (minutes when new; the drift windows of this version are warmed) …")
+    ctx.log("triage ingest (minutes when new; every window's statistics are warmed for this version) …")
     run = run_measured(
         _cli(config, "ingest"),
         stdout=folder / "ingest.stdout.log",

@@ -55,7 +55,7 @@ def run(ctx: Context) -> Outcome:
             seconds(best_whole),
             f"{whole.steps} steps, {len(whole.tracks[CURRENT].events)} alert changes",
         ],
-        ["warm after ingest (not timed)", seconds(warm_s), "drift windows cached by `triage ingest`"],
+        ["warm after ingest (not timed)", seconds(warm_s), "all window statistics cached, as ingest does"],
     ]
     report = "\n".join(
         [
