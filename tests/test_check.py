@@ -302,6 +302,21 @@ def test_text_summary(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str
     assert max(len(line) for line in summary.splitlines()) <= 100
 
 
+def test_inside_the_reference_period(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    """As of a time inside the reference range, the windows would be compared with themselves."""
+    config, _ = store
+    model = check_json(capsys, config, "--at", "2026-01-05T18:00Z")["models"][0]
+    reference = model["reference"]
+    assert reference["complete"] is False and reference["n"] == model["windows"][0]["n"] > 0
+    assert reference["note"].startswith("reference period open until 2026-01-06 00:00 UTC")
+    assert model["drift"] == [] and model["data_quality"] == [] and model["schema_changes"] == []
+    assert model["calibration"] and model["performance"] and model["operations"]
+    status, out, _ = run(capsys, config, "--at", "2026-01-05T18:00Z")
+    assert status in (0, 1, 2)
+    assert "reference period open until 2026-01-06 00:00 UTC" in out and "Drift" not in out
+    assert check_json(capsys, config, "--at", "2026-01-06T00:00Z")["models"][0]["reference"]["complete"]
+
+
 def test_errors_exit_3(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     config, _ = store
     status, _, err = run(capsys, config, "--model", "nope")

@@ -145,17 +145,25 @@ def test_a_reference_of_whole_windows_equals_the_reference_evaluated_on_its_own(
     assert any(row.auroc is not None for row in report.reference_performance)
 
 
-def test_an_as_of_time_before_the_first_reference_row_evaluates(config_path: Path) -> None:
-    """Replaying from the first prediction starts with a reference that has no row yet."""
+def test_nothing_is_measured_against_a_reference_whose_period_is_still_open(config_path: Path) -> None:
+    """Replaying from the first prediction starts with a reference that has no row yet, then one
+    that holds the very windows it would be compared with: drift and data quality wait for its end."""
     config = config_of(config_path)
     with Store.open(config.store_path) as store:
         store.ingest(config)
+    end = DAY0 + timedelta(days=2)
     with Engine(config) as engine:
         empty = engine.evaluate("fraud", as_of=DAY0 - timedelta(hours=1))
-        first = engine.evaluate("fraud", as_of=DAY0 + timedelta(hours=1))
+        inside = engine.evaluate("fraud", as_of=end - timedelta(hours=1))
+        closed = engine.evaluate("fraud", as_of=end)
     assert empty.reference.n == 0 and empty.windows == () and empty.drift == ()
-    assert first.reference.n == first.windows[0].n > 0
-    assert {row.feature for row in first.drift} >= {"amount", "payment"}
+    assert inside.reference.n == sum(w.n for w in inside.windows) > 0
+    assert not inside.reference.complete and inside.reference.note is not None
+    assert "2026-01-03 00:00 UTC" in inside.reference.note
+    assert inside.drift == () and inside.data_quality == () and inside.schema_changes == ()
+    assert inside.calibration and inside.operations  # what does not need the reference goes on
+    assert closed.reference.complete and closed.reference.note is None
+    assert {row.feature for row in closed.drift} >= {"amount", "payment"} and closed.data_quality
 
 
 def _spy_labelled_windows(monkeypatch: pytest.MonkeyPatch) -> list[list[datetime] | None]:

@@ -30,7 +30,7 @@ from triage.metrics.drift import cached_drift, compute_drift
 from triage.metrics.frame import Scope
 from triage.metrics.operations import compute_operations
 from triage.metrics.performance import compute_performance, rank_stats
-from triage.metrics.profile import ensure_profile
+from triage.metrics.profile import Profile, ensure_profile
 from triage.metrics.quality import CellCounts, compute_quality, quality_counts, schema_changes
 from triage.metrics.results import (
     CalibrationRow,
@@ -267,12 +267,14 @@ def _labelled(
 
 
 def _evaluate(con: duckdb.DuckDBPyConnection, scope: Scope, memo: WindowMemo) -> ModelReport:
-    """Every family per window, reusing the windows whose token is unchanged (`window_cache`)."""
+    """Every family per window, reusing the windows whose token is unchanged (`window_cache`).
+
+    While the reference period is still open as of T, nothing is measured against it: drift,
+    data quality and schema changes start once it is complete (`ReferenceInfo.complete`).
+    """
     model = scope.model
     reference = _reference_info(con, scope)
-    profile = ensure_profile(con, model, scope.segments, scope.as_of)
     plain = WindowRows(con, memo, cache_key(model, scope.window.text, scope.segments))
-    profiled = WindowRows(con, memo, cache_key(model, scope.window.text, scope.segments, profile.keys))
     frame = LabelledRows(con, scope)
     tokens = frame.tokens()
     labelled = {w: token.labelled for w, token in tokens.items()}
@@ -288,36 +290,8 @@ def _evaluate(con: duckdb.DuckDBPyConnection, scope: Scope, memo: WindowMemo) ->
         calibration.update(fresh_calibration)
         performance.update(fresh_performance)
     rows = {w: token.rows for w, token in tokens.items()}
-    tables: dict[str, dict[datetime, list[Any]]] = {
-        "totals": profiled.held("totals", CellCounts, rows),
-        "data_quality": profiled.held("data_quality", DataQualityRow, rows),
-        "operations": plain.held("operations", OperationsRow, rows),
-        "drift": profiled.held(
-            "drift", DriftRow, rows, loader=lambda wanted: cached_drift(con, scope, profile, wanted)
-        ),
-    }
-    stale = [w for w in tokens if any(w not in held for held in tables.values())]
-    if stale:
-        first = min(stale)
-        since = replace(scope, since=first)
-        counts = quality_counts(con, since, profile)  # one counting pass: data quality and drift
-        fresh: dict[str, dict[datetime, list[Any]]] = {
-            "totals": {key[0]: [cell] for key, cell in counts.items() if key[1:] == (None, None, None)},
-            "data_quality": _by_window(compute_quality(con, since, counts, profile)),
-            "operations": _by_window(compute_operations(con, since)),
-            "drift": _by_window(compute_drift(con, since, counts, profile)),
-        }
-        computed = [w for w in tokens if w >= first]
-        for family, found in fresh.items():
-            # A computed window without rows in a family is remembered as such, not computed again.
-            by_window = {w: found.get(w, []) for w in computed}
-            (plain if family == "operations" else profiled).keep(
-                family,
-                by_window,
-                rows,
-                store=family != "drift",  # drift has its own table
-            )
-            tables[family].update(by_window)
+    profile = ensure_profile(con, model, scope.segments, scope.as_of) if reference.complete else None
+    tables = _row_tables(con, scope, memo, rows, profile)
 
     def ordered(family_rows: dict[datetime, list[R]]) -> tuple[R, ...]:
         return tuple(_ordered([row for window in family_rows.values() for row in window]))
@@ -338,7 +312,7 @@ def _evaluate(con: duckdb.DuckDBPyConnection, scope: Scope, memo: WindowMemo) ->
         windows=windows,
         drift=ordered(tables["drift"]),
         data_quality=ordered(tables["data_quality"]),
-        schema_changes=tuple(schema_changes(con, scope, totals, profile)),
+        schema_changes=tuple(schema_changes(con, scope, totals, profile)) if profile is not None else (),
         calibration=ordered(calibration),
         performance=ordered(performance),
         operations=ordered(tables["operations"]),
@@ -346,6 +320,55 @@ def _evaluate(con: duckdb.DuckDBPyConnection, scope: Scope, memo: WindowMemo) ->
         reference_performance=reference_tables[1],
         reference_operations=reference_tables[2],
     )
+
+
+def _row_tables(
+    con: duckdb.DuckDBPyConnection,
+    scope: Scope,
+    memo: WindowMemo,
+    rows: dict[datetime, str],
+    profile: Profile | None,
+) -> dict[str, dict[datetime, list[Any]]]:
+    """The families that depend on a window's predictions only, by window: operations, and with
+    the reference `profile` the totals, data quality and drift (empty without it)."""
+    model = scope.model
+    plain = WindowRows(con, memo, cache_key(model, scope.window.text, scope.segments))
+    tables: dict[str, dict[datetime, list[Any]]] = {
+        "operations": plain.held("operations", OperationsRow, rows)
+    }
+    stores = {"operations": plain}
+    if profile is None:
+        tables |= {"totals": {}, "data_quality": {}, "drift": {}}
+    else:
+        profiled = WindowRows(con, memo, cache_key(model, scope.window.text, scope.segments, profile.keys))
+        tables |= {
+            "totals": profiled.held("totals", CellCounts, rows),
+            "data_quality": profiled.held("data_quality", DataQualityRow, rows),
+            "drift": profiled.held(
+                "drift", DriftRow, rows, loader=lambda wanted: cached_drift(con, scope, profile, wanted)
+            ),
+        }
+        stores |= dict.fromkeys(("totals", "data_quality", "drift"), profiled)
+    stale = [w for w in rows if any(w not in tables[family] for family in stores)]
+    if not stale:
+        return tables
+    first = min(stale)
+    since = replace(scope, since=first)
+    fresh: dict[str, dict[datetime, list[Any]]] = {"operations": _by_window(compute_operations(con, since))}
+    if profile is not None:
+        counts = quality_counts(con, since, profile)  # one counting pass: data quality and drift
+        fresh |= {
+            "totals": {key[0]: [cell] for key, cell in counts.items() if key[1:] == (None, None, None)},
+            "data_quality": _by_window(compute_quality(con, since, counts, profile)),
+            "drift": _by_window(compute_drift(con, since, counts, profile)),
+        }
+    computed = [w for w in rows if w >= first]
+    for family, found in fresh.items():
+        # A computed window without rows in a family is remembered as such, not computed again.
+        by_window = {w: found.get(w, []) for w in computed}
+        stores[family].keep(family, by_window, rows, store=family != "drift")  # drift has its own table
+        tables[family].update(by_window)
+    return tables
 
 
 def _reference_tables(
@@ -417,4 +440,17 @@ def _reference_info(con: duckdb.DuckDBPyConnection, scope: Scope) -> ReferenceIn
             if reference.kind == "version":
                 end = start + timedelta(days=reference.days or 0)
             end = end or aware(row[2])
-    return ReferenceInfo(kind=reference.kind, description=reference.describe(), start=start, end=end, n=n)
+    if reference.kind == "files":
+        complete = True
+    elif reference.kind == "version":
+        complete = end is not None and scope.as_of >= end  # no row yet: the version has not shipped
+    else:
+        complete = reference.end is None or scope.as_of >= reference.end  # open-ended: as it stands
+    return ReferenceInfo(
+        kind=reference.kind,
+        description=reference.describe(),
+        start=start,
+        end=end,
+        n=n,
+        complete=complete,
+    )

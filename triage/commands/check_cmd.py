@@ -173,7 +173,11 @@ def _model_lines(model: ModelReport) -> list[str]:
     if not model.windows:
         return [*lines, "  no predictions in the evaluated windows"]
     latest = model.windows[-1].window_start
-    lines += ["", *_drift_lines(model, latest), "", *_calibration_lines(model, latest)]
+    if model.reference.complete:
+        lines += ["", *_drift_lines(model, latest)]
+    else:
+        lines.append(f"  {model.reference.note}")
+    lines += ["", *_calibration_lines(model, latest)]
     lines += ["", *_performance_lines(model), "", *_operations_lines(model, latest)]
     return lines
 

@@ -174,16 +174,29 @@ class OperationsRow(Row):
 
 @dataclass(frozen=True)
 class ReferenceInfo:
-    """What the reference was and how many rows it holds."""
+    """What the reference was and how many rows it holds.
+
+    `complete` is false while its period is still open as of T (a range ending after T, a
+    version's first days not yet over or not yet begun): nothing is measured against it then.
+    """
 
     kind: str  # "range" | "files" | "version"
     description: str
     start: datetime | None
     end: datetime | None
     n: int
+    complete: bool = True
+
+    @property
+    def note(self) -> str | None:
+        """Why nothing is measured against the reference yet, when its period is still open."""
+        if self.complete:
+            return None
+        until = "its first predictions arrive" if self.end is None else f"{self.end:%Y-%m-%d %H:%M} UTC"
+        return f"reference period open until {until}: drift and data quality are measured once it is complete"
 
     def to_json(self) -> dict[str, Any]:
-        return {key: _json_value(value) for key, value in asdict(self).items()}
+        return {key: _json_value(value) for key, value in asdict(self).items()} | {"note": self.note}
 
 
 @dataclass(frozen=True)

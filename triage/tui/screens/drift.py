@@ -70,6 +70,7 @@ class DriftScreen(ModelScreen):
         super().__init__()
         self.sort = "psi"
         self.slices: tuple[Slice, ...] = ()
+        self.reference_note: str | None = None  # shown instead of the legend while the reference is open
 
     def compose_body(self) -> ComposeResult:
         yield PanelTable(id="grid", cursor_type="cell", fixed_columns=1, header_height=2)
@@ -95,6 +96,10 @@ class DriftScreen(ModelScreen):
             for f in grid.features
         ]
         refill(table, rows)
+        note = model.reference.note if model.reference else None
+        if note != self.reference_note:
+            self.reference_note = note
+            self.query_one("#legend", Static).update(LEGEND if note is None else Text(note, "bold"))
         self.set_context(
             self.PANEL,
             model.name,
