@@ -4,6 +4,7 @@ a time-range reference of whole windows is read off those windows."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from tests.store_support import config_of, write_config, write_jsonl, write_parquet
 from triage import engine as engine_module
 from triage.cli import main
-from triage.engine import Engine, _labelled
+from triage.engine import Engine, ModelReport, _labelled
 from triage.metrics.frame import Scope
 from triage.metrics.operations import compute_operations
 from triage.metrics.source import LabelledRows, reference_rows_sql
@@ -217,3 +218,74 @@ def test_a_late_label_recomputes_only_its_window(config_path: Path, monkeypatch:
         if row.window_start == DAY0 + timedelta(days=1) and row.version is None and row.segment is None
     ]
     assert cell.n_labeled == 301  # the 300 labels of the window's even rows, and the late one
+
+
+def _raw_labels(logs: Path) -> list[tuple[datetime, datetime]]:
+    """(daily window of its prediction, labeled_at) of every label, from the log files themselves."""
+    window_of = {f"d{day}-{i}": DAY0 + timedelta(days=day) for day in range(6) for i in range(600)}
+    labels = [
+        json.loads(line) for path in logs.glob("labels-*.jsonl") for line in path.read_text().splitlines()
+    ]
+    return [(window_of[label["request_id"]], datetime.fromisoformat(label["labeled_at"])) for label in labels]
+
+
+def _expected_slack(
+    labels: list[tuple[datetime, datetime]], times: list[datetime], slack: float
+) -> list[tuple[list[datetime], dict[datetime, int]]]:
+    """Per evaluation after the first: the windows recomputed and the labels pending per settled
+    window, by the rule — a window is recomputed when labels arrived since its rows were computed
+    and they exceed `slack` × the labelled rows those counted."""
+
+    def count(window: datetime, after: datetime | None, upto: datetime) -> int:
+        return sum(1 for w, at in labels if w == window and (after is None or at > after) and at <= upto)
+
+    windows = sorted({w for w, _ in labels})
+    base = dict.fromkeys(windows, times[0])
+    steps = []
+    for t in times[1:]:
+        recomputed, pending = [], {}
+        for w in windows:
+            arrived = count(w, base[w], t)
+            if arrived and arrived <= slack * count(w, None, base[w]):
+                pending[w] = arrived
+            elif arrived:
+                recomputed.append(w)
+                base[w] = t
+        steps.append((recomputed, pending))
+    return steps
+
+
+def _labelled_rows(report: ModelReport, window: datetime) -> list[object]:
+    return [r for r in (*report.calibration, *report.performance) if r.window_start == window]
+
+
+def test_live_label_slack_keeps_windows_until_their_new_labels_pile_up(
+    config_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a label slack, a window whose predictions did not change keeps its calibration and
+    performance while the labels that arrived since are at most that share of those it counts;
+    the report says how many it does not count yet; past the slack it is recomputed exactly."""
+    config = config_of(config_path)
+    with Store.open(config.store_path) as store:
+        store.ingest(config)
+    slack = 0.05
+    t0 = DAY0 + timedelta(days=6)  # every prediction is in; labels arrive until day 9
+    times = [t0, t0 + timedelta(hours=1), t0 + timedelta(hours=2), t0 + timedelta(hours=30)]
+    steps = _expected_slack(_raw_labels(config_path.parent / "logs"), times, slack)
+    assert steps[0][1] and steps[-1][0]  # the data's premise: windows settle, and later recompute
+    with Engine(config) as live, Engine(config) as exact:
+        live.evaluate("fraud", as_of=t0, label_slack=slack)
+        computed = _spy_labelled_windows(monkeypatch)
+        for at, (recomputed, pending) in zip(times[1:], steps, strict=True):
+            computed.clear()
+            report = live.evaluate("fraud", as_of=at, label_slack=slack)
+            assert computed == ([recomputed] if recomputed else [])
+            assert dict(report.pending_labels) == pending
+            truth = exact.evaluate("fraud", as_of=at)
+            for window in {w.window_start for w in truth.windows}:
+                same = _labelled_rows(report, window) == _labelled_rows(truth, window)
+                assert same == (window not in pending), window
+            assert report.drift == truth.drift and report.operations == truth.operations
+        # Looking back in time is exact, slack or not.
+        back = live.evaluate("fraud", as_of=times[1], label_slack=slack)
+        assert back.to_json() == exact.evaluate("fraud", as_of=times[1]).to_json()

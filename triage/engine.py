@@ -43,13 +43,26 @@ from triage.metrics.results import (
     SchemaChange,
     WindowInfo,
 )
-from triage.metrics.source import CellKey, LabelledCells, LabelledRows, Reducer, aware, reference_rows_sql
-from triage.metrics.window_cache import WindowMemo, WindowRows, cache_key
+from triage.metrics.source import (
+    CellKey,
+    LabelledCells,
+    LabelledRows,
+    Reducer,
+    WindowToken,
+    aware,
+    reference_rows_sql,
+)
+from triage.metrics.window_cache import LabelDebt, WindowMemo, WindowRows, cache_key
 from triage.store import IngestSummary, Store
 from triage.store.schema import reference_table
 from triage.store.tables import CATEGORICAL, stored_layout, table_exists
 
 R = TypeVar("R", bound=Row)
+
+
+# The live TUI's label slack: a window's calibration and performance are recomputed once the
+# labels that arrived for it since they were computed reach 1 % of the labelled rows they count.
+LIVE_LABEL_SLACK = 0.01
 
 
 class EngineError(Exception):
@@ -83,6 +96,7 @@ class ModelReport:
     reference_calibration: tuple[CalibrationRow, ...]
     reference_performance: tuple[PerformanceRow, ...]
     reference_operations: tuple[OperationsRow, ...]
+    pending_labels: tuple[tuple[datetime, int], ...] = ()  # (window, labels not counted yet)
 
     def tables(self) -> dict[str, tuple[Row, ...]]:
         """The result tables by their JSON name (the `table` of an alert signal `table.field`)."""
@@ -152,17 +166,21 @@ class Engine:
         window: Window | None = None,
         last: int | None = None,
         segments: Sequence[str] | None = None,
+        label_slack: float = 0.0,
     ) -> ModelReport:
         """Every statistic of one model as of `as_of` (default now), per window × version × slice.
 
         `window` overrides the model's window size, `last` keeps the last N windows up to as-of,
         `segments` replaces the configured slice columns (segments or categorical features).
+        `label_slack` > 0 lets a window's calibration and performance trail its labels by up to
+        that share since this engine last evaluated them (the live TUI: `LIVE_LABEL_SLACK`);
+        `ModelReport.pending_labels` says by how many. 0 is exact as of T.
         """
         model = self.config.model(model_name)
         con = self.store.cursor()
         try:
             scope = Scope.of(model, as_of, window, self._slices(con, model, segments), last)
-            return _evaluate(con, scope, self._memo)
+            return _evaluate(con, scope, self._memo, label_slack)
         finally:
             con.close()
 
@@ -266,8 +284,12 @@ def _labelled(
     )
 
 
-def _evaluate(con: duckdb.DuckDBPyConnection, scope: Scope, memo: WindowMemo) -> ModelReport:
-    """Every family per window, reusing the windows whose token is unchanged (`window_cache`).
+def _evaluate(
+    con: duckdb.DuckDBPyConnection, scope: Scope, memo: WindowMemo, label_slack: float = 0.0
+) -> ModelReport:
+    """Every family per window, reusing the windows whose token is unchanged (`window_cache`) —
+    and, with a `label_slack`, the calibration and performance of windows whose labels moved by
+    less than that share since they were computed (`_labelled_tables`).
 
     While the reference period is still open as of T, nothing is measured against it: drift,
     data quality and schema changes start once it is complete (`ReferenceInfo.complete`).
@@ -275,20 +297,7 @@ def _evaluate(con: duckdb.DuckDBPyConnection, scope: Scope, memo: WindowMemo) ->
     model = scope.model
     reference = _reference_info(con, scope)
     plain = WindowRows(con, memo, cache_key(model, scope.window.text, scope.segments))
-    frame = LabelledRows(con, scope)
-    tokens = frame.tokens()
-    labelled = {w: token.labelled for w, token in tokens.items()}
-    calibration = plain.held("calibration", CalibrationRow, labelled)
-    performance = plain.held("performance", PerformanceRow, labelled)
-    stale = sorted(w for w in tokens if w not in calibration or w not in performance)
-    if stale:
-        cells = frame.cells(_REDUCERS, stale if len(stale) < len(tokens) else None)
-        fresh_calibration = _by_window(compute_calibration(con, scope, labelled=cells))
-        fresh_performance = _by_window(compute_performance(con, scope, labelled=cells))
-        plain.keep("calibration", fresh_calibration, labelled)
-        plain.keep("performance", fresh_performance, labelled)
-        calibration.update(fresh_calibration)
-        performance.update(fresh_performance)
+    tokens, calibration, performance, pending = _labelled_tables(con, scope, plain, label_slack)
     rows = {w: token.rows for w, token in tokens.items()}
     profile = ensure_profile(con, model, scope.segments, scope.as_of) if reference.complete else None
     tables = _row_tables(con, scope, memo, rows, profile)
@@ -319,7 +328,59 @@ def _evaluate(con: duckdb.DuckDBPyConnection, scope: Scope, memo: WindowMemo) ->
         reference_calibration=reference_tables[0],
         reference_performance=reference_tables[1],
         reference_operations=reference_tables[2],
+        pending_labels=tuple(sorted(pending.items())),
     )
+
+
+def _labelled_tables(
+    con: duckdb.DuckDBPyConnection, scope: Scope, plain: WindowRows, label_slack: float
+) -> tuple[
+    dict[datetime, WindowToken], dict[datetime, list[Any]], dict[datetime, list[Any]], dict[datetime, int]
+]:
+    """Every window's token, calibration and performance rows, and the labels each settled window
+    does not count yet.
+
+    A window is recomputed when its labelled token changed — except, with `label_slack` > 0 (the
+    live TUI), one whose predictions are unchanged and whose labels that arrived since its rows
+    were computed (`LabelDebt`) are at most `label_slack` of the labelled rows they count: it
+    keeps its rows until enough labels pile up. Late labels trickle into every window for weeks,
+    so exact recomputation on each refresh would cost a pass over the whole history; with the
+    slack, a refresh recomputes a share of windows in proportion to the labels that arrived.
+    """
+    memo, key = plain.memo, plain.key
+    debt = memo.debt(key) if label_slack > 0 else None
+    if debt is not None and debt.as_of > scope.as_of:
+        debt = None  # looking back in time: exact
+    frame = LabelledRows(con, scope)
+    tokens = frame.tokens(arrived_after=debt.as_of if debt is not None else None)
+    labelled = {w: token.labelled for w, token in tokens.items()}
+    calibration = plain.held("calibration", CalibrationRow, labelled)
+    performance = plain.held("performance", PerformanceRow, labelled)
+    stale = sorted(w for w in tokens if w not in calibration or w not in performance)
+    pending: dict[datetime, int] = {}
+    if debt is not None and stale:
+        kept = {family: memo.latest(key, family) for family in ("calibration", "performance")}
+        for w in list(stale):
+            token, (rows_token, counted) = tokens[w], debt.computed.get(w, ("", 0))
+            owed = debt.pending.get(w, 0) + token.arrived
+            held = all(w in rows for rows in kept.values())
+            if held and rows_token == token.rows and 0 < owed <= label_slack * counted:
+                calibration[w], performance[w] = kept["calibration"][w], kept["performance"][w]
+                pending[w] = owed
+                stale.remove(w)
+    if stale:
+        cells = frame.cells(_REDUCERS, stale if len(stale) < len(tokens) else None)
+        fresh_calibration = _by_window(compute_calibration(con, scope, labelled=cells))
+        fresh_performance = _by_window(compute_performance(con, scope, labelled=cells))
+        plain.keep("calibration", fresh_calibration, labelled)
+        plain.keep("performance", fresh_performance, labelled)
+        calibration.update(fresh_calibration)
+        performance.update(fresh_performance)
+    computed = {w: (token.rows, token.n_labelled) for w, token in tokens.items() if w not in pending}
+    if debt is not None:
+        computed |= {w: debt.computed[w] for w in pending}
+    memo.owe(key, LabelDebt(scope.as_of, computed, pending))
+    return tokens, calibration, performance, pending
 
 
 def _row_tables(

@@ -16,6 +16,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -40,17 +41,45 @@ def cache_key(*definition: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+@dataclass(frozen=True)
+class LabelDebt:
+    """How far a definition's calibration and performance trail the labels, as of its last evaluation.
+
+    `computed[w]` is the rows token and labelled-row count window w's rows were computed from;
+    `pending[w]` counts the labels that arrived for it since and are not counted yet (windows
+    settled within the live label slack, see `engine.LIVE_LABEL_SLACK`).
+    """
+
+    as_of: datetime
+    computed: dict[datetime, tuple[str, int]]
+    pending: dict[datetime, int] = field(default_factory=dict)
+
+
 class WindowMemo:
     """Rows per (definition key, family, window) with their token, kept by one process (thread-safe)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._rows: dict[tuple[str, str], dict[datetime, tuple[str, list[Any]]]] = {}
+        self._debts: dict[str, LabelDebt] = {}
 
     def get(self, key: str, family: str, tokens: Mapping[datetime, str]) -> Rows:
         with self._lock:
             held = self._rows.get((key, family), {})
             return {w: rows for w, (token, rows) in held.items() if tokens.get(w) == token}
+
+    def latest(self, key: str, family: str) -> Rows:
+        """The rows last kept for each window, whatever their token."""
+        with self._lock:
+            return {w: rows for w, (_, rows) in self._rows.get((key, family), {}).items()}
+
+    def debt(self, key: str) -> LabelDebt | None:
+        with self._lock:
+            return self._debts.get(key)
+
+    def owe(self, key: str, debt: LabelDebt) -> None:
+        with self._lock:
+            self._debts[key] = debt
 
     def put(self, key: str, family: str, rows: Rows, tokens: Mapping[datetime, str]) -> None:
         with self._lock:
@@ -60,6 +89,7 @@ class WindowMemo:
             while len({k for k, _ in self._rows}) > _MEMO_KEYS:
                 oldest = next(iter(self._rows))[0]
                 self._rows = {k: v for k, v in self._rows.items() if k[0] != oldest}
+                self._debts.pop(oldest, None)
 
 
 class WindowRows:

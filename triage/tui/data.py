@@ -46,6 +46,8 @@ class ModelView:
     performance: tuple[PerformanceRow, ...]
     operations: tuple[OperationsRow, ...]
     reference_calibration: tuple[CalibrationRow, ...] = ()
+    pending_labels: int = 0  # labels that arrived for settled windows and are not counted yet
+    pending_windows: int = 0
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from triage.alerts.evaluate import FIRING, PENDING, UNKNOWN, AlertEvaluation, ev
 from triage.alerts.rules import effective_rules
 from triage.alerts.state import Alert, AlertEvent, AlertStore, alert_rank, check_alerts
 from triage.config import Config, ModelConfig
-from triage.engine import Engine, EngineError, ModelReport
+from triage.engine import LIVE_LABEL_SLACK, Engine, EngineError, ModelReport
 from triage.metrics.drift import numeric_histograms
 from triage.metrics.frame import Scope
 from triage.metrics.profile import ensure_profile
@@ -77,6 +77,8 @@ def model_view(model: ModelConfig, report: ModelReport) -> ModelView:
         performance=report.performance,
         operations=report.operations,
         reference_calibration=report.reference_calibration,
+        pending_labels=sum(n for _, n in report.pending_labels),
+        pending_windows=len(report.pending_labels),
     )
 
 
@@ -300,7 +302,9 @@ class EngineSource:
         with self._engine_lock:
             for model in self.config.models:
                 try:
-                    reports.append((model, self.engine.evaluate(model.name, as_of)))
+                    reports.append(
+                        (model, self.engine.evaluate(model.name, as_of, label_slack=LIVE_LABEL_SLACK))
+                    )
                 except EngineError:
                     continue  # nothing ingested for this model yet
         alerts: list[AlertView] = []

@@ -241,6 +241,13 @@ def scope_text(scope: Mapping[str, str]) -> str:
     return " ".join(parts) or "all"
 
 
+def pending_labels(model: ModelView) -> list[str]:
+    """The context note for labels a live refresh has not counted yet (none when exact)."""
+    if not model.pending_labels:
+        return []
+    return [f"{model.pending_labels:,} new labels pending in {model.pending_windows} window(s)"]
+
+
 @dataclass(frozen=True)
 class HealthRow:
     """One model × version line of the home screen, for the latest window."""

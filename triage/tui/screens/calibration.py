@@ -12,7 +12,7 @@ from triage.tui import format as fmt
 from triage.tui.data import ModelView, Snapshot
 from triage.tui.screens.base import ChartScreen, refill
 from triage.tui.screens.drift import version_label
-from triage.tui.views import labelled_window, points, select
+from triage.tui.views import labelled_window, pending_labels, points, select
 from triage.tui.widgets import cells
 from triage.tui.widgets.charts import PALETTE, Curve, Series, TimeChart, TimeSeries, XYChart
 from triage.tui.widgets.table import PanelTable
@@ -105,4 +105,5 @@ class CalibrationScreen(ChartScreen):
             f"window {fmt.window(window, model.window)}"
             + (" (latest labelled)" if self.triage.window_start is None else ""),
             "all charts" if self.wide else "m: next chart",
+            *pending_labels(model),
         )

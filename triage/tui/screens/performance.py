@@ -14,7 +14,15 @@ from triage.tui.actions import bindings
 from triage.tui.data import ModelView, Snapshot
 from triage.tui.screens.base import ModelScreen, refill
 from triage.tui.screens.drift import version_label
-from triage.tui.views import ALL, labelled_window, points, select, slice_of, window_starts
+from triage.tui.views import (
+    ALL,
+    labelled_window,
+    pending_labels,
+    points,
+    select,
+    slice_of,
+    window_starts,
+)
 from triage.tui.widgets import cells
 from triage.tui.widgets.charts import PALETTE, Series, TimeChart, TimeSeries
 from triage.tui.widgets.table import PanelTable
@@ -129,6 +137,7 @@ class PerformanceScreen(ModelScreen):
             version_label(version),
             f"window {fmt.window(window, model.window)}{following}",
             "m: next metric",
+            *pending_labels(model),
         )
 
     def action_next_metric(self) -> None:
