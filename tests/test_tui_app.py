@@ -7,6 +7,7 @@ Waiting is done on the workers (`app.workers.wait_for_complete()`) and the messa
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from rich.console import Console
@@ -14,7 +15,7 @@ from textual.command import CommandInput, CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
-from tests.test_tui_fixtures import FEATURES, NOW, WINDOWS, FakeSource
+from tests.test_tui_fixtures import FEATURES, NOW, WINDOWS, FakeSource, demo_snapshot
 from triage.config import parse_duration
 from triage.tui.actions import ACTIONS
 from triage.tui.app import TriageApp
@@ -172,6 +173,33 @@ async def test_drift_filter_sort_and_drill_down_into_a_cell() -> None:
         assert cell.window == WINDOWS[-2]
         await pilot.press("escape")
         assert isinstance(app.screen, DriftScreen)
+
+
+async def test_an_open_reference_and_pending_labels_are_said_where_they_matter() -> None:
+    """While the reference period is open the drift panel says until when instead of a legend;
+    labels a live refresh has not counted yet are named on the calibration and performance panels."""
+    base = demo_snapshot()
+    first = base.models[0]
+    assert first.reference is not None
+    opened = replace(
+        first,
+        reference=replace(first.reference, complete=False),
+        drift=(),
+        data_quality=(),
+        pending_labels=1234,
+        pending_windows=3,
+    )
+    app = make_app(FakeSource(replace(base, models=(opened, *base.models[1:]))))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("2")
+        await pilot.pause()
+        assert "reference period open until 2026-01-05 00:00 UTC" in text_of(app, "#legend")
+        assert "PSI" not in text_of(app, "#legend")
+        for key in ("3", "4"):
+            await pilot.press(key)
+            await pilot.pause()
+            assert "1,234 new labels pending in 3 window(s)" in " ".join(text_of(app, "#context").split())
 
 
 async def test_window_keys_move_the_shared_window_and_back_to_following_live() -> None:
