@@ -64,7 +64,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple, dataclass, fields
 from datetime import UTC, datetime
@@ -168,6 +168,9 @@ class NumericCell:
     bins: dict[int, int]
 
 
+Slices = set[tuple[str | None, str | None]]  # (segment, value); (None, None) is all traffic
+
+
 @dataclass(frozen=True)
 class _Reference:
     """One slice family's reference ECDFs, ordered by (slice, value); slice k is rows [start[k], end[k])."""
@@ -190,12 +193,16 @@ def _references(
     feature: Feature,
     parts: Sequence[str | None],
     minimum: int,
+    needed: Slices | None = None,
 ) -> list[_Reference]:
-    """Each part's reference ECDFs, of the slices that have at least `minimum` reference values."""
+    """Each part's reference ECDFs, of the slices that have at least `minimum` reference values
+    (and are `needed`, when given: the others' cells are not computed)."""
     numeric = {
         sid: (s.segment, s.numeric[feature.name])
         for sid, s in profile.slices.items()
-        if feature.name in s.numeric and s.numeric[feature.name].n >= max(minimum, 1)
+        if feature.name in s.numeric
+        and s.numeric[feature.name].n >= max(minimum, 1)
+        and (needed is None or (s.segment, s.segment_value) in needed)
     }
     wanted = {part: sorted(sid for sid, (segment, _) in numeric.items() if segment == part) for part in parts}
     ecdfs = reference_ecdfs(con, profile.reference, feature, wanted)
@@ -245,10 +252,13 @@ def numeric_cells(
     feature: Feature,
     by_version: bool,
     batches: Sequence[Sequence[datetime] | None] = (None,),
+    needed: Slices | None = None,
 ) -> dict[tuple[datetime, str | None, int], NumericCell]:
     """KS D, Wasserstein-1 and PSI bin counts of a numeric feature, by (window, version, slice id).
 
-    `batches` lists the windows to compute, in groups computed together (None: every window).
+    `batches` lists the windows to compute, in groups computed together (None: every window);
+    `needed`, the slices with a cell of at least min_samples values in them (None: any slice) —
+    only their reference ECDFs are built, the costly part when few windows are computed.
 
     DuckDB reads a batch's values with their window, version and slice ids; numpy sorts them once
     by value, groups them by slice (and then by cell) with stable integer sorts, finds each value's
@@ -258,7 +268,7 @@ def numeric_cells(
     """
     minimum = scope.model.min_samples
     parts: tuple[str | None, ...] = (None, *scope.segments)
-    references = _references(con, profile, feature, parts, minimum)
+    references = _references(con, profile, feature, parts, minimum, needed)
     rows = plain_rows_sql(scope, window_rows_sql(scope), f"{feature.value_sql} AS _x")
     slices = ", ".join(f"{slice_id_sql(part)} AS _s{k}" for k, part in enumerate(parts))
     found: dict[tuple[datetime, str | None, int], NumericCell] = {}
@@ -485,7 +495,16 @@ def compute_drift(
     # With one version its cells equal the all-versions cells: compute those once.
     by_version = len(versions) > 1
     batches = _batches(stale, {window: counts[(window, None, None, None)].rows for window in stale})
-    numeric = _numeric_features(con, scope, profile, by_version, batches)
+    minimum = scope.model.min_samples
+    needed = {
+        f.name: {
+            (key[2], key[3])
+            for key, cell in counts.items()
+            if key[0] in stale and cell.values.get(f.name, 0) >= minimum
+        }
+        for f in profile.features
+    }
+    numeric = _numeric_features(con, scope, profile, by_version, batches, needed)
     categories = categorical_counts(con, scope, profile.features, stale)
     fresh: list[DriftRow] = []
     for key, cell in counts.items():
@@ -526,6 +545,7 @@ def _numeric_features(
     profile: Profile,
     by_version: bool,
     batches: Sequence[Sequence[datetime] | None],
+    needed: Mapping[str, Slices],
 ) -> dict[str, dict[tuple[datetime, str | None, int], NumericCell]]:
     """Every numeric feature's cells, features in parallel on their own cursors.
 
@@ -537,12 +557,15 @@ def _numeric_features(
     features = [f for f in profile.features if f.kind == NUMERIC]
     workers = min(len(features), os.cpu_count() or 1)
     if workers <= 1:
-        return {f.name: numeric_cells(con, scope, profile, f, by_version, batches) for f in features}
+        return {
+            f.name: numeric_cells(con, scope, profile, f, by_version, batches, needed[f.name])
+            for f in features
+        }
 
     def run(feature: Feature) -> dict[tuple[datetime, str | None, int], NumericCell]:
         cursor = con.cursor()
         try:
-            return numeric_cells(cursor, scope, profile, feature, by_version, batches)
+            return numeric_cells(cursor, scope, profile, feature, by_version, batches, needed[feature.name])
         finally:
             cursor.close()
 
