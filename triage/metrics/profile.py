@@ -409,29 +409,35 @@ def reference_ecdfs(
 ) -> dict[str | None, Ecdf]:
     """The ECDF of a numeric feature's finite reference values in the given slices of each part.
 
-    DuckDB reads the values with their slice ids; numpy sorts them once by value, groups each
+    DuckDB reads the values with their slice codes; numpy sorts them once by value, groups each
     part's by slice (a stable integer sort keeps the order), and accumulates: cum = running count,
     g = Σ_{i<j} cum_i·(v_{i+1} − v_i) in extended precision (a sum of non-negative terms, so
     differences of g between nearby values stay accurate). Values of other slices are left out.
     """
     names = list(parts)
-    slices = "".join(f", {slice_id_sql(part)} AS _s{k}" for k, part in enumerate(names))
+    ids = {part: np.array(sorted(parts[part]), dtype=np.uint64) for part in names}
+    # Each row's slice as its 1-based position in the part's ids (0: a slice not asked for).
+    codes = "".join(
+        f", coalesce(list_position(?::UBIGINT[], {slice_id_sql(part)}), 0) AS _s{k}"
+        for k, part in enumerate(names)
+    )
     data = con.execute(
-        f"SELECT {feature.sql} AS _v{slices} FROM ({reference}) WHERE {feature.present_sql}"
+        f"SELECT {feature.sql} AS _v{codes} FROM ({reference}) WHERE {feature.present_sql}",
+        [ids[part].tolist() for part in names],
     ).fetchnumpy()
     values = np.asarray(data["_v"], dtype=np.float64)
     by_value = np.argsort(values)
     values = values[by_value]
     found: dict[str | None, Ecdf] = {}
     for k, part in enumerate(names):
-        sid = np.asarray(data[f"_s{k}"], dtype=np.uint64)[by_value]
-        ids = np.array(sorted(parts[part]), dtype=np.uint64)
-        place = np.minimum(np.searchsorted(ids, sid), max(len(ids) - 1, 0))
-        rows = np.flatnonzero(ids[place] == sid) if len(ids) else np.array([], dtype=np.int64)
-        if len(ids) > 1:
-            code = place[rows]
-            rows = rows[np.argsort(code.astype(np.uint16) if len(ids) < 1 << 16 else code, kind="stable")]
-        found[part] = _accumulate(ids, place[rows], values[rows])
+        code = np.asarray(data[f"_s{k}"], dtype=np.int64)[by_value]
+        rows = np.flatnonzero(code)
+        if len(ids[part]) > 1:
+            wanted = code[rows]
+            rows = rows[
+                np.argsort(wanted.astype(np.uint16) if len(ids[part]) < 1 << 16 else wanted, kind="stable")
+            ]
+        found[part] = _accumulate(ids[part], code[rows] - 1, values[rows])
     return found
 
 
