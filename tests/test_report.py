@@ -239,6 +239,19 @@ def test_markdown_goes_to_stdout_without_out(world: World, capsys: pytest.Captur
     assert "No runbook action recorded in this range." in out and TOKEN not in out
 
 
+def test_a_range_inside_the_reference_period_says_why_there_is_no_drift(
+    world: World, capsys: pytest.CaptureFixture[str]
+):
+    end = load_config(world.config_path).model("fraud").reference.end
+    assert end is not None
+    to = end - timedelta(hours=12)
+    argv = ["--config", str(world.config_path), "report", "--from", "2026-01-01", "--to", to.isoformat()]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"Reference period open until {end:%Y-%m-%d %H:%M} UTC" in out
+    assert "No drift statistic with enough data" not in out
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -38,7 +38,7 @@ from typing import Any
 from triage.alerts.evaluate import FIRING
 from triage.alerts.state import RESOLVED, AlertEvent
 from triage.config import Config
-from triage.engine import Engine, EngineError
+from triage.engine import Engine, EngineError, ModelReport
 from triage.metrics.results import CalibrationRow, DriftRow, PerformanceRow, Row
 from triage.replay import Timeline, default_start, replay_span, run_replay
 from triage.runbooks.audit import OK, VERIFY_FAILED, AuditEntry, AuditLog
@@ -196,6 +196,7 @@ class ModelSection:
     drift: tuple[DriftRow, ...]
     phases: tuple[PhaseRow, ...]
     charts: tuple[Chart, ...]
+    no_drift: str  # what is said when `drift` is empty
 
 
 @dataclass(frozen=True)
@@ -526,8 +527,15 @@ def _section(
         as_of=report.as_of,
         drift=top_drift(drift),
         phases=phase_rows(calibration, performance, split),
+        no_drift=_no_drift(report),
         charts=tuple(_chart(title, tables[table], attribute, how) for title, table, attribute, how in CHARTS),
     )
+
+
+def _no_drift(report: ModelReport) -> str:
+    """What the report says when no drift row qualifies: why, when the reference was still open."""
+    note = report.reference.note
+    return f"{note[0].upper()}{note[1:]}." if note else "No drift statistic with enough data in this range."
 
 
 def top_drift(rows: Iterable[DriftRow], limit: int = TOP_DRIFT) -> tuple[DriftRow, ...]:
@@ -785,7 +793,7 @@ def render_markdown(report: IncidentReport) -> str:
         if section.drift:
             out += _table(DRIFT_HEADER, _drift_rows(section))
         else:
-            out.append("No drift statistic with enough data in this range.")
+            out.append(section.no_drift)
         out += ["", "### Calibration and performance before / during / after", "", _phase_note(report), ""]
         if section.phases:
             out += _table(PHASE_HEADER, _phase_rows(section))
@@ -1012,7 +1020,7 @@ def render_html(report: IncidentReport) -> str:
         body.append(
             _html_table(DRIFT_HEADER, _drift_rows(section), numeric=(4, 5, 6, 7, 8))
             if section.drift
-            else "<p>No drift statistic with enough data in this range.</p>"
+            else f"<p>{_e(section.no_drift)}</p>"
         )
         body += [
             "<h3>Calibration and performance before / during / after</h3>",
