@@ -7,9 +7,12 @@ On the generated world of the `check-10m` benchmark (`--full`; the default run u
 1. First paint, in a real terminal: `triage ui` started in an 80x24 tmux pane; the pane is polled
    every 20 ms for the home screen's header (first paint) and for a model row with its numbers
    (first data). Wall time from the process start, Python's start-up and imports included.
-2. Panel switches, in-process (`App.run_test` with the real engine-backed source): after the
-   first snapshot, `1`…`7` pressed in turn; each switch is timed from the key press until the new
-   panel has rendered the current snapshot.
+2. Panel switches, in the terminal (the target): the same tmux pane once the fresh snapshot is
+   on screen, `2`…`7`, `1` sent three rounds with `send-keys`, each timed until the pane's context
+   line names the new panel (polled with `capture-pane`, a few ms each). Also in-process
+   (`App.run_test` with the real engine-backed source), timed from the pilot's key press until
+   the new panel has rendered the current snapshot: the pilot's own idle waits come in ≈ 21 ms
+   frames and make most of that figure.
 3. Refresh cost: the generator appends k new rows after the end of the history (k = 1 000, 10 000,
    100 000), then the source ingests them and computes the snapshot as of their end — what one
    live refresh does. Reported per k with the history size, so the reader sees whether the
@@ -39,27 +42,33 @@ APPENDS = (1_000, 10_000, 100_000)
 POLL_S = 0.02
 PAINT_TIMEOUT_S = 300.0
 PANEL_KEYS = ("2", "3", "4", "5", "6", "7", "1")
+PANEL_NAMES = ("Drift", "Calibration", "Performance", "Operations & cost", "Alerts", "Timeline", "Home")
+TERM_ENV = ("-eTERM=xterm-256color", "-eCOLORTERM=")
+
+
+def _tmux(socket: str, *args: str) -> str:
+    return subprocess.run(
+        ["tmux", "-L", socket, *args], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+
+
+def _start_ui(socket: str, config: Path, cwd: Path, *options: str) -> float:
+    """Start `triage ui` in an 80x24 tmux pane (256 colours, as over SSH); the start time."""
+    command = " ".join([sys.executable, "-m", "triage.cli", "--config", str(config), "ui", *options])
+    started = time.perf_counter()
+    _tmux(socket, "new-session", "-d", "-s", "b", "-x", "80", "-y", "24", "-c", str(cwd), *TERM_ENV, command)
+    return started
 
 
 def _first_paint(config: Path, cwd: Path, leaves: Path) -> tuple[float | None, float | None]:
     """Seconds from starting `triage ui` in tmux until the home header, and until a model row, show;
     the UI is closed once it has written `leaves` (its view, for the next start)."""
     socket = f"triage-bench-{os.getpid()}"
-    command = f"{sys.executable} -m triage.cli --config {config} ui"
-    env = ["-eTERM=xterm-256color", "-eCOLORTERM="]
-    tmux = ["tmux", "-L", socket]
-    started = time.perf_counter()
-    subprocess.run(
-        [*tmux, "new-session", "-d", "-s", "b", "-x", "80", "-y", "24", "-c", str(cwd), *env, command],
-        check=True,
-        timeout=30,
-    )
+    started = _start_ui(socket, config, cwd)
     painted = data = None
     try:
         while time.perf_counter() - started < PAINT_TIMEOUT_S and data is None:
-            screen = subprocess.run(
-                [*tmux, "capture-pane", "-p", "-t", "b"], capture_output=True, text=True, timeout=10
-            ).stdout
+            screen = _tmux(socket, "capture-pane", "-p", "-t", "b")
             now = time.perf_counter() - started
             if painted is None and "p95 ms" in screen:
                 painted = now
@@ -69,8 +78,35 @@ def _first_paint(config: Path, cwd: Path, leaves: Path) -> tuple[float | None, f
         while time.perf_counter() - started < PAINT_TIMEOUT_S and not leaves.exists():
             time.sleep(POLL_S)
     finally:
-        subprocess.run([*tmux, "kill-server"], capture_output=True, timeout=30)
+        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=30)
     return painted, data
+
+
+def _terminal_switches(config: Path, cwd: Path) -> list[float]:
+    """Seconds per panel switch in a real terminal: `send-keys`, then the pane polled (every few ms,
+    a `capture-pane` each) until its context line names the new panel — what the user sees. Taken
+    once the fresh snapshot is on screen, with live refresh off so none lands in between."""
+    socket = f"triage-bench-switch-{os.getpid()}"
+    started = _start_ui(socket, config, cwd, "--refresh", "3600")
+    switches: list[float] = []
+    try:
+        while time.perf_counter() - started < PAINT_TIMEOUT_S:
+            screen = _tmux(socket, "capture-pane", "-p", "-t", "b")
+            if "fraud  v1" in screen and "refreshed" in screen and "refreshing" not in screen:
+                break
+            time.sleep(POLL_S)
+        for _ in range(3):
+            for key, panel in zip(PANEL_KEYS, PANEL_NAMES, strict=True):
+                pressed = time.perf_counter()
+                _tmux(socket, "send-keys", "-t", "b", key)
+                while time.perf_counter() - pressed < 30:
+                    lines = _tmux(socket, "capture-pane", "-p", "-t", "b").splitlines()
+                    if len(lines) > 1 and lines[1].strip().startswith(f"{panel} ·"):
+                        break
+                switches.append(time.perf_counter() - pressed)
+    finally:
+        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=30)
+    return switches
 
 
 async def _switches(config_path: Path) -> tuple[list[float], float]:
@@ -164,6 +200,9 @@ def run(ctx: Context) -> Outcome:
     _copy_store(pristine, store)
     ctx.log("panel switches …")
     switches, first_snapshot = asyncio.run(_switches(config))
+    _copy_store(pristine, store)
+    ctx.log("panel switches in tmux …")
+    in_terminal = _terminal_switches(config.resolve(), folder)
     ctx.log("refresh cost …")
     _copy_store(pristine, store)
     try:
@@ -176,7 +215,8 @@ def run(ctx: Context) -> Outcome:
         _copy_store(pristine, store)
 
     switch_ms = [1000 * s for s in switches]
-    median_ms = statistics.median(switch_ms)
+    terminal_ms = [1000 * s for s in in_terminal]
+    median_ms = statistics.median(terminal_ms)
     targets = [
         Target(
             f"first screen with data (last session's view), {rows / 1e6:g} M rows",
@@ -185,14 +225,18 @@ def run(ctx: Context) -> Outcome:
             PAINT_TARGET_S,
             "s",
         ),
-        Target("panel switch (median)", median_ms, "<", SWITCH_TARGET_MS, "ms"),
+        Target("panel switch in the terminal (median)", median_ms, "<", SWITCH_TARGET_MS, "ms"),
     ]
     lines = [
         ["first paint (home header, real terminal)", seconds(min(painted)) if painted else "–"],
         ["first data, fresh start (a model row with numbers)", seconds(min(with_data)) if with_data else "–"],
         ["first data, last session's view on screen", seconds(min(with_view)) if with_view else "–"],
         ["first snapshot in-process (engine only)", seconds(first_snapshot)],
-        ["panel switch median / max", f"{median_ms:.0f} ms / {max(switch_ms):.0f} ms"],
+        ["panel switch in the terminal, median / max", f"{median_ms:.0f} ms / {max(terminal_ms):.0f} ms"],
+        [
+            "panel switch in-process (pilot), median / max",
+            f"{statistics.median(switch_ms):.0f} ms / {max(switch_ms):.0f} ms",
+        ],
     ]
     refresh = table(
         ("new rows", "history rows", "ingest (s)", "whole refresh (s)"),
@@ -222,6 +266,7 @@ def run(ctx: Context) -> Outcome:
         "first_data_cached_view_s": with_view,
         "first_snapshot_s": first_snapshot,
         "switch_ms": switch_ms,
+        "terminal_switch_ms": terminal_ms,
         "refresh": costs,
         "targets": [t.to_json() for t in targets],
     }
