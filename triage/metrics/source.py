@@ -66,7 +66,8 @@ def _select(scope: Scope, columns: str) -> str:
 def labelled_rows_sql(scope: Scope, source: str, columns: str) -> str:
     """The rows of `source` with `window_start`, `_version`, the segments, `columns` and the as-of
     label: `_labelled`, `_positive` (label > 0), `_lag_s` (seconds from `_ts` to the counting label)."""
-    labelled = labeled_predictions_sql(scope.model, scope.as_of, source)
+    # From some windows on, only their ids' labels are ranked (not the whole label log).
+    labelled = labeled_predictions_sql(scope.model, scope.as_of, source, few=scope.since is not None)
     return (
         f"{_select(scope, columns)}, p._label IS NOT NULL AS _labelled, p._label > 0 AS _positive, "
         f"date_diff('microsecond', p._ts, p._labeled_at) / 1e6 AS _lag_s FROM ({labelled}) p"

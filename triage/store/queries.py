@@ -51,14 +51,18 @@ def reference_sql(model: ModelConfig) -> str:
     return f"SELECT * FROM {table}{where}"
 
 
-def labels_as_of_sql(model: ModelConfig, at: datetime | None = None) -> str:
-    """One label per id: the latest with _labeled_at <= `at` (all labels when `at` is None).
+def labels_as_of_sql(model: ModelConfig, at: datetime | None = None, ids: str | None = None) -> str:
+    """One label per id: the latest with _labeled_at <= `at` (all labels when `at` is None), of
+    the ids `ids` selects when given (a SELECT of one `_id` column).
 
     "Latest" orders by (_labeled_at, _file_id, _row): a later label supersedes an earlier one, and
     between labels stamped at the same time the one ingested from a later file / line wins.
     Columns: _id, _label, _labeled_at, _ingested_at, _file_id, _row.
     """
-    where = f" WHERE _labeled_at <= {timestamp_literal(at)}" if at is not None else ""
+    conditions = [f"_labeled_at <= {timestamp_literal(at)}"] if at is not None else []
+    if ids is not None:
+        conditions.append(f"_id IN ({ids})")
+    where = " WHERE " + " AND ".join(conditions) if conditions else ""
     return (
         f"SELECT _id, _label, _labeled_at, _ingested_at, _file_id, _row "
         f"FROM {quote(labels_table(model.name))}{where} "
@@ -67,13 +71,16 @@ def labels_as_of_sql(model: ModelConfig, at: datetime | None = None) -> str:
     )
 
 
-def labeled_predictions_sql(model: ModelConfig, at: datetime | None = None, source: str | None = None) -> str:
+def labeled_predictions_sql(
+    model: ModelConfig, at: datetime | None = None, source: str | None = None, few: bool = False
+) -> str:
     """Predictions (or the rows of `source`, a SELECT) left-joined to their label as of `at`.
 
-    Adds _label (NULL when not labelled yet) and _labeled_at to every prediction column.
+    Adds _label (NULL when not labelled yet) and _labeled_at to every prediction column. With
+    `few` (a source of a small part of the predictions) only the labels of its ids are ranked.
     """
     rows = source or predictions_sql(model)
+    labels = labels_as_of_sql(model, at, f"SELECT _id FROM ({rows})" if few else None)
     return (
-        f"SELECT p.*, l._label, l._labeled_at FROM ({rows}) AS p "
-        f"LEFT JOIN ({labels_as_of_sql(model, at)}) AS l ON p._id = l._id"
+        f"SELECT p.*, l._label, l._labeled_at FROM ({rows}) AS p LEFT JOIN ({labels}) AS l ON p._id = l._id"
     )
