@@ -43,6 +43,7 @@ RESOLVED = "resolved"
 ACTIVE = (PENDING, FIRING)
 
 ALERTS_TABLE = "_triage_alerts"
+_ROWS_PER_INSERT = 500  # rows per multi-row INSERT (17 parameters each)
 EVENTS_TABLE = "_triage_alert_events"
 ACKS_TABLE = "_triage_alert_acks"
 SILENCES_TABLE = "_triage_alert_silences"
@@ -466,12 +467,11 @@ class AlertStore:
         if not alerts and not events:
             return
         with self._transaction():
-            if alerts:
-                self.con.executemany(
-                    f"INSERT OR REPLACE INTO {ALERTS_TABLE} ({_ALERT_COLUMNS}) "
-                    f"VALUES ({', '.join('?' for _ in range(17))})",
-                    [_alert_params(alert) for alert in alerts],
-                )
+            self._insert_rows(
+                f"INSERT OR REPLACE INTO {ALERTS_TABLE} ({_ALERT_COLUMNS})",
+                # One row per alert, the last state of each (as row-by-row replacing would leave).
+                [_alert_params(a) for a in {alert.fingerprint: alert for alert in alerts}.values()],
+            )
             self._insert_events(events)
 
     @contextmanager
@@ -486,10 +486,17 @@ class AlertStore:
         self.con.execute("COMMIT")
 
     def _insert_events(self, events: Sequence[AlertEvent]) -> None:
-        if events:
-            self.con.executemany(
-                f"INSERT INTO {EVENTS_TABLE} ({_EVENT_COLUMNS}) VALUES ({', '.join('?' for _ in range(17))})",
-                [_event_params(event) for event in events],
+        self._insert_rows(
+            f"INSERT INTO {EVENTS_TABLE} ({_EVENT_COLUMNS})", [_event_params(e) for e in events]
+        )
+
+    def _insert_rows(self, insert: str, rows: Sequence[Sequence[Any]]) -> None:
+        """`insert` VALUES rows, many per statement (DuckDB's executemany runs one per row)."""
+        for start in range(0, len(rows), _ROWS_PER_INSERT):
+            chunk = rows[start : start + _ROWS_PER_INSERT]
+            row = f"({', '.join('?' for _ in chunk[0])})"
+            self.con.execute(
+                f"{insert} VALUES {', '.join(row for _ in chunk)}", [v for r in chunk for v in r]
             )
 
 
