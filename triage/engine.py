@@ -370,8 +370,9 @@ def _labelled_tables(
                 stale.remove(w)
     if stale:
         # Only the rows from the first stale window on are joined to their labels.
-        since = frame if len(stale) == len(tokens) else LabelledRows(con, replace(scope, since=stale[0]))
-        cells = since.cells(_REDUCERS, stale if len(stale) < len(tokens) else None)
+        every = len(stale) == len(tokens)
+        rows = frame if every else LabelledRows(con, replace(scope, since=stale[0]))
+        cells = rows.cells(_REDUCERS, None if every else stale)
         fresh_calibration = _by_window(compute_calibration(con, scope, labelled=cells))
         fresh_performance = _by_window(compute_performance(con, scope, labelled=cells))
         plain.keep("calibration", fresh_calibration, labelled)
