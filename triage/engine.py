@@ -300,7 +300,7 @@ def _evaluate(
     tokens, calibration, performance, pending = _labelled_tables(con, scope, plain, label_slack)
     rows = {w: token.rows for w, token in tokens.items()}
     profile = ensure_profile(con, model, scope.segments, scope.as_of) if reference.complete else None
-    tables = _row_tables(con, scope, memo, rows, profile)
+    tables = _row_tables(con, scope, plain, rows, profile)
 
     def ordered(family_rows: dict[datetime, list[R]]) -> tuple[R, ...]:
         return tuple(_ordered([row for window in family_rows.values() for row in window]))
@@ -389,14 +389,13 @@ def _labelled_tables(
 def _row_tables(
     con: duckdb.DuckDBPyConnection,
     scope: Scope,
-    memo: WindowMemo,
+    plain: WindowRows,
     rows: dict[datetime, str],
     profile: Profile | None,
 ) -> dict[str, dict[datetime, list[Any]]]:
-    """The families that depend on a window's predictions only, by window: operations, and with
-    the reference `profile` the totals, data quality and drift (empty without it)."""
+    """The families that depend on a window's predictions only, by window: operations (kept in
+    `plain`), and with the reference `profile` the totals, data quality and drift (empty without it)."""
     model = scope.model
-    plain = WindowRows(con, memo, cache_key(model, scope.window.text, scope.segments))
     tables: dict[str, dict[datetime, list[Any]]] = {
         "operations": plain.held("operations", OperationsRow, rows)
     }
@@ -404,7 +403,9 @@ def _row_tables(
     if profile is None:
         tables |= {"totals": {}, "data_quality": {}, "drift": {}}
     else:
-        profiled = WindowRows(con, memo, cache_key(model, scope.window.text, scope.segments, profile.keys))
+        profiled = WindowRows(
+            con, plain.memo, cache_key(model, scope.window.text, scope.segments, profile.keys)
+        )
         tables |= {
             "totals": profiled.held("totals", CellCounts, rows),
             "data_quality": profiled.held("data_quality", DataQualityRow, rows),

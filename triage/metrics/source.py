@@ -243,8 +243,8 @@ class WindowToken:
     n: int
     rows: str
     labelled: str
-    n_labelled: int = 0
-    arrived: int = 0
+    n_labelled: int
+    arrived: int
 
 
 class LabelledRows:

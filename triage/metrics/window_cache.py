@@ -16,7 +16,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -52,7 +52,7 @@ class LabelDebt:
 
     as_of: datetime
     computed: dict[datetime, tuple[str, int]]
-    pending: dict[datetime, int] = field(default_factory=dict)
+    pending: dict[datetime, int]
 
 
 class WindowMemo:
