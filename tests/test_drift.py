@@ -23,7 +23,7 @@ from triage.config import Columns, ModelConfig, Reference, Window
 from triage.metrics import drift
 from triage.metrics.drift import compute_drift
 from triage.metrics.frame import MISSING_SEGMENT, Scope
-from triage.metrics.profile import SCORE_FEATURE, ensure_profile
+from triage.metrics.profile import SCORE_FEATURE, EcdfMemo, ensure_profile
 from triage.metrics.results import DriftRow
 from triage.store.schema import predictions_table, reference_table
 
@@ -297,6 +297,12 @@ def test_generated_data_matches_scipy_in_every_cell() -> None:
     con = store(model, window, reference)
     result = compute_drift(con, scope_of(model))
     assert {r.feature for r in result} == {"x", "ties", "heavy", "colour", SCORE_FEATURE}
+    # The same cells again through an ECDF memo (every slice's ECDF held, the needed ones picked).
+    memo = EcdfMemo()
+    fresh_store = store(model, window, reference)
+    assert sorted(compute_drift(fresh_store, scope_of(model), ecdfs=memo), key=_order) == sorted(
+        result, key=_order
+    )
     assert {r.segment_value for r in result} == {None, "US", "DE", "FR", MISSING_SEGMENT}
     assert check_all(result, window, reference, 30) > 100
     # The panels' cheap histograms are the same bin counts.
@@ -437,7 +443,8 @@ def test_cached_windows_are_reused_and_changed_windows_recomputed(monkeypatch: p
     model = model_config()
     con = store(model, window, reference)
     scope = scope_of(model, days=3)
-    first = compute_drift(con, scope)
+    memo = EcdfMemo()  # as the engine's: the late window below is measured against the held ECDF
+    first = compute_drift(con, scope, ecdfs=memo)
     computed: list[list[datetime]] = []
     original = drift.numeric_cells
 
@@ -454,7 +461,7 @@ def test_cached_windows_are_reused_and_changed_windows_recomputed(monkeypatch: p
     con.execute(
         f"INSERT INTO {predictions_table(model.name)} SELECT * REPLACE (_id || '-late' AS _id) FROM late"
     )
-    again = compute_drift(con, scope)
+    again = compute_drift(con, scope, ecdfs=memo)
     assert computed and all(windows == [T0 + timedelta(days=1)] for windows in computed)
     merged = Rows(
         ts=np.concatenate([window.ts, late.ts]),

@@ -19,6 +19,7 @@ from triage.metrics.profile import (
     NUMERIC_TABLE,
     PSI_QUANTILES,
     SCORE_FEATURE,
+    EcdfMemo,
     ensure_profile,
     numpy_quantiles,
     reference_ecdfs,
@@ -91,6 +92,71 @@ def test_stored_edges_counts_and_the_ecdf_match_numpy(seed: int) -> None:
         g = [float(np.sum(v - present[present <= v])) for v in values]  # G(v) = Σ_{r ≤ v} (v − r)
         assert ecdf.g[start:end].tolist() == pytest.approx(g, rel=1e-12, abs=1e-9)
         assert numeric.g_max == ecdf.g[end - 1]
+
+
+def _same_ecdf(a: profile_module.Ecdf, b: profile_module.Ecdf) -> bool:
+    """Equal in every slice (an `only` ECDF shares the arrays of all its part's slices)."""
+    if a.slice_ids.tolist() != b.slice_ids.tolist():
+        return False
+    return all(
+        np.array_equal(getattr(a, name)[a.start[k] : a.end[k]], getattr(b, name)[b.start[k] : b.end[k]])
+        for name in ("value", "cum", "g")
+        for k in range(len(a.slice_ids))
+    )
+
+
+def test_the_ecdf_memo_builds_each_ecdf_once_within_its_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(3)
+    n = 400
+    segment = rng.choice(np.array(["a", "b", "c"], dtype=object), n)
+    reference = rows(n, rng, numeric={"x": np.round(rng.normal(size=n), 2)}, segments={"s": segment})
+    model = model_config(segments=("s",))
+    con = store(model, reference, reference)
+    profile = ensure_profile(con, model, model.segments)
+    feature = next(f for f in profile.features if f.name == "x")
+    parts = {
+        part: sorted(s.slice_id for s in profile.slices.values() if s.segment == part) for part in (None, "s")
+    }
+    expected = reference_ecdfs(con, profile.reference, feature, parts)
+    builds: list[object] = []
+    original = profile_module.reference_ecdfs
+
+    def counted(*args: object) -> object:
+        builds.append(args[3])
+        return original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(profile_module, "reference_ecdfs", counted)
+    memo = EcdfMemo()
+    first = memo.ecdfs(con, profile, feature, parts)
+    again = memo.ecdfs(con, profile, feature, parts)
+    assert len(builds) == 1 and all(again[part] is first[part] for part in parts)
+    assert all(_same_ecdf(first[part], expected[part]) for part in parts)
+    # Two of the three segment values, picked from the held ECDF: what building only them gives.
+    two = np.array(parts["s"][:2], dtype=np.uint64)
+    alone = original(con, profile.reference, feature, {"s": two.tolist()})["s"]
+    assert _same_ecdf(first["s"].only(two), alone)
+
+    # A budget below one part's ECDF keeps nothing of it: each call builds that part again.
+    small = EcdfMemo(budget=first["s"].nbytes - 1)
+    builds.clear()
+    small.ecdfs(con, profile, feature, parts)
+    small.ecdfs(con, profile, feature, parts)
+    assert builds == [parts, {"s": parts["s"]}]
+    # A changed reference is another profile: its ECDFs push out the old profile's when tight.
+    tight = EcdfMemo(budget=sum(e.nbytes for e in first.values()))
+    tight.ecdfs(con, profile, feature, parts)
+    more = rows(1, rng, numeric={"x": np.array([9.0])}, segments={"s": np.array(["a"], object)})
+    write_table(con, "more", more, ("s",))
+    con.execute(
+        f"INSERT INTO {reference_table(model.name)} SELECT * REPLACE (_id || '-more' AS _id) FROM more"
+    )
+    changed = ensure_profile(con, model, model.segments)
+    assert changed.keys != profile.keys
+    builds.clear()
+    newer = tight.ecdfs(con, changed, feature, parts)
+    assert builds == [parts] and newer[None].value[-1] == 9.0
+    tight.ecdfs(con, profile, feature, parts)
+    assert builds == [parts, parts]  # the old profile's were pushed out
 
 
 def test_profile_is_computed_once_and_again_only_when_the_reference_changes(

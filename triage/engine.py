@@ -425,7 +425,7 @@ def _row_tables(
         fresh |= {
             "totals": {key[0]: [cell] for key, cell in counts.items() if key[1:] == (None, None, None)},
             "data_quality": _by_window(compute_quality(con, since, counts, profile)),
-            "drift": _by_window(compute_drift(con, since, counts, profile)),
+            "drift": _by_window(compute_drift(con, since, counts, profile, plain.memo.ecdfs)),
         }
     computed = [w for w in rows if w >= first]
     for family, found in fresh.items():

@@ -50,7 +50,9 @@ their counts and no statistic, and are not computed at all.
 
 Cost: O(rows · log rows) per feature and slice family — one float sort per batch, integer
 sorts and binary searches per family, the reference's ECDF computed once per call (a sort of
-its values; cheaper than storing one row per distinct value and reading it back). Features run
+its values; cheaper than storing one row per distinct value and reading it back) — or once per
+process with an `EcdfMemo` (the engine's: a live refresh or a replay step then costs the
+recomputed windows' rows, not the reference's, while the memo's budget holds). Features run
 in parallel threads (numpy's sorts and searches release the GIL), windows in batches of about
 BATCH_ROWS rows (memory), and each window's rows are cached (`DriftCache`): a later call
 computes only the windows whose rows changed. A writable store stores the cache (`Engine.warm`
@@ -78,6 +80,7 @@ from scipy.spatial.distance import jensenshannon
 from triage.metrics.frame import Scope
 from triage.metrics.profile import (
     WRITE_LOCK,
+    EcdfMemo,
     Feature,
     NumericProfile,
     Profile,
@@ -194,18 +197,29 @@ def _references(
     parts: Sequence[str | None],
     minimum: int,
     needed: Slices | None = None,
+    memo: EcdfMemo | None = None,
 ) -> list[_Reference]:
     """Each part's reference ECDFs, of the slices that have at least `minimum` reference values
-    (and are `needed`, when given: the others' cells are not computed)."""
+    (and are `needed`, when given: the others' cells are not computed).
+
+    With a `memo`, every such slice's ECDF is built (once; later calls find it there) and the
+    needed ones are picked from them; without, only the needed ones are built.
+    """
     numeric = {
         sid: (s.segment, s.numeric[feature.name])
         for sid, s in profile.slices.items()
-        if feature.name in s.numeric
-        and s.numeric[feature.name].n >= max(minimum, 1)
-        and (needed is None or (s.segment, s.segment_value) in needed)
+        if feature.name in s.numeric and s.numeric[feature.name].n >= max(minimum, 1)
     }
-    wanted = {part: sorted(sid for sid, (segment, _) in numeric.items() if segment == part) for part in parts}
-    ecdfs = reference_ecdfs(con, profile.reference, feature, wanted)
+    built = {part: sorted(sid for sid, (segment, _) in numeric.items() if segment == part) for part in parts}
+    wanted = {
+        part: [sid for sid in ids if needed is None or (part, profile.slices[sid].segment_value) in needed]
+        for part, ids in built.items()
+    }
+    if memo is None:
+        ecdfs = reference_ecdfs(con, profile.reference, feature, wanted)
+    else:
+        held = memo.ecdfs(con, profile, feature, built)
+        ecdfs = {part: held[part].only(np.array(wanted[part], dtype=np.uint64)) for part in parts}
     found = []
     for part in parts:
         ecdf, stats = ecdfs[part], [numeric[sid][1] for sid in wanted[part]]
@@ -253,12 +267,14 @@ def numeric_cells(
     by_version: bool,
     batches: Sequence[Sequence[datetime] | None] = (None,),
     needed: Slices | None = None,
+    memo: EcdfMemo | None = None,
 ) -> dict[tuple[datetime, str | None, int], NumericCell]:
     """KS D, Wasserstein-1 and PSI bin counts of a numeric feature, by (window, version, slice id).
 
     `batches` lists the windows to compute, in groups computed together (None: every window);
     `needed`, the slices with a cell of at least min_samples values in them (None: any slice) —
-    only their reference ECDFs are built, the costly part when few windows are computed.
+    only their reference ECDFs are used, and built unless a `memo` keeps them: the costly part
+    when few windows are computed.
 
     DuckDB reads a batch's values with their window, version and slice ids; numpy sorts them once
     by value, groups them by slice (and then by cell) with stable integer sorts, finds each value's
@@ -268,7 +284,7 @@ def numeric_cells(
     """
     minimum = scope.model.min_samples
     parts: tuple[str | None, ...] = (None, *scope.segments)
-    references = _references(con, profile, feature, parts, minimum, needed)
+    references = _references(con, profile, feature, parts, minimum, needed, memo)
     rows = plain_rows_sql(scope, window_rows_sql(scope), f"{feature.value_sql} AS _x")
     slices = ", ".join(f"{slice_id_sql(part)} AS _s{k}" for k, part in enumerate(parts))
     found: dict[tuple[datetime, str | None, int], NumericCell] = {}
@@ -468,6 +484,7 @@ def compute_drift(
     scope: Scope,
     counts: dict[CellKey, CellCounts] | None = None,
     profile: Profile | None = None,
+    ecdfs: EcdfMemo | None = None,
 ) -> list[DriftRow]:
     """Drift of every feature (and `__score__`) in every window × version × slice cell of the scope.
 
@@ -475,7 +492,7 @@ def compute_drift(
     call recomputes only the windows whose rows changed or are new. A read-only connection uses
     the valid cached rows and computes the others without storing them. `counts` are the scope's
     `cell_counts` when the caller has them already (the data-quality pass counts the same cells),
-    `profile` its `ensure_profile`.
+    `profile` its `ensure_profile`; `ecdfs` keeps the reference ECDFs for the caller's next call.
     """
     profile = (
         profile if profile is not None else ensure_profile(con, scope.model, scope.segments, scope.as_of)
@@ -504,7 +521,7 @@ def compute_drift(
         }
         for f in profile.features
     }
-    numeric = _numeric_features(con, scope, profile, by_version, batches, needed)
+    numeric = _numeric_features(con, scope, profile, by_version, batches, needed, ecdfs)
     categories = categorical_counts(con, scope, profile.features, stale)
     fresh: list[DriftRow] = []
     for key, cell in counts.items():
@@ -546,6 +563,7 @@ def _numeric_features(
     by_version: bool,
     batches: Sequence[Sequence[datetime] | None],
     needed: Mapping[str, Slices],
+    ecdfs: EcdfMemo | None,
 ) -> dict[str, dict[tuple[datetime, str | None, int], NumericCell]]:
     """Every numeric feature's cells, features in parallel on their own cursors.
 
@@ -558,14 +576,16 @@ def _numeric_features(
     workers = min(len(features), os.cpu_count() or 1)
     if workers <= 1:
         return {
-            f.name: numeric_cells(con, scope, profile, f, by_version, batches, needed[f.name])
+            f.name: numeric_cells(con, scope, profile, f, by_version, batches, needed[f.name], ecdfs)
             for f in features
         }
 
     def run(feature: Feature) -> dict[tuple[datetime, str | None, int], NumericCell]:
         cursor = con.cursor()
         try:
-            return numeric_cells(cursor, scope, profile, feature, by_version, batches, needed[feature.name])
+            return numeric_cells(
+                cursor, scope, profile, feature, by_version, batches, needed[feature.name], ecdfs
+            )
         finally:
             cursor.close()
 

@@ -17,7 +17,8 @@ distinct value `v` with `cum` = #{r ≤ v} and `g` = G(v) = Σ_{r ≤ v} (v − 
 cumulative count up to v; between them G is linear, G(x) = g + cum·(x − v) for the last v ≤ x, so
 ∫_a^b F_ref(x) dx = (G(b) − G(a)) / n for any a ≤ b) is not stored: it has a row per distinct
 reference value, and computing it from the reference's values (one scan, one sort) is cheaper
-than writing it to the store and reading it back.
+than writing it to the store and reading it back. A long-lived process (the TUI, replay) keeps
+the ECDFs it built in memory (`EcdfMemo`, within a byte budget).
 
 Tables `_triage_profile*`, keyed by `profile`: a hash of the reference definition, the reference
 data's identity (row count, last file id, xor of row hashes, all as of T), the part and the
@@ -400,6 +401,71 @@ class Ecdf:
     cum: np.ndarray  # int64
     g: np.ndarray
 
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.slice_ids, self.start, self.end, self.value, self.cum, self.g))
+
+    def only(self, ids: np.ndarray) -> Ecdf:
+        """The same ECDF restricted to the slices `ids` (ascending, each one of `slice_ids`)."""
+        at = np.searchsorted(self.slice_ids, ids)
+        return Ecdf(ids, self.start[at], self.end[at], self.value, self.cum, self.g)
+
+
+# Bytes of reference ECDFs an `EcdfMemo` keeps by default: a 2.7 M-row reference of 12 numeric
+# features × 5 slice families takes ~150 MB (values with many ties), all-distinct values 24 B a row.
+ECDF_MEMO_BYTES = 1 << 30
+
+
+class EcdfMemo:
+    """Reference ECDFs kept between evaluations of one process (thread-safe), within `budget` bytes.
+
+    An entry is keyed by the profile keys — which name the reference rows as of T by their count
+    and hash — the part, the feature and the slice ids, so it holds exactly while they do. When a
+    new entry does not fit, entries of other profiles go first (least recently used first); when
+    it still does not fit it is not kept (evicting this profile's own entries would make features
+    evaluated in turn push each other out on every refresh, each rebuilt anyway).
+    """
+
+    def __init__(self, budget: int = ECDF_MEMO_BYTES) -> None:
+        self.budget = budget
+        self._lock = threading.Lock()
+        self._held: dict[tuple[object, ...], Ecdf] = {}
+        self._size = 0
+
+    def ecdfs(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        profile: Profile,
+        feature: Feature,
+        parts: Mapping[str | None, Sequence[int]],
+    ) -> dict[str | None, Ecdf]:
+        """`reference_ecdfs` of the profile's reference, the parts held here not rebuilt."""
+        keys = {
+            part: (profile.keys, part, feature.name, feature.sql, tuple(ids)) for part, ids in parts.items()
+        }
+        with self._lock:
+            found = {part: self._held.pop(key) for part, key in keys.items() if key in self._held}
+            for part, ecdf in found.items():
+                self._held[keys[part]] = ecdf  # the most recently used last
+        missing = {part: ids for part, ids in parts.items() if part not in found}
+        if missing:
+            built = reference_ecdfs(con, profile.reference, feature, missing)
+            with self._lock:
+                for part, ecdf in built.items():
+                    self._keep(keys[part], ecdf)
+            found |= built
+        return found
+
+    def _keep(self, key: tuple[object, ...], ecdf: Ecdf) -> None:
+        if key in self._held:
+            return
+        others = [k for k in self._held if k[0] != key[0]]
+        while others and self._size + ecdf.nbytes > self.budget:
+            self._size -= self._held.pop(others.pop(0)).nbytes
+        if self._size + ecdf.nbytes <= self.budget:
+            self._held[key] = ecdf
+            self._size += ecdf.nbytes
+
 
 def reference_ecdfs(
     con: duckdb.DuckDBPyConnection,
@@ -411,8 +477,9 @@ def reference_ecdfs(
 
     DuckDB reads the values with their slice codes; numpy sorts them once by value, groups each
     part's by slice (a stable integer sort keeps the order), and accumulates: cum = running count,
-    g = Σ_{i<j} cum_i·(v_{i+1} − v_i) in extended precision (a sum of non-negative terms, so
-    differences of g between nearby values stay accurate). Values of other slices are left out.
+    g = Σ_{i<j} cum_i·(v_{i+1} − v_i) in extended precision, per slice (a sum of non-negative terms,
+    so differences of g between nearby values stay accurate, and a slice's g does not depend on
+    which other slices are built with it). Values of other slices are left out.
     """
     names = list(parts)
     ids = {part: np.array(sorted(parts[part]), dtype=np.uint64) for part in names}
@@ -457,8 +524,10 @@ def _accumulate(ids: np.ndarray, code: np.ndarray, value: np.ndarray) -> Ecdf:
     step = np.zeros(len(value))
     step[1:] = cum[:-1] * np.diff(value)
     step[starts] = 0.0
-    total = np.cumsum(step, dtype=np.longdouble)
-    g = (total - np.repeat(total[starts], lengths)).astype(np.float64)
+    g = np.empty(len(value))
+    for first, count in zip(starts.tolist(), lengths.tolist(), strict=True):
+        # Each slice on its own: its G does not depend on which other slices are built with it.
+        g[first : first + count] = np.cumsum(step[first : first + count], dtype=np.longdouble)
     slots = np.arange(len(ids))
     return Ecdf(
         ids,

@@ -24,7 +24,7 @@ import duckdb
 
 from triage.metrics.codec import decoder, encode
 from triage.metrics.drift import naive_utc
-from triage.metrics.profile import WRITE_LOCK, writable
+from triage.metrics.profile import WRITE_LOCK, EcdfMemo, writable
 from triage.metrics.source import aware
 from triage.store.tables import table_exists
 
@@ -56,9 +56,11 @@ class LabelDebt:
 
 
 class WindowMemo:
-    """Rows per (definition key, family, window) with their token, kept by one process (thread-safe)."""
+    """Rows per (definition key, family, window) with their token, kept by one process (thread-safe),
+    and the reference ECDFs drift needs for the windows it recomputes (`ecdfs`)."""
 
     def __init__(self) -> None:
+        self.ecdfs = EcdfMemo()
         self._lock = threading.Lock()
         self._rows: dict[tuple[str, str], dict[datetime, tuple[str, list[Any]]]] = {}
         self._debts: dict[str, LabelDebt] = {}
