@@ -52,6 +52,7 @@ from triage.metrics.source import (
     aware,
     reference_rows_sql,
 )
+from triage.metrics.tokens import window_tokens
 from triage.metrics.window_cache import LabelDebt, WindowMemo, WindowRows, cache_key
 from triage.store import IngestSummary, Store
 from triage.store.schema import reference_table
@@ -352,7 +353,8 @@ def _labelled_tables(
     if debt is not None and debt.as_of > scope.as_of:
         debt = None  # looking back in time: exact
     frame = LabelledRows(con, scope)
-    tokens = frame.tokens(arrived_after=debt.as_of if debt is not None else None)
+    tokens, state = window_tokens(con, scope, memo.token_state(key), debt.as_of if debt is not None else None)
+    memo.keep_token_state(key, state)
     labelled = {w: token.labelled for w, token in tokens.items()}
     calibration = plain.held("calibration", CalibrationRow, labelled)
     performance = plain.held("performance", PerformanceRow, labelled)

@@ -26,6 +26,7 @@ from triage.metrics.codec import decoder, encode
 from triage.metrics.drift import naive_utc
 from triage.metrics.profile import WRITE_LOCK, EcdfMemo, writable
 from triage.metrics.source import aware
+from triage.metrics.tokens import TokenState
 from triage.store.tables import table_exists
 
 CACHE_TABLE = "_triage_cache_windows"
@@ -64,6 +65,7 @@ class WindowMemo:
         self._lock = threading.Lock()
         self._rows: dict[tuple[str, str], dict[datetime, tuple[str, list[Any]]]] = {}
         self._debts: dict[str, LabelDebt] = {}
+        self._token_states: dict[str, TokenState] = {}
 
     def get(self, key: str, family: str, tokens: Mapping[datetime, str]) -> Rows:
         with self._lock:
@@ -79,6 +81,17 @@ class WindowMemo:
         with self._lock:
             return self._debts.get(key)
 
+    def token_state(self, key: str) -> TokenState | None:
+        with self._lock:
+            return self._token_states.get(key)
+
+    def keep_token_state(self, key: str, state: TokenState | None) -> None:
+        with self._lock:
+            if state is None:
+                self._token_states.pop(key, None)
+            else:
+                self._token_states[key] = state
+
     def owe(self, key: str, debt: LabelDebt) -> None:
         with self._lock:
             self._debts[key] = debt
@@ -92,6 +105,7 @@ class WindowMemo:
                 oldest = next(iter(self._rows))[0]
                 self._rows = {k: v for k, v in self._rows.items() if k[0] != oldest}
                 self._debts.pop(oldest, None)
+                self._token_states.pop(oldest, None)
 
 
 class WindowRows:

@@ -51,9 +51,17 @@ def reference_sql(model: ModelConfig) -> str:
     return f"SELECT * FROM {table}{where}"
 
 
-def labels_as_of_sql(model: ModelConfig, at: datetime | None = None, ids: str | None = None) -> str:
+def labels_sql(model: ModelConfig) -> str:
+    """Every stored label row of a model."""
+    return f"SELECT * FROM {quote(labels_table(model.name))}"
+
+
+def labels_as_of_sql(
+    model: ModelConfig, at: datetime | None = None, ids: str | None = None, rows: str | None = None
+) -> str:
     """One label per id: the latest with _labeled_at <= `at` (all labels when `at` is None), of
-    the ids `ids` selects when given (a SELECT of one `_id` column).
+    the ids `ids` selects when given (a SELECT of one `_id` column), among `rows` (a SELECT of
+    label rows; default: every stored label).
 
     "Latest" orders by (_labeled_at, _file_id, _row): a later label supersedes an earlier one, and
     between labels stamped at the same time the one ingested from a later file / line wins.
@@ -65,7 +73,7 @@ def labels_as_of_sql(model: ModelConfig, at: datetime | None = None, ids: str | 
     where = " WHERE " + " AND ".join(conditions) if conditions else ""
     return (
         f"SELECT _id, _label, _labeled_at, _ingested_at, _file_id, _row "
-        f"FROM {quote(labels_table(model.name))}{where} "
+        f"FROM ({rows or labels_sql(model)}){where} "
         f"QUALIFY row_number() OVER "
         f"(PARTITION BY _id ORDER BY _labeled_at DESC, _file_id DESC, _row DESC) = 1"
     )

@@ -1,0 +1,186 @@
+"""Every window's token (`source.WindowToken`), from a scan of the history or from what changed since.
+
+A window's token is four sums over its predictions up to T: their count, the xor of their row
+hashes, how many are labelled as of T and the xor of their counting labels' hashes. Counts and
+xors can be updated, so an evaluation that follows another one of the same definition (a live
+refresh, the next replay step) need not join the whole history to its labels again: it reads
+what changed since — predictions ingested since or stamped in (T0, T], labels ingested since or
+stamped in (T0, T] — and corrects the sums of the windows they touch: a new prediction adds
+itself and its label as of T; an older one whose id got a label takes out its label as of T0
+(among the labels there were then) and puts in its label as of T.
+
+"What was there then" is a `Watermark` per table: per file, its last row and the count and xor
+of its rows' hashes up to it. Before using it, one scan checks that those rows are still
+exactly there; if a file was replaced, rows were deleted, the store rebuilt, or T moved back,
+the tokens come from a full scan instead. Either way the tokens are the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+
+from triage.metrics.frame import Scope, timestamp_sql, window_start_sql
+from triage.metrics.source import LabelledRows, WindowToken, aware
+from triage.store.queries import labels_as_of_sql, labels_sql, predictions_sql
+
+# Row hashes: a prediction by its identity and place; a label row also by its value and time,
+# so a replaced label file with the same rows but other labels is noticed.
+_PREDICTION_HASH = "hash(_id, _file_id, _row)"
+_LABEL_HASH = "hash(_id, _label, _labeled_at, _file_id, _row)"
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """The rows of a table an evaluation saw: per file id, (last row, row count, xor of row hashes)."""
+
+    files: dict[int, tuple[int, int, int]]
+
+
+@dataclass(frozen=True)
+class Sums:
+    """A window's token as numbers: predictions, xor of their row hashes, labelled ones, xor of
+    their labels' hashes (None while none is labelled, as DuckDB's `bit_xor` of no rows)."""
+
+    n: int
+    h: int
+    labelled: int
+    hl: int | None
+
+    def token(self, arrived: int) -> WindowToken:
+        rows = f"{self.n}:{self.h}"
+        return WindowToken(self.n, rows, f"{rows}|{self.labelled}:{self.hl}", self.labelled, arrived)
+
+
+@dataclass(frozen=True)
+class TokenState:
+    """The windows' sums as of `as_of`, and the rows they were computed from."""
+
+    as_of: datetime
+    sums: dict[datetime, Sums]
+    predictions: Watermark
+    labels: Watermark
+
+
+def window_tokens(
+    con: duckdb.DuckDBPyConnection,
+    scope: Scope,
+    previous: TokenState | None = None,
+    arrived_after: datetime | None = None,
+) -> tuple[dict[datetime, WindowToken], TokenState | None]:
+    """Every window's token as of the scope's T, counting the labels stamped after `arrived_after`;
+    and the state a later call can start from (None for a scope cut to the last N windows).
+
+    With a `previous` state of the same definition, earlier T and the same `arrived_after` (or
+    none), only what changed since is read, when its rows are all still there.
+    """
+    if scope.last is not None or scope.since is not None:
+        return LabelledRows(con, scope).tokens(arrived_after), None
+    model = scope.model
+    predictions = _watermark(
+        con, predictions_sql(model), _PREDICTION_HASH, previous.predictions if previous else None
+    )
+    labels = _watermark(con, labels_sql(model), _LABEL_HASH, previous.labels if previous else None)
+    usable = (
+        previous is not None
+        and predictions.kept
+        and labels.kept
+        and previous.as_of <= scope.as_of
+        and arrived_after in (None, previous.as_of)
+    )
+    if previous is not None and usable:
+        sums, arrived = _updated(con, scope, previous, arrived_after is not None)
+    else:
+        tokens = LabelledRows(con, scope).tokens(arrived_after)
+        sums = {w: _sums(token) for w, token in tokens.items()}
+        arrived = {w: token.arrived for w, token in tokens.items()}
+    state = TokenState(scope.as_of, sums, predictions.now, labels.now)
+    return {w: s.token(arrived.get(w, 0)) for w, s in sorted(sums.items())}, state
+
+
+def _sums(token: WindowToken) -> Sums:
+    n, h = token.rows.split(":")
+    labelled, hl = token.labelled.split("|")[1].split(":")
+    return Sums(int(n), int(h), int(labelled), None if hl == "None" else int(hl))
+
+
+@dataclass(frozen=True)
+class _Checked:
+    now: Watermark  # the table's rows now
+    kept: bool  # every row of the earlier watermark is still there, unchanged
+
+
+def _watermark(
+    con: duckdb.DuckDBPyConnection, rows: str, row_hash: str, before: Watermark | None
+) -> _Checked:
+    """One scan of a table: its watermark now, and whether `before`'s rows are all still there."""
+    files, last = (list(before.files), [v[0] for v in before.files.values()]) if before else ([], [])
+    found = con.execute(
+        f"""WITH w AS (SELECT unnest(?::INTEGER[]) AS f, unnest(?::BIGINT[]) AS r)
+        SELECT t._file_id, max(t._row), count(*), bit_xor(t._h),
+            count(*) FILTER (WHERE t._row <= w.r), bit_xor(t._h) FILTER (WHERE t._row <= w.r)
+        FROM (SELECT _file_id, _row, {row_hash} AS _h FROM ({rows})) AS t LEFT JOIN w ON t._file_id = w.f
+        GROUP BY t._file_id""",
+        [files, last],
+    ).fetchall()
+    now = Watermark({int(f): (int(row), int(n), int(h)) for f, row, n, h, _, _ in found})
+    if before is None:
+        return _Checked(now, False)
+    seen = {int(f): (int(n), int(h or 0)) for f, _, _, _, n, h in found}
+    kept = all(seen.get(f) == (n, h) for f, (_, n, h) in before.files.items())
+    return _Checked(now, kept)
+
+
+def _updated(
+    con: duckdb.DuckDBPyConnection, scope: Scope, previous: TokenState, count_arrived: bool
+) -> tuple[dict[datetime, Sums], dict[datetime, int]]:
+    """The previous sums corrected by the rows that changed since (module docstring)."""
+    model = scope.model
+    t, t0 = scope.as_of_sql, timestamp_sql(previous.as_of)
+
+    def marks(watermark: Watermark) -> list[list[int]]:
+        return [list(watermark.files), [v[0] for v in watermark.files.values()]]
+
+    fresh_labels = (
+        f"SELECT l.*, l._row > coalesce(w.r, 0) AS _fresh FROM ({labels_sql(model)}) AS l "
+        "LEFT JOIN wl AS w ON l._file_id = w.f"
+    )
+    before = labels_as_of_sql(model, previous.as_of, "SELECT _id FROM changed", "SELECT * FROM old_labels")
+    now = labels_as_of_sql(model, scope.as_of, "SELECT _id FROM changed")
+    start = window_start_sql(scope.window, "c._ts")
+    found = con.execute(
+        f"""WITH wp AS (SELECT unnest(?::INTEGER[]) AS f, unnest(?::BIGINT[]) AS r),
+        wl AS (SELECT unnest(?::INTEGER[]) AS f, unnest(?::BIGINT[]) AS r),
+        labels AS ({fresh_labels}),
+        old_labels AS (SELECT * FROM labels WHERE NOT _fresh),
+        moved AS (SELECT _id FROM labels WHERE _labeled_at <= {t} AND (_labeled_at > {t0} OR _fresh)),
+        changed AS (
+            SELECT p._id, p._ts, p._file_id, p._row, p._row > coalesce(w.r, 0) OR p._ts > {t0} AS _added
+            FROM ({predictions_sql(model)}) AS p LEFT JOIN wp AS w ON p._file_id = w.f
+            WHERE p._ts <= {t}
+                AND (p._row > coalesce(w.r, 0) OR p._ts > {t0} OR p._id IN (SELECT _id FROM moved)))
+        SELECT {start} AS window_start,
+            count(*) FILTER (WHERE c._added),
+            bit_xor(hash(c._id, c._file_id, c._row)) FILTER (WHERE c._added),
+            count(n._label) - count(b._label) FILTER (WHERE NOT c._added),
+            bit_xor(hash(c._id, n._label, n._labeled_at)) FILTER (WHERE n._label IS NOT NULL),
+            bit_xor(hash(c._id, b._label, b._labeled_at))
+                FILTER (WHERE b._label IS NOT NULL AND NOT c._added),
+            count(*) FILTER (WHERE n._labeled_at > {t0})
+        FROM changed AS c LEFT JOIN ({now}) AS n ON c._id = n._id LEFT JOIN ({before}) AS b ON c._id = b._id
+        GROUP BY window_start""",
+        [*marks(previous.predictions), *marks(previous.labels)],
+    ).fetchall()
+    sums = dict(previous.sums)
+    arrived: dict[datetime, int] = {}
+    for start_, added, h, labelled, hl_now, hl_before, new in found:
+        window = aware(start_)
+        old = sums.get(window, Sums(0, 0, 0, None))
+        n_labelled = old.labelled + labelled
+        hl = (old.hl or 0) ^ (hl_now or 0) ^ (hl_before or 0)
+        sums[window] = Sums(old.n + added, old.h ^ (h or 0), n_labelled, hl if n_labelled else None)
+        if count_arrived:
+            arrived[window] = new
+    return sums, arrived
