@@ -14,6 +14,7 @@ from tests.store_support import config_of, write_config, write_jsonl, write_parq
 from triage import engine as engine_module
 from triage.cli import main
 from triage.engine import Engine, ModelReport, _labelled
+from triage.metrics import profile as profile_module
 from triage.metrics.frame import Scope
 from triage.metrics.operations import compute_operations
 from triage.metrics.source import LabelledRows, reference_rows_sql
@@ -289,3 +290,33 @@ def test_live_label_slack_keeps_windows_until_their_new_labels_pile_up(
         # Looking back in time is exact, slack or not.
         back = live.evaluate("fraud", as_of=times[1], label_slack=slack)
         assert back.to_json() == exact.evaluate("fraud", as_of=times[1]).to_json()
+
+
+def test_prepared_reference_ecdfs_serve_the_new_windows(
+    config_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After `Engine.prepare`, new windows' drift is measured without building a reference ECDF,
+    and equals what an engine on a store of its own computes."""
+    config = config_of(config_path)
+    (tmp_path / "other").mkdir()
+    other = config_of(write_config(tmp_path / "other", MODEL.format(logs=config_path.parent / "logs")))
+    builds: list[object] = []
+    original = profile_module.reference_ecdfs
+
+    def spy(*args: object) -> object:
+        builds.append(args[2])
+        return original(*args)  # type: ignore[arg-type]
+
+    with Store.open(config.store_path) as store:
+        store.ingest(config)
+        live = Engine(config, store)  # writable, as the TUI's: the profile is stored once
+        live.prepare("fraud")
+        monkeypatch.setattr(profile_module, "reference_ecdfs", spy)
+        report = live.evaluate("fraud", as_of=AS_OF[2])
+    assert builds == []
+    assert len({r.window_start for r in report.drift if r.ks_d is not None}) == 6  # every day
+    with Store.open(other.store_path) as store:
+        store.ingest(other)
+    with Engine(other) as fresh:
+        assert report.drift == fresh.evaluate("fraud", as_of=AS_OF[2]).drift
+    assert builds  # that engine built its own

@@ -374,6 +374,7 @@ async def test_refresh_rearms_only_after_it_finishes_and_pause_stops_it() -> Non
         await settle(pilot, hold=False)
         assert not app.paused and len(source.snapshots) == before + 1 and app._timer is not None
         assert ("ingest",) in source.calls  # live mode ingests before each snapshot
+        assert source.calls.count(("prepare",)) == 1  # once, after the first snapshot
 
 
 async def test_a_failing_refresh_is_shown_and_the_last_snapshot_kept() -> None:

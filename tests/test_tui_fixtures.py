@@ -531,6 +531,9 @@ class FakeSource:
         self.calls.append(("ingest",))
         return 0
 
+    def prepare(self) -> None:
+        self.calls.append(("prepare",))
+
     def histogram(self, model: str, cell: DriftRow, as_of: datetime) -> Histogram:
         self.calls.append(("histogram", model, cell.feature))
         shift = 0.1 if cell.psi and cell.psi > 0.25 else 0.0

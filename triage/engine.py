@@ -26,7 +26,7 @@ import duckdb
 
 from triage.config import Config, ModelConfig, Window
 from triage.metrics.calibration import calibration_sums, compute_calibration
-from triage.metrics.drift import cached_drift, compute_drift
+from triage.metrics.drift import cached_drift, compute_drift, hold_references
 from triage.metrics.frame import Scope
 from triage.metrics.operations import compute_operations
 from triage.metrics.performance import compute_performance, rank_stats
@@ -182,6 +182,20 @@ class Engine:
         try:
             scope = Scope.of(model, as_of, window, self._slices(con, model, segments), last)
             return _evaluate(con, scope, self._memo, label_slack)
+        finally:
+            con.close()
+
+    def prepare(self, model_name: str) -> None:
+        """Build and keep in memory what this engine's later evaluations of the model would each
+        build: the reference ECDFs of its numeric features for the configured slices (a live
+        refresh then costs its new rows). Nothing while the reference period is still open."""
+        model = self.config.model(model_name)
+        con = self.store.cursor()
+        try:
+            scope = Scope.of(model, segments=self._slices(con, model, None))
+            if _reference_info(con, scope).complete:
+                profile = ensure_profile(con, model, scope.segments, scope.as_of)
+                hold_references(con, scope, profile, self._memo.ecdfs)
         finally:
             con.close()
 

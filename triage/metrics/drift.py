@@ -205,12 +205,8 @@ def _references(
     With a `memo`, every such slice's ECDF is built (once; later calls find it there) and the
     needed ones are picked from them; without, only the needed ones are built.
     """
-    numeric = {
-        sid: (s.segment, s.numeric[feature.name])
-        for sid, s in profile.slices.items()
-        if feature.name in s.numeric and s.numeric[feature.name].n >= max(minimum, 1)
-    }
-    built = {part: sorted(sid for sid, (segment, _) in numeric.items() if segment == part) for part in parts}
+    numeric = _numeric_slices(profile, feature, minimum)
+    built = _reference_slices(profile, numeric, parts)
     wanted = {
         part: [sid for sid in ids if needed is None or (part, profile.slices[sid].segment_value) in needed]
         for part, ids in built.items()
@@ -222,7 +218,7 @@ def _references(
         ecdfs = {part: held[part].only(np.array(wanted[part], dtype=np.uint64)) for part in parts}
     found = []
     for part in parts:
-        ecdf, stats = ecdfs[part], [numeric[sid][1] for sid in wanted[part]]
+        ecdf, stats = ecdfs[part], [numeric[sid] for sid in wanted[part]]
         found.append(
             _Reference(
                 slice_ids=ecdf.slice_ids,
@@ -238,6 +234,31 @@ def _references(
             )
         )
     return found
+
+
+def _numeric_slices(profile: Profile, feature: Feature, minimum: int) -> dict[int, NumericProfile]:
+    """The slices with at least `minimum` (and one) reference values of a numeric feature, by id."""
+    return {
+        sid: s.numeric[feature.name]
+        for sid, s in profile.slices.items()
+        if feature.name in s.numeric and s.numeric[feature.name].n >= max(minimum, 1)
+    }
+
+
+def _reference_slices(
+    profile: Profile, numeric: Mapping[int, NumericProfile], parts: Sequence[str | None]
+) -> dict[str | None, list[int]]:
+    """Per part, the ids (ascending) of its slices among `numeric`'s."""
+    return {part: sorted(sid for sid in numeric if profile.slices[sid].segment == part) for part in parts}
+
+
+def hold_references(con: duckdb.DuckDBPyConnection, scope: Scope, profile: Profile, memo: EcdfMemo) -> None:
+    """Build into `memo` every reference ECDF a later `compute_drift` of the scope may need."""
+    parts: tuple[str | None, ...] = (None, *scope.segments)
+    for feature in profile.features:
+        if feature.kind == NUMERIC:
+            numeric = _numeric_slices(profile, feature, scope.model.min_samples)
+            memo.ecdfs(con, profile, feature, _reference_slices(profile, numeric, parts))
 
 
 def _search(

@@ -133,34 +133,32 @@ def _watermark(
     return _Checked(now, kept)
 
 
+def _fresh_sql(watermark: Watermark) -> str:
+    """Predicate: the row came after `watermark` (a later row of a file it saw, or another file)."""
+    later = [f"(_file_id = {f} AND _row > {row})" for f, (row, _, _) in watermark.files.items()]
+    files = ", ".join(str(f) for f in watermark.files)
+    return " OR ".join([*later, f"_file_id NOT IN ({files})" if files else "true"])
+
+
 def _updated(
     con: duckdb.DuckDBPyConnection, scope: Scope, previous: TokenState, count_arrived: bool
 ) -> tuple[dict[datetime, Sums], dict[datetime, int]]:
     """The previous sums corrected by the rows that changed since (module docstring)."""
     model = scope.model
     t, t0 = scope.as_of_sql, timestamp_sql(previous.as_of)
-
-    def marks(watermark: Watermark) -> list[list[int]]:
-        return [list(watermark.files), [v[0] for v in watermark.files.values()]]
-
-    fresh_labels = (
-        f"SELECT l.*, l._row > coalesce(w.r, 0) AS _fresh FROM ({labels_sql(model)}) AS l "
-        "LEFT JOIN wl AS w ON l._file_id = w.f"
-    )
-    before = labels_as_of_sql(model, previous.as_of, "SELECT _id FROM changed", "SELECT * FROM old_labels")
+    fresh_prediction, fresh_label = _fresh_sql(previous.predictions), _fresh_sql(previous.labels)
+    old_labels = f"SELECT * FROM ({labels_sql(model)}) WHERE NOT ({fresh_label})"
+    before = labels_as_of_sql(model, previous.as_of, "SELECT _id FROM changed", old_labels)
     now = labels_as_of_sql(model, scope.as_of, "SELECT _id FROM changed")
     start = window_start_sql(scope.window, "c._ts")
     found = con.execute(
-        f"""WITH wp AS (SELECT unnest(?::INTEGER[]) AS f, unnest(?::BIGINT[]) AS r),
-        wl AS (SELECT unnest(?::INTEGER[]) AS f, unnest(?::BIGINT[]) AS r),
-        labels AS ({fresh_labels}),
-        old_labels AS (SELECT * FROM labels WHERE NOT _fresh),
-        moved AS (SELECT _id FROM labels WHERE _labeled_at <= {t} AND (_labeled_at > {t0} OR _fresh)),
+        f"""WITH moved AS (
+            SELECT _id FROM ({labels_sql(model)})
+            WHERE _labeled_at <= {t} AND (_labeled_at > {t0} OR {fresh_label})),
         changed AS (
-            SELECT p._id, p._ts, p._file_id, p._row, p._row > coalesce(w.r, 0) OR p._ts > {t0} AS _added
-            FROM ({predictions_sql(model)}) AS p LEFT JOIN wp AS w ON p._file_id = w.f
-            WHERE p._ts <= {t}
-                AND (p._row > coalesce(w.r, 0) OR p._ts > {t0} OR p._id IN (SELECT _id FROM moved)))
+            SELECT _id, _ts, _file_id, _row, {fresh_prediction} OR _ts > {t0} AS _added
+            FROM ({predictions_sql(model)})
+            WHERE _ts <= {t} AND ({fresh_prediction} OR _ts > {t0} OR _id IN (SELECT _id FROM moved)))
         SELECT {start} AS window_start,
             count(*) FILTER (WHERE c._added),
             bit_xor(hash(c._id, c._file_id, c._row)) FILTER (WHERE c._added),
@@ -170,8 +168,7 @@ def _updated(
                 FILTER (WHERE b._label IS NOT NULL AND NOT c._added),
             count(*) FILTER (WHERE n._labeled_at > {t0})
         FROM changed AS c LEFT JOIN ({now}) AS n ON c._id = n._id LEFT JOIN ({before}) AS b ON c._id = b._id
-        GROUP BY window_start""",
-        [*marks(previous.predictions), *marks(previous.labels)],
+        GROUP BY window_start"""
     ).fetchall()
     sums = dict(previous.sums)
     arrived: dict[datetime, int] = {}

@@ -178,6 +178,11 @@ class TriageApp(App[None]):
         self.post_message(SnapshotLoaded(generation, snapshot, self.clock.wall(), problem))
         if self.cache is not None and self.clock.live:
             save_snapshot(self.cache, snapshot)
+        if generation == 1:
+            # Once the first snapshot is on screen: what each later refresh would build otherwise.
+            # Only a head start — whatever fails here fails again, and is shown, in the next refresh.
+            with suppress(Exception):
+                self.source.prepare()
 
     @on(SnapshotLoaded)
     def _snapshot_loaded(self, message: SnapshotLoaded) -> None:

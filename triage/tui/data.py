@@ -186,6 +186,11 @@ class DataSource(Protocol):
         """Ingest new files and rows of the configured logs; the number of new rows."""
         ...
 
+    def prepare(self) -> None:
+        """Build and keep what later snapshots would each build (seconds on a large store), after
+        the first snapshot is on screen."""
+        ...
+
     def histogram(self, model: str, cell: DriftRow, as_of: datetime) -> Histogram:
         """Reference vs window distribution of the drift cell `cell`."""
         ...
