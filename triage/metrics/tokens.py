@@ -134,10 +134,14 @@ def _watermark(
 
 
 def _fresh_sql(watermark: Watermark) -> str:
-    """Predicate: the row came after `watermark` (a later row of a file it saw, or another file)."""
-    later = [f"(_file_id = {f} AND _row > {row})" for f, (row, _, _) in watermark.files.items()]
-    files = ", ".join(str(f) for f in watermark.files)
-    return " OR ".join([*later, f"_file_id NOT IN ({files})" if files else "true"])
+    """Predicate: the row came after `watermark` (a later row of a file it saw, or another file).
+
+    The last rows seen are a list indexed by file id (0 where it saw no file; NULL past the end).
+    """
+    last = [0] * max(watermark.files, default=0)
+    for f, (row, _, _) in watermark.files.items():
+        last[f - 1] = row
+    return f"_row > coalesce([{', '.join(map(str, last))}][_file_id], 0)"
 
 
 def _updated(
@@ -147,18 +151,21 @@ def _updated(
     model = scope.model
     t, t0 = scope.as_of_sql, timestamp_sql(previous.as_of)
     fresh_prediction, fresh_label = _fresh_sql(previous.predictions), _fresh_sql(previous.labels)
-    old_labels = f"SELECT * FROM ({labels_sql(model)}) WHERE NOT ({fresh_label})"
-    before = labels_as_of_sql(model, previous.as_of, "SELECT _id FROM changed", old_labels)
-    now = labels_as_of_sql(model, scope.as_of, "SELECT _id FROM changed")
+    # The changed rows' labels, read once; as of T among all, as of T0 among those there were then.
+    now = labels_as_of_sql(model, scope.as_of, rows="SELECT * FROM candidates")
+    before = labels_as_of_sql(model, previous.as_of, rows="SELECT * FROM candidates WHERE NOT _fresh")
     start = window_start_sql(scope.window, "c._ts")
     found = con.execute(
         f"""WITH moved AS (
             SELECT _id FROM ({labels_sql(model)})
             WHERE _labeled_at <= {t} AND (_labeled_at > {t0} OR {fresh_label})),
-        changed AS (
+        changed AS MATERIALIZED (
             SELECT _id, _ts, _file_id, _row, {fresh_prediction} OR _ts > {t0} AS _added
             FROM ({predictions_sql(model)})
-            WHERE _ts <= {t} AND ({fresh_prediction} OR _ts > {t0} OR _id IN (SELECT _id FROM moved)))
+            WHERE _ts <= {t} AND ({fresh_prediction} OR _ts > {t0} OR _id IN (SELECT _id FROM moved))),
+        candidates AS MATERIALIZED (
+            SELECT *, {fresh_label} AS _fresh FROM ({labels_sql(model)})
+            WHERE _labeled_at <= {t} AND _id IN (SELECT _id FROM changed))
         SELECT {start} AS window_start,
             count(*) FILTER (WHERE c._added),
             bit_xor(hash(c._id, c._file_id, c._row)) FILTER (WHERE c._added),
