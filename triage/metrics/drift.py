@@ -66,11 +66,11 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple, dataclass, fields
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 import duckdb
 import numpy as np
@@ -115,6 +115,7 @@ PSI_FLOOR = 1e-4
 STD_FLOOR = 0.001
 MAX_EDGES = 9
 BATCH_ROWS = 2_000_000  # window rows per batch of the numeric statistics
+T = TypeVar("T")
 
 
 def naive_utc(value: datetime) -> datetime:
@@ -255,10 +256,12 @@ def _reference_slices(
 def hold_references(con: duckdb.DuckDBPyConnection, scope: Scope, profile: Profile, memo: EcdfMemo) -> None:
     """Build into `memo` every reference ECDF a later `compute_drift` of the scope may need."""
     parts: tuple[str | None, ...] = (None, *scope.segments)
-    for feature in profile.features:
-        if feature.kind == NUMERIC:
-            numeric = _numeric_slices(profile, feature, scope.model.min_samples)
-            memo.ecdfs(con, profile, feature, _reference_slices(profile, numeric, parts))
+
+    def hold(cursor: duckdb.DuckDBPyConnection, feature: Feature) -> None:
+        numeric = _numeric_slices(profile, feature, scope.model.min_samples)
+        memo.ecdfs(cursor, profile, feature, _reference_slices(profile, numeric, parts))
+
+    per_numeric_feature(con, profile, hold)
 
 
 def _search(
@@ -586,7 +589,24 @@ def _numeric_features(
     needed: Mapping[str, Slices],
     ecdfs: EcdfMemo | None,
 ) -> dict[str, dict[tuple[datetime, str | None, int], NumericCell]]:
-    """Every numeric feature's cells, features in parallel on their own cursors.
+    """Every numeric feature's cells (`per_numeric_feature`)."""
+
+    def run(
+        cursor: duckdb.DuckDBPyConnection, feature: Feature
+    ) -> dict[tuple[datetime, str | None, int], NumericCell]:
+        return numeric_cells(
+            cursor, scope, profile, feature, by_version, batches, needed[feature.name], ecdfs
+        )
+
+    return per_numeric_feature(con, profile, run)
+
+
+def per_numeric_feature(
+    con: duckdb.DuckDBPyConnection,
+    profile: Profile,
+    run: Callable[[duckdb.DuckDBPyConnection, Feature], T],
+) -> dict[str, T]:
+    """`run(cursor, feature)` for every numeric feature, features in parallel on their own cursors.
 
     Most of a feature's work is numpy sorting and searching on one thread (releasing the GIL);
     features are independent, so they fill the other cores. The cursors read only the store's
@@ -596,22 +616,17 @@ def _numeric_features(
     features = [f for f in profile.features if f.kind == NUMERIC]
     workers = min(len(features), os.cpu_count() or 1)
     if workers <= 1:
-        return {
-            f.name: numeric_cells(con, scope, profile, f, by_version, batches, needed[f.name], ecdfs)
-            for f in features
-        }
+        return {f.name: run(con, f) for f in features}
 
-    def run(feature: Feature) -> dict[tuple[datetime, str | None, int], NumericCell]:
+    def on_cursor(feature: Feature) -> T:
         cursor = con.cursor()
         try:
-            return numeric_cells(
-                cursor, scope, profile, feature, by_version, batches, needed[feature.name], ecdfs
-            )
+            return run(cursor, feature)
         finally:
             cursor.close()
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return dict(zip([f.name for f in features], pool.map(run, features), strict=True))
+        return dict(zip([f.name for f in features], pool.map(on_cursor, features), strict=True))
 
 
 class DriftCache:
