@@ -78,6 +78,23 @@ def window_tokens(
     """
     if scope.last is not None or scope.since is not None:
         return LabelledRows(con, scope).tokens(arrived_after), None
+    # One snapshot of the store: the state's watermarks describe exactly the rows its sums count.
+    con.execute("BEGIN TRANSACTION")
+    try:
+        found = _tokens(con, scope, previous, arrived_after)
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+    return found
+
+
+def _tokens(
+    con: duckdb.DuckDBPyConnection,
+    scope: Scope,
+    previous: TokenState | None,
+    arrived_after: datetime | None,
+) -> tuple[dict[datetime, WindowToken], TokenState]:
     model = scope.model
     predictions = _watermark(
         con, predictions_sql(model), _PREDICTION_HASH, previous.predictions if previous else None

@@ -178,11 +178,13 @@ class TriageApp(App[None]):
         self.post_message(SnapshotLoaded(generation, snapshot, self.clock.wall(), problem))
         if self.cache is not None and self.clock.live:
             save_snapshot(self.cache, snapshot)
-        if generation == 1:
-            # Once the first snapshot is on screen: what each later refresh would build otherwise.
-            # Only a head start — whatever fails here fails again, and is shown, in the next refresh.
-            with suppress(Exception):
-                self.source.prepare()
+
+    @work(thread=True, exit_on_error=False, group="prepare")
+    def _prepare(self) -> None:
+        # Once the first snapshot is on screen: what each later refresh would build otherwise.
+        # Only a head start — whatever fails here fails again, and is shown, in the next refresh.
+        with suppress(Exception):
+            self.source.prepare()
 
     @on(SnapshotLoaded)
     def _snapshot_loaded(self, message: SnapshotLoaded) -> None:
@@ -194,12 +196,15 @@ class TriageApp(App[None]):
             return
         if message.generation < self.applied:
             return  # a newer snapshot is already on screen
+        first = self.refreshed is None
         self.cached = False
         self.applied = message.generation
         self.snapshot = message.snapshot
         self.refreshed = message.finished
         self.error = message.problem
         self._finished(message.generation)
+        if first:
+            self._prepare()
 
     @on(SnapshotFailed)
     def _snapshot_failed(self, message: SnapshotFailed) -> None:
