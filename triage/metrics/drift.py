@@ -254,14 +254,18 @@ def _reference_slices(
 
 
 def hold_references(con: duckdb.DuckDBPyConnection, scope: Scope, profile: Profile, memo: EcdfMemo) -> None:
-    """Build into `memo` every reference ECDF a later `compute_drift` of the scope may need."""
+    """Build into `memo` every reference ECDF a later `compute_drift` of the scope may need.
+
+    On one thread: this runs in the background of an app that must stay responsive on the
+    other cores.
+    """
     parts: tuple[str | None, ...] = (None, *scope.segments)
 
     def hold(cursor: duckdb.DuckDBPyConnection, feature: Feature) -> None:
         numeric = _numeric_slices(profile, feature, scope.model.min_samples)
         memo.ecdfs(cursor, profile, feature, _reference_slices(profile, numeric, parts))
 
-    per_numeric_feature(con, profile, hold)
+    per_numeric_feature(con, profile, hold, workers=1)
 
 
 def _search(
@@ -605,8 +609,10 @@ def per_numeric_feature(
     con: duckdb.DuckDBPyConnection,
     profile: Profile,
     run: Callable[[duckdb.DuckDBPyConnection, Feature], T],
+    workers: int | None = None,
 ) -> dict[str, T]:
-    """`run(cursor, feature)` for every numeric feature, features in parallel on their own cursors.
+    """`run(cursor, feature)` for every numeric feature, features in parallel on their own cursors
+    (on up to `workers` threads; default: one per CPU).
 
     Most of a feature's work is numpy sorting and searching on one thread (releasing the GIL);
     features are independent, so they fill the other cores. The cursors read only the store's
@@ -614,7 +620,7 @@ def per_numeric_feature(
     temporary tables).
     """
     features = [f for f in profile.features if f.kind == NUMERIC]
-    workers = min(len(features), os.cpu_count() or 1)
+    workers = min(len(features), workers or os.cpu_count() or 1)
     if workers <= 1:
         return {f.name: run(con, f) for f in features}
 
