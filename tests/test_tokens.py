@@ -14,8 +14,7 @@ from tests.test_engine_memo import DAY0, MODEL, day_file
 from triage.config import Config
 from triage.metrics import tokens as tokens_module
 from triage.metrics.frame import Scope
-from triage.metrics.source import WindowToken
-from triage.metrics.tokens import TokenState, window_tokens
+from triage.metrics.tokens import TokenState, WindowToken, window_tokens
 from triage.store import Store
 
 T0 = DAY0 + timedelta(days=3, hours=12)

@@ -48,11 +48,10 @@ from triage.metrics.source import (
     LabelledCells,
     LabelledRows,
     Reducer,
-    WindowToken,
     aware,
     reference_rows_sql,
 )
-from triage.metrics.tokens import window_tokens
+from triage.metrics.tokens import WindowToken, window_tokens
 from triage.metrics.window_cache import LabelDebt, WindowMemo, WindowRows, cache_key
 from triage.store import IngestSummary, Store
 from triage.store.schema import reference_table

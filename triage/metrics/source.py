@@ -233,51 +233,16 @@ class LabelledCells:
         return LabelledRows(con, scope, source).cells(reducers)
 
 
-@dataclass(frozen=True)
-class WindowToken:
-    """What identifies a window's rows: `rows` (its predictions: count and the xor of their row
-    hashes, as `quality.CellCounts.token`) and `labelled` (those and the labels that count as of T);
-    `n_labelled` of its rows are labelled, `arrived` of them by labels stamped after the time
-    `LabelledRows.tokens` was given (0 without one)."""
-
-    n: int
-    rows: str
-    labelled: str
-    n_labelled: int
-    arrived: int
-
-
 class LabelledRows:
     """The rows of `source` (default: the scope's windows) joined to their as-of labels.
 
-    `tokens` aggregates the join as it streams; `cells` materialises the rows of the windows it
-    computes in a temporary table (dropped when done), so an evaluation whose windows are all
-    cached never holds the rows in memory.
+    `cells` materialises the rows of the windows it computes in a temporary table (dropped when
+    done), so an evaluation whose windows are all cached never holds the rows in memory.
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, scope: Scope, source: str | None = None) -> None:
         self.con, self.scope = con, scope
-        columns = (
-            "p._score, p._decision, p._labeled_at, hash(p._id, p._file_id, p._row) AS _h, "
-            "hash(p._id, p._label, p._labeled_at) AS _hl"
-        )
-        self.rows = labelled_rows_sql(scope, source or window_rows_sql(scope), columns)
-
-    def tokens(self, arrived_after: datetime | None = None) -> dict[datetime, WindowToken]:
-        """Each window's token, counting the labels stamped after `arrived_after` when given."""
-        arrived = (
-            "0"
-            if arrived_after is None
-            else f"count(*) FILTER (WHERE _labeled_at > {timestamp_sql(arrived_after)})"
-        )
-        found = self.con.execute(
-            f"""SELECT window_start, count(*), bit_xor(_h), count(*) FILTER (WHERE _labelled),
-                bit_xor(_hl) FILTER (WHERE _labelled), {arrived} FROM ({self.rows}) GROUP BY window_start"""
-        ).fetchall()
-        return {
-            aware(start): WindowToken(n, f"{n}:{h}", f"{n}:{h}|{labelled}:{hl}", labelled, new)
-            for start, n, h, labelled, hl, new in found
-        }
+        self.rows = labelled_rows_sql(scope, source or window_rows_sql(scope), "p._score, p._decision")
 
     def cells(
         self, reducers: Mapping[str, Reducer], windows: Sequence[datetime] | None = None

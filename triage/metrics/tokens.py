@@ -23,13 +23,37 @@ from datetime import datetime
 import duckdb
 
 from triage.metrics.frame import Scope, timestamp_sql, window_start_sql
-from triage.metrics.source import LabelledRows, WindowToken, aware
+from triage.metrics.source import aware, labelled_rows_sql, window_rows_sql
 from triage.store.queries import labels_as_of_sql, labels_sql, predictions_sql
 
-# Row hashes: a prediction by its identity and place; a label row also by its value and time,
-# so a replaced label file with the same rows but other labels is noticed.
-_PREDICTION_HASH = "hash(_id, _file_id, _row)"
-_LABEL_HASH = "hash(_id, _label, _labeled_at, _file_id, _row)"
+
+def _prediction_hash(table: str = "") -> str:
+    """A prediction row's hash: its identity and place (`table`: the alias and dot, or none)."""
+    return f"hash({table}_id, {table}_file_id, {table}_row)"
+
+
+def _counted_label_hash(prediction: str, label: str) -> str:
+    """The hash of the label that counts for a prediction, as its window's labelled token has it."""
+    return f"hash({prediction}._id, {label}._label, {label}._labeled_at)"
+
+
+# A label row's hash, for the watermark: also its value and time, so that a replaced label file
+# with the same rows but other labels is noticed.
+_LABEL_ROW_HASH = "hash(_id, _label, _labeled_at, _file_id, _row)"
+
+
+@dataclass(frozen=True)
+class WindowToken:
+    """What identifies a window's rows: `rows` (its predictions: count and the xor of their row
+    hashes, as `quality.CellCounts.token`) and `labelled` (those and the labels that count as of T);
+    `n_labelled` of its rows are labelled, `arrived` of them by labels stamped after the time
+    `window_tokens` was given (0 without one)."""
+
+    n: int
+    rows: str
+    labelled: str
+    n_labelled: int
+    arrived: int
 
 
 @dataclass(frozen=True)
@@ -77,7 +101,8 @@ def window_tokens(
     none), only what changed since is read, when its rows are all still there.
     """
     if scope.last is not None or scope.since is not None:
-        return LabelledRows(con, scope).tokens(arrived_after), None
+        sums, arrived = _scanned(con, scope, arrived_after)
+        return _window_tokens(sums, arrived), None
     # One snapshot of the store: the state's watermarks describe exactly the rows its sums count.
     con.execute("BEGIN TRANSACTION")
     try:
@@ -97,9 +122,9 @@ def _tokens(
 ) -> tuple[dict[datetime, WindowToken], TokenState]:
     model = scope.model
     predictions = _watermark(
-        con, predictions_sql(model), _PREDICTION_HASH, previous.predictions if previous else None
+        con, predictions_sql(model), _prediction_hash(), previous.predictions if previous else None
     )
-    labels = _watermark(con, labels_sql(model), _LABEL_HASH, previous.labels if previous else None)
+    labels = _watermark(con, labels_sql(model), _LABEL_ROW_HASH, previous.labels if previous else None)
     usable = (
         previous is not None
         and predictions.kept
@@ -110,17 +135,31 @@ def _tokens(
     if previous is not None and usable:
         sums, arrived = _updated(con, scope, previous, arrived_after is not None)
     else:
-        tokens = LabelledRows(con, scope).tokens(arrived_after)
-        sums = {w: _sums(token) for w, token in tokens.items()}
-        arrived = {w: token.arrived for w, token in tokens.items()}
-    state = TokenState(scope.as_of, sums, predictions.now, labels.now)
-    return {w: s.token(arrived.get(w, 0)) for w, s in sorted(sums.items())}, state
+        sums, arrived = _scanned(con, scope, arrived_after)
+    return _window_tokens(sums, arrived), TokenState(scope.as_of, sums, predictions.now, labels.now)
 
 
-def _sums(token: WindowToken) -> Sums:
-    n, h = token.rows.split(":")
-    labelled, hl = token.labelled.split("|")[1].split(":")
-    return Sums(int(n), int(h), int(labelled), None if hl == "None" else int(hl))
+def _window_tokens(sums: dict[datetime, Sums], arrived: dict[datetime, int]) -> dict[datetime, WindowToken]:
+    return {w: s.token(arrived.get(w, 0)) for w, s in sorted(sums.items())}
+
+
+def _scanned(
+    con: duckdb.DuckDBPyConnection, scope: Scope, arrived_after: datetime | None
+) -> tuple[dict[datetime, Sums], dict[datetime, int]]:
+    """Every window's sums from the scope's predictions joined to their labels as of T, streamed."""
+    columns = f"p._labeled_at, {_prediction_hash('p.')} AS _h, {_counted_label_hash('p', 'p')} AS _hl"
+    rows = labelled_rows_sql(scope, window_rows_sql(scope), columns)
+    new = (
+        "0"
+        if arrived_after is None
+        else f"count(*) FILTER (WHERE _labeled_at > {timestamp_sql(arrived_after)})"
+    )
+    found = con.execute(
+        f"""SELECT window_start, count(*), bit_xor(_h), count(*) FILTER (WHERE _labelled),
+            bit_xor(_hl) FILTER (WHERE _labelled), {new} FROM ({rows}) GROUP BY window_start"""
+    ).fetchall()
+    sums = {aware(start): Sums(n, h, labelled, hl) for start, n, h, labelled, hl, _ in found}
+    return sums, {aware(start): arrived for start, *_, arrived in found}
 
 
 @dataclass(frozen=True)
@@ -185,11 +224,10 @@ def _updated(
             WHERE _labeled_at <= {t} AND _id IN (SELECT _id FROM changed))
         SELECT {start} AS window_start,
             count(*) FILTER (WHERE c._added),
-            bit_xor(hash(c._id, c._file_id, c._row)) FILTER (WHERE c._added),
+            bit_xor({_prediction_hash("c.")}) FILTER (WHERE c._added),
             count(n._label) - count(b._label) FILTER (WHERE NOT c._added),
-            bit_xor(hash(c._id, n._label, n._labeled_at)) FILTER (WHERE n._label IS NOT NULL),
-            bit_xor(hash(c._id, b._label, b._labeled_at))
-                FILTER (WHERE b._label IS NOT NULL AND NOT c._added),
+            bit_xor({_counted_label_hash("c", "n")}) FILTER (WHERE n._label IS NOT NULL),
+            bit_xor({_counted_label_hash("c", "b")}) FILTER (WHERE b._label IS NOT NULL AND NOT c._added),
             count(*) FILTER (WHERE n._labeled_at > {t0})
         FROM changed AS c LEFT JOIN ({now}) AS n ON c._id = n._id LEFT JOIN ({before}) AS b ON c._id = b._id
         GROUP BY window_start"""

@@ -2,7 +2,7 @@
 
 A window's rows of a statistic family depend only on the window's own rows (and, for calibration
 and performance, on the labels that count as of T) — never on the other windows. So every family
-is kept per window with the token of what it was computed from (`source.WindowToken`): a later
+is kept per window with the token of what it was computed from (`tokens.WindowToken`): a later
 evaluation — a replay step, a live refresh, the next `triage check` — computes only the windows
 whose token changed. `WindowMemo` keeps them in memory for the life of an `Engine`; the store's
 `_triage_cache_windows` keeps them across processes (written by a writable connection, such as
