@@ -43,14 +43,7 @@ from triage.metrics.results import (
     SchemaChange,
     WindowInfo,
 )
-from triage.metrics.source import (
-    CellKey,
-    LabelledCells,
-    LabelledRows,
-    Reducer,
-    aware,
-    reference_rows_sql,
-)
+from triage.metrics.source import CellKey, LabelledCells, LabelledRows, Reducer, aware, reference_rows_sql
 from triage.metrics.tokens import WindowToken, window_tokens
 from triage.metrics.window_cache import LabelDebt, WindowMemo, WindowRows, cache_key
 from triage.store import IngestSummary, Store
@@ -365,7 +358,6 @@ def _labelled_tables(
     debt = memo.debt(key) if label_slack > 0 else None
     if debt is not None and debt.as_of > scope.as_of:
         debt = None  # looking back in time: exact
-    frame = LabelledRows(con, scope)
     tokens, state = window_tokens(con, scope, memo.token_state(key), debt.as_of if debt is not None else None)
     memo.keep_token_state(key, state)
     labelled = {w: token.labelled for w, token in tokens.items()}
@@ -386,7 +378,7 @@ def _labelled_tables(
     if stale:
         # Only the rows from the first stale window on are joined to their labels.
         every = len(stale) == len(tokens)
-        rows = frame if every else LabelledRows(con, replace(scope, since=stale[0]))
+        rows = LabelledRows(con, scope if every else replace(scope, since=stale[0]))
         cells = rows.cells(_REDUCERS, None if every else stale)
         fresh_calibration = _by_window(compute_calibration(con, scope, labelled=cells))
         fresh_performance = _by_window(compute_performance(con, scope, labelled=cells))

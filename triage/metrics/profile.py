@@ -40,7 +40,7 @@ import numpy as np
 
 from triage.config import ModelConfig
 from triage.metrics.frame import Scope, segment_value_sql, text_literal
-from triage.metrics.source import reference_rows_sql
+from triage.metrics.source import reference_rows_sql, small_codes
 from triage.store.schema import predictions_table, quote, reference_table
 from triage.store.tables import CATEGORICAL, NUMERIC, stored_layout, table_exists
 
@@ -500,10 +500,7 @@ def reference_ecdfs(
         code = np.asarray(data[f"_s{k}"], dtype=np.int64)[by_value]
         rows = np.flatnonzero(code)
         if len(ids[part]) > 1:
-            wanted = code[rows]
-            rows = rows[
-                np.argsort(wanted.astype(np.uint16) if len(ids[part]) < 1 << 16 else wanted, kind="stable")
-            ]
+            rows = rows[np.argsort(small_codes(code[rows]), kind="stable")]
         found[part] = _accumulate(ids[part], code[rows] - 1, values[rows])
     return found
 
