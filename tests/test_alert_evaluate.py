@@ -22,6 +22,8 @@ from triage.alerts.evaluate import (
     UNKNOWN,
     WARNING,
     AlertEvaluation,
+    JudgeMemo,
+    _Judge,
     binomial_p,
     evaluate_rules,
     fingerprint,
@@ -30,6 +32,7 @@ from triage.alerts.evaluate import (
     reliability_p,
     wilson_trials,
 )
+from triage.alerts.rules import effective_rules, split_signal
 from triage.config import AlertRule, Columns, ModelConfig, Reference
 from triage.metrics.intervals import wilson
 from triage.metrics.results import (
@@ -719,3 +722,77 @@ def test_windows_waiting_for_labels_keep_old_evidence_alive():
     assert all(cell.awaiting_labels for cell in result.cells[1:])
     starved = [performance_row(day, 0.9, n_labeled=50) for day in range(11, 21)]  # too few rows
     assert only(evaluate(rule, performance=[mature, *starved])).condition == OK
+
+
+# -- judgements kept between evaluations (JudgeMemo) ----------------------------------------------
+
+
+def _default_rule_tables(days: int) -> dict[str, list]:
+    """Result tables for the default rules: reference week and later windows, two features."""
+    rng = np.random.default_rng(days)
+    tables: dict[str, list] = {"drift": [], "calibration": [], "performance": [], "operations": []}
+    for day in range(days):
+        late = day >= REFERENCE_DAYS
+        for feature in ("amount", "age"):
+            psi = float(rng.uniform(0.15, 0.4) if late and day % 3 == 0 else rng.uniform(0, 0.05))
+            p = float(rng.uniform(0, 1e-6) if psi > 0.1 else rng.uniform(0.05, 1))
+            tables["drift"].append(drift_row(day, psi, feature, ks_p=p, wasserstein_norm=psi))
+        tables["calibration"].append(calibration_row(day, decision_rate=float(rng.uniform(0.08, 0.12))))
+        precision = float(rng.uniform(0.5, 0.6) if late and day % 4 == 0 else rng.uniform(0.78, 0.82))
+        tables["performance"].append(performance_row(day, precision, auroc=float(rng.uniform(0.85, 0.9))))
+        tables["operations"].append(operations_row(day, latency_p95_ms=float(rng.uniform(90, 300))))
+    return tables
+
+
+def _default_rules(model: ModelConfig) -> list[AlertRule]:
+    rules = list(effective_rules(model))
+    assert {split_signal(rule.signal)[0] for rule in rules} >= {
+        "drift",
+        "calibration",
+        "performance",
+        "operations",
+    }
+    return rules
+
+
+def test_kept_judgements_equal_fresh_ones_as_rows_reference_and_rules_change(monkeypatch):
+    columns = Columns(id="id", timestamp="ts", score="score", latency_ms="latency_ms", error="error")
+    model = model_config(labels="labels/*.jsonl", columns=columns)
+    memo = JudgeMemo()
+    judged: list[Any] = []
+    judge = _Judge.judge
+    monkeypatch.setattr(_Judge, "judge", lambda self, row: judged.append(row) or judge(self, row))
+
+    def same(tables: dict[str, list], rules: list[AlertRule], now: datetime = NOW) -> int:
+        """Evaluate with the memo and without; equal results; how many cells the memo judged."""
+        judged.clear()
+        kept = evaluate_rules(rules, tables, model, now, memo=memo)
+        count = len(judged)
+        assert kept == evaluate_rules(rules, tables, model, now)
+        return count
+
+    tables, rules = _default_rule_tables(25), _default_rules(model)
+    cells = same(tables, rules)
+    assert cells > 100
+    assert same(tables, rules) == 0  # nothing changed: nothing judged again
+    assert same(tables, rules, NOW + DAY) == 0  # `now` alone changes no judgement
+
+    # The newest window recomputed (new row objects, other values) and a window added.
+    changed = {name: list(rows) for name, rows in tables.items()}
+    changed["drift"][-1] = drift_row(24, 0.5, "age", ks_p=1e-9, wasserstein_norm=0.5)
+    changed["performance"].append(performance_row(25, 0.4, auroc=0.7))
+    assert 0 < same(changed, rules, NOW + DAY) < cells // 4
+
+    # A reference window recomputed: every cell of its table is judged against a new baseline.
+    moved = {name: list(rows) for name, rows in changed.items()}
+    moved["performance"][2] = performance_row(2, 0.6, auroc=0.8)
+    performance_cells = sum(
+        len(e.cells)
+        for e in evaluate_rules(rules, moved, model, NOW + DAY)
+        if e.signal.startswith("performance")
+    )
+    assert same(moved, rules, NOW + DAY) >= performance_cells
+
+    # A rule of the same name with other settings is a new rule.
+    stricter = [dataclasses.replace(r, warn=0.05) if r.signal == "drift.psi" else r for r in rules]
+    assert same(moved, stricter, NOW + DAY) > 0

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from triage.alerts.evaluate import UNKNOWN, AlertEvaluation, evaluate_rules
+from triage.alerts.evaluate import UNKNOWN, AlertEvaluation, JudgeMemo, evaluate_rules
 from triage.alerts.rules import effective_rules
 from triage.alerts.state import FIRING, Alert, AlertEvent, transition
 from triage.config import AlertRule, Config, ModelConfig, Window
@@ -54,6 +54,7 @@ class AlertTrack:
     alerts: dict[str, Alert] = field(default_factory=dict)
     events: list[AlertEvent] = field(default_factory=list)
     judged: set[tuple[str, datetime]] = field(default_factory=set)  # (fingerprint, window) judged
+    judgements: JudgeMemo = field(default_factory=JudgeMemo)  # cells judged at earlier steps
 
     def advance(self, evaluations: Sequence[AlertEvaluation], at: datetime) -> list[AlertEvent]:
         """Apply one step's evaluations at clock time `at`; the state changes, in order."""
@@ -166,7 +167,12 @@ class Replayer:
                 if report is None:
                     continue
                 evaluations = evaluate_rules(
-                    track.rules[model.name], report.tables(), model, at, report.reference_tables()
+                    track.rules[model.name],
+                    report.tables(),
+                    model,
+                    at,
+                    report.reference_tables(),
+                    track.judgements,
                 )
                 events += track.advance(evaluations, at)
             changes[name] = events

@@ -170,29 +170,88 @@ def reference_tables(tables: Tables, reference: Reference) -> dict[str, list[Row
     return selected
 
 
+class JudgeMemo:
+    """Cell judgements kept between evaluations of the same rules (a live TUI's refreshes, replay
+    steps), so that only the cells whose rows changed are judged again.
+
+    A cell's judgement (gates, thresholds, effect floor, p-value: everything before the
+    Benjamini–Hochberg step, which is redone over all cells) depends on its row, the rule, the
+    rule's `min_samples` and the reference rows of the rule's table — for a reference baseline,
+    on nothing else: not on `now`, nor on the other windows. So a rule's judgements are kept while
+    those are equal, and a row is looked up by identity: the engine hands back the very row
+    objects of windows it did not recompute. Rules with a "previous:…" baseline are judged afresh.
+    Not thread-safe: one evaluation at a time.
+    """
+
+    def __init__(self) -> None:
+        self._rules: dict[tuple[str, str], _Judged] = {}
+
+    def judge(self, model: str, judge: _Judge, reference: tuple[Row, ...]) -> _Judged:
+        """The kept judgements of `judge`'s rule, or new ones if the rule or its reference changed."""
+        key = (model, judge.rule.name)
+        kept = self._rules.get(key)
+        if (
+            kept is None
+            or kept.judge.rule != judge.rule
+            or kept.judge.min_samples != judge.min_samples
+            or kept.reference != reference
+        ):
+            kept = self._rules[key] = _Judged(judge, reference)
+        return kept
+
+
+class _Judged:
+    """One rule's judge and its judgements by row identity (each with its row, so ids stay unique)."""
+
+    def __init__(self, judge: _Judge, reference: tuple[Row, ...]) -> None:
+        self.judge = judge
+        self.reference = reference
+        self._cells: dict[int, tuple[Row, CellResult]] = {}
+
+    def cells(self, series: Mapping[ScopeKey, list[Row]]) -> dict[ScopeKey, list[CellResult]]:
+        """Every series' cells judged, reusing kept judgements; only this call's rows are kept."""
+        kept, fresh = self._cells, {}
+        judged: dict[ScopeKey, list[CellResult]] = {}
+        for key, rows in series.items():
+            results = judged[key] = []
+            for row in rows:
+                found = kept.get(id(row))
+                result = found[1] if found is not None and found[0] is row else self.judge.judge(row)
+                fresh[id(row)] = (row, result)
+                results.append(result)
+        self._cells = fresh
+        return judged
+
+
 def evaluate_rules(
     rules: Sequence[AlertRule],
     tables: Tables,
     model: ModelConfig,
     now: datetime,
     reference: Tables | None = None,
+    memo: JudgeMemo | None = None,
 ) -> list[AlertEvaluation]:
     """Evaluate `rules` on the result tables as of `now` (rows of windows starting after it are ignored).
 
     `tables` maps table names ("drift", "data_quality", "calibration", "performance",
     "operations") to result rows over all evaluated windows; `reference` holds tables over the
     reference period cut into windows; a table it lacks is taken from the windows of `tables`
-    inside the reference.
+    inside the reference. A `memo` keeps the cells' judgements for the next call (`JudgeMemo`).
     """
     reference = {**reference_tables(tables, model.reference), **(reference or {})}
     evaluations: list[AlertEvaluation] = []
     for rule in rules:
-        evaluations += _evaluate_rule(rule, tables, reference, model, now)
+        evaluations += _evaluate_rule(rule, tables, reference, model, now, memo)
     return evaluations
 
 
 def _evaluate_rule(
-    rule: AlertRule, tables: Tables, reference: Tables, model: ModelConfig, now: datetime
+    rule: AlertRule,
+    tables: Tables,
+    reference: Tables,
+    model: ModelConfig,
+    now: datetime,
+    memo: JudgeMemo | None,
 ) -> list[AlertEvaluation]:
     table = split_signal(rule.signal)[0]
     fields = SCOPE_FIELDS[table]
@@ -201,8 +260,14 @@ def _evaluate_rule(
     for cells in series.values():
         cells.sort(key=lambda row: row.window_start)
     minimum = rule.min_samples or model.min_samples
-    judge = _Judge(rule, table, fields, minimum, _index(reference.get(table, ()), fields), series)
-    judged = {key: [judge.judge(row) for row in cells] for key, cells in series.items()}
+    reference_rows = tuple(reference.get(table, ()))
+    judge = _Judge(rule, table, fields, minimum, _index(reference_rows, fields), series)
+    if memo is None or (rule.baseline is not None and previous_span(rule.baseline) is not None):
+        judged = {key: [judge.judge(row) for row in cells] for key, cells in series.items()}
+    else:
+        kept = memo.judge(model.name, judge, reference_rows)
+        judged = kept.cells(series)
+        judge = kept.judge
     q = significance_q(rule)
     if q is not None:
         judged = _apply_fdr(judged, q)

@@ -33,6 +33,7 @@ from triage.alerts.evaluate import (
     UNKNOWN,
     WARNING,
     AlertEvaluation,
+    JudgeMemo,
     evaluate_rules,
 )
 from triage.alerts.rules import effective_rules
@@ -506,9 +507,11 @@ def check_alerts(
     tables: Mapping[str, Sequence[Row]],
     now: datetime,
     reference: Mapping[str, Sequence[Row]] | None = None,
+    memo: JudgeMemo | None = None,
 ) -> list[Alert]:
-    """Evaluate a model's effective rules on its result tables at `now` and record the outcome."""
-    evaluations = evaluate_rules(effective_rules(model), tables, model, now, reference)
+    """Evaluate a model's effective rules on its result tables at `now` and record the outcome
+    (`memo`: the judgements of an earlier call, see `evaluate.JudgeMemo`)."""
+    evaluations = evaluate_rules(effective_rules(model), tables, model, now, reference, memo)
     return store.record(evaluations, now)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from triage.alerts.evaluate import FIRING, PENDING, UNKNOWN, AlertEvaluation, evaluate_rules
+from triage.alerts.evaluate import FIRING, PENDING, UNKNOWN, AlertEvaluation, JudgeMemo, evaluate_rules
 from triage.alerts.rules import effective_rules
 from triage.alerts.state import Alert, AlertEvent, AlertStore, alert_rank, check_alerts
 from triage.config import Config, ModelConfig
@@ -287,6 +287,7 @@ class EngineSource:
         # waits for a refresh.
         self._engine_lock = threading.Lock()
         self._alerts_lock = threading.Lock()
+        self._judgements = JudgeMemo()  # the cells judged by earlier refreshes (under the alerts lock)
 
     def ingest_new(self) -> int:
         # No separate warming: the snapshot that follows evaluates on this writable store, which
@@ -381,14 +382,16 @@ class EngineSource:
         now = datetime.now(UTC)
         tables, reference = report.tables(), report.reference_tables()
         if self.record_alerts:
-            check_alerts(state, model, tables, as_of, reference)
+            check_alerts(state, model, tables, as_of, reference, self._judgements)
             recent = as_of - RESOLVED_SHOWN_FOR
             return [
                 alert_view(alert, now, _serving(books, alert.signal, alert.rule))
                 for alert in state.alerts(model.name, include_resolved=True)
                 if alert.active or (alert.resolved_at is not None and alert.resolved_at >= recent)
             ]
-        evaluations = evaluate_rules(effective_rules(model), tables, model, as_of, reference)
+        evaluations = evaluate_rules(
+            effective_rules(model), tables, model, as_of, reference, self._judgements
+        )
         return [
             evaluation_view(e, state.get(e.fingerprint), now, _serving(books, e.signal, e.rule))
             for e in evaluations
