@@ -16,6 +16,8 @@ from triage.metrics import tokens as tokens_module
 from triage.metrics.frame import Scope
 from triage.metrics.tokens import TokenState, WindowToken, window_tokens
 from triage.store import Store
+from triage.store.queries import predictions_sql
+from triage.store.tables import predictions_table
 
 T0 = DAY0 + timedelta(days=3, hours=12)
 T1 = DAY0 + timedelta(days=4, hours=18)
@@ -104,3 +106,34 @@ def test_tokens_from_the_changes_equal_a_full_scan(logs: Path, monkeypatch: pyte
         == _tokens(config, T1 + timedelta(hours=5), None, T0)[0]
     )
     assert len(updates) == 2
+
+
+def test_the_watermark_check_reads_only_files_whose_registry_entry_changed(logs: Path) -> None:
+    config = config_of(write_config(logs.parent, MODEL.format(logs=logs)))
+    _ingest(config)
+    _, state = _tokens(config, T0, None, None)
+    day_file(logs, "d4", 4, 400, seed=4)  # a new file; the others keep their registry entries
+    _ingest(config)
+    assert state is not None
+    with Store.open(config.store_path) as store:
+        con = store.cursor()
+        model = config.model("fraud")
+        registry = tokens_module._registry(con, model.name, "predictions")
+        assert registry is not None and set(registry) > set(state.predictions.files)
+        checked = tokens_module._watermark(
+            con, predictions_sql(model), tokens_module._prediction_hash(), registry, state.predictions
+        )
+        full = tokens_module._watermark(
+            con, predictions_sql(model), tokens_module._prediction_hash(), None, None
+        )
+        assert checked.kept and checked.now.files == full.now.files
+        # A row changed behind the registry's back (ingest never does this) is seen only by a
+        # check of every file: the registry is what spares a refresh the history.
+        con.execute(f"UPDATE {predictions_table(model.name)} SET _id = 'x' WHERE _id = 'd1-0'")
+        blind = tokens_module._watermark(
+            con, predictions_sql(model), tokens_module._prediction_hash(), registry, state.predictions
+        )
+        everything = tokens_module._watermark(
+            con, predictions_sql(model), tokens_module._prediction_hash(), None, state.predictions
+        )
+        assert blind.kept and not everything.kept

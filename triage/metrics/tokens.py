@@ -10,9 +10,12 @@ itself and its label as of T; an older one whose id got a label takes out its la
 (among the labels there were then) and puts in its label as of T.
 
 "What was there then" is a `Watermark` per table: per file, its last row and the count and xor
-of its rows' hashes up to it. Before using it, one scan checks that those rows are still
-exactly there; if a file was replaced, rows were deleted, the store rebuilt, or T moved back,
-the tokens come from a full scan instead. Either way the tokens are the same.
+of its rows' hashes up to it, and the file's registry entry (`_triage_files`). Before using it,
+one scan checks that those rows are still exactly there; if a file was replaced, rows were
+deleted, the store rebuilt, or T moved back, the tokens come from a full scan instead. Either way
+the tokens are the same. Ingest changes a file's rows only in the transaction that rewrites its
+registry entry (a new `ingested_at`), so the scan reads only the files whose entry changed: a
+refresh re-checks the log being appended to, not the history.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import duckdb
 from triage.metrics.frame import Scope, timestamp_sql, window_start_sql
 from triage.metrics.source import aware, labelled_rows_sql, window_rows_sql
 from triage.store.queries import labels_as_of_sql, labels_sql, predictions_sql
+from triage.store.schema import FILES_TABLE, KIND_LABELS, KIND_PREDICTIONS
+from triage.store.tables import table_exists
 
 
 def _prediction_hash(table: str = "") -> str:
@@ -40,6 +45,8 @@ def _counted_label_hash(prediction: str, label: str) -> str:
 # A label row's hash, for the watermark: also its value and time, so that a replaced label file
 # with the same rows but other labels is noticed.
 _LABEL_ROW_HASH = "hash(_id, _label, _labeled_at, _file_id, _row)"
+
+_CHANGED = "temp._triage_changed_predictions"  # per connection, inside `window_tokens`' transaction
 
 
 @dataclass(frozen=True)
@@ -58,9 +65,11 @@ class WindowToken:
 
 @dataclass(frozen=True)
 class Watermark:
-    """The rows of a table an evaluation saw: per file id, (last row, row count, xor of row hashes)."""
+    """The rows of a table an evaluation saw: per file id, (last row, row count, xor of row hashes);
+    and the registry entries of the table's files then (None without a registry)."""
 
     files: dict[int, tuple[int, int, int]]
+    registry: dict[int, tuple[object, ...]] | None
 
 
 @dataclass(frozen=True)
@@ -122,9 +131,19 @@ def _tokens(
 ) -> tuple[dict[datetime, WindowToken], TokenState]:
     model = scope.model
     predictions = _watermark(
-        con, predictions_sql(model), _prediction_hash(), previous.predictions if previous else None
+        con,
+        predictions_sql(model),
+        _prediction_hash(),
+        _registry(con, model.name, KIND_PREDICTIONS),
+        previous.predictions if previous else None,
     )
-    labels = _watermark(con, labels_sql(model), _LABEL_ROW_HASH, previous.labels if previous else None)
+    labels = _watermark(
+        con,
+        labels_sql(model),
+        _LABEL_ROW_HASH,
+        _registry(con, model.name, KIND_LABELS),
+        previous.labels if previous else None,
+    )
     usable = (
         previous is not None
         and predictions.kept
@@ -168,24 +187,53 @@ class _Checked:
     kept: bool  # every row of the earlier watermark is still there, unchanged
 
 
+def _registry(con: duckdb.DuckDBPyConnection, model: str, kind: str) -> dict[int, tuple[object, ...]] | None:
+    """The registry entry of each of a model's files of one kind (None for a store without one)."""
+    if not table_exists(con, FILES_TABLE):
+        return None
+    found = con.execute(
+        f"""SELECT file_id, path, ingested_at, rows_added, bytes_consumed, content_hash
+        FROM {FILES_TABLE} WHERE model = ? AND kind = ?""",
+        [model, kind],
+    ).fetchall()
+    return {int(file_id): tuple(entry) for file_id, *entry in found}
+
+
 def _watermark(
-    con: duckdb.DuckDBPyConnection, rows: str, row_hash: str, before: Watermark | None
+    con: duckdb.DuckDBPyConnection,
+    rows: str,
+    row_hash: str,
+    registry: dict[int, tuple[object, ...]] | None,
+    before: Watermark | None,
 ) -> _Checked:
-    """One scan of a table: its watermark now, and whether `before`'s rows are all still there."""
-    files, last = (list(before.files), [v[0] for v in before.files.values()]) if before else ([], [])
+    """The table's watermark now, and whether `before`'s rows are all still there: one scan of
+    the files whose registry entry changed since `before` (of every file without one)."""
+    unchanged: dict[int, tuple[int, int, int]] = {}
+    if before is not None and registry is not None and before.registry is not None:
+        unchanged = {
+            f: mark
+            for f, mark in before.files.items()
+            if f in registry and registry[f] == before.registry.get(f)
+        }
+    checked = {f: mark for f, mark in before.files.items() if f not in unchanged} if before else {}
+    skipped = f"WHERE NOT list_contains({sorted(unchanged)}::INTEGER[], _file_id)" if unchanged else ""
+    files, last = list(checked), [mark[0] for mark in checked.values()]
     found = con.execute(
         f"""WITH w AS (SELECT unnest(?::INTEGER[]) AS f, unnest(?::BIGINT[]) AS r)
         SELECT t._file_id, max(t._row), count(*), bit_xor(t._h),
             count(*) FILTER (WHERE t._row <= w.r), bit_xor(t._h) FILTER (WHERE t._row <= w.r)
-        FROM (SELECT _file_id, _row, {row_hash} AS _h FROM ({rows})) AS t LEFT JOIN w ON t._file_id = w.f
+        FROM (SELECT _file_id, _row, {row_hash} AS _h FROM ({rows}) {skipped}) AS t
+            LEFT JOIN w ON t._file_id = w.f
         GROUP BY t._file_id""",
         [files, last],
     ).fetchall()
-    now = Watermark({int(f): (int(row), int(n), int(h)) for f, row, n, h, _, _ in found})
+    now = Watermark(
+        unchanged | {int(f): (int(row), int(n), int(h)) for f, row, n, h, _, _ in found}, registry
+    )
     if before is None:
         return _Checked(now, False)
     seen = {int(f): (int(n), int(h or 0)) for f, _, _, _, n, h in found}
-    kept = all(seen.get(f) == (n, h) for f, (_, n, h) in before.files.items())
+    kept = all(seen.get(f) == (n, h) for f, (_, n, h) in checked.items())
     return _Checked(now, kept)
 
 
@@ -211,17 +259,21 @@ def _updated(
     now = labels_as_of_sql(model, scope.as_of, rows="SELECT * FROM candidates")
     before = labels_as_of_sql(model, previous.as_of, rows="SELECT * FROM candidates WHERE NOT _fresh")
     start = window_start_sql(scope.window, "c._ts")
-    found = con.execute(
-        f"""WITH moved AS (
+    # The changed predictions go to a temporary table: with its exact row count the planner hashes
+    # them, not the whole label log, to find their labels.
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {_CHANGED} AS
+        WITH moved AS (
             SELECT _id FROM ({labels_sql(model)})
-            WHERE _labeled_at <= {t} AND (_labeled_at > {t0} OR {fresh_label})),
-        changed AS MATERIALIZED (
-            SELECT _id, _ts, _file_id, _row, {fresh_prediction} OR _ts > {t0} AS _added
-            FROM ({predictions_sql(model)})
-            WHERE _ts <= {t} AND ({fresh_prediction} OR _ts > {t0} OR _id IN (SELECT _id FROM moved))),
-        candidates AS MATERIALIZED (
+            WHERE _labeled_at <= {t} AND (_labeled_at > {t0} OR {fresh_label}))
+        SELECT _id, _ts, _file_id, _row, {fresh_prediction} OR _ts > {t0} AS _added
+        FROM ({predictions_sql(model)})
+        WHERE _ts <= {t} AND ({fresh_prediction} OR _ts > {t0} OR _id IN (SELECT _id FROM moved))"""
+    )
+    found = con.execute(
+        f"""WITH candidates AS MATERIALIZED (
             SELECT *, {fresh_label} AS _fresh FROM ({labels_sql(model)})
-            WHERE _labeled_at <= {t} AND _id IN (SELECT _id FROM changed))
+            WHERE _labeled_at <= {t} AND _id IN (SELECT _id FROM {_CHANGED}))
         SELECT {start} AS window_start,
             count(*) FILTER (WHERE c._added),
             bit_xor({_prediction_hash("c.")}) FILTER (WHERE c._added),
@@ -229,9 +281,11 @@ def _updated(
             bit_xor({_counted_label_hash("c", "n")}) FILTER (WHERE n._label IS NOT NULL),
             bit_xor({_counted_label_hash("c", "b")}) FILTER (WHERE b._label IS NOT NULL AND NOT c._added),
             count(*) FILTER (WHERE n._labeled_at > {t0})
-        FROM changed AS c LEFT JOIN ({now}) AS n ON c._id = n._id LEFT JOIN ({before}) AS b ON c._id = b._id
+        FROM {_CHANGED} AS c
+            LEFT JOIN ({now}) AS n ON c._id = n._id LEFT JOIN ({before}) AS b ON c._id = b._id
         GROUP BY window_start"""
     ).fetchall()
+    con.execute(f"DROP TABLE {_CHANGED}")
     sums = dict(previous.sums)
     arrived: dict[datetime, int] = {}
     for start_, added, h, labelled, hl_now, hl_before, new in found:
