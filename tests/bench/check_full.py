@@ -57,20 +57,21 @@ def _copy_store(source: Path, target: Path) -> None:
             shutil.copyfile(origin, to)
 
 
-def _generate(ctx: Context, rows: int) -> tuple[Path, float | None]:
-    """The generated folder for `rows` (generated now if absent); seconds spent generating, if any.
+def _generate(ctx: Context, rows: int, days: int = DAYS) -> tuple[Path, float | None]:
+    """The generated folder for `rows` over `days` (generated now if absent); seconds spent
+    generating, if any.
 
     `triage generate` (`triage.generate.generate`) runs as a subprocess so its DuckDB progress
     output goes to a log file, not into the benchmark's report.
     """
     from triage.generate import FORMAT_VERSION, MANIFEST
 
-    out = ctx.data_dir / f"generated-v{FORMAT_VERSION}-{rows}-d{DAYS}-s{SEED}"
+    out = ctx.data_dir / f"generated-v{FORMAT_VERSION}-{rows}-d{days}-s{SEED}"
     if (out / MANIFEST).exists():
         return out, None
     ctx.log(f"generating {rows:,} rows with triage's generator into {out} (minutes) …")
     out.mkdir(parents=True, exist_ok=True)
-    args = ("--out", str(out.resolve()), "--rows", str(rows), "--days", str(DAYS), "--seed", str(SEED))
+    args = ("--out", str(out.resolve()), "--rows", str(rows), "--days", str(days), "--seed", str(SEED))
     run = run_measured(
         [sys.executable, "-m", "triage.cli", "generate", *args, "--force"],
         stdout=ctx.data_dir / "generate.stdout.log",

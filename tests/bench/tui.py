@@ -18,8 +18,9 @@ On the generated world of the `check-10m` benchmark (`--full`; the default run u
    once the first snapshot is on screen), the generator appends k new rows after the end of the
    history (k = 0, 1 000, 10 000, 100 000; each an hour of traffic with its labels), then the
    source ingests them and computes the snapshot as of their end — what one live refresh does.
-   Reported per k with the history size: run at 1 M (default) and 10 M (`--full`), the reader
-   sees whether the cost follows k or the history.
+   Reported per k with the history size: run at 1 M (default) and 10 M (`--full`), and on a
+   world with the default run's traffic rate and three times its history (3 M rows over 90 days
+   by default): the cost should follow k and the rate, not the length of the history.
 """
 
 from __future__ import annotations
@@ -35,13 +36,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from tests.bench.check_full import _copy_store, _generate, _ingest
+from tests.bench.check_full import DAYS, _copy_store, _generate, _ingest
 from tests.bench.registry import Context, Outcome, benchmark
 from tests.bench.report import Target, seconds, table, targets_table, verdict
 
 PAINT_TARGET_S = 2.0
 SWITCH_TARGET_MS = 100.0
 APPENDS = (0, 1_000, 10_000, 100_000)
+HISTORY_FACTOR = 3  # the longer world: the same traffic rate over three times the days
 POLL_S = 0.02
 PAINT_TIMEOUT_S = 300.0
 PANEL_KEYS = ("2", "3", "4", "5", "6", "7", "1")
@@ -174,12 +176,38 @@ def _refresh_costs(ctx: Context, folder: Path) -> tuple[float, list[dict[str, An
             ingested = time.perf_counter() - started
             source.snapshot(end)
             total = time.perf_counter() - started
-            results.append({"new_rows": k, "history_rows": history, "ingest_s": ingested, "refresh_s": total})
+            results.append(
+                {
+                    "new_rows": k,
+                    "history_rows": history,
+                    "history_days": manifest.days,
+                    "ingest_s": ingested,
+                    "refresh_s": total,
+                }
+            )
             history += k
             at = end
     finally:
         source.close()
     return prepared, results
+
+
+def _restored_refresh_costs(ctx: Context, folder: Path) -> tuple[float, list[dict[str, Any]]]:
+    """`_refresh_costs` on the folder's pristine store, which is restored afterwards (the appended
+    logs removed), so the next measurement starts from the same store."""
+    from triage.config import load_config
+
+    store = load_config(folder / "triage.toml").store_path
+    pristine = folder / "store.pristine.duckdb"
+    _copy_store(pristine, store)
+    try:
+        return _refresh_costs(ctx, folder)
+    finally:
+        for path in (folder / "logs" / "predictions").glob("live-*"):
+            path.unlink()
+        for path in (folder / "logs" / "labels").glob("live-*"):
+            path.unlink()
+        _copy_store(pristine, store)
 
 
 @benchmark("tui", "first paint, panel switch and live refresh cost on a large store (DESIGN §8)", order=60)
@@ -218,15 +246,12 @@ def run(ctx: Context) -> Outcome:
     ctx.log("panel switches in tmux …")
     in_terminal = _terminal_switches(config.resolve(), folder)
     ctx.log("refresh cost …")
-    _copy_store(pristine, store)
-    try:
-        prepared, costs = _refresh_costs(ctx, folder)
-    finally:
-        for path in (folder / "logs" / "predictions").glob("live-*"):
-            path.unlink()
-        for path in (folder / "logs" / "labels").glob("live-*"):
-            path.unlink()
-        _copy_store(pristine, store)
+    prepared, costs = _restored_refresh_costs(ctx, folder)
+    ctx.log(f"refresh cost with {HISTORY_FACTOR}× the history at the default run's rate …")
+    longer, _ = _generate(ctx, HISTORY_FACTOR * ctx.rows, HISTORY_FACTOR * DAYS)
+    longer_config = longer / "triage.toml"
+    _ingest(ctx, longer, longer_config, load_config(longer_config).store_path)
+    costs += _restored_refresh_costs(ctx, longer)[1]
 
     switch_ms = [1000 * s for s in switches]
     terminal_ms = [1000 * s for s in in_terminal]
@@ -254,12 +279,18 @@ def run(ctx: Context) -> Outcome:
         ],
     ]
     refresh = table(
-        ("new rows", "history rows", "ingest (s)", "whole refresh (s)"),
+        ("new rows", "history rows", "history days", "ingest (s)", "whole refresh (s)"),
         [
-            [f"{c['new_rows']:,}", f"{c['history_rows']:,}", f"{c['ingest_s']:.2f}", f"{c['refresh_s']:.2f}"]
+            [
+                f"{c['new_rows']:,}",
+                f"{c['history_rows']:,}",
+                str(c["history_days"]),
+                f"{c['ingest_s']:.2f}",
+                f"{c['refresh_s']:.2f}",
+            ]
             for c in costs
         ],
-        right=(0, 1, 2, 3),
+        right=(0, 1, 2, 3, 4),
     )
     report = "\n".join(
         [
