@@ -13,11 +13,12 @@ import pytest
 from tests.store_support import config_of, write_config, write_jsonl, write_parquet
 from triage import engine as engine_module
 from triage.cli import main
-from triage.engine import Engine, ModelReport, _labelled
+from triage.engine import Engine, ModelReport, _labelled, _ordered
 from triage.metrics import profile as profile_module
 from triage.metrics.frame import Scope
 from triage.metrics.operations import compute_operations
 from triage.metrics.source import LabelledRows, reference_rows_sql
+from triage.metrics.window_cache import WindowMemo
 from triage.store import Store
 
 DAY0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -320,3 +321,29 @@ def test_prepared_reference_ecdfs_serve_the_new_windows(
     with Engine(other) as fresh:
         assert report.drift == fresh.evaluate("fraud", as_of=AS_OF[2]).drift
     assert builds  # that engine built its own
+
+
+def test_rows_are_ordered_once_per_window_and_again_when_a_window_is_recomputed(config_path: Path) -> None:
+    config = config_of(config_path)
+    with Store.open(config.store_path) as store:
+        store.ingest(config)
+    with Engine(config) as engine:
+        rows = list(engine.evaluate("fraud", as_of=AS_OF[-1]).drift)
+    by_window: dict[datetime, list] = {}
+    for row in reversed(rows):  # out of order, windows too
+        by_window.setdefault(row.window_start, []).append(row)
+    memo, calls = WindowMemo(), []
+
+    def order(window_rows: list) -> list:
+        calls.append(len(window_rows))
+        return _ordered(window_rows)
+
+    memo.put("k", "drift", {}, {})
+    assert memo.ordered("k", "drift", by_window, order) == tuple(_ordered(rows))
+    assert len(calls) == len(by_window) > 1
+    assert memo.ordered("k", "drift", by_window, order) == tuple(_ordered(rows))
+    assert len(calls) == len(by_window)  # nothing ordered again
+    last = max(by_window)
+    by_window[last] = list(reversed(by_window[last]))  # the newest window recomputed
+    assert memo.ordered("k", "drift", by_window, order) == tuple(_ordered(rows))
+    assert len(calls) == len(by_window) + 1

@@ -309,8 +309,8 @@ def _evaluate(
     profile = ensure_profile(con, model, scope.segments, scope.as_of) if reference.complete else None
     tables = _row_tables(con, scope, plain, rows, profile)
 
-    def ordered(family_rows: dict[datetime, list[R]]) -> tuple[R, ...]:
-        return tuple(_ordered([row for window in family_rows.values() for row in window]))
+    def ordered(family: str, family_rows: dict[datetime, list[R]]) -> tuple[R, ...]:
+        return memo.ordered(plain.key, family, family_rows, _ordered)
 
     windows = tuple(WindowInfo(w, scope.window.end_of(w), token.n) for w, token in sorted(tokens.items()))
     reference_tables = _reference_tables(
@@ -326,12 +326,12 @@ def _evaluate(
         segments=scope.segments,
         reference=reference,
         windows=windows,
-        drift=ordered(tables["drift"]),
-        data_quality=ordered(tables["data_quality"]),
+        drift=ordered("drift", tables["drift"]),
+        data_quality=ordered("data_quality", tables["data_quality"]),
         schema_changes=tuple(schema_changes(con, scope, totals, profile)) if profile is not None else (),
-        calibration=ordered(calibration),
-        performance=ordered(performance),
-        operations=ordered(tables["operations"]),
+        calibration=ordered("calibration", calibration),
+        performance=ordered("performance", performance),
+        operations=ordered("operations", tables["operations"]),
         reference_calibration=reference_tables[0],
         reference_performance=reference_tables[1],
         reference_operations=reference_tables[2],

@@ -66,6 +66,8 @@ class WindowMemo:
         self._rows: dict[tuple[str, str], dict[datetime, tuple[str, list[Any]]]] = {}
         self._debts: dict[str, LabelDebt] = {}
         self._token_states: dict[str, TokenState] = {}
+        # Each window's rows in display order, by the identity of the window's list of rows.
+        self._ordered: dict[tuple[str, str], dict[int, tuple[list[Any], list[Any]]]] = {}
 
     def get(self, key: str, family: str, tokens: Mapping[datetime, str]) -> Rows:
         with self._lock:
@@ -96,6 +98,26 @@ class WindowMemo:
         with self._lock:
             self._debts[key] = debt
 
+    def ordered(
+        self, key: str, family: str, rows: Rows, order: Callable[[list[Any]], list[Any]]
+    ) -> tuple[Any, ...]:
+        """Every window's rows, windows in time order, each window's in `order` — ordered once per
+        list of rows: a window whose rows were not recomputed is not ordered again."""
+        with self._lock:
+            kept = self._ordered.get((key, family), {})
+        fresh: dict[int, tuple[list[Any], list[Any]]] = {}
+        found: list[Any] = []
+        for w in sorted(rows):
+            window_rows = rows[w]
+            seen = kept.get(id(window_rows))
+            in_order = seen[1] if seen is not None and seen[0] is window_rows else order(window_rows)
+            fresh[id(window_rows)] = (window_rows, in_order)
+            found += in_order
+        with self._lock:
+            if any(k == key for k, _ in self._rows):
+                self._ordered[(key, family)] = fresh
+        return tuple(found)
+
     def put(self, key: str, family: str, rows: Rows, tokens: Mapping[datetime, str]) -> None:
         with self._lock:
             held = self._rows.pop((key, family), {})
@@ -104,6 +126,7 @@ class WindowMemo:
             while len({k for k, _ in self._rows}) > _MEMO_KEYS:
                 oldest = next(iter(self._rows))[0]
                 self._rows = {k: v for k, v in self._rows.items() if k[0] != oldest}
+                self._ordered = {k: v for k, v in self._ordered.items() if k[0] != oldest}
                 self._debts.pop(oldest, None)
                 self._token_states.pop(oldest, None)
 
