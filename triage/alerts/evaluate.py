@@ -201,26 +201,30 @@ class JudgeMemo:
 
 
 class _Judged:
-    """One rule's judge and its judgements by row identity (each with its row, so ids stay unique)."""
+    """One rule's judge and its judgements per scope: the scope's rows and their cells."""
 
     def __init__(self, judge: _Judge, reference: tuple[Row, ...]) -> None:
         self.judge = judge
         self.reference = reference
-        self._cells: dict[int, tuple[Row, CellResult]] = {}
+        self._series: dict[ScopeKey, tuple[list[Row], list[CellResult]]] = {}
 
     def cells(self, series: Mapping[ScopeKey, list[Row]]) -> dict[ScopeKey, list[CellResult]]:
-        """Every series' cells judged, reusing kept judgements; only this call's rows are kept."""
-        kept, fresh = self._cells, {}
-        judged: dict[ScopeKey, list[CellResult]] = {}
+        """Every series' cells judged, reusing kept judgements; only this call's series are kept.
+
+        A series whose rows are the kept ones (compared by identity first) takes its cells whole;
+        in another, each row the scope had before keeps its cell."""
+        fresh: dict[ScopeKey, tuple[list[Row], list[CellResult]]] = {}
         for key, rows in series.items():
-            results = judged[key] = []
-            for row in rows:
-                found = kept.get(id(row))
-                result = found[1] if found is not None and found[0] is row else self.judge.judge(row)
-                fresh[id(row)] = (row, result)
-                results.append(result)
-        self._cells = fresh
-        return judged
+            kept_rows, kept_cells = self._series.get(key, ([], []))
+            if rows != kept_rows:
+                by_row = {id(row): cell for row, cell in zip(kept_rows, kept_cells, strict=True)}
+                kept_cells = [
+                    cell if (cell := by_row.get(id(row))) is not None else self.judge.judge(row)
+                    for row in rows
+                ]
+            fresh[key] = (rows, kept_cells)
+        self._series = fresh
+        return {key: cells for key, (_, cells) in fresh.items()}
 
 
 def evaluate_rules(
