@@ -39,7 +39,7 @@ import json
 import math
 import operator
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -186,17 +186,25 @@ class JudgeMemo:
     def __init__(self) -> None:
         self._rules: dict[tuple[str, str], _Judged] = {}
 
-    def judge(self, model: str, judge: _Judge, reference: tuple[Row, ...]) -> _Judged:
-        """The kept judgements of `judge`'s rule, or new ones if the rule or its reference changed."""
-        key = (model, judge.rule.name)
+    def judge(
+        self,
+        model: str,
+        rule: AlertRule,
+        min_samples: int,
+        reference: tuple[Row, ...],
+        make: Callable[[], _Judge],
+    ) -> _Judged:
+        """The kept judgements of `rule`, or new ones (a judge from `make`) if the rule, its
+        `min_samples` or its reference rows changed."""
+        key = (model, rule.name)
         kept = self._rules.get(key)
         if (
             kept is None
-            or kept.judge.rule != judge.rule
-            or kept.judge.min_samples != judge.min_samples
+            or kept.judge.rule != rule
+            or kept.judge.min_samples != min_samples
             or kept.reference != reference
         ):
-            kept = self._rules[key] = _Judged(judge, reference)
+            kept = self._rules[key] = _Judged(make(), reference)
         return kept
 
 
@@ -265,13 +273,16 @@ def _evaluate_rule(
         cells.sort(key=lambda row: row.window_start)
     minimum = rule.min_samples or model.min_samples
     reference_rows = tuple(reference.get(table, ()))
-    judge = _Judge(rule, table, fields, minimum, _index(reference_rows, fields), series)
+
+    def make() -> _Judge:
+        return _Judge(rule, table, fields, minimum, _index(reference_rows, fields), series)
+
     if memo is None or (rule.baseline is not None and previous_span(rule.baseline) is not None):
+        judge = make()
         judged = {key: [judge.judge(row) for row in cells] for key, cells in series.items()}
     else:
-        kept = memo.judge(model.name, judge, reference_rows)
-        judged = kept.cells(series)
-        judge = kept.judge
+        kept = memo.judge(model.name, rule, minimum, reference_rows, make)
+        judge, judged = kept.judge, kept.cells(series)
     q = significance_q(rule)
     if q is not None:
         judged = _apply_fdr(judged, q)

@@ -114,7 +114,7 @@ class WindowMemo:
             fresh[id(window_rows)] = (window_rows, in_order)
             found += in_order
         with self._lock:
-            if any(k == key for k, _ in self._rows):
+            if any(k == key for k, _ in self._rows):  # else evicted meanwhile: `put` would never drop it
                 self._ordered[(key, family)] = fresh
         return tuple(found)
 
