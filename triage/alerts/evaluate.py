@@ -35,11 +35,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import itertools
 import json
 import math
 import operator
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -84,7 +85,10 @@ _RATE_FLOOR = 1e-3
 STALE_WINDOWS = 7
 
 Tables = Mapping[str, Sequence[Row]]
+Windows = Mapping[datetime, tuple[Row, ...]]  # one table's rows by window start
 ScopeKey = tuple[str | None, ...]
+_WINDOW_START = operator.attrgetter("window_start")
+_START = operator.itemgetter(0)
 
 
 @dataclass(frozen=True)
@@ -143,96 +147,212 @@ def fingerprint(model: str, rule: str, scope: Mapping[str, str]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+def by_window(rows: Iterable[Row]) -> dict[datetime, tuple[Row, ...]]:
+    """A table's rows by window start, in table order within each window: one pass at C speed when
+    they come window by window, as the engine's tables do (correct in any order)."""
+    windows: dict[datetime, tuple[Row, ...]] = {}
+    for start, group in itertools.groupby(rows, key=_WINDOW_START):
+        run = tuple(group)
+        windows[start] = windows[start] + run if start in windows else run
+    return windows
+
+
 def reference_tables(tables: Tables, reference: Reference) -> dict[str, list[Row]]:
     """The windows of `tables` that lie inside the reference (a time range or a version's first days).
 
     A version reference is relabelled as all versions, so every version is compared with it.
     A file-set reference is not part of the logs: its windows come from the engine.
     """
-    selected: dict[str, list[Row]] = {}
-    for table, rows in tables.items():
-        if reference.kind == "range":
-            selected[table] = [
-                row
-                for row in rows
-                if (reference.start is None or row.window_start >= reference.start)
-                and (reference.end is None or row.window_end <= reference.end)
-            ]
-        elif reference.kind == "version":
-            own = [row for row in rows if row.version == reference.version]
-            if not own:
-                selected[table] = []
-                continue
-            end = min(row.window_start for row in own) + timedelta(days=reference.days or 0)
-            selected[table] = [dataclasses.replace(row, version=None) for row in own if row.window_end <= end]
-        else:
-            selected[table] = []
+    return {table: _reference_rows(by_window(rows), reference) for table, rows in tables.items()}
+
+
+def _reference_rows(windows: Windows, reference: Reference) -> list[Row]:
+    """`reference_tables` of one table's windows; the rows of a window share its bounds, so a
+    range takes or leaves whole windows."""
+    if reference.kind == "range":
+        start, end = reference.start, reference.end
+        return [
+            row
+            for rows in windows.values()
+            if (start is None or rows[0].window_start >= start) and (end is None or rows[0].window_end <= end)
+            for row in rows
+        ]
+    if reference.kind != "version":
+        return []
+    selected: list[Row] = []
+    until: datetime | None = None  # the end of the version's first `days`, once it has rows
+    for start in sorted(windows):
+        if until is not None and start >= until:
+            break
+        own = [row for row in windows[start] if row.version == reference.version]
+        if own and until is None:
+            until = start + timedelta(days=reference.days or 0)
+        selected += [
+            dataclasses.replace(row, version=None)
+            for row in own
+            if until is not None and row.window_end <= until
+        ]
     return selected
 
 
 class JudgeMemo:
     """Cell judgements kept between evaluations of the same rules (a live TUI's refreshes, replay
-    steps), so that only the cells whose rows changed are judged again.
+    steps), so that only the windows whose rows changed are selected and judged again.
 
     A cell's judgement (gates, thresholds, effect floor, p-value: everything before the
     Benjamini–Hochberg step, which is redone over all cells) depends on its row, the rule, the
     rule's `min_samples` and the reference rows of the rule's table — for a reference baseline,
     on nothing else: not on `now`, nor on the other windows. So a rule's judgements are kept while
-    those are equal, and a row is looked up by identity: the engine hands back the very row
-    objects of windows it did not recompute. Rules with a "previous:…" baseline are judged afresh.
+    those are equal, window by window (`_Judged`): the engine hands back the very row objects of
+    windows it did not recompute. Rules with a "previous:…" baseline are judged afresh.
     Not thread-safe: one evaluation at a time.
     """
 
     def __init__(self) -> None:
         self._rules: dict[tuple[str, str], _Judged] = {}
 
-    def judge(
-        self,
-        model: str,
-        rule: AlertRule,
-        min_samples: int,
-        reference: tuple[Row, ...],
-        make: Callable[[], _Judge],
-    ) -> _Judged:
-        """The kept judgements of `rule`, or new ones (a judge from `make`) if the rule, its
-        `min_samples` or its reference rows changed."""
+    def judged(self, model: str, rule: AlertRule, min_samples: int, reference: tuple[Row, ...]) -> _Judged:
+        """The kept judgements of `rule`, or new ones if the rule, its `min_samples` or its
+        reference rows changed."""
         key = (model, rule.name)
         kept = self._rules.get(key)
-        if (
-            kept is None
-            or kept.judge.rule != rule
-            or kept.judge.min_samples != min_samples
-            or kept.reference != reference
-        ):
-            kept = self._rules[key] = _Judged(make(), reference)
+        if kept is None or not kept.keeps(rule, min_samples, reference):
+            kept = self._rules[key] = _Judged(rule, min_samples, reference)
         return kept
 
 
+class _Where:
+    """A rule's `where` on its table's rows: the scopes it covers (verdicts kept per scope values)."""
+
+    def __init__(self, rule: AlertRule, fields: tuple[str, ...]) -> None:
+        patterns = {name: _pattern(rule.where, name) for name in fields}
+        patterns |= {name: value for name, value in rule.where.items() if name not in patterns}
+        self._wanted = tuple(patterns.values())
+        # A tuple of the scope's fields first, then the filters outside it (every scope has three).
+        self._values_of = operator.attrgetter(*patterns)
+        self._width = len(fields)
+        self._verdicts: dict[tuple[str | None, ...], bool] = {}
+        # With a single version, its rows stand for all versions (the rule covers each version).
+        self.each_version = (patterns.get("version") or "").startswith(("*", "!"))
+        self.version = fields.index("version")
+
+    def index(self, rows: Iterable[Row]) -> dict[ScopeKey, list[Row]]:
+        """The covered rows by scope, in their order."""
+        selected: dict[ScopeKey, list[Row]] = defaultdict(list)
+        for row in rows:
+            values = self._values_of(row)
+            verdict = self._verdicts.get(values)
+            if verdict is None:
+                verdict = self._verdicts[values] = all(
+                    _matches(p, v) for p, v in zip(self._wanted, values, strict=True)
+                )
+            if verdict:
+                selected[values[: self._width]].append(row)
+        return dict(selected)
+
+
+@dataclass
+class _Window:
+    """One window of a rule's table: its rows, the covered ones by scope, and their cells (judged
+    on demand; `before` lends the cells of rows it shares until they are judged)."""
+
+    rows: tuple[Row, ...]
+    selected: dict[ScopeKey, list[Row]]
+    before: _Window | None
+    cells: dict[ScopeKey, list[CellResult]] = dataclasses.field(default_factory=dict)
+
+    def judged(self, key: ScopeKey, judge: _Judge) -> list[CellResult]:
+        cells = self.cells.get(key)
+        if cells is None:
+            rows, kept = self.selected[key], {}
+            if self.before is not None and key in self.before.cells:
+                kept = dict(zip(map(id, self.before.selected[key]), self.before.cells[key], strict=True))
+            cells = self.cells[key] = [
+                cell if (cell := kept.get(id(row))) is not None else judge.judge(row) for row in rows
+            ]
+        return cells
+
+
 class _Judged:
-    """One rule's judge and its judgements per scope: the scope's rows and their cells."""
+    """One rule's windows and judgements. A window whose rows are the kept ones (compared by
+    identity first) keeps its selection and cells; in another, each row it had keeps its cell.
+    Adjusted cells are kept while their judgement and adjusted p-value are."""
 
-    def __init__(self, judge: _Judge, reference: tuple[Row, ...]) -> None:
-        self.judge = judge
+    def __init__(self, rule: AlertRule, min_samples: int, reference: tuple[Row, ...]) -> None:
+        self.rule = rule
+        self.table = split_signal(rule.signal)[0]
+        self.fields = SCOPE_FIELDS[self.table]
+        self.min_samples = min_samples
         self.reference = reference
-        self._series: dict[ScopeKey, tuple[list[Row], list[CellResult]]] = {}
+        self.previous = rule.baseline is not None and previous_span(rule.baseline) is not None
+        self.latest: Row | None = None  # a row of the latest window with a covered scope
+        self._where = _Where(rule, self.fields)
+        self._judge: _Judge | None = None
+        self._windows: dict[datetime, _Window] = {}
+        self._adjusted: dict[int, tuple[CellResult, float, CellResult]] = {}
 
-    def cells(self, series: Mapping[ScopeKey, list[Row]]) -> dict[ScopeKey, list[CellResult]]:
-        """Every series' cells judged, reusing kept judgements; only this call's series are kept.
+    def keeps(self, rule: AlertRule, min_samples: int, reference: tuple[Row, ...]) -> bool:
+        return self.rule == rule and self.min_samples == min_samples and self.reference == reference
 
-        A series whose rows are the kept ones (compared by identity first) takes its cells whole;
-        in another, each row the scope had before keeps its cell."""
-        fresh: dict[ScopeKey, tuple[list[Row], list[CellResult]]] = {}
-        for key, rows in series.items():
-            kept_rows, kept_cells = self._series.get(key, ([], []))
-            if rows != kept_rows:
-                by_row = {id(row): cell for row, cell in zip(kept_rows, kept_cells, strict=True)}
-                kept_cells = [
-                    cell if (cell := by_row.get(id(row))) is not None else self.judge.judge(row)
-                    for row in rows
-                ]
-            fresh[key] = (rows, kept_cells)
-        self._series = fresh
-        return {key: cells for key, (_, cells) in fresh.items()}
+    def cells(self, windows: Sequence[tuple[datetime, tuple[Row, ...]]]) -> dict[ScopeKey, list[CellResult]]:
+        """Each covered scope's cells over `windows` (in window order); only these windows are kept."""
+        kept, self._windows = self._windows, {}
+        for start, rows in windows:
+            window = kept.get(start)
+            if window is None or window.rows != rows:
+                window = _Window(rows, self._where.index(rows), window)
+            self._windows[start] = window
+        position = self._where.version
+        versions = {key[position] for window in self._windows.values() for key in window.selected}
+        versions.discard(None)
+        single = self._where.each_version and len(versions) == 1
+        judge = self._judge_for(single)
+        series: dict[ScopeKey, list[CellResult]] = {}
+        self.latest = None
+        for window in self._windows.values():
+            for key, covered in window.selected.items():
+                if single and key[position] is None:
+                    continue
+                self.latest = covered[0]
+                if key in series:
+                    series[key] += window.judged(key, judge)
+                else:
+                    series[key] = list(window.judged(key, judge))
+            window.before = None
+        return series
+
+    def _judge_for(self, single: bool) -> _Judge:
+        """The rule's judge (made once; with the scopes' history for a "previous:…" baseline)."""
+        if self._judge is None:
+            history: dict[ScopeKey, list[Row]] = defaultdict(list)
+            if self.previous:
+                for window in self._windows.values():
+                    for key, rows in window.selected.items():
+                        if not single or key[self._where.version] is not None:
+                            history[key] += rows
+            reference = _index(self.reference, self.fields)
+            self._judge = _Judge(self.rule, self.table, self.fields, self.min_samples, reference, history)
+        return self._judge
+
+    def adjusted(
+        self, series: dict[ScopeKey, list[CellResult]], q: float
+    ) -> dict[ScopeKey, list[CellResult]]:
+        """Benjamini–Hochberg across every tested cell; crossed cells above q no longer count."""
+        flat = [cell for cells in series.values() for cell in cells]
+        tested = [(i, cell.p_value) for i, cell in enumerate(flat) if cell.p_value is not None]
+        adjusted = bh_adjusted([p for _, p in tested]).tolist()
+        kept, self._adjusted = self._adjusted, {}
+        for (i, _), p_adjusted in zip(tested, adjusted, strict=True):
+            cell = flat[i]
+            known = kept.get(id(cell))
+            if known is None or known[0] is not cell or known[1] != p_adjusted:
+                known = (cell, p_adjusted, _adjust(cell, p_adjusted, q))
+            self._adjusted[id(cell)] = known
+            flat[i] = known[2]
+        result, at = {}, 0
+        for key, cells in series.items():
+            result[key], at = flat[at : at + len(cells)], at + len(cells)
+        return result
 
 
 def evaluate_rules(
@@ -250,73 +370,47 @@ def evaluate_rules(
     reference period cut into windows; a table it lacks is taken from the windows of `tables`
     inside the reference. A `memo` keeps the cells' judgements for the next call (`JudgeMemo`).
     """
-    reference = {**reference_tables(tables, model.reference), **(reference or {})}
+    windows = {table: by_window(rows) for table, rows in tables.items()}
+    given = reference or {}
+    reference = {
+        table: given[table] if table in given else _reference_rows(found, model.reference)
+        for table, found in windows.items()
+    } | dict(given)
     evaluations: list[AlertEvaluation] = []
     for rule in rules:
-        evaluations += _evaluate_rule(rule, tables, reference, model, now, memo)
+        evaluations += _evaluate_rule(rule, windows, reference, model, now, memo)
     return evaluations
 
 
 def _evaluate_rule(
     rule: AlertRule,
-    tables: Tables,
+    windows: Mapping[str, Windows],
     reference: Tables,
     model: ModelConfig,
     now: datetime,
     memo: JudgeMemo | None,
 ) -> list[AlertEvaluation]:
     table = split_signal(rule.signal)[0]
-    fields = SCOPE_FIELDS[table]
-    rows = _select(rule, fields, [row for row in tables.get(table, ()) if row.window_start <= now])
-    series = _index(rows, fields)
-    for cells in series.values():
-        cells.sort(key=lambda row: row.window_start)
     minimum = rule.min_samples or model.min_samples
     reference_rows = tuple(reference.get(table, ()))
-
-    def make() -> _Judge:
-        return _Judge(rule, table, fields, minimum, _index(reference_rows, fields), series)
-
-    if memo is None or (rule.baseline is not None and previous_span(rule.baseline) is not None):
-        judge = make()
-        judged = {key: [judge.judge(row) for row in cells] for key, cells in series.items()}
-    else:
-        kept = memo.judge(model.name, rule, minimum, reference_rows, make)
-        judge, judged = kept.judge, kept.cells(series)
+    judged = _Judged(rule, minimum, reference_rows)
+    if memo is not None and not judged.previous:
+        judged = memo.judged(model.name, rule, minimum, reference_rows)
+    current = sorted(((s, rows) for s, rows in windows.get(table, {}).items() if s <= now), key=_START)
+    series = judged.cells(current)
     q = significance_q(rule)
     if q is not None:
-        judged = _apply_fdr(judged, q)
-    horizon = now
-    if rows:
-        current = max(rows, key=lambda row: row.window_start)
-        horizon = current.window_start - (rule.for_windows + STALE_WINDOWS - 1) * (
-            current.window_end - current.window_start
+        series = judged.adjusted(series, q)
+    horizon, latest = now, judged.latest
+    if latest is not None:
+        horizon = latest.window_start - (rule.for_windows + STALE_WINDOWS - 1) * (
+            latest.window_end - latest.window_start
         )
+    side = direction(rule)
     return [
-        _summarise(rule, model.name, fields, key, cells, judge.direction, horizon)
-        for key, cells in judged.items()
+        _summarise(rule, model.name, judged.fields, key, cells, side, horizon)
+        for key, cells in series.items()
     ]
-
-
-def _select(rule: AlertRule, fields: Sequence[str], rows: Iterable[Row]) -> list[Row]:
-    """The rows a rule's `where` covers; with a single version, its rows stand for all versions."""
-    patterns = {name: _pattern(rule.where, name) for name in fields}
-    patterns |= {name: value for name, value in rule.where.items() if name not in patterns}
-    names, wanted = tuple(patterns), tuple(patterns.values())
-    values_of = operator.attrgetter(*names)  # a tuple: every scope has at least three fields
-    verdicts: dict[tuple[str | None, ...], bool] = {}  # rows of one scope repeat once per window
-    matched = []
-    for row in rows:
-        values = values_of(row)
-        if values not in verdicts:
-            verdicts[values] = all(_matches(p, v) for p, v in zip(wanted, values, strict=True))
-        if verdicts[values]:
-            matched.append(row)
-    if (patterns.get("version") or "").startswith(("*", "!")):
-        versions = {row.version for row in matched if row.version is not None}
-        if len(versions) == 1:
-            matched = [row for row in matched if row.version is not None]
-    return matched
 
 
 def _pattern(where: Mapping[str, str], name: str) -> str | None:
@@ -787,37 +881,26 @@ def _log_choose(n: int, k: np.ndarray) -> np.ndarray:
     return special.gammaln(n + 1) - special.gammaln(k + 1) - special.gammaln(n - k + 1)
 
 
-def _apply_fdr(judged: dict[ScopeKey, list[CellResult]], q: float) -> dict[ScopeKey, list[CellResult]]:
-    """Benjamini–Hochberg across every tested cell; crossed cells above q no longer count."""
-    tested = [
-        (key, i, cell.p_value)
-        for key, cells in judged.items()
-        for i, cell in enumerate(cells)
-        if cell.p_value is not None
-    ]
-    adjusted = bh_adjusted([p for _, _, p in tested])
-    result = {key: list(cells) for key, cells in judged.items()}
-    for (key, i, _), p_adj in zip(tested, adjusted, strict=True):
-        cell = result[key][i]
-        demoted = cell.status == CROSSED and p_adj > q
-        # Built directly: dataclasses.replace costs more than the rest of the evaluation.
-        result[key][i] = CellResult(
-            cell.window_start,
-            cell.window_end,
-            cell.n,
-            cell.n_labeled,
-            cell.value,
-            OK if demoted else cell.status,
-            None if demoted else cell.severity,
-            cell.threshold,
-            cell.baseline,
-            cell.p_value,
-            float(p_adj),
-            cell.effect,
-            f"not significant: BH-adjusted p {p_adj:.3g} > q {q}" if demoted else cell.note,
-            cell.awaiting_labels,
-        )
-    return result
+def _adjust(cell: CellResult, p_adjusted: float, q: float) -> CellResult:
+    """The cell with its BH-adjusted p-value: a crossed cell above q is demoted to ok."""
+    demoted = cell.status == CROSSED and p_adjusted > q
+    # Built directly: dataclasses.replace costs more than the rest of the evaluation.
+    return CellResult(
+        cell.window_start,
+        cell.window_end,
+        cell.n,
+        cell.n_labeled,
+        cell.value,
+        OK if demoted else cell.status,
+        None if demoted else cell.severity,
+        cell.threshold,
+        cell.baseline,
+        cell.p_value,
+        p_adjusted,
+        cell.effect,
+        f"not significant: BH-adjusted p {p_adjusted:.3g} > q {q}" if demoted else cell.note,
+        cell.awaiting_labels,
+    )
 
 
 def _summarise(
