@@ -32,6 +32,7 @@ Time is never read from the clock.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import functools
 import hashlib
@@ -253,11 +254,12 @@ class _Where:
 
 @dataclass
 class _Window:
-    """One window of a rule's table: its rows, the covered ones by scope, and their cells (judged
-    on demand; `before` lends the cells of rows it shares until they are judged)."""
+    """One window of a rule's table: its rows, the covered ones by scope and their versions, and
+    their cells (judged on demand; `before` lends the cells of rows it shares until then)."""
 
     rows: tuple[Row, ...]
     selected: dict[ScopeKey, list[Row]]
+    versions: frozenset[str | None]
     before: _Window | None
     cells: dict[ScopeKey, list[CellResult]] = dataclasses.field(default_factory=dict)
 
@@ -274,9 +276,14 @@ class _Window:
 
 
 class _Judged:
-    """One rule's windows and judgements. A window whose rows are the kept ones (compared by
-    identity first) keeps its selection and cells; in another, each row it had keeps its cell.
-    Adjusted cells are kept while their judgement and adjusted p-value are."""
+    """One rule's windows, judgements and adjusted cells, kept so that the next evaluation costs
+    what changed: the windows whose rows changed, and the cells whose adjusted p-value moved.
+
+    A window whose rows are the kept ones (compared by identity first) keeps its selection and
+    cells; in another, each row it had keeps its cell. Each scope's series keeps its cells before
+    the first window that changed. An adjusted cell is kept while its cell and adjusted p-value
+    are: only the Benjamini–Hochberg arithmetic itself runs over every cell (in numpy).
+    """
 
     def __init__(self, rule: AlertRule, min_samples: int, reference: tuple[Row, ...]) -> None:
         self.rule = rule
@@ -289,7 +296,13 @@ class _Judged:
         self._where = _Where(rule, self.fields)
         self._judge: _Judge | None = None
         self._windows: dict[datetime, _Window] = {}
-        self._adjusted: dict[int, tuple[CellResult, float, CellResult]] = {}
+        self._single: bool | None = None  # whether one version's rows stand for all versions
+        self._series: dict[ScopeKey, list[CellResult]] = {}  # judged cells by scope, in window order
+        self._kept: dict[ScopeKey, int] = {}  # how many of a series' cells the last call kept
+        # The last adjustment: every series' cells in `_series` order, with their adjusted p-values.
+        self._adjusted: list[CellResult] = []
+        self._p_adjusted = np.empty(0)
+        self._offsets: dict[ScopeKey, int] = {}
 
     def keeps(self, rule: AlertRule, min_samples: int, reference: tuple[Row, ...]) -> bool:
         return self.rule == rule and self.min_samples == min_samples and self.reference == reference
@@ -297,29 +310,60 @@ class _Judged:
     def cells(self, windows: Sequence[tuple[datetime, tuple[Row, ...]]]) -> dict[ScopeKey, list[CellResult]]:
         """Each covered scope's cells over `windows` (in window order); only these windows are kept."""
         kept, self._windows = self._windows, {}
+        changed = set(kept)  # windows gone, then also those new or with other rows
         for start, rows in windows:
             window = kept.get(start)
-            if window is None or window.rows != rows:
-                window = _Window(rows, self._where.index(rows), window)
+            if window is not None and window.rows == rows:
+                changed.discard(start)
+            else:
+                selected = self._where.index(rows)
+                versions = frozenset(key[self._where.version] for key in selected)
+                window = _Window(rows, selected, versions, window)
+                changed.add(start)
             self._windows[start] = window
-        position = self._where.version
-        versions = {key[position] for window in self._windows.values() for key in window.selected}
-        versions.discard(None)
-        single = self._where.each_version and len(versions) == 1
-        judge = self._judge_for(single)
+        versions = frozenset().union(*(window.versions for window in self._windows.values()))
+        single = self._where.each_version and len(versions - {None}) == 1
+        if single != self._single:
+            self._single, self._series = single, {}
+            changed |= set(self._windows)
+        if changed:
+            self._patch(min(changed), single)
+        else:
+            self._kept = {key: len(cells) for key, cells in self._series.items()}
+        self.latest = next(
+            (
+                covered[0]
+                for window in reversed(self._windows.values())
+                for key, covered in window.selected.items()
+                if not single or key[self._where.version] is not None
+            ),
+            None,
+        )
+        return self._series
+
+    def _patch(self, since: datetime, single: bool) -> None:
+        """Each series cut before window `since`, then extended with the windows from it on
+        (a scope first seen in those comes after the others, as in a fresh evaluation)."""
         series: dict[ScopeKey, list[CellResult]] = {}
-        self.latest = None
-        for window in self._windows.values():
-            for key, covered in window.selected.items():
+        for key, cells in self._series.items():
+            cut = bisect.bisect_left(cells, since, key=_WINDOW_START)
+            if cut:
+                series[key] = cells[:cut]
+        self._kept = {key: len(cells) for key, cells in series.items()}
+        judge = self._judge_for(single)
+        position = self._where.version
+        for start, window in self._windows.items():
+            if start < since:
+                continue
+            for key in window.selected:
                 if single and key[position] is None:
                     continue
-                self.latest = covered[0]
                 if key in series:
                     series[key] += window.judged(key, judge)
                 else:
                     series[key] = list(window.judged(key, judge))
             window.before = None
-        return series
+        self._series = series
 
     def _judge_for(self, single: bool) -> _Judge:
         """The rule's judge (made once; with the scopes' history for a "previous:…" baseline)."""
@@ -334,25 +378,33 @@ class _Judged:
             self._judge = _Judge(self.rule, self.table, self.fields, self.min_samples, reference, history)
         return self._judge
 
-    def adjusted(
-        self, series: dict[ScopeKey, list[CellResult]], q: float
-    ) -> dict[ScopeKey, list[CellResult]]:
-        """Benjamini–Hochberg across every tested cell; crossed cells above q no longer count."""
-        flat = [cell for cells in series.values() for cell in cells]
-        tested = [(i, cell.p_value) for i, cell in enumerate(flat) if cell.p_value is not None]
-        adjusted = bh_adjusted([p for _, p in tested]).tolist()
-        kept, self._adjusted = self._adjusted, {}
-        for (i, _), p_adjusted in zip(tested, adjusted, strict=True):
-            cell = flat[i]
-            known = kept.get(id(cell))
-            if known is None or known[0] is not cell or known[1] != p_adjusted:
-                known = (cell, p_adjusted, _adjust(cell, p_adjusted, q))
-            self._adjusted[id(cell)] = known
-            flat[i] = known[2]
-        result, at = {}, 0
-        for key, cells in series.items():
-            result[key], at = flat[at : at + len(cells)], at + len(cells)
-        return result
+    def adjusted(self, q: float) -> dict[ScopeKey, list[CellResult]]:
+        """The series of the last `cells` call after Benjamini–Hochberg across every tested cell:
+        crossed cells above q no longer count."""
+        flat = [cell for cells in self._series.values() for cell in cells]
+        p = np.array([-1.0 if cell.p_value is None else cell.p_value for cell in flat])
+        tested = p != -1.0
+        p_adjusted = np.full(p.size, np.nan)
+        p_adjusted[tested] = bh_adjusted(p[tested])
+        # Where each cell was in the last adjustment (the kept head of its series), else -1.
+        source = np.full(p.size, -1)
+        offsets, at = {}, 0
+        for key, cells in self._series.items():
+            offsets[key] = at
+            kept = self._kept.get(key, 0)
+            if kept:
+                before = self._offsets[key]
+                source[at : at + kept] = np.arange(before, before + kept)
+            at += len(cells)
+        before = np.append(self._p_adjusted, np.nan)[source]
+        same = (source >= 0) & ((before == p_adjusted) | (np.isnan(before) & np.isnan(p_adjusted)))
+        adjusted = _gather(self._adjusted, source)
+        for i in np.flatnonzero(~same).tolist():
+            adjusted[i] = flat[i] if not tested[i] else _adjust(flat[i], float(p_adjusted[i]), q)
+        self._adjusted, self._p_adjusted, self._offsets = adjusted, p_adjusted, offsets
+        return {
+            key: adjusted[offsets[key] : offsets[key] + len(cells)] for key, cells in self._series.items()
+        }
 
 
 def evaluate_rules(
@@ -400,7 +452,7 @@ def _evaluate_rule(
     series = judged.cells(current)
     q = significance_q(rule)
     if q is not None:
-        series = judged.adjusted(series, q)
+        series = judged.adjusted(q)
     horizon, latest = now, judged.latest
     if latest is not None:
         horizon = latest.window_start - (rule.for_windows + STALE_WINDOWS - 1) * (
@@ -411,6 +463,14 @@ def _evaluate_rule(
         _summarise(rule, model.name, judged.fields, key, cells, side, horizon)
         for key, cells in series.items()
     ]
+
+
+def _gather(items: list[CellResult], indices: np.ndarray) -> list[Any]:
+    """`items[i]` for each index, None for -1, at C speed."""
+    if not indices.size:
+        return []
+    found = operator.itemgetter(*indices.tolist())([*items, None])
+    return list(found) if indices.size > 1 else [found]
 
 
 def _pattern(where: Mapping[str, str], name: str) -> str | None:
