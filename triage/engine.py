@@ -455,7 +455,11 @@ def _reference_tables(
         return (), (), ()
     inside = _reference_windows(scope)
     if inside is not None:
-        found = [[row for rows in table.values() for row in rows if inside(row)] for table in window_tables]
+        # The rows of a window share its bounds: a window's first row decides for all of them.
+        found = [
+            [row for rows in table.values() if rows and inside(rows[0]) for row in rows]
+            for table in window_tables
+        ]
     else:
         source = reference_rows_sql(scope)
         found = [*_labelled(con, scope, source), compute_operations(con, scope, source)]

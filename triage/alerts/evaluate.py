@@ -144,7 +144,12 @@ class AlertEvaluation:
 
 def fingerprint(model: str, rule: str, scope: Mapping[str, str]) -> str:
     """The stable identity of an alert: a hash of (model, rule name, scope), never of the window."""
-    text = json.dumps([model, rule, sorted(scope.items())], ensure_ascii=False, separators=(",", ":"))
+    return _fingerprint(model, rule, tuple(sorted(scope.items())))
+
+
+@functools.lru_cache(maxsize=1 << 14)  # every refresh asks again for every scope of every rule
+def _fingerprint(model: str, rule: str, scope: tuple[tuple[str, str], ...]) -> str:
+    text = json.dumps([model, rule, scope], ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 

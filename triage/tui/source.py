@@ -11,7 +11,8 @@ import weakref
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
-from itertools import pairwise
+from itertools import chain, pairwise
+from operator import attrgetter
 from pathlib import Path
 
 import duckdb
@@ -25,7 +26,7 @@ from triage.metrics.drift import numeric_histograms
 from triage.metrics.frame import Scope
 from triage.metrics.profile import ensure_profile
 from triage.metrics.quality import categorical_counts
-from triage.metrics.results import DriftRow, Row
+from triage.metrics.results import DriftRow
 from triage.replay import CURRENT, Replayer, RuleSet
 from triage.runbooks.audit import AuditEntry, AuditLog
 from triage.runbooks.executor import AlertContext, Executor, Plan, ProgressEvent
@@ -52,13 +53,15 @@ INTERRUPT_EVERY_S = 0.05
 TOP_CATEGORIES = 9  # a categorical histogram shows these, the rest as "other"
 CLOCK_SKEW = timedelta(minutes=1)  # a shown time further from now is a simulated one
 HISTORY_SHOWN = 500  # alert history entries on the Timeline
+_VERSION, _FEATURE = attrgetter("version"), attrgetter("feature")
 EVIDENCE_KEYS = ("baseline", "p_value", "p_adjusted", "effect", "n_labeled", "run", "for_windows", "note")
 
 
 def model_view(model: ModelConfig, report: ModelReport) -> ModelView:
     """What the panels need of one model's evaluation."""
-    rows: list[Row] = [*report.drift, *report.calibration, *report.performance, *report.operations]
-    versions = sorted({row.version for row in rows if row.version is not None})
+    # Read with C-level maps: these tables hold a row per cell of the whole history.
+    tables = (report.drift, report.calibration, report.performance, report.operations)
+    versions = sorted(set(map(_VERSION, chain.from_iterable(tables))) - {None})
     return ModelView(
         name=model.name,
         window=report.window.text,
@@ -66,7 +69,7 @@ def model_view(model: ModelConfig, report: ModelReport) -> ModelView:
         min_samples=model.min_samples,
         versions=tuple(versions),
         segments=report.segments,
-        features=tuple(sorted({row.feature for row in report.drift})),
+        features=tuple(sorted(set(map(_FEATURE, report.drift)))),
         cost_false_positive=model.costs.false_positive,
         cost_false_negative=model.costs.false_negative,
         reference=report.reference,
