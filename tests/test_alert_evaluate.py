@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+from triage.alerts import evaluate as evaluate_module
 from triage.alerts.evaluate import (
     CRITICAL,
     CROSSED,
@@ -805,11 +806,29 @@ def _scoped_drift(day: int, rng: np.random.Generator, feature: str, version: str
     return drift_row(day, psi, feature, ks_p=p, wasserstein_norm=psi, **scope)
 
 
-def test_kept_judgements_equal_fresh_ones_through_random_changes():
+def test_kept_judgements_equal_fresh_ones_through_random_changes(monkeypatch):
     """Windows recomputed anywhere in the history, new and dropped windows, scopes new to a window,
-    a second version appearing and leaving, equal rows rebuilt, tables out of window order:
-    at every step the memo's evaluations equal a fresh evaluation's."""
+    a second version appearing and leaving, equal rows rebuilt, tables out of window order,
+    evaluations that failed half-way: at every step the memo's evaluations equal a fresh one's."""
     rng = np.random.default_rng(11)
+    judge, adjust = _Judge.judge, evaluate_module.bh_adjusted
+
+    def failing(after: int):
+        """A judge, or a Benjamini–Hochberg step, that raises once `after` calls were made."""
+        calls = iter(range(after, -1, -1))
+
+        def judged(self: _Judge, row: Any) -> Any:
+            if next(calls, 0) == 0:
+                raise RuntimeError("judge failed")
+            return judge(self, row)
+
+        def adjusted(p: Any) -> Any:
+            if next(calls, 0) == 0:
+                raise RuntimeError("adjustment failed")
+            return adjust(p)
+
+        return judged, adjusted
+
     model = model_config()
     rules = [
         AlertRule(name="psi", signal="drift.psi", warn=0.1, critical=0.25, q=0.05, for_windows=2),
@@ -854,6 +873,34 @@ def test_kept_judgements_equal_fresh_ones_through_random_changes():
             days[day] = window(day)
         ordered = [row for d in sorted(days) for row in days[d]]
         rows = ordered if change != 6 else list(rng.permutation(np.array(ordered, dtype=object)))
+        if step % 5 == 4:  # the evaluation fails part-way: the memo must not keep half of it
+            judged, adjusted = failing(int(rng.integers(2)))
+            monkeypatch.setattr(_Judge, "judge", judged)
+            monkeypatch.setattr(evaluate_module, "bh_adjusted", adjusted)
+            with pytest.raises(RuntimeError):
+                evaluate_rules(rules, {"drift": rows}, model, now, memo=memo)
+            monkeypatch.undo()
         kept = evaluate_rules(rules, {"drift": rows}, model, now, memo=memo)
         assert kept == evaluate_rules(rules, {"drift": rows}, model, now), f"step {step}, change {change}"
     assert any(e.condition == FIRING for e in kept) and any(e.latest and e.latest.p_adjusted for e in kept)
+
+
+def test_an_adjustment_that_failed_keeps_nothing_for_the_next(monkeypatch):
+    """Equal p-values make every adjusted p-value equal: cells kept from the wrong place would pass
+    for the right ones. After a failed Benjamini–Hochberg step the next evaluation matches a fresh one."""
+    rule = AlertRule(name="ks", signal="drift.ks_p", q=0.05)
+    model, memo = model_config(), JudgeMemo()
+    rows = [drift_row(day, 0.01, feature, ks_p=0.5) for day in range(10) for feature in ("age", "amount")]
+    evaluate_rules([rule], {"drift": rows}, model, NOW, memo=memo)
+    rows += [drift_row(10, 0.01, feature, ks_p=0.5) for feature in ("age", "amount")]
+
+    def failing(p: Any) -> Any:
+        raise RuntimeError("adjustment failed")
+
+    monkeypatch.setattr(evaluate_module, "bh_adjusted", failing)
+    with pytest.raises(RuntimeError):
+        evaluate_rules([rule], {"drift": rows}, model, NOW, memo=memo)
+    monkeypatch.undo()
+    assert evaluate_rules([rule], {"drift": rows}, model, NOW, memo=memo) == evaluate_rules(
+        [rule], {"drift": rows}, model, NOW
+    )

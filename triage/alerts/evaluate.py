@@ -308,16 +308,21 @@ class _Judged:
         self._adjusted: list[CellResult] = []
         self._p_adjusted = np.empty(0)
         self._offsets: dict[ScopeKey, int] = {}
+        self._generation = 0  # `cells` calls so far
+        self._adjusted_at = -1  # the `cells` call the last adjustment followed
 
     def keeps(self, rule: AlertRule, min_samples: int, reference: tuple[Row, ...]) -> bool:
         return self.rule == rule and self.min_samples == min_samples and self.reference == reference
 
     def cells(self, windows: Sequence[tuple[datetime, tuple[Row, ...]]]) -> dict[ScopeKey, list[CellResult]]:
-        """Each covered scope's cells over `windows` (in window order); only these windows are kept."""
-        kept, self._windows = self._windows, {}
-        changed = set(kept)  # windows gone, then also those new or with other rows
+        """Each covered scope's cells over `windows` (in window order); only these windows are kept.
+
+        The kept state changes only once all is judged: a judgement that raises leaves it as it was.
+        """
+        current: dict[datetime, _Window] = {}
+        changed = set(self._windows)  # windows gone, then also those new or with other rows
         for start, rows in windows:
-            window = kept.get(start)
+            window = self._windows.get(start)
             if window is not None and window.rows == rows:
                 changed.discard(start)
             else:
@@ -325,57 +330,65 @@ class _Judged:
                 versions = frozenset(key[self._where.version] for key in selected)
                 window = _Window(rows, selected, versions, window)
                 changed.add(start)
-            self._windows[start] = window
-        versions = frozenset().union(*(window.versions for window in self._windows.values()))
+            current[start] = window
+        versions = frozenset().union(*(window.versions for window in current.values()))
         single = self._where.each_version and len(versions - {None}) == 1
+        series = self._series
         if single != self._single:
-            self._single, self._series = single, {}
-            changed |= set(self._windows)
+            series, changed = {}, set(current)
+        heads = {key: len(cells) for key, cells in series.items()}
         if changed:
-            self._patch(min(changed), single)
-        else:
-            self._kept = {key: len(cells) for key, cells in self._series.items()}
+            series, heads = self._patch(current, series, min(changed), single)
+        self._windows, self._single, self._series, self._kept = current, single, series, heads
+        self._generation += 1
         self.latest = next(
             (
                 covered[0]
-                for window in reversed(self._windows.values())
+                for window in reversed(current.values())
                 for key, covered in window.selected.items()
                 if not single or key[self._where.version] is not None
             ),
             None,
         )
-        return self._series
+        return series
 
-    def _patch(self, since: datetime, single: bool) -> None:
-        """Each series cut before window `since`, then extended with the windows from it on
-        (a scope first seen in those comes after the others, as in a fresh evaluation)."""
-        series: dict[ScopeKey, list[CellResult]] = {}
-        for key, cells in self._series.items():
+    def _patch(
+        self,
+        windows: dict[datetime, _Window],
+        series: dict[ScopeKey, list[CellResult]],
+        since: datetime,
+        single: bool,
+    ) -> tuple[dict[ScopeKey, list[CellResult]], dict[ScopeKey, int]]:
+        """Each series cut before window `since`, then extended with the windows from it on (a
+        scope first seen in those comes after the others, as in a fresh evaluation); and how many
+        cells of each series were kept."""
+        patched: dict[ScopeKey, list[CellResult]] = {}
+        for key, cells in series.items():
             cut = bisect.bisect_left(cells, since, key=_WINDOW_START)
             if cut:
-                series[key] = cells[:cut]
-        self._kept = {key: len(cells) for key, cells in series.items()}
-        judge = self._judge_for(single)
+                patched[key] = cells[:cut]
+        heads = {key: len(cells) for key, cells in patched.items()}
+        judge = self._judge_for(windows, single)
         position = self._where.version
-        for start, window in self._windows.items():
+        for start, window in windows.items():
             if start < since:
                 continue
             for key in window.selected:
                 if single and key[position] is None:
                     continue
-                if key in series:
-                    series[key] += window.judged(key, judge)
+                if key in patched:
+                    patched[key] += window.judged(key, judge)
                 else:
-                    series[key] = list(window.judged(key, judge))
+                    patched[key] = list(window.judged(key, judge))
             window.before = None
-        self._series = series
+        return patched, heads
 
-    def _judge_for(self, single: bool) -> _Judge:
+    def _judge_for(self, windows: dict[datetime, _Window], single: bool) -> _Judge:
         """The rule's judge (made once; with the scopes' history for a "previous:…" baseline)."""
         if self._judge is None:
             history: dict[ScopeKey, list[Row]] = defaultdict(list)
             if self.previous:
-                for window in self._windows.values():
+                for window in windows.values():
                     for key, rows in window.selected.items():
                         if not single or key[self._where.version] is not None:
                             history[key] += rows
@@ -392,11 +405,13 @@ class _Judged:
         p_adjusted = np.full(p.size, np.nan)
         p_adjusted[tested] = bh_adjusted(p[tested])
         # Where each cell was in the last adjustment (the kept head of its series), else -1.
+        # Kept only if the last adjustment was of the series the last `cells` call started from.
+        follows = self._adjusted_at == self._generation - 1
         source = np.full(p.size, -1)
         offsets, at = {}, 0
         for key, cells in self._series.items():
             offsets[key] = at
-            kept = self._kept.get(key, 0)
+            kept = self._kept.get(key, 0) if follows else 0
             if kept:
                 before = self._offsets[key]
                 source[at : at + kept] = np.arange(before, before + kept)
@@ -407,6 +422,7 @@ class _Judged:
         for i in np.flatnonzero(~same).tolist():
             adjusted[i] = flat[i] if not tested[i] else _adjust(flat[i], float(p_adjusted[i]), q)
         self._adjusted, self._p_adjusted, self._offsets = adjusted, p_adjusted, offsets
+        self._adjusted_at = self._generation
         return {
             key: adjusted[offsets[key] : offsets[key] + len(cells)] for key, cells in self._series.items()
         }
@@ -430,8 +446,9 @@ def evaluate_rules(
     windows = {table: by_window(rows) for table, rows in tables.items()}
     given = reference or {}
     reference = {
-        table: given[table] if table in given else _reference_rows(found, model.reference)
+        table: _reference_rows(found, model.reference)
         for table, found in windows.items()
+        if table not in given
     } | dict(given)
     evaluations: list[AlertEvaluation] = []
     for rule in rules:
