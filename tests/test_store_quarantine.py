@@ -6,11 +6,13 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.store_support import config_of, ingest, query, write_config, write_jsonl, write_parquet
-from triage.store import labeled_predictions_sql, labels_as_of_sql, reference_sql
+from triage.store import Store, StoreError, labeled_predictions_sql, labels_as_of_sql, reference_sql
 
 MODEL = """
 name = "fraud"
@@ -327,3 +329,62 @@ def test_rows_in_equal_rows_stored_plus_quarantined(tmp_path_factory, kinds: lis
     assert stored_rows + sum(expected.values()) == rows_in
     assert query(config_path, "SELECT count(*) FROM predictions_fraud") == [(stored_rows,)]
     assert query(config_path, "SELECT count(*) FROM _triage_quarantine") == [(rows_in - stored_rows,)]
+
+
+def _labelled_store(folder: Path) -> Path:
+    """Five predictions and the labels of two of them, ingested."""
+    write_jsonl(folder / "p.jsonl", [good(i) for i in range(5)])
+    rows = [{"request_id": f"r{i}", "label": 1, "labeled_at": "2026-01-02T00:00:00Z"} for i in (1, 3)]
+    write_jsonl(folder / "l.jsonl", rows)
+    labels = 'label = "label"\nlabeled_at = "labeled_at"'
+    config = write_config(folder, model("p.jsonl", "l.jsonl", labels))
+    ingest(config)
+    return config
+
+
+def test_a_stored_id_hash_equal_to_a_new_ids_is_not_that_id(tmp_path: Path) -> None:
+    """Ids are found by their stored 64-bit hash first, then compared: a forged collision (a stored
+    row carrying a new id's hash) makes no duplicate, no known label id and no label."""
+    config = _labelled_store(tmp_path)
+    store = config_of(config).store_path
+    con = duckdb.connect(str(store))
+    for table in ("predictions_fraud", "labels_fraud"):
+        con.execute(f"UPDATE {table} SET _idh = md5_number_lower('r7')")  # every stored row collides
+    con.close()
+    write_jsonl(tmp_path / "p.jsonl", [good(i) for i in range(5)] + [good(7)])
+    rows = [{"request_id": "r7", "label": 0, "labeled_at": "2026-01-03T00:00:00Z"}]
+    write_jsonl(tmp_path / "l.jsonl", rows, mode="a")
+    summary = ingest(config)
+    assert (summary.rows_added, summary.rows_quarantined) == (2, 0)  # r7's prediction and label
+    assert sum(f.unknown_label_ids for f in summary.files) == 0
+    labelled = f"SELECT _id, _label FROM ({labeled_predictions_sql(config_of(config).model('fraud'))})"
+    assert sorted(query(config, labelled)) == [
+        ("r0", None),
+        ("r1", 1.0),
+        ("r2", None),
+        ("r3", 1.0),
+        ("r4", None),
+        ("r7", 0.0),
+    ]
+    few = labels_as_of_sql(
+        config_of(config).model("fraud"), None, "SELECT 'r7' AS _id, md5_number_lower('r7') AS _idh"
+    )
+    assert query(config, f"SELECT _id, _label FROM ({few})") == [("r7", 0.0)]
+
+
+def test_a_store_from_before_id_hashes_gets_them_when_opened_for_writing(tmp_path: Path) -> None:
+    config = _labelled_store(tmp_path)
+    store = config_of(config).store_path
+    con = duckdb.connect(str(store))
+    for table in ("predictions_fraud", "labels_fraud"):
+        con.execute(f"ALTER TABLE {table} DROP COLUMN _idh")
+    con.close()
+    with pytest.raises(
+        StoreError, match=r"made by an earlier triage .*labels_fraud, predictions_fraud.*triage ingest"
+    ):
+        Store.open(store, read_only=True)
+    ingest(config)  # opens it for writing
+    for table in ("predictions_fraud", "labels_fraud"):
+        assert query(
+            config, f"SELECT count(*), count(*) FILTER (WHERE _idh = md5_number_lower(_id)) FROM {table}"
+        ) == [(5, 5) if table == "predictions_fraud" else (2, 2)]

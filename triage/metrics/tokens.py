@@ -27,7 +27,7 @@ import duckdb
 
 from triage.metrics.frame import Scope, timestamp_sql, window_start_sql
 from triage.metrics.source import aware, labelled_rows_sql, window_rows_sql
-from triage.store.queries import labels_as_of_sql, labels_sql, predictions_sql
+from triage.store.queries import labels_as_of_sql, labels_sql, predictions_sql, stored_rows_sql
 from triage.store.schema import FILES_TABLE, KIND_LABELS, KIND_PREDICTIONS
 from triage.store.tables import table_exists
 
@@ -152,7 +152,11 @@ def _tokens(
         and arrived_after in (None, previous.as_of)
     )
     if previous is not None and usable:
-        sums, arrived = _updated(con, scope, previous, arrived_after is not None)
+        fresh = (
+            _fresh_sql(previous.predictions, predictions.changed),
+            _fresh_sql(previous.labels, labels.changed),
+        )
+        sums, arrived = _updated(con, scope, previous, fresh, arrived_after is not None)
     else:
         sums, arrived = _scanned(con, scope, arrived_after)
     return _window_tokens(sums, arrived), TokenState(scope.as_of, sums, predictions.now, labels.now)
@@ -185,6 +189,7 @@ def _scanned(
 class _Checked:
     now: Watermark  # the table's rows now
     kept: bool  # every row of the earlier watermark is still there, unchanged
+    changed: frozenset[int] | None = None  # the files that may hold rows since (None: any file)
 
 
 def _registry(con: duckdb.DuckDBPyConnection, model: str, kind: str) -> dict[int, tuple[object, ...]] | None:
@@ -234,46 +239,66 @@ def _watermark(
         return _Checked(now, False)
     seen = {int(f): (int(n), int(h or 0)) for f, _, _, _, n, h in found}
     kept = all(seen.get(f) == (n, h) for f, (_, n, h) in checked.items())
-    return _Checked(now, kept)
+    return _Checked(now, kept, None if registry is None else frozenset(registry) - set(unchanged))
 
 
-def _fresh_sql(watermark: Watermark) -> str:
-    """Predicate: the row came after `watermark` (a later row of a file it saw, or another file).
+def _fresh_sql(watermark: Watermark, changed: frozenset[int] | None) -> str:
+    """Predicate: the row came after `watermark` (a later row of a file it saw, or another file)
+    — in one of the `changed` files, when known: a file whose registry entry is unchanged holds
+    the rows it held (`IN` a few ids also lets DuckDB skip row groups of other files).
 
     The last rows seen are a list indexed by file id (0 where it saw no file; NULL past the end).
     """
     last = [0] * max(watermark.files, default=0)
     for f, (row, _, _) in watermark.files.items():
         last[f - 1] = row
-    return f"_row > coalesce([{', '.join(map(str, last))}][_file_id], 0)"
+    later = f"_row > coalesce([{', '.join(map(str, last))}][_file_id], 0)"
+    if changed is None:
+        return later
+    return f"(_file_id IN ({', '.join(map(str, sorted(changed)))}) AND {later})" if changed else "false"
 
 
 def _updated(
-    con: duckdb.DuckDBPyConnection, scope: Scope, previous: TokenState, count_arrived: bool
+    con: duckdb.DuckDBPyConnection,
+    scope: Scope,
+    previous: TokenState,
+    fresh: tuple[str, str],
+    count_arrived: bool,
 ) -> tuple[dict[datetime, Sums], dict[datetime, int]]:
-    """The previous sums corrected by the rows that changed since (module docstring)."""
+    """The previous sums corrected by the rows that changed since (module docstring); `fresh`
+    tells the predictions and labels ingested since (`_fresh_sql`)."""
     model = scope.model
     t, t0 = scope.as_of_sql, timestamp_sql(previous.as_of)
-    fresh_prediction, fresh_label = _fresh_sql(previous.predictions), _fresh_sql(previous.labels)
+    fresh_prediction, fresh_label = fresh
     # The changed rows' labels, read once; as of T among all, as of T0 among those there were then.
     now = labels_as_of_sql(model, scope.as_of, rows="SELECT * FROM candidates")
     before = labels_as_of_sql(model, previous.as_of, rows="SELECT * FROM candidates WHERE NOT _fresh")
     start = window_start_sql(scope.window, "c._ts")
     # The changed predictions go to a temporary table: with its exact row count the planner hashes
-    # them, not the whole label log, to find their labels.
+    # them, not the whole label log, to find their labels. Each part is a filter DuckDB can push
+    # into its scan (an OR of them makes it evaluate every part on every row): the new and later
+    # predictions, and those whose labels moved, found by their stored id hashes (UNION drops a row
+    # found by both: the same row gives the same columns).
+    added = f"{fresh_prediction} OR _ts > {t0}"
+    columns = f"_id, _idh, _ts, _file_id, _row, {added} AS _added"
+    labels = labels_sql(model)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE {_CHANGED} AS
-        WITH moved AS (
-            SELECT _id FROM ({labels_sql(model)})
-            WHERE _labeled_at <= {t} AND (_labeled_at > {t0} OR {fresh_label}))
-        SELECT _id, _ts, _file_id, _row, {fresh_prediction} OR _ts > {t0} AS _added
-        FROM ({predictions_sql(model)})
-        WHERE _ts <= {t} AND ({fresh_prediction} OR _ts > {t0} OR _id IN (SELECT _id FROM moved))"""
+        WITH moved AS MATERIALIZED (
+            SELECT _id, _idh FROM ({labels}) WHERE _labeled_at <= {t} AND _labeled_at > {t0}
+            UNION ALL
+            SELECT _id, _idh FROM ({labels}) WHERE _labeled_at <= {t} AND {fresh_label})
+        SELECT {columns} FROM ({predictions_sql(model)}) WHERE _ts <= {t} AND {fresh_prediction}
+        UNION
+        SELECT {columns} FROM ({predictions_sql(model)}) WHERE _ts <= {t} AND _ts > {t0}
+        UNION
+        SELECT {columns} FROM ({stored_rows_sql(predictions_sql(model), "SELECT * FROM moved")})
+        WHERE _ts <= {t}"""
     )
+    changed = stored_rows_sql(labels_sql(model), f"SELECT _id, _idh FROM {_CHANGED}")
     found = con.execute(
         f"""WITH candidates AS MATERIALIZED (
-            SELECT *, {fresh_label} AS _fresh FROM ({labels_sql(model)})
-            WHERE _labeled_at <= {t} AND _id IN (SELECT _id FROM {_CHANGED}))
+            SELECT *, {fresh_label} AS _fresh FROM ({changed}) WHERE _labeled_at <= {t})
         SELECT {start} AS window_start,
             count(*) FILTER (WHERE c._added),
             bit_xor({_prediction_hash("c.")}) FILTER (WHERE c._added),

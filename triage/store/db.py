@@ -41,7 +41,7 @@ from triage.config import Config, ModelConfig
 from triage.store.errors import StoreError
 from triage.store.info import QuarantinedRow, StoreInfo, quarantined_rows, store_info, time_range
 from triage.store.ingest import IngestSummary, ingest, rebuild_model
-from triage.store.tables import Layout, stored_layout
+from triage.store.tables import Layout, add_id_hashes, stored_layout, without_id_hashes
 
 DEFAULT_WAIT_S = 10.0
 MEMORY = ":memory:"
@@ -94,7 +94,22 @@ def connect(
             message = str(exc).strip().splitlines()[0]
             raise StoreError(f"{target}: cannot open the store ({message})") from None
     _session(con)
+    _upgrade(con, target, read_only)
     return con
+
+
+def _upgrade(con: duckdb.DuckDBPyConnection, target: str, read_only: bool) -> None:
+    """Bring a store made by an earlier triage up to date: its tables get their id hashes."""
+    tables = without_id_hashes(con)
+    if not tables:
+        return
+    if read_only:
+        con.close()
+        raise StoreError(
+            f"{target}: made by an earlier triage (no id hashes in {', '.join(tables)}); "
+            "run `triage ingest` once to bring it up to date"
+        )
+    add_id_hashes(con, tables)
 
 
 def default_memory_limit() -> str:

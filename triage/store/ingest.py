@@ -50,6 +50,7 @@ from triage.store.coerce import (
     timestamp_sql,
 )
 from triage.store.errors import StoreError
+from triage.store.queries import hashed_ids_sql, stored_rows_sql
 from triage.store.schema import (
     FILES_TABLE,
     KIND_LABELS,
@@ -80,9 +81,10 @@ from triage.store.sources import (
     fingerprint,
 )
 from triage.store.tables import (
+    ID_HASH,
     LABEL_COLUMNS,
     NUMERIC,
-    ROW_COLUMNS,
+    STORED_COLUMNS,
     Layout,
     check_settings,
     create_model_tables,
@@ -524,8 +526,10 @@ def _known_ids_sql(con: duckdb.DuckDBPyConnection, model: ModelConfig) -> str:
     predictions = predictions_table(model.name)
     if not table_exists(con, predictions):
         return "(SELECT NULL::VARCHAR AS _id WHERE false)"
-    # Built on the chunk's ids, probing the stored ids: cost grows with the chunk, plus one scan.
-    return f"(SELECT DISTINCT _id FROM {quote(predictions)} WHERE _id IN (SELECT _id FROM {STAGED}))"
+    # Built on the chunk's ids, probing the stored id hashes: cost grows with the chunk, plus one
+    # scan of integers.
+    stored = stored_rows_sql(f"SELECT * FROM {quote(predictions)}", hashed_ids_sql(STAGED))
+    return f"(SELECT DISTINCT _id FROM ({stored}))"
 
 
 class _ChunkSink:
@@ -590,8 +594,9 @@ class _ChunkSink:
             ).fetchone()
             self.unknown_ids += int(row[0]) if row else 0
         con.execute(
-            f"INSERT INTO {quote(self.target)} ({self.columns}, _file_id, _row) "
-            f"SELECT {self.columns}, {self.file_id}, _row FROM {STAGED} WHERE _reason IS NULL ORDER BY _row"
+            f"INSERT INTO {quote(self.target)} ({self.columns}, _file_id, _row, _idh) "
+            f"SELECT {self.columns}, {self.file_id}, _row, {ID_HASH} FROM {STAGED} "
+            f"WHERE _reason IS NULL ORDER BY _row"
         )
         if quarantined:
             con.execute(
@@ -654,7 +659,7 @@ def _staged_columns(kind: str, layout: Layout) -> tuple[tuple[str, str], ...]:
     head = (("_row", "BIGINT"), ("_reason", "VARCHAR"), ("_detail", "VARCHAR"), ("_raw", "VARCHAR"))
     if kind == KIND_LABELS:
         return head + LABEL_COLUMNS
-    return head + tuple(c for c in layout.columns() if c not in ROW_COLUMNS)
+    return head + tuple(c for c in layout.columns() if c not in STORED_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -839,17 +844,16 @@ def _stage_sql(
             FROM ({classified})
         """
     # A good row whose id came earlier in the chunk, or is already stored (earlier files and chunks),
-    # is a duplicate. Both lookups are hash joins built on the chunk's ids, probing the stored ids.
+    # is a duplicate. Both lookups are hash joins built on the chunk's ids, probing the stored ids
+    # (by their hashes first).
+    stored = stored_rows_sql(f"SELECT * FROM {quote(target)}", hashed_ids_sql("rows WHERE _reason1 IS NULL"))
     return f"""
         WITH rows AS MATERIALIZED ({classified}),
         firsts AS (
             SELECT _id, min(_row) AS _first_row FROM rows WHERE _reason1 IS NULL
             GROUP BY _id HAVING count(*) > 1
         ),
-        stored AS (
-            SELECT DISTINCT _id FROM {quote(target)}
-            WHERE _id IN (SELECT _id FROM rows WHERE _reason1 IS NULL)
-        )
+        stored AS (SELECT DISTINCT _id FROM ({stored}))
         SELECT _row,
             CAST(CASE WHEN _dup THEN {literal(REASON_DUPLICATE_ID)} ELSE _reason1 END AS VARCHAR) AS _reason,
             CAST(CASE WHEN _dup THEN 'id ' || _id || CASE WHEN _first_row < _row

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from triage.config import ModelConfig
 from triage.store.schema import labels_table, predictions_table, quote, reference_table
+from triage.store.tables import ID_HASH
 
 
 def timestamp_literal(at: datetime) -> str:
@@ -17,6 +18,21 @@ def timestamp_literal(at: datetime) -> str:
     if at.tzinfo is not None:
         at = at.astimezone(UTC).replace(tzinfo=None)
     return f"TIMESTAMP '{at.isoformat(sep=' ')}'"
+
+
+def stored_rows_sql(rows: str, ids: str) -> str:
+    """The rows of `rows` (a SELECT of stored rows) whose id is one of those `ids` selects (a SELECT
+    of `_id` and its hash `_idh`): found by the stored hash first (an integer probe of every row),
+    then compared (strings, the hits only; materialised, or the planner probes both on every row)."""
+    return (
+        f"WITH _hits AS MATERIALIZED (SELECT * FROM ({rows}) WHERE _idh IN (SELECT _idh FROM ({ids}))) "
+        f"SELECT * FROM _hits WHERE _id IN (SELECT _id FROM ({ids}))"
+    )
+
+
+def hashed_ids_sql(rows: str) -> str:
+    """The `_id` and `_idh` of rows that have no stored hash (a chunk being ingested)."""
+    return f"SELECT _id, {ID_HASH} AS _idh FROM {rows}"
 
 
 def predictions_sql(model: ModelConfig) -> str:
@@ -60,20 +76,20 @@ def labels_as_of_sql(
     model: ModelConfig, at: datetime | None = None, ids: str | None = None, rows: str | None = None
 ) -> str:
     """One label per id: the latest with _labeled_at <= `at` (all labels when `at` is None), of
-    the ids `ids` selects when given (a SELECT of one `_id` column), among `rows` (a SELECT of
+    the ids `ids` selects when given (a SELECT of `_id` and `_idh`), among `rows` (a SELECT of
     label rows; default: every stored label).
 
     "Latest" orders by (_labeled_at, _file_id, _row): a later label supersedes an earlier one, and
     between labels stamped at the same time the one ingested from a later file / line wins.
     Columns: _id, _label, _labeled_at, _ingested_at, _file_id, _row.
     """
-    conditions = [f"_labeled_at <= {timestamp_literal(at)}"] if at is not None else []
+    where = f" WHERE _labeled_at <= {timestamp_literal(at)}" if at is not None else ""
+    rows = rows or labels_sql(model)
     if ids is not None:
-        conditions.append(f"_id IN ({ids})")
-    where = " WHERE " + " AND ".join(conditions) if conditions else ""
+        rows = stored_rows_sql(rows, ids)
     return (
         f"SELECT _id, _label, _labeled_at, _ingested_at, _file_id, _row "
-        f"FROM ({rows or labels_sql(model)}){where} "
+        f"FROM ({rows}){where} "
         f"QUALIFY row_number() OVER "
         f"(PARTITION BY _id ORDER BY _labeled_at DESC, _file_id DESC, _row DESC) = 1"
     )
@@ -88,7 +104,7 @@ def labeled_predictions_sql(
     `few` (a source of a small part of the predictions) only the labels of its ids are ranked.
     """
     rows = source or predictions_sql(model)
-    labels = labels_as_of_sql(model, at, f"SELECT _id FROM ({rows})" if few else None)
+    labels = labels_as_of_sql(model, at, f"SELECT _id, _idh FROM ({rows})" if few else None)
     return (
         f"SELECT p.*, l._label, l._labeled_at FROM ({rows}) AS p LEFT JOIN ({labels}) AS l ON p._id = l._id"
     )

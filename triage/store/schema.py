@@ -8,11 +8,12 @@ Per model (``m`` is `table_suffix(model.name)`):
     or _score >= threshold), _latency_ms DOUBLE, _cost DOUBLE, _tokens DOUBLE, _error BOOLEAN,
     _fallback BOOLEAN, _route VARCHAR (unmapped optional roles are NULL),
     then each segment column (VARCHAR) and each feature under the user's own name (numeric as
-    DOUBLE, categorical as VARCHAR), then _file_id INTEGER, _row BIGINT (1-based row / line).
+    DOUBLE, categorical as VARCHAR), then _file_id INTEGER, _row BIGINT (1-based row / line),
+    _idh UBIGINT (`md5_number_lower(_id)`: ids are looked up by it first).
 
 ``labels_m`` — every label row ever ingested (a later label for an id supersedes an earlier one;
     both are kept): _id VARCHAR, _label DOUBLE, _labeled_at TIMESTAMP (UTC; ingest time when the
-    log has no labeled_at column), _ingested_at TIMESTAMP, _file_id INTEGER, _row BIGINT.
+    log has no labeled_at column), _ingested_at TIMESTAMP, _file_id INTEGER, _row BIGINT, _idh UBIGINT.
 
 ``reference_m`` — only when the reference is a file set: the same columns as ``predictions_m``.
 
