@@ -22,11 +22,13 @@ def timestamp_literal(at: datetime) -> str:
 
 def stored_rows_sql(rows: str, ids: str) -> str:
     """The rows of `rows` (a SELECT of stored rows) whose id is one of those `ids` selects (a SELECT
-    of `_id` and its hash `_idh`): found by the stored hash first (an integer probe of every row),
-    then compared (strings, the hits only; materialised, or the planner probes both on every row)."""
+    of `_id` and its hash `_idh`, evaluated once): found by the stored hash first (an integer probe
+    of every row), then compared (strings, the hits only; materialised, or the planner probes
+    both on every row)."""
     return (
-        f"WITH _hits AS MATERIALIZED (SELECT * FROM ({rows}) WHERE _idh IN (SELECT _idh FROM ({ids}))) "
-        f"SELECT * FROM _hits WHERE _id IN (SELECT _id FROM ({ids}))"
+        f"WITH _ids AS MATERIALIZED ({ids}), "
+        f"_hits AS MATERIALIZED (SELECT * FROM ({rows}) WHERE _idh IN (SELECT _idh FROM _ids)) "
+        f"SELECT * FROM _hits WHERE _id IN (SELECT _id FROM _ids)"
     )
 
 
