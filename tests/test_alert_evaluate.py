@@ -24,12 +24,13 @@ from triage.alerts.evaluate import (
     WARNING,
     AlertEvaluation,
     JudgeMemo,
+    _by_window,
     _Judge,
+    _reference_rows,
     binomial_p,
     evaluate_rules,
     fingerprint,
     fisher_exact_p,
-    reference_tables,
     reliability_p,
     wilson_trials,
 )
@@ -696,15 +697,16 @@ def test_old_evidence_is_stale_and_resolves():
 
 def test_reference_windows_come_from_the_tables_when_not_given():
     rows = [calibration_row(day, decision_rate=0.1 if day < REFERENCE_DAYS else 0.2) for day in range(10)]
-    range_reference = reference_tables({"calibration": rows}, model_config().reference)
-    assert [row.window_start.day for row in range_reference["calibration"]] == list(range(1, 8))
+
+    def reference_rows(rows: list, reference: Reference) -> list:
+        return _reference_rows(_by_window(rows), reference)
+
+    range_reference = reference_rows(rows, model_config().reference)
+    assert [row.window_start.day for row in range_reference] == list(range(1, 8))
     canary = [calibration_row(day, version="v2", decision_rate=0.3) for day in range(3, 10)]
-    first_days = reference_tables({"calibration": rows + canary}, Reference(version="v2", days=2))
-    assert [(row.version, row.window_start.day) for row in first_days["calibration"]] == [
-        (None, 4),
-        (None, 5),
-    ]
-    assert reference_tables({"calibration": rows}, Reference(files="train/*.parquet")) == {"calibration": []}
+    first_days = reference_rows(rows + canary, Reference(version="v2", days=2))
+    assert [(row.version, row.window_start.day) for row in first_days] == [(None, 4), (None, 5)]
+    assert reference_rows(rows, Reference(files="train/*.parquet")) == []
     rule = AlertRule(
         name="decision-rate", signal="calibration.decision_rate", baseline="reference", warn_change=0.5
     )

@@ -153,7 +153,7 @@ def _fingerprint(model: str, rule: str, scope: tuple[tuple[str, str], ...]) -> s
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def by_window(rows: Iterable[Row]) -> dict[datetime, tuple[Row, ...]]:
+def _by_window(rows: Iterable[Row]) -> dict[datetime, tuple[Row, ...]]:
     """A table's rows by window start, in table order within each window: one pass at C speed when
     they come window by window, as the engine's tables do (correct in any order)."""
     windows: dict[datetime, tuple[Row, ...]] = {}
@@ -163,18 +163,13 @@ def by_window(rows: Iterable[Row]) -> dict[datetime, tuple[Row, ...]]:
     return windows
 
 
-def reference_tables(tables: Tables, reference: Reference) -> dict[str, list[Row]]:
-    """The windows of `tables` that lie inside the reference (a time range or a version's first days).
+def _reference_rows(windows: Windows, reference: Reference) -> list[Row]:
+    """The windows of one table that lie inside the reference (a time range or a version's first
+    days); the rows of a window share its bounds, so a range takes or leaves whole windows.
 
     A version reference is relabelled as all versions, so every version is compared with it.
     A file-set reference is not part of the logs: its windows come from the engine.
     """
-    return {table: _reference_rows(by_window(rows), reference) for table, rows in tables.items()}
-
-
-def _reference_rows(windows: Windows, reference: Reference) -> list[Row]:
-    """`reference_tables` of one table's windows; the rows of a window share its bounds, so a
-    range takes or leaves whole windows."""
     if reference.kind == "range":
         start, end = reference.start, reference.end
         return [
@@ -443,7 +438,7 @@ def evaluate_rules(
     reference period cut into windows; a table it lacks is taken from the windows of `tables`
     inside the reference. A `memo` keeps the cells' judgements for the next call (`JudgeMemo`).
     """
-    windows = {table: by_window(rows) for table, rows in tables.items()}
+    windows = {table: _by_window(rows) for table, rows in tables.items()}
     given = reference or {}
     reference = {
         table: _reference_rows(found, model.reference)
