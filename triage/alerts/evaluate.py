@@ -251,6 +251,10 @@ class _Where:
                 selected[values[: self._width]].append(row)
         return dict(selected)
 
+    def covers(self, key: ScopeKey, single: bool) -> bool:
+        """Whether a selected scope counts: with a `single` version, its all-versions scope does not."""
+        return not single or key[self.version] is not None
+
 
 @dataclass
 class _Window:
@@ -291,7 +295,7 @@ class _Judged:
         self.fields = SCOPE_FIELDS[self.table]
         self.min_samples = min_samples
         self.reference = reference
-        self.previous = rule.baseline is not None and previous_span(rule.baseline) is not None
+        self.previous = _previous_baseline(rule)
         self.latest: Row | None = None  # a row of the latest window with a covered scope
         self._where = _Where(rule, self.fields)
         self._judge: _Judge | None = None
@@ -341,7 +345,7 @@ class _Judged:
                 covered[0]
                 for window in reversed(current.values())
                 for key, covered in window.selected.items()
-                if not single or key[self._where.version] is not None
+                if self._where.covers(key, single)
             ),
             None,
         )
@@ -364,12 +368,11 @@ class _Judged:
                 patched[key] = cells[:cut]
         heads = {key: len(cells) for key, cells in patched.items()}
         judge = self._judge_for(windows, single)
-        position = self._where.version
         for start, window in windows.items():
             if start < since:
                 continue
             for key in window.selected:
-                if single and key[position] is None:
+                if not self._where.covers(key, single):
                     continue
                 if key in patched:
                     patched[key] += window.judged(key, judge)
@@ -385,7 +388,7 @@ class _Judged:
             if self.previous:
                 for window in windows.values():
                     for key, rows in window.selected.items():
-                        if not single or key[self._where.version] is not None:
+                        if self._where.covers(key, single):
                             history[key] += rows
             reference = _index(self.reference, self.fields)
             self._judge = _Judge(self.rule, self.table, self.fields, self.min_samples, reference, history)
@@ -462,8 +465,9 @@ def _evaluate_rule(
     table = split_signal(rule.signal)[0]
     minimum = rule.min_samples or model.min_samples
     reference_rows = tuple(reference.get(table, ()))
-    judged = _Judged(rule, minimum, reference_rows)
-    if memo is not None and not judged.previous:
+    if memo is None or _previous_baseline(rule):
+        judged = _Judged(rule, minimum, reference_rows)
+    else:
         judged = memo.judged(model.name, rule, minimum, reference_rows)
     current = sorted(((s, rows) for s, rows in windows.get(table, {}).items() if s <= now), key=_START)
     series = judged.cells(current)
@@ -480,6 +484,11 @@ def _evaluate_rule(
         _summarise(rule, model.name, judged.fields, key, cells, side, horizon)
         for key, cells in series.items()
     ]
+
+
+def _previous_baseline(rule: AlertRule) -> bool:
+    """Whether the rule compares with the scope's preceding windows ("previous:30d")."""
+    return rule.baseline is not None and previous_span(rule.baseline) is not None
 
 
 def _gather(items: list[CellResult], indices: np.ndarray) -> list[Any]:

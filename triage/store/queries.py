@@ -32,9 +32,10 @@ def stored_rows_sql(rows: str, ids: str) -> str:
     )
 
 
-def hashed_ids_sql(rows: str) -> str:
-    """The `_id` and `_idh` of rows that have no stored hash (a chunk being ingested)."""
-    return f"SELECT _id, {ID_HASH} AS _idh FROM {rows}"
+def hashed_ids_sql(source: str) -> str:
+    """The `_id` and `_idh` of rows that have no stored hash (a chunk being ingested): `source` is
+    what follows FROM (a table, optionally with its WHERE)."""
+    return f"SELECT _id, {ID_HASH} AS _idh FROM {source}"
 
 
 def predictions_sql(model: ModelConfig) -> str:
