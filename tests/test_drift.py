@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scipy import stats
+from scipy import special, stats
 from scipy.spatial.distance import jensenshannon
 
 from triage.config import Columns, ModelConfig, Reference, Window
@@ -367,6 +367,38 @@ def test_categorical_statistics_match_scipy_on_random_inputs(
     result = compute_drift(store(model, window_rows, reference_rows), scope_of(model, days=1))
     assert {row.version for row in result} == {None, "v1"}
     check_all(result, window_rows, reference_rows)
+
+
+def test_ks_pvalues_equal_scipy_in_every_branch() -> None:
+    """Sizes and D across every branch of scipy's kstwo.sf, the vectorised Smirnov tail included:
+    small n, tiny and huge n·D², D ≥ 0.5, the subnormal far tail and undefined one-vs-one cells."""
+    rng = np.random.default_rng(11)
+    n = rng.integers(1, 60_000, 400)
+    m = rng.integers(1, 2_000_000, 400)
+    n[20:25], m[20:25] = 1, 1
+    n[25:45], m[25:45] = 5000, 10**9  # en = 5000
+    en = np.round(np.maximum(n, m) * np.minimum(n, m) / (n + m))
+    # n·D² spread over 0 … 400, so half the cells fall in the Smirnov tail [2.2, 370).
+    d = np.minimum(np.sqrt(rng.uniform(0, 400, 400) / np.maximum(en, 1)), 1.0)
+    d[:20] = rng.uniform(0.5, 1.0, 20)
+    d[25:45] = np.sqrt(np.linspace(350, 369.9, 20) / 5000)  # p near and below the smallest normal
+    found = drift.ks_pvalues(d, n, m)
+    tail = 0
+    for k, p in enumerate(found):
+        # ks_2samp(method="asymp")'s p-value, from its definition (scipy's NaN for en = 0).
+        expected = np.clip(stats.kstwo.sf(d[k], en[k]), 0, 1) if en[k] >= 1 else None
+        if expected is None:
+            assert p is None
+            continue
+        tail += int(2.2 <= en[k] * d[k] ** 2 < 370 and en[k] > 140 and d[k] < 0.5)
+        assert p == pytest.approx(expected, rel=1e-6, abs=1e-300)
+    assert tail > 100
+
+
+def test_smirnov_equals_scipy() -> None:
+    n = np.array([141, 1012, 1013, 5000, 33_333, 250_000])
+    d = np.array([0.2, 0.05, 0.05, 0.03, 0.011, 0.004])
+    assert drift.smirnov(n, d) == pytest.approx(special.smirnov(n, d), rel=1e-9)
 
 
 def test_shift_in_one_segment_is_high_psi_in_that_slice_only() -> None:
