@@ -70,13 +70,14 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple, dataclass, fields
 from datetime import UTC, datetime
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 import duckdb
 import numpy as np
 from scipy import special, stats
 from scipy.spatial.distance import jensenshannon
 
+from triage.metrics.ecdf_merge import merge_cells, place_values
 from triage.metrics.frame import Scope
 from triage.metrics.profile import (
     WRITE_LOCK,
@@ -314,25 +315,6 @@ def hold_references(con: duckdb.DuckDBPyConnection, scope: Scope, profile: Profi
     per_numeric_feature(con, profile, hold, workers=1)
 
 
-def _search(
-    ref: _Reference,
-    slices: np.ndarray,
-    queries: np.ndarray,
-    within: np.ndarray,
-    side: Literal["left", "right"],
-) -> np.ndarray:
-    """Per query, its insertion index (global) in `within` restricted to its slice's rows.
-
-    `slices` (each query's slice index) must be non-decreasing: the queries of a slice are one run.
-    """
-    out = np.empty(len(queries), dtype=np.int64)
-    for a, b in _runs(slices):
-        k = int(slices[a])
-        s, e = int(ref.start[k]), int(ref.end[k])
-        out[a:b] = np.searchsorted(within[s:e], queries[a:b], side=side) + s
-    return out
-
-
 def numeric_cells(
     con: duckdb.DuckDBPyConnection,
     scope: Scope,
@@ -395,7 +377,7 @@ def numeric_cells(
 
 @dataclass(frozen=True)
 class _Looked:
-    """A family's window values grouped by slice, ascending within, with their place in its reference."""
+    """A family's window values that have a slice, ascending, with their place in its slice's reference."""
 
     rows: np.ndarray  # positions in the batch's value order
     slice_of: np.ndarray  # slice index in the family's `_Reference`
@@ -407,36 +389,18 @@ class _Looked:
 
 
 def _look_up(ref: _Reference, x: np.ndarray, index: np.ndarray) -> _Looked:
-    """Each value (ascending `x`) with a slice (`index` >= 0) looked up in that slice's reference.
-
-    Grouped by slice with a stable sort, so each slice's queries stay ascending: binary searches
-    with ascending keys touch the reference's memory in order.
-    """
+    """Each value (ascending `x`) with a slice (`index` >= 0) placed in that slice's reference
+    (`ecdf_merge.place_values`), still in ascending order."""
     rows = np.flatnonzero(index >= 0)
-    if len(ref.slice_ids) > 1:
-        rows = rows[np.argsort(small_codes(index[rows]), kind="stable")]
     slice_of, xs = index[rows], x[rows]
-    right = _search(ref, slice_of, xs, ref.value, "right") - 1  # the last reference value <= x
-    first = ref.start[slice_of]
-    below = right < first
-    le = np.where(below, 0, ref.cum[right])
-    # #{r < x}: the count before that value when it equals x.
-    lt = np.where(
-        ~below & (ref.value[right] == xs), np.where(right > first, ref.cum[np.maximum(right - 1, 0)], 0), le
+    edge_count = np.array([len(edges) for edges in ref.edges], dtype=np.int64)
+    edge_end = np.cumsum(edge_count)
+    edge_start = edge_end - edge_count
+    edges = np.concatenate([np.empty(0), *ref.edges])
+    le, lt, g, bins = place_values(
+        xs, slice_of, ref.value, ref.cum, ref.g, ref.start, ref.end, edges, edge_start, edge_end
     )
-    g = np.where(below, 0.0, ref.g[right] + ref.cum[right] * (xs - ref.value[right]))
-    bins = np.zeros(len(xs), dtype=np.int64)
-    for a, b in _runs(slice_of):
-        bins[a:b] = np.searchsorted(ref.edges[int(slice_of[a])], xs[a:b], side="right")
     return _Looked(rows, slice_of, xs, le, lt, g, bins)
-
-
-def _runs(values: np.ndarray) -> list[tuple[int, int]]:
-    """The [start, end) of each run of equal values."""
-    if not len(values):
-        return []
-    heads = np.flatnonzero(np.r_[True, values[1:] != values[:-1]]).tolist()
-    return list(zip(heads, [*heads[1:], len(values)], strict=True))
 
 
 def _family_cells(
@@ -460,54 +424,27 @@ def _family_cells(
         sizes = np.diff(np.r_[heads, len(cells)])
     if not len(order):
         return {}
-    xs, le, lt, g = looked.x[order], looked.le[order], looked.lt[order], looked.g[order]
-    slice_of = looked.slice_of[order]
-    m = ref.m[slice_of]
-    n = np.repeat(sizes, sizes)
-    i = np.arange(len(xs)) - np.repeat(heads, sizes) + 1
-    head = np.zeros(len(xs), dtype=bool)
-    head[heads] = True
-    last = np.r_[head[1:], True]
-    tie_next = np.r_[xs[1:] == xs[:-1], False] & ~last
-    tie_prev = np.r_[False, tie_next[:-1]]
-    c = i / n
-    gap = np.abs(le / m - c)  # |F_ref − F_win| just after x_i
-    ks = np.maximum(np.where(tie_next, 0.0, gap), np.where(tie_prev, 0.0, np.abs(lt / m - (i - 1) / n)))
-    # Wasserstein over [x_i, x_i+1) where F_win = c = i/n (see the module docstring); a − b is
-    # exactly −(b − a), so "F_ref below c" is the negated "F_ref above c".
-    nx, ng, nlt = np.r_[xs[1:], 0.0], np.r_[g[1:], 0.0], np.r_[lt[1:], 0]
-    dx = nx - xs
-    im = i * m
-    step = ~last & ~tie_next
-    flat = step & (le == nlt)
-    above = step & ~flat & (le * n >= im)
-    under = step & ~flat & ~above & (nlt * n <= im)
-    crossing = step & ~flat & ~above & ~under
-    sign = above.astype(np.float64) - under
-    interval = np.where(flat, gap * dx, ((ng - g) / m - c * dx) * sign)
-    tails = heads + sizes - 1
-    cell_slice = slice_of[heads]
-    mc, rmax, gmax = ref.m[cell_slice], ref.rmax[cell_slice], ref.gmax[cell_slice]
-    w = (
-        g[heads] / mc
-        + np.where(xs[tails] < rmax, (rmax - xs[tails]) - (gmax - g[tails]) / mc, 0.0)
-        + np.add.reduceat(interval, heads)
+    ks_max, w, counts = merge_cells(
+        order,
+        heads,
+        sizes,
+        looked.x,
+        looked.le,
+        looked.lt,
+        looked.g,
+        looked.bin,
+        looked.slice_of,
+        ref.value,
+        ref.cum,
+        ref.g,
+        ref.start,
+        ref.end,
+        ref.m,
+        ref.rmax,
+        ref.gmax,
+        MAX_EDGES + 1,
     )
-    cell_of_row = np.cumsum(head) - 1
-    rows = np.flatnonzero(crossing)
-    if len(rows):
-        # F_ref crosses c inside (a, b) at x* = the first reference value with cum >= ⌈c·m⌉.
-        target = (i[rows] * m[rows] + n[rows] - 1) // n[rows]
-        at = _search(ref, slice_of[rows], target, ref.cum, "left")
-        star, gstar, cr, mr = ref.value[at], ref.g[at], c[rows], m[rows]
-        a, b, ga, gb = xs[rows], nx[rows], g[rows], ng[rows]
-        terms = cr * (star - a) - (gstar - ga) / mr + (gb - gstar) / mr - cr * (b - star)
-        w = w + np.bincount(cell_of_row[rows], weights=terms, minlength=len(heads))
-    counts = np.bincount(
-        cell_of_row * (MAX_EDGES + 1) + looked.bin[order], minlength=len(heads) * (MAX_EDGES + 1)
-    ).reshape(len(heads), MAX_EDGES + 1)
-    ks_max = np.maximum.reduceat(ks, heads)
-    p = ks_pvalues(ks_max, sizes, mc)
+    p = ks_pvalues(ks_max, sizes, ref.m[looked.slice_of[order[heads]]])
     found: dict[tuple[int, int], NumericCell] = {}
     for k, cell in enumerate(cells[heads].tolist()):
         nonzero = np.flatnonzero(counts[k])
