@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -21,6 +22,7 @@ from scipy.spatial.distance import jensenshannon
 
 from triage.config import Columns, ModelConfig, Reference, Window
 from triage.metrics import drift
+from triage.metrics import profile as profile_module
 from triage.metrics.drift import compute_drift
 from triage.metrics.frame import MISSING_SEGMENT, Scope
 from triage.metrics.profile import SCORE_FEATURE, EcdfMemo, ensure_profile
@@ -305,6 +307,25 @@ def test_generated_data_matches_scipy_in_every_cell() -> None:
     )
     assert {r.segment_value for r in result} == {None, "US", "DE", "FR", MISSING_SEGMENT}
     assert check_all(result, window, reference, 30) > 100
+    # On a store without a profile, the profile's ECDFs (one build per numeric feature) serve the
+    # grid too; with the profile stored, the grid builds them itself.
+    built: list[str] = []
+    original = profile_module.reference_ecdfs
+
+    def spy(*args: Any) -> Any:
+        built.append(args[2].name)
+        return original(*args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(profile_module, "reference_ecdfs", spy)
+        patch.setattr(drift, "reference_ecdfs", spy)
+        assert sorted(compute_drift(store(model, window, reference), scope_of(model)), key=_order) == sorted(
+            result, key=_order
+        )
+        assert sorted(built) == sorted(["x", "ties", "heavy", SCORE_FEATURE])
+        con.execute("DELETE FROM _triage_cache_drift")
+        assert sorted(compute_drift(con, scope_of(model)), key=_order) == sorted(result, key=_order)
+        assert len(built) == 8
     # The panels' cheap histograms are the same bin counts.
     profile = ensure_profile(con, model, model.segments)
     x = next(f for f in profile.features if f.name == "x")

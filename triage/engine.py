@@ -186,7 +186,7 @@ class Engine:
         try:
             scope = Scope.of(model, segments=self._slices(con, model, None))
             if _reference_info(con, scope).complete:
-                profile = ensure_profile(con, model, scope.segments, scope.as_of)
+                profile = ensure_profile(con, model, scope.segments, scope.as_of, self._memo.ecdfs)
                 hold_references(con, scope, profile, self._memo.ecdfs)
         finally:
             con.close()
@@ -306,7 +306,9 @@ def _evaluate(
     plain = WindowRows(con, memo, cache_key(model, scope.window.text, scope.segments))
     tokens, calibration, performance, pending = _labelled_tables(con, scope, plain, label_slack)
     rows = {w: token.rows for w, token in tokens.items()}
-    profile = ensure_profile(con, model, scope.segments, scope.as_of) if reference.complete else None
+    profile = (
+        ensure_profile(con, model, scope.segments, scope.as_of, memo.ecdfs) if reference.complete else None
+    )
     tables = _row_tables(con, scope, plain, rows, profile)
 
     def ordered(family: str, family_rows: dict[datetime, list[R]]) -> tuple[R, ...]:

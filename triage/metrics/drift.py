@@ -65,12 +65,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import astuple, dataclass, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import TypeVar
 
 import duckdb
 import numpy as np
@@ -87,6 +84,7 @@ from triage.metrics.profile import (
     Profile,
     SliceProfile,
     ensure_profile,
+    per_numeric_feature,
     reference_ecdfs,
     slice_id_sql,
     writable,
@@ -100,7 +98,7 @@ from triage.metrics.quality import (
 )
 from triage.metrics.results import DriftRow
 from triage.metrics.source import CellKey, aware, plain_rows_sql, small_codes, window_end, window_rows_sql
-from triage.store.tables import NUMERIC, table_exists
+from triage.store.tables import table_exists
 
 CACHE_TABLE = "_triage_cache_drift"
 CACHE_FORMAT = 1
@@ -117,7 +115,6 @@ STD_FLOOR = 0.001
 MAX_EDGES = 9
 BATCH_ROWS = 2_000_000  # window rows per batch of the numeric statistics
 SMIRNOV_TERMS = 1 << 21  # terms of the Smirnov sum evaluated at once (memory: ~10 arrays of them)
-T = TypeVar("T")
 
 
 def naive_utc(value: datetime) -> datetime:
@@ -312,7 +309,7 @@ def hold_references(con: duckdb.DuckDBPyConnection, scope: Scope, profile: Profi
         numeric = _numeric_slices(profile, feature, scope.model.min_samples)
         memo.ecdfs(cursor, profile, feature, _reference_slices(profile, numeric, parts))
 
-    per_numeric_feature(con, profile, hold, workers=1)
+    per_numeric_feature(con, profile.features, hold, workers=1)
 
 
 def numeric_cells(
@@ -505,9 +502,12 @@ def compute_drift(
     `cell_counts` when the caller has them already (the data-quality pass counts the same cells),
     `profile` its `ensure_profile`; `ecdfs` keeps the reference ECDFs for the caller's next call.
     """
-    profile = (
-        profile if profile is not None else ensure_profile(con, scope.model, scope.segments, scope.as_of)
-    )
+    if profile is None:
+        # A profile computed here builds the reference ECDFs the grid needs: keep them for it.
+        kept = ecdfs if ecdfs is not None else EcdfMemo()
+        profile = ensure_profile(con, scope.model, scope.segments, scope.as_of, kept)
+        if ecdfs is None and len(kept):
+            ecdfs = kept
     if not profile.features:
         return []
     if counts is None:
@@ -585,37 +585,7 @@ def _numeric_features(
             cursor, scope, profile, feature, by_version, batches, needed[feature.name], ecdfs
         )
 
-    return per_numeric_feature(con, profile, run)
-
-
-def per_numeric_feature(
-    con: duckdb.DuckDBPyConnection,
-    profile: Profile,
-    run: Callable[[duckdb.DuckDBPyConnection, Feature], T],
-    workers: int | None = None,
-) -> dict[str, T]:
-    """`run(cursor, feature)` for every numeric feature, features in parallel on their own cursors
-    (on up to `workers` threads; default: one per CPU).
-
-    Most of a feature's work is numpy sorting and searching on one thread (releasing the GIL);
-    features are independent, so they fill the other cores. The cursors read only the store's
-    tables (the profile's own rows come from `profile`, which may live in one connection's
-    temporary tables).
-    """
-    features = [f for f in profile.features if f.kind == NUMERIC]
-    workers = min(len(features), workers or os.cpu_count() or 1)
-    if workers <= 1:
-        return {f.name: run(con, f) for f in features}
-
-    def on_cursor(feature: Feature) -> T:
-        cursor = con.cursor()
-        try:
-            return run(cursor, feature)
-        finally:
-            cursor.close()
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return dict(zip([f.name for f in features], pool.map(on_cursor, features), strict=True))
+    return per_numeric_feature(con, profile.features, run)
 
 
 class DriftCache:
@@ -703,7 +673,10 @@ class DriftStats:
     def finite(self) -> DriftStats:
         """The same statistics with any non-finite value made None (never NaN in a report)."""
         return DriftStats(
-            *(value if value is None or math.isfinite(value) else None for value in astuple(self))
+            *(
+                value if value is None or math.isfinite(value) else None
+                for value in (getattr(self, f.name) for f in fields(self))
+            )
         )
 
 

@@ -30,10 +30,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 import duckdb
 import numpy as np
@@ -45,6 +48,7 @@ from triage.store.schema import predictions_table, quote, reference_table
 from triage.store.tables import CATEGORICAL, NUMERIC, stored_layout, table_exists
 
 PROFILE_FORMAT = 1
+T = TypeVar("T")
 SCORE_FEATURE = "__score__"
 ALL_SLICE = 0
 PSI_QUANTILES = np.arange(1, 10) / 10  # 0.1 … 0.9, each the double nearest k/10
@@ -179,11 +183,13 @@ def ensure_profile(
     model: ModelConfig,
     segments: Sequence[str] | None = None,
     as_of: datetime | None = None,
+    ecdfs: EcdfMemo | None = None,
 ) -> Profile:
     """The profile of the model's reference as of `as_of` for all traffic and each of `segments`.
 
     Parts whose key is stored are read back; the others are computed (in one transaction each)
-    into the store when it is writable, else into temporary tables.
+    into the store when it is writable, else into temporary tables. Computing a part builds its
+    reference ECDFs (for the PSI edges); `ecdfs` keeps them for the drift grid that follows.
     """
     scope = Scope.of(model, as_of=as_of, segments=segments)
     features = drift_features(con, model)
@@ -204,7 +210,8 @@ def ensure_profile(
             _create_tables(con, tables)
             stored = _stored_keys(con, tables, keys.values())
             missing = [part for part in parts if keys[part] not in stored]
-            bins = _numeric_bins(con, reference, features, missing)
+            held = (tuple(keys.values()), ecdfs) if ecdfs is not None else None
+            bins = _numeric_bins(con, reference, features, missing, held)
             for part in missing:
                 _build(
                     con, tables, model, keys[part], definitions[part], part, reference, features, bins[part]
@@ -276,9 +283,14 @@ def _stored_keys(con: duckdb.DuckDBPyConnection, tables: str, keys: Iterable[str
 
 
 def _numeric_bins(
-    con: duckdb.DuckDBPyConnection, reference: str, features: Sequence[Feature], parts: Sequence[str | None]
+    con: duckdb.DuckDBPyConnection,
+    reference: str,
+    features: Sequence[Feature],
+    parts: Sequence[str | None],
+    held: tuple[tuple[str, ...], EcdfMemo] | None = None,
 ) -> dict[str | None, dict[str, dict[int, _Bins]]]:
-    """Per part, numeric feature and slice: PSI edges, bin counts and G(max), one sort per feature."""
+    """Per part, numeric feature and slice: PSI edges, bin counts and G(max), one sort per feature
+    (features in parallel). `held` = (profile keys, memo) keeps the ECDFs built on the way."""
     found: dict[str | None, dict[str, dict[int, _Bins]]] = {part: {} for part in parts}
     if not parts:
         return found
@@ -289,10 +301,16 @@ def _numeric_bins(
         ]
         for part in parts
     }
-    for f in features:
-        if f.kind == NUMERIC:
-            for part, ecdf in reference_ecdfs(con, reference, f, ids).items():
-                found[part][f.name] = _bins(ecdf)
+
+    def bins(cursor: duckdb.DuckDBPyConnection, feature: Feature) -> dict[str | None, dict[int, _Bins]]:
+        built = reference_ecdfs(cursor, reference, feature, ids)
+        if held is not None:
+            held[1].keep(held[0], feature, built)
+        return {part: _bins(ecdf) for part, ecdf in built.items()}
+
+    for name, by_part in per_numeric_feature(con, features, bins).items():
+        for part, slices in by_part.items():
+            found[part][name] = slices
     return found
 
 
@@ -386,6 +404,36 @@ def _build_part(
         )
 
 
+def per_numeric_feature(
+    con: duckdb.DuckDBPyConnection,
+    features: Sequence[Feature],
+    run: Callable[[duckdb.DuckDBPyConnection, Feature], T],
+    workers: int | None = None,
+) -> dict[str, T]:
+    """`run(cursor, feature)` for every numeric one of `features`, in parallel on their own cursors
+    (on up to `workers` threads; default: one per CPU).
+
+    Most of a feature's work is sorting and merging on one thread that releases the GIL (numpy,
+    the compiled `ecdf_merge` loops); features are independent, so they fill the other cores. The
+    cursors read only the store's tables (a profile's own rows may live in one connection's
+    temporary tables: `run` takes them from the `Profile`).
+    """
+    numeric = [f for f in features if f.kind == NUMERIC]
+    workers = min(len(numeric), workers or os.cpu_count() or 1)
+    if workers <= 1:
+        return {f.name: run(con, f) for f in numeric}
+
+    def on_cursor(feature: Feature) -> T:
+        cursor = con.cursor()
+        try:
+            return run(cursor, feature)
+        finally:
+            cursor.close()
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return dict(zip([f.name for f in numeric], pool.map(on_cursor, numeric), strict=True))
+
+
 @dataclass(frozen=True)
 class Ecdf:
     """A numeric feature's reference ECDF in each slice of one part, ordered by (slice, value).
@@ -420,10 +468,12 @@ class EcdfMemo:
     """Reference ECDFs kept between evaluations of one process (thread-safe), within `budget` bytes.
 
     An entry is keyed by the profile keys — which name the reference rows as of T by their count
-    and hash — the part, the feature and the slice ids, so it holds exactly while they do. When a
-    new entry does not fit, entries of other profiles go first (least recently used first); when
-    it still does not fit it is not kept (evicting this profile's own entries would make features
-    evaluated in turn push each other out on every refresh, each rebuilt anyway).
+    and hash — the part and the feature, so it holds exactly while they do, and serves any request
+    for slices it covers (`ensure_profile` builds every slice; the drift grid asks for those with
+    enough reference values). When a new entry does not fit, entries of other profiles go first
+    (least recently used first); when it still does not fit it is not kept (evicting this
+    profile's own entries would make features evaluated in turn push each other out on every
+    refresh, each rebuilt anyway).
     """
 
     def __init__(self, budget: int = ECDF_MEMO_BYTES) -> None:
@@ -432,6 +482,9 @@ class EcdfMemo:
         self._held: dict[tuple[object, ...], Ecdf] = {}
         self._size = 0
 
+    def __len__(self) -> int:
+        return len(self._held)
+
     def ecdfs(
         self,
         con: duckdb.DuckDBPyConnection,
@@ -439,26 +492,35 @@ class EcdfMemo:
         feature: Feature,
         parts: Mapping[str | None, Sequence[int]],
     ) -> dict[str | None, Ecdf]:
-        """`reference_ecdfs` of the profile's reference, the parts held here not rebuilt."""
-        keys = {
-            part: (profile.keys, part, feature.name, feature.sql, tuple(ids)) for part, ids in parts.items()
-        }
+        """`reference_ecdfs` of the profile's reference covering (at least) the parts' slices; the
+        parts held here are not rebuilt."""
+        keys = {part: (profile.keys, part, feature.name, feature.sql) for part in parts}
+        found: dict[str | None, Ecdf] = {}
         with self._lock:
-            found = {part: self._held.pop(key) for part, key in keys.items() if key in self._held}
-            for part, ecdf in found.items():
-                self._held[keys[part]] = ecdf  # the most recently used last
+            for part, key in keys.items():
+                held = self._held.get(key)
+                if (
+                    held is not None
+                    and np.isin(np.asarray(parts[part], dtype=np.uint64), held.slice_ids).all()
+                ):
+                    found[part] = self._held[key] = self._held.pop(key)  # the most recently used last
         missing = {part: ids for part, ids in parts.items() if part not in found}
         if missing:
             built = reference_ecdfs(con, profile.reference, feature, missing)
-            with self._lock:
-                for part, ecdf in built.items():
-                    self._keep(keys[part], ecdf)
+            self.keep(profile.keys, feature, built)
             found |= built
         return found
 
+    def keep(self, keys: tuple[str, ...], feature: Feature, built: Mapping[str | None, Ecdf]) -> None:
+        """Hold the ECDFs of a feature built for the profile with these keys, part by part."""
+        with self._lock:
+            for part, ecdf in built.items():
+                self._keep((keys, part, feature.name, feature.sql), ecdf)
+
     def _keep(self, key: tuple[object, ...], ecdf: Ecdf) -> None:
-        if key in self._held:
-            return
+        replaced = self._held.pop(key, None)
+        if replaced is not None:
+            self._size -= replaced.nbytes
         others = [k for k in self._held if k[0] != key[0]]
         while others and self._size + ecdf.nbytes > self.budget:
             self._size -= self._held.pop(others.pop(0)).nbytes
