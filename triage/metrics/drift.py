@@ -21,15 +21,15 @@ its slice's reference rows (all traffic, or the same segment value), whatever th
 How KS and Wasserstein stay exact: through each slice's reference ECDF (`reference_ecdfs`) — per
 distinct value v: `cum` = #{r ≤ v} and G(v) = Σ_{r ≤ v} (v − r), the integral of the cumulative
 count. Per numeric feature and batch of windows (`numeric_cells`), DuckDB reads the values with
-their window, version and slice ids, and numpy
+their window, version and slice ids; numpy sorts them once by value, and for each slice family
+(all traffic, each segment column) the compiled loops of `ecdf_merge`
 
-1. sorts them once by value, and for each slice family (all traffic, each segment column) groups
-   them by slice with a stable integer sort, so each slice's values stay ascending; a binary
-   search in that slice's ECDF gives every value x its place: le = #{r ≤ x}, lt = #{r < x} and
-   G(x) = g + cum·(x − v) for the last reference value v ≤ x;
-2. groups them by cell (window, or window and version, within the slice) with another stable
-   integer sort — ascending values within each cell: the i-th of n values has F_win = i/n at its
-   last tie;
+1. place every value x in its slice's ECDF — one pointer per slice walks forward as x rises, a
+   merge: le = #{r ≤ x}, lt = #{r < x} and G(x) = g + cum·(x − v) for the last reference value
+   v ≤ x (`place_values`);
+2. take each cell's values (window, or window and version, within the slice; grouped by a stable
+   integer sort in numpy) in ascending order: the i-th of n values has F_win = i/n at its last
+   tie (`merge_cells`, which does 3 and 4 in the same pass);
 3. KS: D = max over the window's distinct values x_i of max(|le/m − i/n|, |lt/m − (i−1)/n|),
    with i the last resp. first position of x_i — F_ref and F_win are step functions, so these
    values contain every value |F_ref − F_win| takes;
@@ -44,16 +44,18 @@ their window, version and slice ids, and numpy
    (∫ = (max_ref − x_n) − (G(max_ref) − G(x_n))/m).
 
 G is accumulated in extended precision, so a difference G(b) − G(a) is off by about one rounding
-of G: on 1 M rows the results equal scipy's to ~1e-15 of the value range (KS D and p bit for
-bit). Cells below `min_samples` values (or whose slice reference has fewer) are reported with
-their counts and no statistic, and are not computed at all.
+of G: on 1 M rows the results equal scipy's to ~1e-15 of the value range (KS D bit for bit,
+p bit for bit or, in the Smirnov tail, to ~1e-10 relative: `ks_pvalues`). Cells below
+`min_samples` values (or whose slice reference has fewer) are reported with their counts and no
+statistic, and are not computed at all.
 
-Cost: O(rows · log rows) per feature and slice family — one float sort per batch, integer
-sorts and binary searches per family, the reference's ECDF computed once per call (a sort of
-its values; cheaper than storing one row per distinct value and reading it back) — or once per
-process with an `EcdfMemo` (the engine's: a live refresh or a replay step then costs the
-recomputed windows' rows, not the reference's, while the memo's budget holds). Features run
-in parallel threads (numpy's sorts and searches release the GIL), windows in batches of about
+Cost: O(rows · log rows) per feature — one float sort per batch, then per slice family a merge
+with the reference and an integer sort per cell kind; the reference's ECDF is computed once per
+call (a sort of its values; cheaper than storing one row per distinct value and reading it back),
+by the profile when the call computes that (it hands its ECDFs over), or once per process with an
+`EcdfMemo` (the engine's: a live refresh or a replay step then costs the recomputed windows'
+rows, not the reference's, while the memo's budget holds). Features run in parallel threads
+(numpy's sorts and the compiled loops release the GIL), windows in batches of about
 BATCH_ROWS rows (memory), and each window's rows are cached (`DriftCache`): a later call
 computes only the windows whose rows changed. A writable store stores the cache (`Engine.warm`
 fills it after an ingest); a read-only one reads it.
@@ -330,10 +332,10 @@ def numeric_cells(
     when few windows are computed.
 
     DuckDB reads a batch's values with their window, version and slice ids; numpy sorts them once
-    by value, groups them by slice (and then by cell) with stable integer sorts, finds each value's
-    place in its slice's ECDF by binary search and reduces per cell — the arithmetic of the module
-    docstring, several times faster than an ASOF join and sorted lists in DuckDB. A batch bounds
-    the memory.
+    by value; per slice family `ecdf_merge` places each value in its slice's ECDF, numpy groups
+    them by cell with a stable integer sort, and `ecdf_merge` reduces each cell — the arithmetic
+    of the module docstring, many times faster than an ASOF join and sorted lists in DuckDB. A
+    batch bounds the memory.
     """
     minimum = scope.model.min_samples
     parts: tuple[str | None, ...] = (None, *scope.segments)

@@ -18,7 +18,8 @@ cumulative count up to v; between them G is linear, G(x) = g + cum·(x − v) fo
 ∫_a^b F_ref(x) dx = (G(b) − G(a)) / n for any a ≤ b) is not stored: it has a row per distinct
 reference value, and computing it from the reference's values (one scan, one sort) is cheaper
 than writing it to the store and reading it back. A long-lived process (the TUI, replay) keeps
-the ECDFs it built in memory (`EcdfMemo`, within a byte budget).
+the ECDFs it built in memory (`EcdfMemo`, within a byte budget); so does a drift grid that has
+just computed the profile, whose ECDFs it then needs.
 
 Tables `_triage_profile*`, keyed by `profile`: a hash of the reference definition, the reference
 data's identity (row count, last file id, xor of row hashes, all as of T), the part and the
