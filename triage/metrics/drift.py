@@ -99,7 +99,7 @@ from triage.metrics.quality import (
     only_windows_sql,
 )
 from triage.metrics.results import DriftRow
-from triage.metrics.source import CellKey, aware, plain_rows_sql, small_codes, window_end, window_rows_sql
+from triage.metrics.source import CellKey, aware, plain_rows_sql, window_end, window_rows_sql
 from triage.store.tables import table_exists
 
 CACHE_TABLE = "_triage_cache_drift"
@@ -424,29 +424,16 @@ def _family_cells(
     `code` is each batch value's cell within its slice (window, or window and version).
     """
     width = int(code.max()) + 1 if len(code) else 1
-    cells = looked.slice_of * width + code[looked.rows]
-    # Grouped by cell, ascending values within: the stable sort keeps each slice's order.
-    order = np.argsort(small_codes(cells), kind="stable")
-    cells = cells[order]
-    heads = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]])
-    sizes = np.diff(np.r_[heads, len(cells)])
-    if (sizes < minimum).any():
-        enough = np.repeat(sizes >= minimum, sizes)
-        order, cells = order[enough], cells[enough]
-        heads = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]])
-        sizes = np.diff(np.r_[heads, len(cells)])
-    if not len(order):
-        return {}
-    ks_max, w, counts = merge_cells(
-        order,
-        heads,
-        sizes,
+    codes, sizes, ks_max, w, counts = merge_cells(
+        looked.slice_of * width + code[looked.rows],
+        len(ref.slice_ids) * width,
+        minimum,
+        width,
         looked.x,
         looked.le,
         looked.lt,
         looked.g,
         looked.bin,
-        looked.slice_of,
         ref.value,
         ref.cum,
         ref.g,
@@ -457,9 +444,9 @@ def _family_cells(
         ref.gmax,
         MAX_EDGES + 1,
     )
-    p = ks_pvalues(ks_max, sizes, ref.m[looked.slice_of[order[heads]]])
+    p = ks_pvalues(ks_max, sizes, ref.m[codes // width])
     found: dict[tuple[int, int], NumericCell] = {}
-    for k, cell in enumerate(cells[heads].tolist()):
+    for k, cell in enumerate(codes.tolist()):
         nonzero = np.flatnonzero(counts[k])
         bins = dict(zip(nonzero.tolist(), counts[k][nonzero].tolist(), strict=True))
         found[(cell % width, cell // width)] = NumericCell(

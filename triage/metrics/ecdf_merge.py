@@ -29,15 +29,15 @@ def _first_at_least(cum: np.ndarray, start: int, end: int, target: int) -> int:
 
 @njit(cache=True, nogil=True)
 def merge_cells(
-    order: np.ndarray,
-    heads: np.ndarray,
-    sizes: np.ndarray,
+    cell: np.ndarray,
+    n_cells: int,
+    minimum: int,
+    width: int,
     x: np.ndarray,
     le: np.ndarray,
     lt: np.ndarray,
     g: np.ndarray,
     bins: np.ndarray,
-    slice_of: np.ndarray,
     ref_value: np.ndarray,
     ref_cum: np.ndarray,
     ref_g: np.ndarray,
@@ -47,60 +47,114 @@ def merge_cells(
     rmax_of: np.ndarray,
     gmax_of: np.ndarray,
     n_bins: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """KS D, Wasserstein-1 and bin counts of each cell.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The cells with at least `minimum` values: their codes, sizes, KS D, Wasserstein-1 and bin counts.
 
-    Cell k is the values order[heads[k] : heads[k] + sizes[k]] (indices into x, le, lt, g, bins,
-    slice_of: ascending x within the cell, one slice per cell); its reference is slice s =
-    slice_of of its values: ECDF rows [ref_start[s], ref_end[s]) of ref_value / ref_cum / ref_g,
-    m_of[s] values, largest rmax_of[s] with G = gmax_of[s].
+    Value j (ascending x; le, lt, g, bins from `place_values`) is in cell cell[j] < n_cells, of
+    slice s = cell // width, whose reference is ECDF rows [ref_start[s], ref_end[s]) of
+    ref_value / ref_cum / ref_g: m_of[s] values, the largest rmax_of[s] with G = gmax_of[s].
+    A counting sort first copies each cell's values next to each other, still ascending (a
+    stable scatter), so the merge then reads memory in order.
     """
-    cells = len(heads)
-    ks = np.zeros(cells)
-    w = np.zeros(cells)
-    counts = np.zeros((cells, n_bins), dtype=np.int64)
-    for k in range(cells):
-        head, n = heads[k], sizes[k]
-        s = slice_of[order[head]]
-        m = m_of[s]
-        d = 0.0
-        area = 0.0
-        for i in range(1, n + 1):
-            a = order[head + i - 1]
-            xa, le_a, g_a = x[a], le[a], g[a]
-            counts[k, bins[a]] += 1
-            c = i / n
-            gap = abs(le_a / m - c)  # |F_ref − F_win| just after x_i
-            tie_prev = i > 1 and x[order[head + i - 2]] == xa
-            if not tie_prev:
-                d = max(d, abs(lt[a] / m - (i - 1) / n))
-            if i == n:
-                continue
-            b = order[head + i]
-            xb = x[b]
-            if xb == xa:  # a tie: F_win steps at its last copy
-                continue
+    size = np.zeros(n_cells, dtype=np.int64)
+    for j in range(len(cell)):
+        size[cell[j]] += 1
+    lower = max(minimum, 1)
+    index = np.full(n_cells, -1, dtype=np.int64)
+    kept = 0
+    for c in range(n_cells):
+        if size[c] >= lower:
+            index[c] = kept
+            kept += 1
+    codes = np.empty(kept, dtype=np.int64)
+    start = np.zeros(kept + 1, dtype=np.int64)
+    for c in range(n_cells):
+        if index[c] >= 0:
+            codes[index[c]] = c
+            start[index[c] + 1] = start[index[c]] + size[c]
+    total = start[kept]
+    xs, gs = np.empty(total), np.empty(total)
+    les, lts = np.empty(total, dtype=np.int64), np.empty(total, dtype=np.int64)
+    fill = start[:kept].copy()
+    counts = np.zeros((kept, n_bins), dtype=np.int64)
+    for j in range(len(cell)):
+        k = index[cell[j]]
+        if k >= 0:
+            p = fill[k]
+            fill[k] = p + 1
+            xs[p], les[p], lts[p], gs[p] = x[j], le[j], lt[j], g[j]
+            counts[k, bins[j]] += 1
+    ks = np.zeros(kept)
+    w = np.zeros(kept)
+    for k in range(kept):
+        s = codes[k] // width
+        ks[k], w[k] = _merge(
+            xs,
+            les,
+            lts,
+            gs,
+            start[k],
+            start[k + 1] - start[k],
+            m_of[s],
+            rmax_of[s],
+            gmax_of[s],
+            ref_value,
+            ref_cum,
+            ref_g,
+            ref_start[s],
+            ref_end[s],
+        )
+    return codes, start[1:] - start[:-1], ks, w, counts
+
+
+@njit(cache=True, nogil=True)
+def _merge(
+    x: np.ndarray,
+    le: np.ndarray,
+    lt: np.ndarray,
+    g: np.ndarray,
+    head: int,
+    n: int,
+    m: int,
+    rmax: float,
+    gmax: float,
+    ref_value: np.ndarray,
+    ref_cum: np.ndarray,
+    ref_g: np.ndarray,
+    ref_start: int,
+    ref_end: int,
+) -> tuple[float, float]:
+    """KS D and Wasserstein-1 of one cell: values [head, head + n), ascending, against its slice's
+    reference (m values, the largest rmax with G = gmax; ECDF rows [ref_start, ref_end))."""
+    d = 0.0
+    area = 0.0
+    for a in range(head, head + n):
+        i = a - head + 1
+        c = i / n
+        gap = abs(le[a] / m - c)  # |F_ref − F_win| just after x_i
+        if i == 1 or x[a - 1] != x[a]:  # the first copy of x_i: F_win steps from (i − 1)/n
+            d = max(d, abs(lt[a] / m - (i - 1) / n))
+        if i == n:
             d = max(d, gap)
-            dx = xb - xa
-            if le_a == lt[b]:  # F_ref constant on [x_i, x_i+1)
-                area += gap * dx
-            elif le_a * n >= i * m:  # F_ref ≥ c throughout
-                area += (g[b] - g_a) / m - c * dx
-            elif lt[b] * n <= i * m:  # F_ref ≤ c throughout
-                area -= (g[b] - g_a) / m - c * dx
-            else:  # F_ref crosses c at x*, the first reference value with cum ≥ ⌈c·m⌉
-                at = _first_at_least(ref_cum, ref_start[s], ref_end[s], (i * m + n - 1) // n)
-                star, g_star = ref_value[at], ref_g[at]
-                area += c * (star - xa) - (g_star - g_a) / m + (g[b] - g_star) / m - c * (xb - star)
-        if n:
-            last = order[head + n - 1]
-            d = max(d, abs(le[last] / m - 1.0))
-            tail = 0.0
-            if x[last] < rmax_of[s]:
-                tail = (rmax_of[s] - x[last]) - (gmax_of[s] - g[last]) / m
-            w[k] = g[order[head]] / m + tail + area
-        ks[k] = d
-    return ks, w, counts
+            continue
+        b = a + 1
+        if x[b] == x[a]:  # a tie: F_win steps at its last copy
+            continue
+        d = max(d, gap)
+        dx = x[b] - x[a]
+        if le[a] == lt[b]:  # F_ref constant on [x_i, x_i+1)
+            area += gap * dx
+        elif le[a] * n >= i * m:  # F_ref ≥ c throughout
+            area += (g[b] - g[a]) / m - c * dx
+        elif lt[b] * n <= i * m:  # F_ref ≤ c throughout
+            area -= (g[b] - g[a]) / m - c * dx
+        else:  # F_ref crosses c at x*, the first reference value with cum ≥ ⌈c·m⌉
+            at = _first_at_least(ref_cum, ref_start, ref_end, (i * m + n - 1) // n)
+            star, g_star = ref_value[at], ref_g[at]
+            area += c * (star - x[a]) - (g_star - g[a]) / m + (g[b] - g_star) / m - c * (x[b] - star)
+    last = head + n - 1
+    tail = (rmax - x[last]) - (gmax - g[last]) / m if x[last] < rmax else 0.0
+    return d, g[head] / m + tail + area
 
 
 @njit(cache=True, nogil=True)
