@@ -43,7 +43,7 @@ their window, version and slice ids; numpy sorts them once by value, and for eac
    Below the first window value F_win = 0 (∫ = G(x_1)/m); above the last F_win = 1
    (∫ = (max_ref − x_n) − (G(max_ref) − G(x_n))/m).
 
-G is accumulated in extended precision, so a difference G(b) − G(a) is off by about one rounding
+G is accumulated with a compensated sum, so a difference G(b) − G(a) is off by about one rounding
 of G: on 1 M rows the results equal scipy's to ~1e-15 of the value range (KS D bit for bit,
 p bit for bit or, in the Smirnov tail, to ~1e-10 relative: `ks_pvalues`). Cells below
 `min_samples` values (or whose slice reference has fewer) are reported with their counts and no

@@ -204,3 +204,42 @@ def place_values(
             lt[j] = ref_cum[right - 1] if right > ref_start[s] else 0
         g[j] = ref_g[right] + ref_cum[right] * (value - ref_value[right])
     return le, lt, g, bins
+
+
+@njit(cache=True, nogil=True)
+def accumulate(
+    code: np.ndarray, value: np.ndarray, n_slices: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Reference ECDFs: values grouped by slice code (ascending, < n_slices), ascending within.
+
+    Returns each slice's distinct values with cum = #{r ≤ value} and G(value) = Σ_{i<j}
+    cum_i·(v_{i+1} − v_i) — a running sum of non-negative terms, compensated (Neumaier), so
+    differences of G between nearby values stay accurate — and each slice's rows [start, end)
+    (empty for a slice without values).
+    """
+    out = np.empty(len(value))
+    cum = np.empty(len(value), dtype=np.int64)
+    g = np.empty(len(value))
+    start = np.zeros(n_slices, dtype=np.int64)
+    end = np.zeros(n_slices, dtype=np.int64)
+    k = -1
+    total = 0.0
+    compensation = 0.0
+    for j in range(len(value)):
+        c, v = code[j], value[j]
+        if k < 0 or c != code[j - 1]:
+            k += 1
+            out[k], cum[k], g[k] = v, 1, 0.0
+            total = compensation = 0.0
+            start[c] = k
+        elif v != out[k]:
+            step = cum[k] * (v - out[k])
+            t = total + step
+            compensation += (total - t) + step if abs(total) >= abs(step) else (step - t) + total
+            total = t
+            k += 1
+            out[k], cum[k], g[k] = v, cum[k - 1] + 1, total + compensation
+        else:
+            cum[k] += 1
+        end[c] = k + 1
+    return out[: k + 1], cum[: k + 1], g[: k + 1], start, end

@@ -43,6 +43,7 @@ import duckdb
 import numpy as np
 
 from triage.config import ModelConfig
+from triage.metrics.ecdf_merge import accumulate
 from triage.metrics.frame import Scope, segment_value_sql, text_literal
 from triage.metrics.source import reference_rows_sql, small_codes
 from triage.store.schema import predictions_table, quote, reference_table
@@ -539,10 +540,10 @@ def reference_ecdfs(
     """The ECDF of a numeric feature's finite reference values in the given slices of each part.
 
     DuckDB reads the values with their slice codes; numpy sorts them once by value, groups each
-    part's by slice (a stable integer sort keeps the order), and accumulates: cum = running count,
-    g = Σ_{i<j} cum_i·(v_{i+1} − v_i) in extended precision, per slice (a sum of non-negative terms,
-    so differences of g between nearby values stay accurate, and a slice's g does not depend on
-    which other slices are built with it). Values of other slices are left out.
+    part's by slice (a stable integer sort keeps the order), and `ecdf_merge.accumulate` runs
+    through each slice: cum = running count, g = Σ_{i<j} cum_i·(v_{i+1} − v_i), compensated, per
+    slice (a slice's g does not depend on which other slices are built with it). Values of other
+    slices are left out.
     """
     names = list(parts)
     ids = {part: np.array(sorted(parts[part]), dtype=np.uint64) for part in names}
@@ -564,39 +565,9 @@ def reference_ecdfs(
         rows = np.flatnonzero(code)
         if len(ids[part]) > 1:
             rows = rows[np.argsort(small_codes(code[rows]), kind="stable")]
-        found[part] = _accumulate(ids[part], code[rows] - 1, values[rows])
+        value, cum, g, start, end = accumulate(code[rows] - 1, values[rows], len(ids[part]))
+        found[part] = Ecdf(ids[part], start, end, value, cum, g)
     return found
-
-
-def _accumulate(ids: np.ndarray, code: np.ndarray, value: np.ndarray) -> Ecdf:
-    """The ECDF of values grouped by slice code (ascending), ascending within each slice."""
-    if not len(value):
-        empty = np.array([], dtype=np.int64)
-        return Ecdf(ids, np.zeros(len(ids), np.int64), np.zeros(len(ids), np.int64), value, empty, value)
-    new = np.r_[True, (code[1:] != code[:-1]) | (value[1:] != value[:-1])]
-    heads = np.flatnonzero(new)
-    cnt = np.diff(np.r_[heads, len(value)])
-    value, code = value[heads], code[heads]
-    starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
-    lengths = np.diff(np.r_[starts, len(value)])
-    running = np.cumsum(cnt)
-    cum = running - np.repeat(running[starts] - cnt[starts], lengths)
-    step = np.zeros(len(value))
-    step[1:] = cum[:-1] * np.diff(value)
-    step[starts] = 0.0
-    g = np.empty(len(value))
-    for first, count in zip(starts.tolist(), lengths.tolist(), strict=True):
-        # Each slice on its own: its G does not depend on which other slices are built with it.
-        g[first : first + count] = np.cumsum(step[first : first + count], dtype=np.longdouble)
-    slots = np.arange(len(ids))
-    return Ecdf(
-        ids,
-        np.searchsorted(code, slots, side="left"),
-        np.searchsorted(code, slots, side="right"),
-        value,
-        cum.astype(np.int64),
-        g,
-    )
 
 
 _Bins = tuple[list[float], list[int], float]  # PSI inner edges, reference count per bin, G(max)
