@@ -329,7 +329,10 @@ def test_generated_data_matches_scipy_in_every_cell() -> None:
     # The panels' cheap histograms are the same bin counts.
     profile = ensure_profile(con, model, model.segments)
     x = next(f for f in profile.features if f.name == "x")
-    cells = drift.numeric_cells(con, scope_of(model), profile, x, by_version=True)
+    versions = sorted({r.version for r in result if r.version is not None})
+    windows = sorted({r.window_start for r in result})
+    cells = drift.numeric_cells(con, scope_of(model), profile, x, versions, [windows])
+    assert {version for _, version, _ in cells} == {None, *versions}
     histograms = drift.numeric_histograms(con, scope_of(model), profile, x)
     assert {key: cell.bins for key, cell in cells.items()} == {key: histograms[key] for key in cells}
 

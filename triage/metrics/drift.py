@@ -79,6 +79,7 @@ from scipy.spatial.distance import jensenshannon
 from triage.metrics.ecdf_merge import merge_cells, place_values
 from triage.metrics.frame import Scope
 from triage.metrics.profile import (
+    ALL_SLICE,
     WRITE_LOCK,
     EcdfMemo,
     Feature,
@@ -333,39 +334,39 @@ def numeric_cells(
     scope: Scope,
     profile: Profile,
     feature: Feature,
-    by_version: bool,
-    batches: Sequence[Sequence[datetime] | None] = (None,),
+    versions: Sequence[str],
+    batches: Sequence[Sequence[datetime]],
     needed: Slices | None = None,
     memo: EcdfMemo | None = None,
 ) -> dict[tuple[datetime, str | None, int], NumericCell]:
     """KS D, Wasserstein-1 and PSI bin counts of a numeric feature, by (window, version, slice id).
 
-    `batches` lists the windows to compute, in groups computed together (None: every window);
-    `needed`, the slices with a cell of at least min_samples values in them (None: any slice) —
-    only their reference ECDFs are used, and built unless a `memo` keeps them: the costly part
-    when few windows are computed.
+    `batches` lists the windows to compute, in groups computed together; `versions`, the model
+    versions there may be (with more than one, each version's cells too); `needed`, the slices
+    with a cell of at least min_samples values in them (None: any slice) — only their reference
+    ECDFs are used, and built unless a `memo` keeps them: the costly part when few windows are
+    computed.
 
-    DuckDB reads a batch's values with their window, version and slice ids; numpy sorts them once
-    by value; per slice family `ecdf_merge` places each value in its slice's ECDF, numpy groups
-    them by cell with a stable integer sort, and `ecdf_merge` reduces each cell — the arithmetic
-    of the module docstring, many times faster than an ASOF join and sorted lists in DuckDB. A
-    batch bounds the memory.
+    DuckDB reads a batch's values with their window, version and slice; numpy sorts them once
+    by value; per slice family `ecdf_merge` places each value in its slice's ECDF, groups them by
+    cell and reduces each cell — the arithmetic of the module docstring, many times faster than
+    an ASOF join and sorted lists in DuckDB. A batch bounds the memory.
     """
     minimum = scope.model.min_samples
     parts: tuple[str | None, ...] = (None, *scope.segments)
     references = _references(con, profile, feature, parts, minimum, needed, memo)
     rows = plain_rows_sql(scope, window_rows_sql(scope), f"{feature.value_sql} AS _x")
-    slices = ", ".join(f"{slice_id_sql(part)} AS _s{k}" for k, part in enumerate(parts))
+    # All traffic is one slice; a segment's slice is looked up by id (ids ascending).
+    slices = "".join(f", {slice_id_sql(part)} AS _s{k}" for k, part in enumerate(parts) if part is not None)
+    names: list[str | None] = [None, *versions]
     found: dict[tuple[datetime, str | None, int], NumericCell] = {}
     for windows in batches:
-        src = f"SELECT * FROM ({rows}) WHERE _x IS NOT NULL AND {only_windows_sql(windows)}"
-        keys = con.execute(f"SELECT DISTINCT window_start, _version FROM ({src})").fetchall()
-        starts = sorted({start for start, _ in keys})
-        names: list[str | None] = [None, *sorted({v for _, v in keys if v is not None})]
+        starts = sorted(windows)
         data = con.execute(
             f"""SELECT list_position(?::TIMESTAMP[], window_start) - 1 AS _w,
-                coalesce(list_position(?::VARCHAR[], _version), 0) AS _v, {slices}, _x FROM ({src})""",
-            [starts, names[1:]],
+                coalesce(list_position(?::VARCHAR[], _version), 0) AS _v{slices}, _x
+            FROM ({rows}) WHERE _x IS NOT NULL AND {only_windows_sql(windows)}""",
+            [starts, list(versions)],
         ).fetchnumpy()
         x = np.asarray(data["_x"], dtype=np.float64)
         by_value = np.argsort(x)  # ties in any order: equal values are one step
@@ -375,11 +376,15 @@ def numeric_cells(
         for k, ref in enumerate(references):
             if not len(ref.slice_ids) or not len(x):
                 continue
-            sid = np.asarray(data[f"_s{k}"], dtype=np.uint64)[by_value]
-            place = np.minimum(np.searchsorted(ref.slice_ids, sid), len(ref.slice_ids) - 1)
-            looked = _look_up(ref, x, np.where(ref.slice_ids[place] == sid, place, -1))
+            if parts[k] is None:
+                index = np.full(len(x), 0 if ref.slice_ids[0] == ALL_SLICE else -1, dtype=np.int64)
+            else:
+                sid = np.asarray(data[f"_s{k}"], dtype=np.uint64)[by_value]
+                place = np.minimum(np.searchsorted(ref.slice_ids, sid), len(ref.slice_ids) - 1)
+                index = np.where(ref.slice_ids[place] == sid, place, -1)
+            looked = _look_up(ref, x, index)
             specs: list[tuple[np.ndarray, int]] = [(window, 1)]
-            if by_version:
+            if len(versions) > 1:
                 specs.append((window * len(names) + version, len(names)))
             for code, width in specs:
                 for (sub, slice_index), cell in _family_cells(ref, looked, code, minimum).items():
@@ -392,7 +397,7 @@ def numeric_cells(
 class _Looked:
     """A family's window values that have a slice, ascending, with their place in its slice's reference."""
 
-    rows: np.ndarray  # positions in the batch's value order
+    rows: np.ndarray | slice  # positions in the batch's value order (every position: a slice)
     slice_of: np.ndarray  # slice index in the family's `_Reference`
     x: np.ndarray
     le: np.ndarray  # #{r <= x}
@@ -404,14 +409,14 @@ class _Looked:
 def _look_up(ref: _Reference, x: np.ndarray, index: np.ndarray) -> _Looked:
     """Each value (ascending `x`) with a slice (`index` >= 0) placed in that slice's reference
     (`ecdf_merge.place_values`), still in ascending order."""
-    rows = np.flatnonzero(index >= 0)
+    present = np.flatnonzero(index >= 0)
+    rows: np.ndarray | slice = slice(None) if len(present) == len(index) else present  # views, not copies
     slice_of, xs = index[rows], x[rows]
     edge_count = np.array([len(edges) for edges in ref.edges], dtype=np.int64)
     edge_end = np.cumsum(edge_count)
-    edge_start = edge_end - edge_count
     edges = np.concatenate([np.empty(0), *ref.edges])
     le, lt, g, bins = place_values(
-        xs, slice_of, ref.value, ref.cum, ref.g, ref.start, ref.end, edges, edge_start, edge_end
+        xs, slice_of, ref.value, ref.cum, ref.g, ref.start, ref.end, edges, edge_end - edge_count, edge_end
     )
     return _Looked(rows, slice_of, xs, le, lt, g, bins)
 
@@ -522,7 +527,7 @@ def compute_drift(
     rows = [row for window in cached.values() for row in window]
     if not stale:
         return rows
-    versions = {version for _, version, _, _ in counts if version is not None}
+    versions = sorted({version for _, version, _, _ in counts if version is not None})
     # With one version its cells equal the all-versions cells: compute those once.
     by_version = len(versions) > 1
     batches = _batches(stale, {window: counts[(window, None, None, None)].rows for window in stale})
@@ -535,7 +540,7 @@ def compute_drift(
         }
         for f in profile.features
     }
-    numeric = _numeric_features(con, scope, profile, by_version, batches, needed, ecdfs)
+    numeric = _numeric_features(con, scope, profile, versions, batches, needed, ecdfs)
     categories = categorical_counts(con, scope, profile.features, stale)
     fresh: list[DriftRow] = []
     for key, cell in counts.items():
@@ -574,8 +579,8 @@ def _numeric_features(
     con: duckdb.DuckDBPyConnection,
     scope: Scope,
     profile: Profile,
-    by_version: bool,
-    batches: Sequence[Sequence[datetime] | None],
+    versions: Sequence[str],
+    batches: Sequence[Sequence[datetime]],
     needed: Mapping[str, Slices],
     ecdfs: EcdfMemo | None,
 ) -> dict[str, dict[tuple[datetime, str | None, int], NumericCell]]:
@@ -584,9 +589,7 @@ def _numeric_features(
     def run(
         cursor: duckdb.DuckDBPyConnection, feature: Feature
     ) -> dict[tuple[datetime, str | None, int], NumericCell]:
-        return numeric_cells(
-            cursor, scope, profile, feature, by_version, batches, needed[feature.name], ecdfs
-        )
+        return numeric_cells(cursor, scope, profile, feature, versions, batches, needed[feature.name], ecdfs)
 
     return per_numeric_feature(con, profile.features, run)
 
