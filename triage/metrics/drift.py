@@ -68,6 +68,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 
@@ -125,16 +126,17 @@ def naive_utc(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
-def psi(window: np.ndarray, reference: np.ndarray) -> float:
-    """Σ (a − e)·ln(a/e), a and e the window's and reference's bin shares floored at 1e-4."""
-    a = np.maximum(window / window.sum(), PSI_FLOOR)
-    e = np.maximum(reference / reference.sum(), PSI_FLOOR)
-    return float(np.sum((a - e) * np.log(a / e)))
+def psi(window: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Σ (a − e)·ln(a/e), a and e the window's and reference's bin shares floored at 1e-4, over the
+    last axis (a bin that both leave empty adds 0)."""
+    a = np.maximum(window / window.sum(axis=-1, keepdims=True), PSI_FLOOR)
+    e = np.maximum(reference / reference.sum(axis=-1, keepdims=True), PSI_FLOOR)
+    return np.sum((a - e) * np.log(a / e), axis=-1)
 
 
-def js(window: np.ndarray, reference: np.ndarray) -> float:
-    """Jensen–Shannon distance, base 2, of the (unfloored) bin shares."""
-    return float(jensenshannon(window, reference, base=2))
+def js(window: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Jensen–Shannon distance, base 2, of the (unfloored) bin shares, over the last axis."""
+    return np.asarray(jensenshannon(window, reference, base=2, axis=-1))
 
 
 def ks_pvalues(d: np.ndarray, n: np.ndarray, m: np.ndarray) -> list[float | None]:
@@ -540,8 +542,14 @@ def compute_drift(
         }
         for f in profile.features
     }
-    numeric = _numeric_features(con, scope, profile, versions, batches, needed, ecdfs)
-    categories = categorical_counts(con, scope, profile.features, stale)
+    cursor = con.cursor()
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:  # one query, alongside the numeric features
+            categorical = pool.submit(categorical_counts, cursor, scope, profile.features, stale)
+            numeric = _numeric_features(con, scope, profile, versions, batches, needed, ecdfs)
+            categories = categorical.result()
+    finally:
+        cursor.close()
     fresh: list[DriftRow] = []
     for key, cell in counts.items():
         if key[0] in cached:
@@ -583,13 +591,15 @@ def _numeric_features(
     batches: Sequence[Sequence[datetime]],
     needed: Mapping[str, Slices],
     ecdfs: EcdfMemo | None,
-) -> dict[str, dict[tuple[datetime, str | None, int], NumericCell]]:
-    """Every numeric feature's cells (`per_numeric_feature`)."""
+) -> dict[str, dict[tuple[datetime, str | None, int], DriftStats]]:
+    """Every numeric feature's cells (`numeric_cells`) and their statistics (`numeric_stats`),
+    features in parallel (`per_numeric_feature`)."""
 
     def run(
         cursor: duckdb.DuckDBPyConnection, feature: Feature
-    ) -> dict[tuple[datetime, str | None, int], NumericCell]:
-        return numeric_cells(cursor, scope, profile, feature, versions, batches, needed[feature.name], ecdfs)
+    ) -> dict[tuple[datetime, str | None, int], DriftStats]:
+        cells = numeric_cells(cursor, scope, profile, feature, versions, batches, needed[feature.name], ecdfs)
+        return numeric_stats(cells, profile, feature.name)
 
     return per_numeric_feature(con, profile.features, run)
 
@@ -696,18 +706,35 @@ def _undefined(found: DriftStats, names: Sequence[str]) -> str | None:
     return f"not defined for this cell: {', '.join(missing)}" if missing else None
 
 
-def numeric_stats(found: NumericCell, reference: NumericProfile) -> DriftStats:
-    """PSI and JS on the slice's bins, KS with its p-value, Wasserstein raw and over the reference std."""
-    window_bins = np.array([found.bins.get(k, 0) for k in range(len(reference.counts))], dtype=float)
-    reference_bins = np.array(reference.counts, dtype=float)
-    return DriftStats(
-        psi=psi(window_bins, reference_bins),
-        js=js(window_bins, reference_bins),
-        ks_d=found.ks_d,
-        ks_p=found.ks_p,
-        wasserstein=found.wasserstein,
-        wasserstein_norm=found.wasserstein / max(reference.std or 0.0, STD_FLOOR),
+def numeric_stats(
+    cells: Mapping[tuple[datetime, str | None, int], NumericCell], profile: Profile, feature: str
+) -> dict[tuple[datetime, str | None, int], DriftStats]:
+    """Per cell of a numeric feature: PSI and JS on its slice's bins, KS with its p-value,
+    Wasserstein raw and over the reference std (finite or None). PSI and JS of all cells at once."""
+    keys = list(cells)
+    references = [profile.slices[key[2]].numeric[feature] for key in keys]
+    window_bins = np.zeros((len(keys), MAX_EDGES + 1))
+    reference_bins = np.zeros((len(keys), MAX_EDGES + 1))
+    for row, (key, reference) in enumerate(zip(keys, references, strict=True)):
+        for index, count in cells[key].bins.items():
+            window_bins[row, index] = count
+        reference_bins[row, : len(reference.counts)] = reference.counts
+    psi_values, js_values = (
+        psi(window_bins, reference_bins).tolist(),
+        js(window_bins, reference_bins).tolist(),
     )
+    found: dict[tuple[datetime, str | None, int], DriftStats] = {}
+    for row, (key, reference) in enumerate(zip(keys, references, strict=True)):
+        cell = cells[key]
+        found[key] = DriftStats(
+            psi=psi_values[row],
+            js=js_values[row],
+            ks_d=cell.ks_d,
+            ks_p=cell.ks_p,
+            wasserstein=cell.wasserstein,
+            wasserstein_norm=cell.wasserstein / max(reference.std or 0.0, STD_FLOOR),
+        ).finite()
+    return found
 
 
 def categorical_stats(window: dict[str, int], reference: dict[str, int]) -> DriftStats:
@@ -717,8 +744,8 @@ def categorical_stats(window: dict[str, int], reference: dict[str, int]) -> Drif
     reference_counts = np.array([reference.get(c, 0) for c in names], dtype=float)
     statistic, p = chi2(window_counts, reference_counts)
     return DriftStats(
-        psi=psi(window_counts, reference_counts),
-        js=js(window_counts, reference_counts),
+        psi=float(psi(window_counts, reference_counts)),
+        js=float(js(window_counts, reference_counts)),
         chi2=statistic,
         chi2_p=p,
     )
@@ -730,7 +757,7 @@ def _row(
     cell: CellCounts,
     feature: Feature,
     reference: SliceProfile | None,
-    numeric: dict[tuple[datetime, str | None, int], NumericCell] | None,
+    numeric: dict[tuple[datetime, str | None, int], DriftStats] | None,
     categories: dict[tuple[CellKey, str], dict[str, int]],
     by_version: bool,
 ) -> DriftRow:
@@ -750,7 +777,7 @@ def _row(
         note = not_enough(n_reference, minimum, "n_reference")
     elif ref_numeric is not None and numeric is not None and reference is not None:
         cell_key = (start, version if by_version else None, reference.slice_id)
-        found = numeric_stats(numeric[cell_key], ref_numeric).finite()
+        found = numeric[cell_key]
         note = _undefined(found, NUMERIC_STATS)
     elif ref_categorical is not None:
         window = categories.get((key, feature.name), {})
