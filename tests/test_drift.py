@@ -8,6 +8,8 @@ ks_2samp(method="asymp"), chi-square with chi2_contingency, Wasserstein with was
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -550,3 +552,17 @@ def test_slicing_by_a_categorical_feature() -> None:
     for data in (window, reference):
         data.segments["colour"] = data.categorical["colour"]
     assert check_all(result, window, reference) == len(result)
+
+
+def test_kernels_compile_where_nothing_can_be_cached() -> None:
+    """A read-only install without a writable home: numba finds no place for its cache, and the
+    compiled loops are compiled in each process instead of failing at import."""
+    code = (
+        "import numba.core.caching as caching\n"
+        "caching.CacheImpl._locator_classes = []\n"
+        "import numpy as np\n"
+        "from triage.metrics.ecdf_merge import accumulate\n"
+        "print(accumulate(np.zeros(3, np.int64), np.array([1.0, 1.0, 4.0]), 1)[2].tolist())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[0.0, 6.0]"  # G(1) = 0, G(4) = 2·(4 − 1)

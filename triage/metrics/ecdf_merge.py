@@ -10,11 +10,26 @@ process compiles nothing that an earlier one has compiled).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import numpy as np
 from numba import njit
 
+F = TypeVar("F", bound=Callable[..., object])
 
-@njit(cache=True, nogil=True)
+
+def _compiled(function: F) -> F:
+    """`function` compiled by numba, releasing the GIL; its machine code cached on disk when there
+    is a place to write it (the package's `__pycache__`, else the user's cache directory), else
+    compiled once per process (a read-only install without a writable home)."""
+    try:
+        return njit(cache=True, nogil=True)(function)  # type: ignore[return-value]
+    except RuntimeError:  # numba: "cannot cache function …: no locator available"
+        return njit(nogil=True)(function)  # type: ignore[return-value]
+
+
+@_compiled
 def _first_at_least(cum: np.ndarray, start: int, end: int, target: int) -> int:
     """The first index in [start, end) with cum >= target (cum ascending); `end` when none."""
     low, high = start, end
@@ -27,7 +42,7 @@ def _first_at_least(cum: np.ndarray, start: int, end: int, target: int) -> int:
     return low
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def merge_cells(
     cell: np.ndarray,
     n_cells: int,
@@ -107,7 +122,7 @@ def merge_cells(
     return codes, start[1:] - start[:-1], ks, w, counts
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def _merge(
     x: np.ndarray,
     le: np.ndarray,
@@ -157,7 +172,7 @@ def _merge(
     return d, g[head] / m + tail + area
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def place_values(
     x: np.ndarray,
     slice_of: np.ndarray,
@@ -206,7 +221,7 @@ def place_values(
     return le, lt, g, bins
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def accumulate(
     code: np.ndarray, value: np.ndarray, n_slices: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
