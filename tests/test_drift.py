@@ -396,29 +396,35 @@ def test_categorical_statistics_match_scipy_on_random_inputs(
 
 
 def test_ks_pvalues_equal_scipy_in_every_branch() -> None:
-    """Sizes and D across every branch of scipy's kstwo.sf, the vectorised Smirnov tail included:
-    small n, tiny and huge n·D², D ≥ 0.5, the subnormal far tail and undefined one-vs-one cells."""
+    """Sizes and D across every branch of scipy's kstwo.sf, the two vectorised ones included
+    (Smirnov tail, Pelz–Good body): small n, tiny and huge n·D², D ≥ 0.5, sizes past 100 000, the
+    subnormal far tail and undefined one-vs-one cells."""
     rng = np.random.default_rng(11)
-    n = rng.integers(1, 60_000, 400)
-    m = rng.integers(1, 2_000_000, 400)
+    cells = 600
+    n = rng.integers(1, 60_000, cells)
+    m = rng.integers(1, 2_000_000, cells)
     n[20:25], m[20:25] = 1, 1
     n[25:45], m[25:45] = 5000, 10**9  # en = 5000
+    n[45:70], m[45:70] = 300_000, 10**7  # en > 100 000: Pelz–Good even for the smallest D
     en = np.round(np.maximum(n, m) * np.minimum(n, m) / (n + m))
-    # n·D² spread over 0 … 400, so half the cells fall in the Smirnov tail [2.2, 370).
-    d = np.minimum(np.sqrt(rng.uniform(0, 400, 400) / np.maximum(en, 1)), 1.0)
+    # n·D² over 0 … 2.2 (Pelz–Good body) for half the cells, over 2.2 … 400 for the others.
+    nd2 = np.where(np.arange(cells) % 2 == 0, rng.uniform(0, 2.2, cells), rng.uniform(2.2, 400, cells))
+    d = np.minimum(np.sqrt(nd2 / np.maximum(en, 1)), 1.0)
     d[:20] = rng.uniform(0.5, 1.0, 20)
     d[25:45] = np.sqrt(np.linspace(350, 369.9, 20) / 5000)  # p near and below the smallest normal
+    d[45:50] = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3]
     found = drift.ks_pvalues(d, n, m)
-    tail = 0
+    branches = {"tail": 0, "body": 0}
     for k, p in enumerate(found):
         # ks_2samp(method="asymp")'s p-value, from its definition (scipy's NaN for en = 0).
         expected = np.clip(stats.kstwo.sf(d[k], en[k]), 0, 1) if en[k] >= 1 else None
         if expected is None:
             assert p is None
             continue
-        tail += int(2.2 <= en[k] * d[k] ** 2 < 370 and en[k] > 140 and d[k] < 0.5)
+        if en[k] > 140 and en[k] * d[k] > 1 and d[k] < 0.5:
+            branches["tail" if en[k] * d[k] ** 2 >= 2.2 else "body"] += 1
         assert p == pytest.approx(expected, rel=1e-6, abs=1e-300)
-    assert tail > 100
+    assert branches["tail"] > 200 and branches["body"] > 200
 
 
 def test_smirnov_equals_scipy() -> None:

@@ -143,10 +143,13 @@ def ks_pvalues(d: np.ndarray, n: np.ndarray, m: np.ndarray) -> list[float | None
     """p of `ks_2samp(method="asymp")` per cell: kstwo.sf(D, round(m·n/(m + n))), larger size first.
 
     None when m·n/(m + n) rounds to 0 (one value on each side), where scipy returns NaN.
-    In the tail — en > 140, 1 < en·D < en − 1, D < 0.5, 2.2 ≤ en·D² < 370 — scipy's kstwo.sf is
-    twice the exact one-sided Smirnov sum, en terms summed one cell per call; `smirnov` sums
-    every such cell's terms in one vectorised pass (agreeing to ~1e-10 relative). The branch
-    tests are scipy's (`_ksstats._kolmogn`), written the same way so they decide alike.
+    scipy's kstwo.sf runs in Python one cell at a time; its two branches that nearly every cell of
+    a large grid takes are vectorised here (agreeing to ~1e-10 relative), each cell routed by
+    scipy's own tests (`_ksstats._kolmogn`, written the same way so they decide alike). With
+    en > 140, 1 < en·D < en − 1 and D < 0.5:
+    - 2.2 ≤ en·D² < 370: twice the exact one-sided Smirnov sum (`smirnov`);
+    - en·D² < 2.2 and not (en ≤ 100 000 and en·D^1.5 ≤ 1.4): 1 − the Pelz–Good approximation
+      (`pelz_good_cdf`).
     """
     big = np.maximum(n, m).astype(np.float64)
     small = np.minimum(n, m).astype(np.float64)
@@ -156,11 +159,60 @@ def ks_pvalues(d: np.ndarray, n: np.ndarray, m: np.ndarray) -> list[float | None
     d = np.asarray(d, dtype=np.float64)
     t = en * d
     nxsquared = t * d
-    tail = (en > 140) & (t > 1.0) & (t < en - 1) & (d < 0.5) & (nxsquared >= 2.2) & (nxsquared < 370.0)
+    large = (en > 140) & (t > 1.0) & (t < en - 1) & (d < 0.5)
+    tail = large & (nxsquared >= 2.2) & (nxsquared < 370.0)
+    body = large & (nxsquared < 2.2) & ~((en <= 100_000) & (en * d**1.5 <= 1.4))
+    rest = ~tail & ~body
     p = np.empty(len(d))
     p[tail] = np.clip(2 * smirnov(en[tail].astype(np.int64), d[tail]), 0, 1)
-    p[~tail] = np.clip(stats.kstwo.sf(d[~tail], en[~tail]), 0, 1)
+    p[body] = np.clip(1.0 - pelz_good_cdf(en[body], d[body]), 0, 1)
+    p[rest] = np.clip(stats.kstwo.sf(d[rest], en[rest]), 0, 1)
     return [float(value) if ok else None for value, ok in zip(p.tolist(), defined.tolist(), strict=True)]
+
+
+def pelz_good_cdf(n: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The Pelz–Good approximation of P(Dₙ ≤ x) per cell: scipy's `_kolmogn_PelzGood` step for
+    step, vectorised — K0(z) + K1(z)/√n + K2(z)/n + K3(z)/n^1.5 with z = x·√n, each K a Horner sum
+    over odd m = 2k − 1 for k = ⌈16z/π⌉ … 1 (each cell its own count) plus the K2 and K3 sums over
+    every k; 0 when −π²/(8z²) < −708."""
+    z = np.sqrt(n) * x
+    zsquared, zthree, zfour, zsix = z**2, z**3, z**4, z**6
+    qlog = -(np.pi**2) / 8 / zsquared
+    q = np.exp(qlog)
+    k1a, k1b = -zsquared, np.pi**2 / 4
+    k2a = 6 * zsix + 2 * zfour
+    k2b = (2 * zfour - 5 * zsquared) * np.pi**2 / 4
+    k2c = np.pi**4 * (1 - 2 * zsquared) / 16
+    k3d = np.pi**6 * (5 - 30 * zsquared) / 64
+    k3c = np.pi**4 * (-60 * zsquared + 212 * zfour) / 16
+    k3b = np.pi**2 * (135 * zfour - 96 * zsix) / 4
+    k3a = -30 * zsix - 90 * z**8
+    terms = np.ceil(16 * z / np.pi).astype(np.int64)
+    top = int(terms.max()) if len(terms) else 0
+    k_sums = np.zeros((4, len(z)))
+    for k in range(top, 0, -1):
+        odd = 2 * k - 1
+        coefficients = np.array(
+            [
+                np.ones(len(z)),
+                k1a + k1b * odd**2,
+                k2a + k2b * odd**2 + k2c * odd**4,
+                k3a + k3b * odd**2 + k3c * odd**4 + k3d * odd**6,
+            ]
+        )
+        k_sums = np.where(k <= terms, k_sums * np.power(q, 8 * k) + coefficients, k_sums)
+    k_sums *= q
+    k_sums *= np.sqrt(2 * np.pi)
+    k_sums /= np.array([z, 6 * zfour, 72 * z**7, 6480 * z**10])
+    ks = np.arange(top, 0, -1)[:, None]
+    powers = np.where(ks <= terms, np.exp(-(np.pi**2) / 2 / zsquared) ** (ks**2), 0.0)
+    k_sums[2] += np.sum(ks**2 * powers, axis=0) * (np.pi**2 * np.sqrt(2 * np.pi) / (-36 * zthree))
+    sqrt3z, kspi = np.sqrt(3) * z, np.pi * ks
+    k_sums[3] += np.sum((sqrt3z + kspi) * (sqrt3z - kspi) * ks**2 * powers, axis=0) * (
+        np.pi**2 * np.sqrt(2 * np.pi) / (216 * zsix)
+    )
+    k_sums /= np.power(n * 1.0, np.arange(4)[:, None] / 2.0)
+    return np.where(qlog < -708, 0.0, k_sums[0] + k_sums[1] + k_sums[2] + k_sums[3])
 
 
 def smirnov(n: np.ndarray, d: np.ndarray) -> np.ndarray:
