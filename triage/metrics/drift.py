@@ -505,9 +505,8 @@ def _family_cells(
     )
     p = ks_pvalues(ks_max, sizes, ref.m[codes // width])
     found: dict[tuple[int, int], NumericCell] = {}
-    for k, cell in enumerate(codes.tolist()):
-        nonzero = np.flatnonzero(counts[k])
-        bins = dict(zip(nonzero.tolist(), counts[k][nonzero].tolist(), strict=True))
+    for k, (cell, row) in enumerate(zip(codes.tolist(), counts.tolist(), strict=True)):
+        bins = {index: count for index, count in enumerate(row) if count}
         found[(cell % width, cell // width)] = NumericCell(
             int(sizes[k]), float(ks_max[k]), p[k], float(w[k]), bins
         )
