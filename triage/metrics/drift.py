@@ -420,7 +420,7 @@ def numeric_cells(
             f"""SELECT list_position(?::TIMESTAMP[], window_start) - 1 AS _w,
                 coalesce(list_position(?::VARCHAR[], _version), 0) AS _v{slices}, _x
             FROM ({rows}) WHERE _x IS NOT NULL AND {only_windows_sql(windows)}""",
-            [starts, list(versions)],
+            [[naive_utc(start) for start in starts], list(versions)],
         ).fetchnumpy()
         x = np.asarray(data["_x"], dtype=np.float64)
         by_value = np.argsort(x)  # ties in any order: equal values are one step
