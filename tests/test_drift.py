@@ -499,6 +499,20 @@ def test_one_version_gives_the_all_versions_numbers() -> None:
     assert check_all(result, window, reference) == len(result)
 
 
+def test_the_session_time_zone_does_not_move_windows() -> None:
+    """Window starts reach DuckDB as naive UTC: a session in another zone computes the same cells."""
+    rng = np.random.default_rng(12)
+    n = 900
+    window = rows(n, rng, days=3, numeric={"x": rng.normal(0.2, 1, n)}, versions=("v1", "v2"))
+    reference = rows(n, rng, numeric={"x": rng.normal(0, 1, n)}, versions=("v1", "v2"))
+    model = model_config(min_samples=50)
+    con = store(model, window, reference)
+    con.execute("SET GLOBAL TimeZone = 'America/New_York'")  # cursors too
+    result = compute_drift(con, scope_of(model, days=3))
+    assert len({r.window_start for r in result if r.ks_d is not None}) == 3
+    assert check_all(result, window, reference, 50) == len(result)
+
+
 def test_cached_windows_are_reused_and_changed_windows_recomputed(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(13)
     n = 600
