@@ -547,21 +547,26 @@ def reference_ecdfs(
     """
     names = list(parts)
     ids = {part: np.array(sorted(parts[part]), dtype=np.uint64) for part in names}
-    # Each row's slice as its 1-based position in the part's ids (0: a slice not asked for).
+    # Each row's slice as its 1-based position in the part's ids (0: a slice not asked for);
+    # all traffic is one slice of every row.
+    segments = [part for part in names if part is not None]
     codes = "".join(
         f", coalesce(list_position(?::UBIGINT[], {slice_id_sql(part)}), 0) AS _s{k}"
-        for k, part in enumerate(names)
+        for k, part in enumerate(segments)
     )
     data = con.execute(
         f"SELECT {feature.sql} AS _v{codes} FROM ({reference}) WHERE {feature.present_sql}",
-        [ids[part].tolist() for part in names],
+        [ids[part].tolist() for part in segments],
     ).fetchnumpy()
     values = np.asarray(data["_v"], dtype=np.float64)
     by_value = np.argsort(values)
     values = values[by_value]
     found: dict[str | None, Ecdf] = {}
-    for k, part in enumerate(names):
-        code = np.asarray(data[f"_s{k}"], dtype=np.int64)[by_value]
+    for part in names:
+        if part is None:
+            code = np.full(len(values), 1 if ALL_SLICE in ids[part] else 0, dtype=np.int64)
+        else:
+            code = np.asarray(data[f"_s{segments.index(part)}"], dtype=np.int64)[by_value]
         rows = np.flatnonzero(code)
         if len(ids[part]) > 1:
             rows = rows[np.argsort(small_codes(code[rows]), kind="stable")]
