@@ -463,8 +463,10 @@ class _Looked:
 def _look_up(ref: _Reference, x: np.ndarray, index: np.ndarray) -> _Looked:
     """Each value (ascending `x`) with a slice (`index` >= 0) placed in that slice's reference
     (`ecdf_merge.place_values`), still in ascending order."""
-    present = np.flatnonzero(index >= 0)
-    rows: np.ndarray | slice = slice(None) if len(present) == len(index) else present  # views, not copies
+    # Every value with a slice: views, not copies.
+    rows: np.ndarray | slice = (
+        slice(None) if not len(index) or index.min() >= 0 else np.flatnonzero(index >= 0)
+    )
     slice_of, xs = index[rows], x[rows]
     edge_count = np.array([len(edges) for edges in ref.edges], dtype=np.int64)
     edge_end = np.cumsum(edge_count)
