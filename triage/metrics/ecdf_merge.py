@@ -1,11 +1,11 @@
-"""The per-cell merge of window values with their slice's reference ECDF: exact KS D, Wasserstein-1
-and PSI bin counts, compiled (numba).
+"""The compiled loops (numba) behind exact KS D and Wasserstein-1: a reference ECDF built from its
+sorted values (`accumulate`), window values placed in their slice's ECDF (`place_values`), and each
+cell's values merged with it into KS D, Wasserstein-1 and PSI bin counts (`merge_cells`).
 
-The arithmetic is `drift`'s module docstring, steps 3 and 4, one pass over each cell's values in
-ascending order. Written as a loop because vectorised numpy needs some thirty full-length
-temporaries and gathers per cell family (≈ 130 ms per million values), where one compiled pass
-reads each value once (numba: `nogil`, so the features' threads run on every core; `cache`, so a
-process compiles nothing that an earlier one has compiled).
+The arithmetic is `drift`'s module docstring. Written as loops because vectorised numpy needs
+some thirty full-length temporaries and gathers per cell family (≈ 130 ms per million values),
+where a compiled pass reads each value once or twice; numba `nogil`, so the features' threads
+run on every core, and `cache`, so a process compiles nothing that an earlier one has compiled.
 """
 
 from __future__ import annotations
