@@ -27,9 +27,9 @@ their window, version and slice ids; numpy sorts them once by value, and for eac
 1. place every value x in its slice's ECDF — one pointer per slice walks forward as x rises, a
    merge: le = #{r ≤ x}, lt = #{r < x} and G(x) = g + cum·(x − v) for the last reference value
    v ≤ x (`place_values`);
-2. take each cell's values (window, or window and version, within the slice; grouped by a stable
-   integer sort in numpy) in ascending order: the i-th of n values has F_win = i/n at its last
-   tie (`merge_cells`, which does 3 and 4 in the same pass);
+2. copy each cell's values (window, or window and version, within the slice) together with a
+   stable counting sort, so each stays ascending: the i-th of n values has F_win = i/n at its last
+   tie (`merge_cells`, which then does 3 and 4 in one pass over the cell);
 3. KS: D = max over the window's distinct values x_i of max(|le/m − i/n|, |lt/m − (i−1)/n|),
    with i the last resp. first position of x_i — F_ref and F_win are step functions, so these
    values contain every value |F_ref − F_win| takes;
@@ -45,12 +45,12 @@ their window, version and slice ids; numpy sorts them once by value, and for eac
 
 G is accumulated with a compensated sum, so a difference G(b) − G(a) is off by about one rounding
 of G: on 1 M rows the results equal scipy's to ~1e-15 of the value range (KS D bit for bit,
-p bit for bit or, in the Smirnov tail, to ~1e-10 relative: `ks_pvalues`). Cells below
+p to ~1e-10 relative: `ks_pvalues`). Cells below
 `min_samples` values (or whose slice reference has fewer) are reported with their counts and no
 statistic, and are not computed at all.
 
 Cost: O(rows · log rows) per feature — one float sort per batch, then per slice family a merge
-with the reference and an integer sort per cell kind; the reference's ECDF is computed once per
+with the reference and a counting sort per cell kind; the reference's ECDF is computed once per
 call (a sort of its values; cheaper than storing one row per distinct value and reading it back),
 by the profile when the call computes that (it hands its ECDFs over), or once per process with an
 `EcdfMemo` (the engine's: a live refresh or a replay step then costs the recomputed windows'
