@@ -539,11 +539,12 @@ def reference_ecdfs(
 ) -> dict[str | None, Ecdf]:
     """The ECDF of a numeric feature's finite reference values in the given slices of each part.
 
-    DuckDB reads the values with their slice codes; numpy sorts them once by value, groups each
-    part's by slice (a stable integer sort keeps the order), and `ecdf_merge.accumulate` runs
-    through each slice: cum = running count, g = Σ_{i<j} cum_i·(v_{i+1} − v_i), compensated, per
-    slice (a slice's g does not depend on which other slices are built with it). Values of other
-    slices are left out.
+    DuckDB reads the values with their slice codes; numpy groups each part's values by slice (a
+    stable integer sort) and sorts each slice's values (a sort without a permutation: several
+    times cheaper than an argsort), and `ecdf_merge.accumulate` runs through each slice:
+    cum = running count, g = Σ_{i<j} cum_i·(v_{i+1} − v_i), compensated, per slice (a slice's g
+    does not depend on which other slices are built with it). Values of other slices are left
+    out.
     """
     names = list(parts)
     ids = {part: np.array(sorted(parts[part]), dtype=np.uint64) for part in names}
@@ -559,18 +560,21 @@ def reference_ecdfs(
         [ids[part].tolist() for part in segments],
     ).fetchnumpy()
     values = np.asarray(data["_v"], dtype=np.float64)
-    by_value = np.argsort(values)
-    values = values[by_value]
     found: dict[str | None, Ecdf] = {}
     for part in names:
-        if part is None:
-            code = np.full(len(values), 1 if ALL_SLICE in ids[part] else 0, dtype=np.int64)
-        else:
-            code = np.asarray(data[f"_s{segments.index(part)}"], dtype=np.int64)[by_value]
-        rows = np.flatnonzero(code)
-        if len(ids[part]) > 1:
+        if part is None:  # one slice: the values sorted
+            asked = ALL_SLICE in ids[part]
+            code = np.zeros(len(values) if asked else 0, dtype=np.int64)
+            ordered = np.sort(values) if asked else values[:0]
+        else:  # grouped by slice (a stable integer sort), then each slice's values sorted
+            code = np.asarray(data[f"_s{segments.index(part)}"], dtype=np.int64)
+            rows = np.flatnonzero(code)
             rows = rows[np.argsort(small_codes(code[rows]), kind="stable")]
-        value, cum, g, start, end = accumulate(code[rows] - 1, values[rows], len(ids[part]))
+            code, ordered = code[rows] - 1, values[rows]
+            bounds = np.searchsorted(code, np.arange(len(ids[part]) + 1))
+            for first, last in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+                ordered[first:last].sort()
+        value, cum, g, start, end = accumulate(code, ordered, len(ids[part]))
         found[part] = Ecdf(ids[part], start, end, value, cum, g)
     return found
 
