@@ -45,9 +45,8 @@ their window, version and slice ids; numpy sorts them once by value, and for eac
 
 G is accumulated with a compensated sum, so a difference G(b) − G(a) is off by about one rounding
 of G: on 1 M rows the results equal scipy's to ~1e-15 of the value range (KS D bit for bit,
-p to ~1e-10 relative: `ks_pvalues`). Cells below
-`min_samples` values (or whose slice reference has fewer) are reported with their counts and no
-statistic, and are not computed at all.
+p to ~1e-10 relative: `ks_pvalues`). Cells below `min_samples` values (or whose slice reference
+has fewer) are reported with their counts and no statistic, and are not computed at all.
 
 Cost: O(rows · log rows) per feature — one float sort per batch, then per slice family a merge
 with the reference and a counting sort per cell kind; the reference's ECDF is computed once per

@@ -50,7 +50,6 @@ from triage.store.schema import predictions_table, quote, reference_table
 from triage.store.tables import CATEGORICAL, NUMERIC, stored_layout, table_exists
 
 PROFILE_FORMAT = 1
-T = TypeVar("T")
 SCORE_FEATURE = "__score__"
 ALL_SLICE = 0
 PSI_QUANTILES = np.arange(1, 10) / 10  # 0.1 … 0.9, each the double nearest k/10
@@ -212,8 +211,7 @@ def ensure_profile(
             _create_tables(con, tables)
             stored = _stored_keys(con, tables, keys.values())
             missing = [part for part in parts if keys[part] not in stored]
-            held = (tuple(keys.values()), ecdfs) if ecdfs is not None else None
-            bins = _numeric_bins(con, reference, features, missing, held)
+            bins = _numeric_bins(con, reference, features, missing, tuple(keys.values()), ecdfs)
             for part in missing:
                 _build(
                     con, tables, model, keys[part], definitions[part], part, reference, features, bins[part]
@@ -289,10 +287,11 @@ def _numeric_bins(
     reference: str,
     features: Sequence[Feature],
     parts: Sequence[str | None],
-    held: tuple[tuple[str, ...], EcdfMemo] | None = None,
+    keys: tuple[str, ...],
+    ecdfs: EcdfMemo | None,
 ) -> dict[str | None, dict[str, dict[int, _Bins]]]:
     """Per part, numeric feature and slice: PSI edges, bin counts and G(max), one sort per feature
-    (features in parallel). `held` = (profile keys, memo) keeps the ECDFs built on the way."""
+    (features in parallel). `ecdfs` keeps the ECDFs built on the way, under the profile's `keys`."""
     found: dict[str | None, dict[str, dict[int, _Bins]]] = {part: {} for part in parts}
     if not parts:
         return found
@@ -306,8 +305,8 @@ def _numeric_bins(
 
     def bins(cursor: duckdb.DuckDBPyConnection, feature: Feature) -> dict[str | None, dict[int, _Bins]]:
         built = reference_ecdfs(cursor, reference, feature, ids)
-        if held is not None:
-            held[1].keep(held[0], feature, built)
+        if ecdfs is not None:
+            ecdfs.keep(keys, feature, built)
         return {part: _bins(ecdf) for part, ecdf in built.items()}
 
     for name, by_part in per_numeric_feature(con, features, bins).items():
@@ -404,6 +403,9 @@ def _build_part(
                 ON {unpivoted} INTO NAME _feature VALUE _category)
             GROUP BY ALL"""
         )
+
+
+T = TypeVar("T")
 
 
 def per_numeric_feature(
