@@ -70,16 +70,16 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from functools import partial
 
 import duckdb
 import numpy as np
 from scipy import special, stats
 from scipy.spatial.distance import jensenshannon
 
-from triage.metrics.ecdf_merge import merge_cells, place_values
+from triage.metrics.ecdf_merge import family_cells
 from triage.metrics.frame import Scope
 from triage.metrics.profile import (
-    ALL_SLICE,
     WRITE_LOCK,
     EcdfMemo,
     Feature,
@@ -88,7 +88,6 @@ from triage.metrics.profile import (
     SliceProfile,
     ensure_profile,
     per_numeric_feature,
-    reference_ecdfs,
     slice_id_sql,
     writable,
 )
@@ -101,7 +100,7 @@ from triage.metrics.quality import (
 )
 from triage.metrics.results import DriftRow
 from triage.metrics.source import CellKey, aware, plain_rows_sql, window_end, window_rows_sql
-from triage.store.tables import table_exists
+from triage.store.tables import NUMERIC, table_exists
 
 CACHE_TABLE = "_triage_cache_drift"
 CACHE_FORMAT = 1
@@ -323,7 +322,9 @@ class _Reference:
     m: np.ndarray  # per slice: its reference values
     rmax: np.ndarray  # per slice: the largest reference value
     gmax: np.ndarray  # per slice: G(max)
-    edges: list[np.ndarray]  # per slice: PSI inner edges
+    edges: np.ndarray  # slice k's PSI inner edges are edges[edge_start[k] : edge_end[k]]
+    edge_start: np.ndarray
+    edge_end: np.ndarray
 
 
 def _references(
@@ -332,29 +333,21 @@ def _references(
     feature: Feature,
     parts: Sequence[str | None],
     minimum: int,
+    memo: EcdfMemo,
     needed: Slices | None = None,
-    memo: EcdfMemo | None = None,
 ) -> list[_Reference]:
-    """Each part's reference ECDFs, of the slices that have at least `minimum` reference values
-    (and are `needed`, when given: the others' cells are not computed).
-
-    With a `memo`, every such slice's ECDF is built (once; later calls find it there) and the
-    needed ones are picked from them; without, only the needed ones are built.
-    """
+    """Each part's reference ECDFs (from `memo`, which builds every slice's once), of the slices
+    that have at least `minimum` reference values and are `needed`, when given: the others'
+    cells are not computed."""
     numeric = _numeric_slices(profile, feature, minimum)
     built = _reference_slices(profile, numeric, parts)
-    wanted = {
-        part: [sid for sid in ids if needed is None or (part, profile.slices[sid].segment_value) in needed]
-        for part, ids in built.items()
-    }
-    if memo is None:
-        ecdfs = reference_ecdfs(con, profile.reference, feature, wanted)
-    else:
-        held = memo.ecdfs(con, profile, feature, built)
-        ecdfs = {part: held[part].only(np.array(wanted[part], dtype=np.uint64)) for part in parts}
+    held = memo.ecdfs(con, profile, feature, built)
     found = []
     for part in parts:
-        ecdf, stats = ecdfs[part], [numeric[sid] for sid in wanted[part]]
+        slices = profile.slices
+        ids = [sid for sid in built[part] if needed is None or (part, slices[sid].segment_value) in needed]
+        ecdf, stats = held[part].only(np.array(ids, dtype=np.uint64)), [numeric[sid] for sid in ids]
+        edge_end = np.cumsum([len(s.edges) for s in stats], dtype=np.int64)
         found.append(
             _Reference(
                 slice_ids=ecdf.slice_ids,
@@ -366,7 +359,9 @@ def _references(
                 m=np.array([s.n for s in stats], dtype=np.int64),
                 rmax=np.array([s.max for s in stats], dtype=np.float64),
                 gmax=np.array([s.g_max for s in stats], dtype=np.float64),
-                edges=[np.array(s.edges, dtype=np.float64) for s in stats],
+                edges=np.array([e for s in stats for e in s.edges], dtype=np.float64),
+                edge_start=edge_end - [len(s.edges) for s in stats],
+                edge_end=edge_end,
             )
         )
     return found
@@ -407,131 +402,172 @@ def numeric_cells(
     con: duckdb.DuckDBPyConnection,
     scope: Scope,
     profile: Profile,
-    feature: Feature,
+    features: Sequence[Feature],
     versions: Sequence[str],
     batches: Sequence[Sequence[datetime]],
-    needed: Slices | None = None,
+    needed: Mapping[str, Slices] | None = None,
     memo: EcdfMemo | None = None,
-) -> dict[tuple[datetime, str | None, int], NumericCell]:
-    """KS D, Wasserstein-1 and PSI bin counts of a numeric feature, by (window, version, slice id).
+) -> dict[str, dict[tuple[datetime, str | None, int], NumericCell]]:
+    """Per numeric feature, KS D, Wasserstein-1 and PSI bin counts by (window, version, slice id).
 
     `batches` lists the windows to compute, in groups computed together; `versions`, the model
-    versions there may be (with more than one, each version's cells too); `needed`, the slices
-    with a cell of at least min_samples values in them (None: any slice) — only their reference
-    ECDFs are used, and built unless a `memo` keeps them: the costly part when few windows are
-    computed.
+    versions there may be (with more than one, each version's cells too); `needed`, per feature,
+    the slices with a cell of at least min_samples values in them (None: any slice) — only
+    their cells are computed. The reference ECDFs come from `memo` (built there when missing; a
+    memo of this call's own without one).
 
-    DuckDB reads a batch's values with their window, version and slice; numpy sorts them once
-    by value; per slice family `ecdf_merge` places each value in its slice's ECDF, groups them by
-    cell and reduces each cell — the arithmetic of the module docstring, many times faster than
-    an ASOF join and sorted lists in DuckDB. A batch bounds the memory.
+    Each batch is read once for all features (`_read_batch`), then the features run in parallel
+    (`per_numeric_feature`: sorts and compiled loops that release the GIL).
     """
-    minimum = scope.model.min_samples
-    parts: tuple[str | None, ...] = (None, *scope.segments)
-    references = _references(con, profile, feature, parts, minimum, needed, memo)
-    rows = plain_rows_sql(scope, window_rows_sql(scope), f"{feature.value_sql} AS _x")
-    # All traffic is one slice; a segment's slice is looked up by id (ids ascending).
-    slices = "".join(f", {slice_id_sql(part)} AS _s{k}" for k, part in enumerate(parts) if part is not None)
-    names: list[str | None] = [None, *versions]
-    found: dict[tuple[datetime, str | None, int], NumericCell] = {}
+    numeric = [f for f in features if f.kind == NUMERIC]
+    held = memo if memo is not None else EcdfMemo()
+    found: dict[str, dict[tuple[datetime, str | None, int], NumericCell]] = {f.name: {} for f in numeric}
     for windows in batches:
-        starts = sorted(windows)
-        data = con.execute(
-            f"""SELECT list_position(?::TIMESTAMP[], window_start) - 1 AS _w,
-                coalesce(list_position(?::VARCHAR[], _version), 0) AS _v{slices}, _x
-            FROM ({rows}) WHERE _x IS NOT NULL AND {only_windows_sql(windows)}""",
-            [[naive_utc(start) for start in starts], list(versions)],
-        ).fetchnumpy()
-        x = np.asarray(data["_x"], dtype=np.float64)
-        by_value = np.argsort(x)  # ties in any order: equal values are one step
-        x = x[by_value]
-        window = np.asarray(data["_w"], dtype=np.int64)[by_value]
-        version = np.asarray(data["_v"], dtype=np.int64)[by_value]
-        for k, ref in enumerate(references):
-            if not len(ref.slice_ids) or not len(x):
-                continue
-            if parts[k] is None:
-                index = np.full(len(x), 0 if ref.slice_ids[0] == ALL_SLICE else -1, dtype=np.int64)
-            else:
-                sid = np.asarray(data[f"_s{k}"], dtype=np.uint64)[by_value]
-                place = np.minimum(np.searchsorted(ref.slice_ids, sid), len(ref.slice_ids) - 1)
-                index = np.where(ref.slice_ids[place] == sid, place, -1)
-            looked = _look_up(ref, x, index)
-            specs: list[tuple[np.ndarray, int]] = [(window, 1)]
-            if len(versions) > 1:
-                specs.append((window * len(names) + version, len(names)))
-            for code, width in specs:
-                for (sub, slice_index), cell in _family_cells(ref, looked, code, minimum).items():
-                    name = names[sub % width] if width > 1 else None
-                    found[(aware(starts[sub // width]), name, int(ref.slice_ids[slice_index]))] = cell
+        batch = _read_batch(con, scope, profile, numeric, versions, windows)
+        cells = partial(_feature_cells, scope, profile, batch, needed, held)
+        for name, in_batch in per_numeric_feature(con, numeric, cells).items():
+            found[name] |= in_batch
     return found
 
 
+def _feature_cells(
+    scope: Scope,
+    profile: Profile,
+    batch: _Batch,
+    needed: Mapping[str, Slices] | None,
+    memo: EcdfMemo,
+    cursor: duckdb.DuckDBPyConnection,
+    feature: Feature,
+) -> dict[tuple[datetime, str | None, int], NumericCell]:
+    """One numeric feature's cells in a batch: its references (`_references`), then `_batch_cells`."""
+    minimum = scope.model.min_samples
+    wanted = None if needed is None else needed[feature.name]
+    references = _references(cursor, profile, feature, (None, *scope.segments), minimum, memo, wanted)
+    return _batch_cells(batch, feature, references, len(batch.versions) - 1, minimum)
+
+
 @dataclass(frozen=True)
-class _Looked:
-    """A family's window values that have a slice, ascending, with their place in its slice's reference."""
+class _Batch:
+    """The rows of a batch of windows: each row's cell codes and numeric features' values."""
 
-    rows: np.ndarray | slice  # positions in the batch's value order (every position: a slice)
-    slice_of: np.ndarray  # slice index in the family's `_Reference`
-    x: np.ndarray
-    le: np.ndarray  # #{r <= x}
-    lt: np.ndarray  # #{r < x}
-    g: np.ndarray  # G(x)
-    bin: np.ndarray  # PSI bin (inner edges <= x)
-
-
-def _look_up(ref: _Reference, x: np.ndarray, index: np.ndarray) -> _Looked:
-    """Each value (ascending `x`) with a slice (`index` >= 0) placed in that slice's reference
-    (`ecdf_merge.place_values`), still in ascending order."""
-    # Every value with a slice: views, not copies.
-    rows: np.ndarray | slice = (
-        slice(None) if not len(index) or index.min() >= 0 else np.flatnonzero(index >= 0)
-    )
-    slice_of, xs = index[rows], x[rows]
-    edge_count = np.array([len(edges) for edges in ref.edges], dtype=np.int64)
-    edge_end = np.cumsum(edge_count)
-    edges = np.concatenate([np.empty(0), *ref.edges])
-    le, lt, g, bins = place_values(
-        xs, slice_of, ref.value, ref.cum, ref.g, ref.start, ref.end, edges, edge_end - edge_count, edge_end
-    )
-    return _Looked(rows, slice_of, xs, le, lt, g, bins)
+    starts: list[datetime]  # the windows, ascending
+    versions: list[str | None]  # [None, *versions]: codes[:, 1] indexes it (0: not a known version)
+    # Per row: window (index into starts), version, then per segment the position + 1 of its
+    # slice among the profile's slices of that segment (0: a slice without reference).
+    codes: np.ndarray
+    slice_ids: list[np.ndarray]  # per part (all traffic, then each segment): its profile slices
+    values: dict[str, np.ndarray]  # per feature: its value in each row, NaN when missing
 
 
-def _family_cells(
-    ref: _Reference, looked: _Looked, code: np.ndarray, minimum: int
-) -> dict[tuple[int, int], NumericCell]:
-    """The cells (code, slice index) of one slice family with at least `minimum` values.
+def _read_batch(
+    con: duckdb.DuckDBPyConnection,
+    scope: Scope,
+    profile: Profile,
+    features: Sequence[Feature],
+    versions: Sequence[str],
+    windows: Sequence[datetime],
+) -> _Batch:
+    """One query for the batch's rows: window, version, slice ids and the features' values.
 
-    `code` is each batch value's cell within its slice (window, or window and version).
+    The cell codes are computed once for every feature of the batch (the costly part of the
+    query), and a segment's slice is looked up among the profile's by id (ids ascending).
     """
-    width = int(code.max()) + 1 if len(code) else 1
-    codes, sizes, ks_max, w, counts = merge_cells(
-        looked.slice_of * width + code[looked.rows],
-        len(ref.slice_ids) * width,
-        minimum,
-        width,
-        looked.x,
-        looked.le,
-        looked.lt,
-        looked.g,
-        looked.bin,
-        ref.value,
-        ref.cum,
-        ref.g,
-        ref.start,
-        ref.end,
-        ref.m,
-        ref.rmax,
-        ref.gmax,
-        MAX_EDGES + 1,
+    starts = sorted(windows)
+    parts: tuple[str | None, ...] = (None, *scope.segments)
+    names = [f"_x{i}" for i in range(len(features))]
+    values = ", ".join(
+        f"coalesce({f.value_sql}, 'NaN'::DOUBLE) AS {name}" for f, name in zip(features, names, strict=True)
     )
-    p = ks_pvalues(ks_max, sizes, ref.m[codes // width])
-    found: dict[tuple[int, int], NumericCell] = {}
-    for k, (cell, row) in enumerate(zip(codes.tolist(), counts.tolist(), strict=True)):
-        bins = {index: count for index, count in enumerate(row) if count}
-        found[(cell % width, cell // width)] = NumericCell(
-            int(sizes[k]), float(ks_max[k]), p[k], float(w[k]), bins
+    slices = "".join(f", {slice_id_sql(part)} AS _s{k}" for k, part in enumerate(parts) if part is not None)
+    rows = plain_rows_sql(scope, window_rows_sql(scope), values)
+    data = con.execute(
+        f"""SELECT list_position(?::TIMESTAMP[], window_start) - 1 AS _w,
+            coalesce(list_position(?::VARCHAR[], _version), 0) AS _v{slices}, {", ".join(names)}
+        FROM ({rows}) WHERE {only_windows_sql(windows)}""",
+        [[naive_utc(start) for start in starts], list(versions)],
+    ).fetchnumpy()
+    slice_ids = [
+        np.array(sorted(sid for sid, s in profile.slices.items() if s.segment == part), dtype=np.uint64)
+        for part in parts
+    ]
+    codes = np.empty((len(data["_w"]), len(parts) + 1), dtype=np.int32)
+    codes[:, 0] = data["_w"]
+    codes[:, 1] = data["_v"]
+    for k in range(1, len(parts)):
+        sid = np.asarray(data[f"_s{k}"], dtype=np.uint64)
+        place = np.searchsorted(slice_ids[k], sid)
+        known = place < len(slice_ids[k])
+        known[known] = slice_ids[k][place[known]] == sid[known]
+        codes[:, 1 + k] = np.where(known, place + 1, 0)
+    return _Batch(
+        starts,
+        [None, *versions],
+        codes,
+        slice_ids,
+        {f.name: np.asarray(data[name], dtype=np.float64) for f, name in zip(features, names, strict=True)},
+    )
+
+
+def _batch_cells(
+    batch: _Batch, feature: Feature, references: Sequence[_Reference], n_versions: int, minimum: int
+) -> dict[tuple[datetime, str | None, int], NumericCell]:
+    """A numeric feature's cells in one batch, per slice family (`ecdf_merge.family_cells`).
+
+    numpy sorts the values once (missing ones, NaN, last) and each family's cells are reduced in
+    one pass over them: the arithmetic of the module docstring, many times faster than an ASOF
+    join and sorted lists in DuckDB.
+    """
+    x = batch.values[feature.name]
+    by_value = np.argsort(x)[: np.count_nonzero(~np.isnan(x))]  # ties in any order: equal values are one step
+    x, codes = x[by_value], batch.codes[by_value]
+    n_windows = len(batch.starts)
+    width = n_windows * (1 + n_versions) if n_versions > 1 else n_windows
+    found: dict[tuple[datetime, str | None, int], NumericCell] = {}
+    for k, ref in enumerate(references):
+        if not len(ref.slice_ids) or not len(x):
+            continue
+        # Position + 1 among the part's profile slices -> index among the reference's (-1: none).
+        at = np.searchsorted(ref.slice_ids, batch.slice_ids[k])
+        inside = np.minimum(at, len(ref.slice_ids) - 1)
+        slot = np.concatenate([[-1], np.where(ref.slice_ids[inside] == batch.slice_ids[k], inside, -1)])
+        sizes, ks_max, w, counts = family_cells(
+            x,
+            codes,
+            k + 1 if k else -1,
+            slot,
+            n_windows,
+            n_versions if n_versions > 1 else 0,
+            minimum,
+            ref.value,
+            ref.cum,
+            ref.g,
+            ref.start,
+            ref.end,
+            ref.m,
+            ref.rmax,
+            ref.gmax,
+            ref.edges,
+            ref.edge_start,
+            ref.edge_end,
+            MAX_EDGES + 1,
         )
+        kept = np.flatnonzero(sizes >= max(minimum, 1))
+        p = ks_pvalues(ks_max[kept], sizes[kept], ref.m[kept // width])
+        for cell, n, d, area, row, p_value in zip(
+            kept.tolist(),
+            sizes[kept].tolist(),
+            ks_max[kept].tolist(),
+            w[kept].tolist(),
+            counts[kept].tolist(),
+            p,
+            strict=True,
+        ):
+            sub = cell % width
+            window, version = (sub, None) if sub < n_windows else divmod(sub - n_windows, n_versions)
+            name = None if version is None else batch.versions[version + 1]
+            bins = {index: count for index, count in enumerate(row) if count}
+            key = (aware(batch.starts[window]), name, int(ref.slice_ids[cell // width]))
+            found[key] = NumericCell(n, d, p_value, area, bins)
     return found
 
 
@@ -665,16 +701,9 @@ def _numeric_features(
     needed: Mapping[str, Slices],
     ecdfs: EcdfMemo | None,
 ) -> dict[str, dict[tuple[datetime, str | None, int], DriftStats]]:
-    """Every numeric feature's cells (`numeric_cells`) and their statistics (`numeric_stats`),
-    features in parallel (`per_numeric_feature`)."""
-
-    def run(
-        cursor: duckdb.DuckDBPyConnection, feature: Feature
-    ) -> dict[tuple[datetime, str | None, int], DriftStats]:
-        cells = numeric_cells(cursor, scope, profile, feature, versions, batches, needed[feature.name], ecdfs)
-        return numeric_stats(cells, profile, feature.name)
-
-    return per_numeric_feature(con, profile.features, run)
+    """Every numeric feature's cells (`numeric_cells`) and their statistics (`numeric_stats`)."""
+    cells = numeric_cells(con, scope, profile, profile.features, versions, batches, needed, ecdfs)
+    return {name: numeric_stats(found, profile, name) for name, found in cells.items()}
 
 
 class DriftCache:

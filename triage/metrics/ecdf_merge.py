@@ -43,16 +43,14 @@ def _first_at_least(cum: np.ndarray, start: int, end: int, target: int) -> int:
 
 
 @_compiled
-def merge_cells(
-    cell: np.ndarray,
-    n_cells: int,
-    minimum: int,
-    width: int,
+def family_cells(
     x: np.ndarray,
-    le: np.ndarray,
-    lt: np.ndarray,
-    g: np.ndarray,
-    bins: np.ndarray,
+    codes: np.ndarray,
+    column: int,
+    slot: np.ndarray,
+    n_windows: int,
+    n_versions: int,
+    minimum: int,
     ref_value: np.ndarray,
     ref_cum: np.ndarray,
     ref_g: np.ndarray,
@@ -61,146 +59,52 @@ def merge_cells(
     m_of: np.ndarray,
     rmax_of: np.ndarray,
     gmax_of: np.ndarray,
-    n_bins: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The cells with at least `minimum` values: their codes, sizes, KS D, Wasserstein-1 and bin counts.
-
-    Value j (ascending x; le, lt, g, bins from `place_values`) is in cell cell[j] < n_cells, of
-    slice s = cell // width, whose reference is ECDF rows [ref_start[s], ref_end[s]) of
-    ref_value / ref_cum / ref_g: m_of[s] values, the largest rmax_of[s] with G = gmax_of[s].
-    A counting sort first copies each cell's values next to each other, still ascending (a
-    stable scatter), so the merge then reads memory in order.
-    """
-    size = np.zeros(n_cells, dtype=np.int64)
-    for j in range(len(cell)):
-        size[cell[j]] += 1
-    lower = max(minimum, 1)
-    index = np.full(n_cells, -1, dtype=np.int64)
-    kept = 0
-    for c in range(n_cells):
-        if size[c] >= lower:
-            index[c] = kept
-            kept += 1
-    codes = np.empty(kept, dtype=np.int64)
-    start = np.zeros(kept + 1, dtype=np.int64)
-    for c in range(n_cells):
-        if index[c] >= 0:
-            codes[index[c]] = c
-            start[index[c] + 1] = start[index[c]] + size[c]
-    total = start[kept]
-    xs, gs = np.empty(total), np.empty(total)
-    les, lts = np.empty(total, dtype=np.int64), np.empty(total, dtype=np.int64)
-    fill = start[:kept].copy()
-    counts = np.zeros((kept, n_bins), dtype=np.int64)
-    for j in range(len(cell)):
-        k = index[cell[j]]
-        if k >= 0:
-            p = fill[k]
-            fill[k] = p + 1
-            xs[p], les[p], lts[p], gs[p] = x[j], le[j], lt[j], g[j]
-            counts[k, bins[j]] += 1
-    ks = np.zeros(kept)
-    w = np.zeros(kept)
-    for k in range(kept):
-        s = codes[k] // width
-        ks[k], w[k] = _merge(
-            xs,
-            les,
-            lts,
-            gs,
-            start[k],
-            start[k + 1] - start[k],
-            m_of[s],
-            rmax_of[s],
-            gmax_of[s],
-            ref_value,
-            ref_cum,
-            ref_g,
-            ref_start[s],
-            ref_end[s],
-        )
-    return codes, start[1:] - start[:-1], ks, w, counts
-
-
-@_compiled
-def _merge(
-    x: np.ndarray,
-    le: np.ndarray,
-    lt: np.ndarray,
-    g: np.ndarray,
-    head: int,
-    n: int,
-    m: int,
-    rmax: float,
-    gmax: float,
-    ref_value: np.ndarray,
-    ref_cum: np.ndarray,
-    ref_g: np.ndarray,
-    ref_start: int,
-    ref_end: int,
-) -> tuple[float, float]:
-    """KS D and Wasserstein-1 of one cell: values [head, head + n), ascending, against its slice's
-    reference (m values, the largest rmax with G = gmax; ECDF rows [ref_start, ref_end))."""
-    d = 0.0
-    area = 0.0
-    for a in range(head, head + n):
-        i = a - head + 1
-        c = i / n
-        gap = abs(le[a] / m - c)  # |F_ref − F_win| just after x_i
-        if i == 1 or x[a - 1] != x[a]:  # the first copy of x_i: F_win steps from (i − 1)/n
-            d = max(d, abs(lt[a] / m - (i - 1) / n))
-        if i == n:
-            d = max(d, gap)
-            continue
-        b = a + 1
-        if x[b] == x[a]:  # a tie: F_win steps at its last copy
-            continue
-        d = max(d, gap)
-        dx = x[b] - x[a]
-        if le[a] == lt[b]:  # F_ref constant on [x_i, x_i+1)
-            area += gap * dx
-        elif le[a] * n >= i * m:  # F_ref ≥ c throughout
-            area += (g[b] - g[a]) / m - c * dx
-        elif lt[b] * n <= i * m:  # F_ref ≤ c throughout
-            area -= (g[b] - g[a]) / m - c * dx
-        else:  # F_ref crosses c at x*, the first reference value with cum ≥ ⌈c·m⌉
-            at = _first_at_least(ref_cum, ref_start, ref_end, (i * m + n - 1) // n)
-            star, g_star = ref_value[at], ref_g[at]
-            area += c * (star - x[a]) - (g_star - g[a]) / m + (g[b] - g_star) / m - c * (x[b] - star)
-    last = head + n - 1
-    tail = (rmax - x[last]) - (gmax - g[last]) / m if x[last] < rmax else 0.0
-    return d, g[head] / m + tail + area
-
-
-@_compiled
-def place_values(
-    x: np.ndarray,
-    slice_of: np.ndarray,
-    ref_value: np.ndarray,
-    ref_cum: np.ndarray,
-    ref_g: np.ndarray,
-    ref_start: np.ndarray,
-    ref_end: np.ndarray,
     edges: np.ndarray,
     edge_start: np.ndarray,
     edge_end: np.ndarray,
+    n_bins: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Each value's place in its slice's reference: le = #{r ≤ x}, lt = #{r < x}, G(x), PSI bin.
+    """Every cell of one slice family: its size, KS D, Wasserstein-1 and PSI bin counts.
 
-    `x` ascending; value j belongs to slice s = slice_of[j], whose ECDF is rows
-    [ref_start[s], ref_end[s]) and whose inner PSI edges are edges[edge_start[s] : edge_end[s]].
-    One pointer per slice walks its ECDF and its edges forward as x rises (a merge: each reference
-    row is passed once), so G(x) = G(v) + cum(v)·(x − v) for the last reference value v ≤ x.
+    Value j (`x` ascending) is in window codes[j, 0] and version codes[j, 1] (1-based; 0: none)
+    and in slice slot[codes[j, column]] of the family (slot[1] when column < 0: all traffic), or
+    in none (-1). Slice s's reference ECDF is rows [ref_start[s], ref_end[s]) of ref_value /
+    ref_cum / ref_g — m_of[s] values, the largest rmax_of[s] with G = gmax_of[s] — and its inner
+    PSI edges are edges[edge_start[s] : edge_end[s]].
+
+    Cell s·K + w holds the slice's values in window w; with more than one version (V), cell
+    s·K + W + w·V + v − 1 those of version v (K = W·(1 + V), else K = W). A first pass counts the
+    cells. The second walks the values once, ascending: one pointer per slice walks its ECDF and
+    edges forward (a merge) to place the value, le = #{r ≤ x}, lt = #{r < x} and G(x); then each
+    of its cells with at least `minimum` values takes the value (`_take`). The statistics of
+    smaller cells are left at 0.
     """
-    size = len(x)
-    le = np.zeros(size, dtype=np.int64)
-    lt = np.zeros(size, dtype=np.int64)
-    g = np.zeros(size)
-    bins = np.zeros(size, dtype=np.int64)
+    n_slices = len(ref_start)
+    width = n_windows * (1 + n_versions) if n_versions > 1 else n_windows
+    n_cells = n_slices * width
+    size = np.zeros(n_cells, dtype=np.int64)
+    for j in range(len(x)):
+        s = slot[codes[j, column]] if column >= 0 else slot[1]
+        if s >= 0:
+            size[s * width + codes[j, 0]] += 1
+            if n_versions > 1 and codes[j, 1] > 0:
+                size[s * width + n_windows + codes[j, 0] * n_versions + codes[j, 1] - 1] += 1
+    lower = max(minimum, 1)
+    seen = np.zeros(n_cells, dtype=np.int64)
+    last = np.zeros(n_cells)  # per cell: the last value taken, its le and G, the first value's G
+    last_le = np.zeros(n_cells, dtype=np.int64)
+    last_g = np.zeros(n_cells)
+    first_g = np.zeros(n_cells)
+    ks = np.zeros(n_cells)
+    area = np.zeros(n_cells)
+    counts = np.zeros((n_cells, n_bins), dtype=np.int64)
     at = ref_start.copy()  # per slice: the first ECDF row with value > the last x seen
     edge_at = edge_start.copy()
-    for j in range(size):
-        s, value = slice_of[j], x[j]
+    for j in range(len(x)):
+        s = slot[codes[j, column]] if column >= 0 else slot[1]
+        if s < 0:
+            continue
+        value = x[j]
         p = at[s]
         while p < ref_end[s] and ref_value[p] <= value:
             p += 1
@@ -209,16 +113,92 @@ def place_values(
         while q < edge_end[s] and edges[q] <= value:
             q += 1
         edge_at[s] = q
-        bins[j] = q - edge_start[s]
-        right = p - 1  # the last reference value <= x
-        if right < ref_start[s]:
+        le, lt, g = 0, 0, 0.0
+        right = p - 1  # the last reference value v <= x: G(x) = G(v) + cum(v)·(x − v)
+        if right >= ref_start[s]:
+            le = lt = ref_cum[right]
+            if ref_value[right] == value:
+                lt = ref_cum[right - 1] if right > ref_start[s] else 0
+            g = ref_g[right] + ref_cum[right] * (value - ref_value[right])
+        window_cell = s * width + codes[j, 0]
+        version_cell = -1
+        if n_versions > 1 and codes[j, 1] > 0:
+            version_cell = s * width + n_windows + codes[j, 0] * n_versions + codes[j, 1] - 1
+        for c in (window_cell, version_cell):
+            if c < 0 or size[c] < lower:
+                continue
+            counts[c, q - edge_start[s]] += 1
+            i = seen[c]  # the values before this one
+            if i == 0:  # F_win steps from 0
+                first_g[c] = g
+                ks[c] = max(ks[c], lt / m_of[s])
+            elif value != last[c]:  # F_win steps from i/n: close [last, value), then step
+                ks[c], step = _close(
+                    ks[c],
+                    i,
+                    size[c],
+                    m_of[s],
+                    last[c],
+                    last_le[c],
+                    last_g[c],
+                    value,
+                    lt,
+                    g,
+                    ref_value,
+                    ref_cum,
+                    ref_g,
+                    ref_start[s],
+                    ref_end[s],
+                )
+                area[c] += step
+            seen[c] = i + 1
+            last[c], last_le[c], last_g[c] = value, le, g
+    w = np.zeros(n_cells)
+    for c in range(n_cells):
+        if seen[c] == 0:
             continue
-        le[j] = ref_cum[right]
-        lt[j] = le[j]
-        if ref_value[right] == value:
-            lt[j] = ref_cum[right - 1] if right > ref_start[s] else 0
-        g[j] = ref_g[right] + ref_cum[right] * (value - ref_value[right])
-    return le, lt, g, bins
+        s = c // width
+        m = m_of[s]
+        ks[c] = max(ks[c], abs(last_le[c] / m - 1.0))  # |F_ref − F_win| just after the last value
+        tail = (rmax_of[s] - last[c]) - (gmax_of[s] - last_g[c]) / m if last[c] < rmax_of[s] else 0.0
+        w[c] = first_g[c] / m + tail + area[c]
+    return size, ks, w, counts
+
+
+@_compiled
+def _close(
+    d: float,
+    i: int,
+    n: int,
+    m: int,
+    a: float,
+    le_a: int,
+    g_a: float,
+    b: float,
+    lt_b: int,
+    g_b: float,
+    ref_value: np.ndarray,
+    ref_cum: np.ndarray,
+    ref_g: np.ndarray,
+    ref_start: int,
+    ref_end: int,
+) -> tuple[float, float]:
+    """A cell of n values (reference of m) after its i-th, a, before the next distinct value b:
+    KS D updated with both steps of F_win around them, and ∫_a^b |F_ref − F_win| dx."""
+    c = i / n
+    gap = abs(le_a / m - c)  # |F_ref − F_win| just after a
+    d = max(d, gap, abs(lt_b / m - c))  # and just before b
+    dx = b - a
+    if le_a == lt_b:  # F_ref constant on [a, b)
+        return d, gap * dx
+    if le_a * n >= i * m:  # F_ref ≥ c throughout
+        return d, (g_b - g_a) / m - c * dx
+    if lt_b * n <= i * m:  # F_ref ≤ c throughout
+        return d, -((g_b - g_a) / m - c * dx)
+    # F_ref crosses c at x*, the first reference value with cum ≥ ⌈c·m⌉
+    at = _first_at_least(ref_cum, ref_start, ref_end, (i * m + n - 1) // n)
+    star, g_star = ref_value[at], ref_g[at]
+    return d, c * (star - a) - (g_star - g_a) / m + (g_b - g_star) / m - c * (b - star)
 
 
 @_compiled
