@@ -28,7 +28,7 @@ from datetime import datetime
 
 import duckdb
 
-from triage.metrics.frame import Scope, cell_grouping, timestamp_sql
+from triage.metrics.frame import Scope, cell_grouping, segment_value_sql, timestamp_sql
 from triage.metrics.profile import SCORE_FEATURE, Feature, Profile, ensure_profile, slice_id_sql
 from triage.metrics.results import DataQualityRow, SchemaChange
 from triage.metrics.source import CellKey, aware, plain_rows_sql, window_end, window_rows_sql
@@ -148,24 +148,50 @@ def categorical_counts(
     features: Sequence[Feature],
     windows: Sequence[datetime] | None = None,
 ) -> dict[tuple[CellKey, str], dict[str, int]]:
-    """Per cell and categorical feature, the count of each category (missing values excluded)."""
+    """Per cell and categorical feature, the count of each category (missing values excluded).
+
+    DuckDB counts each feature's categories per window × version × (all traffic | segment value);
+    the all-versions cells are those counts summed here over the versions — a few rows per
+    category, where grouping sets over an unpivoted table count every row twice as often.
+    """
     categorical = [f for f in features if f.kind == CATEGORICAL]
     if not categorical:
         return {}
-    grouping = cell_grouping(scope, extra=["_feature", "_category"])
+    parts: tuple[str | None, ...] = (None, *scope.segments)
     rows = plain_rows_sql(scope, window_rows_sql(scope), feature_columns_sql(categorical))
-    rows_sql = f"SELECT * FROM ({rows}) WHERE {only_windows_sql(windows)}"
-    columns = ", ".join(f"_x{i}" for i in range(len(categorical)))
+    xs = [f"_x{i}" for i in range(len(categorical))]
+    segments = {k: quote(part) for k, part in enumerate(parts) if part is not None}
+    by = ["", *(f", {q}" for q in segments.values())]
+    sets = ", ".join(f"(window_start, _version{columns}, {x})" for x in xs for columns in by)
+    part = _grouped({q: str(k) for k, q in segments.items()}, "0")
+    value = _grouped({q: segment_value_sql(parts[k] or "") for k, q in segments.items()}, "NULL")
+    feature = _grouped({x: str(k) for k, x in enumerate(xs)}, "NULL")
+    # Each feature's categories per window × version × slice, then summed over the versions.
     result = con.execute(
-        f"""SELECT {grouping.select}, count(*) FROM (
-            UNPIVOT ({rows_sql}) ON {columns} INTO NAME _feature VALUE _category
-        ) GROUP BY {grouping.group_by}"""
+        f"""SELECT window_start, CASE WHEN GROUPING(_version) = 0 THEN _version END, _part, _value, _feature,
+            _category, sum(_n)
+        FROM (
+            SELECT window_start, _version, {part} AS _part, {value} AS _value, {feature} AS _feature,
+                {_grouped({x: x for x in xs}, "NULL")} AS _category, count(*) AS _n
+            FROM ({rows}) WHERE {only_windows_sql(windows)} GROUP BY GROUPING SETS ({sets})
+        ) WHERE _category IS NOT NULL
+        GROUP BY GROUPING SETS ((window_start, _version, _part, _value, _feature, _category),
+            (window_start, _part, _value, _feature, _category))"""
     ).fetchall()
+    starts = {start: aware(start) for start in {row[0] for row in result}}
     counts: dict[tuple[CellKey, str], dict[str, int]] = {}
-    for row in result:
-        feature = categorical[int(row[4][2:])].name
-        counts.setdefault(((aware(row[0]), row[1], row[2], row[3]), feature), {})[row[5]] = int(row[6])
+    for start, version, k, segment_value, index, category, n in result:
+        key = ((starts[start], version, parts[k], segment_value), categorical[index].name)
+        counts.setdefault(key, {})[category] = int(n)
     return counts
+
+
+def _grouped(values: Mapping[str, str], otherwise: str) -> str:
+    """SQL: values[column] for the first of the columns the grouping set groups by, else `otherwise`."""
+    if not values:
+        return otherwise
+    whens = " ".join(f"WHEN GROUPING({column}) = 0 THEN {value}" for column, value in values.items())
+    return f"CASE {whens} ELSE {otherwise} END"
 
 
 def unseen(window: Mapping[str, int], reference: Mapping[str, int] | None) -> tuple[int, tuple[str, ...]]:
