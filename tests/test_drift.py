@@ -584,6 +584,41 @@ def test_two_segment_columns_three_versions_every_cell_matches_scipy() -> None:
     assert check_all(result, window, reference, 25) > 150  # of 256 rows: the rest are checked as too small
 
 
+def test_windows_in_several_batches_give_the_same_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch bounds the values read at once: one window per batch gives the same rows as one
+    batch, and the ECDFs built for the first batch serve the others."""
+    rng = np.random.default_rng(31)
+    country = np.array(["US", "DE"], dtype=object)
+
+    def make(n: int, shift: float) -> Rows:
+        numeric = {"x": rng.normal(shift, 1, n), "ties": rng.integers(0, 5, n).astype(float)}
+        return rows(n, rng, days=3, numeric=numeric, segments={"country": rng.choice(country, n)})
+
+    window, reference = make(1200, 0.2), make(900, 0.0)
+    model = model_config(segments=("country",), min_samples=30)
+    whole = compute_drift(store(model, window, reference), scope_of(model, days=3))
+    read: list[int] = []
+    built: list[str] = []
+    original_read, original_build = drift._read_batch, profile_module.reference_ecdfs
+
+    def read_batch(*args: Any) -> Any:
+        read.append(len(args[5]))
+        return original_read(*args)
+
+    def build(*args: Any) -> Any:
+        built.append(args[2].name)
+        return original_build(*args)
+
+    monkeypatch.setattr(drift, "_read_batch", read_batch)
+    monkeypatch.setattr(profile_module, "reference_ecdfs", build)
+    monkeypatch.setattr(drift, "BATCH_VALUES", 3)  # 3 numeric features: one row, i.e. one window, per batch
+    batched = compute_drift(store(model, window, reference), scope_of(model, days=3))
+    assert read == [1, 1, 1]
+    assert sorted(built) == ["__score__", "ties", "x"]  # by the profile, once per feature
+    assert sorted(batched, key=_order) == sorted(whole, key=_order)
+    assert check_all(batched, window, reference, 30) > 40
+
+
 def _order(row: DriftRow) -> tuple[object, ...]:
     return (row.window_start, row.version or "", row.segment or "", row.segment_value or "", row.feature)
 

@@ -20,16 +20,17 @@ its slice's reference rows (all traffic, or the same segment value), whatever th
 
 How KS and Wasserstein stay exact: through each slice's reference ECDF (`reference_ecdfs`) — per
 distinct value v: `cum` = #{r ≤ v} and G(v) = Σ_{r ≤ v} (v − r), the integral of the cumulative
-count. Per numeric feature and batch of windows (`numeric_cells`), DuckDB reads the values with
-their window, version and slice ids; numpy sorts them once by value, and for each slice family
-(all traffic, each segment column) the compiled loops of `ecdf_merge`
+count. Per batch of windows, DuckDB reads every row's window, version and slice ids once and
+every numeric feature's value (`_read_batch`); per feature numpy sorts the values once, and for
+each slice family (all traffic, each segment column) one compiled pass (`ecdf_merge.family_cells`)
+walks them in ascending order:
 
 1. place every value x in its slice's ECDF — one pointer per slice walks forward as x rises, a
    merge: le = #{r ≤ x}, lt = #{r < x} and G(x) = g + cum·(x − v) for the last reference value
-   v ≤ x (`place_values`);
-2. copy each cell's values (window, or window and version, within the slice) together with a
-   stable counting sort, so each stays ascending: the i-th of n values has F_win = i/n at its last
-   tie (`merge_cells`, which then does 3 and 4 in one pass over the cell);
+   v ≤ x;
+2. hand the value to each of its cells (window, and window and version, within the slice): a
+   cell's values arrive ascending, so the i-th of its n values has F_win = i/n at its last tie,
+   and the cell keeps only its last distinct value to do 3 and 4 as the next one arrives;
 3. KS: D = max over the window's distinct values x_i of max(|le/m − i/n|, |lt/m − (i−1)/n|),
    with i the last resp. first position of x_i — F_ref and F_win are step functions, so these
    values contain every value |F_ref − F_win| takes;
@@ -48,14 +49,14 @@ of G: on 1 M rows the results equal scipy's to ~1e-15 of the value range (KS D b
 p to ~1e-10 relative: `ks_pvalues`). Cells below `min_samples` values (or whose slice reference
 has fewer) are reported with their counts and no statistic, and are not computed at all.
 
-Cost: O(rows · log rows) per feature — one float sort per batch, then per slice family a merge
-with the reference and a counting sort per cell kind; the reference's ECDF is computed once per
+Cost: O(rows · log rows) per feature — one float sort per batch, then per slice family one merge
+with the reference; the reference's ECDF is computed once per
 call (a sort of its values; cheaper than storing one row per distinct value and reading it back),
 by the profile when the call computes that (it hands its ECDFs over), or once per process with an
 `EcdfMemo` (the engine's: a live refresh or a replay step then costs the recomputed windows'
 rows, not the reference's, while the memo's budget holds). Features run in parallel threads
-(numpy's sorts and the compiled loops release the GIL), windows in batches of about
-BATCH_ROWS rows (memory), and each window's rows are cached (`DriftCache`): a later call
+(numpy's sorts and the compiled loops release the GIL), windows in batches of at most
+BATCH_VALUES numeric values (memory), and each window's rows are cached (`DriftCache`): a later call
 computes only the windows whose rows changed. A writable store stores the cache (`Engine.warm`
 fills it after an ingest); a read-only one reads it.
 PSI, JS and chi-square need only bin and category counts.
@@ -115,7 +116,9 @@ _CACHE_DDL = "cache_key VARCHAR, token VARCHAR, " + ", ".join(
 PSI_FLOOR = 1e-4
 STD_FLOOR = 0.001
 MAX_EDGES = 9
-BATCH_ROWS = 2_000_000  # window rows per batch of the numeric statistics
+# Numeric values read per batch of the numeric statistics (every numeric feature of a row is read
+# at once): ≈ 270 MB of doubles.
+BATCH_VALUES = 1 << 25
 SMIRNOV_TERMS = 1 << 21  # terms of the Smirnov sums evaluated at once (memory: ~10 arrays of them)
 SMIRNOV_EXACT_N = 1_000_000  # scipy's SMIRNOV_MAX_COMPUTE_N: above it, scipy.special.smirnov approximates
 
@@ -641,7 +644,9 @@ def compute_drift(
     versions = sorted({version for _, version, _, _ in counts if version is not None})
     # With one version its cells equal the all-versions cells: compute those once.
     by_version = len(versions) > 1
-    batches = _batches(stale, {window: counts[(window, None, None, None)].rows for window in stale})
+    n_numeric = sum(f.kind == NUMERIC for f in profile.features)
+    rows_of = {window: counts[(window, None, None, None)].rows for window in stale}
+    batches = _batches(stale, rows_of, BATCH_VALUES // max(n_numeric, 1))
     minimum = scope.model.min_samples
     needed = {
         f.name: {
@@ -679,12 +684,12 @@ def cached_drift(
     return DriftCache(con, scope, profile).load(tokens) if profile.features else {}
 
 
-def _batches(windows: Sequence[datetime], rows: dict[datetime, int]) -> list[list[datetime]]:
-    """Consecutive windows grouped so that a batch holds about BATCH_ROWS rows (at least one window)."""
+def _batches(windows: Sequence[datetime], rows: dict[datetime, int], limit: int) -> list[list[datetime]]:
+    """Consecutive windows grouped so that a batch holds at most `limit` rows, or one window."""
     batches: list[list[datetime]] = []
     size = 0
     for window in windows:
-        if not batches or size + rows[window] > BATCH_ROWS:
+        if not batches or size + rows[window] > limit:
             batches.append([])
             size = 0
         batches[-1].append(window)

@@ -1,10 +1,11 @@
 """The compiled loops (numba) behind exact KS D and Wasserstein-1: a reference ECDF built from its
-sorted values (`accumulate`), window values placed in their slice's ECDF (`place_values`), and each
-cell's values merged with it into KS D, Wasserstein-1 and PSI bin counts (`merge_cells`).
+sorted values (`accumulate`), and one pass over a batch's sorted values that places each in its
+slice's ECDF and steps each of its cells — KS D, Wasserstein-1 and PSI bin counts (`family_cells`).
 
 The arithmetic is `drift`'s module docstring. Written as loops because vectorised numpy needs
 some thirty full-length temporaries and gathers per cell family (≈ 130 ms per million values),
-where a compiled pass reads each value once or twice; numba `nogil`, so the features' threads
+where a compiled pass reads each value twice (a count, then the pass), with each cell's running
+state small enough to stay in cache; numba `nogil`, so the features' threads
 run on every core, and `cache`, so a process compiles nothing that an earlier one has compiled.
 """
 
