@@ -312,14 +312,14 @@ def test_generated_data_matches_scipy_in_every_cell() -> None:
     # On a store without a profile, the profile's ECDFs (one build per numeric feature) serve the
     # grid too; with the profile stored, the grid builds them itself.
     built: list[str] = []
-    original = profile_module.reference_ecdfs
+    original = profile_module._ReferenceValues.ecdfs
 
     def spy(*args: Any) -> Any:
-        built.append(args[2].name)
+        built.append(args[1].name)
         return original(*args)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(profile_module, "reference_ecdfs", spy)
+        patch.setattr(profile_module._ReferenceValues, "ecdfs", spy)
         assert sorted(compute_drift(store(model, window, reference), scope_of(model)), key=_order) == sorted(
             result, key=_order
         )
@@ -599,19 +599,20 @@ def test_windows_in_several_batches_give_the_same_rows(monkeypatch: pytest.Monke
     whole = compute_drift(store(model, window, reference), scope_of(model, days=3))
     read: list[int] = []
     built: list[str] = []
-    original_read, original_build = drift._read_batch, profile_module.reference_ecdfs
+    original_read, original_build = drift._read_batch, profile_module._ReferenceValues.ecdfs
 
     def read_batch(*args: Any) -> Any:
         read.append(len(args[5]))
         return original_read(*args)
 
     def build(*args: Any) -> Any:
-        built.append(args[2].name)
+        built.append(args[1].name)
         return original_build(*args)
 
     monkeypatch.setattr(drift, "_read_batch", read_batch)
-    monkeypatch.setattr(profile_module, "reference_ecdfs", build)
-    monkeypatch.setattr(drift, "BATCH_VALUES", 3)  # 3 numeric features: one row, i.e. one window, per batch
+    monkeypatch.setattr(profile_module._ReferenceValues, "ecdfs", build)
+    # 3 numeric features: one row, i.e. one window, per batch
+    monkeypatch.setattr(drift, "VALUES_READ_AT_ONCE", 3)
     batched = compute_drift(store(model, window, reference), scope_of(model, days=3))
     assert read == [1, 1, 1]
     assert sorted(built) == ["__score__", "ties", "x"]  # by the profile, once per feature

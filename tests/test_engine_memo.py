@@ -302,17 +302,17 @@ def test_prepared_reference_ecdfs_serve_the_new_windows(
     (tmp_path / "other").mkdir()
     other = config_of(write_config(tmp_path / "other", MODEL.format(logs=config_path.parent / "logs")))
     builds: list[object] = []
-    original = profile_module.reference_ecdfs
+    original = profile_module._ReferenceValues.ecdfs
 
     def spy(*args: object) -> object:
-        builds.append(args[2])
+        builds.append(args[1])
         return original(*args)  # type: ignore[arg-type]
 
     with Store.open(config.store_path) as store:
         store.ingest(config)
         live = Engine(config, store)  # writable, as the TUI's: the profile is stored once
         live.prepare("fraud")
-        monkeypatch.setattr(profile_module, "reference_ecdfs", spy)
+        monkeypatch.setattr(profile_module._ReferenceValues, "ecdfs", spy)
         report = live.evaluate("fraud", as_of=AS_OF[2])
     assert builds == []
     assert len({r.window_start for r in report.drift if r.ks_d is not None}) == 6  # every day

@@ -56,7 +56,7 @@ by the profile when the call computes that (it hands its ECDFs over), or once pe
 `EcdfMemo` (the engine's: a live refresh or a replay step then costs the recomputed windows'
 rows, not the reference's, while the memo's budget holds). Features run in parallel threads
 (numpy's sorts and the compiled loops release the GIL), windows in batches of at most
-BATCH_VALUES numeric values (memory), and each window's rows are cached (`DriftCache`): a later call
+VALUES_READ_AT_ONCE numeric values (memory), and each window's rows are cached (`DriftCache`): a later call
 computes only the windows whose rows changed. A writable store stores the cache (`Engine.warm`
 fills it after an ingest); a read-only one reads it.
 PSI, JS and chi-square need only bin and category counts.
@@ -81,6 +81,7 @@ from scipy.spatial.distance import jensenshannon
 from triage.metrics.ecdf_merge import family_cells
 from triage.metrics.frame import Scope
 from triage.metrics.profile import (
+    VALUES_READ_AT_ONCE,
     WRITE_LOCK,
     EcdfMemo,
     Feature,
@@ -116,9 +117,6 @@ _CACHE_DDL = "cache_key VARCHAR, token VARCHAR, " + ", ".join(
 PSI_FLOOR = 1e-4
 STD_FLOOR = 0.001
 MAX_EDGES = 9
-# Numeric values read per batch of the numeric statistics (every numeric feature of a row is read
-# at once): ≈ 270 MB of doubles.
-BATCH_VALUES = 1 << 25
 SMIRNOV_TERMS = 1 << 21  # terms of the Smirnov sums evaluated at once (memory: ~10 arrays of them)
 SMIRNOV_EXACT_N = 1_000_000  # scipy's SMIRNOV_MAX_COMPUTE_N: above it, scipy.special.smirnov approximates
 
@@ -522,7 +520,7 @@ def _batch_cells(
     """
     x = batch.values[feature.name]
     by_value = np.argsort(x)[: np.count_nonzero(~np.isnan(x))]  # ties in any order: equal values are one step
-    x, codes = x[by_value], batch.codes[by_value]
+    x, codes = x[by_value], np.take(batch.codes, by_value, axis=0)  # several times faster than [by_value]
     n_windows = len(batch.starts)
     width = n_windows * (1 + n_versions) if n_versions > 1 else n_windows
     found: dict[tuple[datetime, str | None, int], NumericCell] = {}
@@ -646,7 +644,7 @@ def compute_drift(
     by_version = len(versions) > 1
     n_numeric = sum(f.kind == NUMERIC for f in profile.features)
     rows_of = {window: counts[(window, None, None, None)].rows for window in stale}
-    batches = _batches(stale, rows_of, BATCH_VALUES // max(n_numeric, 1))
+    batches = _batches(stale, rows_of, VALUES_READ_AT_ONCE // max(n_numeric, 1))
     minimum = scope.model.min_samples
     needed = {
         f.name: {

@@ -67,6 +67,9 @@ _DDL = {
     '"min" DOUBLE, "max" DOUBLE, mean DOUBLE, std DOUBLE, edges DOUBLE[], counts BIGINT[], g_max DOUBLE',
     CATEGORIES_TABLE: "profile VARCHAR, slice_id UBIGINT, feature VARCHAR, category VARCHAR, count BIGINT",
 }
+# Numeric values read into memory by one query (the drift grid's batches, the profile's reads):
+# ≈ 270 MB of doubles.
+VALUES_READ_AT_ONCE = 1 << 25
 MAIN_TABLES, TEMP_TABLES = "main.", "temp.main."  # where a connection keeps its profiles
 # Held while writing profiles or caches, so threads sharing a store never build the same twice.
 WRITE_LOCK = threading.RLock()
@@ -211,7 +214,9 @@ def ensure_profile(
             _create_tables(con, tables)
             stored = _stored_keys(con, tables, keys.values())
             missing = [part for part in parts if keys[part] not in stored]
-            bins = _numeric_bins(con, reference, features, missing, tuple(keys.values()), ecdfs)
+            bins = _numeric_bins(
+                con, reference, features, missing, tuple(keys.values()), ecdfs, int(identity[0])
+            )
             for part in missing:
                 _build(
                     con, tables, model, keys[part], definitions[part], part, reference, features, bins[part]
@@ -289,9 +294,11 @@ def _numeric_bins(
     parts: Sequence[str | None],
     keys: tuple[str, ...],
     ecdfs: EcdfMemo | None,
+    n_rows: int,
 ) -> dict[str | None, dict[str, dict[int, _Bins]]]:
     """Per part, numeric feature and slice: PSI edges, bin counts and G(max), one sort per feature
-    (features in parallel). `ecdfs` keeps the ECDFs built on the way, under the profile's `keys`."""
+    (features in parallel). The reference's `n_rows` rows are read for as many features at once as
+    VALUES_READ_AT_ONCE allows. `ecdfs` keeps the ECDFs built on the way, under the profile's `keys`."""
     found: dict[str | None, dict[str, dict[int, _Bins]]] = {part: {} for part in parts}
     if not parts:
         return found
@@ -303,15 +310,23 @@ def _numeric_bins(
         for part in parts
     }
 
-    def bins(cursor: duckdb.DuckDBPyConnection, feature: Feature) -> dict[str | None, dict[int, _Bins]]:
-        built = reference_ecdfs(cursor, reference, feature, ids)
-        if ecdfs is not None:
-            ecdfs.keep(keys, feature, built)
-        return {part: _bins(ecdf) for part, ecdf in built.items()}
+    numeric = [f for f in features if f.kind == NUMERIC]
+    at_once = max(1, VALUES_READ_AT_ONCE // max(n_rows, 1))  # features per read
+    for first in range(0, len(numeric), at_once):
+        read = numeric[first : first + at_once]
+        values = _ReferenceValues.read(con, reference, read, ids)
 
-    for name, by_part in per_numeric_feature(con, features, bins).items():
-        for part, slices in by_part.items():
-            found[part][name] = slices
+        def bins(
+            _: duckdb.DuckDBPyConnection, feature: Feature, values: _ReferenceValues = values
+        ) -> dict[str | None, dict[int, _Bins]]:
+            built = values.ecdfs(feature)
+            if ecdfs is not None:
+                ecdfs.keep(keys, feature, built)
+            return {part: _bins(ecdf) for part, ecdf in built.items()}
+
+        for name, by_part in per_numeric_feature(con, read, bins).items():
+            for part, slices in by_part.items():
+                found[part][name] = slices
     return found
 
 
@@ -539,46 +554,73 @@ def reference_ecdfs(
     feature: Feature,
     parts: Mapping[str | None, Sequence[int]],
 ) -> dict[str | None, Ecdf]:
-    """The ECDF of a numeric feature's finite reference values in the given slices of each part.
+    """The ECDF of a numeric feature's finite reference values in the given slices of each part."""
+    return _ReferenceValues.read(con, reference, [feature], parts).ecdfs(feature)
 
-    DuckDB reads the values with their slice codes; numpy groups each part's values by slice (a
-    stable integer sort) and sorts each slice's values (a sort without a permutation: several
-    times cheaper than an argsort), and `ecdf_merge.accumulate` runs through each slice:
-    cum = running count, g = Σ_{i<j} cum_i·(v_{i+1} − v_i), compensated, per slice (a slice's g
-    does not depend on which other slices are built with it). Values of other slices are left
-    out.
-    """
-    names = list(parts)
-    ids = {part: np.array(sorted(parts[part]), dtype=np.uint64) for part in names}
-    # Each row's slice as its 1-based position in the part's ids (0: a slice not asked for);
-    # all traffic is one slice of every row.
-    segments = [part for part in names if part is not None]
-    codes = "".join(
-        f", coalesce(list_position(?::UBIGINT[], {slice_id_sql(part)}), 0) AS _s{k}"
-        for k, part in enumerate(segments)
-    )
-    data = con.execute(
-        f"SELECT {feature.sql} AS _v{codes} FROM ({reference}) WHERE {feature.present_sql}",
-        [ids[part].tolist() for part in segments],
-    ).fetchnumpy()
-    values = np.asarray(data["_v"], dtype=np.float64)
-    found: dict[str | None, Ecdf] = {}
-    for part in names:
-        if part is None:  # one slice: the values sorted
-            asked = ALL_SLICE in ids[part]
-            code = np.zeros(len(values) if asked else 0, dtype=np.int64)
-            ordered = np.sort(values) if asked else values[:0]
-        else:  # grouped by slice (a stable integer sort), then each slice's values sorted
-            code = np.asarray(data[f"_s{segments.index(part)}"], dtype=np.int64)
+
+@dataclass(frozen=True)
+class _ReferenceValues:
+    """Reference rows read once for several numeric features: each row's value of each (NaN when
+    missing), and per part the rows of the asked slices grouped by slice."""
+
+    ids: dict[str | None, np.ndarray]  # per part: the asked slice ids, ascending
+    # Per segment part: the rows of asked slices, grouped by slice (a stable integer sort), and
+    # each such row's slice (its index in `ids`); all traffic's one slice is every row.
+    grouped: dict[str | None, tuple[np.ndarray, np.ndarray]]
+    values: dict[str, np.ndarray]
+
+    @classmethod
+    def read(
+        cls,
+        con: duckdb.DuckDBPyConnection,
+        reference: str,
+        features: Sequence[Feature],
+        parts: Mapping[str | None, Sequence[int]],
+    ) -> _ReferenceValues:
+        ids = {part: np.array(sorted(parts[part]), dtype=np.uint64) for part in parts}
+        # Each row's slice as its 1-based position in the part's ids (0: a slice not asked for).
+        segments = [part for part in parts if part is not None]
+        codes = [
+            f"coalesce(list_position(?::UBIGINT[], {slice_id_sql(part)}), 0) AS _s{k}"
+            for k, part in enumerate(segments)
+        ]
+        values = [f"coalesce({f.value_sql}, 'NaN'::DOUBLE) AS _x{i}" for i, f in enumerate(features)]
+        query = f"SELECT {', '.join(values + codes)} FROM ({reference})"
+        data = con.execute(query, [ids[part].tolist() for part in segments]).fetchnumpy()
+        grouped: dict[str | None, tuple[np.ndarray, np.ndarray]] = {}
+        for k, part in enumerate(segments):
+            code = np.asarray(data[f"_s{k}"], dtype=np.int64)
             rows = np.flatnonzero(code)
             rows = rows[np.argsort(small_codes(code[rows]), kind="stable")]
-            code, ordered = code[rows] - 1, values[rows]
-            bounds = np.searchsorted(code, np.arange(len(ids[part]) + 1))
-            for first, last in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
-                ordered[first:last].sort()
-        value, cum, g, start, end = accumulate(code, ordered, len(ids[part]))
-        found[part] = Ecdf(ids[part], start, end, value, cum, g)
-    return found
+            grouped[part] = (rows, code[rows] - 1)
+        found = {f.name: np.asarray(data[f"_x{i}"], dtype=np.float64) for i, f in enumerate(features)}
+        return cls(ids, grouped, found)
+
+    def ecdfs(self, feature: Feature) -> dict[str | None, Ecdf]:
+        """Each part's ECDF of the feature. Each slice's values are sorted (a sort without a
+        permutation: several times cheaper than an argsort; missing values, NaN, sort last and
+        are dropped), and `ecdf_merge.accumulate` runs through each slice: cum = running count,
+        g = Σ_{i<j} cum_i·(v_{i+1} − v_i), compensated, per slice (a slice's g does not depend on
+        which other slices are built with it)."""
+        values = self.values[feature.name]
+        found: dict[str | None, Ecdf] = {}
+        for part, ids in self.ids.items():
+            if part is None:  # one slice: the values sorted
+                ordered = np.sort(values) if ALL_SLICE in ids else values[:0]
+                ordered = ordered[: np.count_nonzero(~np.isnan(ordered))]
+                code = np.zeros(len(ordered), dtype=np.int64)
+            else:
+                rows, code = self.grouped[part]
+                ordered = values[rows]
+                bounds = np.searchsorted(code, np.arange(len(ids) + 1))
+                for first, last in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+                    ordered[first:last].sort()
+                present = ~np.isnan(ordered)
+                if not present.all():
+                    ordered, code = ordered[present], code[present]
+            value, cum, g, start, end = accumulate(code, ordered, len(ids))
+            found[part] = Ecdf(ids, start, end, value, cum, g)
+        return found
 
 
 _Bins = tuple[list[float], list[int], float]  # PSI inner edges, reference count per bin, G(max)
