@@ -81,6 +81,7 @@ def test_stored_edges_counts_and_the_ecdf_match_numpy(seed: int) -> None:
             == np.bincount(np.searchsorted(edges, present, side="right"), minlength=len(edges) + 1).tolist()
         )
         assert (numeric.min, numeric.max) == (present.min(), present.max())
+        assert numeric.mean == pytest.approx(np.mean(present), rel=1e-12, abs=1e-15)
         assert numeric.std == pytest.approx(np.std(present), rel=1e-12, abs=1e-15)
         ecdf = ecdfs[None if value is None else "s"]
         k = int(np.searchsorted(ecdf.slice_ids, np.uint64(stats.slice_id)))

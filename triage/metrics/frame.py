@@ -9,7 +9,7 @@ exposes are always `window_start`, `version` (NULL = all), `segment` (NULL = all
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -118,6 +118,14 @@ def cell_grouping(
     cells = [f"{version} AS version", f"{segment} AS segment", f"{segment_value} AS segment_value"]
     select = [*window, *cells, *extra]
     return Grouping(select=", ".join(select), group_by=f"GROUPING SETS ({rendered})")
+
+
+def grouped_sql(values: Mapping[str, str], otherwise: str) -> str:
+    """SQL: values[column] for the first of the columns the grouping set groups by, else `otherwise`."""
+    if not values:
+        return otherwise
+    whens = " ".join(f"WHEN GROUPING({column}) = 0 THEN {value}" for column, value in values.items())
+    return f"CASE {whens} ELSE {otherwise} END"
 
 
 def text_literal(value: str) -> str:

@@ -28,7 +28,7 @@ from datetime import datetime
 
 import duckdb
 
-from triage.metrics.frame import Scope, cell_grouping, segment_value_sql, timestamp_sql
+from triage.metrics.frame import Scope, cell_grouping, grouped_sql, segment_value_sql, timestamp_sql
 from triage.metrics.profile import SCORE_FEATURE, Feature, Profile, ensure_profile, slice_id_sql
 from triage.metrics.results import DataQualityRow, SchemaChange
 from triage.metrics.source import CellKey, aware, plain_rows_sql, window_end, window_rows_sql
@@ -163,16 +163,16 @@ def categorical_counts(
     segments = {k: quote(part) for k, part in enumerate(parts) if part is not None}
     by = ["", *(f", {q}" for q in segments.values())]
     sets = ", ".join(f"(window_start, _version{columns}, {x})" for x in xs for columns in by)
-    part = _grouped({q: str(k) for k, q in segments.items()}, "0")
-    value = _grouped({q: segment_value_sql(parts[k] or "") for k, q in segments.items()}, "NULL")
-    feature = _grouped({x: str(k) for k, x in enumerate(xs)}, "NULL")
+    part = grouped_sql({q: str(k) for k, q in segments.items()}, "0")
+    value = grouped_sql({q: segment_value_sql(parts[k] or "") for k, q in segments.items()}, "NULL")
+    feature = grouped_sql({x: str(k) for k, x in enumerate(xs)}, "NULL")
     # Each feature's categories per window × version × slice, then summed over the versions.
     result = con.execute(
         f"""SELECT window_start, CASE WHEN GROUPING(_version) = 0 THEN _version END, _part, _value, _feature,
             _category, sum(_n)
         FROM (
             SELECT window_start, _version, {part} AS _part, {value} AS _value, {feature} AS _feature,
-                {_grouped({x: x for x in xs}, "NULL")} AS _category, count(*) AS _n
+                {grouped_sql({x: x for x in xs}, "NULL")} AS _category, count(*) AS _n
             FROM ({rows}) WHERE {only_windows_sql(windows)} GROUP BY GROUPING SETS ({sets})
         ) WHERE _category IS NOT NULL
         GROUP BY GROUPING SETS ((window_start, _version, _part, _value, _feature, _category),
@@ -184,14 +184,6 @@ def categorical_counts(
         key = ((starts[start], version, parts[k], segment_value), categorical[index].name)
         counts.setdefault(key, {})[category] = int(n)
     return counts
-
-
-def _grouped(values: Mapping[str, str], otherwise: str) -> str:
-    """SQL: values[column] for the first of the columns the grouping set groups by, else `otherwise`."""
-    if not values:
-        return otherwise
-    whens = " ".join(f"WHEN GROUPING({column}) = 0 THEN {value}" for column, value in values.items())
-    return f"CASE {whens} ELSE {otherwise} END"
 
 
 def unseen(window: Mapping[str, int], reference: Mapping[str, int] | None) -> tuple[int, tuple[str, ...]]:
