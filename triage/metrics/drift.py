@@ -656,10 +656,10 @@ def compute_drift(
     }
     cursor = con.cursor()
     try:
-        with ThreadPoolExecutor(max_workers=1) as pool:  # one query, alongside the numeric features
-            categorical = pool.submit(categorical_counts, cursor, scope, profile.features, stale)
+        with ThreadPoolExecutor(max_workers=1) as pool:  # alongside the numeric features
+            categorical_work = pool.submit(_categorical_features, cursor, scope, profile, stale)
             numeric = _numeric_features(con, scope, profile, versions, batches, needed, ecdfs)
-            categories = categorical.result()
+            categorical = categorical_work.result()
     finally:
         cursor.close()
     fresh: list[DriftRow] = []
@@ -668,7 +668,7 @@ def compute_drift(
             continue
         reference = profile.slice(key[2], key[3])
         for f in profile.features:
-            fresh.append(_row(scope, key, cell, f, reference, numeric.get(f.name), categories, by_version))
+            fresh.append(_row(scope, key, cell, f, reference, numeric.get(f.name), categorical, by_version))
     if cache.writable:
         cache.store(fresh, {window: tokens[window] for window in stale})
     return rows + fresh
@@ -791,18 +791,17 @@ class DriftStats:
     wasserstein: float | None = None
     wasserstein_norm: float | None = None
 
-    def finite(self) -> DriftStats:
-        """The same statistics with any non-finite value made None (never NaN in a report)."""
-        return DriftStats(
-            *(
-                value if value is None or math.isfinite(value) else None
-                for value in (getattr(self, f.name) for f in fields(self))
-            )
-        )
-
 
 NUMERIC_STATS = ("psi", "js", "ks_d", "ks_p", "wasserstein", "wasserstein_norm")
+
+
 CATEGORICAL_STATS = ("psi", "js", "chi2", "chi2_p")
+
+
+def _finite(values: np.ndarray) -> list[float | None]:
+    """The values, None where not finite (never NaN in a report)."""
+    finite = np.isfinite(values).tolist()
+    return [value if ok else None for value, ok in zip(values.tolist(), finite, strict=True)]
 
 
 def _undefined(found: DriftStats, names: Sequence[str]) -> str | None:
@@ -815,7 +814,7 @@ def numeric_stats(
     cells: Mapping[tuple[datetime, str | None, int], NumericCell], profile: Profile, feature: str
 ) -> dict[tuple[datetime, str | None, int], DriftStats]:
     """Per cell of a numeric feature: PSI and JS on its slice's bins, KS with its p-value,
-    Wasserstein raw and over the reference std (finite or None). PSI and JS of all cells at once."""
+    Wasserstein raw and over the reference std (finite or None), all cells at once."""
     keys = list(cells)
     references = [profile.slices[key[2]].numeric[feature] for key in keys]
     window_bins = np.zeros((len(keys), MAX_EDGES + 1))
@@ -824,36 +823,63 @@ def numeric_stats(
         for index, count in cells[key].bins.items():
             window_bins[row, index] = count
         reference_bins[row, : len(reference.counts)] = reference.counts
-    psi_values, js_values = (
-        psi(window_bins, reference_bins).tolist(),
-        js(window_bins, reference_bins).tolist(),
-    )
-    found: dict[tuple[datetime, str | None, int], DriftStats] = {}
-    for row, (key, reference) in enumerate(zip(keys, references, strict=True)):
-        cell = cells[key]
-        found[key] = DriftStats(
-            psi=psi_values[row],
-            js=js_values[row],
-            ks_d=cell.ks_d,
-            ks_p=cell.ks_p,
-            wasserstein=cell.wasserstein,
-            wasserstein_norm=cell.wasserstein / max(reference.std or 0.0, STD_FLOOR),
-        ).finite()
-    return found
+    found = [cells[key] for key in keys]
+    w = np.array([cell.wasserstein for cell in found], dtype=np.float64)
+    std = np.array([max(reference.std or 0.0, STD_FLOOR) for reference in references])
+    columns = [
+        psi(window_bins, reference_bins),
+        js(window_bins, reference_bins),
+        np.array([cell.ks_d for cell in found], dtype=np.float64),
+        np.array([math.nan if cell.ks_p is None else cell.ks_p for cell in found], dtype=np.float64),
+        w,
+        w / std,
+    ]
+    rows = zip(*(_finite(column) for column in columns), strict=True)
+    return {key: DriftStats(psi=a, js=b, ks_d=c, ks_p=d, wasserstein=e, wasserstein_norm=f)
+            for key, (a, b, c, d, e, f) in zip(keys, rows, strict=True)}  # fmt: skip
 
 
-def categorical_stats(window: dict[str, int], reference: dict[str, int]) -> DriftStats:
-    """PSI, JS and chi-square over the categories of reference ∪ window."""
-    names = sorted(set(window) | set(reference))
-    window_counts = np.array([window.get(c, 0) for c in names], dtype=float)
-    reference_counts = np.array([reference.get(c, 0) for c in names], dtype=float)
-    statistic, p = chi2(window_counts, reference_counts)
-    return DriftStats(
-        psi=float(psi(window_counts, reference_counts)),
-        js=float(js(window_counts, reference_counts)),
-        chi2=statistic,
-        chi2_p=p,
-    )
+def categorical_stats(
+    pairs: Sequence[tuple[Mapping[str, int], Mapping[str, int]]],
+) -> list[DriftStats]:
+    """PSI, JS and chi-square of each (window, reference) pair of category counts, over the
+    categories of reference ∪ window: PSI and JS of all pairs at once (a pair's categories in
+    sorted order, padded with bins both leave empty, which add nothing), chi-square per pair."""
+    names = [sorted(set(window) | set(reference)) for window, reference in pairs]
+    width = max((len(n) for n in names), default=0)
+    window_counts = np.zeros((len(pairs), width))
+    reference_counts = np.zeros((len(pairs), width))
+    for row, ((window, reference), categories) in enumerate(zip(pairs, names, strict=True)):
+        window_counts[row, : len(categories)] = [window.get(c, 0) for c in categories]
+        reference_counts[row, : len(categories)] = [reference.get(c, 0) for c in categories]
+    tests = [
+        chi2(window_counts[row, : len(categories)], reference_counts[row, : len(categories)])
+        for row, categories in enumerate(names)
+    ]
+    columns = [
+        psi(window_counts, reference_counts),
+        js(window_counts, reference_counts),
+        np.array([statistic for statistic, _ in tests], dtype=np.float64),
+        np.array([p for _, p in tests], dtype=np.float64),
+    ]
+    rows = zip(*(_finite(column) for column in columns), strict=True) if pairs else iter(())
+    return [DriftStats(psi=a, js=b, chi2=c, chi2_p=d) for a, b, c, d in rows]
+
+
+def _categorical_features(
+    con: duckdb.DuckDBPyConnection, scope: Scope, profile: Profile, windows: Sequence[datetime]
+) -> dict[tuple[CellKey, str], DriftStats]:
+    """The statistics of every cell of every categorical feature with at least min_samples values
+    in the window and in its slice's reference (`categorical_counts`, then `categorical_stats`)."""
+    minimum = max(scope.model.min_samples, 1)
+    found = categorical_counts(con, scope, profile.features, windows)
+    pairs: dict[tuple[CellKey, str], tuple[dict[str, int], dict[str, int]]] = {}
+    for (key, feature), window in found.items():
+        reference = profile.slice(key[2], key[3])
+        counts = reference.categorical.get(feature) if reference else None
+        if counts is not None and counts.n >= minimum and sum(window.values()) >= minimum:
+            pairs[(key, feature)] = (window, dict(counts.counts))
+    return dict(zip(pairs, categorical_stats(list(pairs.values())), strict=True))
 
 
 def _row(
@@ -863,7 +889,7 @@ def _row(
     feature: Feature,
     reference: SliceProfile | None,
     numeric: dict[tuple[datetime, str | None, int], DriftStats] | None,
-    categories: dict[tuple[CellKey, str], dict[str, int]],
+    categorical: dict[tuple[CellKey, str], DriftStats],
     by_version: bool,
 ) -> DriftRow:
     start, version, segment, value = key
@@ -885,8 +911,7 @@ def _row(
         found = numeric[cell_key]
         note = _undefined(found, NUMERIC_STATS)
     elif ref_categorical is not None:
-        window = categories.get((key, feature.name), {})
-        found = categorical_stats(window, dict(ref_categorical.counts)).finite()
+        found = categorical[(key, feature.name)]
         note = _undefined(found, CATEGORICAL_STATS)
     return DriftRow(
         window_start=start,
