@@ -50,15 +50,15 @@ p to ~1e-10 relative: `ks_pvalues`). Cells below `min_samples` values (or whose 
 has fewer) are reported with their counts and no statistic, and are not computed at all.
 
 Cost: O(rows · log rows) per feature — one float sort per batch, then per slice family one merge
-with the reference; the reference's ECDF is computed once per
-call (a sort of its values; cheaper than storing one row per distinct value and reading it back),
-by the profile when the call computes that (it hands its ECDFs over), or once per process with an
-`EcdfMemo` (the engine's: a live refresh or a replay step then costs the recomputed windows'
-rows, not the reference's, while the memo's budget holds). Features run in parallel threads
-(numpy's sorts and the compiled loops release the GIL), windows in batches of at most
-VALUES_READ_AT_ONCE numeric values (memory), and each window's rows are cached (`DriftCache`): a later call
-computes only the windows whose rows changed. A writable store stores the cache (`Engine.warm`
-fills it after an ingest); a read-only one reads it.
+with the reference. The reference's ECDF is computed once per call (a sort of its values;
+cheaper than storing one row per distinct value and reading it back): by the profile when the
+call computes that (it hands its ECDFs over), or once per process with an `EcdfMemo` (the
+engine's: a live refresh or a replay step then costs the recomputed windows' rows, not the
+reference's, while the memo's budget holds). Features run in parallel threads (numpy's sorts and
+the compiled loops release the GIL), windows in batches of at most VALUES_READ_AT_ONCE numeric
+values (memory), and each window's rows are cached (`DriftCache`): a later call computes only
+the windows whose rows changed. A writable store stores the cache (`Engine.warm` fills it after
+an ingest); a read-only one reads it.
 PSI, JS and chi-square need only bin and category counts.
 """
 
@@ -343,9 +343,9 @@ def _references(
     numeric = _numeric_slices(profile, feature, minimum)
     built = _reference_slices(profile, numeric, parts)
     held = memo.ecdfs(con, profile, feature, built)
+    slices = profile.slices
     found = []
     for part in parts:
-        slices = profile.slices
         ids = [sid for sid in built[part] if needed is None or (part, slices[sid].segment_value) in needed]
         ecdf, stats = held[part].only(np.array(ids, dtype=np.uint64)), [numeric[sid] for sid in ids]
         edge_end = np.cumsum([len(s.edges) for s in stats], dtype=np.int64)
@@ -470,8 +470,8 @@ def _read_batch(
 ) -> _Batch:
     """One query for the batch's rows: window, version, slice ids and the features' values.
 
-    The cell codes are computed once for every feature of the batch (the costly part of the
-    query), and a segment's slice is looked up among the profile's by id (ids ascending).
+    Each row's cell codes are computed once for all the features (not once per feature), and a
+    segment's slice is looked up among the profile's by id (ids ascending).
     """
     starts = sorted(windows)
     parts: tuple[str | None, ...] = (None, *scope.segments)
@@ -793,8 +793,6 @@ class DriftStats:
 
 
 NUMERIC_STATS = ("psi", "js", "ks_d", "ks_p", "wasserstein", "wasserstein_norm")
-
-
 CATEGORICAL_STATS = ("psi", "js", "chi2", "chi2_p")
 
 
@@ -835,8 +833,10 @@ def numeric_stats(
         w / std,
     ]
     rows = zip(*(_finite(column) for column in columns), strict=True)
-    return {key: DriftStats(psi=a, js=b, ks_d=c, ks_p=d, wasserstein=e, wasserstein_norm=f)
-            for key, (a, b, c, d, e, f) in zip(keys, rows, strict=True)}  # fmt: skip
+    return {
+        key: DriftStats(psi=a, js=b, ks_d=c, ks_p=d, wasserstein=e, wasserstein_norm=f)
+        for key, (a, b, c, d, e, f) in zip(keys, rows, strict=True)
+    }
 
 
 def categorical_stats(
@@ -871,7 +871,7 @@ def _categorical_features(
 ) -> dict[tuple[CellKey, str], DriftStats]:
     """The statistics of every cell of every categorical feature with at least min_samples values
     in the window and in its slice's reference (`categorical_counts`, then `categorical_stats`)."""
-    minimum = max(scope.model.min_samples, 1)
+    minimum = scope.model.min_samples
     found = categorical_counts(con, scope, profile.features, windows)
     pairs: dict[tuple[CellKey, str], tuple[dict[str, int], dict[str, int]]] = {}
     for (key, feature), window in found.items():

@@ -77,7 +77,8 @@ def family_cells(
     s·K + W + w·V + v − 1 those of version v (K = W·(1 + V), else K = W). A first pass counts the
     cells. The second walks the values once, ascending: one pointer per slice walks its ECDF and
     edges forward (a merge) to place the value, le = #{r ≤ x}, lt = #{r < x} and G(x); then each
-    of its cells with at least `minimum` values takes the value (`_take`). The statistics of
+    of its cells with at least `minimum` values takes it: a cell keeps its last value (with le
+    and G), and a new distinct value closes the interval since it (`_close`). The statistics of
     smaller cells are left at 0.
     """
     n_slices = len(ref_start)

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import TypeVar
 
 import duckdb
@@ -215,12 +216,12 @@ def ensure_profile(
             _create_tables(con, tables)
             stored = _stored_keys(con, tables, keys.values())
             missing = [part for part in parts if keys[part] not in stored]
-            bins = _numeric_bins(
+            stats = _numeric_slice_stats(
                 con, reference, features, missing, tuple(keys.values()), ecdfs, int(identity[0])
             )
             for part in missing:
                 _build(
-                    con, tables, model, keys[part], definitions[part], part, reference, features, bins[part]
+                    con, tables, model, keys[part], definitions[part], part, reference, features, stats[part]
                 )
     return _load(con, tables, model, tuple(keys.values()), features, int(identity[0]), reference)
 
@@ -288,7 +289,7 @@ def _stored_keys(con: duckdb.DuckDBPyConnection, tables: str, keys: Iterable[str
     return {row[0] for row in rows}
 
 
-def _numeric_bins(
+def _numeric_slice_stats(
     con: duckdb.DuckDBPyConnection,
     reference: str,
     features: Sequence[Feature],
@@ -297,9 +298,10 @@ def _numeric_bins(
     ecdfs: EcdfMemo | None,
     n_rows: int,
 ) -> dict[str | None, dict[str, dict[int, _SliceStats]]]:
-    """Per part, numeric feature and slice: PSI edges, bin counts and G(max), one sort per feature
-    (features in parallel). The reference's `n_rows` rows are read for as many features at once as
-    VALUES_READ_AT_ONCE allows. `ecdfs` keeps the ECDFs built on the way, under the profile's `keys`."""
+    """Per part, numeric feature and slice: its statistics, PSI edges, bin counts and G(max) from
+    the slice's ECDF, one sort per feature (features in parallel). The reference's `n_rows` rows
+    are read for as many features at once as VALUES_READ_AT_ONCE allows. `ecdfs` keeps the ECDFs
+    built on the way, under the profile's `keys`."""
     found: dict[str | None, dict[str, dict[int, _SliceStats]]] = {part: {} for part in parts}
     if not parts:
         return found
@@ -311,21 +313,20 @@ def _numeric_bins(
         for part in parts
     }
 
+    def stats(
+        values: _ReferenceValues, _: duckdb.DuckDBPyConnection, feature: Feature
+    ) -> dict[str | None, dict[int, _SliceStats]]:
+        built = values.ecdfs(feature)
+        if ecdfs is not None:
+            ecdfs.keep(keys, feature, built)
+        return {part: _slice_stats(ecdf) for part, ecdf in built.items()}
+
     numeric = [f for f in features if f.kind == NUMERIC]
     at_once = max(1, VALUES_READ_AT_ONCE // max(n_rows, 1))  # features per read
     for first in range(0, len(numeric), at_once):
         read = numeric[first : first + at_once]
         values = _ReferenceValues.read(con, reference, read, ids)
-
-        def bins(
-            _: duckdb.DuckDBPyConnection, feature: Feature, values: _ReferenceValues = values
-        ) -> dict[str | None, dict[int, _SliceStats]]:
-            built = values.ecdfs(feature)
-            if ecdfs is not None:
-                ecdfs.keep(keys, feature, built)
-            return {part: _bins(ecdf) for part, ecdf in built.items()}
-
-        for name, by_part in per_numeric_feature(con, read, bins).items():
+        for name, by_part in per_numeric_feature(con, read, partial(stats, values)).items():
             for part, slices in by_part.items():
                 found[part][name] = slices
     return found
@@ -340,12 +341,12 @@ def _build(
     part: str | None,
     reference: str,
     features: Sequence[Feature],
-    bins: Mapping[str, Mapping[int, _SliceStats]],
+    stats: Mapping[str, Mapping[int, _SliceStats]],
 ) -> None:
     """Compute one part of the profile and store it, all or nothing."""
     con.execute("BEGIN TRANSACTION")
     try:
-        _build_part(con, tables, key, part, reference, features, bins)
+        _build_part(con, tables, key, part, reference, features, stats)
         older = (
             f"SELECT profile FROM {tables}{PROFILE_TABLE} WHERE model = ? "
             f"AND part IS NOT DISTINCT FROM ? AND profile <> ?"
@@ -369,14 +370,14 @@ def _build_part(
     part: str | None,
     reference: str,
     features: Sequence[Feature],
-    bins: Mapping[str, Mapping[int, _SliceStats]],
+    stats: Mapping[str, Mapping[int, _SliceStats]],
 ) -> None:
     numeric = [f for f in features if f.kind == NUMERIC]
     categorical = [f for f in features if f.kind == CATEGORICAL]
     slice_id = slice_id_sql(part)
     value = "NULL" if part is None else segment_value_sql(part)
     segment = "NULL" if part is None else text_literal(part)
-    # Rows and missing categorical values per slice; the numeric statistics come with the bins.
+    # Rows and missing categorical values per slice; the numeric statistics come from the ECDFs.
     missing = [f"count(*) - count({f.sql})" for f in categorical]
     rows = con.execute(
         f"SELECT {slice_id} AS _slice, any_value({value}), {', '.join(['count(*)', *missing])} "
@@ -388,15 +389,15 @@ def _build_part(
         f"INSERT INTO {tables}{SLICES_TABLE} VALUES (?, ?, {segment}, ?, ?)",
         [[key, row[0], row[1], row[2]] for row in rows],
     )
-    stats = [
-        [key, int(row[0]), f.name, *_numeric_row(bins[f.name].get(int(row[0])), int(row[2]))]
+    numeric_rows = [
+        [key, int(row[0]), f.name, *_numeric_row(stats[f.name].get(int(row[0])), int(row[2]))]
         for f in numeric
         for row in rows
     ]
-    if stats:
+    if numeric_rows:
         # One statement: the columns as lists, unnested side by side.
-        unnested = ", ".join("unnest(?)" for _ in stats[0])
-        columns = [list(column) for column in zip(*stats, strict=True)]
+        unnested = ", ".join("unnest(?)" for _ in numeric_rows[0])
+        columns = [list(column) for column in zip(*numeric_rows, strict=True)]
         con.execute(f"INSERT INTO {tables}{NUMERIC_TABLE} SELECT {unnested}", columns)
     if categorical:
         missing_rows = [
@@ -640,10 +641,10 @@ def _numeric_row(stats: _SliceStats | None, n_rows: int) -> list[object]:
     return [s.n, n_rows - s.n, s.low, s.high, s.mean, s.std, s.edges, s.counts, s.g_max]
 
 
-def _bins(ecdf: Ecdf) -> dict[int, _SliceStats]:
+def _slice_stats(ecdf: Ecdf) -> dict[int, _SliceStats]:
     """Per slice with values: count, min, max, mean, std, PSI edges (numpy `linear` quantiles), bin
     counts and G(max), from its ECDF (mean and std weigh each distinct value by its count)."""
-    bins: dict[int, _SliceStats] = {}
+    found: dict[int, _SliceStats] = {}
     for sid, start, end in zip(ecdf.slice_ids.tolist(), ecdf.start.tolist(), ecdf.end.tolist(), strict=True):
         if start == end:
             continue
@@ -660,7 +661,7 @@ def _bins(ecdf: Ecdf) -> dict[int, _SliceStats]:
         # Not np.dot: BLAS threads would spin against the other features' threads.
         mean = float((values * weights).sum() / n)
         std = math.sqrt(float(((values - mean) ** 2 * weights).sum()) / n)
-        bins[int(sid)] = _SliceStats(
+        found[int(sid)] = _SliceStats(
             n,
             float(values[0]),
             float(values[-1]),
@@ -670,7 +671,7 @@ def _bins(ecdf: Ecdf) -> dict[int, _SliceStats]:
             np.diff([0, *below, n]).tolist(),
             float(ecdf.g[end - 1]),
         )
-    return bins
+    return found
 
 
 def _quantile_positions(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
