@@ -584,9 +584,15 @@ def test_two_segment_columns_three_versions_every_cell_matches_scipy() -> None:
     assert check_all(result, window, reference, 25) > 150  # of 256 rows: the rest are checked as too small
 
 
-def test_windows_in_several_batches_give_the_same_rows(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A batch bounds the values read at once: one window per batch gives the same rows as one
-    batch, and the ECDFs built for the first batch serve the others."""
+@pytest.mark.parametrize(
+    ("bound", "value"),
+    [("VALUES_READ_AT_ONCE", 3), ("BATCH_ROWS", 1)],  # 3 numeric features: one row; or one row
+)
+def test_windows_in_several_batches_give_the_same_rows(
+    monkeypatch: pytest.MonkeyPatch, bound: str, value: int
+) -> None:
+    """A batch bounds the values and the rows read at once: one window per batch gives the same
+    rows as one batch, and the ECDFs built for the first batch serve the others."""
     rng = np.random.default_rng(31)
     country = np.array(["US", "DE"], dtype=object)
 
@@ -611,8 +617,7 @@ def test_windows_in_several_batches_give_the_same_rows(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(drift, "_read_batch", read_batch)
     monkeypatch.setattr(profile_module._ReferenceValues, "ecdfs", build)
-    # 3 numeric features: one row, i.e. one window, per batch
-    monkeypatch.setattr(drift, "VALUES_READ_AT_ONCE", 3)
+    monkeypatch.setattr(drift, bound, value)  # one row, i.e. one window, per batch
     batched = compute_drift(store(model, window, reference), scope_of(model, days=3))
     assert read == [1, 1, 1]
     assert sorted(built) == ["__score__", "ties", "x"]  # by the profile, once per feature

@@ -56,9 +56,9 @@ call computes that (it hands its ECDFs over), or once per process with an `EcdfM
 engine's: a live refresh or a replay step then costs the recomputed windows' rows, not the
 reference's, while the memo's budget holds). Features run in parallel threads (numpy's sorts and
 the compiled loops release the GIL), windows in batches of at most VALUES_READ_AT_ONCE numeric
-values (memory), and each window's rows are cached (`DriftCache`): a later call computes only
-the windows whose rows changed. A writable store stores the cache (`Engine.warm` fills it after
-an ingest); a read-only one reads it.
+values and BATCH_ROWS rows (memory), and each window's rows are cached (`DriftCache`): a later
+call computes only the windows whose rows changed. A writable store stores the cache
+(`Engine.warm` fills it after an ingest); a read-only one reads it.
 PSI, JS and chi-square need only bin and category counts.
 """
 
@@ -117,6 +117,7 @@ _CACHE_DDL = "cache_key VARCHAR, token VARCHAR, " + ", ".join(
 PSI_FLOOR = 1e-4
 STD_FLOOR = 0.001
 MAX_EDGES = 9
+BATCH_ROWS = 2_000_000  # at most, whatever the features: each thread sorts a batch's values
 SMIRNOV_TERMS = 1 << 21  # terms of the Smirnov sums evaluated at once (memory: ~10 arrays of them)
 SMIRNOV_EXACT_N = 1_000_000  # scipy's SMIRNOV_MAX_COMPUTE_N: above it, scipy.special.smirnov approximates
 
@@ -644,7 +645,7 @@ def compute_drift(
     by_version = len(versions) > 1
     n_numeric = sum(f.kind == NUMERIC for f in profile.features)
     rows_of = {window: counts[(window, None, None, None)].rows for window in stale}
-    batches = _batches(stale, rows_of, VALUES_READ_AT_ONCE // max(n_numeric, 1))
+    batches = _batches(stale, rows_of, min(BATCH_ROWS, VALUES_READ_AT_ONCE // max(n_numeric, 1)))
     minimum = scope.model.min_samples
     needed = {
         f.name: {
