@@ -95,11 +95,6 @@ class Feature:
         """The value, NULL when missing (numeric: NULL, NaN and ±inf are missing)."""
         return f"CASE WHEN isfinite({self.sql}) THEN {self.sql} END" if self.kind == NUMERIC else self.sql
 
-    @property
-    def present_sql(self) -> str:
-        """Predicate: the row has a value (numeric: finite; NULL, NaN and ±inf are missing)."""
-        return f"isfinite({self.sql})" if self.kind == NUMERIC else f"{self.sql} IS NOT NULL"
-
 
 def drift_features(con: duckdb.DuckDBPyConnection, model: ModelConfig) -> tuple[Feature, ...]:
     """The model's stored features (configured or inferred at ingest), then the score as `__score__`."""
