@@ -14,6 +14,7 @@ from tests.test_tui_fixtures import NOW, WINDOWS, FakeSource, demo_snapshot
 from triage.tui.app import TriageApp
 from triage.tui.cache import cache_path, load_snapshot, save_snapshot
 from triage.tui.clock import LiveClock, ReplayClock
+from triage.tui.messages import SnapshotFailed, SnapshotLoaded
 from triage.tui.screens.drift import DriftScreen
 from triage.tui.screens.modals import PromptScreen
 from triage.tui.screens.timeline import TimelineScreen
@@ -113,6 +114,19 @@ async def test_a_running_replay_moves_the_clock_by_real_time_times_speed() -> No
         times = source.snapshots
         assert times == sorted(times) and len(set(times)) >= 2
         assert "1d/s" in text_of(app, "StatusLine")
+
+
+async def test_a_snapshot_that_lands_while_the_app_closes_is_dropped() -> None:
+    """A worker can finish after the app's screens are gone (quitting mid-refresh): its result
+    is dropped, not painted on a screen that no longer exists."""
+    source = FakeSource()
+    app = replay_app(source)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, hold=False)
+        generation = app.requested
+    assert not app.screen_stack
+    app._snapshot_loaded(SnapshotLoaded(generation, demo_snapshot(), NOW, None))
+    app._snapshot_failed(SnapshotFailed(generation, "boom"))
 
 
 async def test_replay_keys_do_nothing_on_a_live_clock() -> None:

@@ -188,6 +188,8 @@ class TriageApp(App[None]):
 
     @on(SnapshotLoaded)
     def _snapshot_loaded(self, message: SnapshotLoaded) -> None:
+        if not self.screen_stack:  # the app is closing: a worker finished after its screens went
+            return
         if message.cached:
             if self.snapshot is None:  # only ever in place of nothing
                 self.snapshot, self.cached = message.snapshot, True
@@ -208,7 +210,7 @@ class TriageApp(App[None]):
 
     @on(SnapshotFailed)
     def _snapshot_failed(self, message: SnapshotFailed) -> None:
-        if message.generation < self.applied:
+        if not self.screen_stack or message.generation < self.applied:
             return
         self.error = message.error
         self._finished(message.generation)
