@@ -532,7 +532,7 @@ def _batch_cells(
         at = np.searchsorted(ref.slice_ids, batch.slice_ids[k])
         inside = np.minimum(at, len(ref.slice_ids) - 1)
         slot = np.concatenate([[-1], np.where(ref.slice_ids[inside] == batch.slice_ids[k], inside, -1)])
-        sizes, ks_max, w, counts = family_cells(
+        kept, sizes, ks_max, w, counts = family_cells(
             x,
             codes,
             k + 1 if k else -1,
@@ -553,16 +553,9 @@ def _batch_cells(
             ref.edge_end,
             MAX_EDGES + 1,
         )
-        kept = np.flatnonzero(sizes >= max(minimum, 1))
-        p = ks_pvalues(ks_max[kept], sizes[kept], ref.m[kept // width])
+        p = ks_pvalues(ks_max, sizes, ref.m[kept // width])
         for cell, n, d, area, row, p_value in zip(
-            kept.tolist(),
-            sizes[kept].tolist(),
-            ks_max[kept].tolist(),
-            w[kept].tolist(),
-            counts[kept].tolist(),
-            p,
-            strict=True,
+            kept.tolist(), sizes.tolist(), ks_max.tolist(), w.tolist(), counts.tolist(), p, strict=True
         ):
             sub = cell % width
             window, version = (sub, None) if sub < n_windows else divmod(sub - n_windows, n_versions)

@@ -64,8 +64,9 @@ def family_cells(
     edge_start: np.ndarray,
     edge_end: np.ndarray,
     n_bins: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Every cell of one slice family: its size, KS D, Wasserstein-1 and PSI bin counts.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The cells of one slice family with at least `minimum` values: their numbers (ascending),
+    sizes, KS D, Wasserstein-1 and PSI bin counts.
 
     Value j (`x` ascending) is in window codes[j, 0] and version codes[j, 1] (1-based; 0: none)
     and in slice slot[codes[j, column]] of the family (slot[1] when column < 0: all traffic), or
@@ -78,8 +79,9 @@ def family_cells(
     cells. The second walks the values once, ascending: one pointer per slice walks its ECDF and
     edges forward (a merge) to place the value, le = #{r ≤ x}, lt = #{r < x} and G(x); then each
     of its cells with at least `minimum` values takes it: a cell keeps its last value (with le
-    and G), and a new distinct value closes the interval since it (`_close`). The statistics of
-    smaller cells are left at 0.
+    and G), and a new distinct value closes the interval since it (`_close`). Smaller cells are
+    only counted: no state is kept for them (a segment with many values in many windows has
+    mostly small cells).
     """
     n_slices = len(ref_start)
     width = n_windows * (1 + n_versions) if n_versions > 1 else n_windows
@@ -91,15 +93,22 @@ def family_cells(
             size[s * width + codes[j, 0]] += 1
             if n_versions > 1 and codes[j, 1] > 0:
                 size[s * width + n_windows + codes[j, 0] * n_versions + codes[j, 1] - 1] += 1
-    lower = max(minimum, 1)
-    seen = np.zeros(n_cells, dtype=np.int64)
-    last = np.zeros(n_cells)  # per cell: the last value taken, its le and G, the first value's G
-    last_le = np.zeros(n_cells, dtype=np.int64)
-    last_g = np.zeros(n_cells)
-    first_g = np.zeros(n_cells)
-    ks = np.zeros(n_cells)
-    area = np.zeros(n_cells)
-    counts = np.zeros((n_cells, n_bins), dtype=np.int64)
+    # The cells with at least `minimum` values, numbered in order: only they keep a state.
+    index = np.full(n_cells, -1, dtype=np.int64)
+    kept = 0
+    for c in range(n_cells):
+        if size[c] >= max(minimum, 1):
+            index[c] = kept
+            kept += 1
+    cells = np.flatnonzero(index >= 0)
+    seen = np.zeros(kept, dtype=np.int64)
+    last = np.zeros(kept)  # per cell: the last value taken, its le and G, the first value's G
+    last_le = np.zeros(kept, dtype=np.int64)
+    last_g = np.zeros(kept)
+    first_g = np.zeros(kept)
+    ks = np.zeros(kept)
+    area = np.zeros(kept)
+    counts = np.zeros((kept, n_bins), dtype=np.int64)
     at = ref_start.copy()  # per slice: the first ECDF row with value > the last x seen
     edge_at = edge_start.copy()
     for j in range(len(x)):
@@ -137,8 +146,9 @@ def family_cells(
         version_cell = -1
         if n_versions > 1 and codes[j, 1] > 0:
             version_cell = s * width + n_windows + codes[j, 0] * n_versions + codes[j, 1] - 1
-        for c in (window_cell, version_cell):
-            if c < 0 or size[c] < lower:
+        for cell in (window_cell, version_cell):
+            c = index[cell] if cell >= 0 else -1
+            if c < 0:
                 continue
             counts[c, q - edge_start[s]] += 1
             i = seen[c]  # the values before this one
@@ -149,7 +159,7 @@ def family_cells(
                 ks[c], step = _close(
                     ks[c],
                     i,
-                    size[c],
+                    size[cell],
                     m_of[s],
                     last[c],
                     last_le[c],
@@ -166,16 +176,14 @@ def family_cells(
                 area[c] += step
             seen[c] = i + 1
             last[c], last_le[c], last_g[c] = value, le, g
-    w = np.zeros(n_cells)
-    for c in range(n_cells):
-        if seen[c] == 0:
-            continue
-        s = c // width
+    w = np.zeros(kept)
+    for c in range(kept):
+        s = cells[c] // width
         m = m_of[s]
         ks[c] = max(ks[c], abs(last_le[c] / m - 1.0))  # |F_ref − F_win| just after the last value
         tail = (rmax_of[s] - last[c]) - (gmax_of[s] - last_g[c]) / m if last[c] < rmax_of[s] else 0.0
         w[c] = first_g[c] / m + tail + area[c]
-    return size, ks, w, counts
+    return cells, size[cells], ks, w, counts
 
 
 @_compiled
