@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,7 @@ from triage.engine import Engine, ModelReport, _labelled, _ordered
 from triage.metrics import profile as profile_module
 from triage.metrics.frame import Scope
 from triage.metrics.operations import compute_operations
+from triage.metrics.profile import SCORE_FEATURE
 from triage.metrics.source import LabelledRows, reference_rows_sql
 from triage.metrics.window_cache import WindowMemo
 from triage.store import Store
@@ -321,6 +323,37 @@ def test_prepared_reference_ecdfs_serve_the_new_windows(
     with Engine(other) as fresh:
         assert report.drift == fresh.evaluate("fraud", as_of=AS_OF[2]).drift
     assert builds  # that engine built its own
+
+
+def test_prepare_on_a_stored_profile_reads_the_reference_once_and_holds_every_ecdf(
+    config_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the profile stored already (by an earlier engine), `prepare` builds the ECDFs itself:
+    one read of the reference for all numeric features, then the new windows need none."""
+    config = config_of(config_path)
+    reads: list[list[str]] = []
+    builds: list[object] = []
+    read, build = profile_module._ReferenceValues.read, profile_module._ReferenceValues.ecdfs
+
+    def read_spy(cls: object, *args: Any) -> Any:
+        reads.append([f.name for f in args[2]])
+        return read(*args)
+
+    def build_spy(*args: Any) -> Any:
+        builds.append(args[1])
+        return build(*args)
+
+    with Store.open(config.store_path) as store:
+        store.ingest(config)
+        Engine(config, store).evaluate("fraud", as_of=AS_OF[0])  # stores the profile, the first windows
+        live = Engine(config, store)
+        monkeypatch.setattr(profile_module._ReferenceValues, "read", classmethod(read_spy))
+        live.prepare("fraud")
+        assert reads == [["amount", SCORE_FEATURE]]
+        monkeypatch.setattr(profile_module._ReferenceValues, "ecdfs", build_spy)
+        report = live.evaluate("fraud", as_of=AS_OF[2])
+    assert builds == []
+    assert len({r.window_start for r in report.drift if r.ks_d is not None}) == 6  # days 3–5 are new
 
 
 def test_rows_are_ordered_once_per_window_and_again_when_a_window_is_recomputed(config_path: Path) -> None:

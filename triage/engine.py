@@ -26,7 +26,7 @@ import duckdb
 
 from triage.config import Config, ModelConfig, Window
 from triage.metrics.calibration import calibration_sums, compute_calibration
-from triage.metrics.drift import cached_drift, compute_drift, hold_references
+from triage.metrics.drift import cached_drift, compute_drift
 from triage.metrics.frame import Scope
 from triage.metrics.operations import compute_operations
 from triage.metrics.performance import compute_performance, rank_stats
@@ -187,7 +187,8 @@ class Engine:
             scope = Scope.of(model, segments=self._slices(con, model, None))
             if _reference_info(con, scope).complete:
                 profile = ensure_profile(con, model, scope.segments, scope.as_of, self._memo.ecdfs)
-                hold_references(con, scope, profile, self._memo.ecdfs)
+                # On one thread: it runs in the background of an app that must stay responsive.
+                self._memo.ecdfs.hold(con, profile, workers=1)
         finally:
             con.close()
 

@@ -385,21 +385,6 @@ def _reference_slices(
     return {part: sorted(sid for sid in numeric if profile.slices[sid].segment == part) for part in parts}
 
 
-def hold_references(con: duckdb.DuckDBPyConnection, scope: Scope, profile: Profile, memo: EcdfMemo) -> None:
-    """Build into `memo` every reference ECDF a later `compute_drift` of the scope may need.
-
-    On one thread: this runs in the background of an app that must stay responsive on the
-    other cores.
-    """
-    parts: tuple[str | None, ...] = (None, *scope.segments)
-
-    def hold(cursor: duckdb.DuckDBPyConnection, feature: Feature) -> None:
-        numeric = _numeric_slices(profile, feature, scope.model.min_samples)
-        memo.ecdfs(cursor, profile, feature, _reference_slices(profile, numeric, parts))
-
-    per_numeric_feature(con, profile.features, hold, workers=1)
-
-
 def numeric_cells(
     con: duckdb.DuckDBPyConnection,
     scope: Scope,

@@ -150,7 +150,8 @@ class SliceProfile:
 
 @dataclass(frozen=True)
 class Profile:
-    """The stored profile of a model's reference for some parts; the ECDF stays in DuckDB."""
+    """The stored profile of a model's reference for some parts (the ECDFs are built from the
+    reference rows when needed: `reference_ecdfs`, `EcdfMemo`)."""
 
     model: str
     keys: tuple[str, ...]  # one per part
@@ -308,23 +309,47 @@ def _numeric_slice_stats(
         for part in parts
     }
 
-    def stats(
-        values: _ReferenceValues, _: duckdb.DuckDBPyConnection, feature: Feature
-    ) -> dict[str | None, dict[int, _SliceStats]]:
+    def stats(values: _ReferenceValues, feature: Feature) -> dict[str | None, dict[int, _SliceStats]]:
         built = values.ecdfs(feature)
         if ecdfs is not None:
             ecdfs.keep(keys, feature, built)
         return {part: _slice_stats(ecdf) for part, ecdf in built.items()}
 
+    for name, by_part in _per_reference_read(con, reference, features, ids, n_rows, stats).items():
+        for part, slices in by_part.items():
+            found[part][name] = slices
+    return found
+
+
+def _per_reference_read(
+    con: duckdb.DuckDBPyConnection,
+    reference: str,
+    features: Sequence[Feature],
+    parts: Mapping[str | None, Sequence[int]],
+    n_rows: int,
+    run: Callable[[_ReferenceValues, Feature], T],
+    workers: int | None = None,
+) -> dict[str, T]:
+    """`run(values, feature)` for every numeric feature, the reference's `n_rows` rows read once
+    for as many features as VALUES_READ_AT_ONCE allows (`_ReferenceValues`, the given slices of
+    each part), the features of a read in parallel (`per_numeric_feature`)."""
     numeric = [f for f in features if f.kind == NUMERIC]
-    at_once = max(1, VALUES_READ_AT_ONCE // max(n_rows, 1))  # features per read
+    at_once = max(1, VALUES_READ_AT_ONCE // max(n_rows, 1))
+    found: dict[str, T] = {}
     for first in range(0, len(numeric), at_once):
         read = numeric[first : first + at_once]
-        values = _ReferenceValues.read(con, reference, read, ids)
-        for name, by_part in per_numeric_feature(con, read, partial(stats, values)).items():
-            for part, slices in by_part.items():
-                found[part][name] = slices
+        values = _ReferenceValues.read(con, reference, read, parts)
+        found |= per_numeric_feature(con, read, partial(_on_values, run, values), workers)
     return found
+
+
+def _on_values(
+    run: Callable[[_ReferenceValues, Feature], T],
+    values: _ReferenceValues,
+    _: duckdb.DuckDBPyConnection,
+    feature: Feature,
+) -> T:
+    return run(values, feature)
 
 
 def _build(
@@ -508,11 +533,7 @@ class EcdfMemo:
         found: dict[str | None, Ecdf] = {}
         with self._lock:
             for part, key in keys.items():
-                held = self._held.get(key)
-                if (
-                    held is not None
-                    and np.isin(np.asarray(parts[part], dtype=np.uint64), held.slice_ids).all()
-                ):
+                if self._covers(key, parts[part]):
                     found[part] = self._held[key] = self._held.pop(key)  # the most recently used last
         missing = {part: ids for part, ids in parts.items() if part not in found}
         if missing:
@@ -520,6 +541,30 @@ class EcdfMemo:
             self.keep(profile.keys, feature, built)
             found |= built
         return found
+
+    def hold(self, con: duckdb.DuckDBPyConnection, profile: Profile, workers: int | None = None) -> None:
+        """Build (on up to `workers` threads) and keep every numeric feature's ECDFs in every
+        slice of the profile's parts, but those held already: the reference read once for as
+        many features at once as fit (`_per_reference_read`)."""
+        parts: dict[str | None, list[int]] = {}
+        for sid, slice_ in sorted(profile.slices.items()):
+            parts.setdefault(slice_.segment, []).append(sid)
+        with self._lock:
+            missing = [
+                f
+                for f in profile.features
+                if not all(self._covers((profile.keys, part, f.name, f.sql), parts[part]) for part in parts)
+            ]
+
+        def keep(values: _ReferenceValues, feature: Feature) -> None:
+            self.keep(profile.keys, feature, values.ecdfs(feature))
+
+        _per_reference_read(con, profile.reference, missing, parts, profile.n_rows, keep, workers)
+
+    def _covers(self, key: tuple[object, ...], ids: Sequence[int]) -> bool:
+        """Whether an ECDF held under `key` has every slice of `ids` (call with the lock held)."""
+        held = self._held.get(key)
+        return held is not None and bool(np.isin(np.asarray(ids, dtype=np.uint64), held.slice_ids).all())
 
     def keep(self, keys: tuple[str, ...], feature: Feature, built: Mapping[str | None, Ecdf]) -> None:
         """Hold the ECDFs of a feature built for the profile with these keys, part by part."""
