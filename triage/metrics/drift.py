@@ -507,8 +507,6 @@ def _batch_cells(
     x = batch.values[feature.name]
     by_value = np.argsort(x)[: np.count_nonzero(~np.isnan(x))]  # ties in any order: equal values are one step
     x, codes = x[by_value], np.take(batch.codes, by_value, axis=0)  # several times faster than [by_value]
-    n_windows = len(batch.starts)
-    width = n_windows * (1 + n_versions) if n_versions > 1 else n_windows
     found: dict[tuple[datetime, str | None, int], NumericCell] = {}
     for k, ref in enumerate(references):
         if not len(ref.slice_ids) or not len(x):
@@ -517,13 +515,13 @@ def _batch_cells(
         at = np.searchsorted(ref.slice_ids, batch.slice_ids[k])
         inside = np.minimum(at, len(ref.slice_ids) - 1)
         slot = np.concatenate([[-1], np.where(ref.slice_ids[inside] == batch.slice_ids[k], inside, -1)])
-        kept, sizes, ks_max, w, counts = family_cells(
+        slice_of, window_of, version_of, sizes, ks_max, w, counts = family_cells(
             x,
             codes,
             k + 1 if k else -1,
             slot,
-            n_windows,
-            n_versions if n_versions > 1 else 0,
+            len(batch.starts),
+            n_versions,
             minimum,
             ref.value,
             ref.cum,
@@ -538,15 +536,12 @@ def _batch_cells(
             ref.edge_end,
             MAX_EDGES + 1,
         )
-        p = ks_pvalues(ks_max, sizes, ref.m[kept // width])
-        for cell, n, d, area, row, p_value in zip(
-            kept.tolist(), sizes.tolist(), ks_max.tolist(), w.tolist(), counts.tolist(), p, strict=True
-        ):
-            sub = cell % width
-            window, version = (sub, None) if sub < n_windows else divmod(sub - n_windows, n_versions)
-            name = None if version is None else batch.versions[version + 1]
+        p = ks_pvalues(ks_max, sizes, ref.m[slice_of])
+        cells = zip(slice_of.tolist(), window_of.tolist(), version_of.tolist(), strict=True)
+        stats = zip(sizes.tolist(), ks_max.tolist(), w.tolist(), counts.tolist(), p, strict=True)
+        for (s, window, version), (n, d, area, row, p_value) in zip(cells, stats, strict=True):
             bins = {index: count for index, count in enumerate(row) if count}
-            key = (aware(batch.starts[window]), name, int(ref.slice_ids[cell // width]))
+            key = (aware(batch.starts[window]), batch.versions[version + 1], int(ref.slice_ids[s]))
             found[key] = NumericCell(n, d, p_value, area, bins)
     return found
 

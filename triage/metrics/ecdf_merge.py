@@ -5,8 +5,8 @@ slice's ECDF and steps each of its cells — KS D, Wasserstein-1 and PSI bin cou
 The arithmetic is `drift`'s module docstring. Written as loops because vectorised numpy needs
 some thirty full-length temporaries and gathers per cell family (≈ 130 ms per million values),
 where a compiled pass reads each value twice (a count, then the pass), with each cell's running
-state small enough to stay in cache; numba `nogil`, so the features' threads
-run on every core, and `cache`, so a process compiles nothing that an earlier one has compiled.
+state small enough to stay in cache; numba `nogil`, so the features' threads run on every core,
+and `cache`, so a process compiles nothing that an earlier one has compiled.
 """
 
 from __future__ import annotations
@@ -64,9 +64,9 @@ def family_cells(
     edge_start: np.ndarray,
     edge_end: np.ndarray,
     n_bins: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The cells of one slice family with at least `minimum` values: their numbers (ascending),
-    sizes, KS D, Wasserstein-1 and PSI bin counts.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The cells of one slice family with at least `minimum` values: each one's slice, window and
+    version (0-based; -1: all versions), size, KS D, Wasserstein-1 and PSI bin counts.
 
     Value j (`x` ascending) is in window codes[j, 0] and version codes[j, 1] (1-based; 0: none)
     and in slice slot[codes[j, column]] of the family (slot[1] when column < 0: all traffic), or
@@ -90,9 +90,9 @@ def family_cells(
     for j in range(len(x)):
         s = slot[codes[j, column]] if column >= 0 else slot[1]
         if s >= 0:
-            size[s * width + codes[j, 0]] += 1
-            if n_versions > 1 and codes[j, 1] > 0:
-                size[s * width + n_windows + codes[j, 0] * n_versions + codes[j, 1] - 1] += 1
+            for cell in _cells(codes, j, s * width, n_windows, n_versions):
+                if cell >= 0:
+                    size[cell] += 1
     # The cells with at least `minimum` values, numbered in order: only they keep a state.
     index = np.full(n_cells, -1, dtype=np.int64)
     kept = 0
@@ -142,11 +142,7 @@ def family_cells(
             if ref_value[right] == value:
                 lt = ref_cum[right - 1] if right > ref_start[s] else 0
             g = ref_g[right] + ref_cum[right] * (value - ref_value[right])
-        window_cell = s * width + codes[j, 0]
-        version_cell = -1
-        if n_versions > 1 and codes[j, 1] > 0:
-            version_cell = s * width + n_windows + codes[j, 0] * n_versions + codes[j, 1] - 1
-        for cell in (window_cell, version_cell):
+        for cell in _cells(codes, j, s * width, n_windows, n_versions):
             c = index[cell] if cell >= 0 else -1
             if c < 0:
                 continue
@@ -177,13 +173,26 @@ def family_cells(
             seen[c] = i + 1
             last[c], last_le[c], last_g[c] = value, le, g
     w = np.zeros(kept)
+    slice_of, sub = cells // width, cells % width
+    window_of = np.where(sub < n_windows, sub, (sub - n_windows) // max(n_versions, 1))
+    version_of = np.where(sub < n_windows, -1, (sub - n_windows) % max(n_versions, 1))
     for c in range(kept):
-        s = cells[c] // width
+        s = slice_of[c]
         m = m_of[s]
         ks[c] = max(ks[c], abs(last_le[c] / m - 1.0))  # |F_ref − F_win| just after the last value
         tail = (rmax_of[s] - last[c]) - (gmax_of[s] - last_g[c]) / m if last[c] < rmax_of[s] else 0.0
         w[c] = first_g[c] / m + tail + area[c]
-    return cells, size[cells], ks, w, counts
+    return slice_of, window_of, version_of, size[cells], ks, w, counts
+
+
+@_compiled
+def _cells(codes: np.ndarray, j: int, first: int, n_windows: int, n_versions: int) -> tuple[int, int]:
+    """Value j's cells in its slice, whose cells start at `first`: its window's, and its window and
+    version's (-1 with at most one version, or a value without a known version)."""
+    window = first + codes[j, 0]
+    if n_versions > 1 and codes[j, 1] > 0:
+        return window, first + n_windows + codes[j, 0] * n_versions + codes[j, 1] - 1
+    return window, -1
 
 
 @_compiled
