@@ -78,7 +78,7 @@ import numpy as np
 from scipy import special, stats
 from scipy.spatial.distance import jensenshannon
 
-from triage.metrics.ecdf_merge import family_cells
+from triage.metrics.ecdf_merge import family_cells, smirnov_log_sums
 from triage.metrics.frame import Scope
 from triage.metrics.profile import (
     VALUES_READ_AT_ONCE,
@@ -118,7 +118,6 @@ PSI_FLOOR = 1e-4
 STD_FLOOR = 0.001
 MAX_EDGES = 9
 BATCH_ROWS = 2_000_000  # at most, whatever the features: each thread sorts a batch's values
-SMIRNOV_TERMS = 1 << 21  # terms of the Smirnov sums evaluated at once (memory: ~10 arrays of them)
 SMIRNOV_EXACT_N = 1_000_000  # scipy's SMIRNOV_MAX_COMPUTE_N: above it, scipy.special.smirnov approximates
 
 
@@ -220,7 +219,7 @@ def smirnov(n: np.ndarray, d: np.ndarray) -> np.ndarray:
     """P(D⁺ₙ ≥ d) per (n, d), 0 < d < 1: `scipy.special.smirnov`, vectorised over cells.
 
     Up to n = SMIRNOV_EXACT_N scipy computes the exact sum (O(n) a cell) and so does
-    `_smirnov_sum`, for all cells at once; beyond it scipy switches to an approximation, which is
+    `_smirnov_sum`, compiled; beyond it scipy switches to an approximation, which is
     what it is called for here.
     """
     out = np.empty(len(n))
@@ -231,44 +230,16 @@ def smirnov(n: np.ndarray, d: np.ndarray) -> np.ndarray:
 
 
 def _smirnov_sum(n: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """The exact sum d·Σ_{v=0}^{⌊n(1−d)⌋} C(n, v)·(d + v/n)^(v−1)·(1 − d − v/n)^(n−v) per cell.
+    """The exact sum d·Σ_{v=0}^{⌊n(1−d)⌋} C(n, v)·(d + v/n)^(v−1)·(1 − d − v/n)^(n−v) per cell,
+    in logs (`ecdf_merge.smirnov_log_sums`).
 
-    Each term in logs (log C(n, v) from a table of log k!), summed per cell relative to its
-    largest term. The terms of all cells, one after another, are taken SMIRNOV_TERMS at a time
-    (memory), a cell's partial sums rescaled to its largest term so far. Below the smallest normal
-    double the result would have lost its relative precision, so those (rare: n·d² ≳ 354) come
-    from scipy's own function.
+    Below the smallest normal double the result would have lost its relative precision, so those
+    (rare: n·d² ≳ 354) come from scipy's own function.
     """
-    out = np.empty(len(n))
     if not len(n):
-        return out
-    ends = np.cumsum(np.floor(n * (1.0 - d)).astype(np.int64) + 1)
-    starts = np.r_[0, ends[:-1]]
+        return np.empty(0)
     log_factorial = special.gammaln(np.arange(1, int(n.max()) + 2, dtype=np.float64))  # [k] = log k!
-    top = np.full(len(n), -np.inf)  # per cell: its largest log term so far
-    total = np.zeros(len(n))  # and the sum of its terms so far, over exp(top)
-    for first_term in range(0, int(ends[-1]), SMIRNOV_TERMS):
-        last_term = min(first_term + SMIRNOV_TERMS, int(ends[-1]))
-        cells = np.arange(np.searchsorted(ends, first_term, side="right"), np.searchsorted(starts, last_term))
-        sizes = np.minimum(ends[cells], last_term) - np.maximum(starts[cells], first_term)
-        heads = np.r_[0, np.cumsum(sizes)[:-1]]
-        cell = np.repeat(cells, sizes)
-        v = np.arange(first_term, last_term) - starts[cell]
-        cn, e = n[cell], d[cell] + v / n[cell]
-        with np.errstate(divide="ignore"):  # the last term is 0 when n·(1 − d) is a whole number
-            log_term = (
-                log_factorial[cn]
-                - log_factorial[v]
-                - log_factorial[cn - v]
-                + (v - 1) * np.log(e)
-                + (cn - v) * np.log1p(-np.minimum(e, 1.0))
-            )
-        chunk_top = np.maximum.reduceat(log_term, heads)
-        chunk_total = np.add.reduceat(np.exp(log_term - np.repeat(chunk_top, sizes)), heads)
-        new_top = np.maximum(top[cells], chunk_top)
-        total[cells] = total[cells] * np.exp(top[cells] - new_top) + chunk_total * np.exp(chunk_top - new_top)
-        top[cells] = new_top
-    out = top + np.log(total) + np.log(d)
+    out = smirnov_log_sums(n, d, log_factorial)
     tiny = out < math.log(np.finfo(np.float64).tiny)
     out = np.exp(out)
     out[tiny] = special.smirnov(n[tiny], d[tiny])

@@ -1,6 +1,7 @@
 """The compiled loops (numba) behind exact KS D and Wasserstein-1: a reference ECDF built from its
 sorted values (`accumulate`), and one pass over a batch's sorted values that places each in its
-slice's ECDF and steps each of its cells — KS D, Wasserstein-1 and PSI bin counts (`family_cells`).
+slice's ECDF and steps each of its cells — KS D, Wasserstein-1 and PSI bin counts (`family_cells`);
+and behind KS p, the exact one-sided Smirnov sum of each cell (`smirnov_log_sums`).
 
 The arithmetic is `drift`'s module docstring. Written as loops because vectorised numpy needs
 some thirty full-length temporaries and gathers per cell family (≈ 130 ms per million values),
@@ -11,6 +12,7 @@ and `cache`, so a process compiles nothing that an earlier one has compiled.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -268,3 +270,40 @@ def accumulate(
             cum[k] += 1
         end[c] = k + 1
     return out[: k + 1], cum[: k + 1], g[: k + 1], start, end
+
+
+@_compiled
+def smirnov_log_sums(n: np.ndarray, d: np.ndarray, log_factorial: np.ndarray) -> np.ndarray:
+    """Per cell, the log of d·Σ_{v=0}^{⌊n(1−d)⌋} C(n, v)·(d + v/n)^(v−1)·(1 − d − v/n)^(n−v), the
+    exact P(D⁺ₙ ≥ d) (`log_factorial[k]` = log k!, k ≤ max n).
+
+    Each term in logs, summed relative to the largest so far (the sum is rescaled when a larger
+    one comes): every term, ≈ 20 ns each, where numpy's temporaries took ≈ 70.
+    """
+    out = np.empty(len(n))
+    for k in range(len(n)):
+        size, gap = n[k], d[k]
+        top = _smirnov_log_term(size, gap, 0, log_factorial)
+        total = 0.0
+        for v in range(math.floor(size * (1.0 - gap)) + 1):
+            relative = _smirnov_log_term(size, gap, v, log_factorial) - top
+            if relative > 0.0:
+                total = total * math.exp(-relative) + 1.0
+                top += relative
+            else:
+                total += math.exp(relative)
+        out[k] = top + math.log(total) + math.log(gap)
+    return out
+
+
+@_compiled
+def _smirnov_log_term(n: int, d: float, v: int, log_factorial: np.ndarray) -> float:
+    """log of C(n, v)·(d + v/n)^(v−1)·(1 − d − v/n)^(n−v) (−inf when 1 − d − v/n is 0)."""
+    e = d + v / n
+    return (
+        log_factorial[n]
+        - log_factorial[v]
+        - log_factorial[n - v]
+        + (v - 1) * math.log(e)
+        + (n - v) * math.log1p(-min(e, 1.0))
+    )
