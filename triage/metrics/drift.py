@@ -89,6 +89,7 @@ from triage.metrics.profile import (
     Profile,
     SliceProfile,
     ensure_profile,
+    fetch_arrays,
     per_numeric_feature,
     slice_id_sql,
     writable,
@@ -438,12 +439,13 @@ def _read_batch(
     )
     slices = "".join(f", {slice_id_sql(part)} AS _s{k}" for k, part in enumerate(parts) if part is not None)
     rows = plain_rows_sql(scope, window_rows_sql(scope), values)
-    data = con.execute(
+    data = fetch_arrays(
+        con,
         f"""SELECT list_position(?::TIMESTAMP[], window_start) - 1 AS _w,
             coalesce(list_position(?::VARCHAR[], _version), 0) AS _v{slices}, {", ".join(names)}
         FROM ({rows}) WHERE {only_windows_sql(windows)}""",
         [[naive_utc(start) for start in starts], list(versions)],
-    ).fetchnumpy()
+    )
     slice_ids = [
         np.array(sorted(sid for sid, s in profile.slices.items() if s.segment == part), dtype=np.uint64)
         for part in parts

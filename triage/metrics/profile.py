@@ -439,6 +439,23 @@ def _build_part(
 T = TypeVar("T")
 
 
+def fetch_arrays(
+    con: duckdb.DuckDBPyConnection, query: str, params: Sequence[object]
+) -> dict[str, np.ndarray]:
+    """A query's columns as numpy arrays, through DuckDB's relation API on a cursor of its own.
+
+    On a wide result (a million rows of twenty values) the relation's fetchnumpy converts ≈ 30 %
+    faster than `execute(…).fetchnumpy()`; the own cursor because DuckDB refuses a relation on a
+    connection with an unfinished `execute` result. So `query` may read only the store's tables,
+    not the connection's temporary ones nor its uncommitted writes.
+    """
+    cursor = con.cursor()
+    try:
+        return cursor.sql(query, params=params).fetchnumpy()
+    finally:
+        cursor.close()
+
+
 def per_numeric_feature(
     con: duckdb.DuckDBPyConnection,
     features: Sequence[Feature],
@@ -622,7 +639,7 @@ class _ReferenceValues:
         ]
         values = [f"coalesce({f.value_sql}, 'NaN'::DOUBLE) AS _x{i}" for i, f in enumerate(features)]
         query = f"SELECT {', '.join(values + codes)} FROM ({reference})"
-        data = con.execute(query, [ids[part].tolist() for part in segments]).fetchnumpy()
+        data = fetch_arrays(con, query, [ids[part].tolist() for part in segments])
         grouped: dict[str | None, tuple[np.ndarray, np.ndarray]] = {}
         for k, part in enumerate(segments):
             code = np.asarray(data[f"_s{k}"], dtype=np.int64)
