@@ -479,7 +479,10 @@ def _batch_cells(
     join and sorted lists in DuckDB.
     """
     x = batch.values[feature.name]
-    by_value = np.argsort(x)[: np.count_nonzero(~np.isnan(x))]  # ties in any order: equal values are one step
+    present = np.count_nonzero(~np.isnan(x))
+    # Missing values (NaN; the others are finite) sort last as +inf: numpy's argsort is ~4× slower
+    # with NaN among the values. Ties in any order: equal values are one step.
+    by_value = np.argsort(x if present == len(x) else np.where(np.isnan(x), np.inf, x))[:present]
     x, codes = x[by_value], np.take(batch.codes, by_value, axis=0)  # several times faster than [by_value]
     found: dict[tuple[datetime, str | None, int], NumericCell] = {}
     for k, ref in enumerate(references):
