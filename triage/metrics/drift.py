@@ -146,9 +146,9 @@ def ks_pvalues(d: np.ndarray, n: np.ndarray, m: np.ndarray) -> list[float | None
 
     None when m·n/(m + n) rounds to 0 (one value on each side), where scipy returns NaN.
     scipy's kstwo.sf runs in Python one cell at a time; its two branches that nearly every cell of
-    a large grid takes are vectorised here (agreeing to ~1e-10 relative), each cell routed by
-    scipy's own tests (`_ksstats._kolmogn`, written the same way so they decide alike). With
-    en > 140, 1 < en·D < en − 1 and D < 0.5:
+    a large grid takes are computed here for all cells at once (agreeing to ~1e-10 relative), each
+    cell routed by scipy's own tests (`_ksstats._kolmogn`, written the same way so they decide
+    alike). With en > 140, 1 < en·D < en − 1 and D < 0.5:
     - 2.2 ≤ en·D² < 370: twice the exact one-sided Smirnov sum (`smirnov`);
     - en·D² < 2.2 and not (en ≤ 100 000 and en·D^1.5 ≤ 1.4): 1 − the Pelz–Good approximation
       (`pelz_good_cdf`).
@@ -218,7 +218,7 @@ def pelz_good_cdf(n: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 def smirnov(n: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """P(D⁺ₙ ≥ d) per (n, d), 0 < d < 1: `scipy.special.smirnov`, vectorised over cells.
+    """P(D⁺ₙ ≥ d) per (n, d), 0 < d < 1: `scipy.special.smirnov`, for all cells at once.
 
     Up to n = SMIRNOV_EXACT_N scipy computes the exact sum (O(n) a cell) and so does
     `_smirnov_sum`, compiled; beyond it scipy switches to an approximation, which is
