@@ -26,6 +26,7 @@ from triage.config import Columns, ModelConfig, Reference, Window
 from triage.metrics import drift
 from triage.metrics import profile as profile_module
 from triage.metrics.drift import compute_drift
+from triage.metrics.ecdf_merge import ascending
 from triage.metrics.frame import MISSING_SEGMENT, Scope
 from triage.metrics.profile import SCORE_FEATURE, EcdfMemo, ensure_profile
 from triage.metrics.results import DriftRow
@@ -432,6 +433,38 @@ def test_smirnov_equals_scipy() -> None:
     n = np.array([141, 1012, 1013, 5000, 33_333, 250_000, 1_000_000, 1_000_001, 1_500_000, 5_000_000])
     d = np.sqrt(np.array([8.0, 3.0, 3.0, 4.5, 4.0, 4.0, 2.5, 50.0, 50.0, 2.5]) / n)
     assert drift.smirnov(n, d) == pytest.approx(special.smirnov(n, d), rel=1e-8)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["normal", "ties", "signed zeros and infinities", "ulp clusters", "ulp grid", "empty", "one"],
+)
+def test_ascending_is_a_sorting_permutation(case: str) -> None:
+    """The packed-key sort against numpy's: runs of values a few ulps apart (which share the kept
+    bits, in index order) are reordered, and a grid finer than the kept bits everywhere falls back
+    to an argsort."""
+    rng = np.random.default_rng(17)
+    base = rng.normal(size=50_000)
+    x = {
+        "normal": base,
+        "ties": np.round(base, 1),
+        "signed zeros and infinities": np.concatenate([[0.0, -0.0, np.inf, -np.inf, 5e-324, -5e-324], base]),
+        # 2 000 values within 2 000 ulps of 1 and of -3 (16 index bits: they share the kept bits).
+        "ulp clusters": np.concatenate(
+            [
+                base,
+                np.nextafter(1.0, 2.0) + rng.integers(0, 2000, 1000) * 2.0**-52,
+                -3.0 - rng.integers(0, 2000, 1000) * 2.0**-51,
+            ]
+        ),
+        "ulp grid": 1.0 + rng.integers(0, 1 << 15, 50_000) * 2.0**-52,
+        "empty": np.array([]),
+        "one": np.array([2.5]),
+    }[case]
+    order, ordered = ascending(x)
+    assert np.array_equal(np.sort(order), np.arange(len(x)))
+    assert np.array_equal(x[order], np.sort(x))
+    assert np.array_equal(ordered, np.sort(x))
 
 
 def test_shift_in_one_segment_is_high_psi_in_that_slice_only() -> None:

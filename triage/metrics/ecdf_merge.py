@@ -1,7 +1,8 @@
 """The compiled loops (numba) behind exact KS D and Wasserstein-1: a reference ECDF built from its
 sorted values (`accumulate`), and one pass over a batch's sorted values that places each in its
 slice's ECDF and steps each of its cells — KS D, Wasserstein-1 and PSI bin counts (`family_cells`);
-and behind KS p, the exact one-sided Smirnov sum of each cell (`smirnov_log_sums`).
+behind KS p, the exact one-sided Smirnov sum of each cell (`smirnov_log_sums`); and the sort of
+a batch's values that these passes walk (`ascending`).
 
 The arithmetic is `drift`'s module docstring. Written as loops because vectorised numpy needs
 some thirty full-length temporaries and gathers per cell family (≈ 130 ms per million values),
@@ -307,3 +308,78 @@ def _smirnov_log_term(n: int, d: float, v: int, log_factorial: np.ndarray) -> fl
         + (v - 1) * math.log(e)
         + (n - v) * math.log1p(-min(e, 1.0))
     )
+
+
+def ascending(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The permutation that sorts `x` (float64, no NaN) ascending, and `x` sorted; equal values in
+    any order.
+
+    numpy's plain sort is ≈ 4× faster than its argsort on AVX-512 (7 vs 29 ms per million), so
+    each value becomes one uint64: its bits ordered as unsigned integers, the lowest replaced by
+    its index (`_pack`). Values that share the kept bits — ties, and values a few ulps apart —
+    come out in index order: `_unpack` reorders the runs among them whose values are not
+    ascending, unless they hold more than an eighth of the values (values on a grid finer than
+    the kept bits resolve), when numpy's argsort does it all. The arrays are numpy's: it asks
+    the kernel for huge pages, where numba's allocations take a page fault every 4 KiB.
+    """
+    bits = max(1, (len(x) - 1).bit_length())
+    packed = np.empty(len(x), dtype=np.uint64)
+    _pack(x, bits, packed)
+    packed.sort()
+    order, ordered = packed.view(np.int64), np.empty(len(x))
+    if not _unpack(order, x, bits, ordered):
+        order = np.argsort(x)
+        np.take(x, order, out=ordered)
+    return order, ordered
+
+
+@_compiled
+def _pack(x: np.ndarray, bits: int, out: np.ndarray) -> None:
+    """Per value into `out`, `_key` with the lowest `bits` replaced by the value's index."""
+    low = (np.uint64(1) << np.uint64(bits)) - np.uint64(1)
+    raw = x.view(np.uint64)
+    for j in range(len(x)):
+        out[j] = (_key(raw[j]) & ~low) | np.uint64(j)
+
+
+@_compiled
+def _key(b: np.uint64) -> np.uint64:
+    """A float64's bits ordered as unsigned integers: sign flipped for positives, all flipped for
+    negatives."""
+    sign = np.uint64(1) << np.uint64(63)
+    return ~b if b & sign else b | sign
+
+
+@_compiled
+def _unpack(packed: np.ndarray, x: np.ndarray, bits: int, ordered: np.ndarray) -> bool:
+    """`_pack`'s keys (sorted, as int64) replaced by their indices in place and their values
+    written to `ordered`; then each run of equal kept bits that is not ascending sorted by value.
+    False, the runs left as they are, when those runs hold more than an eighth of the values."""
+    n = len(packed)
+    low = (1 << bits) - 1
+    descents = 0
+    for j in range(n):
+        packed[j] &= low
+        ordered[j] = x[packed[j]]
+        descents += j > 0 and ordered[j] < ordered[j - 1]
+    raw, high = x.view(np.uint64), ~np.uint64(low)
+    settled, j = 0, 1
+    while descents and j < n:
+        if ordered[j] >= ordered[j - 1]:
+            j += 1
+            continue
+        # A descent: values j − 1 and j share the kept bits (else their keys would order them).
+        kept = _key(raw[packed[j]]) & high
+        start, end = j - 1, j + 1
+        while start and _key(raw[packed[start - 1]]) & high == kept:
+            start -= 1
+        while end < n and _key(raw[packed[end]]) & high == kept:
+            end += 1
+        settled += end - start
+        if settled * 8 > n:
+            return False
+        by_value = np.argsort(ordered[start:end])
+        packed[start:end] = packed[start:end][by_value]
+        ordered[start:end] = ordered[start:end][by_value]
+        j = end
+    return True
