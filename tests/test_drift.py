@@ -437,7 +437,7 @@ def test_smirnov_equals_scipy() -> None:
 
 @pytest.mark.parametrize(
     "case",
-    ["normal", "ties", "signed zeros and infinities", "ulp clusters", "ulp grid", "empty", "one"],
+    ["normal", "strided", "ties", "signed zeros and infinities", "ulp clusters", "ulp grid", "empty", "one"],
 )
 def test_ascending_is_a_sorting_permutation(case: str) -> None:
     """The packed-key sort against numpy's: runs of values a few ulps apart (which share the kept
@@ -447,6 +447,7 @@ def test_ascending_is_a_sorting_permutation(case: str) -> None:
     base = rng.normal(size=50_000)
     x = {
         "normal": base,
+        "strided": base[::2],
         "ties": np.round(base, 1),
         "signed zeros and infinities": np.concatenate([[0.0, -0.0, np.inf, -np.inf, 5e-324, -5e-324], base]),
         # 2 000 values within 2 000 ulps of 1 and of -3 (16 index bits: they share the kept bits).
