@@ -24,6 +24,7 @@ from typing import Any, TypedDict
 import duckdb
 import numpy as np
 
+from triage.metrics.ecdf_merge import ascending
 from triage.metrics.frame import (
     Scope,
     cell_grouping,
@@ -368,8 +369,9 @@ def _score_counts(
         FROM {rows} WHERE _labelled AND _score IS NOT NULL AND window_start IN ({listed})""",
         [versions, *values.values()],
     ).fetchnumpy()
-    by_score = np.argsort(np.asarray(arrays["_score"], dtype=np.float64), kind="stable")
-    score = np.asarray(arrays["_score"], dtype=np.float64)[by_score]
+    # Scores are in [0, 1] (the store quarantines others); equal ones in any order: `_distinct`
+    # counts each (cell, score) run whole.
+    by_score, score = ascending(np.asarray(arrays["_score"], dtype=np.float64))
     positive = np.asarray(arrays["_positive"], dtype=np.float64)[by_score]
     window = np.asarray(arrays["_w"], dtype=np.int64)[by_score]
     version = np.asarray(arrays["_v"], dtype=np.int64)[by_score]
