@@ -1,8 +1,9 @@
 """The compiled loops (numba) behind exact KS D and Wasserstein-1: a reference ECDF built from its
 sorted values (`accumulate`), and one pass over a batch's sorted values that places each in its
 slice's ECDF and steps each of its cells — KS D, Wasserstein-1 and PSI bin counts (`family_cells`);
-behind KS p, the exact one-sided Smirnov sum of each cell (`smirnov_log_sums`); and the sort of
-a batch's values that these passes walk (`ascending`).
+behind KS p, the exact one-sided Smirnov sum of each cell (`smirnov_log_sums`); and a sort at a
+fraction of argsort's cost (`ascending`): of a batch's values for these passes, and of the
+labelled scores for calibration and performance (`source.ScoreCounts`).
 
 The arithmetic is `drift`'s module docstring. Written as loops because vectorised numpy needs
 some thirty full-length temporaries and gathers per cell family (≈ 130 ms per million values),
