@@ -654,7 +654,7 @@ class _ReferenceValues:
         permutation: several times cheaper than an argsort; missing values, NaN, sort last and
         are dropped), and `ecdf_merge.accumulate` runs through each slice: cum = running count,
         g = Σ_{i<j} cum_i·(v_{i+1} − v_i), compensated, per slice (a slice's g does not depend on
-        which other slices are built with it)."""
+        which other slices are built with it); the distinct values overwrite the sorted copy."""
         values = self.values[feature.name]
         found: dict[str | None, Ecdf] = {}
         for part, ids in self.ids.items():
