@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -94,6 +95,30 @@ def test_exit_status_follows_the_worst_firing_alert(folder, capsys, settings, st
     assert code == status, err
     alerts = json.loads(out)["alerts"]
     assert [a["severity"] for a in alerts] == ([severity] if severity else [])
+
+
+def test_a_check_of_the_past_shows_the_alerts_of_then(folder, capsys, tmp_path):
+    """`check --at T` after a check of a later time: the alerts as of T (exit status too), not the
+    later ones; the later state stays recorded."""
+    shutil.copytree(folder, tmp_path / "copy")
+    config = tmp_path / "copy" / "scenario.toml"
+    config.write_text(BASE + _rule("latency-then", warn=150.0, critical=250.0))  # 8 January is slow
+
+    def alerts_at(at: str) -> tuple[int, list[dict]]:
+        status = main(["--config", str(config), "check", "--at", at, "--json"])
+        return status, json.loads(capsys.readouterr().out)["alerts"]
+
+    before = "2026-01-08T00:00Z"
+    assert alerts_at(before) == (0, [])
+    status, later = alerts_at("2026-01-10T00:00Z")
+    assert status == 2 and [a["started_at"] for a in later] == ["2026-01-10T00:00:00Z"]
+    assert alerts_at(before) == (0, [])
+    status, then = alerts_at("2026-01-11T00:00Z")  # the stored alert moves on
+    assert status == 2 and [a["started_at"] for a in then] == ["2026-01-10T00:00:00Z"]
+    status, then = alerts_at(AT)  # before the stored alert started: the evaluation's own
+    assert status == 2 and [(a["state"], a["started_at"]) for a in then] == [
+        ("firing", "2026-01-09T00:00:00Z")
+    ]
 
 
 def test_json_alerts_carry_the_evidence(folder, capsys):

@@ -136,14 +136,25 @@ def test_re_evaluation_updates_one_alert_per_scope():
     assert all(a.updated_at == T0 + 15 * DAY and a.fired_at == T0 + 11 * DAY for a in alerts)
 
 
-def test_an_evaluation_of_the_past_leaves_newer_state_alone():
+def test_an_evaluation_of_the_past_shows_the_alerts_of_then_and_writes_nothing():
     store = AlertStore(duckdb.connect())
-    store.record(evaluate_day(11, [0.3, 0.3]), T0 + 12 * DAY)
-    (returned,) = store.record(evaluate_day(5, [0.01, 0.01]), T0 + 6 * DAY)
+    store.record(evaluate_day(10, [0.01, 0.3]), T0 + 11 * DAY)  # pending
+    store.record(evaluate_day(11, [0.01, 0.3, 0.3]), T0 + 12 * DAY)  # firing
+    # Before anything crossed there was no alert, whatever a later evaluation found.
+    assert store.record(evaluate_day(5, [0.01, 0.01]), T0 + 6 * DAY) == []
+    # Half a day after it went pending: pending since then, not yet firing.
+    (then,) = store.record(evaluate_day(10, [0.01, 0.3]), T0 + 11 * DAY + DAY / 2)
+    assert (then.state, then.started_at, then.fired_at) == ("pending", T0 + 11 * DAY, None)
+    assert then.updated_at == T0 + 11 * DAY + DAY / 2
     (alert,) = store.alerts()
-    assert returned == alert
-    assert alert.state == "firing" and alert.updated_at == T0 + 12 * DAY
-    assert [e.event for e in store.history()] == ["firing"]
+    assert (alert.state, alert.updated_at, alert.fired_at) == ("firing", T0 + 12 * DAY, T0 + 12 * DAY)
+    assert [e.event for e in store.history()] == ["pending", "firing"]
+    # A second episode: as of its pending half day, it started with it, not with the first.
+    store.record(evaluate_day(13, [0.3, 0.01]), T0 + 14 * DAY)  # resolved
+    store.record(evaluate_day(15, [0.01, 0.3]), T0 + 16 * DAY)  # pending again
+    store.record(evaluate_day(16, [0.01, 0.3, 0.3]), T0 + 17 * DAY)  # firing
+    (then,) = store.record(evaluate_day(15, [0.01, 0.3]), T0 + 16 * DAY + DAY / 2)
+    assert (then.state, then.started_at, then.fired_at) == ("pending", T0 + 16 * DAY, None)
 
 
 def test_ack_and_silence_rules():

@@ -373,29 +373,56 @@ class AlertStore:
     def record(self, evaluations: Sequence[AlertEvaluation], now: datetime) -> list[Alert]:
         """Apply evaluations made at `now`; return the alerts that are active or resolved just now.
 
-        An alert last updated after `now` (an evaluation of the past, e.g. `check --at`) is left as is.
+        When the store holds a later evaluation of these models (an alert updated after `now`:
+        `check --at` in the past after a newer check), nothing is written and the alerts are
+        those of `now`: each one's state then, from its history up to `now`, moved on by this
+        evaluation (`_as_of`) — never a state that only a later evaluation saw.
         """
         models = sorted({evaluation.model for evaluation in evaluations})
         existing: dict[str, Alert] = {}
         if models:
             marks = ", ".join("?" for _ in models)
             existing = {a.fingerprint: a for a in self._query(f"a.model IN ({marks})", models)}
+        if any(alert.updated_at > now for alert in existing.values()):
+            return self._as_of(existing, evaluations, now)
         changed: list[Alert] = []
         events: list[AlertEvent] = []
         result: list[Alert] = []
         for evaluation in evaluations:
             current = existing.get(evaluation.fingerprint)
-            if current is not None and current.updated_at > now:
-                alert: Alert | None = current
-            else:
-                alert, event = transition(current, evaluation, now)
-                if alert is not None and alert is not current:
-                    changed.append(alert)
-                if event is not None:
-                    events.append(event)
+            alert, event = transition(current, evaluation, now)
+            if alert is not None and alert is not current:
+                changed.append(alert)
+            if event is not None:
+                events.append(event)
             if alert is not None and (alert.active or alert.resolved_at == now):
                 result.append(alert)
         self._write(changed, events)
+        return sorted(result, key=alert_rank)
+
+    def _as_of(
+        self, existing: Mapping[str, Alert], evaluations: Sequence[AlertEvaluation], now: datetime
+    ) -> list[Alert]:
+        """`record`'s result for an evaluation of the past, with nothing written."""
+        fingerprints = [evaluation.fingerprint for evaluation in evaluations]
+        history: dict[str, list[AlertEvent]] = {}
+        if fingerprints:
+            rows = self.con.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM {EVENTS_TABLE} WHERE list_contains(?, fingerprint) "
+                f"AND event_at <= ? ORDER BY event_at, seq",
+                [fingerprints, _naive(now)],
+            ).fetchall()
+            for row in rows:
+                event = _event_from_row(row)
+                history.setdefault(event.fingerprint, []).append(event)
+        result = []
+        for evaluation in evaluations:
+            then = _state_at(
+                existing.get(evaluation.fingerprint), history.get(evaluation.fingerprint, []), now
+            )
+            alert, _ = transition(then, evaluation, now)
+            if alert is not None and (alert.active or alert.resolved_at == now):
+                result.append(alert)
         return sorted(result, key=alert_rank)
 
     def acknowledge(self, fingerprint: str, by: str, note: str, at: datetime) -> Alert:
@@ -513,6 +540,32 @@ def check_alerts(
     (`memo`: the judgements of an earlier call, see `evaluate.JudgeMemo`)."""
     evaluations = evaluate_rules(effective_rules(model), tables, model, now, reference, memo)
     return store.record(evaluations, now)
+
+
+def _state_at(stored: Alert | None, events: Sequence[AlertEvent], now: datetime) -> Alert | None:
+    """The alert as it stood at `now`, from its stored row and its history up to `now` (oldest
+    first); None when it had no state change yet. Its acknowledgement and silence count only if
+    made by then (the store keeps the latest of each)."""
+    changes = [e for e in events if e.event in (PENDING, FIRING, RESOLVED, "severity")]
+    if stored is None or not changes:
+        return None
+    last = changes[-1]
+    starts = [e.at for e in changes if e.to_state in ACTIVE and e.from_state in (None, RESOLVED)]
+    started = starts[-1] if starts else changes[0].at
+    fired = [e.at for e in changes if e.at >= started and e.to_state == FIRING]
+    # What the alert showed then: as the last change recorded it.
+    shown = ("severity", "value", "threshold", "window_start", "window_end", "evidence")
+    return replace(
+        stored,
+        **{name: getattr(last, name) for name in shown},
+        state=last.to_state or RESOLVED,
+        started_at=started,
+        fired_at=fired[0] if fired else None,
+        resolved_at=last.at if last.to_state == RESOLVED else None,
+        updated_at=last.at,
+        ack=stored.ack if stored.ack is not None and stored.ack.at <= now else None,
+        silence=stored.silence if stored.silence is not None and stored.silence.at <= now else None,
+    )
 
 
 def alert_rank(alert: Alert) -> tuple[int, int, float, str]:
