@@ -327,9 +327,13 @@ def test_errors_exit_3(store: tuple[Path, Any], capsys: pytest.CaptureFixture[st
     empty.write_text(CONFIG, encoding="utf-8")
     status, _, err = run(capsys, empty)
     assert status == 3 and "triage ingest" in err
-    with pytest.raises(SystemExit) as usage:
-        main(["--config", str(config), "check", "--window", "fortnight"])
-    assert usage.value.code == 2
+    # A bad argument is a mistake too (3: 2 would mean a critical alert), in one line.
+    for argument in (["--window", "fortnight"], ["--at", "yesterday"], ["--last", "0"]):
+        with pytest.raises(SystemExit) as usage:
+            main(["--config", str(config), "check", *argument])
+        assert usage.value.code == 3
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("triage check: ") and "expected" in err
 
 
 def test_no_nan_anywhere(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from triage import __version__
 from triage.config import ConfigError
@@ -39,9 +40,19 @@ class UserError(Exception):
         self.status = status
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the error contract: a bad argument is one line (not the usage text) and
+    exits with the command's status for mistakes — `check`'s is 3, since its 2 means a critical
+    alert is firing."""
+
+    def error(self, message: str) -> NoReturn:
+        status = self.get_default("config_error_status") or EXIT_USAGE
+        self.exit(status, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    """The root parser and its subcommand parsers by name."""
-    parser = argparse.ArgumentParser(
+    """The root parser and its subcommand parsers by name (theirs are `_Parser`s too)."""
+    parser: argparse.ArgumentParser = _Parser(
         prog="triage",
         description="On-call model triage: drift, calibration, delayed-label performance, "
         "operations and executable runbooks. With no command, opens the terminal UI.",

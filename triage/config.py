@@ -89,7 +89,7 @@ class Window:
 
 
 def parse_window(text: str) -> Window:
-    """Parse `1h`, `6h`, `1d`, `7d`, `1w`, `1mo`; raise ValueError otherwise."""
+    """Parse a number and h, d, w or mo (`1h`, `6h`, `1d`, `7d`, `1w`, `1mo` …); else ValueError."""
     match = _WINDOW_RE.match(text)
     if not match or int(match.group(1)) <= 0:
         raise ValueError(text)

@@ -19,7 +19,7 @@ def time_arg(text: str) -> datetime:
 
 
 def window_arg(text: str) -> Window:
-    """A window size: 1h, 6h, 1d, 7d, 1w, 1mo."""
+    """A window size: 1h, 6h, 1d, 7d, 1w, 1mo, any N h, d, w or mo."""
     try:
         return parse_window(text)
     except ValueError:
