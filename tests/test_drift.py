@@ -510,7 +510,8 @@ def test_small_cells_and_missing_columns_report_counts_without_statistics() -> N
     result = compute_drift(store(model, window, reference), scope_of(model, days=1))
     rows_by = {(r.version, r.segment_value, r.feature): r for r in result}
     rare = rows_by[(None, "rare", "x")]
-    assert (rare.n, rare.enough_data, rare.psi, rare.note) == (20, False, None, "not enough data (n < 50)")
+    note = "not enough data: 20 values < min_samples 50"
+    assert (rare.n, rare.enough_data, rare.psi, rare.note) == (20, False, None, note)
     gone = rows_by[(None, None, "gone")]
     assert (gone.n, gone.n_reference, gone.enough_data, gone.ks_d) == (0, n, False, None)
     empty_reference = rows_by[(None, None, "c")]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import numpy as np
 import pytest
 
-from tests.test_drift import Rows, model_config, rows, scope_of, store
+from tests.test_drift import T0, Rows, model_config, rows, scope_of, store
 from triage.metrics.frame import MISSING_SEGMENT
 from triage.metrics.quality import compute_quality, schema_changes
 from triage.metrics.results import DataQualityRow, SchemaChange
+from triage.metrics.source import naive_utc
 from triage.store.schema import QUARANTINE_TABLE
 from triage.store.tables import create_shared_tables
 
@@ -58,7 +61,8 @@ def test_quality_matches_numpy_in_every_cell() -> None:
         cell = _cell(window, row)
         assert row.n == cell.sum()
         if row.n < 40:
-            assert not row.enough_data and row.missing_rate is None and row.note == "not enough data (n < 40)"
+            assert not row.enough_data and row.missing_rate is None
+            assert row.note == f"not enough data: {row.n} rows < min_samples 40"
             continue
         present = _present(window, row.feature)
         ref_slice = _slice(reference, row)
@@ -106,17 +110,30 @@ def test_schema_changes_name_missing_added_and_retyped_columns() -> None:
     model = model_config(numeric=("kept", "dropped", "new", "renamed"), categorical=("label",))
     con = store(model, window, reference)
     create_shared_tables(con)
-    con.execute(
-        f"INSERT INTO {QUARANTINE_TABLE} (model, kind, reason, detail) VALUES "
-        "(?, 'predictions', 'bad type', 'kept: ''n/a'' is not a number'), "
-        "(?, 'labels', 'bad type', 'label: ''?'' is not a number or true/false')",
-        [model.name, model.name],
-    )
-    changes = schema_changes(con, scope_of(model))
-    assert sorted(changes, key=lambda c: (c.column, c.change)) == [
+
+    def quarantine(rows: int, at: datetime | None, kind: str = "predictions") -> None:
+        """`rows` rows of `kept` quarantined as a bad type, each with its own time `at`."""
+        con.executemany(
+            f"INSERT INTO {QUARANTINE_TABLE} (model, kind, reason, detail, row_ts) VALUES (?, ?, ?, ?, ?)",
+            [[model.name, kind, "bad type", "kept: 'n/a' is not a number", at and naive_utc(at)]] * rows,
+        )
+
+    # The window holds 300 numbers of `kept`: fewer bad rows than that are not a retyped column,
+    # nor are rows after T, rows without a time of their own (a store made before it was kept) or labels.
+    quarantine(n // 2, T0 + timedelta(hours=1))
+    quarantine(n, None)
+    quarantine(n, T0 + timedelta(days=3))
+    quarantine(n, T0 + timedelta(hours=1), kind="labels")
+    expected = [
         SchemaChange("dropped", "missing", "DOUBLE", None),
-        SchemaChange("kept", "retyped", "DOUBLE", "VARCHAR"),
         SchemaChange("label", "added", None, "VARCHAR"),
         SchemaChange("new", "added", None, "DOUBLE"),
         SchemaChange("renamed", "missing", "DOUBLE", None),
     ]
+    assert sorted(schema_changes(con, scope_of(model)), key=lambda c: (c.column, c.change)) == expected
+    quarantine(n - n // 2, T0 + timedelta(days=1))  # as many bad rows as numbers: retyped
+    retyped = SchemaChange("kept", "retyped", "DOUBLE", "VARCHAR")
+    changes = schema_changes(con, scope_of(model))
+    assert sorted(changes, key=lambda c: (c.column, c.change)) == sorted(
+        [*expected, retyped], key=lambda c: (c.column, c.change)
+    )

@@ -88,6 +88,10 @@ def test_every_jsonl_reason_is_counted_and_nothing_is_lost(tmp_path: Path) -> No
         "bad type": "latency: slow is not a number",
         "duplicate id": "id r3 first seen at line 4",
     }
+    # A row that got as far as the type checks keeps its own time (schema changes count them by it).
+    row_ts = query(config, "SELECT reason, row_ts FROM _triage_quarantine WHERE line IN (21, 22)")
+    day = datetime(2026, 1, 1)
+    assert sorted(row_ts) == [("bad type", day), ("score outside [0, 1]", day)]
 
 
 def test_csv_and_parquet_quarantine(tmp_path: Path) -> None:

@@ -87,7 +87,7 @@ def _base(start: datetime, version: str | None, segment: str | None, value: str 
         "segment_value": value,
         "n": n,
         "enough_data": enough,
-        "note": None if enough else "not enough data (n < 200)",
+        "note": None if enough else f"not enough data: {n} rows < min_samples 200",
     }
 
 

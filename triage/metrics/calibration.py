@@ -25,7 +25,7 @@ import duckdb
 import numpy as np
 
 from triage.metrics.frame import Scope
-from triage.metrics.results import CalibrationRow, ReliabilityPoint
+from triage.metrics.results import CalibrationRow, ReliabilityPoint, not_enough
 from triage.metrics.source import CellCounts, LabelledCells, ScoreCounts
 
 N_BINS = 10
@@ -126,7 +126,7 @@ def _row(cell: CellCounts, sums: CalibrationSums, min_samples: int) -> Calibrati
     scored = sums.scored
     decision_rate: float | None = None
     if cell.n < min_samples:
-        note: str | None = f"not enough data: {cell.n} rows < min_samples {min_samples}"
+        note: str | None = not_enough(cell.n, min_samples)
     elif scored < min_samples:
         decision_rate = cell.n_decision / cell.n
         note = f"not enough labels: {scored} labelled rows < min_samples {min_samples}"

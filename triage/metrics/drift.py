@@ -70,7 +70,7 @@ import math
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 
 import duckdb
@@ -98,11 +98,10 @@ from triage.metrics.quality import (
     CellCounts,
     categorical_counts,
     cell_counts,
-    not_enough,
     only_windows_sql,
 )
-from triage.metrics.results import DriftRow
-from triage.metrics.source import CellKey, aware, plain_rows_sql, window_end, window_rows_sql
+from triage.metrics.results import DriftRow, not_enough
+from triage.metrics.source import CellKey, aware, naive_utc, plain_rows_sql, window_end, window_rows_sql
 from triage.store.tables import NUMERIC, table_exists
 
 CACHE_TABLE = "_triage_cache_drift"
@@ -121,11 +120,6 @@ STD_FLOOR = 0.001
 MAX_EDGES = 9
 BATCH_ROWS = 2_000_000  # at most, whatever the features: each thread sorts a batch's values
 SMIRNOV_EXACT_N = 1_000_000  # scipy's SMIRNOV_MAX_COMPUTE_N: above it, scipy.special.smirnov approximates
-
-
-def naive_utc(value: datetime) -> datetime:
-    """An aware time as the naive UTC timestamp the store keeps."""
-    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 def psi(window: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -858,11 +852,11 @@ def _row(
     found = DriftStats()
     note = None
     if n < minimum:
-        note = not_enough(n, minimum)
+        note = not_enough(n, minimum, "values")
     elif n_reference == 0:
         note = "no reference values for this slice"
     elif n_reference < minimum:
-        note = not_enough(n_reference, minimum, "n_reference")
+        note = not_enough(n_reference, minimum, "reference values")
     elif ref_numeric is not None and numeric is not None and reference is not None:
         cell_key = (start, version if by_version else None, reference.slice_id)
         found = numeric[cell_key]

@@ -16,7 +16,7 @@ from dataclasses import replace
 import duckdb
 
 from triage.metrics.frame import MISSING_SEGMENT, Scope, cell_grouping
-from triage.metrics.results import OperationsRow
+from triage.metrics.results import OperationsRow, not_enough
 from triage.metrics.source import aware, plain_rows_sql, window_end, window_rows_sql
 
 _COLUMNS = (
@@ -75,7 +75,7 @@ def _row(scope: Scope, cell: tuple, route: str | None, stats: tuple) -> Operatio
         tokens_per_request=None,
     )
     if n < min_samples:
-        note = f"not enough data: {n} rows < min_samples {min_samples}"
+        note = not_enough(n, min_samples)
         return replace(row, note=note)
     values = {
         "latency": latency,

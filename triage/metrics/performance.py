@@ -23,7 +23,7 @@ import numpy as np
 from triage.config import Costs
 from triage.metrics.frame import Scope
 from triage.metrics.intervals import delong, mean_normal, wilson
-from triage.metrics.results import PerformanceRow
+from triage.metrics.results import PerformanceRow, not_enough
 from triage.metrics.source import CellCounts, CellFields, LabelledCells, ScoreCounts
 
 
@@ -98,7 +98,7 @@ def _row(cell: CellCounts, ranks: RankStats, costs: Costs, min_samples: int) -> 
     values: dict[str, float | None] = dict(_STATISTICS)
     note: str | None
     if cell.n < min_samples:
-        note = f"not enough data: {cell.n} rows < min_samples {min_samples}"
+        note = not_enough(cell.n, min_samples)
     else:
         values.update(
             label_coverage=cell.n_labeled / cell.n,

@@ -17,7 +17,9 @@ Schema changes compare the columns the model watches with what the reference hol
 with values in the reference but none in the evaluated windows is `missing`, one with values only
 in the windows is `added` (a file-set reference whose files lack a column stores it as NULL), a
 configured feature the predictions table does not have is `missing`, and a numeric feature whose
-log values stopped being numbers (quarantined as "bad type") is `retyped`.
+log values stopped being numbers is `retyped`: in the evaluated windows (as of T), at least as many
+of its rows quarantined as "bad type" as rows with a number. A few malformed rows are quarantine's
+business, not a schema change.
 """
 
 from __future__ import annotations
@@ -30,17 +32,12 @@ import duckdb
 
 from triage.metrics.frame import Scope, cell_grouping, grouped_sql, segment_value_sql, timestamp_sql
 from triage.metrics.profile import SCORE_FEATURE, Feature, Profile, ensure_profile, slice_id_sql
-from triage.metrics.results import DataQualityRow, SchemaChange
-from triage.metrics.source import CellKey, aware, plain_rows_sql, window_end, window_rows_sql
+from triage.metrics.results import DataQualityRow, SchemaChange, not_enough
+from triage.metrics.source import CellKey, aware, naive_utc, plain_rows_sql, window_end, window_rows_sql
 from triage.store.schema import QUARANTINE_TABLE, REASON_BAD_TYPE, predictions_table, quote
 from triage.store.tables import CATEGORICAL, NUMERIC, stored_layout, table_exists
 
 UNSEEN_LISTED = 5
-
-
-def not_enough(n: int, min_samples: int, what: str = "n") -> str:
-    """The note of a cell with too few values, e.g. "not enough data (n < 200)"."""
-    return f"not enough data ({what} < {min_samples})"
 
 
 @dataclass
@@ -317,14 +314,16 @@ def schema_changes(
             changes.append(SchemaChange(f.name, "missing", types[f.kind], None))
         elif in_windows and not in_reference:
             changes.append(SchemaChange(f.name, "added", None, types[f.kind]))
-    if table_exists(con, QUARANTINE_TABLE) and table_exists(con, predictions_table(model.name)):
-        retyped = con.execute(
-            f"SELECT DISTINCT split_part(detail, ': ', 1) FROM {QUARANTINE_TABLE} "
-            "WHERE model = ? AND kind = 'predictions' AND reason = ?",
-            [model.name, REASON_BAD_TYPE],
+    if counts and table_exists(con, QUARANTINE_TABLE) and table_exists(con, predictions_table(model.name)):
+        first = min(key[0] for key in counts)
+        bad_rows = con.execute(
+            f"SELECT split_part(detail, ': ', 1), count(*) FROM {QUARANTINE_TABLE} "
+            "WHERE model = ? AND kind = 'predictions' AND reason = ? AND row_ts >= ? AND row_ts <= ? "
+            "GROUP BY ALL",
+            [model.name, REASON_BAD_TYPE, naive_utc(first), naive_utc(scope.as_of)],
         ).fetchall()
         numeric = {f.name for f in profile.features if f.kind == NUMERIC}
-        for (name,) in sorted(retyped):
-            if name in numeric:
+        for name, n_bad in sorted(bad_rows):
+            if name in numeric and n_bad >= window_values.get(name, 0):
                 changes.append(SchemaChange(name, "retyped", "DOUBLE", "VARCHAR"))
     return changes

@@ -2,9 +2,10 @@
 
 Every row names its cell: the window (UTC, start inclusive, end exclusive), the model version
 (None = all versions), the slice (`segment` is the segment column, None for all traffic, with
-`segment_value`), and `n`, the number of rows behind it. A statistic that cannot be computed
-for a cell (too few rows, a constant column, no labels yet) is None, and `note` says why.
-Field names are the JSON field names; `to_json()` gives the JSON object.
+`segment_value`), and `n`, the number of rows behind it (a drift row: the feature's values). A
+statistic that cannot be computed for a cell (too few rows, a constant column, no labels yet)
+is None, and `note` says why (`not_enough`'s wording for too few). Field names are the JSON
+field names; `to_json()` gives the JSON object.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_json_value(item) for item in value]
     return value
+
+
+def not_enough(n: int, min_samples: int, what: str = "rows") -> str:
+    """The note of a cell with too few rows (or `what`): "not enough data: 12 rows < min_samples 200"."""
+    return f"not enough data: {n} {what} < min_samples {min_samples}"
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,11 @@ def aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def naive_utc(value: datetime) -> datetime:
+    """An aware time as the naive UTC timestamp the store keeps."""
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
 def window_rows_sql(scope: Scope) -> str:
     """The model's predictions up to as-of (and within the last N windows when asked)."""
     return f"SELECT * FROM ({predictions_sql(scope.model)}) WHERE {window_filter_sql(scope)}"

@@ -23,9 +23,8 @@ from typing import Any
 import duckdb
 
 from triage.metrics.codec import decoder, encode
-from triage.metrics.drift import naive_utc
 from triage.metrics.profile import WRITE_LOCK, EcdfMemo, writable
-from triage.metrics.source import aware
+from triage.metrics.source import aware, naive_utc
 from triage.metrics.tokens import TokenState
 from triage.store.tables import table_exists
 

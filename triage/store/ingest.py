@@ -555,6 +555,8 @@ class _ChunkSink:
         self.con = con
         self.stage = stage_sql.replace("{source}", ROWS)
         self.columns = ", ".join(quote(c) for c in stored)
+        # A quarantined row's own time, when it got as far as the type checks (a bad type).
+        self.row_ts = quote("_ts") if "_ts" in stored else "NULL"
         self.target = target
         self.file_id = file_id
         self.quarantine_params = quarantine_params
@@ -601,7 +603,7 @@ class _ChunkSink:
         if quarantined:
             con.execute(
                 f"INSERT INTO {QUARANTINE_TABLE} SELECT ?, ?, ?, ?, _row, _reason, _detail, _raw, "
-                f"CAST(? AS TIMESTAMP) FROM {STAGED} WHERE _reason IS NOT NULL ORDER BY _row",
+                f"CAST(? AS TIMESTAMP), {self.row_ts} FROM {STAGED} WHERE _reason IS NOT NULL ORDER BY _row",
                 self.quarantine_params,
             )
 

@@ -78,7 +78,7 @@ SHARED_DDL = (
         rows_added BIGINT, rows_quarantined BIGINT, first_ingested_at TIMESTAMP, ingested_at TIMESTAMP)""",
     f"""CREATE TABLE IF NOT EXISTS {QUARANTINE_TABLE} (
         model VARCHAR, kind VARCHAR, file_id INTEGER, file VARCHAR, line BIGINT, reason VARCHAR,
-        detail VARCHAR, raw VARCHAR, quarantined_at TIMESTAMP)""",
+        detail VARCHAR, raw VARCHAR, quarantined_at TIMESTAMP, row_ts TIMESTAMP)""",
     f"""CREATE TABLE IF NOT EXISTS {MODELS_TABLE} (
         model VARCHAR NOT NULL, settings VARCHAR, created_at TIMESTAMP)""",
 )
@@ -118,6 +118,8 @@ def create_shared_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the registry, quarantine and model tables if they do not exist."""
     for ddl in SHARED_DDL:
         con.execute(ddl)
+    # A store made before the quarantine kept a row's own time (NULL for its rows).
+    con.execute(f"ALTER TABLE {QUARANTINE_TABLE} ADD COLUMN IF NOT EXISTS row_ts TIMESTAMP")
 
 
 def without_id_hashes(con: duckdb.DuckDBPyConnection) -> list[str]:
