@@ -99,15 +99,15 @@ def test_schema_changes_name_missing_added_and_retyped_columns() -> None:
         n,
         rng,
         numeric={"kept": rng.normal(size=n), "dropped": np.full(n, np.nan), "new": rng.normal(size=n)},
-        categorical={"label": rng.choice(np.array(["x", "y"], dtype=object), n)},
+        categorical={"label": rng.choice(np.array(["x", "y"], dtype=object), n), "ghost": np.full(n, None)},
     )
     reference = rows(
         n,
         rng,
         numeric={"kept": rng.normal(size=n), "dropped": rng.normal(size=n), "new": np.full(n, np.nan)},
-        categorical={"label": np.full(n, None, dtype=object)},
+        categorical={"label": np.full(n, None, dtype=object), "ghost": np.full(n, None)},
     )
-    model = model_config(numeric=("kept", "dropped", "new", "renamed"), categorical=("label",))
+    model = model_config(numeric=("kept", "dropped", "new", "renamed"), categorical=("label", "ghost"))
     con = store(model, window, reference)
     create_shared_tables(con)
 
@@ -126,6 +126,7 @@ def test_schema_changes_name_missing_added_and_retyped_columns() -> None:
     quarantine(n, T0 + timedelta(hours=1), kind="labels")
     expected = [
         SchemaChange("dropped", "missing", "DOUBLE", None),
+        SchemaChange("ghost", "missing", None, None),  # configured, but in neither
         SchemaChange("label", "added", None, "VARCHAR"),
         SchemaChange("new", "added", None, "DOUBLE"),
         SchemaChange("renamed", "missing", "DOUBLE", None),

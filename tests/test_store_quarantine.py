@@ -94,6 +94,23 @@ def test_every_jsonl_reason_is_counted_and_nothing_is_lost(tmp_path: Path) -> No
     assert sorted(row_ts) == [("bad type", day), ("score outside [0, 1]", day)]
 
 
+def test_a_jsonl_file_without_a_required_key_on_any_line_says_so(tmp_path: Path) -> None:
+    """Its rows are quarantined like any row lacking the key, and a warning names the mapping (a
+    CSV header without the column is a file error); not when the key is there without a value."""
+    write_jsonl(tmp_path / "p.jsonl", [{k: v for k, v in good(i).items() if k != "score"} for i in range(5)])
+    config = write_config(tmp_path, model("p.jsonl"))
+    summary = ingest(config)
+    assert (summary.rows_added, dict(summary.quarantined_by_reason)) == (0, {"missing score": 5})
+    assert [w for w in summary.warnings if "no line of" in w] == [
+        f"model[0]: no line of {tmp_path / 'p.jsonl'} has the key 'score' (model[0].columns.score); "
+        "its 5 rows are quarantined as 'missing score': check the mapping"
+    ]
+    write_jsonl(tmp_path / "p.jsonl", [good(i, score=None) for i in range(5, 8)])  # rewritten
+    summary = ingest(config)
+    assert dict(summary.quarantined_by_reason) == {"missing score": 3}
+    assert not [w for w in summary.warnings if "no line of" in w]
+
+
 def test_csv_and_parquet_quarantine(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     logs.mkdir()

@@ -16,10 +16,10 @@ reference side comes from the stored profile (`profile.ensure_profile`).
 Schema changes compare the columns the model watches with what the reference holds: a feature
 with values in the reference but none in the evaluated windows is `missing`, one with values only
 in the windows is `added` (a file-set reference whose files lack a column stores it as NULL), a
-configured feature the predictions table does not have is `missing`, and a numeric feature whose
-log values stopped being numbers is `retyped`: in the evaluated windows (as of T), at least as many
-of its rows quarantined as "bad type" as rows with a number. A few malformed rows are quarantine's
-business, not a schema change.
+configured feature the predictions table does not have, or with values on neither side, is
+`missing`, and a numeric feature whose log values stopped being numbers is `retyped`: in the
+evaluated windows (as of T), at least as many of its rows quarantined as "bad type" as rows with a
+number. A few malformed rows are quarantine's business, not a schema change.
 """
 
 from __future__ import annotations
@@ -314,6 +314,8 @@ def schema_changes(
             changes.append(SchemaChange(f.name, "missing", types[f.kind], None))
         elif in_windows and not in_reference:
             changes.append(SchemaChange(f.name, "added", None, types[f.kind]))
+        elif not in_windows and not in_reference:  # configured, but in no log (a misspelt name?)
+            changes.append(SchemaChange(f.name, "missing", None, None))
     if counts and table_exists(con, QUARANTINE_TABLE) and table_exists(con, predictions_table(model.name)):
         first = min(key[0] for key in counts)
         bad_rows = con.execute(

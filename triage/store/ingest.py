@@ -478,6 +478,8 @@ def _load(
     added, unknown = sink.added, sink.unknown_ids
     quarantined = tuple(sorted(sink.reasons.items(), key=lambda item: (-item[1], item[0])))
     quarantined_total = sum(n for _, n in quarantined)
+    if header is None and source.format != "parquet" and not added and len(quarantined) == 1:
+        _warn_key_nowhere(run, key, source, file_id, wanted, quarantined[0])
 
     appended = plan.action == APPENDED and previous is not None
     rows_added = added + (previous.rows_added if appended and previous else 0)
@@ -519,6 +521,27 @@ def _load(
         quarantined_by_reason=quarantined,
         unknown_label_ids=unknown,
     )
+
+
+def _warn_key_nowhere(
+    run: _Run, key: str, source: SourceFile, file_id: int, wanted: dict[str, str], reason: tuple[str, int]
+) -> None:
+    """Warn when every line of a JSON Lines part was quarantined for lacking a required key that
+    none of them has: the mapping is likely wrong (a CSV header without the column is a file
+    error). The rows stay quarantined and counted, as any row lacking it is."""
+    absent = [k for k in _MISSING_KEYS.get(reason[0], ()) if k in wanted]
+    if not absent:
+        return
+    name = wanted[absent[0]]
+    row = run.con.execute(
+        f"SELECT count(*) FROM {QUARANTINE_TABLE} WHERE file_id = ? AND list_contains(json_keys(raw), ?)",
+        [file_id, name],
+    ).fetchone()
+    if row is not None and row[0] == 0:
+        run.warn(
+            f"{key}: no line of {source.path} has the key {name!r} ({key}.{absent[0]}); its "
+            f"{reason[1]:,} rows are quarantined as {reason[0]!r}: check the mapping"
+        )
 
 
 def _known_ids_sql(con: duckdb.DuckDBPyConnection, model: ModelConfig) -> str:
@@ -628,6 +651,14 @@ def _wanted_columns(model: ModelConfig, kind: str, layout: Layout) -> dict[str, 
         wanted[f"features.{group}[{feature.name}]"] = feature.name
     return wanted
 
+
+# The config keys whose column a row lacks when quarantined for this reason.
+_MISSING_KEYS = {
+    REASON_MISSING_ID: ("columns.label_id", "columns.id"),
+    REASON_MISSING_TIMESTAMP: ("columns.timestamp",),
+    REASON_MISSING_SCORE: ("columns.score",),
+    REASON_MISSING_LABEL: ("columns.label",),
+}
 
 _REQUIRED_KEYS = {
     KIND_PREDICTIONS: ("columns.id", "columns.timestamp", "columns.score"),
