@@ -186,6 +186,21 @@ def test_a_bad_rules_file_names_file_key_and_expectation(world: Path, tmp_path: 
     assert "Traceback" not in err
 
 
+def test_headless_text_says_why_a_change_was_not_a_crossing(world: Path, capsys):
+    """A resolve while the value is above the threshold (stale evidence, an effect floor, BH) names
+    its reason, as the JSON's evidence note does."""
+    args = ["--config", str(world / "triage.toml"), "replay", "--headless"]
+    assert main([*args, "--json"]) == 0
+    events = [
+        e for track in json.loads(capsys.readouterr().out)["rule_sets"].values() for e in track["timeline"]
+    ]
+    notes = [e["evidence"]["note"] for e in events if e["evidence"].get("note")]
+    assert notes
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert all(f"  ({note})" in text for note in notes)
+
+
 def test_headless_json_from_the_command_line(world: Path, capsys):
     status = main(
         [

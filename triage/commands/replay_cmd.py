@@ -183,9 +183,12 @@ def timeline_text(timeline: Timeline) -> str:
         ]
         for event in track["timeline"]:
             scope = " ".join(f"{k}={v}" for k, v in event["scope"].items()) or "all"
+            # Why a cell did not count as crossing (a resolve above the threshold, say).
+            why = event["evidence"].get("note")
             lines.append(
                 f"  {event['at'][:16].replace('T', ' ')}Z  {event['event']:<9}{event['severity'] or '':<9}"
                 f"{event['rule']:<22}{scope:<40} {_number(event['value'])} vs {_number(event['threshold'])}"
+                + (f"  ({why})" if why else "")
             )
     comparison = document.get("comparison")
     if comparison is not None:

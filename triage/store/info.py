@@ -28,7 +28,7 @@ class ModelInfo:
     versions: tuple[tuple[str, int], ...]  # (version, predictions), by version
     first_ts: datetime | None
     last_ts: datetime | None
-    segments: tuple[tuple[str, int], ...]  # (segment column, distinct values)
+    segments: tuple[tuple[str, int], ...]  # (segment column, distinct values, "(missing)" one of them)
     features: tuple[Feature, ...]
     label_rows: int
     labeled_predictions: int  # predictions with at least one label
@@ -104,7 +104,11 @@ def model_info(con: duckdb.DuckDBPyConnection, model: ModelConfig) -> ModelInfo:
         layout = stored_layout(con, model)
         features = layout.features if layout else ()
         segment_names = layout.segments if layout else ()
-        distinct = "".join(f", count(DISTINCT {quote(name)})" for name in segment_names)
+        # Distinct values as `triage check` slices them: a missing value is the slice "(missing)".
+        distinct = "".join(
+            f", count(DISTINCT {quote(name)}) + (count({quote(name)}) < count(*))::INTEGER"
+            for name in segment_names
+        )
         row = con.execute(f"SELECT count(*), min(_ts), max(_ts){distinct} FROM {table}").fetchone()
         assert row is not None
         rows, first_ts, last_ts = int(row[0]), row[1], row[2]
