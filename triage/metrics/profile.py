@@ -498,7 +498,7 @@ class Ecdf:
     start: np.ndarray
     end: np.ndarray
     value: np.ndarray
-    cum: np.ndarray  # int64
+    cum: np.ndarray  # int32 (int64 from 2³¹ values on)
     g: np.ndarray
 
     @property
@@ -512,7 +512,7 @@ class Ecdf:
 
 
 # Bytes of reference ECDFs an `EcdfMemo` keeps by default: a 2.7 M-row reference of 12 numeric
-# features × 5 slice families takes ~150 MB (values with many ties), all-distinct values 24 B a row.
+# features × 5 slice families takes ~150 MB (values with many ties), all-distinct values 20 B a row.
 ECDF_MEMO_BYTES = 1 << 30
 
 
@@ -671,7 +671,8 @@ class _ReferenceValues:
                 present = ~np.isnan(ordered)
                 if not present.all():
                     ordered, code = ordered[present], code[present]
-            value, cum, g, start, end = accumulate(code, ordered, len(ids))
+            counts = np.empty(len(ordered), dtype=np.int32 if len(ordered) < 2**31 else np.int64)
+            value, cum, g, start, end = accumulate(code, ordered, len(ids), counts)
             found[part] = Ecdf(ids, start, end, value, cum, g)
         return found
 
