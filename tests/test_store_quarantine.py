@@ -12,6 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.store_support import config_of, ingest, query, write_config, write_jsonl, write_parquet
+from triage.metrics.frame import Scope
+from triage.metrics.quality import schema_changes
 from triage.store import Store, StoreError, labeled_predictions_sql, labels_as_of_sql, reference_sql
 
 MODEL = """
@@ -97,10 +99,14 @@ def test_every_jsonl_reason_is_counted_and_nothing_is_lost(tmp_path: Path) -> No
 def test_a_jsonl_file_without_a_required_key_on_any_line_says_so(tmp_path: Path) -> None:
     """Its rows are quarantined like any row lacking the key, and a warning names the mapping (a
     CSV header without the column is a file error); not when the key is there without a value."""
-    write_jsonl(tmp_path / "p.jsonl", [{k: v for k, v in good(i).items() if k != "score"} for i in range(5)])
+    lines: list[object] = [{k: v for k, v in good(i).items() if k != "score"} for i in range(5)]
+    write_jsonl(tmp_path / "p.jsonl", [*lines, '{"request_id": "x", '])  # and a broken line
     config = write_config(tmp_path, model("p.jsonl"))
     summary = ingest(config)
-    assert (summary.rows_added, dict(summary.quarantined_by_reason)) == (0, {"missing score": 5})
+    assert (summary.rows_added, dict(summary.quarantined_by_reason)) == (
+        0,
+        {"missing score": 5, "unparseable JSON": 1},
+    )
     assert [w for w in summary.warnings if "no line of" in w] == [
         f"model[0]: no line of {tmp_path / 'p.jsonl'} has the key 'score' (model[0].columns.score); "
         "its 5 rows are quarantined as 'missing score': check the mapping"
@@ -409,3 +415,20 @@ def test_a_store_from_before_id_hashes_gets_them_when_opened_for_writing(tmp_pat
         assert query(
             config, f"SELECT count(*), count(*) FILTER (WHERE _idh = md5_number_lower(_id)) FROM {table}"
         ) == [(5, 5) if table == "predictions_fraud" else (2, 2)]
+
+
+def test_a_store_from_before_quarantine_times_is_read_and_upgraded(tmp_path: Path) -> None:
+    """Read-only, schema changes do without the rows' times; opened for writing, the quarantine
+    gets the column (its old rows without a time)."""
+    write_jsonl(tmp_path / "p.jsonl", [good(i) for i in range(5)] + [good(5, score="high")])
+    config = write_config(tmp_path, model("p.jsonl"))
+    ingest(config)
+    store = config_of(config).store_path
+    with duckdb.connect(str(store)) as con:
+        con.execute("ALTER TABLE _triage_quarantine DROP COLUMN row_ts")
+    model_config = config_of(config).model("fraud")
+    with Store.open(store, read_only=True) as opened:
+        assert schema_changes(opened.connection, Scope.of(model_config, as_of=datetime.now(UTC))) == []
+    with Store.open(store):
+        pass
+    assert query(config, "SELECT reason, row_ts FROM _triage_quarantine") == [("score not a number", None)]

@@ -35,7 +35,7 @@ from triage.metrics.profile import SCORE_FEATURE, Feature, Profile, ensure_profi
 from triage.metrics.results import DataQualityRow, SchemaChange, not_enough
 from triage.metrics.source import CellKey, aware, naive_utc, plain_rows_sql, window_end, window_rows_sql
 from triage.store.schema import QUARANTINE_TABLE, REASON_BAD_TYPE, predictions_table, quote
-from triage.store.tables import CATEGORICAL, NUMERIC, stored_layout, table_exists
+from triage.store.tables import CATEGORICAL, NUMERIC, column_exists, stored_layout, table_exists
 
 UNSEEN_LISTED = 5
 
@@ -316,7 +316,12 @@ def schema_changes(
             changes.append(SchemaChange(f.name, "added", None, types[f.kind]))
         elif not in_windows and not in_reference:  # configured, but in no log (a misspelt name?)
             changes.append(SchemaChange(f.name, "missing", None, None))
-    if counts and table_exists(con, QUARANTINE_TABLE) and table_exists(con, predictions_table(model.name)):
+    # A store made before the quarantine kept rows' times, opened read-only, has none to count.
+    if (
+        counts
+        and column_exists(con, QUARANTINE_TABLE, "row_ts")
+        and table_exists(con, predictions_table(model.name))
+    ):
         first = min(key[0] for key in counts)
         bad_rows = con.execute(
             f"SELECT split_part(detail, ': ', 1), count(*) FROM {QUARANTINE_TABLE} "

@@ -41,7 +41,7 @@ from triage.config import Config, ModelConfig
 from triage.store.errors import StoreError
 from triage.store.info import QuarantinedRow, StoreInfo, quarantined_rows, store_info, time_range
 from triage.store.ingest import IngestSummary, ingest, rebuild_model
-from triage.store.tables import Layout, add_id_hashes, stored_layout, without_id_hashes
+from triage.store.tables import Layout, add_id_hashes, add_quarantine_times, stored_layout, without_id_hashes
 
 DEFAULT_WAIT_S = 10.0
 MEMORY = ":memory:"
@@ -99,7 +99,10 @@ def connect(
 
 
 def _upgrade(con: duckdb.DuckDBPyConnection, target: str, read_only: bool) -> None:
-    """Bring a store made by an earlier triage up to date: its tables get their id hashes."""
+    """Bring a store made by an earlier triage up to date: its tables get their id hashes, its
+    quarantine the rows' own times (read-only, the readers make do without them)."""
+    if not read_only:
+        add_quarantine_times(con)
     tables = without_id_hashes(con)
     if not tables:
         return

@@ -478,8 +478,9 @@ def _load(
     added, unknown = sink.added, sink.unknown_ids
     quarantined = tuple(sorted(sink.reasons.items(), key=lambda item: (-item[1], item[0])))
     quarantined_total = sum(n for _, n in quarantined)
-    if header is None and source.format != "parquet" and not added and len(quarantined) == 1:
-        _warn_key_nowhere(run, key, source, file_id, wanted, quarantined[0])
+    if header is None and source.format != "parquet" and not added:
+        for reason in quarantined:
+            _warn_key_nowhere(run, key, source, file_id, wanted, reason)
 
     appended = plan.action == APPENDED and previous is not None
     rows_added = added + (previous.rows_added if appended and previous else 0)
@@ -526,15 +527,16 @@ def _load(
 def _warn_key_nowhere(
     run: _Run, key: str, source: SourceFile, file_id: int, wanted: dict[str, str], reason: tuple[str, int]
 ) -> None:
-    """Warn when every line of a JSON Lines part was quarantined for lacking a required key that
-    none of them has: the mapping is likely wrong (a CSV header without the column is a file
+    """Warn when a JSON Lines part's lines were all quarantined, `reason`'s for lacking a required
+    key that no line has: the mapping is likely wrong (a CSV header without the column is a file
     error). The rows stay quarantined and counted, as any row lacking it is."""
     absent = [k for k in _MISSING_KEYS.get(reason[0], ()) if k in wanted]
     if not absent:
         return
     name = wanted[absent[0]]
     row = run.con.execute(
-        f"SELECT count(*) FROM {QUARANTINE_TABLE} WHERE file_id = ? AND list_contains(json_keys(raw), ?)",
+        f"SELECT count(*) FROM {QUARANTINE_TABLE} "
+        "WHERE file_id = ? AND json_valid(raw) AND list_contains(json_keys(raw), ?)",
         [file_id, name],
     ).fetchone()
     if row is not None and row[0] == 0:

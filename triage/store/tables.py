@@ -118,8 +118,6 @@ def create_shared_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the registry, quarantine and model tables if they do not exist."""
     for ddl in SHARED_DDL:
         con.execute(ddl)
-    # A store made before the quarantine kept a row's own time (NULL for its rows).
-    con.execute(f"ALTER TABLE {QUARANTINE_TABLE} ADD COLUMN IF NOT EXISTS row_ts TIMESTAMP")
 
 
 def without_id_hashes(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -146,6 +144,22 @@ def add_id_hashes(con: duckdb.DuckDBPyConnection, tables: list[str]) -> None:
         except BaseException:
             con.execute("ROLLBACK")
             raise
+
+
+def add_quarantine_times(con: duckdb.DuckDBPyConnection) -> None:
+    """Give the quarantine of an older store its rows' own times (NULL for the rows it holds)."""
+    if table_exists(con, QUARANTINE_TABLE):
+        con.execute(f"ALTER TABLE {QUARANTINE_TABLE} ADD COLUMN IF NOT EXISTS row_ts TIMESTAMP")
+
+
+def column_exists(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    """Whether a table of the store's main schema has the column."""
+    row = con.execute(
+        "SELECT count(*) FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = ? "
+        "AND column_name = ?",
+        [table, column],
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
