@@ -328,12 +328,16 @@ def test_errors_exit_3(store: tuple[Path, Any], capsys: pytest.CaptureFixture[st
     status, _, err = run(capsys, empty)
     assert status == 3 and "triage ingest" in err
     # A bad argument is a mistake too (3: 2 would mean a critical alert), in one line.
-    for argument in (["--window", "fortnight"], ["--at", "yesterday"], ["--last", "0"]):
+    for argument in (["--window", "fortnight"], ["--at", "yesterday"], ["--last", "0"], ["--jsn"]):
         with pytest.raises(SystemExit) as usage:
             main(["--config", str(config), "check", *argument])
         assert usage.value.code == 3
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and err.startswith("triage check: ") and "expected" in err
+        assert err.count("\n") == 1 and err.startswith("triage check: ")
+        assert ("unrecognized arguments: --jsn" if argument == ["--jsn"] else "expected") in err
+    # --config may follow the command too.
+    assert main(["check", "--config", str(config), "--json", "--at", "2026-01-05T00:20Z"]) in (0, 1, 2)
+    assert json.loads(capsys.readouterr().out)["as_of"] == "2026-01-05T00:20:00Z"
 
 
 def test_no_nan_anywhere(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str]) -> None:

@@ -66,13 +66,27 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    _config_after_commands(parser)
     return parser, subparsers.choices
+
+
+def _config_after_commands(parser: argparse.ArgumentParser) -> None:
+    """`--config PATH` after a command (and its action) too: `triage check --config x.toml`."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                command.add_argument(
+                    "--config", metavar="PATH", default=argparse.SUPPRESS, help="config file"
+                )
+                _config_after_commands(command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser, commands = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the command's parser: its status (check's is 3) and help
+        commands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if getattr(args, "handler", None) is None:
         if "ui" not in commands:
             parser.print_help()
