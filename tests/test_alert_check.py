@@ -7,11 +7,13 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import httpx
 import numpy as np
 import pytest
 
 from tests.test_alertmanager import alertmanager  # noqa: F401  (the real Alertmanager fixture)
+from triage.alerts.state import ALERTS_TABLE
 from triage.cli import main
 
 BASE = """
@@ -119,6 +121,29 @@ def test_a_check_of_the_past_shows_the_alerts_of_then(folder, capsys, tmp_path):
     assert status == 2 and [(a["state"], a["started_at"]) for a in then] == [
         ("firing", "2026-01-09T00:00:00Z")
     ]
+
+
+def test_a_check_of_another_view_leaves_the_alert_state_alone(folder, capsys, tmp_path):
+    """Another window size or only the last windows (or other slices): that view's alerts, printed
+    and in the exit status, but recorded only by checks of the configured view."""
+    shutil.copytree(folder, tmp_path / "copy")
+    config = tmp_path / "copy" / "scenario.toml"
+    config.write_text(BASE + _rule("latency-view", warn=150.0, critical=250.0))  # 8 January is slow
+
+    def recorded() -> int:
+        with duckdb.connect(str(tmp_path / "copy" / "store.duckdb"), read_only=True) as con:
+            return con.execute(f"SELECT count(*) FROM {ALERTS_TABLE} WHERE rule = 'latency-view'").fetchone()[
+                0
+            ]
+
+    for view in (["--window", "1w"], ["--last", "2"]):
+        status = main(["--config", str(config), "check", "--at", AT, "--json", *view])
+        out = capsys.readouterr().out
+        assert status == 2 and [a["rule"] for a in json.loads(out)["alerts"]] == ["latency-view"]
+        assert recorded() == 0
+    assert main(["--config", str(config), "check", "--at", AT, "--window", "1d"]) == 2  # as configured
+    capsys.readouterr()
+    assert recorded() == 1
 
 
 def test_json_alerts_carry_the_evidence(folder, capsys):

@@ -535,10 +535,16 @@ def check_alerts(
     now: datetime,
     reference: Mapping[str, Sequence[Row]] | None = None,
     memo: JudgeMemo | None = None,
+    record: bool = True,
 ) -> list[Alert]:
     """Evaluate a model's effective rules on its result tables at `now` and record the outcome
-    (`memo`: the judgements of an earlier call, see `evaluate.JudgeMemo`)."""
+    (`memo`: the judgements of an earlier call, see `evaluate.JudgeMemo`). Without `record`
+    (a view other than the configured one: another window size, other slices), the alerts are
+    this evaluation's alone: nothing is read from the store or written to it."""
     evaluations = evaluate_rules(effective_rules(model), tables, model, now, reference, memo)
+    if not record:
+        alerts = (transition(None, evaluation, now)[0] for evaluation in evaluations)
+        return sorted((alert for alert in alerts if alert is not None and alert.active), key=alert_rank)
     return store.record(evaluations, now)
 
 

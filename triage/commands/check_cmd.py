@@ -17,7 +17,7 @@ from triage.alerts.rules import validate_rules
 from triage.cli import UserError
 from triage.commands.alerts_cmd import alerts_table
 from triage.commands.argtypes import positive_int, time_arg, window_arg
-from triage.config import load_config
+from triage.config import ModelConfig, load_config
 from triage.store import Store, StoreError
 
 if TYPE_CHECKING:
@@ -89,6 +89,7 @@ def run_check(args: argparse.Namespace) -> int:
                     model.tables(),
                     report.as_of,
                     model.reference_tables(),
+                    record=_configured_view(args, config.model(model.name)),
                 )
             ]
     except (StoreError, EngineError) as exc:
@@ -106,6 +107,12 @@ def run_check(args: argparse.Namespace) -> int:
         except AlertmanagerError as exc:
             raise UserError(str(exc), status=EXIT_UNKNOWN) from None
     return exit_status(alerts, report.as_of)
+
+
+def _configured_view(args: argparse.Namespace, model: ModelConfig) -> bool:
+    """Whether the check looks at the model as configured (its window, segments, every window):
+    only then does it move the alert state; another view's alerts are its own."""
+    return args.window in (None, model.window) and args.last is None and not args.slice
 
 
 # --- text summary -------------------------------------------------------------------------------
