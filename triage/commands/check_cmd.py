@@ -66,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_check(args: argparse.Namespace) -> int:
     from triage.alerts.alertmanager import AlertmanagerError, push
-    from triage.alerts.state import AlertStore, check_alerts, exit_status
+    from triage.alerts.state import EXIT_OK, AlertStore, check_alerts, exit_status
     from triage.engine import Engine, EngineError  # numpy/scipy load only when `check` runs
 
     config = load_config(args.config)
@@ -106,7 +106,12 @@ def run_check(args: argparse.Namespace) -> int:
             push(args.push_alertmanager, alerts, report.generated_at)
         except AlertmanagerError as exc:
             raise UserError(str(exc), status=EXIT_UNKNOWN) from None
-    return exit_status(alerts, report.as_of)
+    status = exit_status(alerts, report.as_of)
+    if status == EXIT_OK and not any(window.n for model in report.models for window in model.windows):
+        # Nothing judged is not "OK" for a cron job: unknown, as with nothing ingested yet.
+        when = _time_text(report.as_of)
+        raise UserError(f"no predictions in the evaluated windows as of {when}", status=EXIT_UNKNOWN)
+    return status
 
 
 def _configured_view(args: argparse.Namespace, model: ModelConfig) -> bool:
