@@ -302,6 +302,27 @@ def test_text_summary(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str
     assert max(len(line) for line in summary.splitlines()) <= 100
 
 
+def test_text_summary_names_schema_changes(
+    store: tuple[Path, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A watched column no log has (a misspelt name) is a schema change, in the text as in the JSON."""
+    config, _ = store
+    misspelt = tmp_path / "triage.toml"
+    misspelt.write_text(
+        CONFIG.replace('categorical = ["merchant"]', 'categorical = ["merchant", "merchnat"]')
+        .replace('path = "store.duckdb"', f'path = "{tmp_path / "store.duckdb"}"')
+        .replace('"logs/', f'"{config.parent / "logs"}/'),
+        encoding="utf-8",
+    )
+    assert main(["--config", str(misspelt), "ingest"]) == 0
+    capsys.readouterr()
+    assert check_json(capsys, misspelt, "--at", "2026-01-07T18:00Z")["models"][0]["schema_changes"] == [
+        {"column": "merchnat", "change": "missing", "reference_type": None, "current_type": None}
+    ]
+    _, out, _ = run(capsys, misspelt, "--at", "2026-01-07T18:00Z")
+    assert "Schema changes: merchnat missing (- → -)" in out
+
+
 def test_inside_the_reference_period(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str]) -> None:
     """As of a time inside the reference range, the windows would be compared with themselves."""
     config, _ = store

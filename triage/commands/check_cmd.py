@@ -186,12 +186,23 @@ def _model_lines(model: ModelReport) -> list[str]:
         return [*lines, "  no predictions in the evaluated windows"]
     latest = model.windows[-1].window_start
     if model.reference.complete:
-        lines += ["", *_drift_lines(model, latest)]
+        lines += ["", *_drift_lines(model, latest), *_schema_lines(model)]
     else:
         lines.append(f"  {model.reference.note}")
     lines += ["", *_calibration_lines(model, latest)]
     lines += ["", *_performance_lines(model), "", *_operations_lines(model, latest)]
     return lines
+
+
+def _schema_lines(model: ModelReport) -> list[str]:
+    """The columns missing, added or retyped against the reference, when there are any."""
+    if not model.schema_changes:
+        return []
+    shown = [
+        f"{c.column} {c.change} ({c.reference_type or '-'} → {c.current_type or '-'})"
+        for c in model.schema_changes
+    ]
+    return ["", f"Schema changes: {', '.join(shown)}"]
 
 
 def _reference_text(model: ModelReport) -> str:
