@@ -11,12 +11,17 @@ field names; `to_json()` gives the JSON object.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from typing import Any
 
 
 def _json_value(value: Any) -> Any:
+    """A result as JSON values: times ISO 8601 UTC, non-finite numbers None, rows and their nested
+    results (reliability points) dicts — each field once, where `dataclasses.asdict` deep-copies
+    every value first (a third of `triage check --json` on 10 M rows)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _json_value(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z") if value.tzinfo else value.isoformat() + "Z"
     if isinstance(value, float) and not math.isfinite(value):
@@ -26,6 +31,12 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_json_value(item) for item in value]
     return value
+
+
+def _as_json(row: Any) -> dict[str, Any]:
+    """A result dataclass as a JSON object (`_json_value`)."""
+    found: dict[str, Any] = _json_value(row)
+    return found
 
 
 def not_enough(n: int, min_samples: int, what: str = "rows") -> str:
@@ -59,7 +70,7 @@ class Row:
     note: str | None
 
     def to_json(self) -> dict[str, Any]:
-        return {key: _json_value(value) for key, value in asdict(self).items()}
+        return _as_json(self)
 
 
 @dataclass(frozen=True)
@@ -103,7 +114,7 @@ class SchemaChange:
     current_type: str | None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return _as_json(self)
 
 
 @dataclass(frozen=True)
@@ -202,7 +213,7 @@ class ReferenceInfo:
         return f"reference period open until {until}: drift and data quality are measured once it is complete"
 
     def to_json(self) -> dict[str, Any]:
-        return {key: _json_value(value) for key, value in asdict(self).items()} | {"note": self.note}
+        return _as_json(self) | {"note": self.note}
 
 
 @dataclass(frozen=True)
@@ -214,4 +225,4 @@ class WindowInfo:
     n: int
 
     def to_json(self) -> dict[str, Any]:
-        return {key: _json_value(value) for key, value in asdict(self).items()}
+        return _as_json(self)
