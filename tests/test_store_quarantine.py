@@ -432,3 +432,40 @@ def test_a_store_from_before_quarantine_times_is_read_and_upgraded(tmp_path: Pat
     with Store.open(store):
         pass
     assert query(config, "SELECT reason, row_ts FROM _triage_quarantine") == [("score not a number", None)]
+
+
+def test_a_nan_category_or_segment_is_missing(tmp_path: Path) -> None:
+    """A JSON NaN (Python's json writes a missing value so) or the text NaN in a categorical
+    feature or a segment is a missing value, not a category "NaN"; other text is kept as is."""
+    rows = [
+        good(0, merchant="shop", country="BR"),
+        '{"request_id": "r1", "ts": "2026-01-01T00:00:00Z", "score": 0.5, "merchant": NaN, "country": NaN}',
+        good(2, merchant="NaN", country="NA"),
+        good(3, merchant="nan", country=""),
+    ]
+    write_jsonl(tmp_path / "p.jsonl", rows)
+    extra = '\n[model.features]\ncategorical = ["merchant"]\n\n[model.segments]\ncolumns = ["country"]\n'
+    config = write_config(tmp_path, model("p.jsonl", extra=extra))
+    assert ingest(config).rows_added == 4
+    assert query(config, "SELECT _id, merchant, country FROM predictions_fraud ORDER BY _id") == [
+        ("r0", "shop", "BR"),
+        ("r1", None, None),
+        ("r2", None, "NA"),
+        ("r3", "nan", ""),
+    ]
+
+
+def test_a_nan_in_a_float_column_read_as_a_category_is_missing(tmp_path: Path) -> None:
+    write_parquet(
+        tmp_path / "p.parquet",
+        "SELECT * FROM (VALUES ('r0', '2026-01-01', 0.5, 'v1', 1.0, 2.5), "
+        "('r1', '2026-01-01', 0.5, 'v1', 1.0, 'nan'::DOUBLE)) "
+        "t(request_id, ts, score, model_version, latency, merchant)",
+    )
+    extra = '\n[model.features]\ncategorical = ["merchant"]\n'
+    config = write_config(tmp_path, model("p.parquet", extra=extra))
+    assert ingest(config).rows_added == 2
+    assert query(config, "SELECT _id, merchant FROM predictions_fraud ORDER BY _id") == [
+        ("r0", "2.5"),
+        ("r1", None),
+    ]

@@ -66,6 +66,15 @@ def text_sql(expr: str, duckdb_type: str) -> str:
     return expr if duckdb_type == "VARCHAR" else f"CAST({expr} AS VARCHAR)"
 
 
+def category_sql(expr: str, duckdb_type: str) -> str:
+    """A categorical or segment value as VARCHAR; NaN is missing (NULL): a float NaN, or the text
+    `NaN`, as JSON writers put a missing value (Python's json, JavaScript)."""
+    if duckdb_type.upper() in FLOAT_TYPES:
+        return f"CASE WHEN NOT isnan({expr}) THEN CAST({expr} AS VARCHAR) END"
+    text = text_sql(expr, duckdb_type)
+    return f"nullif({text}, 'NaN')"
+
+
 def blank_sql(expr: str, duckdb_type: str) -> str:
     """TRUE when a required value is absent: NULL, or an empty string."""
     if duckdb_type == "VARCHAR":

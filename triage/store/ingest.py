@@ -40,6 +40,7 @@ from triage.store import readers
 from triage.store.coerce import (
     blank_sql,
     bool_sql,
+    category_sql,
     double_sql,
     label_sql,
     literal,
@@ -842,7 +843,7 @@ def _stage_sql(
             values["_route"] = text_sql(*route_src)
         for name in layout.segments:
             src = source(f"segments.columns[{name}]")
-            values[name] = text_sql(*src) if src else "NULL::VARCHAR"
+            values[name] = category_sql(*src) if src else "NULL::VARCHAR"
         for feature in layout.features:
             group = "numeric" if feature.kind == NUMERIC else "categorical"
             config_key = f"features.{group}[{feature.name}]"
@@ -853,7 +854,7 @@ def _stage_sql(
                 values[feature.name] = optional_double_sql(*src)
                 bad(config_key, quote(feature.name), "a number")
             else:
-                values[feature.name] = text_sql(*src)
+                values[feature.name] = category_sql(*src)
 
     staged = _staged_columns(kind, layout)
     coerced_columns = ", ".join(
