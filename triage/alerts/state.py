@@ -17,7 +17,7 @@ Tables (timestamps are naive UTC, like the rest of the store):
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -415,15 +415,7 @@ class AlertStore:
             for row in rows:
                 event = _event_from_row(row)
                 history.setdefault(event.fingerprint, []).append(event)
-        result = []
-        for evaluation in evaluations:
-            then = _state_at(
-                existing.get(evaluation.fingerprint), history.get(evaluation.fingerprint, []), now
-            )
-            alert, _ = transition(then, evaluation, now)
-            if alert is not None and (alert.active or alert.resolved_at == now):
-                result.append(alert)
-        return sorted(result, key=alert_rank)
+        return _moved_on(evaluations, lambda fp: _state_at(existing.get(fp), history.get(fp, []), now), now)
 
     def acknowledge(self, fingerprint: str, by: str, note: str, at: datetime) -> Alert:
         """Acknowledge an active alert (by unique fingerprint prefix) for its current episode."""
@@ -543,9 +535,17 @@ def check_alerts(
     this evaluation's alone: nothing is read from the store or written to it."""
     evaluations = evaluate_rules(effective_rules(model), tables, model, now, reference, memo)
     if not record:
-        alerts = (transition(None, evaluation, now)[0] for evaluation in evaluations)
-        return sorted((alert for alert in alerts if alert is not None and alert.active), key=alert_rank)
+        return _moved_on(evaluations, lambda _: None, now)
     return store.record(evaluations, now)
+
+
+def _moved_on(
+    evaluations: Sequence[AlertEvaluation], before: Callable[[str], Alert | None], now: datetime
+) -> list[Alert]:
+    """Each evaluation's alert moved on from its state `before(fingerprint)`, nothing recorded:
+    those active or resolved just now, ranked."""
+    alerts = (transition(before(e.fingerprint), e, now)[0] for e in evaluations)
+    return sorted((a for a in alerts if a is not None and (a.active or a.resolved_at == now)), key=alert_rank)
 
 
 def _state_at(stored: Alert | None, events: Sequence[AlertEvent], now: datetime) -> Alert | None:

@@ -19,7 +19,7 @@ from typing import Any
 def _json_value(value: Any) -> Any:
     """A result as JSON values: times ISO 8601 UTC, non-finite numbers None, rows and their nested
     results (reliability points) dicts — each field once, where `dataclasses.asdict` deep-copies
-    every value first (a third of `triage check --json` on 10 M rows)."""
+    every value first (≈ 1.5 s of the 10 M `triage check --json`)."""
     if is_dataclass(value) and not isinstance(value, type):
         return {f.name: _json_value(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, datetime):

@@ -147,8 +147,9 @@ def add_id_hashes(con: duckdb.DuckDBPyConnection, tables: list[str]) -> None:
 
 
 def add_quarantine_times(con: duckdb.DuckDBPyConnection) -> None:
-    """Give the quarantine of an older store its rows' own times (NULL for the rows it holds)."""
-    if table_exists(con, QUARANTINE_TABLE):
+    """Give the quarantine of an older store its rows' own times (NULL for the rows it holds); a
+    current store is only read, so opening it writes nothing."""
+    if table_exists(con, QUARANTINE_TABLE) and not column_exists(con, QUARANTINE_TABLE, "row_ts"):
         con.execute(f"ALTER TABLE {QUARANTINE_TABLE} ADD COLUMN IF NOT EXISTS row_ts TIMESTAMP")
 
 
