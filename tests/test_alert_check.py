@@ -66,6 +66,7 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 "score": float(rng.beta(2, 5)),
                 "latency_ms": float(rng.lognormal(np.log(100), 0.2)) * (3.0 if day == DAYS - 1 else 1.0),
                 "amount": float(rng.gamma(2.0, 50.0)),
+                "region": ("eu", "us")[i % 2],
             }
             handle.write(json.dumps(row) + "\n")
     config = root / "triage.toml"
@@ -185,6 +186,26 @@ def test_text_output_lists_alerts_and_a_silence_lowers_the_status(folder, capsys
     capsys.readouterr()
     code, out, _ = check(folder, rule, capsys)
     assert code == 0 and "silenced" in out
+
+
+def test_text_output_shows_alerts_that_differ_only_in_their_slice_once(folder, capsys, tmp_path):
+    """8 January is slow everywhere: all traffic and both regions fire, one line under the
+    all-traffic alert with the other slices counted; `--json` still lists each alert."""
+    (tmp_path / "logs").mkdir()
+    shutil.copy(folder / "logs" / "predictions.jsonl", tmp_path / "logs")
+    config = tmp_path / "triage.toml"
+    rules = _rule("latency-everywhere", warn=150.0, critical=250.0) + 'where = { segment = "*" }\n'
+    config.write_text(BASE + '\n[model.segments]\ncolumns = ["region"]\n' + rules)
+    assert main(["--config", str(config), "ingest"]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(config), "check", "--at", AT, "--json"]) == 2
+    scopes = [a["scope"] for a in json.loads(capsys.readouterr().out)["alerts"]]
+    assert sorted(scope.get("segment_value", "all") for scope in scopes) == ["all", "eu", "us"]
+    assert main(["--config", str(config), "check", "--at", AT]) == 2
+    out = capsys.readouterr().out
+    assert "Alerts: 3 (3 critical) on 1 line:" in out
+    (line,) = [line for line in out.splitlines() if "latency-everywhere" in line]
+    assert " all " in line and line.rstrip().endswith("+2")
 
 
 def test_config_and_data_errors_are_unknown(folder, capsys, tmp_path):

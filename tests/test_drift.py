@@ -693,7 +693,8 @@ def test_kernels_compile_where_nothing_can_be_cached() -> None:
         "import numpy as np\n"
         "from triage.metrics.ecdf_merge import accumulate\n"
         "counts = np.empty(3, np.int32)\n"
-        "print(accumulate(np.zeros(3, np.int64), np.array([1.0, 1.0, 4.0]), 1, counts)[2].tolist())\n"
+        "found = accumulate(np.zeros(3, np.int64), np.array([1.0, 1.0, 4.0]), 1, counts, np.empty(3))\n"
+        "print(found[2].tolist())\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[0.0, 6.0]"  # G(1) = 0, G(4) = 2·(4 − 1)

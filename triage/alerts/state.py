@@ -574,14 +574,18 @@ def _state_at(stored: Alert | None, events: Sequence[AlertEvent], now: datetime)
     )
 
 
-def alert_rank(alert: Alert) -> tuple[int, int, float, str]:
-    """Sort key: firing before pending before resolved, critical first, most recently updated first."""
+def alert_rank(alert: Alert) -> tuple[int, int, float, str, str, tuple[tuple[str, str], ...], str]:
+    """Sort key: firing before pending before resolved, critical first, most recently updated
+    first, then by model, rule and scope (a rule's alerts together)."""
     order = {FIRING: 0, PENDING: 1, RESOLVED: 2}
     level = {CRITICAL: 0, WARNING: 1}
     return (
         order.get(alert.state, 3),
         level.get(alert.severity or "", 2),
         -alert.updated_at.timestamp(),
+        alert.model,
+        alert.rule,
+        alert.scope,
         alert.fingerprint,
     )
 

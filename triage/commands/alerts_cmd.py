@@ -7,10 +7,12 @@ import getpass
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from triage.alerts.groups import slice_groups, unsliced
 from triage.alerts.rules import render_rules, validate_rules
 from triage.cli import UserError
 from triage.config import Config, load_config, parse_time
@@ -138,8 +140,9 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def alerts_table(alerts: Sequence[Alert], now: datetime) -> str:
-    """Alerts as a text table, one line each (worst first, as given)."""
+def alerts_table(alerts: Sequence[Alert], now: datetime, others: Sequence[int] | None = None) -> str:
+    """Alerts as a text table, one line each (worst first, as given); with `others`, each line's
+    count of other slices that fire the same (`groups.slice_groups`), as a last column."""
     header = ("FINGERPRINT", "STATUS", "SEVERITY", "MODEL", "RULE", "SCOPE", "VALUE", "THRESHOLD", "SINCE")
     rows = [
         (
@@ -155,7 +158,48 @@ def alerts_table(alerts: Sequence[Alert], now: datetime) -> str:
         )
         for a in alerts
     ]
-    return _table(header, rows)
+    if others is None:
+        return _table(header, rows)
+    more = [f"+{n}" if n else "" for n in others]
+    return _table((*header, "OTHER SLICES"), [(*row, n) for row, n in zip(rows, more, strict=True)])
+
+
+def alerts_text(alerts: Sequence[Alert], now: datetime) -> str:
+    """`check`'s Alerts section: the count per severity, then the alerts, those of one status,
+    severity and rule that differ only in their slice as one line (`groups.slice_groups`). Worst
+    first: by status and severity, then a line whose alert covers all traffic, then the line
+    with the most slices."""
+    from triage.alerts.state import alert_rank
+
+    if not alerts:
+        return "Alerts\n  none"
+    groups = slice_groups(alerts, _scope_map, lambda a: (a.status(now), a.severity, a.model, a.rule))
+    groups.sort(
+        key=lambda group: (
+            alert_rank(group[0])[:2],
+            not unsliced(_scope_map(group[0])),
+            -group[1],
+            group[0].model,
+            group[0].rule,
+            _scope(group[0]),
+        )
+    )
+    levels = Counter(a.severity or "no severity" for a in alerts)
+    counted = ", ".join(f"{levels[level]} {level}" for level in sorted(levels, key=_severity_order))
+    title = f"Alerts: {len(alerts)} ({counted})"
+    if len(groups) == len(alerts):
+        return f"{title}\n{alerts_table([a for a, _ in groups], now)}"
+    lines = f"{len(groups)} line" + ("s" if len(groups) > 1 else "")
+    title += f" on {lines}: one line for alerts that differ only in their slice (--json lists each)"
+    return f"{title}\n{alerts_table([a for a, _ in groups], now, [n for _, n in groups])}"
+
+
+def _scope_map(alert: Alert) -> dict[str, str]:
+    return dict(alert.scope)
+
+
+def _severity_order(level: str) -> tuple[int, str]:
+    return ({"critical": 0, "warning": 1}.get(level, 2), level)
 
 
 def run_rules(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from triage.alerts.rules import validate_rules
 from triage.cli import UserError
-from triage.commands.alerts_cmd import alerts_table
+from triage.commands.alerts_cmd import alerts_text
 from triage.commands.argtypes import positive_int, time_arg, window_arg
 from triage.config import ModelConfig, load_config
 from triage.store import Store, StoreError
@@ -100,7 +100,7 @@ def run_check(args: argparse.Namespace) -> int:
         print(json.dumps(document, indent=2, allow_nan=False))
     else:
         print(format_report(report))
-        print("\nAlerts\n" + (alerts_table(alerts, report.as_of) if alerts else "  none"))
+        print("\n" + alerts_text(alerts, report.as_of))
     if args.push_alertmanager:
         try:
             push(args.push_alertmanager, alerts, report.generated_at)

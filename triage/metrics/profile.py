@@ -672,7 +672,7 @@ class _ReferenceValues:
                 if not present.all():
                     ordered, code = ordered[present], code[present]
             counts = np.empty(len(ordered), dtype=np.int32 if len(ordered) < 2**31 else np.int64)
-            value, cum, g, start, end = accumulate(code, ordered, len(ids), counts)
+            value, cum, g, start, end = accumulate(code, ordered, len(ids), counts, np.empty(len(ordered)))
             found[part] = Ecdf(ids, start, end, value, cum, g)
         return found
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
+from triage.alerts.groups import slice_groups
 from triage.metrics.results import DriftRow, Row
 from triage.tui.data import AlertView, ModelView, Snapshot
 
@@ -208,14 +209,7 @@ def grouped(alerts: Iterable[AlertView]) -> list[tuple[AlertView, int]]:
     """Alerts that differ only in their slice, as one line: the all-traffic alert when it is among
     them (else the worst) and how many slices fire besides it — a new category fires in every
     slice it reaches, and the home screen should say so once. Worst group first."""
-    groups: dict[tuple[object, ...], list[AlertView]] = {}
-    for alert in sorted_alerts(alerts):
-        rest = tuple(sorted((k, v) for k, v in alert.scope.items() if k not in ("segment", "segment_value")))
-        groups.setdefault((alert.model, alert.rule, rest), []).append(alert)
-    heads = [
-        (next((a for a in members if "segment" not in a.scope), members[0]), len(members) - 1)
-        for members in groups.values()
-    ]
+    heads = slice_groups(sorted_alerts(alerts), lambda a: a.scope, lambda a: (a.model, a.rule))
     return sorted(heads, key=lambda item: alert_rank(item[0]))
 
 

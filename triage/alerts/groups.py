@@ -1,0 +1,37 @@
+"""Alerts that differ only in their slice, shown as one line.
+
+A new category, a collapsed decision rate or a late label feed fires in every slice it reaches:
+forty alerts that say one thing. The TUI's home screen and `triage check`'s text summary show
+each such group once, under its all-traffic alert when that fires too (else its first), with how
+many other slices fire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import TypeVar
+
+T = TypeVar("T")
+
+SLICE_KEYS = ("segment", "segment_value")
+
+
+def unsliced(scope: Mapping[str, str]) -> bool:
+    """Whether a scope covers all traffic of its version (no segment)."""
+    return "segment" not in scope
+
+
+def slice_groups(
+    alerts: Iterable[T], scope: Callable[[T], Mapping[str, str]], key: Callable[[T], Hashable]
+) -> list[tuple[T, int]]:
+    """`alerts` (worst first) grouped by `key` and their scope without the slice: per group its
+    all-traffic member when it has one, else its first, and how many others the group holds.
+    Groups in the order of their first member."""
+    groups: dict[Hashable, list[T]] = {}
+    for alert in alerts:
+        rest = tuple(sorted((k, v) for k, v in scope(alert).items() if k not in SLICE_KEYS))
+        groups.setdefault((key(alert), rest), []).append(alert)
+    return [
+        (next((a for a in members if unsliced(scope(a))), members[0]), len(members) - 1)
+        for members in groups.values()
+    ]
