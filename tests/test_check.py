@@ -298,6 +298,15 @@ def test_text_summary(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str
     for heading in ("fraud:", "Drift", "Calibration", "Performance", "Operations"):
         assert heading in out
     assert "amount" in out  # the shifted feature is among the worst drift cells
+    drift = out.split("\nDrift")[1].split("\n\n")[0].splitlines()[2:]  # after title and header
+    features = [line.split()[0] for line in drift if not line.lstrip().startswith("…")]
+    assert features and len(features) == len(set(features))  # one line per feature
+    assert features[0] == "amount"
+    rows = check_json(capsys, config, "--at", "2026-01-07T18:00Z")["models"][0]["drift"]
+    latest = max(r["window_start"] for r in rows)
+    amount = [r for r in rows if r["feature"] == "amount" and r["window_start"] == latest]
+    enough = [r for r in amount if r["enough_data"] and r["psi"] is not None]
+    assert drift[0].split()[-1] == f"{sum(r['psi'] >= 0.1 for r in enough)}/{len(enough)}"
     summary = out.split("\nAlerts")[0]  # the alerts table belongs to triage.alerts
     assert max(len(line) for line in summary.splitlines()) <= 100
 

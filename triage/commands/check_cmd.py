@@ -22,7 +22,7 @@ from triage.store import Store, StoreError
 
 if TYPE_CHECKING:
     from triage.engine import CheckReport, ModelReport
-    from triage.metrics.results import OperationsRow, PerformanceRow, Row
+    from triage.metrics.results import DriftRow, OperationsRow, PerformanceRow, Row
 
 EXIT_UNKNOWN = 3
 TOP_DRIFT = 8
@@ -214,27 +214,37 @@ def _reference_text(model: ModelReport) -> str:
 
 
 def _drift_lines(model: ModelReport, latest: datetime) -> list[str]:
+    """One line per feature, the most drifted first: its worst cell by PSI in the latest window,
+    and how many of its cells with enough data reach PSI_WARN (a new category reaches every
+    slice: one feature's cells would fill the table and hide the next feature)."""
+    from triage.metrics.results import PSI_WARN
+
     cells = [r for r in model.drift if r.window_start == latest and r.enough_data and r.psi is not None]
-    title = f"Drift — worst feature × slice cells by PSI, window {_time_text(latest)}"
+    title = f"Drift — each feature's worst cell by PSI, window {_time_text(latest)}"
     if not cells:
         return [title, "  no cell with enough data"]
-    cells.sort(key=lambda r: r.psi or 0.0, reverse=True)
+    by_feature: dict[str, list[DriftRow]] = {}
+    for r in sorted(cells, key=lambda r: r.psi or 0.0, reverse=True):
+        by_feature.setdefault(r.feature, []).append(r)
     rows = [
         [
-            r.feature,
-            _slice(r),
-            r.version or "all",
-            _count(r.n),
-            _num(r.psi),
-            _num(r.js),
-            _num(r.ks_d if r.kind == "numeric" else r.chi2),
-            _p_value(r.ks_p if r.kind == "numeric" else r.chi2_p),
-            _num(r.wasserstein_norm),
+            feature,
+            _slice(worst),
+            worst.version or "all",
+            _count(worst.n),
+            _num(worst.psi),
+            _num(worst.js),
+            _num(worst.ks_d if worst.kind == "numeric" else worst.chi2),
+            _p_value(worst.ks_p if worst.kind == "numeric" else worst.chi2_p),
+            _num(worst.wasserstein_norm),
+            f"{sum((r.psi or 0.0) >= PSI_WARN for r in found)}/{len(found)}",
         ]
-        for r in cells[:TOP_DRIFT]
+        for feature, found in by_feature.items()
+        for worst in found[:1]
     ]
-    headers = ["feature", "slice", "version", "n", "PSI", "JS", "KS D/χ²", "p", "W1/σ"]
-    return [title, *_table(headers, rows)]
+    headers = ["feature", "slice", "version", "n", "PSI", "JS", "KS D/χ²", "p", "W1/σ", f"PSI≥{PSI_WARN:g}"]
+    shown = f"  … {len(by_feature) - TOP_DRIFT} more feature(s) in --json" if len(rows) > TOP_DRIFT else None
+    return [title, *_table(headers, rows[:TOP_DRIFT]), *([shown] if shown else [])]
 
 
 def _calibration_lines(model: ModelReport, latest: datetime) -> list[str]:

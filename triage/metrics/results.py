@@ -15,6 +15,11 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from typing import Any
 
+# DESIGN §4's PSI conventions: warn from 0.1, critical from 0.25. They colour and count cells
+# (TUI grid, `check`'s summary); alerts have their own rules.
+PSI_WARN = 0.1
+PSI_CRIT = 0.25
+
 
 def _json_value(value: Any) -> Any:
     """A result as JSON values: times ISO 8601 UTC, non-finite numbers None, rows and their nested
