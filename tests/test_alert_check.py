@@ -185,7 +185,7 @@ def test_text_output_lists_alerts_and_a_silence_lowers_the_status(folder, capsys
     assert main(["--config", str(config), "alerts", "silence", fingerprint, "--until", "2099-01-01"]) == 0
     capsys.readouterr()
     code, out, _ = check(folder, rule, capsys)
-    assert code == 0 and "silenced" in out
+    assert code == 0 and "silenced" in out and out.startswith("triage check — as of 2026-01-09 — OK\n")
 
 
 def test_text_output_shows_alerts_that_differ_only_in_their_slice_once(folder, capsys, tmp_path):
@@ -203,6 +203,7 @@ def test_text_output_shows_alerts_that_differ_only_in_their_slice_once(folder, c
     assert sorted(scope.get("segment_value", "all") for scope in scopes) == ["all", "eu", "us"]
     assert main(["--config", str(config), "check", "--at", AT]) == 2
     out = capsys.readouterr().out
+    assert out.splitlines()[0] == "triage check — as of 2026-01-09 — CRITICAL"  # as the exit status
     assert "Alerts: 3 (3 critical) on 1 line:" in out
     (line,) = [line for line in out.splitlines() if "latency-everywhere" in line]
     assert " all " in line and line.rstrip().endswith("+2")

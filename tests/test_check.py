@@ -369,6 +369,7 @@ def test_errors_exit_3(store: tuple[Path, Any], capsys: pytest.CaptureFixture[st
     status, out, err = run(capsys, config, "--at", "2026-03-01T00:00Z", "--last", "1")
     assert status == 3 and "no predictions in the evaluated windows as of 2026-03-01" in err
     assert "no predictions in the evaluated windows" in out  # the summary is printed all the same
+    assert out.splitlines()[0] == "triage check — as of 2026-03-01 — UNKNOWN"
     # --config may follow the command too.
     assert main(["check", "--config", str(config), "--json", "--at", "2026-01-05T00:20Z"]) in (0, 1, 2)
     assert json.loads(capsys.readouterr().out)["as_of"] == "2026-01-05T00:20:00Z"

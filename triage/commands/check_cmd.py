@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from triage.metrics.results import DriftRow, OperationsRow, PerformanceRow, Row
 
 EXIT_UNKNOWN = 3
+VERDICTS = {0: "OK", 1: "WARNING", 2: "CRITICAL"}  # by exit status
 TOP_DRIFT = 8
 
 
@@ -94,21 +95,22 @@ def run_check(args: argparse.Namespace) -> int:
             ]
     except (StoreError, EngineError) as exc:
         raise UserError(str(exc), status=EXIT_UNKNOWN) from None
+    status = exit_status(alerts, report.as_of)
+    # Nothing judged is not "OK" for a cron job: unknown, as with nothing ingested yet.
+    judged = status != EXIT_OK or any(window.n for model in report.models for window in model.windows)
     if args.json:
         document = report.to_json()
         document["alerts"] = [alert.to_json(report.as_of) for alert in alerts]
         print(json.dumps(document, indent=2, allow_nan=False))
     else:
-        print(format_report(report))
+        print(format_report(report, VERDICTS[status] if judged else "UNKNOWN"))
         print("\n" + alerts_text(alerts, report.as_of))
     if args.push_alertmanager:
         try:
             push(args.push_alertmanager, alerts, report.generated_at)
         except AlertmanagerError as exc:
             raise UserError(str(exc), status=EXIT_UNKNOWN) from None
-    status = exit_status(alerts, report.as_of)
-    if status == EXIT_OK and not any(window.n for model in report.models for window in model.windows):
-        # Nothing judged is not "OK" for a cron job: unknown, as with nothing ingested yet.
+    if not judged:
         when = _time_text(report.as_of)
         raise UserError(f"no predictions in the evaluated windows as of {when}", status=EXIT_UNKNOWN)
     return status
@@ -166,9 +168,10 @@ def _table(headers: Sequence[str], rows: list[list[str]], indent: str = "  ") ->
     return [line(headers), *(line(r) for r in rows)]
 
 
-def format_report(report: CheckReport) -> str:
-    """The compact text summary of `triage check` (about 100 columns)."""
-    lines = [f"triage check — as of {_time_text(report.as_of)}"]
+def format_report(report: CheckReport, verdict: str) -> str:
+    """The compact text summary of `triage check` (about 100 columns), its first line ending in
+    the verdict (OK, WARNING, CRITICAL as the exit status, or UNKNOWN), as monitoring plugins do."""
+    lines = [f"triage check — as of {_time_text(report.as_of)} — {verdict}"]
     for model in report.models:
         lines += ["", *_model_lines(model)]
     return "\n".join(lines)
