@@ -207,6 +207,7 @@ def test_text_output_shows_alerts_that_differ_only_in_their_slice_once(folder, c
     assert "Alerts: 3 (3 critical) on 1 line:" in out
     (line,) = [line for line in out.splitlines() if "latency-everywhere" in line]
     assert " all " in line and line.rstrip().endswith("+2")
+    assert " 2026-01-08 " in line  # the window the value comes from (the slow day)
 
 
 def test_config_and_data_errors_are_unknown(folder, capsys, tmp_path):

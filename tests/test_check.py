@@ -298,6 +298,15 @@ def test_text_summary(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str
     for heading in ("fraud:", "Drift", "Calibration", "Performance", "Operations"):
         assert heading in out
     assert "amount" in out  # the shifted feature is among the worst drift cells
+    assert "stale" not in out  # the window of the as-of time has predictions
+    # A day and a half after the last window with predictions: the feed stopped, and the summary says so.
+    windows = check_json(capsys, config, "--at", "2026-01-07T18:00Z")["models"][0]["windows"]
+    last_end = datetime.fromisoformat(windows[-1]["window_end"])
+    _, later, _ = run(capsys, config, "--at", (last_end + timedelta(hours=36)).isoformat())
+    assert (
+        f"  stale: no predictions after {last_end:%Y-%m-%d}, 1.5d before the as-of time;"
+        f" below is the window of {last_end - timedelta(days=1):%Y-%m-%d}"
+    ) in later.splitlines()
     drift = out.split("\nDrift")[1].split("\n\n")[0].splitlines()[2:]  # after title and header
     features = [line.split()[0] for line in drift if not line.lstrip().startswith("…")]
     assert features and len(features) == len(set(features))  # one line per feature

@@ -109,6 +109,14 @@ def _when(value: datetime | None) -> str:
     return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
 
 
+def _window(start: datetime | None) -> str:
+    """The start of the window an alert's value comes from: its date, with the time unless midnight."""
+    if start is None:
+        return "-"
+    start = start.astimezone(UTC)
+    return start.strftime("%Y-%m-%d %H:%M" if start.hour or start.minute else "%Y-%m-%d")
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
     lines = [
@@ -143,7 +151,18 @@ def run_list(args: argparse.Namespace) -> int:
 def alerts_table(alerts: Sequence[Alert], now: datetime, others: Sequence[int] | None = None) -> str:
     """Alerts as a text table, one line each (worst first, as given); with `others`, each line's
     count of other slices that fire the same (`groups.slice_groups`), as a last column."""
-    header = ("FINGERPRINT", "STATUS", "SEVERITY", "MODEL", "RULE", "SCOPE", "VALUE", "THRESHOLD", "SINCE")
+    header = (
+        "FINGERPRINT",
+        "STATUS",
+        "SEVERITY",
+        "MODEL",
+        "RULE",
+        "SCOPE",
+        "VALUE",
+        "THRESHOLD",
+        "WINDOW",
+        "SINCE",
+    )
     rows = [
         (
             a.fingerprint,
@@ -154,6 +173,7 @@ def alerts_table(alerts: Sequence[Alert], now: datetime, others: Sequence[int] |
             _scope(a),
             _number(a.value),
             _number(a.threshold),
+            _window(a.window_start),
             _when(a.fired_at or a.started_at),
         )
         for a in alerts

@@ -188,6 +188,7 @@ def _model_lines(model: ModelReport) -> list[str]:
     if not model.windows:
         return [*lines, "  no predictions in the evaluated windows"]
     latest = model.windows[-1].window_start
+    lines += _stale_lines(model)
     if model.reference.complete:
         lines += ["", *_drift_lines(model, latest), *_schema_lines(model)]
     else:
@@ -195,6 +196,19 @@ def _model_lines(model: ModelReport) -> list[str]:
     lines += ["", *_calibration_lines(model, latest)]
     lines += ["", *_performance_lines(model), "", *_operations_lines(model, latest)]
     return lines
+
+
+def _stale_lines(model: ModelReport) -> list[str]:
+    """A warning when the window of the as-of time has no predictions: the feed stopped (or the
+    logs were not ingested), and the sections below show an older window."""
+    last = model.windows[-1]
+    if last.window_end >= model.as_of:
+        return []
+    gap = _duration((model.as_of - last.window_end).total_seconds())
+    return [
+        f"  stale: no predictions after {_time_text(last.window_end)}, {gap} before the as-of time;"
+        f" below is the window of {_time_text(last.window_start)}"
+    ]
 
 
 def _schema_lines(model: ModelReport) -> list[str]:
@@ -266,7 +280,7 @@ def _calibration_lines(model: ModelReport, latest: datetime) -> list[str]:
         ]
         for r in cells
     ]
-    headers = ["version", "n", "labelled", "decisions", "ECE", "ECE mass", "MCE", "Brier", "log loss"]
+    headers = ["version", "n", "labelled", "dec. rate", "ECE", "ECE mass", "MCE", "Brier", "log loss"]
     return [f"Calibration — window {_time_text(latest)}, all traffic", *_table(headers, rows)]
 
 
