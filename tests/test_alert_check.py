@@ -178,14 +178,14 @@ def test_json_alerts_carry_the_evidence(folder, capsys):
 def test_text_output_lists_alerts_and_a_silence_lowers_the_status(folder, capsys):
     rule = _rule("latency-silenced", warn=150.0, critical=250.0)
     code, out, _ = check(folder, rule, capsys)
-    assert code == 2
+    assert code == 2 and "Alerts: 1 firing (1 critical)\n" in out
     line = next(line for line in out.splitlines() if "latency-silenced" in line)
     fingerprint = line.split()[0]
     config = folder / "scenario.toml"
     assert main(["--config", str(config), "alerts", "silence", fingerprint, "--until", "2099-01-01"]) == 0
     capsys.readouterr()
     code, out, _ = check(folder, rule, capsys)
-    assert code == 0 and "silenced" in out and out.startswith("triage check — as of 2026-01-09 — OK\n")
+    assert code == 0 and "Alerts: 1 silenced\n" in out and out.startswith("triage check — as of 2026-01-09 — OK\n")
 
 
 def test_text_output_shows_alerts_that_differ_only_in_their_slice_once(folder, capsys, tmp_path):
@@ -204,7 +204,7 @@ def test_text_output_shows_alerts_that_differ_only_in_their_slice_once(folder, c
     assert main(["--config", str(config), "check", "--at", AT]) == 2
     out = capsys.readouterr().out
     assert out.splitlines()[0] == "triage check — as of 2026-01-09 — CRITICAL"  # as the exit status
-    assert "Alerts: 3 (3 critical) on 1 line:" in out
+    assert "Alerts: 3 firing (3 critical) on 1 line:" in out
     (line,) = [line for line in out.splitlines() if "latency-everywhere" in line]
     assert " all " in line and line.rstrip().endswith("+2")
     assert " 2026-01-08 " in line  # the window the value comes from (the slow day)

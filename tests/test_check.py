@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -318,6 +320,28 @@ def test_text_summary(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str
     assert drift[0].split()[-1] == f"{sum(r['psi'] >= 0.1 for r in enough)}/{len(enough)}"
     summary = out.split("\nAlerts")[0]  # the alerts table belongs to triage.alerts
     assert max(len(line) for line in summary.splitlines()) <= 100
+
+
+def test_text_summary_compares_a_version_without_reference_with_all_versions(
+    store: tuple[Path, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The first day of v1 as the reference: v2 has no reference windows of its own, so it is
+    compared with all versions' reference (marked), as the alerts' baselines are."""
+    config, _ = store
+    shutil.copytree(config.parent, tmp_path / "copy")
+    copy = tmp_path / "copy" / "triage.toml"
+    reference = '[model.reference]\nstart = "2026-01-05"\nend = "2026-01-06"\n'
+    assert reference in CONFIG
+    first_day_of_v1 = '[model.reference]\nversion = "v1"\ndays = 1\n'
+    copy.write_text(CONFIG.replace(reference, first_day_of_v1), encoding="utf-8")
+    _, out, _ = run(capsys, copy, "--at", "2026-01-07T18:00Z")
+    lines = out.split("\nPerformance")[1].split("\n\n")[0].splitlines()
+    rows = {line.split()[0]: line for line in lines[2:] if not line.lstrip().startswith("*")}
+    assert set(rows) == {"all", "v1", "v2"}
+    assert "*)" not in rows["all"] and "*)" not in rows["v1"] and "*)" in rows["v2"]
+    references = {name: re.findall(r"\(([^)]*)\)", line) for name, line in rows.items()}
+    assert references["v2"] == [f"{value}*" for value in references["all"]]
+    assert lines[-1] == "  * all versions' reference: no reference window of v2 has enough labels"
 
 
 def test_text_summary_names_schema_changes(

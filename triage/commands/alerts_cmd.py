@@ -21,6 +21,7 @@ from triage.store import Store, StoreError
 if TYPE_CHECKING:  # the state module loads numpy/scipy: only when an alerts command runs
     from triage.alerts.state import Alert
 
+STATUS_ORDER = ("firing", "acknowledged", "silenced", "pending", "resolved")  # as `Alert.status` says
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*(m|h|d|w)\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -204,14 +205,28 @@ def alerts_text(alerts: Sequence[Alert], now: datetime) -> str:
             _scope(group[0]),
         )
     )
-    levels = Counter(a.severity or "no severity" for a in alerts)
-    counted = ", ".join(f"{levels[level]} {level}" for level in sorted(levels, key=_severity_order))
-    title = f"Alerts: {len(alerts)} ({counted})"
+    title = f"Alerts: {_counts(alerts, now)}"
     if len(groups) == len(alerts):
         return f"{title}\n{alerts_table([a for a, _ in groups], now)}"
     lines = f"{len(groups)} line" + ("s" if len(groups) > 1 else "")
     title += f" on {lines}: one line for alerts that differ only in their slice (--json lists each)"
     return f"{title}\n{alerts_table([a for a, _ in groups], now, [n for _, n in groups])}"
+
+
+def _counts(alerts: Sequence[Alert], now: datetime) -> str:
+    """How many alerts in each status, the firing ones by severity too:
+    `5 firing (2 critical, 3 warning), 1 resolved`."""
+    statuses = Counter(a.status(now) for a in alerts)
+    levels = Counter(a.severity or "no severity" for a in alerts if a.status(now) == "firing")
+    by_level = ", ".join(f"{levels[level]} {level}" for level in sorted(levels, key=_severity_order))
+
+    def count(status: str) -> str:
+        return f"{statuses[status]} {status}" + (f" ({by_level})" if status == "firing" else "")
+
+    order = sorted(
+        statuses, key=lambda s: (STATUS_ORDER.index(s) if s in STATUS_ORDER else len(STATUS_ORDER), s)
+    )
+    return ", ".join(count(status) for status in order)
 
 
 def _scope_map(alert: Alert) -> dict[str, str]:

@@ -291,25 +291,31 @@ def _weighted(rows: Sequence[Row], value: Callable[[Row], float | None]) -> floa
     return sum(n * v for n, v in pairs) / total if total else None
 
 
-def _versus(now: float | None, reference: float | None, digits: int = 3) -> str:
-    return f"{_num(now, digits)} ({_num(reference, digits)})"
+def _versus(now: float | None, reference: float | None, digits: int = 3, mark: str = "") -> str:
+    return f"{_num(now, digits)} ({_num(reference, digits)}{mark if reference is not None else ''})"
 
 
 def _performance_lines(model: ModelReport) -> list[str]:
     title = "Performance — latest window with enough labels, median label lag (reference in parentheses)"
     overall = [r for r in model.performance if r.segment is None]
     versions = sorted({r.version for r in overall}, key=lambda v: (v is not None, v or ""))
+    references = {
+        version: [r for r in model.reference_performance if r.segment is None and r.version == version]
+        for version in versions
+    }
     rows = []
+    borrowed = []  # versions compared with all versions' reference, as the alerts' baselines are
     for version in versions:
         mature = [r for r in overall if r.version == version and r.enough_data]
         if not mature:
             continue
         now = max(mature, key=lambda r: r.window_start)
-        reference = [
-            r
-            for r in model.reference_performance
-            if r.segment is None and r.version == version and r.enough_data
-        ]
+        reference = [r for r in references[version] if r.enough_data]
+        mark = ""
+        if not reference and version is not None:
+            reference = [r for r in references.get(None, []) if r.enough_data]
+            mark = "*"
+            borrowed.append(version)
 
         def ref(field: str, reference: list[PerformanceRow] = reference) -> float | None:
             return _weighted(reference, lambda row: getattr(row, field))
@@ -321,14 +327,18 @@ def _performance_lines(model: ModelReport) -> list[str]:
                 _count(now.n_labeled),
                 _pct(now.label_coverage),
                 _duration(now.label_lag_p50_s),
-                _versus(now.precision, ref("precision")),
-                _versus(now.recall, ref("recall")),
-                _versus(now.auroc, ref("auroc")),
-                _versus(now.expected_cost, ref("expected_cost"), 2),
+                _versus(now.precision, ref("precision"), mark=mark),
+                _versus(now.recall, ref("recall"), mark=mark),
+                _versus(now.auroc, ref("auroc"), mark=mark),
+                _versus(now.expected_cost, ref("expected_cost"), 2, mark),
             ]
         )
     if not rows:
         return [title, "  no window has enough labelled rows yet"]
+    notes = []
+    if borrowed:
+        which = ", ".join(str(v) for v in borrowed)
+        notes.append(f"  * all versions' reference: no reference window of {which} has enough labels")
     headers = [
         "version",
         "window",
@@ -340,7 +350,7 @@ def _performance_lines(model: ModelReport) -> list[str]:
         "AUROC",
         "cost/pred",
     ]
-    return [title, *_table(headers, rows)]
+    return [title, *_table(headers, rows), *notes]
 
 
 def _operations_lines(model: ModelReport, latest: datetime) -> list[str]:
