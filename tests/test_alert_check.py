@@ -185,7 +185,8 @@ def test_text_output_lists_alerts_and_a_silence_lowers_the_status(folder, capsys
     assert main(["--config", str(config), "alerts", "silence", fingerprint, "--until", "2099-01-01"]) == 0
     capsys.readouterr()
     code, out, _ = check(folder, rule, capsys)
-    assert code == 0 and "Alerts: 1 silenced\n" in out and out.startswith("triage check — as of 2026-01-09 — OK\n")
+    assert code == 0 and "Alerts: 1 silenced\n" in out
+    assert out.startswith("triage check — as of 2026-01-09 — OK\n")
 
 
 def test_text_output_shows_alerts_that_differ_only_in_their_slice_once(folder, capsys, tmp_path):

@@ -322,6 +322,25 @@ def test_text_summary(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str
     assert max(len(line) for line in summary.splitlines()) <= 100
 
 
+def test_text_summary_names_data_quality_changes(
+    store: tuple[Path, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The tripled amounts leave the reference's range; the merchants are as in the reference."""
+    config, _ = store
+    _, out, _ = run(capsys, config, "--at", "2026-01-07T18:00Z")
+    section = out.split("\nData quality")[1].split("\n\n")[0].splitlines()
+    rows = check_json(capsys, config, "--at", "2026-01-07T18:00Z")["models"][0]["data_quality"]
+    latest = max(r["window_start"] for r in rows)
+    (amount,) = [
+        r
+        for r in rows
+        if (r["window_start"], r["feature"], r["version"], r["segment"]) == (latest, "amount", None, None)
+    ]
+    assert amount["out_of_range_share"] >= 0.01
+    assert [line.split()[0] for line in section[2:]] == ["amount"]  # merchant: as in the reference
+    assert f"{100 * amount['out_of_range_share']:.1f}%" in section[2].split()
+
+
 def test_text_summary_compares_a_version_without_reference_with_all_versions(
     store: tuple[Path, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -22,11 +22,13 @@ from triage.store import Store, StoreError
 
 if TYPE_CHECKING:
     from triage.engine import CheckReport, ModelReport
-    from triage.metrics.results import DriftRow, OperationsRow, PerformanceRow, Row
+    from triage.metrics.results import DataQualityRow, DriftRow, OperationsRow, PerformanceRow, Row
 
 EXIT_UNKNOWN = 3
 VERDICTS = {0: "OK", 1: "WARNING", 2: "CRITICAL"}  # by exit status
-TOP_DRIFT = 8
+TOP_DRIFT = 8  # features in the drift and data-quality tables
+TOP_UNSEEN = 3  # unseen categories named per feature
+NOTABLE = 0.01  # a change in missing rate, or a share out of range, the data-quality table shows
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -190,7 +192,7 @@ def _model_lines(model: ModelReport) -> list[str]:
     latest = model.windows[-1].window_start
     lines += _stale_lines(model)
     if model.reference.complete:
-        lines += ["", *_drift_lines(model, latest), *_schema_lines(model)]
+        lines += ["", *_drift_lines(model, latest), "", *_quality_lines(model, latest), *_schema_lines(model)]
     else:
         lines.append(f"  {model.reference.note}")
     lines += ["", *_calibration_lines(model, latest)]
@@ -262,6 +264,40 @@ def _drift_lines(model: ModelReport, latest: datetime) -> list[str]:
     headers = ["feature", "slice", "version", "n", "PSI", "JS", "KS D/χ²", "p", "W1/σ", f"PSI≥{PSI_WARN:g}"]
     shown = f"  … {len(by_feature) - TOP_DRIFT} more feature(s) in --json" if len(rows) > TOP_DRIFT else None
     return [title, *_table(headers, rows[:TOP_DRIFT]), *([shown] if shown else [])]
+
+
+def _quality_lines(model: ModelReport, latest: datetime) -> list[str]:
+    """The features of the latest window (all traffic and versions) with any unseen category, a
+    missing rate NOTABLE (1 point) or more off the reference's, or at least NOTABLE of values
+    outside the reference's range; the largest share first, with the most frequent unseen
+    categories: what a drift number alone does not say."""
+    title = f"Data quality — window {_time_text(latest)}, all traffic: missing, unseen, out-of-range values"
+    cells = [
+        r for r in model.data_quality if r.window_start == latest and r.segment is None and r.version is None
+    ]
+
+    def change(r: DataQualityRow) -> float:
+        return max(abs(r.missing_rate_change or 0.0), r.unseen_share or 0.0, r.out_of_range_share or 0.0)
+
+    def notable(r: DataQualityRow) -> bool:
+        return bool(r.unseen_share) or change(r) >= NOTABLE
+
+    changed = sorted(filter(notable, cells), key=change, reverse=True)
+    if not changed:
+        return [title, "  as in the reference"]
+    rows = [
+        [
+            r.feature,
+            f"{_pct(r.missing_rate)} ({_pct(r.missing_rate_reference)})",
+            _pct(r.unseen_share),
+            _pct(r.out_of_range_share),
+            ", ".join(r.unseen_categories[:TOP_UNSEEN]) or "-",
+        ]
+        for r in changed[:TOP_DRIFT]
+    ]
+    headers = ["feature", "missing (reference)", "unseen", "out of range", "top unseen categories"]
+    more = [f"  … {len(changed) - TOP_DRIFT} more feature(s) in --json"] if len(changed) > TOP_DRIFT else []
+    return [title, *_table(headers, rows), *more]
 
 
 def _calibration_lines(model: ModelReport, latest: datetime) -> list[str]:
