@@ -14,6 +14,7 @@ from tests.test_alert_evaluate import DAY, T0, drift_row, model_config
 from triage.alerts.evaluate import evaluate_rules
 from triage.alerts.state import Alert, AlertStore
 from triage.cli import main
+from triage.commands.alerts_cmd import alerts_text
 from triage.config import AlertRule
 
 CONFIG = """\
@@ -131,3 +132,21 @@ def test_no_store_and_no_alerts(tmp_path, capsys):
     duckdb.connect(str(tmp_path / "store.duckdb")).close()
     assert main(["--config", str(config), "alerts"]) == 0
     assert capsys.readouterr().out.strip() == "no active alerts (--all shows resolved ones)"
+
+
+def test_check_text_shows_a_rule_firing_in_several_slices_once_under_the_worst():
+    """Without an all-traffic alert among them, the line shows the slice furthest past its
+    threshold; another severity is its own line; the count is by status and severity."""
+    rows = [
+        drift_row(10, psi, segment="country", segment_value=country)
+        for country, psi in (("BR", 0.3), ("US", 0.6), ("DE", 0.27), ("FR", 0.15))
+    ]
+    now = T0 + 11 * DAY
+    alerts = AlertStore(duckdb.connect()).record(
+        evaluate_rules([RULE], {"drift": rows}, model_config(), now), now
+    )
+    lines = alerts_text(alerts, now).splitlines()
+    assert lines[0].startswith("Alerts: 4 firing (3 critical, 1 warning) on 2 lines")
+    critical, warning = lines[2:]
+    assert "segment_value=US" in critical and critical.rstrip().endswith("+2")
+    assert "segment_value=FR" in warning and "+" not in warning.split()[-1]

@@ -9,7 +9,7 @@ many other slices fire.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -22,16 +22,23 @@ def unsliced(scope: Mapping[str, str]) -> bool:
 
 
 def slice_groups(
-    alerts: Iterable[T], scope: Callable[[T], Mapping[str, str]], key: Callable[[T], Hashable]
+    alerts: Iterable[T],
+    scope: Callable[[T], Mapping[str, str]],
+    key: Callable[[T], Hashable],
+    rank: Callable[[T], Any] | None = None,
 ) -> list[tuple[T, int]]:
-    """`alerts` (worst first) grouped by `key` and their scope without the slice: per group its
-    all-traffic member when it has one, else its first, and how many others the group holds.
-    Groups in the order of their first member."""
+    """`alerts` grouped by `key` and their scope without the slice: per group its all-traffic
+    member when it has one, else its first by `rank` (else in the given order), and how many
+    others the group holds. Groups in the order of their first member."""
     groups: dict[Hashable, list[T]] = {}
     for alert in alerts:
         rest = tuple(sorted((k, v) for k, v in scope(alert).items() if k not in SLICE_KEYS))
         groups.setdefault((key(alert), rest), []).append(alert)
     return [
-        (next((a for a in members if unsliced(scope(a))), members[0]), len(members) - 1)
+        (
+            next((a for a in members if unsliced(scope(a))), None)
+            or (min(members, key=rank) if rank else members[0]),
+            len(members) - 1,
+        )
         for members in groups.values()
     ]

@@ -186,15 +186,17 @@ def alerts_table(alerts: Sequence[Alert], now: datetime, others: Sequence[int] |
 
 
 def alerts_text(alerts: Sequence[Alert], now: datetime) -> str:
-    """`check`'s Alerts section: the count per severity, then the alerts, those of one status,
-    severity and rule that differ only in their slice as one line (`groups.slice_groups`). Worst
-    first: by status and severity, then a line whose alert covers all traffic, then the line
-    with the most slices."""
+    """`check`'s Alerts section: the count per status, then the alerts, those of one status,
+    severity and rule that differ only in their slice as one line (`groups.slice_groups`: the
+    all-traffic alert, else the slice furthest past its threshold). Worst first: by status and
+    severity, then a line whose alert covers all traffic, then the line with the most slices."""
     from triage.alerts.state import alert_rank
 
     if not alerts:
         return "Alerts\n  none"
-    groups = slice_groups(alerts, _scope_map, lambda a: (a.status(now), a.severity, a.model, a.rule))
+    groups = slice_groups(
+        alerts, _scope_map, lambda a: (a.status(now), a.severity, a.model, a.rule), lambda a: -_excess(a)
+    )
     groups.sort(
         key=lambda group: (
             alert_rank(group[0])[:2],
@@ -227,6 +229,13 @@ def _counts(alerts: Sequence[Alert], now: datetime) -> str:
         statuses, key=lambda s: (STATUS_ORDER.index(s) if s in STATUS_ORDER else len(STATUS_ORDER), s)
     )
     return ", ".join(count(status) for status in order)
+
+
+def _excess(alert: Alert) -> float:
+    """How far past its threshold an alert's value is, relative to the threshold (0 without either)."""
+    if alert.value is None or alert.threshold is None:
+        return 0.0
+    return abs(alert.value - alert.threshold) / max(abs(alert.threshold), 1e-12)
 
 
 def _scope_map(alert: Alert) -> dict[str, str]:
