@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from tests.test_drift import T0, model_config, rows, store, write_table
 from triage.config import Reference
 from triage.metrics import profile as profile_module
+from triage.metrics.ecdf_merge import moments
 from triage.metrics.profile import (
     LEGACY_ECDF_TABLE,
     NUMERIC_TABLE,
@@ -104,6 +105,35 @@ def _same_ecdf(a: profile_module.Ecdf, b: profile_module.Ecdf) -> bool:
         for name in ("value", "cum", "g")
         for k in range(len(a.slice_ids))
     )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.integers(-50, 50), min_size=0, max_size=60),  # few distinct values: ties
+        min_size=1,
+        max_size=4,
+    ),
+    st.sampled_from([1.0, 1e-3, 1e9]),
+)
+def test_moments_of_each_ecdf_slice_equal_numpy(slices: list[list[int]], scale: float) -> None:
+    """Mean and std (ddof 0) per slice from distinct values and cumulative counts, as numpy
+    computes them on the raw values (an offset of 1e9 too); NaN for an empty slice."""
+    value, cum, start, end = [], [], [], []
+    for raw in slices:
+        distinct, counts = np.unique(np.array(raw, dtype=np.float64) * scale + scale, return_counts=True)
+        start.append(len(value))
+        value += distinct.tolist()
+        cum += np.cumsum(counts).tolist()
+        end.append(len(value))
+    mean, std = moments(np.array(value), np.array(cum, dtype=np.int32), np.array(start), np.array(end))
+    for k, raw in enumerate(slices):
+        x = np.array(raw, dtype=np.float64) * scale + scale
+        if not len(x):
+            assert np.isnan(mean[k]) and np.isnan(std[k])
+            continue
+        assert mean[k] == pytest.approx(np.mean(x), rel=1e-13, abs=1e-15 * scale)
+        assert std[k] == pytest.approx(np.std(x), rel=1e-12, abs=1e-15 * scale)
 
 
 def test_the_ecdf_memo_builds_each_ecdf_once_within_its_budget(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -266,16 +266,55 @@ def accumulate(
             total = compensation = 0.0
             start[c] = k
         elif v != out[k]:
-            step = cum[k] * (v - out[k])
-            t = total + step
-            compensation += (total - t) + step if abs(total) >= abs(step) else (step - t) + total
-            total = t
+            total, compensation = _add(total, compensation, cum[k] * (v - out[k]))
             k += 1
             out[k], cum[k], g[k] = v, cum[k - 1] + 1, total + compensation
         else:
             cum[k] += 1
         end[c] = k + 1
     return out[: k + 1], cum[: k + 1], g[: k + 1], start, end
+
+
+@_compiled
+def moments(
+    value: np.ndarray, cum: np.ndarray, start: np.ndarray, end: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per slice of an ECDF (rows [start[k], end[k]): distinct values, cum = #{r ≤ value}), the
+    mean and the standard deviation (ddof 0) of its values, each distinct value weighed by its
+    count: two passes, each sum compensated (Neumaier). NaN for a slice without values.
+
+    numpy needs five temporaries as long as the slice for the same (≈ 10 ms per million values,
+    a third of building the ECDF); this reads the values twice and allocates nothing.
+    """
+    mean = np.full(len(start), np.nan)
+    std = np.full(len(start), np.nan)
+    for k in range(len(start)):
+        if start[k] == end[k]:
+            continue
+        n = cum[end[k] - 1]
+        total = compensation = 0.0
+        below = 0
+        for j in range(start[k], end[k]):
+            total, compensation = _add(total, compensation, value[j] * (cum[j] - below))
+            below = cum[j]
+        mean[k] = (total + compensation) / n
+        total = compensation = 0.0
+        below = 0
+        for j in range(start[k], end[k]):
+            gap = value[j] - mean[k]
+            total, compensation = _add(total, compensation, gap * gap * (cum[j] - below))
+            below = cum[j]
+        std[k] = math.sqrt((total + compensation) / n)
+    return mean, std
+
+
+@_compiled
+def _add(total: float, compensation: float, term: float) -> tuple[float, float]:
+    """Neumaier's step: `total + term`, and the compensation with the low bits it lost added."""
+    t = total + term
+    if abs(total) >= abs(term):
+        return t, compensation + ((total - t) + term)
+    return t, compensation + ((term - t) + total)
 
 
 @_compiled

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -45,7 +44,7 @@ import duckdb
 import numpy as np
 
 from triage.config import ModelConfig
-from triage.metrics.ecdf_merge import accumulate
+from triage.metrics.ecdf_merge import accumulate, moments
 from triage.metrics.frame import Scope, grouped_sql, segment_value_sql, text_literal
 from triage.metrics.source import reference_rows_sql, small_codes
 from triage.store.schema import predictions_table, quote, reference_table
@@ -701,9 +700,12 @@ def _numeric_row(stats: _SliceStats | None, n_rows: int) -> list[object]:
 
 def _slice_stats(ecdf: Ecdf) -> dict[int, _SliceStats]:
     """Per slice with values: count, min, max, mean, std, PSI edges (numpy `linear` quantiles), bin
-    counts and G(max), from its ECDF (mean and std weigh each distinct value by its count)."""
+    counts and G(max), from its ECDF (mean and std: `ecdf_merge.moments`)."""
     found: dict[int, _SliceStats] = {}
-    for sid, start, end in zip(ecdf.slice_ids.tolist(), ecdf.start.tolist(), ecdf.end.tolist(), strict=True):
+    means, stds = moments(ecdf.value, ecdf.cum, ecdf.start, ecdf.end)
+    for k, (sid, start, end) in enumerate(
+        zip(ecdf.slice_ids.tolist(), ecdf.start.tolist(), ecdf.end.tolist(), strict=True)
+    ):
         if start == end:
             continue
         values, counts = ecdf.value[start:end], ecdf.cum[start:end]
@@ -715,16 +717,12 @@ def _slice_stats(ecdf: Ecdf) -> dict[int, _SliceStats]:
         )
         edges = np.unique(numpy_quantiles(order_stat, n))
         below = [int(counts[i - 1]) if i else 0 for i in np.searchsorted(values, edges, side="left")]
-        weights = np.diff(counts, prepend=0).astype(np.float64)
-        # Not np.dot: BLAS threads would spin against the other features' threads.
-        mean = float((values * weights).sum() / n)
-        std = math.sqrt(float(((values - mean) ** 2 * weights).sum()) / n)
         found[int(sid)] = _SliceStats(
             n,
             float(values[0]),
             float(values[-1]),
-            mean,
-            std,
+            float(means[k]),
+            float(stds[k]),
             edges.tolist(),
             np.diff([0, *below, n]).tolist(),
             float(ecdf.g[end - 1]),
