@@ -245,9 +245,11 @@ def _drift_lines(model: ModelReport, latest: datetime) -> list[str]:
     by_feature: dict[str, list[DriftRow]] = {}
     for r in sorted(cells, key=lambda r: r.psi or 0.0, reverse=True):
         by_feature.setdefault(r.feature, []).append(r)
-    rows = [
-        [
-            feature,
+
+    def line(found: list[DriftRow]) -> list[str]:
+        worst = found[0]
+        return [
+            worst.feature,
             _slice(worst),
             worst.version or "all",
             _count(worst.n),
@@ -258,12 +260,15 @@ def _drift_lines(model: ModelReport, latest: datetime) -> list[str]:
             _num(worst.wasserstein_norm),
             f"{sum((r.psi or 0.0) >= PSI_WARN for r in found)}/{len(found)}",
         ]
-        for feature, found in by_feature.items()
-        for worst in found[:1]
-    ]
+
+    rows = [line(found) for found in by_feature.values()]
     headers = ["feature", "slice", "version", "n", "PSI", "JS", "KS D/χ²", "p", "W1/σ", f"PSI≥{PSI_WARN:g}"]
-    shown = f"  … {len(by_feature) - TOP_DRIFT} more feature(s) in --json" if len(rows) > TOP_DRIFT else None
-    return [title, *_table(headers, rows[:TOP_DRIFT]), *([shown] if shown else [])]
+    return [title, *_table(headers, rows[:TOP_DRIFT]), *_more_features(len(rows))]
+
+
+def _more_features(shown: int) -> list[str]:
+    """The line saying how many features a table of TOP_DRIFT leaves out, if any."""
+    return [f"  … {shown - TOP_DRIFT} more feature(s) in --json"] if shown > TOP_DRIFT else []
 
 
 def _quality_lines(model: ModelReport, latest: datetime) -> list[str]:
@@ -296,8 +301,7 @@ def _quality_lines(model: ModelReport, latest: datetime) -> list[str]:
         for r in changed[:TOP_DRIFT]
     ]
     headers = ["feature", "missing (reference)", "unseen", "out of range", "top unseen categories"]
-    more = [f"  … {len(changed) - TOP_DRIFT} more feature(s) in --json"] if len(changed) > TOP_DRIFT else []
-    return [title, *_table(headers, rows), *more]
+    return [title, *_table(headers, rows), *_more_features(len(changed))]
 
 
 def _calibration_lines(model: ModelReport, latest: datetime) -> list[str]:
@@ -336,21 +340,23 @@ def _performance_lines(model: ModelReport) -> list[str]:
     overall = [r for r in model.performance if r.segment is None]
     versions = sorted({r.version for r in overall}, key=lambda v: (v is not None, v or ""))
     references = {
-        version: [r for r in model.reference_performance if r.segment is None and r.version == version]
+        version: [
+            r
+            for r in model.reference_performance
+            if r.segment is None and r.version == version and r.enough_data
+        ]
         for version in versions
     }
     rows = []
-    borrowed = []  # versions compared with all versions' reference, as the alerts' baselines are
+    borrowed: list[str] = []  # versions compared with all versions' reference, as alert baselines are
     for version in versions:
         mature = [r for r in overall if r.version == version and r.enough_data]
         if not mature:
             continue
         now = max(mature, key=lambda r: r.window_start)
-        reference = [r for r in references[version] if r.enough_data]
-        mark = ""
+        reference, mark = references[version], ""
         if not reference and version is not None:
-            reference = [r for r in references.get(None, []) if r.enough_data]
-            mark = "*"
+            reference, mark = references.get(None, []), "*"
             borrowed.append(version)
 
         def ref(field: str, reference: list[PerformanceRow] = reference) -> float | None:
@@ -371,10 +377,7 @@ def _performance_lines(model: ModelReport) -> list[str]:
         )
     if not rows:
         return [title, "  no window has enough labelled rows yet"]
-    notes = []
-    if borrowed:
-        which = ", ".join(str(v) for v in borrowed)
-        notes.append(f"  * all versions' reference: no reference window of {which} has enough labels")
+    notes = [f"  * all versions' reference: no reference window of {', '.join(borrowed)} has enough labels"]
     headers = [
         "version",
         "window",
@@ -386,7 +389,7 @@ def _performance_lines(model: ModelReport) -> list[str]:
         "AUROC",
         "cost/pred",
     ]
-    return [title, *_table(headers, rows), *notes]
+    return [title, *_table(headers, rows), *(notes if borrowed else [])]
 
 
 def _operations_lines(model: ModelReport, latest: datetime) -> list[str]:
