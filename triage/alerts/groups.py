@@ -2,8 +2,9 @@
 
 A new category, a collapsed decision rate or a late label feed fires in every slice it reaches:
 forty alerts that say one thing. The TUI's home screen and `triage check`'s text summary show
-each such group once, under its all-traffic alert when that fires too (else its first), with how
-many other slices fire.
+each such group once, under its all-traffic alert when that fires too (else the caller's pick:
+the TUI its first in rank order, `check` the slice furthest past its threshold), with how many
+other slices fire.
 """
 
 from __future__ import annotations

@@ -110,12 +110,10 @@ def _when(value: datetime | None) -> str:
     return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
 
 
-def _window(start: datetime | None) -> str:
-    """The start of the window an alert's value comes from: its date, with the time unless midnight."""
-    if start is None:
-        return "-"
-    start = start.astimezone(UTC)
-    return start.strftime("%Y-%m-%d %H:%M" if start.hour or start.minute else "%Y-%m-%d")
+def time_text(value: datetime) -> str:
+    """A time in UTC as its date, with the time unless it is midnight: `2026-01-30`, `2026-01-30 12:00Z`."""
+    value = value.astimezone(UTC) if value.tzinfo else value
+    return value.strftime("%Y-%m-%d %H:%MZ" if value.hour or value.minute else "%Y-%m-%d")
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -174,7 +172,7 @@ def alerts_table(alerts: Sequence[Alert], now: datetime, others: Sequence[int] |
             _scope(a),
             _number(a.value),
             _number(a.threshold),
-            _window(a.window_start),
+            "-" if a.window_start is None else time_text(a.window_start),
             _when(a.fired_at or a.started_at),
         )
         for a in alerts

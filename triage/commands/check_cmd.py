@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from triage.alerts.rules import validate_rules
 from triage.cli import UserError
-from triage.commands.alerts_cmd import alerts_text
+from triage.commands.alerts_cmd import alerts_text, time_text
 from triage.commands.argtypes import positive_int, time_arg, window_arg
 from triage.config import ModelConfig, load_config
 from triage.store import Store, StoreError
@@ -113,7 +113,7 @@ def run_check(args: argparse.Namespace) -> int:
         except AlertmanagerError as exc:
             raise UserError(str(exc), status=EXIT_UNKNOWN) from None
     if not judged:
-        when = _time_text(report.as_of)
+        when = time_text(report.as_of)
         raise UserError(f"no predictions in the evaluated windows as of {when}", status=EXIT_UNKNOWN)
     return status
 
@@ -152,10 +152,6 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds:.0f}s"
 
 
-def _time_text(value: datetime) -> str:
-    return value.strftime("%Y-%m-%d %H:%MZ") if value.hour or value.minute else value.strftime("%Y-%m-%d")
-
-
 def _slice(row: Row) -> str:
     return "all" if row.segment is None else f"{row.segment}={row.segment_value}"
 
@@ -173,7 +169,7 @@ def _table(headers: Sequence[str], rows: list[list[str]], indent: str = "  ") ->
 def format_report(report: CheckReport, verdict: str) -> str:
     """The compact text summary of `triage check` (about 100 columns), its first line ending in
     the verdict (OK, WARNING, CRITICAL as the exit status, or UNKNOWN), as monitoring plugins do."""
-    lines = [f"triage check — as of {_time_text(report.as_of)} — {verdict}"]
+    lines = [f"triage check — as of {time_text(report.as_of)} — {verdict}"]
     for model in report.models:
         lines += ["", *_model_lines(model)]
     return "\n".join(lines)
@@ -208,8 +204,8 @@ def _stale_lines(model: ModelReport) -> list[str]:
         return []
     gap = _duration((model.as_of - last.window_end).total_seconds())
     return [
-        f"  stale: no predictions after {_time_text(last.window_end)}, {gap} before the as-of time;"
-        f" below is the window of {_time_text(last.window_start)}"
+        f"  stale: no predictions after {time_text(last.window_end)}, {gap} before the as-of time;"
+        f" below is the window of {time_text(last.window_start)}"
     ]
 
 
@@ -228,7 +224,7 @@ def _reference_text(model: ModelReport) -> str:
     reference = model.reference
     if reference.kind == "files" or reference.start is None or reference.end is None:
         return reference.description
-    span = f"{_time_text(reference.start)} .. {_time_text(reference.end)}"
+    span = f"{time_text(reference.start)} .. {time_text(reference.end)}"
     return span if reference.kind == "range" else f"{reference.description}, {span}"
 
 
@@ -239,7 +235,7 @@ def _drift_lines(model: ModelReport, latest: datetime) -> list[str]:
     from triage.metrics.results import PSI_WARN
 
     cells = [r for r in model.drift if r.window_start == latest and r.enough_data and r.psi is not None]
-    title = f"Drift — each feature's worst cell by PSI, window {_time_text(latest)}"
+    title = f"Drift — each feature's worst cell by PSI, window {time_text(latest)}"
     if not cells:
         return [title, "  no cell with enough data"]
     by_feature: dict[str, list[DriftRow]] = {}
@@ -276,7 +272,7 @@ def _quality_lines(model: ModelReport, latest: datetime) -> list[str]:
     missing rate NOTABLE (1 point) or more off the reference's, or at least NOTABLE of values
     outside the reference's range; the largest share first, with the most frequent unseen
     categories: what a drift number alone does not say."""
-    title = f"Data quality — window {_time_text(latest)}, all traffic: missing, unseen, out-of-range values"
+    title = f"Data quality — window {time_text(latest)}, all traffic: missing, unseen, out-of-range values"
     cells = [
         r for r in model.data_quality if r.window_start == latest and r.segment is None and r.version is None
     ]
@@ -321,7 +317,7 @@ def _calibration_lines(model: ModelReport, latest: datetime) -> list[str]:
         for r in cells
     ]
     headers = ["version", "n", "labelled", "dec. rate", "ECE", "ECE mass", "MCE", "Brier", "log loss"]
-    return [f"Calibration — window {_time_text(latest)}, all traffic", *_table(headers, rows)]
+    return [f"Calibration — window {time_text(latest)}, all traffic", *_table(headers, rows)]
 
 
 def _weighted(rows: Sequence[Row], value: Callable[[Row], float | None]) -> float | None:
@@ -365,7 +361,7 @@ def _performance_lines(model: ModelReport) -> list[str]:
         rows.append(
             [
                 version or "all",
-                _time_text(now.window_start)[5:],
+                time_text(now.window_start)[5:],
                 _count(now.n_labeled),
                 _pct(now.label_coverage),
                 _duration(now.label_lag_p50_s),
@@ -408,7 +404,7 @@ def _operations_lines(model: ModelReport, latest: datetime) -> list[str]:
         "cost/1k",
         "tokens",
     ]
-    return [f"Operations — window {_time_text(latest)}, all traffic", *_table(headers, rows)]
+    return [f"Operations — window {time_text(latest)}, all traffic", *_table(headers, rows)]
 
 
 def _operations_row(r: OperationsRow) -> list[str]:

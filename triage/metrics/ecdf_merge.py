@@ -284,7 +284,7 @@ def moments(
     count: two passes, each sum compensated (Neumaier). NaN for a slice without values.
 
     numpy needs five temporaries as long as the slice for the same (≈ 10 ms per million values,
-    a third of building the ECDF); this reads the values twice and allocates nothing.
+    a third of building the ECDF); this reads the values twice and allocates nothing that long.
     """
     mean = np.full(len(start), np.nan)
     std = np.full(len(start), np.nan)
