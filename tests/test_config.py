@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -194,3 +196,19 @@ def test_label_id_names_the_label_logs_id_column(tmp_path: Path, capsys: pytest.
     status, _, err = check(tmp_path, capsys, text)
     line = one_line_error(status, err, tmp_path / "triage.toml", "model[0].columns.label_id")
     assert "expected a column 'txn'" in line
+
+
+@pytest.mark.parametrize("module", ["triage", "triage.cli"])
+def test_python_dash_m_keeps_the_error_contract(tmp_path: Path, module: str) -> None:
+    """`python -m triage` and `python -m triage.cli` are the command too: a command's mistake (here
+    `check` before any ingest) is one line and check's status 3, not a traceback and status 1."""
+    config = write(tmp_path, GOOD)
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--config", str(config), "check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.startswith("triage: ") and "no store yet" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1

@@ -111,4 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m triage.cli` runs this file as `__main__`, a second module whose UserError is not the
+    # one the commands raise (theirs is `triage.cli`'s): run the imported module's main instead.
+    from triage.cli import main as imported_main
+
+    sys.exit(imported_main())
