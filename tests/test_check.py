@@ -443,3 +443,45 @@ def test_no_nan_anywhere(store: tuple[Path, Any], capsys: pytest.CaptureFixture[
 
     walk(document)
     assert all(not r["enough_data"] for r in document["models"][0]["calibration"])
+
+
+def test_a_retyped_and_a_dropped_column_keep_the_rest_monitored(
+    store: tuple[Path, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """On 2026-01-08 `amount` arrives as text ("371 days") and `merchant` no longer: the rows are
+    stored (a bad optional value costs that value, not the row), so the window is evaluated; the
+    schema changes are those of the latest window (the older ones still had both columns); and the
+    retyped feature's missing rate says where its values went."""
+    config, _ = store
+    shutil.copytree(config.parent / "logs", tmp_path / "logs")
+    rows = [
+        json.loads(line)
+        for line in (tmp_path / "logs" / "predictions.jsonl").read_text(encoding="utf-8").splitlines()[:300]
+    ]
+    with open(tmp_path / "logs" / "predictions.jsonl", "a", encoding="utf-8") as handle:
+        for i, row in enumerate(rows):
+            later = {k: v for k, v in row.items() if k != "merchant"}
+            later |= {"id": f"late{i}", "ts": f"2026-01-08T{i % 24:02d}:00:00Z", "amount": f"{i} days"}
+            handle.write(json.dumps(later) + "\n")
+    moved = tmp_path / "triage.toml"
+    moved.write_text(CONFIG, encoding="utf-8")
+    assert main(["--config", str(moved), "ingest"]) == 0
+    assert "bad values stored as NULL, rows kept: amount 300" in capsys.readouterr().out
+    document = check_json(capsys, moved, "--at", "2026-01-09T00:00Z")["models"][0]
+    assert document["windows"][-1]["window_start"] == "2026-01-08T00:00:00Z"
+    assert document["windows"][-1]["n"] == 300
+    assert sorted(document["schema_changes"], key=lambda c: c["column"]) == [
+        {"column": "amount", "change": "retyped", "reference_type": "DOUBLE", "current_type": "VARCHAR"},
+        {"column": "merchant", "change": "missing", "reference_type": "VARCHAR", "current_type": None},
+    ]
+    latest = [
+        row
+        for row in document["data_quality"]
+        if row["window_start"] == "2026-01-08T00:00:00Z" and row["version"] is None and row["segment"] is None
+    ]
+    rates = {row["feature"]: row["missing_rate"] for row in latest}
+    assert rates == {"amount": 1.0, "merchant": 1.0, "__score__": 0.0}
+    # The day before, both columns were as in the reference: no change as of then.
+    assert check_json(capsys, moved, "--at", "2026-01-07T23:59Z")["models"][0]["schema_changes"] == []
+    assert main(["--config", str(moved), "info"]) == 0
+    assert "bad values   300 in kept rows, stored as NULL" in capsys.readouterr().out

@@ -15,6 +15,7 @@ from tests.store_support import config_of, ingest, query, write_config, write_js
 from triage.metrics.frame import Scope
 from triage.metrics.quality import schema_changes
 from triage.store import Store, StoreError, labeled_predictions_sql, labels_as_of_sql, reference_sql
+from triage.store.schema import REASON_BAD_VALUE
 
 MODEL = """
 name = "fraud"
@@ -60,26 +61,43 @@ def test_every_jsonl_reason_is_counted_and_nothing_is_lost(tmp_path: Path) -> No
         ({"request_id": "x6", "ts": "2026-01-01", "score": "NaN"}, "score not a number"),
         ({"request_id": "x7", "ts": "2026-01-01", "score": 1.5}, "score outside [0, 1]"),
         ({"request_id": "x8", "ts": "2026-01-01", "score": -0.1}, "score outside [0, 1]"),
-        ({"request_id": "x9", "ts": "2026-01-01", "score": 0.5, "latency": "slow"}, "bad type"),
+        ({"request_id": "x9", "ts": "2026-01-01", "score": 0.5, "decision": "maybe"}, "bad type"),
         (good(3), "duplicate id"),
         (good(3), "duplicate id"),
     ]
     lines += [line for line, _ in bad]
     lines += ["", "   "]  # blank lines are not rows
     lines += [good(i, latency="NA") for i in range(10, 15)]  # "NA" is a missing latency, not a bad one
+    # An optional value of another type costs that value, not the row: stored NULL and recorded.
+    lines += [good(15, latency="slow"), good(16, latency="12 ms")]
     write_jsonl(tmp_path / "p.jsonl", lines)
-    config = write_config(tmp_path, model("p.jsonl"))
+    config = write_config(tmp_path, model("p.jsonl", label_columns='prediction = "decision"'))
     summary = ingest(config)
 
     expected: dict[str, int] = {}
     for _, reason in bad:
         expected[reason] = expected.get(reason, 0) + 1
     assert dict(summary.quarantined_by_reason) == expected
-    rows_in = 10 + len(bad) + 5
+    rows_in = 10 + len(bad) + 5 + 2
     assert summary.rows_added + summary.rows_quarantined == rows_in
-    assert (summary.rows_added, summary.rows_quarantined) == (15, len(bad))
-    assert query(config, "SELECT count(*), count(_latency_ms) FROM predictions_fraud") == [(15, 0)]
-    got = query(config, "SELECT line, reason, raw FROM _triage_quarantine ORDER BY line")
+    assert (summary.rows_added, summary.rows_quarantined) == (17, len(bad))
+    assert summary.bad_values == (("latency", 2),)
+    assert query(config, "SELECT count(*), count(_latency_ms) FROM predictions_fraud") == [(17, 0)]
+    kept = query(
+        config,
+        "SELECT line, detail, raw FROM _triage_quarantine WHERE reason = ? ORDER BY line",
+        [REASON_BAD_VALUE],
+    )
+    assert kept == [
+        (len(lines) - 1, "latency: slow is not a number", json.dumps(lines[-2])),
+        (len(lines), "latency: 12 ms is not a number", json.dumps(lines[-1])),
+    ]
+    assert query(config, "SELECT count(*) FROM predictions_fraud WHERE _id IN ('r15', 'r16')") == [(2,)]
+    got = query(
+        config,
+        "SELECT line, reason, raw FROM _triage_quarantine WHERE reason <> ? ORDER BY line",
+        [REASON_BAD_VALUE],
+    )
     for (_, reason, raw), (original, expected_reason) in zip(got, bad, strict=True):
         assert reason == expected_reason
         assert raw == (original if isinstance(original, str) else json.dumps(original))
@@ -87,7 +105,7 @@ def test_every_jsonl_reason_is_counted_and_nothing_is_lost(tmp_path: Path) -> No
     details = dict(query(config, "SELECT reason, detail FROM _triage_quarantine WHERE line IN (18, 22, 23)"))
     assert details == {
         "score not a number": "score high",
-        "bad type": "latency: slow is not a number",
+        "bad type": "decision: maybe is not true/false, 1/0 or yes/no",
         "duplicate id": "id r3 first seen at line 4",
     }
     # A row that got as far as the type checks keeps its own time (schema changes count them by it).

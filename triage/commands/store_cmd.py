@@ -15,9 +15,13 @@ from triage.config import Config, ConfigError, load_config
 from triage.store import IngestSummary, Store, StoreError, StoreInfo
 from triage.store.db import DEFAULT_WAIT_S
 from triage.store.ingest import APPENDED, FAILED, NEW, REPLACED, UNCHANGED
+from triage.store.schema import REASON_BAD_VALUE
 
 EXIT_FILE_ERRORS = 1
 RAW_WIDTH = 200
+
+# Where a user finds the values a pass stored as NULL.
+_BAD_VALUES_HINT = f"`triage quarantine --reason '{REASON_BAD_VALUE}'`"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -195,6 +199,9 @@ def print_summary(summary: IngestSummary) -> None:
     if summary.quarantined_by_reason:
         reasons = ", ".join(f"{reason} {count}" for reason, count in summary.quarantined_by_reason)
         print(f"  quarantined by reason: {reasons} (see `triage quarantine`)")
+    if summary.bad_values:
+        columns = ", ".join(f"{column} {count}" for column, count in summary.bad_values)
+        print(f"  bad values stored as NULL, rows kept: {columns} ({_BAD_VALUES_HINT})")
     for warning in summary.warnings:
         print(f"  warning: {warning}")
 
@@ -276,8 +283,10 @@ def print_info(info: StoreInfo, config: Config) -> None:
         if m.reference_rows is not None:
             reference += f" ({m.reference_rows} rows from {_files(m.file_count('reference'))})"
         print(f"  reference    {reference}")
-        quarantined = ", ".join(f"{reason} {count}" for reason, count in m.quarantined)
-        print(f"  quarantined  {m.quarantined_rows} rows" + (f": {quarantined}" if quarantined else ""))
+        reasons = ", ".join(f"{r} {count}" for r, count in m.quarantined if r != REASON_BAD_VALUE)
+        print(f"  quarantined  {m.quarantined_rows} rows" + (f": {reasons}" if reasons else ""))
+        if m.bad_values:
+            print(f"  bad values   {m.bad_values} in kept rows, stored as NULL ({_BAD_VALUES_HINT})")
 
 
 def _files(count: int) -> str:

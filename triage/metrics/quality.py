@@ -13,20 +13,21 @@ Cells with fewer than `min_samples` rows are reported with their `n` and no stat
 is one aggregation over the evaluated rows (GROUPING SETS, see `frame.cell_grouping`); the
 reference side comes from the stored profile (`profile.ensure_profile`).
 
-Schema changes compare the columns the model watches with what the reference holds: a feature
-with values in the reference but none in the evaluated windows is `missing`, one with values only
-in the windows is `added` (a file-set reference whose files lack a column stores it as NULL), a
-configured feature the predictions table does not have, or with values on neither side, is
-`missing`, and a numeric feature whose log values stopped being numbers is `retyped`: in the
-evaluated windows (as of T), at least as many of its rows quarantined as "bad type" as rows with a
-number. A few malformed rows are quarantine's business, not a schema change.
+Schema changes compare the columns the model watches in the latest evaluated window with what the
+reference holds: a feature with values in the reference but none in the window is `missing`, one
+with values only in the window is `added` (a file-set reference whose files lack a column stores it
+as NULL), a configured feature the predictions table does not have, or with values on neither side,
+is `missing`, and a numeric feature whose log values stopped being numbers is `retyped`: in the
+window (as of T), at least as many of its values of another type (stored NULL in kept rows, or
+quarantined with their row as "bad type" by an earlier triage) as numbers. A few malformed values
+are quarantine's business, not a schema change.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import duckdb
 
@@ -34,7 +35,7 @@ from triage.metrics.frame import Scope, cell_grouping, grouped_sql, segment_valu
 from triage.metrics.profile import SCORE_FEATURE, Feature, Profile, ensure_profile, slice_id_sql
 from triage.metrics.results import DataQualityRow, SchemaChange, not_enough
 from triage.metrics.source import CellKey, aware, naive_utc, plain_rows_sql, window_end, window_rows_sql
-from triage.store.schema import QUARANTINE_TABLE, REASON_BAD_TYPE, predictions_table, quote
+from triage.store.schema import QUARANTINE_TABLE, REASON_BAD_TYPE, REASON_BAD_VALUE, quote
 from triage.store.tables import CATEGORICAL, NUMERIC, column_exists, stored_layout, table_exists
 
 UNSEEN_LISTED = 5
@@ -282,9 +283,10 @@ def schema_changes(
     counts: dict[CellKey, CellCounts] | None = None,
     profile: Profile | None = None,
 ) -> list[SchemaChange]:
-    """Features missing, added or retyped in the evaluated windows relative to the reference
+    """Features missing, added or retyped in the latest evaluated window relative to the reference
     (`counts`, `profile`: the scope's `quality_counts` and `ensure_profile`, when the caller has
-    them already)."""
+    them already). The latest window, not all of them: a column dropped yesterday still has values
+    in the windows before, and is missing now."""
     model = scope.model
     profile = profile if profile is not None else ensure_profile(con, model, scope.segments, scope.as_of)
     if counts is None:
@@ -296,41 +298,45 @@ def schema_changes(
     for name, kind in [(n, NUMERIC) for n in model.numeric] + [(n, CATEGORICAL) for n in model.categorical]:
         if name not in stored:
             changes.append(SchemaChange(name, "missing", types[kind], None))
-    window_values: dict[str, int] = {}
-    window_rows = 0
-    for (_, version, segment, _), cell in counts.items():
-        if version is None and segment is None:
-            window_rows += cell.rows
-            for name, n in cell.values.items():
-                window_values[name] = window_values.get(name, 0) + n
     everyone = profile.slice(None, None)
+    if not counts or everyone is None or not everyone.n_rows:
+        return changes
+    latest = max(key[0] for key in counts)
+    cell = counts.get((latest, None, None, None))
+    if cell is None or not cell.rows:
+        return changes
+    retyped = _retyped(con, scope, profile, latest, cell) if table_exists(con, QUARANTINE_TABLE) else set()
     for f in profile.features:
-        if f.name == SCORE_FEATURE or everyone is None or not everyone.n_rows or not window_rows:
+        if f.name == SCORE_FEATURE:
             continue
         stats = everyone.numeric.get(f.name) or everyone.categorical.get(f.name)
         in_reference = bool(stats and stats.n)
-        in_windows = window_values.get(f.name, 0) > 0
-        if in_reference and not in_windows:
+        in_window = cell.values.get(f.name, 0) > 0
+        if f.name in retyped:
+            changes.append(SchemaChange(f.name, "retyped", types[f.kind], "VARCHAR"))
+        elif in_reference and not in_window:
             changes.append(SchemaChange(f.name, "missing", types[f.kind], None))
-        elif in_windows and not in_reference:
+        elif in_window and not in_reference:
             changes.append(SchemaChange(f.name, "added", None, types[f.kind]))
-        elif not in_windows and not in_reference:  # configured, but in no log (a misspelt name?)
+        elif not in_window and not in_reference:  # configured, but in no log (a misspelt name?)
             changes.append(SchemaChange(f.name, "missing", None, None))
-    # A store made before the quarantine kept rows' times, opened read-only, has none to count.
-    if (
-        counts
-        and column_exists(con, QUARANTINE_TABLE, "row_ts")
-        and table_exists(con, predictions_table(model.name))
-    ):
-        first = min(key[0] for key in counts)
-        bad_rows = con.execute(
-            f"SELECT split_part(detail, ': ', 1), count(*) FROM {QUARANTINE_TABLE} "
-            "WHERE model = ? AND kind = 'predictions' AND reason = ? AND row_ts >= ? AND row_ts <= ? "
-            "GROUP BY ALL",
-            [model.name, REASON_BAD_TYPE, naive_utc(first), naive_utc(scope.as_of)],
-        ).fetchall()
-        numeric = {f.name for f in profile.features if f.kind == NUMERIC}
-        for name, n_bad in sorted(bad_rows):
-            if name in numeric and n_bad >= window_values.get(name, 0):
-                changes.append(SchemaChange(name, "retyped", "DOUBLE", "VARCHAR"))
     return changes
+
+
+def _retyped(
+    con: duckdb.DuckDBPyConnection, scope: Scope, profile: Profile, window: datetime, cell: CellCounts
+) -> set[str]:
+    """The numeric features with at least as many values of another type (quarantined as a bad type,
+    or stored NULL in kept rows) as numbers in the window's predictions up to T. A store made before
+    the quarantine kept rows' times has none to count."""
+    if not column_exists(con, QUARANTINE_TABLE, "row_ts"):
+        return set()
+    end = min(scope.window.end_of(window), scope.as_of + timedelta(microseconds=1))
+    bad = con.execute(
+        f"SELECT split_part(detail, ': ', 1), count(*) FROM {QUARANTINE_TABLE} "
+        "WHERE model = ? AND kind = 'predictions' AND reason IN (?, ?) AND row_ts >= ? AND row_ts < ? "
+        "GROUP BY ALL",
+        [scope.model.name, REASON_BAD_TYPE, REASON_BAD_VALUE, naive_utc(window), naive_utc(end)],
+    ).fetchall()
+    numeric = {f.name for f in profile.features if f.kind == NUMERIC}
+    return {name for name, n in bad if name in numeric and n >= cell.values.get(name, 0)}

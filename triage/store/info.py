@@ -11,6 +11,7 @@ from triage.config import Config, ModelConfig
 from triage.store.schema import (
     FILES_TABLE,
     QUARANTINE_TABLE,
+    REASON_BAD_VALUE,
     labels_table,
     predictions_table,
     quote,
@@ -35,7 +36,8 @@ class ModelInfo:
     unknown_label_ids: int  # distinct label ids with no prediction (yet)
     reference_rows: int | None  # rows of the file-set reference; None for other references
     files: tuple[tuple[str, int], ...]  # (kind, files ingested): predictions, labels, reference
-    quarantined: tuple[tuple[str, int], ...]  # (reason, rows), most frequent first
+    # (reason, entries), most frequent first: quarantined rows, and `REASON_BAD_VALUE` values of kept rows
+    quarantined: tuple[tuple[str, int], ...]
 
     @property
     def label_coverage(self) -> float | None:
@@ -44,7 +46,12 @@ class ModelInfo:
 
     @property
     def quarantined_rows(self) -> int:
-        return sum(n for _, n in self.quarantined)
+        return sum(n for reason, n in self.quarantined if reason != REASON_BAD_VALUE)
+
+    @property
+    def bad_values(self) -> int:
+        """Values of kept rows stored as NULL for a bad type."""
+        return dict(self.quarantined).get(REASON_BAD_VALUE, 0)
 
     def file_count(self, kind: str) -> int:
         """Files of one kind (predictions, labels, reference) in the registry."""

@@ -16,10 +16,13 @@ so a process killed mid-file leaves the store as if the file had never been seen
 A file is read in chunks (32 MiB of text, or a million Parquet rows), so memory stays bounded.
 Each chunk is staged in a temporary table by one SQL query that coerces every value (see
 `coerce.py`) and picks the first reason that applies (order of `schema.QUARANTINE_REASONS`); good
-rows go to the model's table, the others to `_triage_quarantine` with the raw line. Nothing is
-dropped: for every file, rows read = rows added + rows quarantined (blank lines and the CSV header
-are not rows). A prediction id seen before (in the store, or earlier in the file) is a duplicate:
-the first is kept. Labels are all kept; the latest per id wins at query time (`queries.py`).
+rows go to the model's table, the others to `_triage_quarantine` with the raw line. An optional
+value (a numeric feature, latency, cost, tokens, error, fallback) that cannot be coerced does not
+quarantine its row: the row is stored with the value NULL, and the value is recorded in the
+quarantine as `REASON_BAD_VALUE`, one entry per value. Nothing is dropped: for every file, rows
+read = rows added + rows quarantined (blank lines and the CSV header are not rows). A prediction id
+seen before (in the store, or earlier in the file) is a duplicate: the first is kept. Labels are
+all kept; the latest per id wins at query time (`queries.py`).
 
 Cost of a pass: a stat per file and, per changed file, its new bytes plus one scan of the model's
 stored `_id` column per chunk (duplicate detection) — proportional to new data plus that scan.
@@ -30,6 +33,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -60,6 +64,7 @@ from triage.store.schema import (
     QUARANTINE_TABLE,
     REASON_BAD_TIMESTAMP,
     REASON_BAD_TYPE,
+    REASON_BAD_VALUE,
     REASON_DUPLICATE_ID,
     REASON_MISSING_ID,
     REASON_MISSING_LABEL,
@@ -98,6 +103,15 @@ from triage.store.tables import (
 )
 
 STAGED = "_triage_staged"  # one file's rows, coerced, with their quarantine reason
+# The staged columns before the stored ones: the row's line, its quarantine reason, detail and raw
+# text, and the bad values of a kept row (`REASON_BAD_VALUE`: "column: value is not …", one each).
+STAGED_HEAD = (
+    ("_row", "BIGINT"),
+    ("_reason", "VARCHAR"),
+    ("_detail", "VARCHAR"),
+    ("_raw", "VARCHAR"),
+    ("_issues", "VARCHAR[]"),
+)
 ROWS = "_triage_rows"  # one chunk of a file's rows as its reader yields them
 PARQUET_CHUNK_ROWS = 1_000_000
 # Test hook: pause inside the file's transaction (after its rows are written, before commit) when
@@ -121,6 +135,7 @@ class FileIngest:
     quarantined_by_reason: tuple[tuple[str, int], ...] = ()
     unknown_label_ids: int = 0
     message: str = ""
+    bad_values: tuple[tuple[str, int], ...] = ()  # (column, values stored as NULL in kept rows)
 
 
 @dataclass(frozen=True)
@@ -143,11 +158,12 @@ class IngestSummary:
     @property
     def quarantined_by_reason(self) -> tuple[tuple[str, int], ...]:
         """Quarantined rows of this pass per reason, most frequent first."""
-        counts: Counter[str] = Counter()
-        for f in self.files:
-            for reason, count in f.quarantined_by_reason:
-                counts[reason] += count
-        return tuple(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+        return most_first(pair for f in self.files for pair in f.quarantined_by_reason)
+
+    @property
+    def bad_values(self) -> tuple[tuple[str, int], ...]:
+        """Values of kept rows stored as NULL for a bad type, per column, most frequent first."""
+        return most_first(pair for f in self.files for pair in f.bad_values)
 
     @property
     def unknown_label_ids(self) -> int:
@@ -165,6 +181,14 @@ class IngestSummary:
     def changed(self) -> bool:
         """Whether this pass stored or quarantined anything (a live view should refresh)."""
         return any(f.action in (NEW, APPENDED, REPLACED) for f in self.files)
+
+
+def most_first(pairs: Iterable[tuple[str, int]]) -> tuple[tuple[str, int], ...]:
+    """The counts summed per name, most frequent first (ties by name)."""
+    counts: Counter[str] = Counter()
+    for name, count in pairs:
+        counts[name] += count
+    return tuple(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
 @dataclass(frozen=True)
@@ -440,7 +464,7 @@ def _load(
     sink = _ChunkSink(
         con,
         stage_sql=_stage_sql(model, kind, layout, wanted, columns, target, run.now),
-        stored=[name for name, _ in staged_columns[4:]],
+        stored=[name for name, _ in staged_columns[len(STAGED_HEAD) :]],
         target=target,
         file_id=file_id,
         quarantine_params=[model.name, kind, file_id, source.path, run.now],
@@ -477,7 +501,7 @@ def _load(
         lines_consumed, ends_with_newline = text.end_line, text.ends_with_newline
         bytes_consumed = text.end_byte if source.appendable else stat.st_size
     added, unknown = sink.added, sink.unknown_ids
-    quarantined = tuple(sorted(sink.reasons.items(), key=lambda item: (-item[1], item[0])))
+    quarantined = most_first(sink.reasons.items())
     quarantined_total = sum(n for _, n in quarantined)
     if header is None and source.format != "parquet" and not added:
         for reason in quarantined:
@@ -522,6 +546,7 @@ def _load(
         rows_quarantined=quarantined_total,
         quarantined_by_reason=quarantined,
         unknown_label_ids=unknown,
+        bad_values=most_first(sink.bad_values.items()),
     )
 
 
@@ -590,6 +615,7 @@ class _ChunkSink:
         self.added = 0
         self.unknown_ids = 0
         self.reasons: Counter[str] = Counter()
+        self.bad_values: Counter[str] = Counter()
 
     def add(
         self, reader_sql: str, params: dict[str, object] | None = None, raw_sql: str | None = None
@@ -609,11 +635,18 @@ class _ChunkSink:
             else:
                 self.reasons[str(reason)] += int(count)
                 quarantined += int(count)
-        if quarantined and raw_sql is not None:
+        issues = con.execute(
+            f"SELECT split_part(issue, ': ', 1), count(*) FROM "
+            f"(SELECT unnest(_issues) AS issue FROM {STAGED} WHERE _reason IS NULL) GROUP BY ALL"
+        ).fetchall()
+        for column, count in issues:
+            self.bad_values[str(column)] += int(count)
+        if (quarantined or issues) and raw_sql is not None:
             # The raw text of a Parquet row is built only for the rows that need it.
             con.execute(
                 f"UPDATE {STAGED} SET _raw = r._raw FROM ({raw_sql}) AS r "
-                f"WHERE {STAGED}._row = r._row AND {STAGED}._reason IS NOT NULL"
+                f"WHERE {STAGED}._row = r._row "
+                f"AND ({STAGED}._reason IS NOT NULL OR len({STAGED}._issues) > 0)"
             )
         if self.known_ids is not None:
             row = con.execute(
@@ -631,6 +664,13 @@ class _ChunkSink:
                 f"INSERT INTO {QUARANTINE_TABLE} SELECT ?, ?, ?, ?, _row, _reason, _detail, _raw, "
                 f"CAST(? AS TIMESTAMP), {self.row_ts} FROM {STAGED} WHERE _reason IS NOT NULL ORDER BY _row",
                 self.quarantine_params,
+            )
+        if issues:
+            con.execute(
+                f"INSERT INTO {QUARANTINE_TABLE} SELECT ?, ?, ?, ?, _row, ?, unnest(_issues), _raw, "
+                f"CAST(? AS TIMESTAMP), {self.row_ts} FROM {STAGED} "
+                f"WHERE _reason IS NULL AND len(_issues) > 0 ORDER BY _row",
+                [*self.quarantine_params[:4], REASON_BAD_VALUE, self.quarantine_params[4]],
             )
 
 
@@ -692,10 +732,9 @@ def _check_present(
 
 
 def _staged_columns(kind: str, layout: Layout) -> tuple[tuple[str, str], ...]:
-    head = (("_row", "BIGINT"), ("_reason", "VARCHAR"), ("_detail", "VARCHAR"), ("_raw", "VARCHAR"))
     if kind == KIND_LABELS:
-        return head + LABEL_COLUMNS
-    return head + tuple(c for c in layout.columns() if c not in STORED_COLUMNS)
+        return STAGED_HEAD + LABEL_COLUMNS
+    return STAGED_HEAD + tuple(c for c in layout.columns() if c not in STORED_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -718,7 +757,8 @@ def _stage_sql(
 ) -> str:
     """The query (over `{source}`, a reader's rows) that yields the staged columns of one file."""
     values: dict[str, str] = {}
-    checks: list[_Check] = []
+    checks: list[_Check] = []  # a row that fails one is quarantined
+    issues: list[_Check] = []  # a kept row's value that fails one is stored NULL and recorded
 
     def source(config_key: str) -> tuple[str, str] | None:
         name = wanted.get(config_key)
@@ -727,14 +767,15 @@ def _stage_sql(
         column = columns[name]
         return column.alias, column.duckdb_type
 
-    def bad(config_key: str, coerced: str, expected: str) -> None:
-        """Quarantine as "bad type" a present value whose coerced form (`coerced`, SQL) is NULL."""
+    def bad(config_key: str, coerced: str, expected: str, *, row: bool = False) -> None:
+        """A present value whose coerced form (`coerced`, SQL) is NULL: a "bad type" that quarantines
+        the `row`, else a bad value of a kept row (stored NULL, recorded as `REASON_BAD_VALUE`)."""
         src = source(config_key)
         if src is None:
             return
         expr, duckdb_type = src
         name = wanted[config_key]
-        checks.append(
+        (checks if row else issues).append(
             _Check(
                 f"NOT {nullish_sql(expr, duckdb_type)} AND ({coerced}) IS NULL",
                 REASON_BAD_TYPE,
@@ -825,7 +866,7 @@ def _stage_sql(
         if prediction_src is not None:
             decision = bool_sql(*prediction_src)
             values["_decision"] = f"coalesce({decision}, {threshold})"
-            bad("columns.prediction", decision, "true/false, 1/0 or yes/no")
+            bad("columns.prediction", decision, "true/false, 1/0 or yes/no", row=True)
         else:
             values["_decision"] = threshold
         for role in ("latency_ms", "cost", "tokens"):
@@ -859,15 +900,18 @@ def _stage_sql(
     staged = _staged_columns(kind, layout)
     coerced_columns = ", ".join(
         f"CAST({values.get(name, 'NULL')} AS {duckdb_type}) AS {quote(name)}"
-        for name, duckdb_type in staged[4:]
+        for name, duckdb_type in staged[len(STAGED_HEAD) :]
     )
     reason_case = " ".join(f"WHEN {c.condition} THEN {literal(c.reason)}" for c in checks)
     detail_case = " ".join(f"WHEN {c.condition} THEN {c.detail}" for c in checks)
-    output = ", ".join(quote(name) for name, _ in staged[4:])
+    found = ", ".join(f"CASE WHEN {c.condition} THEN {c.detail} END" for c in issues)
+    issues_sql = f"list_filter([{found}], lambda x: x IS NOT NULL)" if issues else "[]::VARCHAR[]"
+    output = ", ".join(quote(name) for name, _ in staged[len(STAGED_HEAD) :])
     classified = f"""
         SELECT *,
             CASE WHEN _perr IS NOT NULL THEN _perr {reason_case} END AS _reason1,
-            CASE WHEN _perr IS NOT NULL THEN _pdetail {detail_case} END AS _detail1
+            CASE WHEN _perr IS NOT NULL THEN _pdetail {detail_case} END AS _detail1,
+            CAST({issues_sql} AS VARCHAR[]) AS _issues1
         FROM (
             SELECT _row, _line, _perr, _pdetail, {coerced_columns}, * EXCLUDE (_row, _line, _perr, _pdetail)
             FROM {{source}}
@@ -876,7 +920,8 @@ def _stage_sql(
     if kind != KIND_PREDICTIONS:
         return f"""
             SELECT _row, CAST(_reason1 AS VARCHAR) AS _reason, CAST(_detail1 AS VARCHAR) AS _detail,
-                CAST(CASE WHEN _reason1 IS NOT NULL THEN _line END AS VARCHAR) AS _raw, {output}
+                CAST(CASE WHEN _reason1 IS NOT NULL OR len(_issues1) > 0 THEN _line END AS VARCHAR) AS _raw,
+                CASE WHEN _reason1 IS NULL THEN _issues1 ELSE [] END AS _issues, {output}
             FROM ({classified})
         """
     # A good row whose id came earlier in the chunk, or is already stored (earlier files and chunks),
@@ -895,7 +940,9 @@ def _stage_sql(
             CAST(CASE WHEN _dup THEN 'id ' || _id || CASE WHEN _first_row < _row
                     THEN ' first seen at line ' || _first_row ELSE ' already ingested' END
                 ELSE _detail1 END AS VARCHAR) AS _detail,
-            CAST(CASE WHEN _dup OR _reason1 IS NOT NULL THEN _line END AS VARCHAR) AS _raw,
+            CAST(CASE WHEN _dup OR _reason1 IS NOT NULL OR len(_issues1) > 0 THEN _line END AS VARCHAR)
+                AS _raw,
+            CASE WHEN _dup OR _reason1 IS NOT NULL THEN [] ELSE _issues1 END AS _issues,
             {output}
         FROM (
             SELECT r.*, f._first_row,

@@ -29,8 +29,8 @@ Their columns (added to the contract, see `triage.store.tables` for the DDL):
     (epoch seconds), content_hash, bytes_consumed, lines_consumed, ends_with_newline, rows_added,
     rows_quarantined (both cumulative for the file), first_ingested_at, ingested_at (UTC).
 ``_triage_quarantine``: model, kind, file_id, file, line (1-based line of a text log, row of a
-    Parquet file), reason (one of `QUARANTINE_REASONS`), detail, raw (the line, or the Parquet row
-    as JSON), quarantined_at (UTC).
+    Parquet file), reason (one of `QUARANTINE_REASONS`, or `REASON_BAD_VALUE` for a value of a kept
+    row), detail, raw (the line, or the Parquet row as JSON), quarantined_at (UTC), row_ts.
 ``_triage_models``: model, settings (JSON of the config that shaped its tables), created_at.
 """
 
@@ -74,6 +74,11 @@ REASON_SCORE_OUT_OF_RANGE = "score outside [0, 1]"
 REASON_MISSING_LABEL = "missing label"
 REASON_BAD_TYPE = "bad type"
 REASON_DUPLICATE_ID = "duplicate id"
+# Not a row's reason: one optional value of a kept row (a feature, latency, cost, tokens, error,
+# fallback) that is not of its type. The row is stored with that value NULL, and the value is
+# recorded here, one entry per value, so a retyped column costs its own values, not the monitoring
+# of every other column.
+REASON_BAD_VALUE = "bad value (row kept)"
 QUARANTINE_REASONS = (
     REASON_UNPARSEABLE_JSON,
     REASON_MALFORMED_CSV,

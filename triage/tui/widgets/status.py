@@ -56,7 +56,7 @@ def status_text(info: StatusInfo) -> Text:
         if info.loading:
             text.append(" ⟳", style=OK)
     if info.quarantined:
-        text.append(f" · {info.quarantined} rows quarantined", style="bold #d7af00")
+        text.append(f" · {info.quarantined} in quarantine", style="bold #d7af00")
     return text
 
 
