@@ -95,6 +95,26 @@ def write_logs(tmp_path: Path, score_column: str = "score") -> None:
             "model[0].features.numeric",
             "expected a list of column names",
         ),
+        (
+            ('columns = ["country"]', 'columns = ["country", "country"]'),
+            "model[0].segments.columns",
+            "column 'country' is listed twice",
+        ),
+        (
+            ('numeric = ["amount"]', 'numeric = ["amount", "amount"]'),
+            "model[0].features.numeric",
+            "column 'amount' is listed twice",
+        ),
+        (
+            ('categorical = ["payment_type"]', 'categorical = ["payment_type", "country"]'),
+            "model[0].segments.columns",
+            "column 'country' is a feature too",
+        ),
+        (
+            ("[model.segments]", "[model.costs]\nfalse_positive = -1\n\n[model.segments]"),
+            "model[0].costs.false_positive",
+            "expected a cost >= 0, got -1",
+        ),
     ],
 )
 def test_a_mistake_is_one_line_naming_file_and_key(

@@ -118,6 +118,8 @@ def check_rows(data: Data, rows: list[PerformanceRow], as_of, min_samples: int =
             assert row.auroc == pytest.approx(roc_auc_score(y, p), abs=TOL)
             if min(y.sum(), len(y) - y.sum()) >= 2:
                 assert (row.auroc_ci_low, row.auroc_ci_high) == pytest.approx(delong_raw(y, p), abs=1e-9)
+            else:  # a null needs its reason
+                assert row.auroc_ci_low is None and "AUROC interval undefined" in (row.note or "")
         if y.sum():
             assert row.average_precision == pytest.approx(average_precision_score(y, p), abs=TOL)
         costs = np.where((d == 1) & (y == 0), COSTS.false_positive, 0.0) + np.where(
@@ -197,6 +199,9 @@ def test_undefined_metrics_are_none_with_a_note() -> None:
 def test_intervals_match_references() -> None:
     for k, n in [(0, 1), (0, 10), (3, 10), (10, 10), (517, 1000)]:
         assert wilson(k, n) == pytest.approx(wilson_scipy(k, n), abs=1e-12)
+    # No success (every one): the bound is 0 (1) exactly, not ~1e-18 off by rounding.
+    assert [wilson(0, n)[0] for n in (1, 7, 300)] == [0.0, 0.0, 0.0]
+    assert [wilson(n, n)[1] for n in (1, 7, 300)] == [1.0, 1.0, 1.0]
     assert wilson(0, 0) == (None, None)
     assert delong(0.7, 1, 5, 0.0, 0.0) == (None, None)
     assert mean_normal(1, 5.0, 25.0) == (None, None)

@@ -320,9 +320,11 @@ class _Reader:
 
     def names(self, name: str) -> tuple[str, ...]:
         value = self.get(name, list, "a list of column names", [])
-        for item in value:
+        for index, item in enumerate(value):
             if not isinstance(item, str) or not item:
                 raise self.error(name, f"expected a list of column names, got item {item!r}")
+            if item in value[:index]:
+                raise self.error(name, f"column {item!r} is listed twice")
         return tuple(value)
 
     def sub(self, name: str) -> _Reader:
@@ -359,6 +361,15 @@ def _time(reader: _Reader, name: str) -> datetime | None:
         except ValueError:
             pass
     raise reader.error(name, f"expected an ISO date or date-time like 2026-01-31, got {raw!r}")
+
+
+def _cost(reader: _Reader, name: str) -> float:
+    """One cost of the cost matrix: a number >= 0 (default 1, so that without `[model.costs]` the
+    expected cost is the error rate)."""
+    value = reader.number(name, 1.0) or 0.0
+    if value < 0:
+        raise reader.error(name, f"expected a cost >= 0, got {value:g}")
+    return value
 
 
 def _columns(reader: _Reader) -> Columns:
@@ -517,12 +528,17 @@ def _model(file: Path, table: Mapping[str, Any], index: int) -> ModelConfig:
     both = set(numeric) & set(categorical)
     if both:
         raise reader.error("features", f"column {sorted(both)[0]!r} is both numeric and categorical")
+    # One column of the store per name: a slice column cannot be watched as a feature as well.
+    sliced = set(segments) & (set(numeric) | set(categorical))
+    if sliced:
+        name = sorted(sliced)[0]
+        raise reader.error("segments.columns", f"column {name!r} is a feature too; list it in one of the two")
 
     reference = _reference(reader.sub("reference"))
     costs_reader = reader.sub("costs")
     costs = Costs(
-        false_positive=costs_reader.number("false_positive", 1.0) or 0.0,
-        false_negative=costs_reader.number("false_negative", 1.0) or 0.0,
+        false_positive=_cost(costs_reader, "false_positive"),
+        false_negative=_cost(costs_reader, "false_negative"),
     )
     costs_reader.done()
 

@@ -161,4 +161,6 @@ def _statistics(
             auc, ranks.p, n_neg, ranks.v10_sq - ranks.p * auc * auc, ranks.v01_sq - n_neg * auc * auc
         )
         values.update(auroc=auc, auroc_ci_low=low, auroc_ci_high=high)
+        if low is None:
+            notes.append("AUROC interval undefined: DeLong needs two labels of each class")
     return "; ".join(notes) or None

@@ -197,11 +197,6 @@ def infer_layout(model: ModelConfig, log_columns: dict[str, str], partition_keys
     if not model.features_inferred:
         features = [Feature(name, NUMERIC) for name in model.numeric]
         features += [Feature(name, CATEGORICAL) for name in model.categorical]
-        overlap = set(segments) & {f.name for f in features}
-        if overlap:
-            raise StoreError(
-                f"model {model.name!r}: column {sorted(overlap)[0]!r} is both a segment and a feature"
-            )
         _check_names(model, [f.name for f in features], "feature")
         return Layout(tuple(segments), tuple(features))
     skip = role_column_names(model) | set(segments) | partition_keys
