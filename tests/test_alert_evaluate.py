@@ -89,6 +89,7 @@ def drift_row(day: int, psi: float | None = 0.01, feature: str = "amount", **kw:
         ks_p=kw.get("ks_p", 0.5) if kind == "numeric" else None,
         chi2=None,
         chi2_p=kw.get("chi2_p", 0.5) if kind == "categorical" else None,
+        chi2_pooled_p=kw.get("chi2_pooled_p", 0.5) if kind == "categorical" else None,
         wasserstein=kw.get("wasserstein", 0.01),
         wasserstein_norm=kw.get("wasserstein_norm", 0.01),
     )
@@ -576,13 +577,16 @@ def test_q_gates_a_drift_statistic_on_its_test_and_counts_the_whole_grid():
     rule = AlertRule(name="drift", signal="drift.psi", where={"feature": "*"}, warn=0.1, q=0.05)
     noisy = drift_row(10, 0.3, "small", ks_p=0.01)  # big PSI, p not significant among 20 tests
     strong = drift_row(10, 0.3, "large", ks_p=1e-9)
-    categorical = drift_row(10, 0.3, "payment_type", kind="categorical", chi2_p=1e-6)
-    quiet = [drift_row(10, 0.01, f"q{i}", ks_p=0.5) for i in range(17)]
-    results = evaluate(rule, drift=[noisy, strong, categorical, *quiet])
+    categorical = drift_row(10, 0.3, "payment_type", kind="categorical", chi2_p=1e-6, chi2_pooled_p=1e-6)
+    # A sparse table: chi2_p is tiny from rare categories alone, the pooled test (Cochran) is not.
+    sparse = drift_row(10, 0.4, "language", kind="categorical", chi2_p=1e-7, chi2_pooled_p=0.3)
+    quiet = [drift_row(10, 0.01, f"q{i}", ks_p=0.5) for i in range(16)]
+    results = evaluate(rule, drift=[noisy, strong, categorical, sparse, *quiet])
     assert only(results, feature="small").condition == OK
     assert "not significant" in (only(results, feature="small").latest.note or "")
     assert only(results, feature="large").condition == FIRING
     assert only(results, feature="payment_type").condition == FIRING
+    assert only(results, feature="language").condition == OK
     assert only(results, feature="large").latest.p_adjusted == pytest.approx(1e-9 * 20)
 
 

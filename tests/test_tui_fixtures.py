@@ -118,6 +118,7 @@ def drift_rows() -> list[DriftRow]:
                         ks_p=max(1e-9, 0.5 - psi) if numeric else None,
                         chi2=None if numeric else psi * 900,
                         chi2_p=None if numeric else max(1e-9, 0.4 - psi),
+                        chi2_pooled_p=None if numeric else max(1e-9, 0.4 - psi),
                         wasserstein=psi * 40 if numeric else None,
                         wasserstein_norm=psi / 1.5 if numeric else None,
                     )
@@ -321,6 +322,7 @@ def churn_model() -> ModelView:
                     ks_p=0.8,
                     chi2=None,
                     chi2_p=None,
+                    chi2_pooled_p=None,
                     wasserstein=0.2,
                     wasserstein_norm=0.01,
                 )

@@ -831,7 +831,8 @@ class _Judge:
             return value
         if self.table == "drift" and self.name in DRIFT_STATISTICS:
             numeric = getattr(row, "kind", None) == "numeric"
-            return _number(getattr(row, "ks_p" if numeric else "chi2_p"))
+            # Categorical: the chi-square with sparse categories pooled (Cochran), valid on small cells.
+            return _number(getattr(row, "ks_p" if numeric else "chi2_pooled_p"))
         if self.name == "missing_rate_change":
             rate = _number(getattr(row, "missing_rate", None))
             reference = _number(getattr(row, "missing_rate_reference", None))

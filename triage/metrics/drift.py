@@ -14,7 +14,10 @@ its slice's reference rows (all traffic, or the same segment value), whatever th
 - KS (numeric) D = sup |F_ref − F_win| over the raw values; p = `kstwo.sf(D, round(m·n/(m + n)))`,
   exactly `scipy.stats.ks_2samp(method="asymp")`.
 - chi² (categorical) = `scipy.stats.chi2_contingency` on the 2×K table (reference counts,
-  window counts) of the categories seen in either, scipy's default (Yates) correction.
+  window counts) of the categories seen in either, scipy's default (Yates) correction; and
+  `chi2_pooled_p`, the same test's p with the categories whose expected count is below 5 pooled
+  into one (Cochran's rule): chi-square's p is valid only with such counts, and a table of many
+  rare categories in a small cell reads as drift without it. The alert rules gate on the pooled p.
 - Wasserstein-1 (numeric) = ∫ |F_ref − F_win| dx over the raw values (`scipy.stats.wasserstein_distance`),
   and divided by the reference std (ddof 0, floored at 0.001).
 
@@ -102,19 +105,20 @@ from triage.metrics.quality import (
 )
 from triage.metrics.results import DriftRow, not_enough
 from triage.metrics.source import CellKey, aware, naive_utc, plain_rows_sql, window_end, window_rows_sql
-from triage.store.tables import NUMERIC, table_exists
+from triage.store.tables import NUMERIC, column_exists, table_exists
 
 CACHE_TABLE = "_triage_cache_drift"
 _ROWS_VIEW = "_triage_drift_rows"  # the rows being cached, as numpy arrays (per connection)
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 # DuckDB types of DriftRow's fields, in field order.
 _CACHE_TYPES = (
     *("TIMESTAMP", "TIMESTAMP", "VARCHAR", "VARCHAR", "VARCHAR", "BIGINT", "BOOLEAN", "VARCHAR"),
-    *("VARCHAR", "VARCHAR", "BIGINT", *["DOUBLE"] * 8),
+    *("VARCHAR", "VARCHAR", "BIGINT", *["DOUBLE"] * 9),
 )
 _CACHE_DDL = "cache_key VARCHAR, token VARCHAR, " + ", ".join(
     f"{f.name} {kind}" for f, kind in zip(fields(DriftRow), _CACHE_TYPES, strict=True)
 )
+_NEWEST_FIELD = "chi2_pooled_p"  # a cache table without it holds rows of an earlier DriftRow
 PSI_FLOOR = 1e-4
 STD_FLOOR = 0.001
 MAX_EDGES = 9
@@ -262,6 +266,36 @@ def chi2(window: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
         table = table + np.sign(diff) * np.minimum(0.5, np.abs(diff))
     statistic = float(((table - expected) ** 2 / expected).sum())
     return statistic, float(special.chdtrc(dof, statistic))
+
+
+COCHRAN_MIN_EXPECTED = 5.0
+
+
+def pooled_chi2_p(window: np.ndarray, reference: np.ndarray) -> float:
+    """p of `chi2` once the categories whose smaller expected count (the smaller row's) is below 5
+    are pooled into one column; a pool still below 5 joins the smallest other category. One column
+    left: nothing to test, 1.
+
+    Cochran's rule: the chi-square distribution fits the statistic only with expected counts of
+    about 5 or more. Three hundred rows over a hundred categories give most categories an expected
+    count below 1, where a category seen once adds ~10 to the statistic: p ≈ 1e-6 on no change.
+    """
+    table = np.array([reference, window], dtype=np.float64)
+    table = table[:, table.sum(axis=0) > 0]
+    totals = table.sum(axis=0)
+    smaller = table.sum(axis=1).min() / table.sum()
+    rare = totals * smaller < COCHRAN_MIN_EXPECTED
+    if rare.any():
+        kept = table[:, ~rare]
+        pool = table[:, rare].sum(axis=1, keepdims=True)
+        if pool.sum() * smaller < COCHRAN_MIN_EXPECTED and kept.shape[1] > 0:
+            smallest = int(np.argmin(kept.sum(axis=0)))
+            pool = pool + kept[:, [smallest]]
+            kept = np.delete(kept, smallest, axis=1)
+        table = np.hstack([kept, pool])
+    if table.shape[1] < 2:
+        return 1.0
+    return chi2(table[1], table[0])[1]
 
 
 @dataclass(frozen=True)
@@ -678,11 +712,14 @@ class DriftCache:
         self.key = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:32]
         self.writable = writable(con)
         if self.writable:
-            con.execute(f"CREATE TABLE IF NOT EXISTS {CACHE_TABLE} ({_CACHE_DDL})")
+            with WRITE_LOCK:
+                if table_exists(con, CACHE_TABLE) and not column_exists(con, CACHE_TABLE, _NEWEST_FIELD):
+                    con.execute(f"DROP TABLE {CACHE_TABLE}")  # rows of an earlier layout: recomputed
+                con.execute(f"CREATE TABLE IF NOT EXISTS {CACHE_TABLE} ({_CACHE_DDL})")
 
     def load(self, tokens: dict[datetime, str]) -> dict[datetime, list[DriftRow]]:
-        """The cached rows of the windows whose token is unchanged."""
-        if not tokens or not (self.writable or table_exists(self.con, CACHE_TABLE)):
+        """The cached rows of the windows whose token is unchanged (none from an earlier layout)."""
+        if not tokens or not column_exists(self.con, CACHE_TABLE, _NEWEST_FIELD):
             return {}
         found = self.con.execute(
             f"""SELECT c.* EXCLUDE (cache_key, token) FROM {CACHE_TABLE} AS c
@@ -739,12 +776,13 @@ class DriftStats:
     ks_p: float | None = None
     chi2: float | None = None
     chi2_p: float | None = None
+    chi2_pooled_p: float | None = None
     wasserstein: float | None = None
     wasserstein_norm: float | None = None
 
 
 NUMERIC_STATS = ("psi", "js", "ks_d", "ks_p", "wasserstein", "wasserstein_norm")
-CATEGORICAL_STATS = ("psi", "js", "chi2", "chi2_p")
+CATEGORICAL_STATS = ("psi", "js", "chi2", "chi2_p", "chi2_pooled_p")
 
 
 def _finite(values: np.ndarray) -> list[float | None]:
@@ -803,18 +841,20 @@ def categorical_stats(
     for row, ((window, reference), categories) in enumerate(zip(pairs, names, strict=True)):
         window_counts[row, : len(categories)] = [window.get(c, 0) for c in categories]
         reference_counts[row, : len(categories)] = [reference.get(c, 0) for c in categories]
-    tests = [
-        chi2(window_counts[row, : len(categories)], reference_counts[row, : len(categories)])
+    tables = [
+        (window_counts[row, : len(categories)], reference_counts[row, : len(categories)])
         for row, categories in enumerate(names)
     ]
+    tests = [chi2(window, reference) for window, reference in tables]
     columns = [
         psi(window_counts, reference_counts),
         js(window_counts, reference_counts),
         np.array([statistic for statistic, _ in tests], dtype=np.float64),
         np.array([p for _, p in tests], dtype=np.float64),
+        np.array([pooled_chi2_p(window, reference) for window, reference in tables], dtype=np.float64),
     ]
     rows = zip(*(_finite(column) for column in columns), strict=True) if pairs else iter(())
-    return [DriftStats(psi=a, js=b, chi2=c, chi2_p=d) for a, b, c, d in rows]
+    return [DriftStats(psi=a, js=b, chi2=c, chi2_p=d, chi2_pooled_p=e) for a, b, c, d, e in rows]
 
 
 def _categorical_features(
@@ -882,6 +922,7 @@ def _row(
         ks_p=found.ks_p,
         chi2=found.chi2,
         chi2_p=found.chi2_p,
+        chi2_pooled_p=found.chi2_pooled_p,
         wasserstein=found.wasserstein,
         wasserstein_norm=found.wasserstein_norm,
     )

@@ -91,6 +91,7 @@ class DriftRow(Row):
     ks_p: float | None
     chi2: float | None
     chi2_p: float | None
+    chi2_pooled_p: float | None  # chi2's p with sparse categories pooled: what alert rules gate on
     wasserstein: float | None
     wasserstein_norm: float | None
 
