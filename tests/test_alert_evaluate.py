@@ -105,6 +105,7 @@ def quality_row(day: int, feature: str = "amount", **kw: Any) -> DataQualityRow:
         missing_rate_change=kw.get("missing_rate", 0.01) - kw.get("missing_rate_reference", 0.01),
         unseen_share=kw.get("unseen_share", 0.0),
         unseen_categories=(),
+        unseen_share_expected=kw.get("unseen_share_expected", 0.0),
         out_of_range_share=0.0,
     )
 
@@ -910,3 +911,27 @@ def test_an_adjustment_that_failed_keeps_nothing_for_the_next(monkeypatch):
     assert evaluate_rules([rule], {"drift": rows}, model, NOW, memo=memo) == evaluate_rules(
         [rule], {"drift": rows}, model, NOW
     )
+
+
+def test_unseen_share_is_tested_against_what_the_references_rare_categories_predict():
+    """A reference whose tail of rare categories is one value in a hundred seen once (Good–Turing:
+    1 % of new values fall outside it with nothing changed) makes 8 unseen values of 300 (p ≈ 0.01)
+    no news across a grid; without such a tail, 8 of 300 is news, and so are 18 of 300 with it."""
+    rule = AlertRule(
+        name="unseen", signal="data_quality.unseen_share", where={"feature": "*"}, warn=0.02, q=0.05
+    )
+    common = {"n": 300, "missing_rate": 0.0, "missing_rate_reference": 0.0}
+    tail = quality_row(10, "language", unseen_share=8 / 300, unseen_share_expected=0.01, **common)
+    plain = quality_row(10, "channel", unseen_share=8 / 300, unseen_share_expected=0.0, **common)
+    new = quality_row(10, "browser", unseen_share=18 / 300, unseen_share_expected=0.01, **common)
+    # Among the grid's other cells, quiet ones (BH adjusts across all of them).
+    quiet = [
+        quality_row(10, f"f{i}", unseen_share=0.0, unseen_share_expected=0.01, **common) for i in range(20)
+    ]
+    results = evaluate(rule, data_quality=[tail, plain, new, *quiet])
+    assert only(results, feature="language").condition == OK
+    assert "not significant" in (only(results, feature="language").latest.note or "")
+    assert only(results, feature="channel").condition == FIRING
+    assert only(results, feature="browser").condition == FIRING
+    p = stats.binomtest(18, 300, 0.01, alternative="greater").pvalue
+    assert only(results, feature="browser").latest.p_value == pytest.approx(p, rel=1e-9)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -46,6 +47,8 @@ def test_quality_matches_numpy_in_every_cell() -> None:
         x[rng.random(n) < missing] = np.nan
         x[rng.random(n) < 0.01] = -np.inf
         c = rng.choice(np.array(categories, dtype=object), n)
+        rare = rng.random(n) < 0.01  # a tail of rare categories: some seen once per slice
+        c[rare] = [f"rare{k}" for k in rng.integers(0, 40, rare.sum())]
         c[rng.random(n) < missing] = None
         segment = rng.choice(np.array(["north", "south", None], dtype=object), n, p=[0.6, 0.35, 0.05])
         return rows(n, rng, numeric={"x": x}, categorical={"c": c}, segments={"region": segment})
@@ -77,6 +80,11 @@ def test_quality_matches_numpy_in_every_cell() -> None:
             known = set(reference.categorical["c"][ref_slice & ref_present])
             new = [v for v in values if v not in known]
             assert row.unseen_share == pytest.approx(len(new) / len(values), abs=1e-12)
+            seen = collections.Counter(reference.categorical["c"][ref_slice & ref_present])
+            once = sum(count == 1 for count in seen.values())
+            assert row.unseen_share_expected == pytest.approx(
+                once / (ref_slice & ref_present).sum(), abs=1e-12
+            )
             counts = {v: new.count(v) for v in set(new)}
             assert list(row.unseen_categories) == sorted(counts, key=lambda v: (-counts[v], v))[:5]
             assert len(row.unseen_categories) == min(5, len(counts)) and row.out_of_range_share is None
@@ -90,6 +98,7 @@ def test_quality_matches_numpy_in_every_cell() -> None:
             assert row.unseen_share is None and row.unseen_categories == ()
         checked += 1
     assert checked > 40
+    assert any(row.unseen_share_expected for row in result)  # the rare tail left singletons
 
 
 def test_schema_changes_name_missing_added_and_retyped_columns() -> None:

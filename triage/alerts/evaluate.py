@@ -14,10 +14,12 @@ Each cell (window × scope) of a rule's signal is judged in this order:
    √(n̄_reference / n) for cells smaller than the reference windows); the worst level crossed wins;
 3. an effect-size floor (`min_effect` on `effect`, default the signal itself);
 4. a significance gate when the rule has `q` (p-value signals always do): the cell's p-value —
-   the signal itself, the drift test of a drift statistic (KS for numeric, chi-square for
-   categorical), Fisher's exact test of a proportion against the pooled counts behind its baseline
-   (rates of the cell's rows; precision, recall, FPR, FNR, accuracy with the trials recovered from
-   their Wilson intervals; a missing rate: the exact binomial test against the reference's), or a
+   the signal itself, the drift test of a drift statistic (KS for numeric, the chi-square with
+   sparse categories pooled for categorical: `chi2_pooled_p`), Fisher's exact test of a proportion
+   against the pooled counts behind its baseline (rates of the cell's rows; precision, recall, FPR,
+   FNR, accuracy with the trials recovered from their Wilson intervals; a missing rate: the exact
+   binomial test against the reference's; an unseen share: against the share the reference's own
+   rare categories predict, `unseen_share_expected`), or a
    z-test against the baseline with both standard errors from the 95 % intervals (AUROC, expected
    cost), a chi-square of the cell's reliability diagram against the reference's per-bin
    calibration (ECE; see `reliability_p`) — is Benjamini–Hochberg adjusted across every tested
@@ -589,7 +591,7 @@ class _Judge:
         self.expected_baseline = rule.baseline or "reference"
         # Shares with known trials: tested exactly (Fisher) against the pooled baseline counts.
         self.proportion = self.name in WILSON_FIELDS or (
-            self.name in RATE_FIELDS and self.name != "missing_rate_change"
+            self.name in RATE_FIELDS and self.name not in ("missing_rate_change", "unseen_share")
         )
         self.tested_against_baseline = self.q is not None and (self.interval or self.proportion)
         self._references: dict[ScopeKey, _Baseline | None] = {}
@@ -817,6 +819,16 @@ class _Judge:
         trials = None if low is None or high is None else wilson_trials(value, low, high)
         return None if trials is None else (round(value * trials), trials)
 
+    def unseen_p(self, row: Row, value: float) -> float | None:
+        """Binomial tail of the cell's unseen values against the share its reference predicts
+        (`unseen_share_expected`, Good–Turing): a long tail of rare categories is not news."""
+        expected = _number(getattr(row, "unseen_share_expected", None))
+        missing = _number(getattr(row, "missing_rate", None))
+        if expected is None or missing is None:
+            return None
+        values = round(row.n * (1.0 - missing))
+        return binomial_p(round(value * values), values, min(expected, 1.0), self.direction)
+
     def standard_error(self, row: Row) -> float | None:
         """The standard error of the statistic from the row's 95 % interval, if it has one."""
         if not self.interval:
@@ -833,6 +845,8 @@ class _Judge:
             numeric = getattr(row, "kind", None) == "numeric"
             # Categorical: the chi-square with sparse categories pooled (Cochran), valid on small cells.
             return _number(getattr(row, "ks_p" if numeric else "chi2_pooled_p"))
+        if self.name == "unseen_share":
+            return self.unseen_p(row, value)
         if self.name == "missing_rate_change":
             rate = _number(getattr(row, "missing_rate", None))
             reference = _number(getattr(row, "missing_rate_reference", None))

@@ -209,6 +209,8 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
             where={"feature": "*", **each_slice},
             warn=0.02,
             critical=0.1,
+            # Beyond what the reference's own rare categories predict (Good–Turing), BH across the grid.
+            q=DEFAULT_Q,
         ),
         AlertRule(
             name="decision-rate",

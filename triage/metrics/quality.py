@@ -7,6 +7,10 @@ cell's slice (all traffic, or the same segment value), version ignored:
   reference's own rate and `missing_rate_change` = window − reference;
 - `unseen_share` (categorical) = values whose category never occurs in the slice's reference /
   values, and `unseen_categories`, the most frequent of them (up to 5, ties by name);
+  `unseen_share_expected` = the slice reference's categories seen once / its values: Good–Turing's
+  estimate of the share a new sample puts on categories the reference lacks, with nothing changed
+  (a long tail of rare categories leaves some out of any reference; the alert rules test
+  `unseen_share` against it);
 - `out_of_range_share` (numeric) = values below the slice reference's min or above its max / values.
 
 Cells with fewer than `min_samples` rows are reported with their `n` and no statistic. Everything
@@ -228,7 +232,7 @@ def compute_quality(
         reference = profile.slice(segment, value)
         for f in features:
             n_values = cell.values[f.name]
-            missing_rate = missing_reference = change = unseen_share = out_share = None
+            missing_rate = missing_reference = change = unseen_share = expected = out_share = None
             listed: tuple[str, ...] = ()
             note = None
             if cell.rows < minimum:
@@ -254,6 +258,8 @@ def compute_quality(
                         cat = reference.categorical.get(f.name)
                         n_unseen, listed = unseen(window, cat.counts if cat else None)
                         unseen_share = n_unseen / n_values
+                        if cat is not None and cat.n:
+                            expected = sum(count == 1 for count in cat.counts.values()) / cat.n
             rows.append(
                 DataQualityRow(
                     window_start=start,
@@ -271,6 +277,7 @@ def compute_quality(
                     missing_rate_change=change,
                     unseen_share=unseen_share,
                     unseen_categories=listed,
+                    unseen_share_expected=expected,
                     out_of_range_share=out_share,
                 )
             )

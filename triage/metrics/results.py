@@ -107,6 +107,8 @@ class DataQualityRow(Row):
     missing_rate_change: float | None
     unseen_share: float | None
     unseen_categories: tuple[str, ...]
+    # Good–Turing: the unseen share the reference itself predicts with nothing changed.
+    unseen_share_expected: float | None
     out_of_range_share: float | None
 
 
