@@ -150,3 +150,17 @@ def test_check_text_shows_a_rule_firing_in_several_slices_once_under_the_worst()
     critical, warning = lines[2:]
     assert "segment_value=US" in critical and critical.rstrip().endswith("+2")
     assert "segment_value=FR" in warning and "+" not in warning.split()[-1]
+
+
+def test_alerts_of_one_severity_read_furthest_past_their_threshold_first():
+    """A canary at more than twice the critical PSI comes before the all-traffic mix that just
+    crosses it, in `check`'s lines as in the alert order itself; ties keep model, rule, scope."""
+    rule = AlertRule(name="drift", signal="drift.psi", where={"version": "*"}, warn=0.1, critical=0.25)
+    rows = [drift_row(10, 0.26), drift_row(10, 0.6, version="v2"), drift_row(10, 0.01, version="v1")]
+    now = T0 + 11 * DAY
+    alerts = AlertStore(duckdb.connect()).record(
+        evaluate_rules([rule], {"drift": rows}, model_config(), now), now
+    )
+    assert [dict(a.scope).get("version") for a in alerts] == ["v2", None]
+    lines = alerts_text(alerts, now).splitlines()
+    assert "version=v2" in lines[2] and "version=v2" not in lines[3]

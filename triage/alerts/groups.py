@@ -17,6 +17,14 @@ T = TypeVar("T")
 SLICE_KEYS = ("segment", "segment_value")
 
 
+def excess(value: float | None, threshold: float | None) -> float:
+    """How far past its threshold an alert's value is, relative to the threshold (0 without either):
+    among alerts of one severity, the one to read first."""
+    if value is None or threshold is None:
+        return 0.0
+    return abs(value - threshold) / max(abs(threshold), 1e-12)
+
+
 def unsliced(scope: Mapping[str, str]) -> bool:
     """Whether a scope covers all traffic of its version (no segment)."""
     return "segment" not in scope

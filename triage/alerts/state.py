@@ -36,6 +36,7 @@ from triage.alerts.evaluate import (
     JudgeMemo,
     evaluate_rules,
 )
+from triage.alerts.groups import excess
 from triage.alerts.rules import effective_rules
 from triage.config import ModelConfig
 from triage.metrics.results import Row
@@ -574,15 +575,17 @@ def _state_at(stored: Alert | None, events: Sequence[AlertEvent], now: datetime)
     )
 
 
-def alert_rank(alert: Alert) -> tuple[int, int, float, str, str, tuple[tuple[str, str], ...], str]:
+def alert_rank(alert: Alert) -> tuple[int, int, float, float, str, str, tuple[tuple[str, str], ...], str]:
     """Sort key: firing before pending before resolved, critical first, most recently updated
-    first, then by model, rule and scope (a rule's alerts together)."""
+    first, furthest past its threshold first (a canary at twice it before the all-traffic mix
+    that just crosses it), then by model, rule and scope."""
     order = {FIRING: 0, PENDING: 1, RESOLVED: 2}
     level = {CRITICAL: 0, WARNING: 1}
     return (
         order.get(alert.state, 3),
         level.get(alert.severity or "", 2),
         -alert.updated_at.timestamp(),
+        -excess(alert.value, alert.threshold),
         alert.model,
         alert.rule,
         alert.scope,

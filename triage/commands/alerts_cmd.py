@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from triage.alerts.groups import slice_groups, unsliced
+from triage.alerts.groups import excess, slice_groups, unsliced
 from triage.alerts.rules import render_rules, validate_rules
 from triage.cli import UserError
 from triage.config import Config, load_config, parse_time
@@ -187,18 +187,23 @@ def alerts_text(alerts: Sequence[Alert], now: datetime) -> str:
     """`check`'s Alerts section: the count per status, then the alerts, those of one status,
     severity and rule that differ only in their slice as one line (`groups.slice_groups`: the
     all-traffic alert, else the slice furthest past its threshold). Worst first: by status and
-    severity, then a line whose alert covers all traffic, then the line with the most slices."""
+    severity, then a line whose alert covers all traffic, then the furthest past its threshold (a
+    canary at twice it before the mix that just crosses it), then the line with the most slices."""
     from triage.alerts.state import alert_rank
 
     if not alerts:
         return "Alerts\n  none"
     groups = slice_groups(
-        alerts, _scope_map, lambda a: (a.status(now), a.severity, a.model, a.rule), lambda a: -_excess(a)
+        alerts,
+        _scope_map,
+        lambda a: (a.status(now), a.severity, a.model, a.rule),
+        lambda a: -excess(a.value, a.threshold),
     )
     groups.sort(
         key=lambda group: (
             alert_rank(group[0])[:2],
             not unsliced(_scope_map(group[0])),
+            -excess(group[0].value, group[0].threshold),
             -group[1],
             group[0].model,
             group[0].rule,
@@ -227,13 +232,6 @@ def _counts(alerts: Sequence[Alert], now: datetime) -> str:
         statuses, key=lambda s: (STATUS_ORDER.index(s) if s in STATUS_ORDER else len(STATUS_ORDER), s)
     )
     return ", ".join(count(status) for status in order)
-
-
-def _excess(alert: Alert) -> float:
-    """How far past its threshold an alert's value is, relative to the threshold (0 without either)."""
-    if alert.value is None or alert.threshold is None:
-        return 0.0
-    return abs(alert.value - alert.threshold) / max(abs(alert.threshold), 1e-12)
 
 
 def _scope_map(alert: Alert) -> dict[str, str]:
