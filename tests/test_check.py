@@ -317,7 +317,9 @@ def test_text_summary(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str
     latest = max(r["window_start"] for r in rows)
     amount = [r for r in rows if r["feature"] == "amount" and r["window_start"] == latest]
     enough = [r for r in amount if r["enough_data"] and r["psi"] is not None]
-    assert drift[0].split()[-1] == f"{sum(r['psi'] >= 0.1 for r in enough)}/{len(enough)}"
+    drifted = [r for r in enough if r["psi"] >= 0.1 and r["ks_p"] <= 0.01]
+    assert drifted  # the count is of cells with both effect and evidence
+    assert drift[0].split()[-1] == f"{len(drifted)}/{len(enough)}"
     summary = out.split("\nAlerts")[0]  # the alerts table belongs to triage.alerts
     assert max(len(line) for line in summary.splitlines()) <= 100
 
@@ -360,7 +362,7 @@ def test_text_summary_compares_a_version_without_reference_with_all_versions(
     assert "*)" not in rows["all"] and "*)" not in rows["v1"] and "*)" in rows["v2"]
     references = {name: re.findall(r"\(([^)]*)\)", line) for name, line in rows.items()}
     assert references["v2"] == [f"{value}*" for value in references["all"]]
-    assert lines[-1] == "  * all versions' reference: no reference window of v2 has enough labels"
+    assert lines[-1] == "  * all versions' reference: no reference window of v2 has enough data"
 
 
 def test_text_summary_names_schema_changes(
@@ -485,3 +487,67 @@ def test_a_retyped_and_a_dropped_column_keep_the_rest_monitored(
     assert check_json(capsys, moved, "--at", "2026-01-07T23:59Z")["models"][0]["schema_changes"] == []
     assert main(["--config", str(moved), "info"]) == 0
     assert "bad values   300 in kept rows, stored as NULL" in capsys.readouterr().out
+
+
+def test_the_drift_lines_put_cells_the_test_backs_before_large_psi_alone() -> None:
+    """A hundred-category feature has PSI 0.5 in small slices by chance (its pooled chi-square
+    says so); one numeric slice at PSI 0.15 with p 1e-6 is the drift to read first."""
+    from types import SimpleNamespace
+
+    from tests.test_alert_evaluate import drift_row
+    from triage.commands.check_cmd import _drift_lines
+
+    noise = [
+        drift_row(10, 0.5, "language", kind="categorical", chi2_p=1e-7, chi2_pooled_p=0.3, **scope)
+        for scope in ({}, *({"segment": "region", "segment_value": f"r{i}"} for i in range(4)))
+    ]
+    shift = drift_row(10, 0.15, "amount", ks_p=1e-6, segment="region", segment_value="r2")
+    quiet = drift_row(10, 0.02, "amount", ks_p=0.4)
+    model = SimpleNamespace(drift=[*noise, shift, quiet])
+    lines = _drift_lines(model, shift.window_start)  # type: ignore[arg-type]
+    first, second = (line.split() for line in lines[2:4])
+    assert (first[0], first[1], first[-1]) == ("amount", "region=r2", "1/2")
+    assert (second[0], float(second[-3]), second[-1]) == ("language", 0.3, "0/5")
+
+
+def test_calibration_and_performance_read_windows_whose_labels_have_come() -> None:
+    """Labels arrive days late: the newest window has none, the one before only the reviewed
+    (flagged) few. Calibration shows the newest window's decision rate and the latest calibrated
+    window; performance the latest window with labels on ≥ 10 % of its rows, with its interval."""
+    from types import SimpleNamespace
+
+    from tests.test_alert_evaluate import calibration_row, performance_row
+    from triage.commands.check_cmd import _calibration_lines, _performance_lines
+    from triage.metrics.intervals import wilson
+
+    calibration = [
+        calibration_row(12, decision_rate=0.24, n_labeled=0, ece=None),
+        calibration_row(11, decision_rate=0.11, n_labeled=30, ece=None),
+        calibration_row(10, decision_rate=0.10, n_labeled=3000, ece=0.031),
+    ]
+    performance = [
+        performance_row(11, 0.95, n_labeled=300, label_coverage=0.04),  # the flagged ones first
+        performance_row(10, 0.62, n_labeled=3000, label_coverage=0.6),
+    ]
+    reference_calibration = [calibration_row(day, decision_rate=0.1) for day in range(7)]
+    reference_performance = [performance_row(day, 0.6) for day in range(7)]
+    model = SimpleNamespace(
+        calibration=calibration,
+        performance=performance,
+        reference_calibration=reference_calibration,
+        reference_performance=reference_performance,
+    )
+    latest = calibration[0].window_start
+    (line,) = _calibration_lines(model, latest)[2:]  # type: ignore[arg-type]
+    assert line.split()[:7] == ["all", "5,000", "0.240", "(0.100)", time_text_day(10), "3,000", "0.031"]
+    (line,) = _performance_lines(model)[2:]  # type: ignore[arg-type]
+    low, high = wilson(round(0.62 * 3000), 3000)
+    half = f"{(high - low) / 2:.2f}".removeprefix("0")
+    assert line.split()[:5] == ["all", time_text_day(10), "60.0%", f"0.62±{half}", "(0.60)"]
+
+
+def time_text_day(day: int) -> str:
+    """A window's start as the summary's tables show it (month-day)."""
+    from tests.test_alert_evaluate import DAY, T0
+
+    return f"{T0 + day * DAY:%m-%d}"

@@ -79,6 +79,9 @@ LABELLED_TABLES = frozenset({"calibration", "performance"})
 # The effect-size floor of a p-value signal when the rule names none (DESIGN §4 conventions).
 DEFAULT_EFFECT = {"ks_p": ("wasserstein_norm", 0.1), "chi2_p": ("psi", 0.1)}
 DEFAULT_Q = 0.05
+# The default precision rule's label-coverage gate: flagged requests are reviewed (labelled) first, so a
+# window's earliest labels are a biased sample; from a tenth of its rows on, precision is usable.
+PRECISION_MIN_COVERAGE = 0.1
 
 _BAND_RE = re.compile(r"^(\d+(?:\.\d+)?)sigma$")
 _PREVIOUS_RE = re.compile(r"^previous:(\d+)(h|d|w)$")
@@ -250,7 +253,7 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
                 warn_change=-0.1,
                 critical_change=-0.2,
                 q=DEFAULT_Q,
-                min_label_coverage=0.1,
+                min_label_coverage=PRECISION_MIN_COVERAGE,
             ),
             AlertRule(
                 name="recall-drop",

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, TypeVar
 
-from triage.alerts.rules import validate_rules
+from triage.alerts.rules import PRECISION_MIN_COVERAGE, validate_rules
 from triage.cli import UserError
 from triage.commands.alerts_cmd import alerts_text, time_text
 from triage.commands.argtypes import positive_int, time_arg, window_arg
@@ -22,13 +23,21 @@ from triage.store import Store, StoreError
 
 if TYPE_CHECKING:
     from triage.engine import CheckReport, ModelReport
-    from triage.metrics.results import DataQualityRow, DriftRow, OperationsRow, PerformanceRow, Row
+    from triage.metrics.results import DataQualityRow, DriftRow, OperationsRow, Row
 
 EXIT_UNKNOWN = 3
 VERDICTS = {0: "OK", 1: "WARNING", 2: "CRITICAL"}  # by exit status
 TOP_DRIFT = 8  # features in the drift and data-quality tables
 TOP_UNSEEN = 3  # unseen categories named per feature
 NOTABLE = 0.01  # a change in missing rate, or a share out of range, the data-quality table shows
+# A drift cell the summary calls drifted: PSI ≥ PSI_WARN and its drift test (KS; chi-square with sparse
+# categories pooled) at p ≤ this. PSI alone is large on small cells by chance: 250 values over a hundred
+# categories give PSI 0.3-0.5 with nothing changed.
+DRIFT_P = 0.01
+# Performance is shown for the latest window whose labels cover this share of its rows, as the default
+# precision rule judges it.
+MATURE_COVERAGE = PRECISION_MIN_COVERAGE
+R = TypeVar("R", bound="Row")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -228,18 +237,31 @@ def _reference_text(model: ModelReport) -> str:
     return span if reference.kind == "range" else f"{reference.description}, {span}"
 
 
+def _drift_p(row: DriftRow) -> float | None:
+    """The cell's drift test, as the alert rules gate on it: KS, or the pooled chi-square."""
+    return row.ks_p if row.kind == "numeric" else row.chi2_pooled_p
+
+
 def _drift_lines(model: ModelReport, latest: datetime) -> list[str]:
-    """One line per feature, the most drifted first: its worst cell by PSI in the latest window,
-    and how many of its cells with enough data reach PSI_WARN (a new category reaches every
-    slice: one feature's cells would fill the table and hide the next feature)."""
+    """One line per feature, the most drifted first: its worst drifted cell (PSI ≥ PSI_WARN, test
+    p ≤ DRIFT_P) in the latest window by PSI, else its worst by PSI alone, and how many of its
+    cells with enough data are drifted (a new category reaches every slice: one feature's cells
+    would fill the table and hide the next feature)."""
     from triage.metrics.results import PSI_WARN
 
+    def drifted(r: DriftRow) -> bool:
+        p = _drift_p(r)
+        return (r.psi or 0.0) >= PSI_WARN and p is not None and p <= DRIFT_P
+
     cells = [r for r in model.drift if r.window_start == latest and r.enough_data and r.psi is not None]
-    title = f"Drift — each feature's worst cell by PSI, window {time_text(latest)}"
+    title = (
+        f"Drift — each feature's worst cell, window {time_text(latest)}"
+        f" (drifted: PSI ≥ {PSI_WARN:g} and p ≤ {DRIFT_P:g})"
+    )
     if not cells:
         return [title, "  no cell with enough data"]
     by_feature: dict[str, list[DriftRow]] = {}
-    for r in sorted(cells, key=lambda r: r.psi or 0.0, reverse=True):
+    for r in sorted(cells, key=lambda r: (drifted(r), r.psi or 0.0), reverse=True):
         by_feature.setdefault(r.feature, []).append(r)
 
     def line(found: list[DriftRow]) -> list[str]:
@@ -252,13 +274,13 @@ def _drift_lines(model: ModelReport, latest: datetime) -> list[str]:
             _num(worst.psi),
             _num(worst.js),
             _num(worst.ks_d if worst.kind == "numeric" else worst.chi2),
-            _p_value(worst.ks_p if worst.kind == "numeric" else worst.chi2_p),
+            _p_value(_drift_p(worst)),
             _num(worst.wasserstein_norm),
-            f"{sum((r.psi or 0.0) >= PSI_WARN for r in found)}/{len(found)}",
+            f"{sum(map(drifted, found))}/{len(found)}",
         ]
 
     rows = [line(found) for found in by_feature.values()]
-    headers = ["feature", "slice", "version", "n", "PSI", "JS", "KS D/χ²", "p", "W1/σ", f"PSI≥{PSI_WARN:g}"]
+    headers = ["feature", "slice", "version", "n", "PSI", "JS", "KS D/χ²", "p", "W1/σ", "drifted"]
     return [title, *_table(headers, rows[:TOP_DRIFT]), *_more_features(len(rows))]
 
 
@@ -301,26 +323,75 @@ def _quality_lines(model: ModelReport, latest: datetime) -> list[str]:
 
 
 def _calibration_lines(model: ModelReport, latest: datetime) -> list[str]:
-    cells = [r for r in model.calibration if r.window_start == latest and r.segment is None]
-    rows = [
-        [
-            r.version or "all",
-            _count(r.n),
-            _count(r.n_labeled),
-            _num(r.decision_rate),
-            _num(r.ece),
-            _num(r.ece_equal_mass),
-            _num(r.mce),
-            _num(r.brier),
-            _num(r.log_loss),
-        ]
-        for r in cells
+    """Per version (all traffic): the latest window's decision rate against the reference's, and
+    the calibration of the latest window with enough labelled rows — with labels days late, the
+    latest window has none yet."""
+    title = (
+        f"Calibration — decision rate in {time_text(latest)} (reference),"
+        " calibration of the latest window with labels"
+    )
+    rows = []
+    borrowed: list[str] = []
+    for version, mine, reference, mark in _per_version(model.calibration, model.reference_calibration):
+        now = next((r for r in mine if r.window_start == latest), None)
+        labelled = max((r for r in mine if r.ece is not None), key=lambda r: r.window_start, default=None)
+        borrowed += [str(version)] if mark else []
+        rate = _weighted(reference, lambda row: row.decision_rate)
+        rows.append(
+            [
+                version or "all",
+                _count(now.n) if now else "0",
+                _versus(now.decision_rate if now else None, rate, mark=mark),
+                time_text(labelled.window_start)[5:] if labelled else "-",
+                _count(labelled.n_labeled) if labelled else "-",
+                *(
+                    _num(getattr(labelled, name) if labelled else None)
+                    for name in ("ece", "ece_equal_mass", "mce", "brier", "log_loss")
+                ),
+            ]
+        )
+    headers = [
+        "version",
+        "n",
+        "dec. rate",
+        "window",
+        "labelled",
+        "ECE",
+        "ECE mass",
+        "MCE",
+        "Brier",
+        "log loss",
     ]
-    headers = ["version", "n", "labelled", "dec. rate", "ECE", "ECE mass", "MCE", "Brier", "log loss"]
-    return [f"Calibration — window {time_text(latest)}, all traffic", *_table(headers, rows)]
+    return [title, *_table(headers, rows), *_borrowed_note(borrowed)]
 
 
-def _weighted(rows: Sequence[Row], value: Callable[[Row], float | None]) -> float | None:
+def _field(name: str, row: Row) -> float | None:
+    return getattr(row, name)
+
+
+def _per_version(
+    rows: Sequence[R], reference: Sequence[R]
+) -> Iterator[tuple[str | None, list[R], list[R], str]]:
+    """Per version of the all-traffic rows, all versions first: its rows, and the reference windows
+    (all traffic, enough data) it is compared with — its own, else (a version without any, a new
+    canary) all versions', marked `*`, as alert baselines are."""
+    overall = [r for r in rows if r.segment is None]
+    usable = [r for r in reference if r.segment is None and r.enough_data]
+    for version in sorted({r.version for r in overall}, key=lambda v: (v is not None, v or "")):
+        own = [r for r in usable if r.version == version]
+        borrowed = not own and version is not None
+        compared = [r for r in usable if r.version is None] if borrowed else own
+        yield version, [r for r in overall if r.version == version], compared, "*" if borrowed else ""
+
+
+def _borrowed_note(versions: Sequence[str]) -> list[str]:
+    """The footnote of the versions compared with all versions' reference, if any."""
+    if not versions:
+        return []
+    return [f"  * all versions' reference: no reference window of {', '.join(versions)} has enough data"]
+
+
+def _weighted(rows: Sequence[R], value: Callable[[R], float | None]) -> float | None:
     """The n-weighted mean of a statistic over the reference windows that have it."""
     pairs = [(row.n, v) for row in rows if (v := value(row)) is not None]
     total = sum(n for n, _ in pairs)
@@ -331,61 +402,61 @@ def _versus(now: float | None, reference: float | None, digits: int = 3, mark: s
     return f"{_num(now, digits)} ({_num(reference, digits)}{mark if reference is not None else ''})"
 
 
+def _with_interval(
+    now: float | None,
+    interval: tuple[float | None, float | None],
+    reference: float | None,
+    mark: str,
+    digits: int,
+) -> str:
+    """`0.45±.05 (0.32)`: the value, half its 95 % interval, the reference's."""
+    low, high = interval
+    shown = _versus(now, reference, digits, mark)
+    if now is None or low is None or high is None:
+        return shown
+    value, rest = shown.split(" ", 1)
+    half = f"{(high - low) / 2:.2f}"
+    return f"{value}±{half.removeprefix('0')} {rest}"
+
+
 def _performance_lines(model: ModelReport) -> list[str]:
-    title = "Performance — latest window with enough labels, median label lag (reference in parentheses)"
-    overall = [r for r in model.performance if r.segment is None]
-    versions = sorted({r.version for r in overall}, key=lambda v: (v is not None, v or ""))
-    references = {
-        version: [
-            r
-            for r in model.reference_performance
-            if r.segment is None and r.version == version and r.enough_data
-        ]
-        for version in versions
-    }
+    """Per version (all traffic): the latest window with enough labelled rows and a label coverage
+    of at least MATURE_COVERAGE (the default precision rule's gate: early labels are a biased
+    sample), against the reference, each value with half its 95 % interval."""
+    title = (
+        f"Performance — latest window with labels on ≥ {MATURE_COVERAGE:.0%} of its rows,"
+        " ±95 % interval (reference)"
+    )
     rows = []
-    borrowed: list[str] = []  # versions compared with all versions' reference, as alert baselines are
-    for version in versions:
-        mature = [r for r in overall if r.version == version and r.enough_data]
+    borrowed: list[str] = []
+    for version, mine, reference, mark in _per_version(model.performance, model.reference_performance):
+        mature = [r for r in mine if r.enough_data and (r.label_coverage or 0.0) >= MATURE_COVERAGE]
         if not mature:
             continue
         now = max(mature, key=lambda r: r.window_start)
-        reference, mark = references[version], ""
-        if not reference and version is not None:
-            reference, mark = references.get(None, []), "*"
-            borrowed.append(version)
-
-        def ref(field: str, reference: list[PerformanceRow] = reference) -> float | None:
-            return _weighted(reference, lambda row: getattr(row, field))
+        borrowed += [str(version)] if mark else []
 
         rows.append(
             [
                 version or "all",
                 time_text(now.window_start)[5:],
-                _count(now.n_labeled),
                 _pct(now.label_coverage),
-                _duration(now.label_lag_p50_s),
-                _versus(now.precision, ref("precision"), mark=mark),
-                _versus(now.recall, ref("recall"), mark=mark),
-                _versus(now.auroc, ref("auroc"), mark=mark),
-                _versus(now.expected_cost, ref("expected_cost"), 2, mark),
+                *(
+                    _with_interval(
+                        getattr(now, field),
+                        (getattr(now, f"{field}_ci_low"), getattr(now, f"{field}_ci_high")),
+                        _weighted(reference, partial(_field, field)),
+                        mark,
+                        2,
+                    )
+                    for field in ("precision", "recall", "auroc", "expected_cost")
+                ),
             ]
         )
     if not rows:
         return [title, "  no window has enough labelled rows yet"]
-    notes = [f"  * all versions' reference: no reference window of {', '.join(borrowed)} has enough labels"]
-    headers = [
-        "version",
-        "window",
-        "labels",
-        "cover",
-        "lag",
-        "precision",
-        "recall",
-        "AUROC",
-        "cost/pred",
-    ]
-    return [title, *_table(headers, rows), *(notes if borrowed else [])]
+    headers = ["version", "window", "labels", "precision", "recall", "AUROC", "cost/pred"]
+    return [title, *_table(headers, rows), *_borrowed_note(borrowed)]
 
 
 def _operations_lines(model: ModelReport, latest: datetime) -> list[str]:
