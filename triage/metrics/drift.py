@@ -246,8 +246,9 @@ def _smirnov_sum(n: np.ndarray, d: np.ndarray) -> np.ndarray:
     return out
 
 
-def chi2(window: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
-    """`chi2_contingency` on [reference, window] counts with all-zero columns dropped.
+def chi2_tests(window: np.ndarray, reference: np.ndarray) -> tuple[float, float, float]:
+    """`chi2_contingency` on [reference, window] counts with all-zero columns dropped — its
+    statistic and p — and the p once sparse categories are pooled (`pooled_table`).
 
     scipy's arithmetic, without its per-call checks (most of the cost on a small table): expected
     = outer(row sums, column sums) / total; with one degree of freedom, Yates' correction moves
@@ -257,8 +258,14 @@ def chi2(window: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
     """
     table = np.array([reference, window], dtype=np.float64)
     table = table[:, table.sum(axis=0) > 0]
+    statistic, p = _chi2(table)
+    pooled = pooled_table(table)
+    return statistic, p, p if pooled is table else _chi2(pooled)[1]
+
+
+def _chi2(table: np.ndarray) -> tuple[float, float]:
     dof = table.shape[1] - 1
-    if dof == 0:
+    if dof <= 0:
         return 0.0, 1.0
     expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
     if dof == 1:
@@ -271,31 +278,27 @@ def chi2(window: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
 COCHRAN_MIN_EXPECTED = 5.0
 
 
-def pooled_chi2_p(window: np.ndarray, reference: np.ndarray) -> float:
-    """p of `chi2` once the categories whose smaller expected count (the smaller row's) is below 5
-    are pooled into one column; a pool still below 5 joins the smallest other category. One column
-    left: nothing to test, 1.
+def pooled_table(table: np.ndarray) -> np.ndarray:
+    """The 2×K table with the categories whose smaller expected count (the smaller row's) is below
+    5 pooled into one column; a pool still below 5 joins the smallest other category. The table
+    itself when no category is that rare.
 
     Cochran's rule: the chi-square distribution fits the statistic only with expected counts of
     about 5 or more. Three hundred rows over a hundred categories give most categories an expected
     count below 1, where a category seen once adds ~10 to the statistic: p ≈ 1e-6 on no change.
     """
-    table = np.array([reference, window], dtype=np.float64)
-    table = table[:, table.sum(axis=0) > 0]
     totals = table.sum(axis=0)
-    smaller = table.sum(axis=1).min() / table.sum()
+    smaller = table.sum(axis=1).min() / max(table.sum(), 1.0)
     rare = totals * smaller < COCHRAN_MIN_EXPECTED
-    if rare.any():
-        kept = table[:, ~rare]
-        pool = table[:, rare].sum(axis=1, keepdims=True)
-        if pool.sum() * smaller < COCHRAN_MIN_EXPECTED and kept.shape[1] > 0:
-            smallest = int(np.argmin(kept.sum(axis=0)))
-            pool = pool + kept[:, [smallest]]
-            kept = np.delete(kept, smallest, axis=1)
-        table = np.hstack([kept, pool])
-    if table.shape[1] < 2:
-        return 1.0
-    return chi2(table[1], table[0])[1]
+    if not rare.any():
+        return table
+    kept = table[:, ~rare]
+    pool = table[:, rare].sum(axis=1, keepdims=True)
+    if pool.sum() * smaller < COCHRAN_MIN_EXPECTED and kept.shape[1] > 0:
+        smallest = int(np.argmin(kept.sum(axis=0)))
+        pool = pool + kept[:, [smallest]]
+        kept = np.delete(kept, smallest, axis=1)
+    return np.hstack([kept, pool])
 
 
 @dataclass(frozen=True)
@@ -845,13 +848,11 @@ def categorical_stats(
         (window_counts[row, : len(categories)], reference_counts[row, : len(categories)])
         for row, categories in enumerate(names)
     ]
-    tests = [chi2(window, reference) for window, reference in tables]
+    tests = np.array([chi2_tests(window, reference) for window, reference in tables], dtype=np.float64)
     columns = [
         psi(window_counts, reference_counts),
         js(window_counts, reference_counts),
-        np.array([statistic for statistic, _ in tests], dtype=np.float64),
-        np.array([p for _, p in tests], dtype=np.float64),
-        np.array([pooled_chi2_p(window, reference) for window, reference in tables], dtype=np.float64),
+        *(tests.reshape(-1, 3).T),
     ]
     rows = zip(*(_finite(column) for column in columns), strict=True) if pairs else iter(())
     return [DriftStats(psi=a, js=b, chi2=c, chi2_p=d, chi2_pooled_p=e) for a, b, c, d, e in rows]
