@@ -63,7 +63,7 @@ def test_defaults_follow_the_logged_signals():
     for rule in effective_rules(full):
         assert check_rule(rule) is None, rule.name
     routes = {rule.name: rule.where for rule in effective_rules(full)}
-    assert routes["latency-p95"] == {"version": "*", "route": "*"}
+    assert routes["latency-p95"] == routes["cost-per-1k"] == {"version": "*", "route": "*"}
 
 
 def test_configured_rules_replace_the_defaults_and_an_empty_list_means_none():

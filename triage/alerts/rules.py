@@ -308,7 +308,8 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
             AlertRule(
                 name="cost-per-1k",
                 signal="operations.cost_per_1k",
-                where={"version": "*"},
+                # Per route too: an LLM route's bill can triple while the others hide it in the mean.
+                where=per_route,
                 baseline="reference",
                 warn_change=0.25,
                 critical_change=0.5,
