@@ -232,3 +232,35 @@ def test_python_dash_m_keeps_the_error_contract(tmp_path: Path, module: str) -> 
     assert done.returncode == 3, done.stderr
     assert done.stderr.startswith("triage: ") and "no store yet" in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_an_optional_column_the_older_logs_lack_is_a_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A feature logged from the third day on: the oldest files lack it, the newest has it —
+    ingest stores it as NULL where absent, so the check notes it; a required column missing from
+    one sampled file, or an optional one from all of them, stays an error."""
+    for day in (1, 2, 3):
+        extra = ", 7.0 AS tenure" if day == 3 else ""
+        write_parquet(
+            tmp_path / "logs" / "predictions" / f"day{day}.parquet",
+            f"SELECT 'r{day}' || i AS request_id, '2026-01-0{day} 00:00:00' AS ts, 'v1' AS model_version, "
+            f"0.5 AS score, i * 2.0 AS amount, 'card' AS payment_type, 'FR' AS country{extra} "
+            "FROM range(3) t(i)",
+        )
+    write_jsonl(
+        tmp_path / "logs" / "labels" / "l.jsonl",
+        [{"request_id": "r10", "is_fraud": 1, "labeled_at": "2026-01-02T00:00:00Z"}],
+    )
+    added = GOOD.replace('numeric = ["amount"]', 'numeric = ["amount", "tenure"]')
+    status, out, err = check(tmp_path, capsys, added)
+    assert (status, err) == (0, "")
+    assert (
+        "note: model[0].features.numeric: 'tenure' is not in logs/predictions/day1.parquet and 1 more "
+        "sampled file(s); ingest stores it as NULL where it is absent"
+    ) in out
+    status, _, err = check(tmp_path, capsys, added.replace('"tenure"', '"tenur"'))
+    one_line_error(status, err, tmp_path / "triage.toml", "model[0].features.numeric")
+    status, _, err = check(tmp_path, capsys, GOOD.replace('score = "score"', 'score = "tenure"'))
+    line = one_line_error(status, err, tmp_path / "triage.toml", "model[0].columns.score")
+    assert "expected a column 'tenure' in logs/predictions/day1.parquet" in line

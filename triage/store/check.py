@@ -11,7 +11,7 @@ from triage.config import OPTIONAL_ROLES, REQUIRED_ROLES, Config, ConfigError, M
 from triage.store import readers
 from triage.store.sources import SourceError, SourceFile, expand
 
-CHECK_FILES = 3
+CHECK_FILES = 3  # the oldest two files and the newest are sampled
 
 
 @dataclass(frozen=True)
@@ -59,10 +59,15 @@ class _Checker:
                 self.notes.append(f"{key}: no files match {pattern!r} yet; their columns were not checked")
         return found
 
-    def columns(self, key: str, sources: list[SourceFile], wanted: list[tuple[str, str]]) -> None:
-        """Every wanted (config key, column) must be in the first few files of the source."""
+    def columns(
+        self, key: str, sources: list[SourceFile], wanted: list[tuple[str, str]], required: set[str]
+    ) -> None:
+        """The oldest files of the source and its newest, sampled: a `required` (config key) column
+        must be in each (ingest refuses a file without it); an optional one in at least one (a
+        column added or dropped along the way is stored as NULL where it is absent: a note), else
+        its name is likely misspelt."""
         sniffed: list[tuple[SourceFile, dict[str, str]]] = []
-        for source in sources[:CHECK_FILES]:
+        for source in list(dict.fromkeys([*sources[: CHECK_FILES - 1], *sources[-1:]])):
             try:
                 sniffed.append((source, readers.file_columns(self.con, source)))
             except SourceError as exc:
@@ -71,16 +76,26 @@ class _Checker:
         for config_key, name in wanted:
             # JSON Lines may omit a key on some lines: one sampled JSON file having it is enough.
             in_some_jsonl = any(name in c for s, c in sniffed if s.format == "jsonl")
-            for source, columns in sniffed:
-                if name in columns or (source.format == "jsonl" and in_some_jsonl):
-                    continue
+            lacking = [
+                (source, columns)
+                for source, columns in sniffed
+                if not (name in columns or (source.format == "jsonl" and in_some_jsonl))
+            ]
+            if not lacking:
+                continue
+            source, columns = lacking[0]
+            shown = _shown(self.config, source.path)
+            if config_key in required or len(lacking) == len(sniffed):
                 where = "in " if source.format == "parquet" else "in the first MiB of "
                 self.error(
-                    config_key,
-                    f"expected a column {name!r} {where}{_shown(self.config, source.path)} "
-                    f"(it has: {_listing(columns)})",
+                    config_key, f"expected a column {name!r} {where}{shown} (it has: {_listing(columns)})"
                 )
-                break
+            else:
+                self.notes.append(
+                    f"{config_key}: {name!r} is not in {shown}"
+                    + (f" and {len(lacking) - 1} more sampled file(s)" if len(lacking) > 1 else "")
+                    + "; ingest stores it as NULL where it is absent"
+                )
 
     def model(self, model: ModelConfig, index: int) -> None:
         key = f"model[{index}]"
@@ -89,17 +104,23 @@ class _Checker:
         roles = columns.mapped(REQUIRED_ROLES + OPTIONAL_ROLES)
         wanted = [(f"{key}.columns.{role}", name) for role, name in roles.items()]
         features = self._features(key, model)
-        self.columns(f"{key}.predictions", predictions, wanted + features)
+        required = {f"{key}.columns.{role}" for role in REQUIRED_ROLES}
+        self.columns(f"{key}.predictions", predictions, wanted + features, required)
         if model.labels:
             labels = self.files(f"{key}.labels", model.labels, required=False)
             id_role = "label_id" if columns.label_id else "id"
             label_wanted = [(f"{key}.columns.{id_role}", columns.label_id or columns.id)]
             label_roles = columns.mapped(("label", "labeled_at"))
             label_wanted += [(f"{key}.columns.{role}", name) for role, name in label_roles.items()]
-            self.columns(f"{key}.labels", labels, label_wanted)
+            self.columns(
+                f"{key}.labels",
+                labels,
+                label_wanted,
+                {f"{key}.columns.{id_role}", f"{key}.columns.label"},
+            )
         if model.reference.kind == "files" and model.reference.files:
             reference = self.files(f"{key}.reference.files", model.reference.files, required=True)
-            self.columns(f"{key}.reference.files", reference, features)
+            self.columns(f"{key}.reference.files", reference, features, set())
 
     @staticmethod
     def _features(key: str, model: ModelConfig) -> list[tuple[str, str]]:
