@@ -486,7 +486,9 @@ def test_a_retyped_and_a_dropped_column_keep_the_rest_monitored(
     # The day before, both columns were as in the reference: no change as of then.
     assert check_json(capsys, moved, "--at", "2026-01-07T23:59Z")["models"][0]["schema_changes"] == []
     assert main(["--config", str(moved), "info"]) == 0
-    assert "bad values   300 in kept rows, stored as NULL" in capsys.readouterr().out
+    assert "bad values   amount 300: in kept rows, stored as NULL" in capsys.readouterr().out
+    assert main(["--config", str(moved), "info", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["models"][0]["bad_values"] == {"amount": 300}
 
 
 def test_the_drift_lines_put_cells_the_test_backs_before_large_psi_alone() -> None:

@@ -113,7 +113,12 @@ def write_logs(tmp_path: Path, score_column: str = "score") -> None:
         (
             ("[model.segments]", "[model.costs]\nfalse_positive = -1\n\n[model.segments]"),
             "model[0].costs.false_positive",
-            "expected a cost >= 0, got -1",
+            "expected a finite cost >= 0, got -1",
+        ),
+        (
+            ("[model.segments]", "[model.costs]\nfalse_negative = nan\n\n[model.segments]"),
+            "model[0].costs.false_negative",
+            "expected a finite cost >= 0, got nan",
         ),
     ],
 )

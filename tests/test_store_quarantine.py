@@ -81,7 +81,7 @@ def test_every_jsonl_reason_is_counted_and_nothing_is_lost(tmp_path: Path) -> No
     rows_in = 10 + len(bad) + 5 + 2
     assert summary.rows_added + summary.rows_quarantined == rows_in
     assert (summary.rows_added, summary.rows_quarantined) == (17, len(bad))
-    assert summary.bad_values == (("latency", 2),)
+    assert [f.bad_values for f in summary.files] == [(("latency", 2),)]
     assert query(config, "SELECT count(*), count(_latency_ms) FROM predictions_fraud") == [(17, 0)]
     kept = query(
         config,

@@ -6,6 +6,7 @@ message is one line naming the file, the key and what was expected.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -367,8 +368,8 @@ def _cost(reader: _Reader, name: str) -> float:
     """One cost of the cost matrix: a number >= 0 (default 1, so that without `[model.costs]` the
     expected cost is the error rate)."""
     value = reader.number(name, 1.0) or 0.0
-    if value < 0:
-        raise reader.error(name, f"expected a cost >= 0, got {value:g}")
+    if not math.isfinite(value) or value < 0:  # TOML has nan and inf
+        raise reader.error(name, f"expected a finite cost >= 0, got {value:g}")
     return value
 
 

@@ -14,7 +14,7 @@ from triage.commands.argtypes import seconds_arg
 from triage.config import Config, ConfigError, load_config
 from triage.store import IngestSummary, Store, StoreError, StoreInfo
 from triage.store.db import DEFAULT_WAIT_S
-from triage.store.ingest import APPENDED, FAILED, NEW, REPLACED, UNCHANGED
+from triage.store.ingest import APPENDED, FAILED, NEW, REPLACED, UNCHANGED, FileIngest, most_first
 from triage.store.schema import REASON_BAD_VALUE
 
 EXIT_FILE_ERRORS = 1
@@ -183,25 +183,23 @@ def print_summary(summary: IngestSummary) -> None:
         f"{summary.rows_added} rows added, {summary.rows_quarantined} quarantined "
         f"({summary.duration_s:.1f} s)"
     )
-    groups: dict[tuple[str, str], list[int]] = {}
+    groups: dict[tuple[str, str], list[FileIngest]] = {}
     for f in summary.files:
-        totals = groups.setdefault((f.model, f.kind), [0, 0, 0, 0])
-        totals[0] += 1
-        totals[1] += f.rows_added
-        totals[2] += f.rows_quarantined
-        totals[3] += f.unknown_label_ids
-    for (model, kind), (count, added, quarantined, unknown) in groups.items():
-        plural = "s" if count != 1 else ""
-        line = f"  {model} {kind}: +{added} rows, {quarantined} quarantined ({count} file{plural})"
+        groups.setdefault((f.model, f.kind), []).append(f)
+    for (model, kind), found in groups.items():
+        plural = "s" if len(found) != 1 else ""
+        added, quarantined = sum(f.rows_added for f in found), sum(f.rows_quarantined for f in found)
+        line = f"  {model} {kind}: +{added} rows, {quarantined} quarantined ({len(found)} file{plural})"
+        unknown = sum(f.unknown_label_ids for f in found)
         if unknown:
             line += f"; {unknown} labels for ids with no prediction (kept)"
         print(line)
+        bad_values = most_first(pair for f in found for pair in f.bad_values)
+        if bad_values:
+            print(f"    bad values stored as NULL, rows kept: {_counts(bad_values)} ({_BAD_VALUES_HINT})")
     if summary.quarantined_by_reason:
         reasons = ", ".join(f"{reason} {count}" for reason, count in summary.quarantined_by_reason)
         print(f"  quarantined by reason: {reasons} (see `triage quarantine`)")
-    if summary.bad_values:
-        columns = ", ".join(f"{column} {count}" for column, count in summary.bad_values)
-        print(f"  bad values stored as NULL, rows kept: {columns} ({_BAD_VALUES_HINT})")
     for warning in summary.warnings:
         print(f"  warning: {warning}")
 
@@ -245,6 +243,7 @@ def info_json(info: StoreInfo, config: Config) -> dict[str, object]:
                 "reference": config.model(m.name).reference.describe(),
                 "reference_rows": m.reference_rows,
                 "quarantined": dict(m.quarantined),
+                "bad_values": dict(m.bad_values),
             }
         )
     return {"config": info.config_path, "store": info.store_path, "models": models}
@@ -286,7 +285,14 @@ def print_info(info: StoreInfo, config: Config) -> None:
         reasons = ", ".join(f"{r} {count}" for r, count in m.quarantined if r != REASON_BAD_VALUE)
         print(f"  quarantined  {m.quarantined_rows} rows" + (f": {reasons}" if reasons else ""))
         if m.bad_values:
-            print(f"  bad values   {m.bad_values} in kept rows, stored as NULL ({_BAD_VALUES_HINT})")
+            print(
+                f"  bad values   {_counts(m.bad_values)}: in kept rows, stored as NULL ({_BAD_VALUES_HINT})"
+            )
+
+
+def _counts(pairs: tuple[tuple[str, int], ...]) -> str:
+    """`tenure 11216, latency 6`."""
+    return ", ".join(f"{name} {count}" for name, count in pairs)
 
 
 def _files(count: int) -> str:

@@ -38,6 +38,7 @@ class ModelInfo:
     files: tuple[tuple[str, int], ...]  # (kind, files ingested): predictions, labels, reference
     # (reason, entries), most frequent first: quarantined rows, and `REASON_BAD_VALUE` values of kept rows
     quarantined: tuple[tuple[str, int], ...]
+    bad_values: tuple[tuple[str, int], ...]  # (column, values of kept rows stored NULL), most first
 
     @property
     def label_coverage(self) -> float | None:
@@ -47,11 +48,6 @@ class ModelInfo:
     @property
     def quarantined_rows(self) -> int:
         return sum(n for reason, n in self.quarantined if reason != REASON_BAD_VALUE)
-
-    @property
-    def bad_values(self) -> int:
-        """Values of kept rows stored as NULL for a bad type."""
-        return dict(self.quarantined).get(REASON_BAD_VALUE, 0)
 
     def file_count(self, kind: str) -> int:
         """Files of one kind (predictions, labels, reference) in the registry."""
@@ -148,6 +144,7 @@ def model_info(con: duckdb.DuckDBPyConnection, model: ModelConfig) -> ModelInfo:
             _scalar(con, f"SELECT count(*) FROM {quote(reference)}") if table_exists(con, reference) else 0
         )
     quarantined: tuple[tuple[str, int], ...] = ()
+    bad_values: tuple[tuple[str, int], ...] = ()
     files: tuple[tuple[str, int], ...] = ()
     if table_exists(con, FILES_TABLE):
         files = tuple(
@@ -165,6 +162,14 @@ def model_info(con: duckdb.DuckDBPyConnection, model: ModelConfig) -> ModelInfo:
                 [model.name],
             ).fetchall()
         )
+        bad_values = tuple(
+            (str(column), int(n))
+            for column, n in con.execute(
+                f"SELECT split_part(detail, ': ', 1), count(*) FROM {QUARANTINE_TABLE} "
+                "WHERE model = ? AND reason = ? GROUP BY 1 ORDER BY 2 DESC, 1",
+                [model.name, REASON_BAD_VALUE],
+            ).fetchall()
+        )
     return ModelInfo(
         name=model.name,
         rows=rows,
@@ -179,6 +184,7 @@ def model_info(con: duckdb.DuckDBPyConnection, model: ModelConfig) -> ModelInfo:
         reference_rows=reference_rows,
         files=files,
         quarantined=quarantined,
+        bad_values=bad_values,
     )
 
 

@@ -161,11 +161,6 @@ class IngestSummary:
         return most_first(pair for f in self.files for pair in f.quarantined_by_reason)
 
     @property
-    def bad_values(self) -> tuple[tuple[str, int], ...]:
-        """Values of kept rows stored as NULL for a bad type, per column, most frequent first."""
-        return most_first(pair for f in self.files for pair in f.bad_values)
-
-    @property
     def unknown_label_ids(self) -> int:
         return sum(f.unknown_label_ids for f in self.files)
 
