@@ -61,11 +61,12 @@ def one_line_error(status: int, err: str, path: Path, key: str) -> str:
     return lines[0]
 
 
-def write_logs(tmp_path: Path, score_column: str = "score") -> None:
+def write_logs(tmp_path: Path, score_column: str = "score", day: int = 1, extra: str = "") -> None:
+    """A day's predictions (`extra`: more columns, as SQL) and one label."""
     write_parquet(
-        tmp_path / "logs" / "predictions" / "day1.parquet",
-        f"SELECT 'r' || i AS request_id, '2026-01-01 00:00:00' AS ts, 'v1' AS model_version, "
-        f"0.5 AS {score_column}, i * 2.0 AS amount, 'card' AS payment_type, 'FR' AS country "
+        tmp_path / "logs" / "predictions" / f"day{day}.parquet",
+        f"SELECT 'r{day}-' || i AS request_id, '2026-01-0{day} 00:00:00' AS ts, 'v1' AS model_version, "
+        f"0.5 AS {score_column}, i * 2.0 AS amount, 'card' AS payment_type, 'FR' AS country{extra} "
         "FROM range(3) t(i)",
     )
     write_jsonl(
@@ -246,17 +247,7 @@ def test_an_optional_column_the_older_logs_lack_is_a_note(
     ingest stores it as NULL where absent, so the check notes it; a required column missing from
     one sampled file, or an optional one from all of them, stays an error."""
     for day in (1, 2, 3):
-        extra = ", 7.0 AS tenure" if day == 3 else ""
-        write_parquet(
-            tmp_path / "logs" / "predictions" / f"day{day}.parquet",
-            f"SELECT 'r{day}' || i AS request_id, '2026-01-0{day} 00:00:00' AS ts, 'v1' AS model_version, "
-            f"0.5 AS score, i * 2.0 AS amount, 'card' AS payment_type, 'FR' AS country{extra} "
-            "FROM range(3) t(i)",
-        )
-    write_jsonl(
-        tmp_path / "logs" / "labels" / "l.jsonl",
-        [{"request_id": "r10", "is_fraud": 1, "labeled_at": "2026-01-02T00:00:00Z"}],
-    )
+        write_logs(tmp_path, day=day, extra=", 7.0 AS tenure" if day == 3 else "")
     added = GOOD.replace('numeric = ["amount"]', 'numeric = ["amount", "tenure"]')
     status, out, err = check(tmp_path, capsys, added)
     assert (status, err) == (0, "")

@@ -62,7 +62,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info.add_argument("--json", action="store_true", help="print JSON instead of text")
     info.set_defaults(handler=run_info)
 
-    quarantine = subparsers.add_parser("quarantine", help="list quarantined log rows with their reasons")
+    quarantine = subparsers.add_parser(
+        "quarantine",
+        help="list quarantined log rows, and values stored as missing in kept rows, with their reasons",
+    )
     quarantine.add_argument("--model", metavar="NAME", help="only this model")
     quarantine.add_argument("--reason", metavar="REASON", help='only this reason, e.g. "duplicate id"')
     quarantine.add_argument(
