@@ -398,25 +398,19 @@ def _weighted(rows: Sequence[R], value: Callable[[R], float | None]) -> float | 
     return sum(n * v for n, v in pairs) / total if total else None
 
 
-def _versus(now: float | None, reference: float | None, digits: int = 3, mark: str = "") -> str:
-    return f"{_num(now, digits)} ({_num(reference, digits)}{mark if reference is not None else ''})"
-
-
-def _with_interval(
+def _versus(
     now: float | None,
-    interval: tuple[float | None, float | None],
     reference: float | None,
-    mark: str,
-    digits: int,
+    digits: int = 3,
+    mark: str = "",
+    interval: tuple[float | None, float | None] = (None, None),
 ) -> str:
-    """`0.45±.05 (0.32)`: the value, half its 95 % interval, the reference's."""
+    """`0.45±.05 (0.32*)`: the value, half its 95 % interval when given, the reference's and its mark."""
     low, high = interval
-    shown = _versus(now, reference, digits, mark)
-    if now is None or low is None or high is None:
-        return shown
-    value, rest = shown.split(" ", 1)
-    half = f"{(high - low) / 2:.2f}"
-    return f"{value}±{half.removeprefix('0')} {rest}"
+    half = (
+        "" if now is None or low is None or high is None else f"±{(high - low) / 2:.2f}".replace("±0.", "±.")
+    )
+    return f"{_num(now, digits)}{half} ({_num(reference, digits)}{mark if reference is not None else ''})"
 
 
 def _performance_lines(model: ModelReport) -> list[str]:
@@ -442,12 +436,12 @@ def _performance_lines(model: ModelReport) -> list[str]:
                 time_text(now.window_start)[5:],
                 _pct(now.label_coverage),
                 *(
-                    _with_interval(
+                    _versus(
                         getattr(now, field),
-                        (getattr(now, f"{field}_ci_low"), getattr(now, f"{field}_ci_high")),
                         _weighted(reference, partial(_field, field)),
-                        mark,
                         2,
+                        mark,
+                        (getattr(now, f"{field}_ci_low"), getattr(now, f"{field}_ci_high")),
                     )
                     for field in ("precision", "recall", "auroc", "expected_cost")
                 ),
