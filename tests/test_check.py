@@ -553,3 +553,27 @@ def time_text_day(day: int) -> str:
     from tests.test_alert_evaluate import DAY, T0
 
     return f"{T0 + day * DAY:%m-%d}"
+
+
+def test_a_model_without_predictions_makes_an_otherwise_ok_check_unknown(
+    store: tuple[Path, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Two models, no alert rules: one judged, the other's feed not started as of T. Not "OK" for
+    a cron job: unknown (3), naming the model; checking the judged one alone is OK."""
+    config, _ = store
+    shutil.copytree(config.parent / "logs", tmp_path / "logs")
+    line = (tmp_path / "logs" / "predictions.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    later = json.loads(line) | {"id": "march-1", "ts": "2026-03-02T00:00:00Z"}
+    (tmp_path / "logs" / "later.jsonl").write_text(json.dumps(later) + "\n", encoding="utf-8")
+    quiet = CONFIG.replace("min_samples = 20\n", "min_samples = 20\nalert = []\n")
+    second = quiet.split("[[model]]")[1].replace('name = "fraud"', 'name = "later"')
+    second = second.replace('predictions = "logs/predictions.jsonl"', 'predictions = "logs/later.jsonl"')
+    both = tmp_path / "triage.toml"
+    both.write_text(quiet + "\n[[model]]" + second, encoding="utf-8")
+    assert main(["--config", str(both), "ingest"]) == 0
+    capsys.readouterr()
+    status, out, err = run(capsys, both, "--at", "2026-01-07T18:00Z")
+    assert status == 3 and out.splitlines()[0].endswith("— UNKNOWN")
+    assert err.strip() == "triage: no predictions in the evaluated windows of later as of 2026-01-07 18:00Z"
+    status, out, _ = run(capsys, both, "--at", "2026-01-07T18:00Z", "--model", "fraud")
+    assert status == 0 and out.splitlines()[0].endswith("— OK")

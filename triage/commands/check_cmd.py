@@ -107,8 +107,10 @@ def run_check(args: argparse.Namespace) -> int:
     except (StoreError, EngineError) as exc:
         raise UserError(str(exc), status=EXIT_UNKNOWN) from None
     status = exit_status(alerts, report.as_of)
-    # Nothing judged is not "OK" for a cron job: unknown, as with nothing ingested yet.
-    judged = status != EXIT_OK or any(window.n for model in report.models for window in model.windows)
+    # Nothing judged is not "OK" for a cron job: unknown, as with nothing ingested yet — for the
+    # whole check, or for one of its models when no alert says worse.
+    unjudged = [model.name for model in report.models if not any(window.n for window in model.windows)]
+    judged = status != EXIT_OK or not unjudged
     if args.json:
         document = report.to_json()
         document["alerts"] = [alert.to_json(report.as_of) for alert in alerts]
@@ -122,8 +124,9 @@ def run_check(args: argparse.Namespace) -> int:
         except AlertmanagerError as exc:
             raise UserError(str(exc), status=EXIT_UNKNOWN) from None
     if not judged:
+        which = "" if len(unjudged) == len(report.models) else f" of {', '.join(unjudged)}"
         when = time_text(report.as_of)
-        raise UserError(f"no predictions in the evaluated windows as of {when}", status=EXIT_UNKNOWN)
+        raise UserError(f"no predictions in the evaluated windows{which} as of {when}", status=EXIT_UNKNOWN)
     return status
 
 
