@@ -11,7 +11,7 @@ import argparse
 import json
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from functools import partial
+from operator import attrgetter
 from typing import TYPE_CHECKING, TypeVar
 
 from triage.alerts.rules import PRECISION_MIN_COVERAGE, validate_rules
@@ -368,10 +368,6 @@ def _calibration_lines(model: ModelReport, latest: datetime) -> list[str]:
     return [title, *_table(headers, rows), *_borrowed_note(borrowed)]
 
 
-def _field(name: str, row: Row) -> float | None:
-    return getattr(row, name)
-
-
 def _per_version(
     rows: Sequence[R], reference: Sequence[R]
 ) -> Iterator[tuple[str | None, list[R], list[R], str]]:
@@ -441,7 +437,7 @@ def _performance_lines(model: ModelReport) -> list[str]:
                 *(
                     _versus(
                         getattr(now, field),
-                        _weighted(reference, partial(_field, field)),
+                        _weighted(reference, attrgetter(field)),
                         2,
                         mark,
                         (getattr(now, f"{field}_ci_low"), getattr(now, f"{field}_ci_high")),
