@@ -305,10 +305,12 @@ def test_text_summary(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str
     windows = check_json(capsys, config, "--at", "2026-01-07T18:00Z")["models"][0]["windows"]
     last_end = datetime.fromisoformat(windows[-1]["window_end"])
     _, later, _ = run(capsys, config, "--at", (last_end + timedelta(hours=36)).isoformat())
-    assert (
-        f"  stale: no predictions after {last_end:%Y-%m-%d}, 1.5d before the as-of time;"
-        f" below is the window of {last_end - timedelta(days=1):%Y-%m-%d}"
-    ) in later.splitlines()
+    stale = [
+        f"  stale: no predictions after {last_end:%Y-%m-%d}, 1.5d before the as-of time;",
+        f"         below is the window of {last_end - timedelta(days=1):%Y-%m-%d}",
+    ]
+    at = later.splitlines().index(stale[0])
+    assert later.splitlines()[at : at + 2] == stale
     drift = out.split("\nDrift")[1].split("\n\n")[0].splitlines()[2:]  # after title and header
     features = [line.split()[0] for line in drift if not line.lstrip().startswith("…")]
     assert features and len(features) == len(set(features))  # one line per feature

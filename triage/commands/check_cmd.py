@@ -216,8 +216,8 @@ def _stale_lines(model: ModelReport) -> list[str]:
         return []
     gap = _duration((model.as_of - last.window_end).total_seconds())
     return [
-        f"  stale: no predictions after {time_text(last.window_end)}, {gap} before the as-of time;"
-        f" below is the window of {time_text(last.window_start)}"
+        f"  stale: no predictions after {time_text(last.window_end)}, {gap} before the as-of time;",
+        f"         below is the window of {time_text(last.window_start)}",
     ]
 
 
