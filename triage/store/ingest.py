@@ -458,7 +458,7 @@ def _load(
     staged_columns = _staged_columns(kind, layout)
     sink = _ChunkSink(
         con,
-        stage_sql=_stage_sql(model, kind, layout, wanted, columns, target, run.now),
+        stage=_stage_sql(model, kind, layout, wanted, columns, target, run.now),
         stored=[name for name, _ in staged_columns[len(STAGED_HEAD) :]],
         target=target,
         file_id=file_id,
@@ -591,7 +591,7 @@ class _ChunkSink:
         self,
         con: duckdb.DuckDBPyConnection,
         *,
-        stage_sql: str,
+        stage: _Stage,
         stored: list[str],
         target: str,
         file_id: int,
@@ -599,7 +599,8 @@ class _ChunkSink:
         known_ids: str | None,
     ) -> None:
         self.con = con
-        self.stage = stage_sql.replace("{source}", ROWS)
+        self.stage = stage.sql.replace("{source}", ROWS)
+        self.checks_values = stage.checks_values
         self.columns = ", ".join(quote(c) for c in stored)
         # A quarantined row's own time, when it got as far as the type checks (a bad type).
         self.row_ts = quote("_ts") if "_ts" in stored else "NULL"
@@ -630,10 +631,14 @@ class _ChunkSink:
             else:
                 self.reasons[str(reason)] += int(count)
                 quarantined += int(count)
-        issues = con.execute(
-            f"SELECT split_part(issue, ': ', 1), count(*) FROM "
-            f"(SELECT unnest(_issues) AS issue FROM {STAGED} WHERE _reason IS NULL) GROUP BY ALL"
-        ).fetchall()
+        issues = (
+            con.execute(
+                f"SELECT split_part(issue, ': ', 1), count(*) FROM "
+                f"(SELECT unnest(_issues) AS issue FROM {STAGED} WHERE _reason IS NULL) GROUP BY ALL"
+            ).fetchall()
+            if self.checks_values
+            else []
+        )
         for column, count in issues:
             self.bad_values[str(column)] += int(count)
         if (quarantined or issues) and raw_sql is not None:
@@ -733,6 +738,15 @@ def _staged_columns(kind: str, layout: Layout) -> tuple[tuple[str, str], ...]:
 
 
 @dataclass(frozen=True)
+class _Stage:
+    """The staging query of one file's rows (over `{source}`), and whether it checks any optional
+    value (without such a check no kept row has a bad value to count)."""
+
+    sql: str
+    checks_values: bool
+
+
+@dataclass(frozen=True)
 class _Check:
     """One quarantine rule: when `condition` holds (and no earlier rule did), the row gets `reason`."""
 
@@ -749,7 +763,7 @@ def _stage_sql(
     columns: dict[str, _Column],
     target: str,
     now: str,
-) -> str:
+) -> _Stage:
     """The query (over `{source}`, a reader's rows) that yields the staged columns of one file."""
     values: dict[str, str] = {}
     checks: list[_Check] = []  # a row that fails one is quarantined
@@ -913,17 +927,21 @@ def _stage_sql(
         )
     """
     if kind != KIND_PREDICTIONS:
-        return f"""
+        return _Stage(
+            f"""
             SELECT _row, CAST(_reason1 AS VARCHAR) AS _reason, CAST(_detail1 AS VARCHAR) AS _detail,
                 CAST(CASE WHEN _reason1 IS NOT NULL OR len(_issues1) > 0 THEN _line END AS VARCHAR) AS _raw,
                 CASE WHEN _reason1 IS NULL THEN _issues1 ELSE [] END AS _issues, {output}
             FROM ({classified})
-        """
+        """,
+            bool(issues),
+        )
     # A good row whose id came earlier in the chunk, or is already stored (earlier files and chunks),
     # is a duplicate. Both lookups are hash joins built on the chunk's ids, probing the stored ids
     # (by their hashes first).
     stored = stored_rows_sql(f"SELECT * FROM {quote(target)}", hashed_ids_sql("rows WHERE _reason1 IS NULL"))
-    return f"""
+    return _Stage(
+        f"""
         WITH rows AS MATERIALIZED ({classified}),
         firsts AS (
             SELECT _id, min(_row) AS _first_row FROM rows WHERE _reason1 IS NULL
@@ -946,7 +964,9 @@ def _stage_sql(
             LEFT JOIN firsts AS f ON r._id = f._id
             LEFT JOIN stored AS s ON r._id = s._id
         )
-    """
+    """,
+        bool(issues),
+    )
 
 
 def rebuild_model(con: duckdb.DuckDBPyConnection, model_name: str) -> None:
