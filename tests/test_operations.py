@@ -94,6 +94,25 @@ def test_missing_route_is_its_own_slice_and_min_samples() -> None:
     assert "min_samples" in missing.note
 
 
+def test_values_too_large_to_sum_are_none_with_a_note() -> None:
+    """Two finite costs (or token counts) near 1e308 overflow their sum: None and said, never an
+    infinity that no JSON can carry."""
+    con = duckdb.connect()
+    model = model_config(segments=(), route=False)
+    data = one_window(np.array([0.2, 0.4, 0.6, 0.8]), labels=np.zeros(4))
+    data.cost = np.array([1e308, 1e308, 1.0, 1.0])
+    data.tokens = np.array([1e308, 1e308, 1.0, 1.0])
+    data.latency = np.array([1e308, 1.0, 2.0, 3.0])
+    write(con, model, data)
+    row = compute_operations(con, Scope.of(model, as_of=day(1)))[0]
+    with np.errstate(over="ignore"):
+        assert not np.isfinite(np.sum(data.cost)) and not np.isfinite(np.mean(data.tokens))
+    assert (row.cost_per_1k, row.tokens_per_request) == (None, None)
+    latency = [row.latency_p50_ms, row.latency_p95_ms, row.latency_p99_ms]
+    assert latency == pytest.approx(np.percentile(data.latency, [50, 95, 99]))
+    assert row.note == "too large to compute: cost_per_1k, tokens_per_request"
+
+
 CON = duckdb.connect()
 
 

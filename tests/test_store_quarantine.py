@@ -89,8 +89,8 @@ def test_every_jsonl_reason_is_counted_and_nothing_is_lost(tmp_path: Path) -> No
         [REASON_BAD_VALUE],
     )
     assert kept == [
-        (len(lines) - 1, "latency: slow is not a number", json.dumps(lines[-2])),
-        (len(lines), "latency: 12 ms is not a number", json.dumps(lines[-1])),
+        (len(lines) - 1, "latency: slow is not a finite number", json.dumps(lines[-2])),
+        (len(lines), "latency: 12 ms is not a finite number", json.dumps(lines[-1])),
     ]
     assert query(config, "SELECT count(*) FROM predictions_fraud WHERE _id IN ('r15', 'r16')") == [(2,)]
     got = query(
@@ -112,6 +112,68 @@ def test_every_jsonl_reason_is_counted_and_nothing_is_lost(tmp_path: Path) -> No
     row_ts = query(config, "SELECT reason, row_ts FROM _triage_quarantine WHERE line IN (21, 22)")
     day = datetime(2026, 1, 1)
     assert sorted(row_ts) == [("bad type", day), ("score outside [0, 1]", day)]
+
+
+INFINITE_OPERATIONS = """
+[model.columns]
+id = "request_id"
+timestamp = "ts"
+score = "score"
+latency_ms = "latency"
+cost = "cost"
+tokens = "tokens"
+
+[model.features]
+numeric = ["amount"]
+"""
+
+
+def test_an_infinite_latency_cost_or_token_count_is_a_bad_value(tmp_path: Path) -> None:
+    """JSON's Infinity, 1e400 (beyond a double) and "inf", and Parquet's native inf, of a latency,
+    cost or token count are not numbers an average can use: stored NULL, recorded, the row kept;
+    an infinite feature value is a missing value (DESIGN §4), not a bad one."""
+    base = {"ts": "2026-01-01T00:00:00Z", "score": 0.5, "latency": 10, "cost": 0.01, "tokens": 5, "amount": 1}
+    lines: list[object] = [json.dumps({"request_id": f"r{i}", **base}) for i in range(4)]
+    lines += [
+        '{"request_id": "a", "ts": "2026-01-01T00:00:00Z", "score": 0.5, "latency": Infinity}',
+        '{"request_id": "b", "ts": "2026-01-01T00:00:00Z", "score": 0.5, "cost": 1e400}',
+        '{"request_id": "c", "ts": "2026-01-01T00:00:00Z", "score": 0.5, "tokens": "-inf"}',
+        '{"request_id": "d", "ts": "2026-01-01T00:00:00Z", "score": 0.5, "amount": Infinity}',
+    ]
+    write_jsonl(tmp_path / "logs" / "p.jsonl", lines)
+    write_parquet(
+        tmp_path / "logs" / "q.parquet",
+        "SELECT 'e' AS request_id, TIMESTAMPTZ '2026-01-01 00:00:00Z' AS ts, 0.5 AS score, "
+        "'inf'::DOUBLE AS latency, 0.01 AS cost, 5 AS tokens, 1.0 AS amount",
+    )
+    config = write_config(tmp_path, f'name = "m"\npredictions = "logs"\n{INFINITE_OPERATIONS}')
+    summary = ingest(config)
+    assert (summary.rows_added, summary.rows_quarantined) == (9, 0)
+    assert sorted(value for f in summary.files for value in f.bad_values) == [
+        ("cost", 1),
+        ("latency", 1),
+        ("latency", 1),
+        ("tokens", 1),
+    ]
+    stored = query(
+        config,
+        "SELECT _id, _latency_ms, _cost, _tokens, amount FROM predictions_m "
+        "WHERE _id IN ('a', 'b', 'c', 'd', 'e') ORDER BY _id",
+    )
+    assert stored == [
+        ("a", None, None, None, None),
+        ("b", None, None, None, None),
+        ("c", None, None, None, None),
+        ("d", None, None, None, float("inf")),
+        ("e", None, 0.01, 5.0, 1.0),
+    ]
+    details = query(config, "SELECT detail FROM _triage_quarantine ORDER BY detail")
+    assert details == [
+        ("cost: 1e400 is not a finite number",),
+        ("latency: Infinity is not a finite number",),
+        ("latency: inf is not a finite number",),
+        ("tokens: -inf is not a finite number",),
+    ]
 
 
 def test_a_jsonl_file_without_a_required_key_on_any_line_says_so(tmp_path: Path) -> None:

@@ -6,12 +6,15 @@
 - cost per 1 000 predictions = 1000·Σ cost / rows (rows without a cost count as 0; None when no
   row has one);
 - tokens per request = mean tokens over the rows with tokens.
-A signal that is not logged in a cell is None and named in the note.
+A signal that is not logged in a cell is None and named in the note; so is one whose values
+(finite, ingest stores no ±inf) are too large to sum or interpolate (costs near 1e308).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
+from typing import Any
 
 import duckdb
 
@@ -85,14 +88,19 @@ def _row(scope: Scope, cell: tuple, route: str | None, stats: tuple) -> Operatio
         "tokens": tokens,
     }
     missing = [name for name, value in values.items() if value is None]
-    return replace(
-        row,
-        note="not logged: " + ", ".join(missing) if missing else None,
-        latency_p50_ms=None if latency is None else latency[0],
-        latency_p95_ms=None if latency is None else latency[1],
-        latency_p99_ms=None if latency is None else latency[2],
-        error_rate=error_rate,
-        fallback_rate=fallback_rate,
-        cost_per_1k=None if not n_cost else 1000.0 * cost_sum / n,
-        tokens_per_request=tokens,
-    )
+    found: dict[str, Any] = {
+        "latency_p50_ms": None if latency is None else latency[0],
+        "latency_p95_ms": None if latency is None else latency[1],
+        "latency_p99_ms": None if latency is None else latency[2],
+        "error_rate": error_rate,
+        "fallback_rate": fallback_rate,
+        "cost_per_1k": None if not n_cost else 1000.0 * cost_sum / n,
+        "tokens_per_request": tokens,
+    }
+    # Finite values near 1e308 can overflow a sum or an interpolation: no number to show.
+    overflow = [name for name, value in found.items() if value is not None and not math.isfinite(value)]
+    notes = [f"not logged: {', '.join(missing)}"] if missing else []
+    if overflow:
+        notes.append(f"too large to compute: {', '.join(overflow)}")
+    found |= dict.fromkeys(overflow)
+    return replace(row, note="; ".join(notes) or None, **found)

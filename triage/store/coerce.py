@@ -108,6 +108,12 @@ def optional_double_sql(expr: str, duckdb_type: str) -> str:
     return f"CASE WHEN {nullish_sql(expr, duckdb_type)} THEN NULL ELSE {double_sql(expr, duckdb_type)} END"
 
 
+def finite_double_sql(expr: str, duckdb_type: str) -> str:
+    """An optional finite number: NULL when absent or not a finite number (±inf, say `1e400`)."""
+    value = double_sql(expr, duckdb_type)
+    return f"CASE WHEN {nullish_sql(expr, duckdb_type)} THEN NULL WHEN isfinite({value}) THEN {value} END"
+
+
 def bool_sql(expr: str, duckdb_type: str) -> str:
     """The value as BOOLEAN: true/false, 1/0, "1"/"0", "yes"/"no" (any case); else NULL."""
     kind = duckdb_type.upper()

@@ -46,6 +46,7 @@ from triage.store.coerce import (
     bool_sql,
     category_sql,
     double_sql,
+    finite_double_sql,
     label_sql,
     literal,
     nullish_sql,
@@ -881,8 +882,8 @@ def _stage_sql(
         for role in ("latency_ms", "cost", "tokens"):
             src = source(f"columns.{role}")
             if src is not None:
-                values[f"_{role}"] = optional_double_sql(*src)
-                bad(f"columns.{role}", quote(f"_{role}"), "a number")
+                values[f"_{role}"] = finite_double_sql(*src)
+                bad(f"columns.{role}", quote(f"_{role}"), "a finite number")
         for role in ("error", "fallback"):
             src = source(f"columns.{role}")
             if src is not None:
