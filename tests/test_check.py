@@ -493,6 +493,44 @@ def test_a_retyped_and_a_dropped_column_keep_the_rest_monitored(
     assert json.loads(capsys.readouterr().out)["models"][0]["bad_values"] == {"amount": 300}
 
 
+def test_a_null_segment_value_and_a_logged_missing_one_are_one_slice_everywhere(
+    store: tuple[Path, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A NULL country and the text "(missing)" share the cell name `"(missing)"`: every table has one
+    such cell per window × version (not two with one name), counting both, and its drift is
+    measured against the reference rows of both (`n_reference`)."""
+    config, _ = store
+    shutil.copytree(config.parent / "logs", tmp_path / "logs")
+    path = tmp_path / "logs" / "predictions.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    for i, row in enumerate(rows):
+        row["country"] = {0: None, 1: "(missing)"}.get(i % 10, row["country"])
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    moved = tmp_path / "triage.toml"
+    moved.write_text(CONFIG, encoding="utf-8")
+    assert main(["--config", str(moved), "ingest"]) == 0
+    capsys.readouterr()
+    document = check_json(capsys, moved, "--at", "2026-01-08T00:00Z")["models"][0]
+    missing = [row for row in rows if row["country"] in (None, "(missing)")]
+    expected: dict[tuple[str, str | None], int] = {}
+    for row in missing:
+        window = row["ts"][:10] + "T00:00:00Z"
+        for version in (None, row["version"]):
+            expected[(window, version)] = expected.get((window, version), 0) + 1
+    reference = sum(1 for row in missing if row["ts"] < "2026-01-06")
+    for table in ("drift", "data_quality", "calibration", "performance", "operations"):
+        cells: dict[tuple[Any, ...], int] = {}
+        for row in document[table]:
+            if row["segment"] == "country" and row["segment_value"] == "(missing)":
+                key = (row["window_start"], row["version"], row.get("feature"), row.get("route"))
+                assert key not in cells, (table, key)
+                cells[key] = row["n"]
+                if table == "drift" and row["feature"] == "amount":
+                    assert row["n_reference"] == reference
+        found = {(window, version): n for (window, version, _, _), n in cells.items()}
+        assert found == expected, table
+
+
 def test_the_drift_lines_put_cells_the_test_backs_before_large_psi_alone() -> None:
     """A hundred-category feature has PSI 0.5 in small slices by chance (its pooled chi-square
     says so); one numeric slice at PSI 0.15 with p 1e-6 is the drift to read first."""

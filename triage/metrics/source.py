@@ -64,7 +64,9 @@ def reference_rows_sql(scope: Scope) -> str:
 
 
 def _select(scope: Scope, columns: str) -> str:
-    segments = "".join(f", p.{quote(s)}" for s in scope.segments)
+    # Each segment as its cell's `segment_value`: a NULL and a logged "(missing)" are one slice in
+    # every statistic (grouped on the raw column they were two cells with one name).
+    segments = "".join(f", {segment_value_sql(s, 'p.')} AS {quote(s)}" for s in scope.segments)
     start = window_start_sql(scope.window, "p._ts")
     return f"SELECT {start} AS window_start, p._version{segments}, {columns}"
 
