@@ -189,7 +189,11 @@ def test_undefined_metrics_are_none_with_a_note() -> None:
         row.precision is None and row.recall is None and row.auroc is None and row.average_precision is None
     )
     assert row.fpr == 0.0 and row.accuracy == 1.0 and row.f1 is None and row.expected_cost == 0.0
-    assert "no positive decisions" in row.note and "no positive labels" in row.note
+    assert row.note.split("; ") == [
+        "precision undefined: no positive decisions",
+        "recall, FNR, AUROC and average precision undefined: no positive labels",
+        "F1 undefined: no positive decisions or labels",
+    ]
     # Only positive labels: AP = 1 (sklearn), AUROC undefined.
     write(con, model, one_window(np.array([0.1, 0.6, 0.7]), labels=np.ones(3)))
     row = compute_performance(con, Scope.of(model, as_of=day(1)))[0]

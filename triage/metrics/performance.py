@@ -126,6 +126,8 @@ def _statistics(
         notes.append("recall, FNR, AUROC and average precision undefined: no positive labels")
     if fp + tn == 0:
         notes.append("FPR and AUROC undefined: no negative labels")
+    if tp + fp + fn == 0:
+        notes.append("F1 undefined: no positive decisions or labels")
     cost_sum = fp * costs.false_positive + fn * costs.false_negative
     cost_sq = fp * costs.false_positive**2 + fn * costs.false_negative**2
     precision_ci, recall_ci = wilson(tp, tp + fp), wilson(tp, tp + fn)
