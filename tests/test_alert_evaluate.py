@@ -34,8 +34,8 @@ from triage.alerts.evaluate import (
     reliability_p,
     wilson_trials,
 )
-from triage.alerts.rules import effective_rules, split_signal
-from triage.config import AlertRule, Columns, ModelConfig, Reference
+from triage.alerts.rules import default_rules, effective_rules, split_signal
+from triage.config import AlertRule, Columns, ModelConfig, Reference, Window
 from triage.metrics.intervals import wilson
 from triage.metrics.results import (
     CalibrationRow,
@@ -314,6 +314,63 @@ def test_band_needs_three_reference_windows():
     result = only(evaluate(_band_rule(), calibration=[*reference, calibration_row(10, ece=0.5)]))
     assert [cell.status for cell in result.cells] == [UNKNOWN] * 3
     assert result.condition == UNKNOWN
+
+
+# -- a daily cycle with windows shorter than a day --------------------------------------------------
+
+HOUR = timedelta(hours=1)
+
+
+def hourly_drift(hour: int, psi: float) -> DriftRow:
+    """The drift row of the hour `hour` hours after T0, its KS test significant."""
+    row = drift_row(0, psi=psi, ks_p=1e-12)
+    return dataclasses.replace(row, window_start=T0 + hour * HOUR, window_end=T0 + (hour + 1) * HOUR)
+
+
+def _night(hour: int) -> bool:
+    return hour % 24 < 6
+
+
+def test_under_a_day_a_crossed_cell_alerts_only_outside_the_band_of_its_time_of_day():
+    """The reference week's night hours drift from the pooled reference every night (PSI ≈ 0.3), its
+    day hours do not (≈ 0.02): a night at 0.31 is the reference's own cycle; a night at 0.6, or an
+    afternoon at 0.15, is news."""
+    hourly = model_config(window=Window(1, "h"))
+    rule = next(r for r in default_rules(hourly) if r.name == "feature-drift")
+    assert rule.outside_band == "3sigma"
+    rng = np.random.default_rng(3)
+    reference = [
+        hourly_drift(hour, (0.3 if _night(hour) else 0.02) + rng.uniform(-0.01, 0.01))
+        for hour in range(REFERENCE_DAYS * 24)
+    ]
+    nights = [row.psi for row in reference if row.window_start.hour == 3]
+    assert len(nights) == REFERENCE_DAYS
+
+    def judged(rule: AlertRule, at: int, psi: float) -> AlertEvaluation:
+        drift = [*reference, hourly_drift(at, psi)]
+        return only(evaluate(rule, hourly, now=T0 + at * HOUR, drift=drift), feature="amount")
+
+    night, noon = 10 * 24 + 3, 10 * 24 + 14
+    quiet = judged(rule, night, 0.31)
+    assert quiet.condition == OK and quiet.latest is not None
+    assert quiet.latest.note == (
+        "within the 3σ prediction band of the 7 reference windows starting at 03:00 "
+        f"(mean {np.mean(nights):.4g}, σ {np.std(nights):.3g})"
+    )
+    # The band of seven windows: Student's t (6 degrees of freedom) at 3σ's coverage, and the new
+    # window's own spread: mean ± 5.24σ.
+    width = stats.t.ppf(stats.norm.cdf(3), 6) * math.sqrt(1 + 1 / 7) * np.std(nights)
+    edge = np.mean(nights) + width
+    assert judged(rule, night, edge - 1e-6).condition == OK
+    assert judged(rule, night, edge + 1e-6).condition == FIRING
+    assert (judged(rule, night, 0.6).condition, judged(rule, night, 0.6).severity) == (FIRING, CRITICAL)
+    assert (judged(rule, noon, 0.15).condition, judged(rule, noon, 0.15).severity) == (FIRING, WARNING)
+    # Without the gate (a day-long window's default), the night's own cycle fires.
+    assert judged(dataclasses.replace(rule, outside_band=None), night, 0.31).condition == FIRING
+    daily = {r.name: r.outside_band for r in default_rules(model_config())}
+    assert set(daily.values()) == {None}
+    gated = {r.name for r in default_rules(model_config(window=Window(6, "h"))) if r.outside_band}
+    assert gated == {"feature-drift", "score-drift", "missing-rate", "unseen-categories", "decision-rate"}
 
 
 # -- persistence ----------------------------------------------------------------------------------

@@ -80,6 +80,13 @@ def test_rendered_rules_parse_back_to_the_same_rules():
     assert '# direction = "below"  (inferred)' in text
     reparsed = config(text, extra=FULL[0], columns=FULL[1]).models[0]
     assert reparsed.alerts == default_rules(model)
+    # Hourly windows: every rule that compares with the reference is gated by its time of day's band.
+    hourly = config(extra=f'{FULL[0]}\nwindow = "1h"', columns=FULL[1]).models[0]
+    text = render_rules(hourly)
+    assert text.count('outside_band = "3sigma"') == 11  # all but error-rate's fixed share
+    assert config(text, extra=f'{FULL[0]}\nwindow = "1h"', columns=FULL[1]).models[0].alerts == default_rules(
+        hourly
+    )
 
 
 def test_inferred_settings():
@@ -124,6 +131,7 @@ def test_inferred_settings():
         ),
         ('signal = "drift.psi"\nwarn = 1\neffect = "js"', "min_effect", "missing"),
         ('signal = "drift.ks_p"\nwarn = 0.01', "warn", "a p-value signal is thresholded by q"),
+        ('signal = "drift.ks_p"\noutside_band = "3sigma"', "outside_band", "a p-value signal is thresholded"),
         (
             'signal = "drift.psi"\nwarn = 1\nmin_label_coverage = 0.5',
             "min_label_coverage",
@@ -154,6 +162,7 @@ def test_duplicate_rule_names():
         ('effect = "PSI!"', "effect", "expected a field of the signal's table"),
         ("min_effect = -1", "min_effect", "expected a number >= 0"),
         ('direction = "sideways"', "direction", 'expected "above", "below" or "both"'),
+        ('outside_band = "3 sigma"', "outside_band", 'expected a band like "3sigma"'),
     ],
 )
 def test_new_keys_are_checked_by_the_config_parser(line, key, message):

@@ -66,6 +66,11 @@ class Window:
         return f"{self.count}{self.unit}"
 
     @property
+    def under_a_day(self) -> bool:
+        """Whether the window is shorter than a day: it sees a part of the daily cycle."""
+        return self.unit == "h" and self.count < 24
+
+    @property
     def duckdb_interval(self) -> str:
         names = {"h": "hours", "d": "days", "w": "weeks", "mo": "months"}
         return f"INTERVAL '{self.count} {names[self.unit]}'"
@@ -188,6 +193,9 @@ class AlertRule:
     warn_change: float | None = None
     critical_change: float | None = None
     band: str | None = None  # "3sigma"
+    # "3sigma": a crossed cell alerts only outside that band of the reference windows (those at its
+    # time of day, for windows shorter than a day): a daily cycle is not an incident.
+    outside_band: str | None = None
     for_windows: int = 1
     min_samples: int | None = None
     min_label_coverage: float | None = None
@@ -422,9 +430,10 @@ def _alert(reader: _Reader) -> AlertRule:
     baseline = reader.text("baseline")
     if baseline is not None and not _BASELINE_RE.match(baseline):
         raise reader.error("baseline", f'expected "reference" or "previous:30d", got {baseline!r}')
-    band = reader.text("band")
-    if band is not None and not re.match(r"^\d+(\.\d+)?sigma$", band):
-        raise reader.error("band", f'expected a band like "3sigma", got {band!r}')
+    band, outside_band = reader.text("band"), reader.text("outside_band")
+    for key, value in (("band", band), ("outside_band", outside_band)):
+        if value is not None and not re.match(r"^\d+(\.\d+)?sigma$", value):
+            raise reader.error(key, f'expected a band like "3sigma", got {value!r}')
     severity = reader.text("severity")
     if severity not in (None, "warning", "critical"):
         raise reader.error("severity", f'expected "warning" or "critical", got {severity!r}')
@@ -451,6 +460,7 @@ def _alert(reader: _Reader) -> AlertRule:
         warn_change=reader.number("warn_change"),
         critical_change=reader.number("critical_change"),
         band=band,
+        outside_band=outside_band,
         for_windows=reader.integer("for_windows", 1, minimum=1) or 1,
         min_samples=reader.integer("min_samples", minimum=1),
         min_label_coverage=coverage,

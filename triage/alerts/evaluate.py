@@ -12,6 +12,8 @@ Each cell (window × scope) of a rule's signal is judged in this order:
    with immature windows whose early labels are a biased sample),
    and a band (mean ± k·σ of the statistic over the reference windows, σ scaled by
    √(n̄_reference / n) for cells smaller than the reference windows); the worst level crossed wins;
+   with `outside_band`, a crossed cell inside the prediction band of the reference windows at its
+   time of day (windows under a day; all of them otherwise) is ok: the reference's own daily cycle;
 3. an effect-size floor (`min_effect` on `effect`, default the signal itself);
 4. a significance gate when the rule has `q` (p-value signals always do): the cell's p-value —
    the signal itself, the drift test of a drift statistic (KS for numeric, the chi-square with
@@ -45,7 +47,7 @@ import operator
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import numpy as np
@@ -559,6 +561,7 @@ class _Band:
     mean: float
     sigma: float
     size: float
+    windows: int
 
 
 class _Judge:
@@ -587,6 +590,7 @@ class _Judge:
         self.floor = effect_floor(rule)
         self.interval = has_interval(table, self.name)
         self.sigmas = band_sigmas(rule.band) if rule.band else None
+        self.outside_sigmas = band_sigmas(rule.outside_band) if rule.outside_band else None
         # The baseline a significance test compares with: the rule's own, else the reference.
         self.expected_baseline = rule.baseline or "reference"
         # Shares with known trials: tested exactly (Fisher) against the pooled baseline counts.
@@ -595,7 +599,7 @@ class _Judge:
         )
         self.tested_against_baseline = self.q is not None and (self.interval or self.proportion)
         self._references: dict[ScopeKey, _Baseline | None] = {}
-        self._bands: dict[ScopeKey, _Band | None] = {}
+        self._bands: dict[tuple[ScopeKey, time | None], _Band | None] = {}
         self._reliability: dict[ScopeKey, tuple[ReliabilityPoint, ...]] = {}
 
     def weight(self, row: Row) -> int:
@@ -619,6 +623,9 @@ class _Judge:
         if crossing is None:
             return CellResult(*window, UNKNOWN, note="no baseline for this scope")
         status, note, effect, p_value = (CROSSED if crossing.level else OK), None, None, None
+        if status == CROSSED and self.outside_sigmas is not None:
+            note = self.within_band(row, value)
+            status = OK if note else CROSSED
         if self.floor is not None:
             effect = _number(getattr(row, self.floor[0]))
             if effect is None:
@@ -680,7 +687,7 @@ class _Judge:
         if self.sigmas is not None:
             band = self.band(row)
             if band is not None:
-                found.append(self.banded(value, band, self.weight(row)))
+                found.append(self.banded(value, band, self.weight(row), self.sigmas))
         if not found:
             return None
         crossed = [c for c in found if c.level]
@@ -713,28 +720,56 @@ class _Judge:
                 return _Crossing(name, threshold, baseline)
         return _Crossing(None, warn if warn is not None else critical, baseline)
 
-    def banded(self, value: float, band: _Band, count: int) -> _Crossing:
+    def banded(self, value: float, band: _Band, count: int, sigmas: float) -> _Crossing:
         """Outside mean ± k·σ; σ widened by √(size / n) for cells smaller than the reference windows."""
-        assert self.sigmas is not None
         sigma = band.sigma * math.sqrt(band.size / count) if 0 < count < band.size else band.sigma
-        upper, lower = band.mean + self.sigmas * sigma, band.mean - self.sigmas * sigma
+        upper, lower = band.mean + sigmas * sigma, band.mean - sigmas * sigma
         if self.direction in ("above", "both") and value > upper:
             return _Crossing(WARNING, upper, band.mean)
         if self.direction in ("below", "both") and value < lower:
             return _Crossing(WARNING, lower, band.mean)
         return _Crossing(None, lower if self.direction == "below" else upper, band.mean)
 
-    def band(self, row: Row) -> _Band | None:
-        """The band of the row's scope from its reference windows with enough data (at least 3)."""
-        key = self.scope_of(row)
+    def within_band(self, row: Row, value: float) -> str | None:
+        """Why a crossed cell is not news (`outside_band`): its value lies inside the prediction
+        band of the reference windows at its time of day (all of them for a window of a day or
+        more); None when it lies outside, or when fewer than 3 such windows give no band.
+
+        k·σ becomes t·σ·√(1 + 1/m), t the Student quantile (m − 1 degrees of freedom) of k·σ's
+        normal coverage: from m windows σ is itself an estimate (five windows' σ is off by a
+        third as often as not), and a new window is not one of them.
+        """
+        assert self.outside_sigmas is not None
+        at = _time_of_day(row)
+        band = self.band(row, at)
+        if band is None:
+            return None
+        m = band.windows
+        sigmas = float(special.stdtrit(m - 1, special.ndtr(self.outside_sigmas))) * math.sqrt(1 + 1 / m)
+        if self.banded(value, band, self.weight(row), sigmas).level:
+            return None
+        when = f" starting at {at:%H:%M}" if at is not None else ""
+        return (
+            f"within the {self.outside_sigmas:g}σ prediction band of the {m} reference windows{when} "
+            f"(mean {band.mean:.4g}, σ {band.sigma:.3g})"
+        )
+
+    def band(self, row: Row, at: time | None = None) -> _Band | None:
+        """The band of the row's scope from its reference windows with enough data (at least 3);
+        with `at`, only those starting at that time of day."""
+        key = (self.scope_of(row), at)
         if key not in self._bands:
-            rows = [r for r in self.reference_rows(row, MIN_BAND_WINDOWS) if r.enough_data]
+            rows = [
+                r
+                for r in self.reference_rows(row, MIN_BAND_WINDOWS)
+                if r.enough_data and (at is None or _time_of_day(r) == at)
+            ]
             band = None
             if len(rows) >= MIN_BAND_WINDOWS:
                 values = [float(getattr(r, self.name)) for r in rows]
                 mean = sum(values) / len(values)
                 sigma = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-                band = _Band(mean, sigma, sum(self.weight(r) for r in rows) / len(rows))
+                band = _Band(mean, sigma, sum(self.weight(r) for r in rows) / len(rows), len(rows))
             self._bands[key] = band
         return self._bands[key]
 
@@ -874,6 +909,11 @@ class _Judge:
             return 0.0 if value != expected.value else 1.0
         z = (value - expected.value) / se
         return _tails(self.direction, float(special.ndtr(-z)), float(special.ndtr(z)))
+
+
+def _time_of_day(row: Row) -> time | None:
+    """The start time of day of a window shorter than a day; None for longer windows."""
+    return row.window_start.time() if row.window_end - row.window_start < timedelta(days=1) else None
 
 
 def _beyond(value: float, threshold: float, side: str) -> bool:

@@ -178,13 +178,20 @@ def previous_span(baseline: str) -> timedelta | None:
 
 
 def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
-    """The rules that apply when a model has no `[[model.alert]]`: only for the signals it logs."""
+    """The rules that apply when a model has no `[[model.alert]]`: only for the signals it logs.
+
+    With windows shorter than a day, each rule that compares a window with the reference also
+    needs the cell outside the band of the reference windows at its time of day: night traffic
+    that differs from the day's every night is the reference's own pattern, not drift.
+    """
     each_slice = {"segment": "*"}
     per_version = {"version": "*", "segment": "*"}
+    cycle = "3sigma" if model.window.under_a_day else None
     rules = [
         AlertRule(
             name="feature-drift",
             signal="drift.psi",
+            outside_band=cycle,
             where={"feature": f"!{SCORE_FEATURE}", **each_slice},
             warn=0.1,
             critical=0.25,
@@ -193,6 +200,7 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
         AlertRule(
             name="score-drift",
             signal="drift.js",
+            outside_band=cycle,
             where={"feature": SCORE_FEATURE, **per_version},
             warn=0.1,
             critical=0.2,
@@ -201,6 +209,7 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
         AlertRule(
             name="missing-rate",
             signal="data_quality.missing_rate_change",
+            outside_band=cycle,
             where={"feature": "*", **each_slice},
             warn=0.05,
             critical=0.2,
@@ -209,6 +218,7 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
         AlertRule(
             name="unseen-categories",
             signal="data_quality.unseen_share",
+            outside_band=cycle,
             where={"feature": "*", **each_slice},
             warn=0.02,
             critical=0.1,
@@ -218,6 +228,7 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
         AlertRule(
             name="decision-rate",
             signal="calibration.decision_rate",
+            outside_band=cycle,
             where=per_version,
             direction="both",
             baseline="reference",
@@ -231,6 +242,7 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
             AlertRule(
                 name="calibration-ece",
                 signal="calibration.ece",
+                outside_band=cycle,
                 where=per_version,
                 band="3sigma",
                 critical=0.15,
@@ -248,6 +260,7 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
             AlertRule(
                 name="precision-drop",
                 signal="performance.precision",
+                outside_band=cycle,
                 where=per_version,
                 baseline="reference",
                 warn_change=-0.1,
@@ -258,6 +271,7 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
             AlertRule(
                 name="recall-drop",
                 signal="performance.recall",
+                outside_band=cycle,
                 where=per_version,
                 baseline="reference",
                 warn_change=-0.1,
@@ -273,6 +287,7 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
             AlertRule(
                 name="latency-p95",
                 signal="operations.latency_p95_ms",
+                outside_band=cycle,
                 where=per_route,
                 baseline="reference",
                 warn_change=0.5,
@@ -295,6 +310,7 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
             AlertRule(
                 name="fallback-rate",
                 signal="operations.fallback_rate",
+                outside_band=cycle,
                 where=per_route,
                 baseline="reference",
                 warn_change=1.0,
@@ -308,6 +324,7 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
             AlertRule(
                 name="cost-per-1k",
                 signal="operations.cost_per_1k",
+                outside_band=cycle,
                 # Per route too: an LLM route's bill can triple while the others hide it in the mean.
                 where=per_route,
                 baseline="reference",
@@ -345,7 +362,13 @@ def check_rule(rule: AlertRule) -> tuple[str, str] | None:
     if rule.effect is not None and rule.min_effect is None and name not in DEFAULT_EFFECT:
         return "min_effect", "missing; `effect` needs the floor its value must reach"
     if is_p_value(rule):
-        fixed = {"warn": rule.warn, "critical": rule.critical, "baseline": rule.baseline, "band": rule.band}
+        fixed = {
+            "warn": rule.warn,
+            "critical": rule.critical,
+            "baseline": rule.baseline,
+            "band": rule.band,
+            "outside_band": rule.outside_band,
+        }
         for key, value in fixed.items():
             if value is not None:
                 return key, "a p-value signal is thresholded by q and an effect-size floor"
