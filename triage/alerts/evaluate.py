@@ -737,7 +737,7 @@ class _Judge:
 
         k·σ becomes t·σ·√(1 + 1/m), t the Student quantile (m − 1 degrees of freedom) of k·σ's
         normal coverage: from m windows σ is itself an estimate (five windows' σ is off by a
-        third as often as not), and a new window is not one of them.
+        third or more about a third of the time), and a new window is not one of them.
         """
         assert self.outside_sigmas is not None
         at = _time_of_day(row)
