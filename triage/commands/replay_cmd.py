@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         dest="start",
         type=time_arg,
         metavar="T0",
-        help="start here (default: the end of the first window)",
+        help="start here (default: the end of the first window, or of the reference period when later)",
     )
     parser.add_argument(
         "--to", dest="end", type=time_arg, metavar="T1", help="stop here (default: the last prediction)"

@@ -27,7 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     # Parsed in the handler, so a bad time is one line (argparse would add its usage).
     parser.add_argument(
-        "--from", dest="start", metavar="T0", help="start (default: the end of the first window)"
+        "--from",
+        dest="start",
+        metavar="T0",
+        help="start (default: the end of the first window, or of the reference period when later)",
     )
     parser.add_argument("--to", dest="end", metavar="T1", help="end (default: the last prediction)")
     parser.add_argument("--model", metavar="NAME", help="only this model (default: all)")
