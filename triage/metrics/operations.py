@@ -7,7 +7,7 @@
   row has one);
 - tokens per request = mean tokens over the rows with tokens.
 A signal that is not logged in a cell is None and named in the note; so is one whose values
-(finite, ingest stores no ±inf) are too large to sum or interpolate (costs near 1e308).
+(finite: ingest stores no ±inf) overflow their sum (costs near 1e308).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def _row(scope: Scope, cell: tuple, route: str | None, stats: tuple) -> Operatio
         "cost_per_1k": None if not n_cost else 1000.0 * cost_sum / n,
         "tokens_per_request": tokens,
     }
-    # Finite values near 1e308 can overflow a sum or an interpolation: no number to show.
+    # Finite values near 1e308 can overflow a sum (DuckDB's percentiles do not): no number to show.
     overflow = [name for name, value in found.items() if value is not None and not math.isfinite(value)]
     notes = [f"not logged: {', '.join(missing)}"] if missing else []
     if overflow:
