@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import numpy as np
 import pytest
 
 from tests.test_alertmanager import alertmanager  # noqa: F401  (the real Alertmanager fixture)
-from triage.alerts.state import ALERTS_TABLE
+from triage.alerts.state import ALERTS_TABLE, EVENTS_TABLE
 from triage.cli import main
 
 BASE = """
@@ -145,6 +147,55 @@ def test_a_check_of_another_view_leaves_the_alert_state_alone(folder, capsys, tm
     assert main(["--config", str(config), "check", "--at", AT, "--window", "1d"]) == 2  # as configured
     capsys.readouterr()
     assert recorded() == 1
+
+
+def test_a_check_beside_a_reader_moves_the_recorded_alerts_on_and_records_nothing(folder, capsys, tmp_path):
+    """While another process reads the store (a replay, a report), no process may open it for
+    writing: `check` evaluates read-only instead of failing as locked — its alerts moved on from
+    their recorded state, as a recording check then finds them, with nothing written."""
+    shutil.copytree(folder, tmp_path / "copy")
+    config = tmp_path / "copy" / "scenario.toml"
+    config.write_text(BASE + _rule("latency-shared", warn=150.0, critical=250.0))  # 8 January is slow
+    store = tmp_path / "copy" / "store.duckdb"
+
+    def alerts_at(at: str) -> tuple[int, list[dict], str]:
+        status = main(["--config", str(config), "check", "--at", at, "--json"])
+        out, err = capsys.readouterr()
+        alerts = [{k: v for k, v in a.items() if k != "updated_at"} for a in json.loads(out)["alerts"]]
+        return status, alerts, err
+
+    def recorded() -> list[tuple]:
+        with duckdb.connect(str(store), read_only=True) as con:
+            return con.execute(
+                f"SELECT state, updated_at, (SELECT count(*) FROM {EVENTS_TABLE} WHERE rule = ?) "
+                f"FROM {ALERTS_TABLE} WHERE rule = ?",
+                ["latency-shared"] * 2,
+            ).fetchall()
+
+    assert alerts_at(AT)[0] == 2
+    firing = [("firing", datetime(2026, 1, 9), 1)]  # one event: firing at once (for_windows 1)
+    assert recorded() == firing
+    reader = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, sys\ncon = duckdb.connect({str(store)!r}, read_only=True)\n"
+            "print('reading', flush=True)\nsys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "reading"
+        status, beside, err = alerts_at("2026-01-10T00:00Z")
+    finally:
+        reader.communicate("", timeout=30)
+    assert status == 2 and "open read-only in another process" in err and "records nothing" in err
+    assert [(a["state"], a["started_at"]) for a in beside] == [("firing", "2026-01-09T00:00:00Z")]
+    assert recorded() == firing
+    assert alerts_at("2026-01-10T00:00Z") == (2, beside, "")
+    assert recorded() == [("firing", datetime(2026, 1, 10), 1)]
 
 
 def test_json_alerts_carry_the_evidence(folder, capsys):

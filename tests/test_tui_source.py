@@ -1,16 +1,23 @@
 """The engine-backed TUI source against a real DuckDB store: closing while a refresh still runs (the
-terminal went away mid-refresh) interrupts it and returns, instead of deadlocking in DuckDB."""
+terminal went away mid-refresh) interrupts it and returns, instead of deadlocking in DuckDB; a
+replay only reads the store."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import pytest
 
+from triage.cli import main
 from triage.config import load_config
+from triage.store import StoreError
 from triage.tui.source import CLOSE_WAIT_S, EngineSource
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "demo-small"
@@ -47,3 +54,43 @@ def test_closing_during_a_long_refresh_interrupts_it_and_returns(tmp_path: Path)
     # Each later query was interrupted too (not run to the end), and never ran on a connection
     # closed under it (which is where DuckDB deadlocks).
     assert outcome == ["InterruptException"] * 3
+
+
+def test_a_replay_only_reads_the_store(tmp_path: Path) -> None:
+    """A replay opens the store read-only, and acknowledging from it is refused with the way to
+    do it (its alerts live in memory; the store's are the live ones)."""
+    shutil.copytree(FIXTURE, tmp_path / "demo")
+    path = tmp_path / "demo" / "triage.toml"
+    assert main(["--config", str(path), "ingest"]) == 0
+    config = load_config(path)
+    source = EngineSource(config, replay=list(config.models))
+    try:
+        assert source.store.read_only
+        with pytest.raises(StoreError, match="a replay is read-only: acknowledge the alert in the live"):
+            source.acknowledge("0123456789ab", "looking")
+    finally:
+        source.close()
+
+
+def test_the_live_source_lets_go_of_the_store_between_refreshes(tmp_path: Path) -> None:
+    """The live TUI writes (ingest, alert state), but holds the store only while it works: a cron
+    `triage check` on the same store runs beside it and records, and the next refresh opens the
+    store again."""
+    shutil.copytree(FIXTURE, tmp_path / "demo")
+    path = tmp_path / "demo" / "triage.toml"
+    assert main(["--config", str(path), "ingest"]) == 0
+    source = EngineSource(load_config(path))
+    try:
+        assert source.snapshot(datetime.now(UTC)).models
+        done = subprocess.run(
+            [sys.executable, "-m", "triage", "--config", str(path), "check", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode in (0, 1, 2), done.stderr
+        assert done.stderr == ""  # not the read-only note: it recorded
+        assert source.snapshot(datetime.now(UTC)).models
+        assert source.ingest_new() == 0
+    finally:
+        source.close()

@@ -332,6 +332,7 @@ class AlertStore:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, read_only: bool = False) -> None:
         self.con = con
+        self.read_only = read_only
         if not read_only:
             for statement in _DDL:
                 con.execute(statement)
@@ -377,7 +378,8 @@ class AlertStore:
         When the store holds a later evaluation of these models (an alert updated after `now`:
         `check --at` in the past after a newer check), nothing is written and the alerts are
         those of `now`: each one's state then, from its history up to `now`, moved on by this
-        evaluation (`_as_of`) — never a state that only a later evaluation saw.
+        evaluation (`_as_of`) — never a state that only a later evaluation saw. A read-only store
+        returns the same alerts and writes nothing.
         """
         models = sorted({evaluation.model for evaluation in evaluations})
         existing: dict[str, Alert] = {}
@@ -398,7 +400,8 @@ class AlertStore:
                 events.append(event)
             if alert is not None and (alert.active or alert.resolved_at == now):
                 result.append(alert)
-        self._write(changed, events)
+        if not self.read_only:
+            self._write(changed, events)
         return sorted(result, key=alert_rank)
 
     def _as_of(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from operator import attrgetter
@@ -88,10 +89,18 @@ def run_check(args: argparse.Namespace) -> int:
     if str(config.store_path) != ":memory:" and not config.store_path.exists():
         raise UserError(f"{config.store_path}: no store yet; run `triage ingest` first", status=EXIT_UNKNOWN)
     try:
-        # Writable: the alert state and history of this evaluation are recorded in the store.
-        with Store.open(config.store_path) as store, Engine(config, store) as engine:
+        # Writable: the alert state and history of this evaluation are recorded in the store —
+        # unless other processes read it (a replay, a report), which no writer may join.
+        with Store.open(config.store_path, or_read_only=True) as store, Engine(config, store) as engine:
+            if store.read_only:
+                print(
+                    f"triage: note: {config.store_path} is open read-only in another process (a "
+                    "replay or a report): the alerts move on from their recorded state, but this "
+                    "check records nothing",
+                    file=sys.stderr,
+                )
             report = engine.check(args.model, args.at, args.window, args.last, args.slice)
-            alert_store = AlertStore(store.connection)
+            alert_store = AlertStore(store.connection, read_only=store.read_only)
             alerts = [
                 alert
                 for model in report.models

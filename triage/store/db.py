@@ -16,9 +16,14 @@ triage works with that rather than around it:
 - Whoever writes stores what readers reuse: after an ingest, `Engine.refresh` stores the reference
   profile and the drift rows of the changed windows, so a read-only reader reads them.
 - A separate writer process holds the lock only while it works: `triage ingest --follow` opens
-  the store for each poll and closes it afterwards, so the file is free between polls. Any other
-  process (`triage info`, `triage check`, a second TUI) opens it read-only for one refresh and
-  closes it again.
+  the store for each poll and closes it afterwards, so the file is free between polls, and
+  `triage check` for one evaluation (it records the alert state). Readers (`triage info`,
+  `triage replay` and `report`, the TUI looking back with `--at` or replaying) open it read-only.
+  The TUI (`tui.source.InterruptibleStore`) closes it after a second without a query and opens
+  it again for the next: live, it ingests and records alert state itself.
+- Read-only holders exclude any writer until they close, so `triage check` then evaluates
+  read-only (`Store.open(or_read_only=True)`): the alerts move on from their recorded state,
+  but nothing is written.
 - `Store.open` waits for a conflicting lock (retrying for up to `wait_s`) instead of failing at
   once, and reports a store that stays locked as one line naming the holder.
 
@@ -67,35 +72,45 @@ def connect(
     else `default_memory_limit()`) and spills beyond it to a `<store>.tmp` folder next to the
     store (in memory: DuckDB's default temporary folder).
     """
+    return _connect(path, (read_only,), wait_s, memory_limit)[0]
+
+
+def _connect(
+    path: str | Path, modes: tuple[bool, ...], wait_s: float, memory_limit: str | None
+) -> tuple[duckdb.DuckDBPyConnection, bool]:
+    """`connect` in the first of `modes` (read-only or not) that other processes' locks allow,
+    each tried in turn until one opens or `wait_s` has passed; the connection and its mode."""
     target = str(path)
     if target != MEMORY:
-        if read_only and not os.path.exists(target):
+        if all(modes) and not os.path.exists(target):
             raise StoreError(f"{target}: no store yet; run `triage ingest` first")
-        if not read_only:
+        if not all(modes):
             Path(target).parent.mkdir(parents=True, exist_ok=True)
     limit = memory_limit or os.environ.get(MEMORY_LIMIT_ENV) or default_memory_limit()
     settings = _settings(target, limit)
     deadline = time.monotonic() + wait_s
+    message = ""
     while True:
-        try:
-            con = duckdb.connect(target, read_only=read_only and target != MEMORY, config=settings)
-            break
-        except duckdb.IOException as exc:
-            message = str(exc).strip().splitlines()[0]
-            if "lock" not in message.lower():
+        for read_only in modes:
+            try:
+                con = duckdb.connect(target, read_only=read_only and target != MEMORY, config=settings)
+            except duckdb.IOException as exc:
+                message = str(exc).strip().splitlines()[0]
+                if "lock" not in message.lower():
+                    raise StoreError(f"{target}: cannot open the store ({message})") from None
+                continue
+            except duckdb.Error as exc:
+                message = str(exc).strip().splitlines()[0]
                 raise StoreError(f"{target}: cannot open the store ({message})") from None
-            if time.monotonic() >= deadline:
-                raise StoreError(
-                    f"{target}: the store is locked by another process; it is freed when that "
-                    f"process finishes ({message})"
-                ) from None
-            time.sleep(0.1)
-        except duckdb.Error as exc:
-            message = str(exc).strip().splitlines()[0]
-            raise StoreError(f"{target}: cannot open the store ({message})") from None
-    _session(con)
-    _upgrade(con, target, read_only)
-    return con
+            _session(con)
+            _upgrade(con, target, read_only)
+            return con, read_only
+        if time.monotonic() >= deadline:
+            raise StoreError(
+                f"{target}: the store is locked by another process; it is freed when that "
+                f"process finishes ({message})"
+            )
+        time.sleep(0.1)
 
 
 def _upgrade(con: duckdb.DuckDBPyConnection, target: str, read_only: bool) -> None:
@@ -160,9 +175,16 @@ class Store:
         read_only: bool = False,
         wait_s: float = DEFAULT_WAIT_S,
         memory_limit: str | None = None,
+        or_read_only: bool = False,
     ) -> Store:
-        """Open (or create, unless read-only) the store at `path`; see the module docstring."""
-        return cls(connect(path, read_only, wait_s, memory_limit), str(path), read_only)
+        """Open (or create, unless read-only) the store at `path`; see the module docstring.
+
+        `or_read_only`: writable if it can be had, else read-only — while other processes hold
+        the store read-only (a replay, a report), which excludes any writer until they close it.
+        """
+        modes = (False, True) if or_read_only and not read_only else (read_only,)
+        connection, opened_read_only = _connect(path, modes, wait_s, memory_limit)
+        return cls(connection, str(path), opened_read_only)
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:

@@ -7,6 +7,7 @@ first screen has painted (the engine pulls in scipy, which takes longer to impor
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
@@ -50,6 +51,7 @@ from triage.tui.data import (
 RESOLVED_SHOWN_FOR = timedelta(days=7)  # resolved alerts stay on the list this long
 CLOSE_WAIT_S = 10.0  # closing waits this long for a refresh to let go of the store
 INTERRUPT_EVERY_S = 0.05
+IDLE_CLOSE_S = 1.0  # the store closes after this long without a live cursor (other processes use it)
 TOP_CATEGORIES = 9  # a categorical histogram shows these, the rest as "other"
 CLOCK_SKEW = timedelta(minutes=1)  # a shown time further from now is a simulated one
 HISTORY_SHOWN = 500  # alert history entries on the Timeline
@@ -203,30 +205,59 @@ def runbook_markdown(book: Runbook) -> str:
 
 
 class InterruptibleStore(Store):
-    """A `Store` whose queries can all be stopped when the app closes.
+    """A `Store` held only while it is used, whose queries can all be stopped when the app closes.
+
+    DuckDB locks the file for as long as a process has it open, and a writer excludes every
+    other process (a cron `triage check`, `triage ingest`). So the connection closes once no
+    cursor has been alive for `IDLE_CLOSE_S` — between two refreshes, the file is free — and the
+    next `cursor()` opens it again, waiting for another process's lock as `Store.open` does. A
+    cursor is alive while referenced: the engine's, each closed and dropped after its work.
 
     DuckDB's `interrupt()` stops the query running on a cursor at that instant; a worker that was
     between two queries would run the next one in full. So closing is sticky: no new cursor is
     handed out, and a daemon thread keeps interrupting the live cursors until they are gone.
     """
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, path: str, read_only: bool) -> None:
-        super().__init__(connection, path, read_only)
+    def __init__(self, path: str, read_only: bool) -> None:
+        super().__init__(connect(path, read_only), path, read_only)
         self._cursors: weakref.WeakSet[duckdb.DuckDBPyConnection] = weakref.WeakSet()
         self._cursors_lock = threading.Lock()
+        self._open_lock = threading.Lock()  # opening and closing the connection
+        self._open = True
+        self._used = time.monotonic()  # when a cursor was last handed out or seen alive
         self._closing = threading.Event()
         self._closed = threading.Event()
         self._interrupter = threading.Thread(
             target=self._keep_interrupting, name="triage-interrupt", daemon=True
         )
+        threading.Thread(target=self._close_when_idle, name="triage-idle-close", daemon=True).start()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         if self._closing.is_set():
             raise StoreError(f"{self.path}: closing")
-        cursor = super().cursor()
+        with self._open_lock:
+            if not self._open:
+                self._connection = connect(self.path, self.read_only)
+                self._open = True
+            cursor = super().cursor()
+            self._used = time.monotonic()
         with self._cursors_lock:
             self._cursors.add(cursor)
         return cursor
+
+    def _close_when_idle(self) -> None:
+        while not self._closed.wait(IDLE_CLOSE_S / 4):
+            with self._open_lock:
+                if not self._open or self._closing.is_set():
+                    continue
+                with self._cursors_lock:
+                    alive = len(self._cursors) > 0
+                now = time.monotonic()
+                if alive:
+                    self._used = now
+                elif now - self._used >= IDLE_CLOSE_S:
+                    self._connection.close()
+                    self._open = False
 
     def interrupt(self) -> None:
         """Stop every query in flight now and any that a live cursor starts from now on."""
@@ -257,7 +288,10 @@ class InterruptibleStore(Store):
         self._closed.set()
         if self._interrupter.is_alive():
             self._interrupter.join()
-        super().close()
+        with self._open_lock:
+            if self._open:
+                super().close()
+                self._open = False
 
 
 class EngineSource:
@@ -278,7 +312,10 @@ class EngineSource:
     ) -> None:
         self.config = config
         self.record_alerts = record_alerts and replay is None
-        self.store = InterruptibleStore(connect(config.store_path), str(config.store_path), read_only=False)
+        # Only the live view writes (ingest, alert state): a replay or a look back reads, and
+        # lets `triage check` run beside it.
+        read_only = not self.record_alerts
+        self.store = InterruptibleStore(str(config.store_path), read_only)
         self.engine = Engine(config, self.store)
         self.audit = AuditLog(config.audit_path)
         self.executor = Executor(config.targets, self.audit)
@@ -446,6 +483,7 @@ class EngineSource:
             cursor.close()
 
     def acknowledge(self, fingerprint: str, note: str) -> None:
+        self._writable("acknowledge")
         with self._alerts_lock:
             cursor = self.store.cursor()
             try:
@@ -459,6 +497,7 @@ class EngineSource:
                 cursor.close()
 
     def silence(self, fingerprint: str, until: datetime, note: str) -> None:
+        self._writable("silence")
         with self._alerts_lock:
             cursor = self.store.cursor()
             try:
@@ -467,6 +506,13 @@ class EngineSource:
                 )
             finally:
                 cursor.close()
+
+    def _writable(self, what: str) -> None:
+        if self.store.read_only:
+            view = "a replay" if self.replayer is not None else "a look back (--at)"
+            raise StoreError(
+                f"{view} is read-only: {what} the alert in the live `triage ui` or with `triage alerts`"
+            )
 
     def runbook(self, ref: str) -> RunbookView:
         name, step = runbook_name(ref)
