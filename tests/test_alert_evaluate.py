@@ -72,7 +72,7 @@ def _cell(day: int, **scope: Any) -> dict[str, Any]:
         "segment_value": scope.get("segment_value"),
         "n": scope.get("n", 5000),
         "enough_data": scope.get("enough_data", True),
-        "note": None,
+        "note": scope.get("note"),
     }
 
 

@@ -311,6 +311,13 @@ def test_text_summary(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str
     ]
     at = later.splitlines().index(stale[0])
     assert later.splitlines()[at : at + 2] == stale
+    # Within a window, silence is stale once the last window's rate would have brought 10 rows.
+    end = (last_end - timedelta(seconds=1)).isoformat()  # the last window, whole
+    (full,) = check_json(capsys, config, "--at", end, "--last", "1")["models"][0]["windows"]
+    rate = full["n"] / 86_400
+    for seconds, said in ((9 / rate, False), (11 / rate, True)):
+        _, soon, _ = run(capsys, config, "--at", (last_end + timedelta(seconds=seconds)).isoformat())
+        assert ("  stale: no predictions after" in soon) is said, seconds
     drift = out.split("\nDrift")[1].split("\n\n")[0].splitlines()[2:]  # after title and header
     features = [line.split()[0] for line in drift if not line.lstrip().startswith("…")]
     assert features and len(features) == len(set(features))  # one line per feature
@@ -586,6 +593,42 @@ def test_calibration_and_performance_read_windows_whose_labels_have_come() -> No
     low, high = wilson(round(0.62 * 3000), 3000)
     half = f"{(high - low) / 2:.2f}".removeprefix("0")
     assert line.split()[:5] == ["all", time_text_day(10), "60.0%", f"0.62±{half}", "(0.60)"]
+
+
+def test_a_version_without_enough_data_says_why() -> None:
+    """A small canary in short windows stays below min_samples: each table says why its row is
+    dashes (or missing) instead of leaving the reader to guess."""
+    from types import SimpleNamespace
+
+    from tests.test_alert_evaluate import calibration_row, operations_row, performance_row
+    from triage.commands.check_cmd import _calibration_lines, _operations_lines, _performance_lines
+
+    thin = {"version": "v2", "n": 36, "enough_data": False}
+    note = "not enough data: 36 rows < min_samples 200"
+    model = SimpleNamespace(
+        calibration=[
+            calibration_row(12),
+            calibration_row(12, **thin, decision_rate=None, ece=None, note=note),
+        ],
+        performance=[performance_row(10), performance_row(10, None, **thin, n_labeled=9)],
+        operations=[operations_row(12), operations_row(12, **thin, latency_p95_ms=None, error_rate=None)],
+        reference_calibration=[calibration_row(day) for day in range(7)],
+        reference_performance=[performance_row(day, 0.6) for day in range(7)],
+    )
+    latest = model.calibration[0].window_start
+    calibration = _calibration_lines(model, latest)  # type: ignore[arg-type]
+    assert calibration[-1] == f"  v2: {note}"
+    assert [line.split()[:3] for line in calibration[2:4]] == [["all", "5,000", "0.100"], ["v2", "36", "-"]]
+    performance = _performance_lines(model)  # type: ignore[arg-type]
+    assert performance[-1] == "  v2: no such window yet" and len(performance) == 4
+    operations = _operations_lines(model, latest)  # type: ignore[arg-type]
+    assert operations[-1] == "  - : not enough data in the cell (fewer than min_samples rows)"
+    model.calibration, model.performance, model.operations = (
+        rows[:1] for rows in (model.calibration, model.performance, model.operations)
+    )
+    assert len(_calibration_lines(model, latest)) == 3  # type: ignore[arg-type]
+    assert len(_performance_lines(model)) == 3  # type: ignore[arg-type]
+    assert len(_operations_lines(model, latest)) == 3  # type: ignore[arg-type]
 
 
 def time_text_day(day: int) -> str:

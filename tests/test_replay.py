@@ -222,6 +222,11 @@ def test_headless_json_from_the_command_line(world: Path, capsys):
     assert document["steps"] == 5 and document["step_s"] == 43200
     assert document["from"] == "2026-01-08T00:00:00Z" and document["to"] == "2026-01-10T00:00:00Z"
     assert set(document["rule_sets"]) == {CURRENT}
+    assert document["rule_sets"][CURRENT]["judged_cells"] > 0
+    # Within one daily window no window ends: the cells judged before the replay do not count.
+    argv = ["--config", str(world / "triage.toml"), "replay", "--headless", "--json"]
+    assert main([*argv, "--from", "2026-01-08T01:00Z", "--to", "2026-01-08T23:00Z"]) == 0
+    assert json.loads(capsys.readouterr().out)["rule_sets"][CURRENT]["judged_cells"] == 0
 
 
 @pytest.mark.parametrize(

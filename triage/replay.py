@@ -53,17 +53,21 @@ class AlertTrack:
     rules: RuleSet
     alerts: dict[str, Alert] = field(default_factory=dict)
     events: list[AlertEvent] = field(default_factory=list)
-    judged: set[tuple[str, datetime]] = field(default_factory=set)  # (fingerprint, window) judged
+    # (fingerprint, window) judged, of the windows that ended during the replay: from its first
+    # step on (that step judges the windows before it too, as a live check then would have).
+    judged: set[tuple[str, datetime]] = field(default_factory=set)
     judgements: JudgeMemo = field(default_factory=JudgeMemo)  # cells judged at earlier steps
+    start: datetime | None = None  # the first step's clock time
 
     def advance(self, evaluations: Sequence[AlertEvaluation], at: datetime) -> list[AlertEvent]:
         """Apply one step's evaluations at clock time `at`; the state changes, in order."""
+        start = self.start = self.start or at
         changes: list[AlertEvent] = []
         for evaluation in evaluations:
             self.judged.update(
                 (evaluation.fingerprint, cell.window_start)
                 for cell in evaluation.cells
-                if cell.status != UNKNOWN and cell.window_end <= at
+                if cell.status != UNKNOWN and start <= cell.window_end <= at
             )
             alert, event = transition(self.alerts.get(evaluation.fingerprint), evaluation, at)
             if alert is not None:

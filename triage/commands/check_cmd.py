@@ -147,6 +147,10 @@ def _configured_view(args: argparse.Namespace, model: ModelConfig) -> bool:
 
 # --- text summary -------------------------------------------------------------------------------
 
+# Predictions the latest window's rate promises in a silence shorter than a window before it is
+# called stale: Poisson's chance of none is e⁻¹⁰ ≈ 5e-5.
+STALE_EXPECTED = 10
+
 
 def _num(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
@@ -218,10 +222,14 @@ def _model_lines(model: ModelReport) -> list[str]:
 
 
 def _stale_lines(model: ModelReport) -> list[str]:
-    """A warning when the window of the as-of time has no predictions: the feed stopped (or the
-    logs were not ingested), and the sections below show an older window."""
+    """A warning when predictions stopped (the feed, or the ingest of its logs): none since the
+    latest window with any, for a whole window or for as long as that window's rate would have
+    brought `STALE_EXPECTED` — not the first minutes of a window of a quiet model. The sections
+    below show that older window."""
     last = model.windows[-1]
-    if last.window_end >= model.as_of:
+    silence = (model.as_of - last.window_end).total_seconds()
+    span = (last.window_end - last.window_start).total_seconds()
+    if silence <= 0 or (silence < span and last.n * silence / span < STALE_EXPECTED):
         return []
     gap = _duration((model.as_of - last.window_end).total_seconds())
     return [
@@ -344,10 +352,13 @@ def _calibration_lines(model: ModelReport, latest: datetime) -> list[str]:
     )
     rows = []
     borrowed: list[str] = []
+    thin: list[str] = []
     for version, mine, reference, mark in _per_version(model.calibration, model.reference_calibration):
         now = next((r for r in mine if r.window_start == latest), None)
         labelled = max((r for r in mine if r.ece is not None), key=lambda r: r.window_start, default=None)
         borrowed += [str(version)] if mark else []
+        if now is not None and now.decision_rate is None and now.note:
+            thin.append(f"  {version or 'all'}: {now.note}")
         rate = _weighted(reference, lambda row: row.decision_rate)
         rows.append(
             [
@@ -374,7 +385,7 @@ def _calibration_lines(model: ModelReport, latest: datetime) -> list[str]:
         "Brier",
         "log loss",
     ]
-    return [title, *_table(headers, rows), *_borrowed_note(borrowed)]
+    return [title, *_table(headers, rows), *_borrowed_note(borrowed), *thin]
 
 
 def _per_version(
@@ -431,9 +442,11 @@ def _performance_lines(model: ModelReport) -> list[str]:
     )
     rows = []
     borrowed: list[str] = []
+    unlabelled: list[str] = []
     for version, mine, reference, mark in _per_version(model.performance, model.reference_performance):
         mature = [r for r in mine if r.enough_data and (r.label_coverage or 0.0) >= MATURE_COVERAGE]
         if not mature:
+            unlabelled.append(version or "all")
             continue
         now = max(mature, key=lambda r: r.window_start)
         borrowed += [str(version)] if mark else []
@@ -458,7 +471,8 @@ def _performance_lines(model: ModelReport) -> list[str]:
     if not rows:
         return [title, "  no window has enough labelled rows yet"]
     headers = ["version", "window", "labels", "precision", "recall", "AUROC", "cost/pred"]
-    return [title, *_table(headers, rows), *_borrowed_note(borrowed)]
+    missing = [f"  {', '.join(unlabelled)}: no such window yet"] if unlabelled else []
+    return [title, *_table(headers, rows), *_borrowed_note(borrowed), *missing]
 
 
 def _operations_lines(model: ModelReport, latest: datetime) -> list[str]:
@@ -477,7 +491,12 @@ def _operations_lines(model: ModelReport, latest: datetime) -> list[str]:
         "cost/1k",
         "tokens",
     ]
-    return [f"Operations — window {time_text(latest)}, all traffic", *_table(headers, rows)]
+    thin = (
+        ["  - : not enough data in the cell (fewer than min_samples rows)"]
+        if any(not r.enough_data for r in cells)
+        else []
+    )
+    return [f"Operations — window {time_text(latest)}, all traffic", *_table(headers, rows), *thin]
 
 
 def _operations_row(r: OperationsRow) -> list[str]:
