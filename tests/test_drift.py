@@ -745,6 +745,45 @@ def test_kernels_compile_where_nothing_can_be_cached() -> None:
     assert result.stdout.strip() == "[0.0, 6.0]"  # G(1) = 0, G(4) = 2·(4 − 1)
 
 
+def test_chi_square_of_many_pairs_at_once_equals_scipy_pair_by_pair() -> None:
+    """The grid tests every pair at once, padded to one width: each pair's statistic and p equal
+    chi2_contingency on its own table, and its pooled p Cochran's pooling — with 2 categories
+    (Yates' correction), a rare pool that takes the smallest other category, one category, a
+    column both leave empty, ties."""
+    rng = np.random.default_rng(11)
+    pairs = [
+        (np.array([30, 170]), np.array([400, 600])),
+        (np.array([1, 2, 100, 97]), np.array([3, 1, 500, 496])),
+        (np.array([200]), np.array([300])),
+        (np.array([0, 50, 50, 3, 0]), np.array([10, 200, 200, 0, 0])),
+    ]
+    for _ in range(300):
+        shares = rng.dirichlet(np.full(int(rng.integers(1, 9)), 0.4))
+        pairs.append(
+            (
+                rng.multinomial(int(rng.integers(20, 300)), shares),
+                rng.multinomial(int(rng.integers(20, 3000)), shares),
+            )
+        )
+    window = np.zeros((len(pairs), max(len(w) for w, _ in pairs)))
+    reference = np.zeros_like(window)
+    for row, (w, r) in enumerate(pairs):
+        window[row, : len(w)], reference[row, : len(r)] = w, r
+    statistic, p, pooled = chi2_tests(window, reference)
+    yates = 0
+    for row, (w, r) in enumerate(pairs):
+        table = np.array([r, w])[:, r + w > 0]
+        expected = (0.0, 1.0)
+        if table.shape[1] > 1:
+            result = stats.chi2_contingency(table)
+            expected = (result.statistic, result.pvalue)
+            yates += table.shape[1] == 2
+        assert statistic[row] == pytest.approx(expected[0], abs=1e-9), row
+        assert p[row] == pytest.approx(expected[1], rel=1e-6, abs=1e-300), row
+        assert pooled[row] == pytest.approx(cochran_pooled_p(w, r), rel=1e-6, abs=1e-300), row
+    assert yates > 10
+
+
 def test_the_pooled_chi_square_is_calibrated_on_sparse_tables_where_chi2_p_is_not() -> None:
     """250 window rows against 2 600 reference rows over 300 Zipf-distributed categories, both from
     the same distribution: chi2_p falls below 1e-3 several times as often as it should (what BH
@@ -757,7 +796,7 @@ def test_the_pooled_chi_square_is_calibrated_on_sparse_tables_where_chi2_p_is_no
         reference = rng.multinomial(2600, shares)
         window = rng.multinomial(250, shares)
         raw.append(stats.chi2_contingency(np.array([reference, window])[:, reference + window > 0]).pvalue)
-        pooled.append(chi2_tests(window.astype(float), reference.astype(float))[2])
+        pooled.append(float(chi2_tests(window[None, :], reference[None, :])[2][0]))
         assert pooled[-1] == pytest.approx(cochran_pooled_p(window, reference), rel=1e-6, abs=1e-300)
     assert np.mean(np.array(raw) < 1e-3) > 0.006
     assert np.mean(np.array(pooled) < 1e-3) < 0.003
@@ -767,4 +806,4 @@ def test_the_pooled_chi_square_is_calibrated_on_sparse_tables_where_chi2_p_is_no
     # small cell it is pooled with the rare ones, and the unseen-categories rule is what finds it).
     reference = np.append(rng.multinomial(26_000, shares), 0)
     window = np.append(rng.multinomial(2_350, shares), 150)
-    assert chi2_tests(window.astype(float), reference.astype(float))[2] < 1e-20
+    assert chi2_tests(window[None, :], reference[None, :])[2][0] < 1e-20

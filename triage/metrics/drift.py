@@ -246,59 +246,60 @@ def _smirnov_sum(n: np.ndarray, d: np.ndarray) -> np.ndarray:
     return out
 
 
-def chi2_tests(window: np.ndarray, reference: np.ndarray) -> tuple[float, float, float]:
-    """`chi2_contingency` on [reference, window] counts with all-zero columns dropped — its
-    statistic and p — and the p once sparse categories are pooled (`pooled_table`).
-
-    scipy's arithmetic, without its per-call checks (most of the cost on a small table): expected
-    = outer(row sums, column sums) / total; with one degree of freedom, Yates' correction moves
-    each observed count half a unit (at most) towards its expectation; the statistic is
-    Σ (observed − expected)² / expected and p = chi2.sf(statistic, K − 1) (`special.chdtrc`);
-    K = 1 is 0 and p 1.
-    """
-    table = np.array([reference, window], dtype=np.float64)
-    table = table[:, table.sum(axis=0) > 0]
-    statistic, p = _chi2(table)
-    pooled = pooled_table(table)
-    return statistic, p, p if pooled is table else _chi2(pooled)[1]
-
-
-def _chi2(table: np.ndarray) -> tuple[float, float]:
-    dof = table.shape[1] - 1
-    if dof <= 0:
-        return 0.0, 1.0
-    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
-    if dof == 1:
-        diff = expected - table
-        table = table + np.sign(diff) * np.minimum(0.5, np.abs(diff))
-    statistic = float(((table - expected) ** 2 / expected).sum())
-    return statistic, float(special.chdtrc(dof, statistic))
-
-
 COCHRAN_MIN_EXPECTED = 5.0
 
 
-def pooled_table(table: np.ndarray) -> np.ndarray:
-    """The 2×K table with the categories whose smaller expected count (the smaller row's) is below
-    5 pooled into one column; a pool still below 5 joins the smallest other category. The table
-    itself when no category is that rare.
+def chi2_tests(window: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of (pairs × categories) counts — categories padded with columns both leave empty —
+    `chi2_contingency` on [reference, window] with all-zero columns dropped: its statistic and p,
+    and the p once sparse categories are pooled.
 
-    Cochran's rule: the chi-square distribution fits the statistic only with expected counts of
-    about 5 or more. Three hundred rows over a hundred categories give most categories an expected
-    count below 1, where a category seen once adds ~10 to the statistic: p ≈ 1e-6 on no change.
+    scipy's arithmetic, for all pairs at once and without its per-call checks: expected =
+    outer(row sums, column sums) / total; with one degree of freedom, Yates' correction moves
+    each observed count half a unit (at most) towards its expectation; the statistic is
+    Σ (observed − expected)² / expected and p = chi2.sf(statistic, K − 1) (`special.chdtrc`);
+    K = 1 is 0 and p 1.
+
+    Pooling: the categories whose smaller expected count (the smaller row's) is below 5 become
+    one column; a pool still below 5 takes the smallest other category. Cochran's rule: the
+    chi-square distribution fits the statistic only with expected counts of about 5 or more.
+    Three hundred rows over a hundred categories give most categories an expected count below 1,
+    where a category seen once adds ~10 to the statistic: p ≈ 1e-6 on no change.
     """
-    totals = table.sum(axis=0)
-    smaller = table.sum(axis=1).min() / max(table.sum(), 1.0)
-    rare = totals * smaller < COCHRAN_MIN_EXPECTED
-    if not rare.any():
-        return table
-    kept = table[:, ~rare]
-    pool = table[:, rare].sum(axis=1, keepdims=True)
-    if pool.sum() * smaller < COCHRAN_MIN_EXPECTED and kept.shape[1] > 0:
-        smallest = int(np.argmin(kept.sum(axis=0)))
-        pool = pool + kept[:, [smallest]]
-        kept = np.delete(kept, smallest, axis=1)
-    return np.hstack([kept, pool])
+    table = np.stack([reference, window], axis=1).astype(np.float64)  # pair, row, category
+    present = table.sum(axis=1) > 0
+    statistic, p = _chi2(table, present)
+    totals = table.sum(axis=1)
+    rows = table.sum(axis=2)
+    smaller = rows.min(axis=1) / np.maximum(rows.sum(axis=1), 1.0)
+    rare = present & (totals * smaller[:, None] < COCHRAN_MIN_EXPECTED)
+    kept = present & ~rare
+    pool = np.where(rare[:, None, :], table, 0.0).sum(axis=2)
+    # A pool still below 5 takes the smallest kept category (the first of equals, as argmin).
+    joins = np.flatnonzero(
+        rare.any(axis=1) & (pool.sum(axis=1) * smaller < COCHRAN_MIN_EXPECTED) & kept.any(axis=1)
+    )
+    smallest = np.argmin(np.where(kept, totals, np.inf), axis=1)[joins]
+    pool[joins] += table[joins, :, smallest]
+    kept[joins, smallest] = False
+    pooled = np.concatenate([np.where(kept[:, None, :], table, 0.0), pool[:, :, None]], axis=2)
+    pooled_p = _chi2(pooled, np.concatenate([kept, rare.any(axis=1)[:, None]], axis=1))[1]
+    return statistic, p, np.where(rare.any(axis=1), pooled_p, p)
+
+
+def _chi2(table: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`chi2_tests`' statistic and p of each pair's table over its `present` categories."""
+    dof = present.sum(axis=1) - 1
+    expected = table.sum(axis=2, keepdims=True) * table.sum(axis=1, keepdims=True)
+    expected = expected / table.sum(axis=(1, 2), keepdims=True)
+    diff = expected - table
+    observed = np.where(
+        (dof == 1)[:, None, None], table + np.sign(diff) * np.minimum(0.5, np.abs(diff)), table
+    )
+    inside = np.broadcast_to(present[:, None, :], table.shape)
+    terms = np.where(inside, (observed - expected) ** 2 / np.where(inside, expected, 1.0), 0.0)
+    statistic = np.where(dof > 0, terms.sum(axis=(1, 2)), 0.0)
+    return statistic, np.where(dof > 0, special.chdtrc(np.maximum(dof, 1), statistic), 1.0)
 
 
 @dataclass(frozen=True)
@@ -835,8 +836,10 @@ def categorical_stats(
     pairs: Sequence[tuple[Mapping[str, int], Mapping[str, int]]],
 ) -> list[DriftStats]:
     """PSI, JS and chi-square of each (window, reference) pair of category counts, over the
-    categories of reference ∪ window: PSI and JS of all pairs at once (a pair's categories in
-    sorted order, padded with bins both leave empty, which add nothing), chi-square per pair."""
+    categories of reference ∪ window, all pairs at once (a pair's categories in sorted order,
+    padded with bins both leave empty, which add nothing)."""
+    if not pairs:
+        return []
     names = [sorted(set(window) | set(reference)) for window, reference in pairs]
     width = max((len(n) for n in names), default=0)
     window_counts = np.zeros((len(pairs), width))
@@ -844,17 +847,12 @@ def categorical_stats(
     for row, ((window, reference), categories) in enumerate(zip(pairs, names, strict=True)):
         window_counts[row, : len(categories)] = [window.get(c, 0) for c in categories]
         reference_counts[row, : len(categories)] = [reference.get(c, 0) for c in categories]
-    tables = [
-        (window_counts[row, : len(categories)], reference_counts[row, : len(categories)])
-        for row, categories in enumerate(names)
-    ]
-    tests = np.array([chi2_tests(window, reference) for window, reference in tables], dtype=np.float64)
     columns = [
         psi(window_counts, reference_counts),
         js(window_counts, reference_counts),
-        *(tests.reshape(-1, 3).T),
+        *chi2_tests(window_counts, reference_counts),
     ]
-    rows = zip(*(_finite(column) for column in columns), strict=True) if pairs else iter(())
+    rows = zip(*(_finite(column) for column in columns), strict=True)
     return [DriftStats(psi=a, js=b, chi2=c, chi2_p=d, chi2_pooled_p=e) for a, b, c, d, e in rows]
 
 
