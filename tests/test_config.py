@@ -121,6 +121,24 @@ def write_logs(tmp_path: Path, score_column: str = "score", day: int = 1, extra:
             "model[0].costs.false_negative",
             "expected a finite cost >= 0, got nan",
         ),
+        (
+            (
+                "[model.segments]",
+                "[model.costs.by_segment.device]\nweb = { false_negative = 9 }\n\n[model.segments]",
+            ),
+            "model[0].costs.by_segment.device",
+            "expected a column of [model.segments] (segments: country)",
+        ),
+        (
+            ("[model.segments]", "[model.costs.by_segment.country]\nUS = 300\n\n[model.segments]"),
+            "model[0].costs.by_segment.country.US",
+            "expected a table, got an integer",
+        ),
+        (
+            ("[model.segments]", "[model.costs.by_segment.country]\nUS = { fn = 3 }\n\n[model.segments]"),
+            "model[0].costs.by_segment.country.US.fn",
+            "unknown key (expected one of: false_negative, false_positive)",
+        ),
     ],
 )
 def test_a_mistake_is_one_line_naming_file_and_key(

@@ -22,7 +22,7 @@ from sklearn.metrics import (
 )
 
 from tests.metrics_store import Data, as_of_labels, cell_mask, day, generate, model_config, one_window, write
-from triage.config import Costs
+from triage.config import Costs, SegmentCost
 from triage.metrics import source
 from triage.metrics.frame import Scope
 from triage.metrics.intervals import Z95, delong, mean_normal, wilson
@@ -49,8 +49,11 @@ def wilson_scipy(k: int, n: int) -> tuple[float, float]:
     return interval.low, interval.high
 
 
-def check_rows(data: Data, rows: list[PerformanceRow], as_of, min_samples: int = 1) -> int:
-    """Compare every row with sklearn on its raw rows; returns how many had metrics."""
+def check_rows(
+    data: Data, rows: list[PerformanceRow], as_of, min_samples: int = 1, costs: Costs = COSTS
+) -> int:
+    """Compare every row with sklearn on its raw rows; returns how many had metrics. Each row's
+    costs are `costs`, or those of its value of `costs.segment` when listed."""
     labels = as_of_labels(data, as_of)
     cut = np.datetime64(as_of.replace(tzinfo=None), "us")
     times = {}  # when the label that counts (the latest at or before T) arrived
@@ -122,13 +125,18 @@ def check_rows(data: Data, rows: list[PerformanceRow], as_of, min_samples: int =
                 assert row.auroc_ci_low is None and "AUROC interval undefined" in (row.note or "")
         if y.sum():
             assert row.average_precision == pytest.approx(average_precision_score(y, p), abs=TOL)
-        costs = np.where((d == 1) & (y == 0), COSTS.false_positive, 0.0) + np.where(
-            (d == 0) & (y == 1), COSTS.false_negative, 0.0
+        listed = {c.value: (c.false_positive, c.false_negative) for c in costs.by_value}
+        values = data.segments[costs.segment][mask][has] if costs.segment else np.full(len(y), "")
+        c_fp, c_fn = (
+            np.array([listed.get(str(v), (costs.false_positive, costs.false_negative)) for v in values])
+            .reshape(-1, 2)
+            .T
         )
-        assert row.expected_cost == pytest.approx(costs.mean(), abs=TOL)
+        row_costs = np.where((d == 1) & (y == 0), c_fp, 0.0) + np.where((d == 0) & (y == 1), c_fn, 0.0)
+        assert row.expected_cost == pytest.approx(row_costs.mean(), abs=TOL)
         if len(y) >= 2:
-            half = Z95 * costs.std(ddof=1) / math.sqrt(len(y))
-            low, high = max(0.0, costs.mean() - half), costs.mean() + half
+            half = Z95 * row_costs.std(ddof=1) / math.sqrt(len(y))
+            low, high = max(0.0, row_costs.mean() - half), row_costs.mean() + half
             assert (row.expected_cost_ci_low, row.expected_cost_ci_high) == pytest.approx(
                 (low, high), abs=1e-9
             )
@@ -145,6 +153,34 @@ def test_every_cell_matches_sklearn() -> None:
     as_of = day(2) + timedelta(hours=20)
     rows = compute_performance(con, Scope.of(model, as_of=as_of))
     assert check_rows(data, rows, as_of) == len(rows) > 20
+
+
+def test_costs_per_segment_value() -> None:
+    """A missed fraud costs more in the US and a false alarm more in France: each row costs its
+    country's, the others the defaults — in the country cells and in every mix of them (all
+    traffic, each version)."""
+    costs = Costs(
+        false_positive=5.0,
+        false_negative=120.0,
+        segment="country",
+        by_value=(SegmentCost("US", 5.0, 300.0), SegmentCost("FR", 9.5, 80.0)),
+    )
+    con = duckdb.connect()
+    model = model_config(segments=("country",), costs=costs)
+    data = generate(3000, seed=5)
+    write(con, model, data)
+    as_of = day(2) + timedelta(hours=20)
+    rows = compute_performance(con, Scope.of(model, as_of=as_of))
+    assert check_rows(data, rows, as_of, costs=costs) == len(rows) > 20
+    default = compute_performance(
+        con, Scope.of(model_config(segments=("country",), costs=COSTS), as_of=as_of)
+    )
+    by_cell = {(r.window_start, r.version, r.segment_value): r.expected_cost for r in default}
+    de = [r for r in rows if r.segment_value == "DE"]
+    assert de and all(r.expected_cost == by_cell[(r.window_start, r.version, "DE")] for r in de)
+    assert all(
+        r.expected_cost != by_cell[(r.window_start, r.version, "US")] for r in rows if r.segment_value == "US"
+    )
 
 
 def test_continuous_scores_min_samples_and_last_windows() -> None:

@@ -10,8 +10,8 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -172,11 +172,29 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class SegmentCost:
+    """The costs of wrong decisions in one value of the cost segment (`Costs.segment`)."""
+
+    value: str
+    false_positive: float
+    false_negative: float
+
+
+@dataclass(frozen=True)
 class Costs:
-    """Cost of each wrong decision, in the team's currency."""
+    """Cost of each wrong decision, in the team's currency: these, or in the rows whose value of
+    the segment column `segment` is listed in `by_value`, that value's."""
 
     false_positive: float = 1.0
     false_negative: float = 1.0
+    segment: str | None = None
+    by_value: tuple[SegmentCost, ...] = ()
+
+    @property
+    def classes(self) -> tuple[tuple[float, float], ...]:
+        """(false positive, false negative) costs per cost class: 0 the default, k the k-th value."""
+        listed = ((c.false_positive, c.false_negative) for c in self.by_value)
+        return ((self.false_positive, self.false_negative), *listed)
 
 
 @dataclass(frozen=True)
@@ -372,10 +390,41 @@ def _time(reader: _Reader, name: str) -> datetime | None:
     raise reader.error(name, f"expected an ISO date or date-time like 2026-01-31, got {raw!r}")
 
 
-def _cost(reader: _Reader, name: str) -> float:
+def _costs(reader: _Reader, segments: Sequence[str]) -> Costs:
+    """`[model.costs]`: the cost matrix, and optionally other costs in some values of one segment
+    column (`[model.costs.by_segment.<column>]`, `"<value>" = {false_negative = …}`; a cost not
+    given there is the default one)."""
+    default = Costs(_cost(reader, "false_positive"), _cost(reader, "false_negative"))
+    by_segment = reader.sub("by_segment")
+    if len(by_segment.table) > 1:
+        raise by_segment.error("", f"expected one segment column, got {', '.join(by_segment.table)}")
+    costs = default
+    for column in by_segment.table:
+        if column not in segments:
+            listed = ", ".join(segments) or "none"
+            raise by_segment.error(column, f"expected a column of [model.segments] (segments: {listed})")
+        values = by_segment.sub(column)
+        found = []
+        for value in values.table:
+            one = values.sub(value)
+            found.append(
+                SegmentCost(
+                    value,
+                    _cost(one, "false_positive", default.false_positive),
+                    _cost(one, "false_negative", default.false_negative),
+                )
+            )
+            one.done()
+        costs = replace(default, segment=column, by_value=tuple(found))
+    by_segment.done()
+    reader.done()
+    return costs
+
+
+def _cost(reader: _Reader, name: str, default: float = 1.0) -> float:
     """One cost of the cost matrix: a number >= 0 (default 1, so that without `[model.costs]` the
     expected cost is the error rate)."""
-    value = reader.number(name, 1.0) or 0.0
+    value = reader.number(name, default) or 0.0
     if not math.isfinite(value) or value < 0:  # TOML has nan and inf
         raise reader.error(name, f"expected a finite cost >= 0, got {value:g}")
     return value
@@ -546,12 +595,7 @@ def _model(file: Path, table: Mapping[str, Any], index: int) -> ModelConfig:
         raise reader.error("segments.columns", f"column {name!r} is a feature too; list it in one of the two")
 
     reference = _reference(reader.sub("reference"))
-    costs_reader = reader.sub("costs")
-    costs = Costs(
-        false_positive=_cost(costs_reader, "false_positive"),
-        false_negative=_cost(costs_reader, "false_negative"),
-    )
-    costs_reader.done()
+    costs = _costs(reader.sub("costs"), segments)
 
     alert_tables = reader.get("alert", list, "a list of [[model.alert]] tables", None)
     alerts = _alerts(reader, alert_tables or [])

@@ -8,8 +8,9 @@ With the labels that count as of T (label > 0 is positive) and the logged decisi
 - AUROC = Mann–Whitney U/(P·N) with ties counted ½ (= `roc_auc_score`), from counts per distinct
   score, with a 95 % DeLong interval (AUC ± 1.96·√(S10/P + S01/N), clipped to [0, 1]);
 - average precision = Σ_s (pos_s/P)·precision(score ≥ s) over distinct scores (= `average_precision_score`);
-- expected cost per labelled prediction = (FP·cost_fp + FN·cost_fn)/n_labeled with a 95 %
-  normal-approximation interval (mean ± 1.96·s/√n over the per-row costs, floored at 0).
+- expected cost per labelled prediction = (FP·cost_fp + FN·cost_fn)/n_labeled — the costs of each
+  row's cost class (`config.Costs.classes`: per value of one segment, when configured) — with a
+  95 % normal-approximation interval (mean ± 1.96·s/√n over the per-row costs, floored at 0).
 An undefined statistic (no positive decisions, a single class) is None with a note, never NaN.
 """
 
@@ -128,8 +129,10 @@ def _statistics(
         notes.append("FPR and AUROC undefined: no negative labels")
     if tp + fp + fn == 0:
         notes.append("F1 undefined: no positive decisions or labels")
-    cost_sum = fp * costs.false_positive + fn * costs.false_negative
-    cost_sq = fp * costs.false_positive**2 + fn * costs.false_negative**2
+    cost_sum = cost_sq = 0.0
+    for fps, fns, (c_fp, c_fn) in zip(cell.fp_by_class, cell.fn_by_class, costs.classes, strict=True):
+        cost_sum += fps * c_fp + fns * c_fn
+        cost_sq += fps * c_fp**2 + fns * c_fn**2
     precision_ci, recall_ci = wilson(tp, tp + fp), wilson(tp, tp + fn)
     fpr_ci, fnr_ci, accuracy_ci = wilson(fp, fp + tn), wilson(fn, fn + tp), wilson(tp + tn, decided)
     cost_ci = mean_normal(decided, cost_sum, cost_sq)

@@ -30,6 +30,7 @@ from triage.metrics.frame import (
     cell_grouping,
     grouping_set,
     segment_value_sql,
+    text_literal,
     timestamp_sql,
     window_filter_sql,
     window_start_sql,
@@ -121,6 +122,8 @@ class CellCounts:
     tn: int
     lag_p50_s: float | None
     lag_p95_s: float | None
+    fp_by_class: tuple[int, ...]  # per cost class (`Costs.classes`)
+    fn_by_class: tuple[int, ...]
 
     @property
     def cell(self) -> CellFields:
@@ -250,7 +253,11 @@ class LabelledRows:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, scope: Scope, source: str | None = None) -> None:
         self.con, self.scope = con, scope
-        self.rows = labelled_rows_sql(scope, source or window_rows_sql(scope), "p._score, p._decision")
+        self.rows = labelled_rows_sql(
+            scope,
+            source or window_rows_sql(scope),
+            f"p._score, p._decision, {_cost_class_sql(scope)} AS _cost_class",
+        )
 
     def cells(
         self, reducers: Mapping[str, Reducer], windows: Sequence[datetime] | None = None
@@ -305,6 +312,13 @@ def _batches(cells: list[CellCounts]) -> list[list[int]]:
 
 def _cell_counts(con: duckdb.DuckDBPyConnection, scope: Scope, rows: str) -> list[CellCounts]:
     grouping = cell_grouping(scope)
+    # The false positives and false negatives of each cost class (`_cost_class_sql`).
+    classes = range(len(scope.model.costs.classes))
+    wrong = [
+        f"count(*) FILTER (WHERE _labelled AND {error} AND _cost_class = {k})"
+        for error in ("_decision AND NOT _positive", "NOT _decision AND _positive")
+        for k in classes
+    ]
     result = con.execute(
         f"""SELECT * FROM (
             SELECT {grouping.select}, count(*) AS n,
@@ -314,7 +328,8 @@ def _cell_counts(con: duckdb.DuckDBPyConnection, scope: Scope, rows: str) -> lis
             count(*) FILTER (WHERE _labelled AND _decision AND NOT _positive) AS fp,
             count(*) FILTER (WHERE _labelled AND NOT _decision AND _positive) AS fn,
             count(*) FILTER (WHERE _labelled AND NOT _decision AND NOT _positive) AS tn,
-            quantile_cont(_lag_s, [0.5, 0.95]) FILTER (WHERE _labelled) AS lag
+            quantile_cont(_lag_s, [0.5, 0.95]) FILTER (WHERE _labelled) AS lag,
+            {", ".join(wrong)}
         FROM {rows} GROUP BY {grouping.group_by})"""
     ).fetchall()
     cells = []
@@ -336,9 +351,21 @@ def _cell_counts(con: duckdb.DuckDBPyConnection, scope: Scope, rows: str) -> lis
                 tn=row[10],
                 lag_p50_s=None if lag is None else lag[0],
                 lag_p95_s=None if lag is None else lag[1],
+                fp_by_class=tuple(row[12 : 12 + len(classes)]),
+                fn_by_class=tuple(row[12 + len(classes) :]),
             )
         )
     return cells
+
+
+def _cost_class_sql(scope: Scope) -> str:
+    """A row's cost class: k when its value of the cost segment is the k-th listed in
+    `[model.costs.by_segment]`, else 0 (the default costs)."""
+    costs = scope.model.costs
+    if costs.segment is None or not costs.by_value:
+        return "0"
+    cases = " ".join(f"WHEN {text_literal(c.value)} THEN {k}" for k, c in enumerate(costs.by_value, 1))
+    return f"CASE {segment_value_sql(costs.segment, 'p.')} {cases} ELSE 0 END"
 
 
 def _score_counts(

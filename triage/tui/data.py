@@ -48,6 +48,7 @@ class ModelView:
     reference_calibration: tuple[CalibrationRow, ...] = ()
     pending_labels: int = 0  # labels that arrived for settled windows and are not counted yet
     pending_windows: int = 0
+    cost_segment: str | None = None  # the costs differ in some values of this segment
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,7 @@ def model_view(model: ModelConfig, report: ModelReport) -> ModelView:
         features=tuple(sorted(set(map(_FEATURE, report.drift)))),
         cost_false_positive=model.costs.false_positive,
         cost_false_negative=model.costs.false_negative,
+        cost_segment=model.costs.segment,
         reference=report.reference,
         windows=report.windows,
         drift=report.drift,

@@ -124,6 +124,7 @@ class PerformanceScreen(ModelScreen):
             if overall
             else fmt.MISSING,
             (f" · FP {model.cost_false_positive:g}, FN {model.cost_false_negative:g}", "dim"),
+            (f" (some {model.cost_segment} values differ)" if model.cost_segment else "", "dim"),
             (f" · label lag p50 {fmt.duration(overall.label_lag_p50_s if overall else None)}", "dim"),
         )
         self.query_one("#cost", Static).update(cost)
