@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import duckdb
 import numpy as np
@@ -145,13 +145,18 @@ def check_rows(
     return checked
 
 
-def test_every_cell_matches_sklearn() -> None:
+def computed(costs: Costs) -> tuple[Data, list[PerformanceRow], datetime]:
+    """Three days of generated rows by country, and their performance rows as of the third evening."""
     con = duckdb.connect()
-    model = model_config(segments=("country",), costs=COSTS)
+    model = model_config(segments=("country",), costs=costs)
     data = generate(3000, seed=5)
     write(con, model, data)
     as_of = day(2) + timedelta(hours=20)
-    rows = compute_performance(con, Scope.of(model, as_of=as_of))
+    return data, compute_performance(con, Scope.of(model, as_of=as_of)), as_of
+
+
+def test_every_cell_matches_sklearn() -> None:
+    data, rows, as_of = computed(COSTS)
     assert check_rows(data, rows, as_of) == len(rows) > 20
 
 
@@ -165,16 +170,9 @@ def test_costs_per_segment_value() -> None:
         segment="country",
         by_value=(SegmentCost("US", 5.0, 300.0), SegmentCost("FR", 9.5, 80.0)),
     )
-    con = duckdb.connect()
-    model = model_config(segments=("country",), costs=costs)
-    data = generate(3000, seed=5)
-    write(con, model, data)
-    as_of = day(2) + timedelta(hours=20)
-    rows = compute_performance(con, Scope.of(model, as_of=as_of))
+    data, rows, as_of = computed(costs)
     assert check_rows(data, rows, as_of, costs=costs) == len(rows) > 20
-    default = compute_performance(
-        con, Scope.of(model_config(segments=("country",), costs=COSTS), as_of=as_of)
-    )
+    default = computed(COSTS)[1]
     by_cell = {(r.window_start, r.version, r.segment_value): r.expected_cost for r in default}
     de = [r for r in rows if r.segment_value == "DE"]
     assert de and all(r.expected_cost == by_cell[(r.window_start, r.version, "DE")] for r in de)
