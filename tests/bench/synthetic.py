@@ -264,6 +264,19 @@ def _ingest_function() -> Callable[..., object] | None:
     return ingest if callable(ingest) else None
 
 
+def _derived_tables(path: Path) -> list[str]:
+    """The tables an evaluation stores (profile, cached windows), which a store as ingest leaves
+    it has none of: a cold run on a copy that has them would read them instead of computing."""
+    if not path.exists():
+        return []
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        names = [row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+    finally:
+        con.close()
+    return sorted(n for n in names if n.startswith(("_triage_profile", "_triage_cache")))
+
+
 def ensure_store(data: SyntheticData, log: Callable[[str], None] = print) -> Store:
     """The data set's triage store, built now if absent or built by the fallback while ingest exists."""
     config = data.directory / CONFIG
@@ -273,8 +286,10 @@ def ensure_store(data: SyntheticData, log: Callable[[str], None] = print) -> Sto
     method = "triage ingest" if ingest is not None else "fallback SQL"
     if marker.exists() and config.read_text() == CONFIG_TEXT:
         built = json.loads(marker.read_text())
-        if built["method"] == method:
+        if built["method"] == method and not _derived_tables(path):
             return Store(path, config, method, built["build_s"])
+        if built["method"] == method:
+            log(f"the store holds {', '.join(_derived_tables(path))} (something ran on it): rebuilding …")
     marker.unlink(missing_ok=True)
     path.unlink(missing_ok=True)
     path.with_name(path.name + ".wal").unlink(missing_ok=True)
