@@ -231,7 +231,7 @@ def _stale_lines(model: ModelReport) -> list[str]:
     span = (last.window_end - last.window_start).total_seconds()
     if silence <= 0 or (silence < span and last.n * silence / span < STALE_EXPECTED):
         return []
-    gap = _duration((model.as_of - last.window_end).total_seconds())
+    gap = _duration(silence)
     return [
         f"  stale: no predictions after {time_text(last.window_end)}, {gap} before the as-of time;",
         f"         below is the window of {time_text(last.window_start)}",
