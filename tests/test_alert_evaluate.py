@@ -757,6 +757,31 @@ def test_old_evidence_is_stale_and_resolves():
     assert stale.latest is not None and stale.latest.note == "no window judged since 2026-01-12T00:00:00Z"
 
 
+def test_a_thin_stretch_of_a_small_slice_holds_its_alert_for_up_to_three_days():
+    """Hourly windows: a small slice's alert stays firing through hours too thin to judge (a night,
+    a weekend: its traffic shrank, it did not go) for up to 3 days past its last judged window;
+    then it resolves, as a slice without any rows does after for_windows + 7 windows."""
+    rule = AlertRule(name="drift", signal="drift.psi", warn=0.1, where={"segment": "country"})
+    hour = timedelta(hours=1)
+
+    def at(h: int, psi: float | None, value: str, n: int = 500) -> DriftRow:
+        row = drift_row(0, psi, segment="country", segment_value=value, n=n, enough_data=n >= 200)
+        return dataclasses.replace(row, window_start=T0 + h * hour, window_end=T0 + (h + 1) * hour)
+
+    scope = {"feature": "amount", "segment": "country", "segment_value": "IN"}
+
+    def condition(hours: int, thin: bool) -> str:
+        rows = [at(0, 0.5, "IN")] + [at(h, 0.01, "US") for h in range(hours + 1)]
+        rows += [at(h, None, "IN", n=40) for h in range(1, hours + 1)] if thin else []
+        return only(evaluate(rule, now=T0 + (hours + 1) * hour, drift=rows), **scope).condition
+
+    assert condition(7, thin=False) == FIRING  # within the last 1 + 7 windows
+    assert condition(8, thin=False) == OK
+    assert condition(20, thin=True) == FIRING
+    assert condition(72, thin=True) == FIRING
+    assert condition(73, thin=True) == OK
+
+
 def test_reference_windows_come_from_the_tables_when_not_given():
     rows = [calibration_row(day, decision_rate=0.1 if day < REFERENCE_DAYS else 0.2) for day in range(10)]
 

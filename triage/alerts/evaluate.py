@@ -30,7 +30,8 @@ Each cell (window × scope) of a rule's signal is judged in this order:
 Persistence: the run of consecutive crossed windows (unknown windows skipped) ending at the latest
 known window; pending below `for_windows`, firing at or above it. A latest known window older than
 `for_windows + STALE_WINDOWS` windows before the table's current one is stale — unless newer windows
-only wait for labels — and the condition is ok (a slice that stopped getting traffic resolves).
+only wait for labels, or hold rows too few to judge and it is within HELD_THIN — and the condition
+is ok (a slice that stopped getting traffic resolves; a thin night of a small one does not).
 Time is never read from the clock.
 """
 
@@ -86,8 +87,11 @@ MIN_BAND_WINDOWS = 3
 MIN_EXPECTED = 5.0
 _RATE_FLOOR = 1e-3
 # An alert is judged on its latest known window only if that lies within the last
-# `for_windows + STALE_WINDOWS` windows of the table; older evidence resolves it.
+# `for_windows + STALE_WINDOWS` windows of the table; older evidence resolves it — unless the scope
+# still has rows in the newer windows, too few to judge (a small slice's night or weekend), for
+# up to HELD_THIN.
 STALE_WINDOWS = 7
+HELD_THIN = timedelta(days=3)
 
 Tables = Mapping[str, Sequence[Row]]
 Windows = Mapping[datetime, tuple[Row, ...]]  # one table's rows by window start
@@ -478,14 +482,14 @@ def _evaluate_rule(
     q = significance_q(rule)
     if q is not None:
         series = judged.adjusted(q)
-    horizon, latest = now, judged.latest
+    horizon = held = now
+    latest = judged.latest
     if latest is not None:
-        horizon = latest.window_start - (rule.for_windows + STALE_WINDOWS - 1) * (
-            latest.window_end - latest.window_start
-        )
+        stale = (rule.for_windows + STALE_WINDOWS - 1) * (latest.window_end - latest.window_start)
+        horizon, held = latest.window_start - stale, latest.window_start - max(stale, HELD_THIN)
     side = direction(rule)
     return [
-        _summarise(rule, model.name, judged.fields, key, cells, side, horizon)
+        _summarise(rule, model.name, judged.fields, key, cells, side, (horizon, held))
         for key, cells in series.items()
     ]
 
@@ -1051,20 +1055,25 @@ def _summarise(
     key: ScopeKey,
     cells: Sequence[CellResult],
     side: str,
-    horizon: datetime,
+    horizons: tuple[datetime, datetime],
 ) -> AlertEvaluation:
-    """The condition of one scope from its judged windows; known windows before `horizon` are stale."""
+    """The condition of one scope from its judged windows. Known windows before the first of
+    `horizons` are stale, unless the newer windows wait for their labels, or have rows too few to
+    judge and the known one is not before the second."""
     scope = tuple((name, value) for name, value in zip(fields, key, strict=True) if value is not None)
     known = [cell for cell in cells if cell.status != UNKNOWN]
     run = next((i for i, cell in enumerate(reversed(known)) if cell.status != CROSSED), len(known))
     latest = known[-1] if known else None
+    newer = [cell for cell in cells if latest is not None and cell.window_start > latest.window_start]
     if latest is None:
         condition = UNKNOWN
-    elif latest.window_start < horizon and not any(
-        cell.awaiting_labels for cell in cells if cell.window_start > latest.window_start
+    elif (
+        latest.window_start < horizons[0]
+        and not any(cell.awaiting_labels for cell in newer)
+        and not (latest.window_start >= horizons[1] and any(cell.n > 0 for cell in newer))
     ):
         # Old evidence is no evidence: like a Prometheus series that vanished, the alert resolves
-        # (unless newer windows only wait for their labels).
+        # (unless newer windows only wait for their labels, or are a thin stretch of the slice).
         condition, run = OK, 0
         latest = dataclasses.replace(latest, note=f"no window judged since {_iso(latest.window_end)}")
     elif run == 0:
