@@ -294,7 +294,7 @@ def test_options_last_slice_window(store: tuple[Path, Any], capsys: pytest.Captu
 
 
 def test_text_summary(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str]) -> None:
-    config, _ = store
+    config, data = store
     status, out, _ = run(capsys, config, "--at", "2026-01-07T18:00Z")
     assert status in (0, 1, 2)
     for heading in ("fraud:", "Drift", "Calibration", "Performance", "Operations"):
@@ -305,8 +305,10 @@ def test_text_summary(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str
     windows = check_json(capsys, config, "--at", "2026-01-07T18:00Z")["models"][0]["windows"]
     last_end = datetime.fromisoformat(windows[-1]["window_end"])
     _, later, _ = run(capsys, config, "--at", (last_end + timedelta(hours=36)).isoformat())
+    last = data.ts.max().astype(datetime)
+    silence = (last_end.replace(tzinfo=None) + timedelta(hours=36) - last).total_seconds()
     stale = [
-        f"  stale: no predictions after {last_end:%Y-%m-%d}, 1.5d before the as-of time;",
+        f"  stale: last prediction at {last:%Y-%m-%d %H:%M}Z, {silence / 86400:.1f}d before the as-of time;",
         f"         below is the window of {last_end - timedelta(days=1):%Y-%m-%d}",
     ]
     at = later.splitlines().index(stale[0])
@@ -317,7 +319,7 @@ def test_text_summary(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str
     rate = full["n"] / 86_400
     for seconds, said in ((9 / rate, False), (11 / rate, True)):
         _, soon, _ = run(capsys, config, "--at", (last_end + timedelta(seconds=seconds)).isoformat())
-        assert ("  stale: no predictions after" in soon) is said, seconds
+        assert ("  stale: last prediction at" in soon) is said, seconds
     drift = out.split("\nDrift")[1].split("\n\n")[0].splitlines()[2:]  # after title and header
     features = [line.split()[0] for line in drift if not line.lstrip().startswith("…")]
     assert features and len(features) == len(set(features))  # one line per feature
@@ -660,3 +662,62 @@ def test_a_model_without_predictions_makes_an_otherwise_ok_check_unknown(
     assert err.strip() == "triage: no predictions in the evaluated windows of later as of 2026-01-07 18:00Z"
     status, out, _ = run(capsys, both, "--at", "2026-01-07T18:00Z", "--model", "fraud")
     assert status == 0 and out.splitlines()[0].endswith("— OK")
+
+
+def test_the_feed_row_and_a_silence_alert_fire_and_resolve(
+    store: tuple[Path, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`feed`: the latest prediction as of T and the silence since it, from the raw timestamps; a
+    `feed.silence_s` rule warns after 6 h, is critical after a day, and resolves when predictions
+    come again. The exit status follows it."""
+    config, data = store
+    shutil.copytree(config.parent / "logs", tmp_path / "logs")
+    rule = '[[model.alert]]\nname = "quiet-feed"\nsignal = "feed.silence_s"\nwarn = 21600\ncritical = 86400\n'
+    copy = tmp_path / "triage.toml"
+    copy.write_text(CONFIG + rule, encoding="utf-8")
+    assert main(["--config", str(copy), "ingest"]) == 0
+    capsys.readouterr()
+    at = datetime(2026, 1, 6, 15, 30, tzinfo=UTC)
+    (feed,) = check_json(capsys, copy, "--at", at.isoformat())["models"][0]["feed"]
+    before = data.ts[data.ts <= np.datetime64(at.replace(tzinfo=None))]
+    last = before.max().astype(datetime).replace(tzinfo=UTC)
+    assert feed["n"] == len(before) and feed["enough_data"] and feed["note"] is None
+    assert feed["last_prediction"] == _iso(before.max())
+    assert feed["silence_s"] == pytest.approx((at - last).total_seconds(), abs=1e-6)
+    assert (feed["window_start"], feed["window_end"]) == ("2026-01-06T00:00:00Z", "2026-01-07T00:00:00Z")
+    assert feed["version"] is None and feed["segment"] is None
+
+    end = data.ts.max().astype(datetime).replace(tzinfo=UTC)
+    seen = []
+    for hours, shown in ((5, []), (7, ["7.0h", "6.0h"]), (25, ["1.0d", "1.0d"])):
+        status, out, _ = run(capsys, copy, "--at", (end + timedelta(hours=hours)).isoformat())
+        document = check_json(capsys, copy, "--at", (end + timedelta(hours=hours)).isoformat())
+        alerts = [a for a in document["alerts"] if a["rule"] == "quiet-feed"]
+        seen.append((status, [(a["status"], a["severity"], a["threshold"]) for a in alerts]))
+        if alerts:
+            assert alerts[0]["value"] == pytest.approx(hours * 3600, abs=1e-6)
+            assert alerts[0]["scope"] == {}
+            line = next(line for line in out.splitlines() if "quiet-feed" in line)
+            assert line.split()[6:8] == shown  # value and threshold as durations, not seconds
+    assert seen == [
+        (0, []),
+        (1, [("firing", "warning", 21600)]),
+        (2, [("firing", "critical", 86400)]),
+    ]
+    # The last window as a --last view: its silence is measured in it; an empty view has none.
+    status, out, _ = run(capsys, copy, "--json", "--at", (end + timedelta(days=2)).isoformat(), "--last", "1")
+    (empty,) = json.loads(out)["models"][0]["feed"]
+    assert status == 3 and empty["last_prediction"] is None and empty["silence_s"] is None
+    assert not empty["enough_data"] and empty["note"] == "no predictions in the evaluated windows"
+    # Predictions again: the alert resolves, and the check is OK.
+    line = (tmp_path / "logs" / "predictions.jsonl").read_text(encoding="utf-8").splitlines()[0]
+    again = end + timedelta(hours=26)
+    row = json.loads(line) | {"id": "again-1", "ts": again.isoformat().replace("+00:00", "Z")}
+    with open(tmp_path / "logs" / "predictions.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row) + "\n")
+    assert main(["--config", str(copy), "ingest"]) == 0
+    capsys.readouterr()
+    document = check_json(capsys, copy, "--at", (again + timedelta(minutes=1)).isoformat())
+    (alert,) = [a for a in document["alerts"] if a["rule"] == "quiet-feed"]
+    assert alert["status"] == "resolved"
+    assert run(capsys, copy, "--at", (again + timedelta(minutes=2)).isoformat())[0] == 0

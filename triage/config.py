@@ -239,6 +239,8 @@ class ModelConfig:
     reference: Reference = Reference()
     costs: Costs = Costs()
     min_samples: int = DEFAULT_MIN_SAMPLES
+    # A silence of the predictions this long fires the `feed-stale` alert (None: no such alert).
+    stale_after: timedelta | None = None
     alerts: tuple[AlertRule, ...] = ()
     alerts_configured: bool = False
 
@@ -563,6 +565,10 @@ def _model(file: Path, table: Mapping[str, Any], index: int) -> ModelConfig:
         ) from None
     min_samples = reader.integer("min_samples", DEFAULT_MIN_SAMPLES, minimum=1)
     assert min_samples is not None
+    stale_text = reader.text("stale_after")
+    stale_after = None if stale_text is None else parse_duration(stale_text)
+    if stale_text is not None and stale_after is None:
+        raise reader.error("stale_after", f"expected a duration like 30m, 2h or 1d, got {stale_text!r}")
 
     columns = _columns(reader.sub("columns"))
     if columns.label is not None and labels is None:
@@ -614,6 +620,7 @@ def _model(file: Path, table: Mapping[str, Any], index: int) -> ModelConfig:
         reference=reference,
         costs=costs,
         min_samples=min_samples,
+        stale_after=stale_after,
         alerts=tuple(alerts),
         alerts_configured=alert_tables is not None,
     )

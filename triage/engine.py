@@ -28,7 +28,7 @@ from triage.config import Config, ModelConfig, Window
 from triage.metrics.calibration import calibration_sums, compute_calibration
 from triage.metrics.drift import cached_drift, compute_drift
 from triage.metrics.frame import Scope
-from triage.metrics.operations import compute_operations
+from triage.metrics.operations import compute_operations, feed_row
 from triage.metrics.performance import compute_performance, rank_stats
 from triage.metrics.profile import Profile, ensure_profile
 from triage.metrics.quality import CellCounts, compute_quality, quality_counts, schema_changes
@@ -36,6 +36,7 @@ from triage.metrics.results import (
     CalibrationRow,
     DataQualityRow,
     DriftRow,
+    FeedRow,
     OperationsRow,
     PerformanceRow,
     ReferenceInfo,
@@ -86,6 +87,7 @@ class ModelReport:
     calibration: tuple[CalibrationRow, ...]
     performance: tuple[PerformanceRow, ...]
     operations: tuple[OperationsRow, ...]
+    feed: tuple[FeedRow, ...]  # one row: the silence since the latest prediction
     reference_calibration: tuple[CalibrationRow, ...]
     reference_performance: tuple[PerformanceRow, ...]
     reference_operations: tuple[OperationsRow, ...]
@@ -99,6 +101,7 @@ class ModelReport:
             "calibration": self.calibration,
             "performance": self.performance,
             "operations": self.operations,
+            "feed": self.feed,
         }
 
     def reference_tables(self) -> dict[str, tuple[Row, ...]]:
@@ -335,6 +338,7 @@ def _evaluate(
         calibration=ordered("calibration", calibration),
         performance=ordered("performance", performance),
         operations=ordered("operations", tables["operations"]),
+        feed=(feed_row(con, scope, windows),),
         reference_calibration=reference_tables[0],
         reference_performance=reference_tables[1],
         reference_operations=reference_tables[2],

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from triage.alerts.evaluate import FIRING
+from triage.alerts.rules import value_text
 from triage.alerts.state import RESOLVED, Alert
 
 DEFAULT_TTL = timedelta(hours=1)
@@ -34,11 +35,11 @@ def summary(alert: Alert) -> str:
     """One line: model, rule, scope, and the value against the threshold."""
     scope = " ".join(f"{key}={value}" for key, value in alert.scope) or "all traffic"
     field = alert.signal.partition(".")[2]
-    shown = f"{field} {_number(alert.value)}"
+    shown = f"{field} {value_text(alert.signal, alert.value, NOT_AVAILABLE)}"
     if alert.threshold is not None:
         direction = alert.evidence.get("direction")
         relation = {"above": ">=", "below": "<="}.get(str(direction), "vs")
-        shown += f" {relation} {_number(alert.threshold)}"
+        shown += f" {relation} {value_text(alert.signal, alert.threshold, NOT_AVAILABLE)}"
     return f"{alert.model}: {alert.rule} ({scope}): {shown}"
 
 
@@ -57,8 +58,11 @@ def description(alert: Alert) -> str:
     return "".join(parts)
 
 
+NOT_AVAILABLE = "n/a"
+
+
 def _number(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4g}"
+    return NOT_AVAILABLE if value is None else f"{value:.4g}"
 
 
 def payload(
@@ -84,8 +88,8 @@ def payload(
         annotations = {
             "summary": summary(alert),
             "description": description(alert),
-            "value": _number(alert.value),
-            "threshold": _number(alert.threshold),
+            "value": value_text(alert.signal, alert.value, NOT_AVAILABLE),
+            "threshold": value_text(alert.signal, alert.threshold, NOT_AVAILABLE),
             "window": f"{_time(alert.window_start)}/{_time(alert.window_end)}"
             if alert.window_start and alert.window_end
             else "",

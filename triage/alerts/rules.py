@@ -20,6 +20,7 @@ from triage.metrics.results import (
     CalibrationRow,
     DataQualityRow,
     DriftRow,
+    FeedRow,
     OperationsRow,
     PerformanceRow,
     Row,
@@ -33,6 +34,7 @@ TABLES: dict[str, type[Row]] = {
     "calibration": CalibrationRow,
     "performance": PerformanceRow,
     "operations": OperationsRow,
+    "feed": FeedRow,
 }
 
 # The fields that name a cell besides its window; an alert's scope is their non-null values.
@@ -42,6 +44,7 @@ SCOPE_FIELDS: dict[str, tuple[str, ...]] = {
     "calibration": ("version", "segment", "segment_value"),
     "performance": ("version", "segment", "segment_value"),
     "operations": ("version", "route", "segment", "segment_value"),
+    "feed": ("version", "segment", "segment_value"),  # one row per model: all versions and traffic
 }
 # Filters that narrow a rule without being part of the scope.
 EXTRA_FILTERS: dict[str, tuple[str, ...]] = {"drift": ("kind",), "data_quality": ("kind",)}
@@ -83,6 +86,10 @@ DEFAULT_Q = 0.05
 # window's earliest labels are a biased sample; from a tenth of its rows on, precision is usable.
 PRECISION_MIN_COVERAGE = 0.1
 
+# The feed's silence is judged against fixed thresholds: `stale_after` warns, this many times it is critical.
+FEED_SIGNAL = "feed.silence_s"
+STALE_CRITICAL = 4
+
 _BAND_RE = re.compile(r"^(\d+(?:\.\d+)?)sigma$")
 _PREVIOUS_RE = re.compile(r"^previous:(\d+)(h|d|w)$")
 
@@ -94,6 +101,21 @@ def numeric_fields(table: str) -> tuple[str, ...]:
         for f in dataclasses.fields(TABLES[table])
         if str(f.type) in ("int", "float | None", "int | None", "float")
     )
+
+
+def duration_text(seconds: float) -> str:
+    """Seconds in the largest unit they fill, one decimal: `45s`, `12.5m`, `7.8h`, `325.6d`."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def value_text(signal: str, value: float | None, missing: str = "-") -> str:
+    """A signal's value (or threshold) as people read it: a silence as a duration, else 4 digits."""
+    if value is None:
+        return missing
+    return duration_text(value) if signal == FEED_SIGNAL else f"{value:.4g}"
 
 
 def split_signal(signal: str) -> tuple[str, str]:
@@ -332,6 +354,12 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
                 critical_change=0.5,
             )
         )
+    if model.stale_after is not None:
+        # No prediction for `stale_after`: the feed, or the ingest of its logs, stopped.
+        seconds = model.stale_after.total_seconds()
+        rules.append(
+            AlertRule(name="feed-stale", signal=FEED_SIGNAL, warn=seconds, critical=STALE_CRITICAL * seconds)
+        )
     return tuple(rules)
 
 
@@ -374,6 +402,13 @@ def check_rule(rule: AlertRule) -> tuple[str, str] | None:
                 return key, "a p-value signal is thresholded by q and an effect-size floor"
     if rule.min_label_coverage is not None and not is_labelled(rule):
         return "min_label_coverage", f"{rule.signal} is not computed from labels"
+    if table == "feed":
+        if rule.where:
+            return "where", f"{rule.signal} is one row per model (all versions and traffic): no where"
+        relative = {"baseline": rule.baseline, "band": rule.band, "outside_band": rule.outside_band}
+        for key, value in relative.items():
+            if value is not None:
+                return key, f"{rule.signal} has no reference to compare with: give warn, critical (seconds)"
     return None
 
 
@@ -381,6 +416,13 @@ def validate_rules(config: Config) -> None:
     """Raise ConfigError (file, key, expected) for the first rule that cannot be evaluated."""
     for m, model in enumerate(config.models):
         validate_rule_list(config.path, f"model[{m}]", model.alerts)
+        if model.stale_after is not None and model.alerts_configured:
+            raise ConfigError(
+                config.path,
+                f"model[{m}].stale_after",
+                f"adds a rule to the defaults; with [[model.alert]] tables write a {FEED_SIGNAL} rule "
+                "instead (`triage alerts rules` without them prints one)",
+            )
 
 
 def validate_rule_list(path: Path, model_key: str, rules: Sequence[AlertRule]) -> None:

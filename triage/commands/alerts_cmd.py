@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from triage.alerts.groups import excess, slice_groups, unsliced
-from triage.alerts.rules import render_rules, validate_rules
+from triage.alerts.rules import render_rules, validate_rules, value_text
 from triage.cli import UserError
 from triage.config import Config, load_config, parse_time
 from triage.store import Store, StoreError
@@ -170,8 +170,8 @@ def alerts_table(alerts: Sequence[Alert], now: datetime, others: Sequence[int] |
             a.model,
             a.rule,
             _scope(a),
-            _number(a.value),
-            _number(a.threshold),
+            value_text(a.signal, a.value),
+            value_text(a.signal, a.threshold),
             "-" if a.window_start is None else time_text(a.window_start),
             _when(a.fired_at or a.started_at),
         )

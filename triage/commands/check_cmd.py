@@ -15,7 +15,7 @@ from datetime import datetime
 from operator import attrgetter
 from typing import TYPE_CHECKING, TypeVar
 
-from triage.alerts.rules import PRECISION_MIN_COVERAGE, validate_rules
+from triage.alerts.rules import PRECISION_MIN_COVERAGE, duration_text, validate_rules
 from triage.cli import UserError
 from triage.commands.alerts_cmd import alerts_text, time_text
 from triage.commands.argtypes import positive_int, time_arg, window_arg
@@ -168,15 +168,6 @@ def _count(value: int) -> str:
     return f"{value:,}"
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f}{unit}"
-    return f"{seconds:.0f}s"
-
-
 def _slice(row: Row) -> str:
     return "all" if row.segment is None else f"{row.segment}={row.segment_value}"
 
@@ -225,15 +216,17 @@ def _stale_lines(model: ModelReport) -> list[str]:
     """A warning when predictions stopped (the feed, or the ingest of its logs): none since the
     latest window with any, for a whole window or for as long as that window's rate would have
     brought `STALE_EXPECTED` — not the first minutes of a window of a quiet model. The sections
-    below show that older window."""
+    below show that older window. (`stale_after` makes an alert of a silence: `feed-stale`.)"""
     last = model.windows[-1]
     silence = (model.as_of - last.window_end).total_seconds()
     span = (last.window_end - last.window_start).total_seconds()
+    feed = model.feed[0]
     if silence <= 0 or (silence < span and last.n * silence / span < STALE_EXPECTED):
         return []
-    gap = _duration(silence)
+    assert feed.last_prediction is not None and feed.silence_s is not None  # `last` has predictions
     return [
-        f"  stale: no predictions after {time_text(last.window_end)}, {gap} before the as-of time;",
+        f"  stale: last prediction at {time_text(feed.last_prediction)}, "
+        f"{duration_text(feed.silence_s)} before the as-of time;",
         f"         below is the window of {time_text(last.window_start)}",
     ]
 

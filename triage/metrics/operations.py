@@ -8,19 +8,22 @@
 - tokens per request = mean tokens over the rows with tokens.
 A signal that is not logged in a cell is None and named in the note; so is one whose values
 (finite: ingest stores no ±inf) overflow their sum (costs near 1e308).
+
+The feed's freshness (`feed_row`): the latest prediction as of T and the silence since it.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 import duckdb
 
 from triage.metrics.frame import MISSING_SEGMENT, Scope, cell_grouping
-from triage.metrics.results import OperationsRow, not_enough
-from triage.metrics.source import aware, plain_rows_sql, window_end, window_rows_sql
+from triage.metrics.results import FeedRow, OperationsRow, WindowInfo, not_enough
+from triage.metrics.source import aware, naive_utc, plain_rows_sql, window_end, window_rows_sql
 
 _COLUMNS = (
     "p._latency_ms, p._error, p._fallback, p._cost, p._tokens, "
@@ -104,3 +107,37 @@ def _row(scope: Scope, cell: tuple, route: str | None, stats: tuple) -> Operatio
         notes.append(f"too large to compute: {', '.join(overflow)}")
     found |= dict.fromkeys(overflow)
     return replace(row, note="; ".join(notes) or None, **found)
+
+
+def feed_row(con: duckdb.DuckDBPyConnection, scope: Scope, windows: Sequence[WindowInfo]) -> FeedRow:
+    """The silence of the model's predictions as of T: T minus the latest timestamp in the evaluated
+    `windows` (read from the latest window with any, so the scan stays in it), in the window that
+    holds T. Fewer than `min_samples` predictions in the windows make it not enough data."""
+    n = sum(window.n for window in windows)
+    latest = next((window for window in reversed(windows) if window.n), None)
+    last = None
+    if latest is not None:
+        found = con.execute(
+            f"SELECT max(_ts) FROM ({window_rows_sql(scope)}) WHERE _ts >= ?",
+            [naive_utc(latest.window_start)],
+        ).fetchone()
+        last = aware(found[0]) if found and found[0] is not None else None
+    min_samples = scope.model.min_samples
+    note = None
+    if last is None:
+        note = "no predictions in the evaluated windows"
+    elif n < min_samples:
+        note = not_enough(n, min_samples, "predictions")
+    start = scope.window.start_of(scope.as_of)
+    return FeedRow(
+        window_start=start,
+        window_end=scope.window.end_of(start),
+        version=None,
+        segment=None,
+        segment_value=None,
+        n=n,
+        enough_data=note is None,
+        note=note,
+        last_prediction=last,
+        silence_s=None if last is None else (scope.as_of - last).total_seconds(),
+    )

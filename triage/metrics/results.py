@@ -198,6 +198,16 @@ class OperationsRow(Row):
 
 
 @dataclass(frozen=True)
+class FeedRow(Row):
+    """How long the model's predictions have been silent as of T: one row, all versions and traffic,
+    in the window that holds T. `n` counts the evaluated windows' predictions; `last_prediction` is
+    the latest timestamp among them (None when there is none) and `silence_s` is T minus it."""
+
+    last_prediction: datetime | None
+    silence_s: float | None
+
+
+@dataclass(frozen=True)
 class ReferenceInfo:
     """What the reference was and how many rows it holds.
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from triage.alerts.rules import FEED_SIGNAL
+
 MISSING = "–"
 
 
@@ -35,6 +37,11 @@ def sig(value: float | None) -> str:
     if value != 0 and abs(value) < 0.001:
         return f"{value:.2e}"
     return f"{value:.3g}"
+
+
+def signal_value(signal: str, value: float | None) -> str:
+    """An alert's value or threshold: a silence (`feed.silence_s`) as a duration, else `sig`."""
+    return duration(value) if signal == FEED_SIGNAL else sig(value)
 
 
 def ms(value: float | None) -> str:

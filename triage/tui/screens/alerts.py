@@ -49,8 +49,8 @@ def alert_row(alert: AlertView, snapshot: Snapshot, columns: tuple[str, ...], wi
         "state": state_text(alert),
         "rule": alert.rule + acked,
         "where": where_text(alert, WHERE_WIDTH[wide], len(snapshot.models) > 1),
-        "value": cells.right(fmt.sig(alert.value)),
-        "limit": cells.right(fmt.sig(alert.threshold)),
+        "value": cells.right(fmt.signal_value(alert.signal, alert.value)),
+        "limit": cells.right(fmt.signal_value(alert.signal, alert.threshold)),
         "for": cells.right(fmt.duration(since)),
         "runbook": runbook_name(alert.runbook),
     }
@@ -141,7 +141,8 @@ def evidence_table(alert: AlertView, snapshot: Snapshot) -> Table:
     )
     grid.add_row("signal", f"{alert.signal} on {alert.model}")
     grid.add_row("scope", ", ".join(f"{k}={v}" for k, v in alert.scope.items()) or "all traffic")
-    grid.add_row("value", f"{fmt.sig(alert.value)}   threshold {fmt.sig(alert.threshold)}")
+    shown, threshold = (fmt.signal_value(alert.signal, v) for v in (alert.value, alert.threshold))
+    grid.add_row("value", f"{shown}   threshold {threshold}")
     grid.add_row(
         "window", f"{fmt.stamp(alert.window_start)} → {fmt.stamp(alert.window_end)}   n {fmt.count(alert.n)}"
     )
