@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from rich.console import Console
 from textual.command import CommandInput, CommandPalette
@@ -30,8 +30,9 @@ from triage.tui.screens.modals import HelpScreen, PromptScreen
 from triage.tui.screens.operations import OperationsScreen
 from triage.tui.screens.performance import PerformanceScreen
 from triage.tui.screens.runbook import RunbookScreen
+from triage.tui.widgets.cells import DIM, WARN
 from triage.tui.widgets.charts import HistogramChart, TimeChart
-from triage.tui.widgets.status import StatusLine
+from triage.tui.widgets.status import StatusLine, status_text
 
 SIZE = (80, 24)
 
@@ -393,6 +394,26 @@ async def test_a_failing_refresh_is_shown_and_the_last_snapshot_kept() -> None:
         assert app.snapshot is kept
         assert "refresh failed: store.duckdb: disk I/O error" in plain(app.screen.query_one(StatusLine))
         assert app._timer is not None  # keeps trying
+
+
+async def test_the_status_line_says_how_old_the_stalest_feed_is() -> None:
+    """The top line names the silence of the model whose last prediction is oldest, in the
+    warning colour once some model is silent past its `stale_after`."""
+    base = demo_snapshot()
+    fraud, churn = base.models
+    fresh = replace(fraud, last_prediction=NOW - timedelta(seconds=125), stale_after_s=3600.0)
+    for churn_silence, stale in ((timedelta(minutes=50), False), (timedelta(hours=2), True)):
+        quiet = replace(churn, last_prediction=NOW - churn_silence, stale_after_s=3600.0)
+        app = make_app(FakeSource(replace(base, models=(fresh, quiet))))
+        async with app.run_test(size=(140, 24)) as pilot:
+            await settle(pilot)
+            info = app.status_info()
+            assert info.last_prediction == NOW - churn_silence and info.stale is stale
+            line = status_text(info)
+            said = f"last prediction {'50m 0s' if not stale else '2h 0m'} ago"
+            assert said in line.plain and said in plain(app.screen.query_one(StatusLine))
+            (span,) = [s for s in line.spans if said in line.plain[s.start : s.end]]
+            assert str(span.style) == (WARN if stale else DIM)
 
 
 async def test_a_fixed_clock_shows_the_time_and_never_ingests() -> None:

@@ -66,6 +66,15 @@ def test_a_replay_only_reads_the_store(tmp_path: Path) -> None:
     source = EngineSource(config, replay=list(config.models))
     try:
         assert source.store.read_only
+        # Its snapshot says when the latest prediction as of its time came (the status line's age).
+        at = datetime(2026, 1, 9, 12, 0, tzinfo=UTC)
+        (model,) = source.snapshot(at).models
+        logs = str(tmp_path / "demo" / "logs" / "predictions" / "*.parquet")
+        epochs = duckdb.sql(f"SELECT epoch_us(ts) FROM read_parquet('{logs}')").fetchnumpy()
+        raw = epochs[next(iter(epochs))]
+        latest = raw[raw <= int(at.timestamp() * 1_000_000)].max()
+        assert model.last_prediction is not None
+        assert round(model.last_prediction.timestamp() * 1_000_000) == latest
         with pytest.raises(StoreError, match="a replay is read-only: acknowledge the alert in the live"):
             source.acknowledge("0123456789ab", "looking")
     finally:

@@ -312,11 +312,14 @@ class TriageApp(App[None]):
     def status_info(self) -> StatusInfo:
         """What the top line of every panel says."""
         snapshot = self.snapshot
+        as_of = snapshot.as_of if snapshot else self.clock.now()
+        fed = [model for model in snapshot.models if model.last_prediction] if snapshot else []
+        stalest = min(fed, key=lambda model: model.last_prediction or as_of, default=None)
         return StatusInfo(
             mode=self.clock.mode,
             paused=self.paused,
             loading=self.loading,
-            as_of=snapshot.as_of if snapshot else self.clock.now(),
+            as_of=as_of,
             refreshed=self.refreshed,
             refresh_s=self.refresh_s,
             error=self.error,
@@ -324,6 +327,13 @@ class TriageApp(App[None]):
             speed=speed_text(self.clock.speed) if isinstance(self.clock, ReplayClock) else None,
             cached=self.cached,
             finished=isinstance(self.clock, ReplayClock) and self.clock.finished,
+            last_prediction=stalest.last_prediction if stalest else None,
+            stale=any(
+                model.stale_after_s is not None
+                and model.last_prediction is not None
+                and (as_of - model.last_prediction).total_seconds() >= model.stale_after_s
+                for model in fed
+            ),
         )
 
     def paint(self, screen: Screen[Any], force: bool = False) -> None:

@@ -49,6 +49,8 @@ class ModelView:
     pending_labels: int = 0  # labels that arrived for settled windows and are not counted yet
     pending_windows: int = 0
     cost_segment: str | None = None  # the costs differ in some values of this segment
+    last_prediction: datetime | None = None  # the latest prediction as of the snapshot
+    stale_after_s: float | None = None  # the model's `stale_after`: a longer silence is stale
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,8 @@ def model_view(model: ModelConfig, report: ModelReport) -> ModelView:
         reference_calibration=report.reference_calibration,
         pending_labels=sum(n for _, n in report.pending_labels),
         pending_windows=len(report.pending_labels),
+        last_prediction=report.feed[0].last_prediction,
+        stale_after_s=model.stale_after.total_seconds() if model.stale_after else None,
     )
 
 

@@ -27,6 +27,8 @@ class StatusInfo:
     speed: str | None = None  # a replay clock's speed: "1h/s"
     finished: bool = False  # a replay clock at its end
     cached: bool = False  # the last session's snapshot, until the fresh one arrives
+    last_prediction: datetime | None = None  # the stalest model's latest prediction
+    stale: bool = False  # some model's silence is past its `stale_after`
 
 
 def status_text(info: StatusInfo) -> Text:
@@ -39,6 +41,9 @@ def status_text(info: StatusInfo) -> Text:
     else:
         text.append(f" ◆ {info.mode.upper()} ", style="bold #000000 on #5fafd7")
     text.append(f" as of {fmt.stamp(info.as_of)}")
+    if info.last_prediction is not None and info.as_of is not None:
+        silence = (info.as_of - info.last_prediction).total_seconds()
+        text.append(f" · last prediction {fmt.duration(silence)} ago", style=WARN if info.stale else DIM)
     if info.speed is not None:
         text.append(
             " · end of replay" if info.finished else f" · {info.speed}", style=DIM if info.finished else OK
