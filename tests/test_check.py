@@ -11,12 +11,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pytest
+from scipy.stats import ks_2samp
 from sklearn.metrics import roc_auc_score
 
-from tests.metrics_store import generate
+from tests.metrics_store import as_of_labels, generate
 from triage.cli import main
+from triage.metrics.drift import CACHE_TABLE as DRIFT
+from triage.metrics.window_cache import CACHE_TABLE as WINDOWS
 
 CELL_FIELDS = [
     "window_start",
@@ -291,6 +295,59 @@ def test_options_last_slice_window(store: tuple[Path, Any], capsys: pytest.Captu
     monthly = check_json(capsys, config, "--at", "2026-01-07T18:00Z", "--window", "1mo")
     (window,) = monthly["models"][0]["windows"]
     assert (window["window_start"], window["window_end"]) == ("2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z")
+
+
+def test_trailing_windows_end_with_the_window_that_holds_t(
+    store: tuple[Path, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--window 2d --trailing` at 01-07 18:00 (daily model windows): two-day windows counted back
+    from 01-08 00:00, so the latest is 01-06 and 01-07 up to T. Its cells equal scipy and
+    scikit-learn on those raw rows; nothing of this view is stored or recorded."""
+    config, data = store
+    at = datetime(2026, 1, 7, 18, tzinfo=UTC)
+    document = check_json(capsys, config, "--at", at.isoformat(), "--window", "2d", "--trailing")
+    model = document["models"][0]
+    assert [(w["window_start"], w["window_end"]) for w in model["windows"]] == [
+        ("2026-01-04T00:00:00Z", "2026-01-06T00:00:00Z"),
+        ("2026-01-06T00:00:00Z", "2026-01-08T00:00:00Z"),
+    ]
+    start, cut = np.datetime64("2026-01-06T00:00:00", "us"), np.datetime64(at.replace(tzinfo=None), "us")
+    mask = (data.ts >= start) & (data.ts <= cut)
+    labels = as_of_labels(data, at)
+    has = np.array([str(i) in labels for i in data.ids[mask]])
+    y = np.array([labels[str(i)] for i in data.ids[mask][has]]) > 0
+
+    def latest(table: str, **where: Any) -> dict[str, Any]:
+        return next(
+            r
+            for r in model[table]
+            if r["window_start"] == "2026-01-06T00:00:00Z"
+            and r["version"] is None
+            and r["segment"] is None
+            and all(r[k] == v for k, v in where.items())
+        )
+
+    performance = latest("performance")
+    assert performance["n"] == mask.sum() and performance["n_labeled"] == has.sum()
+    assert performance["auroc"] == pytest.approx(roc_auc_score(y, data.score[mask][has]), abs=1e-9)
+    reference = (data.ts >= np.datetime64("2026-01-05", "us")) & (data.ts < np.datetime64("2026-01-06", "us"))
+    score = latest("drift", feature="__score__")
+    expected = ks_2samp(data.score[mask], data.score[reference], method="asymp")
+    assert score["ks_d"] == pytest.approx(expected.statistic, abs=1e-9)
+    assert score["ks_p"] == pytest.approx(expected.pvalue, rel=1e-6)
+    assert latest("operations", route=None)["n"] == mask.sum()
+
+    # Its text names the view. Its windows move with T: nothing of them is stored, in memory only.
+    def cached() -> list[int]:
+        with duckdb.connect(str(config.parent / "store.duckdb"), read_only=True) as con:
+            return [con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in (WINDOWS, DRIFT)]
+
+    before = cached()
+    _, out, _ = run(capsys, config, "--at", "2026-01-08T09:00Z", "--window", "2d", "--trailing")
+    assert "window(s) of 2d (trailing)" in out.splitlines()[2]
+    assert cached() == before
+    status, _, err = run(capsys, config, "--window", "1mo", "--trailing")
+    assert status == 3 and "calendar-month windows, which cannot trail" in err
 
 
 def test_text_summary(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str]) -> None:

@@ -56,14 +56,30 @@ _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 
 @dataclass(frozen=True)
 class Window:
-    """A fixed UTC time bucket: `count` hours, days, weeks or calendar months."""
+    """A fixed UTC time bucket: `count` hours, days, weeks or calendar months.
+
+    Buckets are counted from Monday 2000-01-03 00:00 UTC, or from `origin` (trailing windows: one
+    of them ends there); months are calendar months and take no origin.
+    """
 
     count: int
     unit: str  # "h" | "d" | "w" | "mo"
+    origin: datetime | None = None  # aware UTC
 
     @property
     def text(self) -> str:
         return f"{self.count}{self.unit}"
+
+    @property
+    def key(self) -> str:
+        """What tells two windowings apart (caches): the size, and the origin of trailing ones."""
+        return self.text if self.origin is None else f"{self.text}@{self.origin.isoformat()}"
+
+    def ending_at(self, end: datetime) -> Window:
+        """The same size, counted so that one window ends at `end` (not for months)."""
+        if self.unit == "mo":
+            raise ValueError("calendar months cannot trail")
+        return replace(self, origin=end.astimezone(UTC))
 
     @property
     def under_a_day(self) -> bool:
@@ -84,7 +100,8 @@ class Window:
             first = months - months % self.count
             return datetime(2000 + first // 12, first % 12 + 1, 1, tzinfo=UTC)
         size = timedelta(hours={"h": 1, "d": 24, "w": 168}[self.unit] * self.count)
-        return _BUCKET_ORIGIN + ((at - _BUCKET_ORIGIN) // size) * size
+        origin = self.origin or _BUCKET_ORIGIN
+        return origin + ((at - origin) // size) * size
 
     def end_of(self, start: datetime) -> datetime:
         """The exclusive end of the window that starts at `start` (calendar months for `mo`)."""

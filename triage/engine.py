@@ -163,19 +163,22 @@ class Engine:
         last: int | None = None,
         segments: Sequence[str] | None = None,
         label_slack: float = 0.0,
+        trailing: bool = False,
     ) -> ModelReport:
         """Every statistic of one model as of `as_of` (default now), per window × version × slice.
 
         `window` overrides the model's window size, `last` keeps the last N windows up to as-of,
         `segments` replaces the configured slice columns (segments or categorical features).
-        `label_slack` > 0 lets a window's calibration and performance trail its labels by up to
-        that share since this engine last evaluated them (the live TUI: `LIVE_LABEL_SLACK`);
-        `ModelReport.pending_labels` says by how many. 0 is exact as of T.
+        `trailing` counts the windows back from the end of the model's window holding as-of (the
+        latest is the last `window` of traffic; `Scope.of`). `label_slack` > 0 lets a window's
+        calibration and performance trail its labels by up to that share since this engine last
+        evaluated them (the live TUI: `LIVE_LABEL_SLACK`); `ModelReport.pending_labels` says by how
+        many. 0 is exact as of T.
         """
         model = self.config.model(model_name)
         con = self.store.cursor()
         try:
-            scope = Scope.of(model, as_of, window, self._slices(con, model, segments), last)
+            scope = Scope.of(model, as_of, window, self._slices(con, model, segments), last, trailing)
             return _evaluate(con, scope, self._memo, label_slack)
         finally:
             con.close()
@@ -232,12 +235,13 @@ class Engine:
         window: Window | None = None,
         last: int | None = None,
         segments: Sequence[str] | None = None,
+        trailing: bool = False,
     ) -> CheckReport:
         """Evaluate `models` (default: all configured) at one as-of time (default now)."""
         generated_at = datetime.now(UTC)
         at = (as_of or generated_at).astimezone(UTC)
         names = list(models) if models else [model.name for model in self.config.models]
-        reports = tuple(self.evaluate(name, at, window, last, segments) for name in names)
+        reports = tuple(self.evaluate(name, at, window, last, segments, trailing=trailing) for name in names)
         return CheckReport(generated_at=generated_at, as_of=at, models=reports)
 
     def _slices(
@@ -307,7 +311,9 @@ def _evaluate(
     """
     model = scope.model
     reference = _reference_info(con, scope)
-    plain = WindowRows(con, memo, cache_key(model, scope.window.text, scope.segments))
+    # A trailing windowing moves with T: kept in memory, never stored.
+    persist = scope.window.origin is None
+    plain = WindowRows(con, memo, cache_key(model, scope.window.key, scope.segments), persist)
     tokens, calibration, performance, pending = _labelled_tables(con, scope, plain, label_slack)
     rows = {w: token.rows for w, token in tokens.items()}
     profile = (
@@ -417,9 +423,8 @@ def _row_tables(
     if profile is None:
         tables |= {"totals": {}, "data_quality": {}, "drift": {}}
     else:
-        profiled = WindowRows(
-            con, plain.memo, cache_key(model, scope.window.text, scope.segments, profile.keys)
-        )
+        key = cache_key(model, scope.window.key, scope.segments, profile.keys)
+        profiled = WindowRows(con, plain.memo, key, scope.window.origin is None)
         tables |= {
             "totals": profiled.held("totals", CellCounts, rows),
             "data_quality": profiled.held("data_quality", DataQualityRow, rows),

@@ -57,6 +57,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--last", type=positive_int, metavar="N", help="only the last N windows up to --at")
     parser.add_argument(
+        "--trailing",
+        action="store_true",
+        help="count the windows back from the end of the model's window holding --at: with --window 7d "
+        "the latest is the last 7 days (not for months)",
+    )
+    parser.add_argument(
         "--at",
         type=time_arg,
         metavar="TIME",
@@ -86,6 +92,14 @@ def run_check(args: argparse.Namespace) -> int:
     for name in args.model or ():
         config.model(name)
     validate_rules(config)
+    if args.trailing:
+        for model in config.models if not args.model else [config.model(name) for name in args.model]:
+            if (args.window or model.window).unit == "mo":
+                raise UserError(
+                    f"--trailing: model {model.name!r} has calendar-month windows, which cannot trail; "
+                    "give --window in h, d or w",
+                    status=EXIT_UNKNOWN,
+                )
     if str(config.store_path) != ":memory:" and not config.store_path.exists():
         raise UserError(f"{config.store_path}: no store yet; run `triage ingest` first", status=EXIT_UNKNOWN)
     try:
@@ -99,7 +113,7 @@ def run_check(args: argparse.Namespace) -> int:
                     "check records nothing",
                     file=sys.stderr,
                 )
-            report = engine.check(args.model, args.at, args.window, args.last, args.slice)
+            report = engine.check(args.model, args.at, args.window, args.last, args.slice, args.trailing)
             alert_store = AlertStore(store.connection, read_only=store.read_only)
             alerts = [
                 alert
@@ -142,7 +156,7 @@ def run_check(args: argparse.Namespace) -> int:
 def _configured_view(args: argparse.Namespace, model: ModelConfig) -> bool:
     """Whether the check looks at the model as configured (its window, segments, every window):
     only then does it move the alert state; another view's alerts are its own."""
-    return args.window in (None, model.window) and args.last is None and not args.slice
+    return args.window in (None, model.window) and args.last is None and not args.slice and not args.trailing
 
 
 # --- text summary -------------------------------------------------------------------------------
@@ -196,6 +210,7 @@ def _model_lines(model: ModelReport) -> list[str]:
     versions = sorted({row.version for row in model.calibration if row.version is not None})
     lines = [
         f"{model.name}: {_count(total)} predictions in {len(model.windows)} window(s) of {model.window.text}"
+        + (" (trailing)" if model.window.origin else "")
         + (f"; versions {', '.join(versions)}" if versions else ""),
         f"  reference: {_reference_text(model)} ({_count(model.reference.n)} rows)",
     ]

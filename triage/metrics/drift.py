@@ -708,13 +708,13 @@ class DriftCache:
         definition = {
             "format": CACHE_FORMAT,
             "profile": list(profile.keys),
-            "window": scope.window.text,
+            "window": scope.window.key,
             "segments": list(scope.segments),
             "min_samples": scope.model.min_samples,
             "features": [[f.name, f.kind] for f in profile.features],
         }
         self.key = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:32]
-        self.writable = writable(con)
+        self.writable = writable(con) and scope.window.origin is None  # a trailing windowing moves with T
         if self.writable:
             with WRITE_LOCK:
                 if table_exists(con, CACHE_TABLE) and not column_exists(con, CACHE_TABLE, _NEWEST_FIELD):

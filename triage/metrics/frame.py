@@ -38,11 +38,18 @@ class Scope:
         window: Window | None = None,
         segments: Sequence[str] | None = None,
         last: int | None = None,
+        trailing: bool = False,
     ) -> Scope:
+        """`trailing`: windows counted back from the end of the model's window that holds as-of, so
+        the latest one is the last `window` of traffic (not for calendar months)."""
+        at = (as_of or datetime.now(UTC)).astimezone(UTC)
+        size = window or model.window
+        if trailing:
+            size = size.ending_at(model.window.end_of(model.window.start_of(at)))
         return cls(
             model=model,
-            as_of=(as_of or datetime.now(UTC)).astimezone(UTC),
-            window=window or model.window,
+            as_of=at,
+            window=size,
             segments=tuple(model.segments if segments is None else segments),
             last=last,
         )
@@ -63,6 +70,8 @@ def window_start_sql(window: Window, column: str = "_ts") -> str:
     """SQL for the start of the window that `column` falls in (UTC, Monday-aligned weeks)."""
     if window.unit == "mo" and window.count == 1:
         return f"date_trunc('month', {column})"
+    if window.origin is not None:
+        return f"time_bucket({window.duckdb_interval}, {column}, {timestamp_sql(window.origin)})"
     return f"time_bucket({window.duckdb_interval}, {column})"
 
 

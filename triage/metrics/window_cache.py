@@ -132,11 +132,14 @@ class WindowMemo:
 
 class WindowRows:
     """The rows of one evaluation definition per family and window: this process's memory first,
-    then the store's table."""
+    then the store's table (written only when `persist`: not a trailing windowing's, which moves
+    with T)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, memo: WindowMemo, key: str) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, memo: WindowMemo, key: str, persist: bool = True
+    ) -> None:
         self.con, self.memo, self.key = con, memo, key
-        self.writable = writable(con)
+        self.writable = persist and writable(con)
         if self.writable:
             with WRITE_LOCK:
                 con.execute(
