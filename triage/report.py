@@ -36,7 +36,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from triage.alerts.evaluate import FIRING
-from triage.alerts.state import RESOLVED, AlertEvent
+from triage.alerts.rules import value_text
+from triage.alerts.state import RESOLVED, Alert, AlertEvent
 from triage.config import Config
 from triage.engine import Engine, EngineError, ModelReport
 from triage.metrics.results import CalibrationRow, DriftRow, PerformanceRow, Row
@@ -448,6 +449,12 @@ def _recovery(
     return Recovery(targeted, tuple(firing), resolved)
 
 
+def _event_detail(alert: Alert, event: AlertEvent) -> str:
+    """An alert event's scope, value against threshold, and window."""
+    value, threshold = (value_text(alert.signal, v) for v in (event.value, event.threshold))
+    return f"{scope_text(alert.scope)}: {value} vs {threshold} (window {_iso(event.window_start)})"
+
+
 def _timeline_items(
     timeline: Timeline,
     events: Sequence[AlertEvent],
@@ -462,8 +469,7 @@ def _timeline_items(
             kind="alert",
             what=event.event,
             title=event.rule,
-            detail=f"{scope_text(alerts[event.fingerprint].scope)}: {_number(event.value)} vs "
-            f"{_number(event.threshold)} (window {_iso(event.window_start)})",
+            detail=_event_detail(alerts[event.fingerprint], event),
             severity=event.severity,
         )
         for event in events
@@ -670,8 +676,8 @@ def _fired_rows(report: IncidentReport) -> list[tuple[str, ...]]:
             a.signal,
             scope_text(a.scope),
             a.severity or "-",
-            _number(a.value),
-            _number(a.threshold),
+            value_text(a.signal, a.value),
+            value_text(a.signal, a.threshold),
             _duration(a.detect_delay),
             _iso(a.resolved_at),
         )
