@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import duckdb
@@ -232,6 +233,11 @@ def test_undefined_metrics_are_none_with_a_note() -> None:
     write(con, model, one_window(np.array([0.1, 0.6, 0.7]), labels=np.ones(3)))
     row = compute_performance(con, Scope.of(model, as_of=day(1)))[0]
     assert row.average_precision == 1.0 and row.auroc is None and "no negative labels" in row.note
+    # One labelled row (min_samples 1): its cost is known, its interval (s with ddof 1) is not — said.
+    write(con, replace(model, min_samples=1), one_window(np.array([0.7]), labels=np.zeros(1)))
+    row = compute_performance(con, Scope.of(replace(model, min_samples=1), as_of=day(1)))[0]
+    assert row.expected_cost == COSTS.false_positive and row.expected_cost_ci_low is None
+    assert "expected cost interval undefined: one labelled row" in row.note
 
 
 def test_intervals_match_references() -> None:

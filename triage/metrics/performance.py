@@ -136,6 +136,8 @@ def _statistics(
     precision_ci, recall_ci = wilson(tp, tp + fp), wilson(tp, tp + fn)
     fpr_ci, fnr_ci, accuracy_ci = wilson(fp, fp + tn), wilson(fn, fn + tp), wilson(tp + tn, decided)
     cost_ci = mean_normal(decided, cost_sum, cost_sq)
+    if cost_ci[0] is None:
+        notes.append("expected cost interval undefined: one labelled row (s needs two)")
     values.update(
         precision=_ratio(tp, tp + fp),
         precision_ci_low=precision_ci[0],
