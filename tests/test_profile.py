@@ -26,6 +26,7 @@ from triage.metrics.profile import (
     reference_ecdfs,
 )
 from triage.store.schema import predictions_table, reference_table
+from triage.store.tables import column_exists
 
 QUANTILES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 
@@ -92,8 +93,7 @@ def test_stored_edges_counts_and_the_ecdf_match_numpy(seed: int) -> None:
         assert ecdf.value[start:end].tolist() == values.tolist()
         assert ecdf.cum[start:end].tolist() == np.cumsum(counts).tolist()
         g = [float(np.sum(v - present[present <= v])) for v in values]  # G(v) = Σ_{r ≤ v} (v − r)
-        assert ecdf.g[start:end].tolist() == pytest.approx(g, rel=1e-12, abs=1e-9)
-        assert numeric.g_max == ecdf.g[end - 1]
+        assert (ecdf.g + ecdf.g_low)[start:end].tolist() == pytest.approx(g, rel=1e-12, abs=1e-9)
 
 
 def _same_ecdf(a: profile_module.Ecdf, b: profile_module.Ecdf) -> bool:
@@ -271,3 +271,22 @@ def test_building_a_profile_drops_the_ecdf_table_older_versions_stored() -> None
     ensure_profile(con, model)
     tables = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     assert LEGACY_ECDF_TABLE not in tables and NUMERIC_TABLE in tables
+
+
+def test_a_profile_of_the_first_format_is_rebuilt_not_written_beside() -> None:
+    """Format 1 stored G(max) per slice (now read from the ECDF, as a (high, low) pair): its tables
+    are dropped and built again, so the new rows fit them."""
+    rng = np.random.default_rng(6)
+    model = model_config()
+    con = store(
+        model,
+        rows(50, rng, numeric={"x": rng.normal(size=50)}),
+        rows(60, rng, numeric={"x": rng.normal(size=60)}),
+    )
+    old = profile_module._DDL[NUMERIC_TABLE] + ", g_max DOUBLE"
+    con.execute(f"CREATE TABLE {NUMERIC_TABLE} ({old})")
+    con.execute(f"INSERT INTO {NUMERIC_TABLE} (profile, feature, g_max) VALUES ('format-1', 'x', 1.0)")
+    profile = ensure_profile(con, model)
+    assert column_exists(con, NUMERIC_TABLE, "n") and not column_exists(con, NUMERIC_TABLE, "g_max")
+    stored = {row[0] for row in con.execute(f"SELECT DISTINCT profile FROM {NUMERIC_TABLE}").fetchall()}
+    assert stored == set(profile.keys)

@@ -47,10 +47,13 @@ each segment column) one compiled pass (`ecdf_merge.family_cells`) walks them in
    Below the first window value F_win = 0 (∫ = G(x_1)/m); above the last F_win = 1
    (∫ = (max_ref − x_n) − (G(max_ref) − G(x_n))/m).
 
-G is accumulated with a compensated sum, so a difference G(b) − G(a) is off by about one rounding
-of G: on 1 M rows the results equal scipy's to ~1e-15 of the value range (KS D bit for bit,
-p to ~1e-10 relative: `ks_pvalues`). Cells below `min_samples` values (or whose slice reference
-has fewer) are reported with their counts and no statistic, and are not computed at all.
+G is accumulated with a compensated sum and kept as its (high, low) pair, subtracted part by part,
+so a difference G(b) − G(a) is rounded about as much as the difference itself, not as G (which at
+1e7 or epoch seconds would cost ~1e-9 of W a step); the steps are summed with compensation too.
+W then lies within ~1e-10 of the exact rational value where scipy's is (~1e-9, a few ulps, at W ≈
+1e6); KS D equals scipy's bit for bit, p to ~1e-10 relative (`ks_pvalues`). Cells below
+`min_samples` values (or whose slice reference has fewer) are reported with their counts and no
+statistic, and are not computed at all.
 
 Cost: O(rows · log rows) per feature — one float sort per batch, then per slice family one merge
 with the reference. The reference's ECDF is computed once per call (a sort of its values;
@@ -325,10 +328,10 @@ class _Reference:
     end: np.ndarray
     value: np.ndarray
     cum: np.ndarray  # #{r <= value}
-    g: np.ndarray  # G(value) = Σ_{r <= value} (value − r)
+    g: np.ndarray  # G(value) = Σ_{r <= value} (value − r) = g + g_low (`ecdf_merge.accumulate`)
+    g_low: np.ndarray
     m: np.ndarray  # per slice: its reference values
     rmax: np.ndarray  # per slice: the largest reference value
-    gmax: np.ndarray  # per slice: G(max)
     edges: np.ndarray  # slice k's PSI inner edges are edges[edge_start[k] : edge_end[k]]
     edge_start: np.ndarray
     edge_end: np.ndarray
@@ -363,9 +366,9 @@ def _references(
                 value=ecdf.value,
                 cum=ecdf.cum,
                 g=ecdf.g,
+                g_low=ecdf.g_low,
                 m=np.array([s.n for s in stats], dtype=np.int64),
                 rmax=np.array([s.max for s in stats], dtype=np.float64),
-                gmax=np.array([s.g_max for s in stats], dtype=np.float64),
                 edges=np.array([e for s in stats for e in s.edges], dtype=np.float64),
                 edge_start=edge_end - [len(s.edges) for s in stats],
                 edge_end=edge_end,
@@ -538,11 +541,11 @@ def _batch_cells(
             ref.value,
             ref.cum,
             ref.g,
+            ref.g_low,
             ref.start,
             ref.end,
             ref.m,
             ref.rmax,
-            ref.gmax,
             ref.edges,
             ref.edge_start,
             ref.edge_end,

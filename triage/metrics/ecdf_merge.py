@@ -59,11 +59,11 @@ def family_cells(
     ref_value: np.ndarray,
     ref_cum: np.ndarray,
     ref_g: np.ndarray,
+    ref_g_low: np.ndarray,
     ref_start: np.ndarray,
     ref_end: np.ndarray,
     m_of: np.ndarray,
     rmax_of: np.ndarray,
-    gmax_of: np.ndarray,
     edges: np.ndarray,
     edge_start: np.ndarray,
     edge_end: np.ndarray,
@@ -75,8 +75,8 @@ def family_cells(
     Value j (`x` ascending) is in window codes[j, 0] and version codes[j, 1] (1-based; 0: none)
     and in slice slot[codes[j, column]] of the family (slot[1] when column < 0: all traffic), or
     in none (-1). Slice s's reference ECDF is rows [ref_start[s], ref_end[s]) of ref_value /
-    ref_cum / ref_g — m_of[s] values, the largest rmax_of[s] with G = gmax_of[s] — and its inner
-    PSI edges are edges[edge_start[s] : edge_end[s]].
+    ref_cum / ref_g + ref_g_low (G as an unevaluated sum: `accumulate`) — m_of[s] values, the
+    largest rmax_of[s] — and its inner PSI edges are edges[edge_start[s] : edge_end[s]].
 
     Cell s·K + w holds the slice's values in window w; with more than one version (V), cell
     s·K + W + w·V + v − 1 those of version v (K = W·(1 + V), else K = W). A first pass counts the
@@ -85,7 +85,8 @@ def family_cells(
     of its cells with at least `minimum` values takes it: a cell keeps its last value (with le
     and G), and a new distinct value closes the interval since it (`_close`). Smaller cells are
     only counted: no state is kept for them (a segment with many values in many windows has
-    mostly small cells).
+    mostly small cells). G stays a (high, low) pair and the Wasserstein area a compensated sum:
+    with values at 1e7 or epoch seconds, a rounded G would lose ≈ 1e-9 of W at every step.
     """
     n_slices = len(ref_start)
     width = n_windows * (1 + n_versions) if n_versions > 1 else n_windows
@@ -109,9 +110,11 @@ def family_cells(
     last = np.zeros(kept)  # per cell: the last value taken, its le and G, the first value's G
     last_le = np.zeros(kept, dtype=np.int64)
     last_g = np.zeros(kept)
+    last_g_low = np.zeros(kept)
     first_g = np.zeros(kept)
     ks = np.zeros(kept)
     area = np.zeros(kept)
+    area_low = np.zeros(kept)  # Neumaier's compensation of `area`
     counts = np.zeros((kept, n_bins), dtype=np.int64)
     at = ref_start.copy()  # per slice: the first ECDF row with value > the last x seen
     edge_at = edge_start.copy()
@@ -139,13 +142,13 @@ def family_cells(
         while q < edge_end[s] and edges[q] <= value:
             q += 1
         edge_at[s] = q
-        le, lt, g = 0, 0, 0.0
+        le, lt, g, g_low = 0, 0, 0.0, 0.0
         right = p - 1  # the last reference value v <= x: G(x) = G(v) + cum(v)·(x − v)
         if right >= ref_start[s]:
             le = lt = ref_cum[right]
             if ref_value[right] == value:
                 lt = ref_cum[right - 1] if right > ref_start[s] else 0
-            g = ref_g[right] + ref_cum[right] * (value - ref_value[right])
+            g, g_low = ref_g[right], ref_g_low[right] + ref_cum[right] * (value - ref_value[right])
         for cell in _cells(codes, j, s * width, n_windows, n_versions):
             c = index[cell] if cell >= 0 else -1
             if c < 0:
@@ -153,7 +156,7 @@ def family_cells(
             counts[c, q - edge_start[s]] += 1
             i = seen[c]  # the values before this one
             if i == 0:  # F_win steps from 0
-                first_g[c] = g
+                first_g[c] = g + g_low
                 ks[c] = max(ks[c], lt / m_of[s])
             elif value != last[c]:  # F_win steps from i/n: close [last, value), then step
                 ks[c], step = _close(
@@ -164,18 +167,21 @@ def family_cells(
                     last[c],
                     last_le[c],
                     last_g[c],
+                    last_g_low[c],
                     value,
                     lt,
                     g,
+                    g_low,
                     ref_value,
                     ref_cum,
                     ref_g,
+                    ref_g_low,
                     ref_start[s],
                     ref_end[s],
                 )
-                area[c] += step
+                area[c], area_low[c] = _add(area[c], area_low[c], step)
             seen[c] = i + 1
-            last[c], last_le[c], last_g[c] = value, le, g
+            last[c], last_le[c], last_g[c], last_g_low[c] = value, le, g, g_low
     w = np.zeros(kept)
     slice_of, sub = cells // width, cells % width
     window_of = np.where(sub < n_windows, sub, (sub - n_windows) // max(n_versions, 1))
@@ -184,8 +190,12 @@ def family_cells(
         s = slice_of[c]
         m = m_of[s]
         ks[c] = max(ks[c], abs(last_le[c] / m - 1.0))  # |F_ref − F_win| just after the last value
-        tail = (rmax_of[s] - last[c]) - (gmax_of[s] - last_g[c]) / m if last[c] < rmax_of[s] else 0.0
-        w[c] = first_g[c] / m + tail + area[c]
+        tail = 0.0
+        if last[c] < rmax_of[s]:  # ∫ (1 − F_ref) from the last value to the reference's largest
+            top = ref_end[s] - 1
+            rise = (ref_g[top] - last_g[c]) + (ref_g_low[top] - last_g_low[c])
+            tail = (rmax_of[s] - last[c]) - rise / m
+        w[c] = first_g[c] / m + tail + area[c] + area_low[c]
     return slice_of, window_of, version_of, size[cells], ks, w, counts
 
 
@@ -208,47 +218,56 @@ def _close(
     a: float,
     le_a: int,
     g_a: float,
+    g_a_low: float,
     b: float,
     lt_b: int,
     g_b: float,
+    g_b_low: float,
     ref_value: np.ndarray,
     ref_cum: np.ndarray,
     ref_g: np.ndarray,
+    ref_g_low: np.ndarray,
     ref_start: int,
     ref_end: int,
 ) -> tuple[float, float]:
     """A cell of n values (reference of m) after its i-th, a, before the next distinct value b:
-    KS D updated with both steps of F_win around them, and ∫_a^b |F_ref − F_win| dx."""
+    KS D updated with both steps of F_win around them, and ∫_a^b |F_ref − F_win| dx. G values
+    come as (high, low) pairs, subtracted part by part: only the change between them is rounded."""
     c = i / n
     gap = abs(le_a / m - c)  # |F_ref − F_win| just after a
     d = max(d, gap, abs(lt_b / m - c))  # and just before b
     dx = b - a
     if le_a == lt_b:  # F_ref constant on [a, b)
         return d, gap * dx
+    rise = (g_b - g_a) + (g_b_low - g_a_low)  # m·∫_a^b F_ref
     if le_a * n >= i * m:  # F_ref ≥ c throughout
-        return d, (g_b - g_a) / m - c * dx
+        return d, rise / m - c * dx
     if lt_b * n <= i * m:  # F_ref ≤ c throughout
-        return d, -((g_b - g_a) / m - c * dx)
+        return d, -(rise / m - c * dx)
     # F_ref crosses c at x*, the first reference value with cum ≥ ⌈c·m⌉
     at = _first_at_least(ref_cum, ref_start, ref_end, (i * m + n - 1) // n)
-    star, g_star = ref_value[at], ref_g[at]
-    return d, c * (star - a) - (g_star - g_a) / m + (g_b - g_star) / m - c * (b - star)
+    star = ref_value[at]
+    below = (ref_g[at] - g_a) + (ref_g_low[at] - g_a_low)
+    above = (g_b - ref_g[at]) + (g_b_low - ref_g_low[at])
+    return d, c * (star - a) - below / m + above / m - c * (b - star)
 
 
 @_compiled
 def accumulate(
-    code: np.ndarray, value: np.ndarray, n_slices: int, cum: np.ndarray, g: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    code: np.ndarray, value: np.ndarray, n_slices: int, cum: np.ndarray, g: np.ndarray, g_low: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Reference ECDFs: values grouped by slice code (ascending, < n_slices), ascending within.
 
     Returns each slice's distinct values with cum = #{r ≤ value} and G(value) = Σ_{i<j}
-    cum_i·(v_{i+1} − v_i) — a running sum of non-negative terms, compensated (Neumaier), so
-    differences of G between nearby values stay accurate — and each slice's rows [start, end)
-    (empty for a slice without values). The distinct values are written over `value`'s first
-    rows (row k is written after row j ≥ k is read), the counts into `cum` and G into `g` (both
-    as long as `value`; int32 counts will do below 2³¹ values), so the ECDF takes 12 bytes of new
-    memory per value, not 24: in the bench's cold drift grid, ≈ 125 000 fewer page faults (of
-    410 000), each a few microseconds of kernel time. `cum` and `g` come from the caller because
+    cum_i·(v_{i+1} − v_i) — a running sum of non-negative terms, compensated (Neumaier) and kept
+    unevaluated as g + g_low (the running sum and its compensation), so that a difference of G
+    between two values is rounded only as much as the difference itself — and each slice's rows
+    [start, end) (empty for a slice without values). The distinct values are written over
+    `value`'s first rows (row k is written after row j ≥ k is read), the counts into `cum` and G
+    into `g` and `g_low` (each as long as `value`; int32 counts will do below 2³¹ values), so the
+    ECDF takes 20 bytes of new memory per value, not 32: in the bench's cold drift grid,
+    ≈ 125 000 fewer page faults (of 410 000), each a few microseconds of kernel time. `cum`, `g`
+    and `g_low` come from the caller because
     numpy asks the kernel for huge pages where numba's allocations fault every 4 KiB: ≈ 50 000
     fewer faults again.
     """
@@ -262,17 +281,17 @@ def accumulate(
         c, v = code[j], value[j]
         if k < 0 or c != code[j - 1]:
             k += 1
-            out[k], cum[k], g[k] = v, 1, 0.0
+            out[k], cum[k], g[k], g_low[k] = v, 1, 0.0, 0.0
             total = compensation = 0.0
             start[c] = k
         elif v != out[k]:
             total, compensation = _add(total, compensation, cum[k] * (v - out[k]))
             k += 1
-            out[k], cum[k], g[k] = v, cum[k - 1] + 1, total + compensation
+            out[k], cum[k], g[k], g_low[k] = v, cum[k - 1] + 1, total, compensation
         else:
             cum[k] += 1
         end[c] = k + 1
-    return out[: k + 1], cum[: k + 1], g[: k + 1], start, end
+    return out[: k + 1], cum[: k + 1], g[: k + 1], g_low[: k + 1], start, end
 
 
 @_compiled

@@ -48,9 +48,9 @@ from triage.metrics.ecdf_merge import accumulate, moments
 from triage.metrics.frame import Scope, grouped_sql, segment_value_sql, text_literal
 from triage.metrics.source import reference_rows_sql, small_codes
 from triage.store.schema import predictions_table, quote, reference_table
-from triage.store.tables import CATEGORICAL, NUMERIC, stored_layout, table_exists
+from triage.store.tables import CATEGORICAL, NUMERIC, column_exists, stored_layout, table_exists
 
-PROFILE_FORMAT = 1
+PROFILE_FORMAT = 2  # 2: no stored G(max); the ECDFs keep G as a (high, low) pair
 SCORE_FEATURE = "__score__"
 ALL_SLICE = 0
 PSI_QUANTILES = np.arange(1, 10) / 10  # 0.1 … 0.9, each the double nearest k/10
@@ -65,7 +65,7 @@ _DDL = {
     PROFILE_TABLE: "profile VARCHAR, model VARCHAR, part VARCHAR, definition VARCHAR, created_at TIMESTAMP",
     SLICES_TABLE: "profile VARCHAR, slice_id UBIGINT, segment VARCHAR, segment_value VARCHAR, n_rows BIGINT",
     NUMERIC_TABLE: "profile VARCHAR, slice_id UBIGINT, feature VARCHAR, n BIGINT, n_missing BIGINT, "
-    '"min" DOUBLE, "max" DOUBLE, mean DOUBLE, std DOUBLE, edges DOUBLE[], counts BIGINT[], g_max DOUBLE',
+    '"min" DOUBLE, "max" DOUBLE, mean DOUBLE, std DOUBLE, edges DOUBLE[], counts BIGINT[]',
     CATEGORIES_TABLE: "profile VARCHAR, slice_id UBIGINT, feature VARCHAR, category VARCHAR, count BIGINT",
 }
 # Numeric values read into memory by one query (the drift grid's batches, the profile's reads):
@@ -123,7 +123,6 @@ class NumericProfile:
     std: float | None
     edges: tuple[float, ...]  # PSI inner edges; bins are (-inf, e1), [e1, e2), …, [ek, inf)
     counts: tuple[int, ...]  # reference values per bin (len(edges) + 1)
-    g_max: float  # G(max): Σ (max − r)
 
 
 @dataclass(frozen=True)
@@ -172,9 +171,9 @@ class Profile:
         return f"profile IN ({keys}) AND feature = {text_literal(feature)}"
 
     def numeric_sql(self, feature: str) -> str:
-        """Per slice stats of a numeric feature: slice_id, n, min, max, std, edges, counts, g_max."""
+        """Per slice stats of a numeric feature: slice_id, n, min, max, std, edges, counts."""
         return (
-            f'SELECT slice_id, n, "min", "max", std, edges, counts, g_max '
+            f'SELECT slice_id, n, "min", "max", std, edges, counts '
             f"FROM {self.tables}{NUMERIC_TABLE} WHERE {self._where(feature)}"
         )
 
@@ -270,6 +269,9 @@ def _exists(con: duckdb.DuckDBPyConnection, tables: str) -> bool:
 
 def _create_tables(con: duckdb.DuckDBPyConnection, tables: str) -> None:
     temp = "TEMP " if tables == TEMP_TABLES else ""
+    if not temp and column_exists(con, NUMERIC_TABLE, "g_max"):  # format 1's: its profiles are rebuilt
+        for name in _DDL:
+            con.execute(f"DROP TABLE IF EXISTS {tables}{name}")
     for name, columns in _DDL.items():
         target = name if temp else f"{tables}{name}"
         con.execute(f"CREATE {temp}TABLE IF NOT EXISTS {target} ({columns})")
@@ -490,7 +492,7 @@ class Ecdf:
     """A numeric feature's reference ECDF in each slice of one part, ordered by (slice, value).
 
     Slice `slice_ids[k]` (ids ascending) is rows [start[k], end[k]): its distinct values, with
-    cum = #{r ≤ value} and g = G(value) = Σ_{r ≤ value} (value − r).
+    cum = #{r ≤ value} and G(value) = Σ_{r ≤ value} (value − r) = g + g_low (`accumulate`).
     """
 
     slice_ids: np.ndarray  # uint64
@@ -499,19 +501,21 @@ class Ecdf:
     value: np.ndarray
     cum: np.ndarray  # int32 (int64 from 2³¹ values on)
     g: np.ndarray
+    g_low: np.ndarray
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.slice_ids, self.start, self.end, self.value, self.cum, self.g))
+        arrays = (self.slice_ids, self.start, self.end, self.value, self.cum, self.g, self.g_low)
+        return sum(a.nbytes for a in arrays)
 
     def only(self, ids: np.ndarray) -> Ecdf:
         """The same ECDF restricted to the slices `ids` (ascending, each one of `slice_ids`)."""
         at = np.searchsorted(self.slice_ids, ids)
-        return Ecdf(ids, self.start[at], self.end[at], self.value, self.cum, self.g)
+        return Ecdf(ids, self.start[at], self.end[at], self.value, self.cum, self.g, self.g_low)
 
 
 # Bytes of reference ECDFs an `EcdfMemo` keeps by default: a 2.7 M-row reference of 12 numeric
-# features × 5 slice families takes ~150 MB (values with many ties), all-distinct values 20 B a row.
+# features × 5 slice families takes ~250 MB (values with many ties), all-distinct values 28 B a row.
 ECDF_MEMO_BYTES = 1 << 30
 
 
@@ -671,8 +675,10 @@ class _ReferenceValues:
                 if not present.all():
                     ordered, code = ordered[present], code[present]
             counts = np.empty(len(ordered), dtype=np.int32 if len(ordered) < 2**31 else np.int64)
-            value, cum, g, start, end = accumulate(code, ordered, len(ids), counts, np.empty(len(ordered)))
-            found[part] = Ecdf(ids, start, end, value, cum, g)
+            value, cum, g, g_low, start, end = accumulate(
+                code, ordered, len(ids), counts, np.empty(len(ordered)), np.empty(len(ordered))
+            )
+            found[part] = Ecdf(ids, start, end, value, cum, g, g_low)
         return found
 
 
@@ -687,15 +693,14 @@ class _SliceStats:
     std: float  # ddof 0
     edges: list[float]  # PSI inner edges
     counts: list[int]  # values per bin
-    g_max: float  # G(max)
 
 
 def _numeric_row(stats: _SliceStats | None, n_rows: int) -> list[object]:
-    """The stored columns n … g_max of a slice of `n_rows` rows (without a finite value: n = 0)."""
+    """The stored columns n … counts of a slice of `n_rows` rows (without a finite value: n = 0)."""
     if stats is None:
-        return [0, n_rows, None, None, None, None, [], [0], 0.0]
+        return [0, n_rows, None, None, None, None, [], [0]]
     s = stats
-    return [s.n, n_rows - s.n, s.low, s.high, s.mean, s.std, s.edges, s.counts, s.g_max]
+    return [s.n, n_rows - s.n, s.low, s.high, s.mean, s.std, s.edges, s.counts]
 
 
 def _slice_stats(ecdf: Ecdf) -> dict[int, _SliceStats]:
@@ -725,7 +730,6 @@ def _slice_stats(ecdf: Ecdf) -> dict[int, _SliceStats]:
             float(stds[k]),
             edges.tolist(),
             np.diff([0, *below, n]).tolist(),
-            float(ecdf.g[end - 1]),
         )
     return found
 
@@ -765,13 +769,13 @@ def _load(
 ) -> Profile:
     where = "list_contains(?, profile)"
     numeric: dict[int, dict[str, NumericProfile]] = {}
-    for sid, name, n, n_missing, low, high, mean, std, edges, counts, g_max in con.execute(
-        f'SELECT slice_id, feature, n, n_missing, "min", "max", mean, std, edges, counts, g_max '
+    for sid, name, n, n_missing, low, high, mean, std, edges, counts in con.execute(
+        f'SELECT slice_id, feature, n, n_missing, "min", "max", mean, std, edges, counts '
         f"FROM {tables}{NUMERIC_TABLE} WHERE {where}",
         [list(keys)],
     ).fetchall():
         numeric.setdefault(int(sid), {})[name] = NumericProfile(
-            int(n), int(n_missing), low, high, mean, std, tuple(edges), tuple(counts), float(g_max)
+            int(n), int(n_missing), low, high, mean, std, tuple(edges), tuple(counts)
         )
     counts_by: dict[tuple[int, str], dict[str | None, int]] = {}
     for sid, name, category, count in con.execute(
