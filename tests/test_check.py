@@ -778,3 +778,25 @@ def test_the_feed_row_and_a_silence_alert_fire_and_resolve(
     (alert,) = [a for a in document["alerts"] if a["rule"] == "quiet-feed"]
     assert alert["status"] == "resolved"
     assert run(capsys, copy, "--at", (again + timedelta(minutes=2)).isoformat())[0] == 0
+
+
+def test_a_cost_value_no_prediction_has_is_named(
+    store: tuple[Path, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`costs.by_segment` values are matched as the store keeps the segment's text: one that no
+    cell has (a typo, "1" for a DOUBLE column's "1.0") costs nothing silently — the summary says so."""
+    config, _ = store
+    shutil.copytree(config.parent, tmp_path / "copy")
+    copy = tmp_path / "copy" / "triage.toml"
+    costs = (
+        "[model.costs.by_segment.country]\nUS = { false_negative = 300.0 }\nus = { false_negative = 300.0 }\n"
+    )
+    copy.write_text(CONFIG + costs, encoding="utf-8")
+    _, out, _ = run(capsys, copy, "--at", "2026-01-07T18:00Z")
+    notes = [line for line in out.splitlines() if "costs.by_segment" in line]
+    assert notes == [
+        "  costs.by_segment.country: no prediction has 'us' (its values: 'DE', 'FR', 'US'); "
+        "those costs apply to no row"
+    ]
+    _, sliced, _ = run(capsys, copy, "--at", "2026-01-07T18:00Z", "--slice", "merchant")
+    assert "costs.by_segment" not in sliced  # a view without the cost segment's cells cannot tell

@@ -19,7 +19,7 @@ from triage.alerts.rules import PRECISION_MIN_COVERAGE, duration_text, validate_
 from triage.cli import UserError
 from triage.commands.alerts_cmd import alerts_text, time_text
 from triage.commands.argtypes import positive_int, time_arg, window_arg
-from triage.config import ModelConfig, load_config
+from triage.config import Config, Costs, ModelConfig, load_config
 from triage.store import Store, StoreError
 
 if TYPE_CHECKING:
@@ -139,7 +139,7 @@ def run_check(args: argparse.Namespace) -> int:
         document["alerts"] = [alert.to_json(report.as_of) for alert in alerts]
         print(json.dumps(document, indent=2, allow_nan=False))
     else:
-        print(format_report(report, VERDICTS[status] if judged else "UNKNOWN"))
+        print(format_report(report, VERDICTS[status] if judged else "UNKNOWN", config))
         print("\n" + alerts_text(alerts, report.as_of))
     if args.push_alertmanager:
         try:
@@ -196,16 +196,16 @@ def _table(headers: Sequence[str], rows: list[list[str]], indent: str = "  ") ->
     return [line(headers), *(line(r) for r in rows)]
 
 
-def format_report(report: CheckReport, verdict: str) -> str:
+def format_report(report: CheckReport, verdict: str, config: Config) -> str:
     """The compact text summary of `triage check` (about 100 columns), its first line ending in
     the verdict (OK, WARNING, CRITICAL as the exit status, or UNKNOWN), as monitoring plugins do."""
     lines = [f"triage check — as of {time_text(report.as_of)} — {verdict}"]
     for model in report.models:
-        lines += ["", *_model_lines(model)]
+        lines += ["", *_model_lines(model, config.model(model.name).costs)]
     return "\n".join(lines)
 
 
-def _model_lines(model: ModelReport) -> list[str]:
+def _model_lines(model: ModelReport, costs: Costs) -> list[str]:
     total = sum(w.n for w in model.windows)
     versions = sorted({row.version for row in model.calibration if row.version is not None})
     lines = [
@@ -223,7 +223,13 @@ def _model_lines(model: ModelReport) -> list[str]:
     else:
         lines.append(f"  {model.reference.note}")
     lines += ["", *_calibration_lines(model, latest)]
-    lines += ["", *_performance_lines(model), "", *_operations_lines(model, latest)]
+    lines += [
+        "",
+        *_performance_lines(model),
+        *_cost_lines(model, costs),
+        "",
+        *_operations_lines(model, latest),
+    ]
     return lines
 
 
@@ -481,6 +487,23 @@ def _performance_lines(model: ModelReport) -> list[str]:
     headers = ["version", "window", "labels", "precision", "recall", "AUROC", "cost/pred"]
     missing = [f"  {', '.join(unlabelled)}: no such window yet"] if unlabelled else []
     return [title, *_table(headers, rows), *_borrowed_note(borrowed), *missing]
+
+
+def _cost_lines(model: ModelReport, costs: Costs) -> list[str]:
+    """`costs.by_segment` values that no evaluated cell has: their costs apply to no row (a typo,
+    or a value stored as other text: a DOUBLE column's 1 is "1.0"). Only when the view slices by
+    the cost segment."""
+    if costs.segment is None or costs.segment not in model.segments:
+        return []
+    seen = sorted({str(r.segment_value) for r in model.calibration if r.segment == costs.segment})
+    unmatched = [c.value for c in costs.by_value if c.value not in seen]
+    if not unmatched:
+        return []
+    shown = ", ".join(map(repr, seen[:TOP_UNSEEN])) + (", …" if len(seen) > TOP_UNSEEN else "")
+    return [
+        f"  costs.by_segment.{costs.segment}: no prediction has {', '.join(map(repr, unmatched))} "
+        f"(its values: {shown}); those costs apply to no row"
+    ]
 
 
 def _operations_lines(model: ModelReport, latest: datetime) -> list[str]:
