@@ -347,7 +347,7 @@ def test_trailing_windows_end_with_the_window_that_holds_t(
     assert "window(s) of 2d (trailing)" in out.splitlines()[2]
     assert cached() == before
     status, _, err = run(capsys, config, "--window", "1mo", "--trailing")
-    assert status == 3 and "calendar-month windows, which cannot trail" in err
+    assert status == 3 and "--trailing: --window 1mo is calendar months, which cannot trail" in err
 
 
 def test_text_summary(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str]) -> None:
@@ -778,6 +778,11 @@ def test_the_feed_row_and_a_silence_alert_fire_and_resolve(
     (alert,) = [a for a in document["alerts"] if a["rule"] == "quiet-feed"]
     assert alert["status"] == "resolved"
     assert run(capsys, copy, "--at", (again + timedelta(minutes=2)).isoformat())[0] == 0
+    # The history reads the silences as durations too.
+    assert main(["--config", str(copy), "alerts", "history"]) == 0
+    fired = [line.split() for line in capsys.readouterr().out.splitlines() if "quiet-feed" in line]
+    at = [words.index("quiet-feed") for words in fired]
+    assert ["7.0h", "6.0h"] in [words[i + 1 : i + 3] for words, i in zip(fired, at, strict=True)]
 
 
 def test_a_cost_value_no_prediction_has_is_named(

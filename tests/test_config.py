@@ -278,3 +278,11 @@ def test_an_optional_column_the_older_logs_lack_is_a_note(
     status, _, err = check(tmp_path, capsys, GOOD.replace('score = "score"', 'score = "tenure"'))
     line = one_line_error(status, err, tmp_path / "triage.toml", "model[0].columns.score")
     assert "expected a column 'tenure' in logs/predictions/day1.parquet" in line
+
+
+def test_check_finds_the_alert_rules_mistakes_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`config check` validates the rules as `check` and `alerts rules` do: one line, file and key."""
+    rule = '\n[[model.alert]]\nname = "x"\nsignal = "drift.nope"\nwarn = 1\n'
+    status, _, err = check(tmp_path, capsys, GOOD + rule, "--no-logs")
+    line = one_line_error(status, err, tmp_path / "triage.toml", "model[0].alert[0].signal")
+    assert "drift has no numeric field 'nope'" in line

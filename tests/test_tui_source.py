@@ -103,3 +103,18 @@ def test_the_live_source_lets_go_of_the_store_between_refreshes(tmp_path: Path) 
         assert source.ingest_new() == 0
     finally:
         source.close()
+
+
+def test_a_look_back_reads_the_store_and_shows_the_alerts_of_then(tmp_path: Path) -> None:
+    """`triage ui --at T` opens the store read-only: its snapshot evaluates the alerts as of T in
+    memory, without creating the alert tables (a fresh store has none yet)."""
+    shutil.copytree(FIXTURE, tmp_path / "demo")
+    path = tmp_path / "demo" / "triage.toml"
+    assert main(["--config", str(path), "ingest"]) == 0
+    source = EngineSource(load_config(path), record_alerts=False)
+    try:
+        assert source.store.read_only
+        snapshot = source.snapshot(datetime(2026, 1, 14, 12, 0, tzinfo=UTC))
+        assert snapshot.models and snapshot.alerts  # the fixture's incidents fire by then
+    finally:
+        source.close()

@@ -102,10 +102,6 @@ def _scope(alert: Alert) -> str:
     return " ".join(f"{key}={value}" for key, value in alert.scope) or "all"
 
 
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
-
-
 def _when(value: datetime | None) -> str:
     return "-" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
 
@@ -300,6 +296,7 @@ def run_history(args: argparse.Namespace) -> int:
         except AlertError as exc:
             raise UserError(str(exc)) from None
         events = alerts.history(fingerprint, model, limit=args.limit)
+        signals = {a.fingerprint: a.signal for a in alerts.alerts(include_resolved=True)}
     if args.json:
         print(json.dumps({"events": [event.to_json() for event in events]}, indent=2))
         return 0
@@ -326,8 +323,8 @@ def run_history(args: argparse.Namespace) -> int:
             f"{e.from_state or '-'} -> {e.to_state or '-'}",
             e.severity or "-",
             e.rule,
-            _number(e.value),
-            _number(e.threshold),
+            value_text(signals.get(e.fingerprint, ""), e.value),
+            value_text(signals.get(e.fingerprint, ""), e.threshold),
             "-" if e.n is None else str(e.n),
             " / ".join(part for part in (e.actor, e.note) if part) or "-",
         )

@@ -95,9 +95,9 @@ def run_check(args: argparse.Namespace) -> int:
     if args.trailing:
         for model in config.models if not args.model else [config.model(name) for name in args.model]:
             if (args.window or model.window).unit == "mo":
+                whose = f"--window {args.window.text}" if args.window else f"model {model.name!r}'s window"
                 raise UserError(
-                    f"--trailing: model {model.name!r} has calendar-month windows, which cannot trail; "
-                    "give --window in h, d or w",
+                    f"--trailing: {whose} is calendar months, which cannot trail; give --window in h, d or w",
                     status=EXIT_UNKNOWN,
                 )
     if str(config.store_path) != ":memory:" and not config.store_path.exists():

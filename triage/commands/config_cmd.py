@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from triage.alerts.rules import validate_rules
 from triage.cli import EXIT_USAGE
 from triage.config import load_config
 from triage.store.check import check_sources
@@ -26,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_check(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    validate_rules(config)  # the alert rules' mistakes, as `check` and `alerts rules` find them
     if not args.no_logs:
         result = check_sources(config)
         for problem in result.problems:

@@ -13,6 +13,7 @@ import sys
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from triage.alerts.rules import value_text
 from triage.cli import UserError
 from triage.commands.argtypes import duration_arg, speed_arg, time_arg
 from triage.config import Config, load_config, load_rules
@@ -165,10 +166,6 @@ def _step_text(step: timedelta) -> str:
     return f"{seconds}s"
 
 
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
-
-
 def timeline_text(timeline: Timeline) -> str:
     """The headless replay as text: each rule set's state changes, then the comparison."""
     document = timeline.to_json()
@@ -187,8 +184,8 @@ def timeline_text(timeline: Timeline) -> str:
             why = event["evidence"].get("note")
             lines.append(
                 f"  {event['at'][:16].replace('T', ' ')}Z  {event['event']:<9}{event['severity'] or '':<9}"
-                f"{event['rule']:<22}{scope:<40} {_number(event['value'])} vs {_number(event['threshold'])}"
-                + (f"  ({why})" if why else "")
+                f"{event['rule']:<22}{scope:<40} {value_text(event['signal'], event['value'])} vs "
+                f"{value_text(event['signal'], event['threshold'])}" + (f"  ({why})" if why else "")
             )
     comparison = document.get("comparison")
     if comparison is not None:

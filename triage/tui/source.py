@@ -364,7 +364,7 @@ class EngineSource:
         with self._alerts_lock:
             cursor = self.store.cursor()
             try:
-                state = AlertStore(cursor)
+                state = AlertStore(cursor, read_only=self.store.read_only)
                 for model, report in reports:
                     alerts += self._alerts(state, model, report, as_of, books)
                 history = [e for e in state.history(limit=HISTORY_SHOWN) if e.at <= as_of]
