@@ -71,6 +71,12 @@ class Window:
         return f"{self.count}{self.unit}"
 
     @property
+    def trailing(self) -> bool:
+        """Whether the buckets are counted from an as-of time: they move with it, so nothing
+        computed on them is stored (caches keep fixed windows only)."""
+        return self.origin is not None
+
+    @property
     def key(self) -> str:
         """What tells two windowings apart (caches): the size, and the origin of trailing ones."""
         return self.text if self.origin is None else f"{self.text}@{self.origin.isoformat()}"

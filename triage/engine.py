@@ -311,9 +311,8 @@ def _evaluate(
     """
     model = scope.model
     reference = _reference_info(con, scope)
-    # A trailing windowing moves with T: kept in memory, never stored.
-    persist = scope.window.origin is None
-    plain = WindowRows(con, memo, cache_key(model, scope.window.key, scope.segments), persist)
+    key = cache_key(model, scope.window.key, scope.segments)
+    plain = WindowRows(con, memo, key, persist=not scope.window.trailing)
     tokens, calibration, performance, pending = _labelled_tables(con, scope, plain, label_slack)
     rows = {w: token.rows for w, token in tokens.items()}
     profile = (
@@ -424,7 +423,7 @@ def _row_tables(
         tables |= {"totals": {}, "data_quality": {}, "drift": {}}
     else:
         key = cache_key(model, scope.window.key, scope.segments, profile.keys)
-        profiled = WindowRows(con, plain.memo, key, scope.window.origin is None)
+        profiled = WindowRows(con, plain.memo, key, persist=not scope.window.trailing)
         tables |= {
             "totals": profiled.held("totals", CellCounts, rows),
             "data_quality": profiled.held("data_quality", DataQualityRow, rows),

@@ -210,7 +210,7 @@ def _model_lines(model: ModelReport, costs: Costs) -> list[str]:
     versions = sorted({row.version for row in model.calibration if row.version is not None})
     lines = [
         f"{model.name}: {_count(total)} predictions in {len(model.windows)} window(s) of {model.window.text}"
-        + (" (trailing)" if model.window.origin else "")
+        + (" (trailing)" if model.window.trailing else "")
         + (f"; versions {', '.join(versions)}" if versions else ""),
         f"  reference: {_reference_text(model)} ({_count(model.reference.n)} rows)",
     ]

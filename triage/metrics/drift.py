@@ -717,7 +717,7 @@ class DriftCache:
             "features": [[f.name, f.kind] for f in profile.features],
         }
         self.key = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:32]
-        self.writable = writable(con) and scope.window.origin is None  # a trailing windowing moves with T
+        self.writable = writable(con) and not scope.window.trailing
         if self.writable:
             with WRITE_LOCK:
                 if table_exists(con, CACHE_TABLE) and not column_exists(con, CACHE_TABLE, _NEWEST_FIELD):
