@@ -137,7 +137,7 @@ def test_inferred_settings():
             "min_label_coverage",
             "not computed from labels",
         ),
-        ('signal = "feed.silence_s"\nwarn = 60\nwhere = { version = "*" }', "where", "one row per model"),
+        ('signal = "feed.silence_s"\nwarn = 60\nwhere = { version = "*" }', "where.version", "all versions"),
         ('signal = "feed.silence_s"\nbaseline = "reference"\nwarn_change = 1', "baseline", "no reference"),
         ('signal = "feed.silence_s"\nwarn = 60\noutside_band = "3sigma"', "outside_band", "give warn"),
     ],
@@ -192,21 +192,28 @@ def test_ece_is_tested_against_the_reference_reliability_and_mce_is_not_testable
     assert mistake is not None and mistake[0] == "q"
 
 
-def test_stale_after_adds_the_feed_rule_to_the_defaults():
-    """`stale_after` warns after that silence and is critical after four times it; the rule prints
-    and parses back like the others. With own rules, a feed rule is written among them instead."""
-    model = config(extra='stale_after = "30m"').models[0]
-    stale = effective_rules(model)[-1]
-    assert (stale.name, stale.signal) == ("feed-stale", "feed.silence_s")
-    assert (stale.warn, stale.critical) == (1800, 7200)
-    assert check_rule(stale) is None and direction(stale) == "above"
-    assert "feed-stale" not in [rule.name for rule in effective_rules(config().models[0])]
+def test_stale_after_adds_the_feed_rules_to_the_defaults():
+    """`stale_after` warns after that silence and is critical after four times it, for the model
+    and (behind it) for each slice; the rules print and parse back like the others. With own rules,
+    feed rules are written among them instead."""
+    segments = '\n[model.segments]\ncolumns = ["country"]\n'
+    model = config(segments, extra='stale_after = "30m"').models[0]
+    assert effective_rules(config(extra='stale_after = "30m"').models[0])[-1].name == "feed-stale"
+    stale, behind = effective_rules(model)[-2:]
+    assert (stale.name, stale.signal, stale.where) == ("feed-stale", "feed.silence_s", {})
+    assert (behind.name, behind.signal) == ("slice-feed-stale", "feed.behind_s")
+    assert behind.where == {"segment": "*"}
+    for rule in (stale, behind):
+        assert (rule.warn, rule.critical) == (1800, 7200)
+        assert check_rule(rule) is None and direction(rule) == "above"
+    names = [rule.name for rule in effective_rules(config().models[0])]
+    assert "feed-stale" not in names and "slice-feed-stale" not in names
     text = render_rules(model)
-    assert config(text, extra='stale_after = "30m"').models[0].alerts == default_rules(model)
+    assert config(segments + text, extra='stale_after = "30m"').models[0].alerts == default_rules(model)
     with pytest.raises(ConfigError) as caught:
         config(extra='stale_after = "soon"')
     assert caught.value.key == "model[0].stale_after" and "a duration like 30m" in str(caught.value)
     own = '[[model.alert]]\nname = "psi"\nsignal = "drift.psi"\nwarn = 0.2\n'
     with pytest.raises(ConfigError) as caught:
         validate_rules(config(own, extra='stale_after = "30m"'))
-    assert caught.value.key == "model[0].stale_after" and "write a feed.silence_s rule" in str(caught.value)
+    assert caught.value.key == "model[0].stale_after" and "write feed.silence_s and" in str(caught.value)

@@ -18,6 +18,7 @@ from scipy.stats import ks_2samp
 from sklearn.metrics import roc_auc_score
 
 from tests.metrics_store import as_of_labels, generate
+from triage.alerts.rules import duration_text
 from triage.cli import main
 from triage.metrics.drift import CACHE_TABLE as DRIFT
 from triage.metrics.window_cache import CACHE_TABLE as WINDOWS
@@ -735,14 +736,20 @@ def test_the_feed_row_and_a_silence_alert_fire_and_resolve(
     assert main(["--config", str(copy), "ingest"]) == 0
     capsys.readouterr()
     at = datetime(2026, 1, 6, 15, 30, tzinfo=UTC)
-    (feed,) = check_json(capsys, copy, "--at", at.isoformat())["models"][0]["feed"]
+    feed, *slices = check_json(capsys, copy, "--at", at.isoformat())["models"][0]["feed"]
     before = data.ts[data.ts <= np.datetime64(at.replace(tzinfo=None))]
+    countries = data.segments["country"][data.ts <= np.datetime64(at.replace(tzinfo=None))]
+    assert [(row["segment"], row["segment_value"]) for row in slices] == [
+        ("country", value) for value in sorted(set(countries))
+    ]
+    assert sum(row["n"] for row in slices) == len(before)
     last = before.max().astype(datetime).replace(tzinfo=UTC)
     assert feed["n"] == len(before) and feed["enough_data"] and feed["note"] is None
     assert feed["last_prediction"] == _iso(before.max())
     assert feed["silence_s"] == pytest.approx((at - last).total_seconds(), abs=1e-6)
     assert (feed["window_start"], feed["window_end"]) == ("2026-01-06T00:00:00Z", "2026-01-07T00:00:00Z")
     assert feed["version"] is None and feed["segment"] is None
+    assert feed["behind_s"] == 0.0 and feed["usual_n"] is None
 
     end = data.ts.max().astype(datetime).replace(tzinfo=UTC)
     seen = []
@@ -763,7 +770,7 @@ def test_the_feed_row_and_a_silence_alert_fire_and_resolve(
     ]
     # The last window as a --last view: its silence is measured in it; an empty view has none.
     status, out, _ = run(capsys, copy, "--json", "--at", (end + timedelta(days=2)).isoformat(), "--last", "1")
-    (empty,) = json.loads(out)["models"][0]["feed"]
+    (empty,) = json.loads(out)["models"][0]["feed"]  # no slice rows without predictions
     assert status == 3 and empty["last_prediction"] is None and empty["silence_s"] is None
     assert not empty["enough_data"] and empty["note"] == "no predictions in the evaluated windows"
     # Predictions again: the alert resolves, and the check is OK.
@@ -783,6 +790,124 @@ def test_the_feed_row_and_a_silence_alert_fire_and_resolve(
     fired = [line.split() for line in capsys.readouterr().out.splitlines() if "quiet-feed" in line]
     at = [words.index("quiet-feed") for words in fired]
     assert ["7.0h", "6.0h"] in [words[i + 1 : i + 3] for words, i in zip(fired, at, strict=True)]
+
+
+SLICE_FEED_CONFIG = """
+[store]
+path = "store.duckdb"
+
+[[model]]
+name = "feed"
+predictions = "predictions.jsonl"
+window = "1d"
+min_samples = 20
+stale_after = "1h"
+
+[model.columns]
+id = "id"
+timestamp = "ts"
+score = "score"
+
+[model.segments]
+columns = ["region"]
+
+[model.reference]
+start = "2026-03-01"
+end = "2026-03-02"
+"""
+
+
+def test_a_slice_whose_traffic_stopped_alerts_where_it_usually_has_predictions(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Three days of traffic: region `busy` every 2 min (with jitter), `north` too until day 3
+    09:00, `sparse` every 50 min. As of day 3 14:00, `north`'s row is 5 h behind the model, with
+    its fewest predictions in 09:00–14:00 of the earlier days (both counted here from the raw
+    times) — a critical `slice-feed-stale` (from 4 × `stale_after`); `sparse`, with about one
+    prediction in its hours of the earlier days, is not enough data. When the whole feed stops,
+    `feed-stale` fires and no slice's does (no storm); with only the last window there is no
+    earlier day to compare with. A second segment, `tier`, puts `north` and `sparse` in one slice:
+    each slice's row is checked against its own raw times."""
+    rng = np.random.default_rng(5)
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    stop = start + timedelta(days=2, hours=9)
+    end = start + timedelta(days=2, hours=14)
+    times: dict[str, list[datetime]] = {"busy": [], "north": [], "sparse": []}
+    for region, step in (("busy", 120), ("north", 120), ("sparse", 3000)):
+        at = start + timedelta(seconds=float(rng.uniform(0, step)))
+        while at <= end and (region != "north" or at <= stop):
+            times[region].append(at)
+            at += timedelta(seconds=step + float(rng.uniform(-30, 30)))
+    with open(tmp_path / "predictions.jsonl", "w", encoding="utf-8") as handle:
+        for region, stamps in times.items():
+            for i, at in enumerate(stamps):
+                row = {"id": f"{region}-{i}", "ts": at.isoformat(), "score": 0.5, "region": region}
+                row["tier"] = "gold" if region == "busy" else "basic"
+                handle.write(json.dumps(row) + "\n")
+    config = tmp_path / "triage.toml"
+    config.write_text(SLICE_FEED_CONFIG.replace('["region"]', '["region", "tier"]'), encoding="utf-8")
+    assert main(["--config", str(config), "ingest"]) == 0
+    capsys.readouterr()
+
+    def usual(stamps: list[datetime]) -> int:
+        """The fewest predictions in (the slice's last, the model's last] one and two days before."""
+        low, high = max(stamps), model_last
+        days = (timedelta(days=k) for k in (1, 2))
+        return min(sum(low - day < at <= high - day for at in stamps) for day in days)
+
+    model_last = max(times["busy"] + times["sparse"])
+    slices = {("region", region): stamps for region, stamps in times.items()}
+    slices |= {("tier", "gold"): times["busy"], ("tier", "basic"): times["north"] + times["sparse"]}
+
+    status, out, _ = run(capsys, config, "--json", "--at", end.isoformat())
+    document = json.loads(out)
+    model_row, *rows = document["models"][0]["feed"]
+    assert model_row["last_prediction"] == model_last.isoformat().replace("+00:00", "Z")
+    assert [(row["segment"], row["segment_value"]) for row in rows] == sorted(slices)
+    for row in rows:
+        stamps = slices[(row["segment"], row["segment_value"])]
+        behind = (model_last - max(stamps)).total_seconds()
+        assert row["n"] == len(stamps)
+        assert row["last_prediction"] == max(stamps).isoformat().replace("+00:00", "Z")
+        assert row["silence_s"] == pytest.approx((end - max(stamps)).total_seconds(), abs=1e-6)
+        assert row["behind_s"] == pytest.approx(behind, abs=1e-6)
+        assert row["usual_n"] == (usual(stamps) if behind >= 60 else None)
+    feed = {row["segment_value"]: row for row in rows}
+    assert feed["north"]["usual_n"] >= 20 and feed["north"]["enough_data"]
+    assert feed["sparse"]["usual_n"] < 20 and feed["basic"]["usual_n"] is not None
+    assert not feed["sparse"]["enough_data"] and "too few to judge its silence" in feed["sparse"]["note"]
+    assert feed["busy"]["behind_s"] == 0.0 and feed["busy"]["usual_n"] is None
+    firing = [(a["rule"], a["scope"], a["severity"]) for a in document["alerts"] if a["status"] == "firing"]
+    north_scope = {"segment": "region", "segment_value": "north"}
+    assert firing == [("slice-feed-stale", north_scope, "critical")]
+    assert status == 2
+    text = run(capsys, config, "--at", end.isoformat())[1]
+    line = next(line for line in text.splitlines() if "slice-feed-stale" in line)
+    assert line.split()[7:9] == ["5.0h", "4.0h"]  # value and critical threshold as durations
+    # Every slice behind by a minute that usually has 20 predictions in those hours, longest first:
+    # `north`, and the `basic` tier it belongs to (below `stale_after`: no alert yet).
+    silent = sorted(
+        (max(stamps), f"{segment}={value}", usual(stamps))
+        for (segment, value), stamps in slices.items()
+        if (model_last - max(stamps)).total_seconds() >= 60 and usual(stamps) >= 20
+    )
+    assert [name for _, name, _ in silent] == ["region=north", "tier=basic"]
+    assert [line for line in text.splitlines() if line.startswith("  silent:")] == [
+        f"  silent: {name}, none for {duration_text((model_last - last).total_seconds())} while the model "
+        f"went on (at least {count} in those hours on earlier days)"
+        for last, name, count in silent
+    ]
+
+    # The whole feed stops: the model's silence fires, the slices' rows stay as they were.
+    later = end + timedelta(hours=6)
+    document = check_json(capsys, config, "--at", later.isoformat())
+    firing = [(a["rule"], a["scope"]) for a in document["alerts"] if a["status"] == "firing"]
+    assert sorted(firing) == [("feed-stale", {}), ("slice-feed-stale", north_scope)]
+    # Only the last window: no earlier day to compare `north` with, so no judgement.
+    document = check_json(capsys, config, "--at", end.isoformat(), "--last", "1")
+    north_row = next(row for row in document["models"][0]["feed"] if row["segment_value"] == "north")
+    assert north_row["usual_n"] is None and not north_row["enough_data"]
+    assert north_row["note"] == "no earlier day in the evaluated windows to compare its silence with"
 
 
 def test_a_cost_value_no_prediction_has_is_named(

@@ -28,7 +28,7 @@ from triage.config import Config, ModelConfig, Window
 from triage.metrics.calibration import calibration_sums, compute_calibration
 from triage.metrics.drift import cached_drift, compute_drift
 from triage.metrics.frame import Scope
-from triage.metrics.operations import compute_operations, feed_row
+from triage.metrics.operations import compute_operations, feed_rows
 from triage.metrics.performance import compute_performance, rank_stats
 from triage.metrics.profile import Profile, ensure_profile
 from triage.metrics.quality import CellCounts, compute_quality, quality_counts, schema_changes
@@ -87,7 +87,7 @@ class ModelReport:
     calibration: tuple[CalibrationRow, ...]
     performance: tuple[PerformanceRow, ...]
     operations: tuple[OperationsRow, ...]
-    feed: tuple[FeedRow, ...]  # one row: the silence since the latest prediction
+    feed: tuple[FeedRow, ...]  # the model's silence since its latest prediction, then each slice's
     reference_calibration: tuple[CalibrationRow, ...]
     reference_performance: tuple[PerformanceRow, ...]
     reference_operations: tuple[OperationsRow, ...]
@@ -327,6 +327,7 @@ def _evaluate(
     reference_tables = _reference_tables(
         con, scope, reference, calibration, performance, tables["operations"]
     )
+    operations = ordered("operations", tables["operations"])
     totals: dict[CellKey, CellCounts] = {
         (w, None, None, None): cells[0] for w, cells in tables["totals"].items()
     }
@@ -342,8 +343,8 @@ def _evaluate(
         schema_changes=tuple(schema_changes(con, scope, totals, profile)) if profile is not None else (),
         calibration=ordered("calibration", calibration),
         performance=ordered("performance", performance),
-        operations=ordered("operations", tables["operations"]),
-        feed=(feed_row(con, scope, windows),),
+        operations=operations,
+        feed=feed_rows(con, scope, windows, operations),
         reference_calibration=reference_tables[0],
         reference_performance=reference_tables[1],
         reference_operations=reference_tables[2],

@@ -44,7 +44,7 @@ SCOPE_FIELDS: dict[str, tuple[str, ...]] = {
     "calibration": ("version", "segment", "segment_value"),
     "performance": ("version", "segment", "segment_value"),
     "operations": ("version", "route", "segment", "segment_value"),
-    "feed": ("version", "segment", "segment_value"),  # one row per model: all versions and traffic
+    "feed": ("version", "segment", "segment_value"),  # the model (all traffic), then each slice; all versions
 }
 # Filters that narrow a rule without being part of the scope.
 EXTRA_FILTERS: dict[str, tuple[str, ...]] = {"drift": ("kind",), "data_quality": ("kind",)}
@@ -88,6 +88,8 @@ PRECISION_MIN_COVERAGE = 0.1
 
 # The feed's silence is judged against fixed thresholds: `stale_after` warns, this many times it is critical.
 FEED_SIGNAL = "feed.silence_s"
+SLICE_FEED_SIGNAL = "feed.behind_s"  # a slice's: how long its model went on without it
+DURATION_SIGNALS = frozenset({FEED_SIGNAL, SLICE_FEED_SIGNAL})
 STALE_CRITICAL = 4
 
 _BAND_RE = re.compile(r"^(\d+(?:\.\d+)?)sigma$")
@@ -115,7 +117,7 @@ def value_text(signal: str, value: float | None, missing: str = "-") -> str:
     """A signal's value (or threshold) as people read it: a silence as a duration, else 4 digits."""
     if value is None:
         return missing
-    return duration_text(value) if signal == FEED_SIGNAL else f"{value:.4g}"
+    return duration_text(value) if signal in DURATION_SIGNALS else f"{value:.4g}"
 
 
 def split_signal(signal: str) -> tuple[str, str]:
@@ -360,6 +362,18 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
         rules.append(
             AlertRule(name="feed-stale", signal=FEED_SIGNAL, warn=seconds, critical=STALE_CRITICAL * seconds)
         )
+        if model.segments:
+            # One slice's traffic stopped while the rest flows (a region, a client version): judged
+            # only where the slice usually has predictions in those hours (`FeedRow.usual_n`).
+            rules.append(
+                AlertRule(
+                    name="slice-feed-stale",
+                    signal=SLICE_FEED_SIGNAL,
+                    where={"segment": "*"},
+                    warn=seconds,
+                    critical=STALE_CRITICAL * seconds,
+                )
+            )
     return tuple(rules)
 
 
@@ -403,8 +417,8 @@ def check_rule(rule: AlertRule) -> tuple[str, str] | None:
     if rule.min_label_coverage is not None and not is_labelled(rule):
         return "min_label_coverage", f"{rule.signal} is not computed from labels"
     if table == "feed":
-        if rule.where:
-            return "where", f"{rule.signal} is one row per model (all versions and traffic): no where"
+        if "version" in rule.where:
+            return "where.version", f"{rule.signal} rows are all versions: filter by segment only"
         relative = {"baseline": rule.baseline, "band": rule.band, "outside_band": rule.outside_band}
         for key, value in relative.items():
             if value is not None:
@@ -420,8 +434,8 @@ def validate_rules(config: Config) -> None:
             raise ConfigError(
                 config.path,
                 f"model[{m}].stale_after",
-                f"adds a rule to the defaults; with [[model.alert]] tables write a {FEED_SIGNAL} rule "
-                "instead (`triage alerts rules` without them prints one)",
+                f"adds rules to the defaults; with [[model.alert]] tables write {FEED_SIGNAL} and "
+                f"{SLICE_FEED_SIGNAL} rules instead (`triage alerts rules` without them prints them)",
             )
 
 

@@ -217,7 +217,7 @@ def _model_lines(model: ModelReport, costs: Costs) -> list[str]:
     if not model.windows:
         return [*lines, "  no predictions in the evaluated windows"]
     latest = model.windows[-1].window_start
-    lines += _stale_lines(model)
+    lines += _stale_lines(model) + _silent_slice_lines(model)
     if model.reference.complete:
         lines += ["", *_drift_lines(model, latest), "", *_quality_lines(model, latest), *_schema_lines(model)]
     else:
@@ -250,6 +250,24 @@ def _stale_lines(model: ModelReport) -> list[str]:
         f"{duration_text(feed.silence_s)} before the as-of time;",
         f"         below is the window of {time_text(last.window_start)}",
     ]
+
+
+def _silent_slice_lines(model: ModelReport, shown: int = 5) -> list[str]:
+    """The slices whose predictions stopped while the model's went on, where they usually have
+    predictions in those hours (`FeedRow.usual_n`): a region's client that stopped sending.
+    (`stale_after` makes alerts of them: `slice-feed-stale`.)"""
+    silent = sorted(
+        (row for row in model.feed[1:] if row.enough_data and row.usual_n is not None),
+        key=lambda row: -(row.behind_s or 0.0),
+    )
+    lines = [
+        f"  silent: {_slice(row)}, none for {duration_text(row.behind_s or 0.0)} while the model went on "
+        f"(at least {_count(row.usual_n or 0)} in those hours on earlier days)"
+        for row in silent[:shown]
+    ]
+    if len(silent) > shown:
+        lines.append(f"          and {len(silent) - shown} more slice(s)")
+    return lines
 
 
 def _schema_lines(model: ModelReport) -> list[str]:

@@ -9,21 +9,33 @@
 A signal that is not logged in a cell is None and named in the note; so is one whose values
 (finite: ingest stores no ±inf) overflow their sum (costs near 1e308).
 
-The feed's freshness (`feed_row`): the latest prediction as of T and the silence since it.
+The feed's freshness (`feed_rows`): the latest prediction as of T and the silence since it, for the
+model and for each slice — with how long the model went on without the slice, and how many
+predictions the slice had in the same hours of earlier days.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import duckdb
 
-from triage.metrics.frame import MISSING_SEGMENT, Scope, cell_grouping
+from triage.metrics.frame import MISSING_SEGMENT, Scope, cell_grouping, segment_value_sql, text_literal
 from triage.metrics.results import FeedRow, OperationsRow, WindowInfo, not_enough
 from triage.metrics.source import aware, naive_utc, plain_rows_sql, window_end, window_rows_sql
+from triage.store.schema import quote
+
+# A slice the model went on without for this long (or `stale_after`, if shorter) is compared with
+# the same hours of up to FEED_DAYS earlier days; it must have had FEED_USUAL_MIN predictions in
+# each for its silence to be judged: at that rate, a silence as long comes by chance with
+# probability e⁻²⁰ ≈ 2e-9.
+FEED_COMPARE_AFTER_S = 60.0
+FEED_DAYS = 7
+FEED_USUAL_MIN = 20
 
 _COLUMNS = (
     "p._latency_ms, p._error, p._fallback, p._cost, p._tokens, "
@@ -109,6 +121,65 @@ def _row(scope: Scope, cell: tuple, route: str | None, stats: tuple) -> Operatio
     return replace(row, note="; ".join(notes) or None, **found)
 
 
+def feed_rows(
+    con: duckdb.DuckDBPyConnection,
+    scope: Scope,
+    windows: Sequence[WindowInfo],
+    operations: Iterable[OperationsRow],
+) -> tuple[FeedRow, ...]:
+    """The model's feed row (`feed_row`), then one per slice of the evaluated windows (their
+    all-versions `operations` rows say which slices have predictions, and where the latest are):
+    its last prediction, silence, how long the model went on without it, and — once that is a
+    minute or `stale_after` — the fewest predictions it had in the same hours of an earlier day."""
+    model = feed_row(con, scope, windows)
+    if model.last_prediction is None or not scope.segments:
+        return (model,)
+    counts: dict[tuple[str, str], int] = {}
+    latest: dict[tuple[str, str], datetime] = {}  # a slice's latest window with predictions
+    for row in operations:
+        if row.version is None and row.route is None and row.segment is not None and row.n:
+            key = (row.segment, str(row.segment_value))
+            counts[key] = counts.get(key, 0) + row.n
+            latest[key] = max(latest.get(key, row.window_start), row.window_start)
+    last = _slice_last(con, scope, latest)
+    stale_after = scope.model.stale_after
+    compare_after = min(FEED_COMPARE_AFTER_S, stale_after.total_seconds() if stale_after else math.inf)
+    behind = {key: (model.last_prediction - at).total_seconds() for key, at in last.items()}
+    first = next((window.window_start for window in windows if window.n), model.last_prediction)
+    compared = {key: at for key, at in last.items() if behind[key] >= compare_after}
+    usual = _usual_counts(con, scope, compared, model.last_prediction, first)
+    rows = [model]
+    min_samples = scope.model.min_samples
+    for key in sorted(last):
+        n = counts[key]
+        note = None
+        if n < min_samples:
+            note = not_enough(n, min_samples, "predictions")
+        elif key in compared and usual.get(key) is None:
+            note = "no earlier day in the evaluated windows to compare its silence with"
+        elif key in compared and usual[key] < FEED_USUAL_MIN:
+            count = usual[key]
+            note = (
+                f"{count} prediction{'' if count == 1 else 's'} in these hours of an earlier day: "
+                f"too few to judge its silence (it takes {FEED_USUAL_MIN})"
+            )
+        rows.append(
+            replace(
+                model,
+                segment=key[0],
+                segment_value=key[1],
+                n=n,
+                enough_data=note is None,
+                note=note,
+                last_prediction=last[key],
+                silence_s=(scope.as_of - last[key]).total_seconds(),
+                behind_s=behind[key],
+                usual_n=usual.get(key),
+            )
+        )
+    return tuple(rows)
+
+
 def feed_row(con: duckdb.DuckDBPyConnection, scope: Scope, windows: Sequence[WindowInfo]) -> FeedRow:
     """The silence of the model's predictions as of T: T minus the latest timestamp in the evaluated
     `windows` (read from the latest window with any, so the scan stays in it), in the window that
@@ -140,4 +211,79 @@ def feed_row(con: duckdb.DuckDBPyConnection, scope: Scope, windows: Sequence[Win
         note=note,
         last_prediction=last,
         silence_s=None if last is None else (scope.as_of - last).total_seconds(),
+        behind_s=None if last is None else 0.0,
+        usual_n=None,
     )
+
+
+def _slice_last(
+    con: duckdb.DuckDBPyConnection, scope: Scope, latest: dict[tuple[str, str], datetime]
+) -> dict[tuple[str, str], datetime]:
+    """Each slice's latest prediction, read from its latest window with any (one scan per window
+    and segment column, each within its window)."""
+    rows = plain_rows_sql(scope, window_rows_sql(scope), "p._ts AS _t")
+    parts = {(start, segment) for (segment, _), start in latest.items()}
+    queries: list[str] = []
+    parameters: list[Any] = []
+    for start, segment in sorted(parts):
+        queries.append(
+            f"SELECT {text_literal(segment)}, {quote(segment)}, ?::TIMESTAMP, max(_t) FROM ({rows}) "
+            f"WHERE _t >= ? AND _t < ? GROUP BY {quote(segment)}"
+        )
+        parameters += [naive_utc(start)] * 2 + [naive_utc(scope.window.end_of(start))]
+    found: dict[tuple[str, str], datetime] = {}
+    if not queries:
+        return found
+    for segment, value, start, at in con.execute(" UNION ALL ".join(queries), parameters).fetchall():
+        key = (segment, value)
+        if key in latest and latest[key] == aware(start):
+            found[key] = aware(at)
+    return found
+
+
+def _usual_counts(
+    con: duckdb.DuckDBPyConnection,
+    scope: Scope,
+    last: dict[tuple[str, str], datetime],
+    model_last: datetime,
+    first: datetime,
+) -> dict[tuple[str, str], int]:
+    """Per slice: the fewest predictions it had in (its last, the model's last] moved back by
+    whole days — one day, or as many as the span lasts, so the earlier spans do not overlap — on
+    each of up to FEED_DAYS earlier days from `first` (the evaluated windows' first) on. A slice
+    with no such day is absent. One scan per segment column, of the time the spans cover."""
+    spans: dict[str, list[tuple[int, str, datetime, datetime]]] = {}  # per segment: (span, value, low, high)
+    asked: list[tuple[str, str]] = []  # each span's slice
+    for (segment, value), at in last.items():
+        period = timedelta(days=math.ceil((model_last - at).total_seconds() / 86400))
+        for k in range(1, FEED_DAYS + 1):
+            low, high = at - k * period, model_last - k * period
+            if low < first:
+                break
+            spans.setdefault(segment, []).append((len(asked), value, low, high))
+            asked.append((segment, value))
+    queries: list[str] = []
+    parameters: list[Any] = []
+    for segment, found in spans.items():
+        queries.append(
+            "SELECT s.i, count(r._t) FROM (SELECT unnest(?::INTEGER[]) AS i, unnest(?::VARCHAR[]) AS v, "
+            "unnest(?::TIMESTAMP[]) AS low, unnest(?::TIMESTAMP[]) AS high) AS s "
+            f"LEFT JOIN (SELECT {segment_value_sql(segment)} AS v, _ts AS _t FROM ({window_rows_sql(scope)}) "
+            "WHERE _ts > ? AND _ts <= ?) AS r ON r.v = s.v AND r._t > s.low AND r._t <= s.high GROUP BY s.i"
+        )
+        index, values, lows, highs = zip(*found, strict=True)
+        parameters += [
+            list(index),
+            list(values),
+            [naive_utc(low) for low in lows],
+            [naive_utc(high) for high in highs],
+            naive_utc(min(lows)),
+            naive_utc(max(highs)),
+        ]
+    fewest: dict[tuple[str, str], int] = {}
+    if not queries:
+        return fewest
+    for index, count in con.execute(" UNION ALL ".join(queries), parameters).fetchall():
+        key = asked[index]
+        fewest[key] = min(fewest.get(key, count), count)
+    return fewest

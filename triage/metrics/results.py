@@ -199,12 +199,21 @@ class OperationsRow(Row):
 
 @dataclass(frozen=True)
 class FeedRow(Row):
-    """How long the model's predictions have been silent as of T: one row, all versions and traffic,
-    in the window that holds T. `n` counts the evaluated windows' predictions; `last_prediction` is
-    the latest timestamp among them (None when there is none) and `silence_s` is T minus it."""
+    """How long predictions have been silent as of T, all versions, in the window that holds T: the
+    model's row (all traffic), then one per slice of the evaluated windows. `n` counts the
+    evaluated windows' predictions; `last_prediction` is the latest timestamp among them (None
+    when there is none) and `silence_s` is T minus it.
+
+    `behind_s` is how long the model went on predicting after the row's last prediction (0 for
+    the model's row): a slice whose traffic stopped while the rest flows. `usual_n` is the fewest
+    predictions the slice had in the same hours of each earlier day the evaluated windows cover
+    (up to a week), counted once it is behind by a minute (or `stale_after`, if shorter): too few
+    and its silence is not unusual, so the row is not enough data."""
 
     last_prediction: datetime | None
     silence_s: float | None
+    behind_s: float | None
+    usual_n: int | None
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from triage.alerts.rules import FEED_SIGNAL
+from triage.alerts.rules import DURATION_SIGNALS
 
 MISSING = "–"
 
@@ -40,8 +40,8 @@ def sig(value: float | None) -> str:
 
 
 def signal_value(signal: str, value: float | None) -> str:
-    """An alert's value or threshold: a silence (`feed.silence_s`) as a duration, else `sig`."""
-    return duration(value) if signal == FEED_SIGNAL else sig(value)
+    """An alert's value or threshold: a silence (`feed.silence_s`, `.behind_s`) as a duration, else `sig`."""
+    return duration(value) if signal in DURATION_SIGNALS else sig(value)
 
 
 def ms(value: float | None) -> str:
