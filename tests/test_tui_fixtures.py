@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from rich.text import Text
 
 from triage.metrics.results import (
     CalibrationRow,
@@ -34,6 +35,8 @@ from triage.tui.data import (
     StepView,
     TimelineEvent,
 )
+from triage.tui.screens.home import health_cells
+from triage.tui.widgets.cells import CRIT
 
 NOW = datetime(2026, 1, 15, 14, 5, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -616,6 +619,41 @@ def test_health_rows_show_the_incident_on_v2() -> None:
     assert rows[("fraud", "v1")].status["drift"] == "ok"
     assert rows[("churn", "default")].status["performance"] == "n/a"
     assert v2.volume == 800 and v2.latency_p95_ms is not None and v2.latency_p95_ms > 250
+
+
+def test_a_silent_feed_colours_the_volume_of_every_version_of_its_model() -> None:
+    """A slice whose predictions stopped (`slice-feed-stale`, scoped to the slice, all versions)
+    makes the volume red on each of its model's rows, not on another model's; latency stays as
+    its own alerts say."""
+    silent = AlertView(
+        fingerprint="c3d5e7f9a1b2c4d6",
+        model="fraud",
+        rule="slice-feed-stale",
+        signal="feed.behind_s",
+        severity="critical",
+        state="firing",
+        scope={"segment": "country", "segment_value": "FR"},
+        value=5 * 3600.0,
+        threshold=4 * 3600.0,
+        window_start=WINDOWS[-1],
+        window_end=WINDOWS[-1] + DAY,
+        since=datetime(2026, 1, 15, 9, 0, tzinfo=UTC),
+        n=900,
+        runbook=None,
+        evidence={},
+    )
+    snapshot = replace(demo_snapshot(), alerts=(*demo_snapshot().alerts, silent))
+    rows = {(h.model, h.version): h for h in views.health(snapshot)}
+    assert [("n" in rows[key].hot) for key in (("fraud", "v1"), ("fraud", "v2"), ("churn", "default"))] == [
+        True,
+        True,
+        False,
+    ]
+    assert "latency_p95_ms" not in rows[("fraud", "v1")].hot
+    volume = health_cells(rows[("fraud", "v1")])[2]
+    assert isinstance(volume, Text) and volume.style == CRIT
+    quiet = views.health(demo_snapshot())
+    assert not any("n" in h.hot for h in quiet)
 
 
 def test_drift_grid_sorts_the_worst_cell_first_and_filters() -> None:

@@ -261,6 +261,16 @@ def _has_data(model: ModelView, version: str, name: str) -> bool:
     return any(row.enough_data and row.version == version for row in table)
 
 
+# The alerts that colour a number of the home screen's operations columns: a feed's silence (the
+# model's or a slice's) its volume.
+HOT_CATEGORIES = frozenset({"operations", "feed"})
+
+
+def _hot_field(signal: str) -> str:
+    table, _, name = signal.partition(".")
+    return "n" if table == "feed" else name
+
+
 def health(snapshot: Snapshot) -> list[HealthRow]:
     """One row per model × version: latest-window operations, label coverage and a status per category."""
     live = firing(snapshot.alerts)
@@ -287,6 +297,7 @@ def health(snapshot: Snapshot) -> list[HealthRow]:
                     status[name] = "ok"
             ops = select(model.operations, window_start=latest, version=version, segment=None, route=None)
             perf = select(model.performance, window_start=latest, version=version, segment=None)
+            hot = frozenset(_hot_field(a.signal) for a in scoped if category(a.signal) in HOT_CATEGORIES)
             result.append(
                 HealthRow(
                     model=model.name,
@@ -298,9 +309,7 @@ def health(snapshot: Snapshot) -> list[HealthRow]:
                     cost_per_1k=ops[0].cost_per_1k if ops else None,
                     label_coverage=perf[0].label_coverage if perf else None,
                     status=status,
-                    hot=frozenset(
-                        a.signal.partition(".")[2] for a in scoped if category(a.signal) == "operations"
-                    ),
+                    hot=hot,
                 )
             )
     return result

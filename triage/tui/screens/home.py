@@ -103,7 +103,7 @@ def health_cells(h: HealthRow) -> list[Text | str]:
     return [
         h.model,
         h.version,
-        cells.right(fmt.count(h.volume)),
+        cells.hot(fmt.count(h.volume), "n" in h.hot),
         cells.hot(fmt.ms(h.latency_p95_ms), "latency_p95_ms" in h.hot),
         cells.hot(fmt.pct(h.error_rate), "error_rate" in h.hot),
         cells.hot(fmt.num(h.cost_per_1k), "cost_per_1k" in h.hot),
