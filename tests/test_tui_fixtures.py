@@ -625,22 +625,14 @@ def test_a_silent_feed_colours_the_volume_of_every_version_of_its_model() -> Non
     """A slice whose predictions stopped (`slice-feed-stale`, scoped to the slice, all versions)
     makes the volume red on each of its model's rows, not on another model's; latency stays as
     its own alerts say."""
-    silent = AlertView(
+    silent = replace(
+        demo_alerts()[0],
         fingerprint="c3d5e7f9a1b2c4d6",
-        model="fraud",
         rule="slice-feed-stale",
         signal="feed.behind_s",
-        severity="critical",
-        state="firing",
         scope={"segment": "country", "segment_value": "FR"},
         value=5 * 3600.0,
         threshold=4 * 3600.0,
-        window_start=WINDOWS[-1],
-        window_end=WINDOWS[-1] + DAY,
-        since=datetime(2026, 1, 15, 9, 0, tzinfo=UTC),
-        n=900,
-        runbook=None,
-        evidence={},
     )
     snapshot = replace(demo_snapshot(), alerts=(*demo_snapshot().alerts, silent))
     rows = {(h.model, h.version): h for h in views.health(snapshot)}
