@@ -216,4 +216,7 @@ def test_stale_after_adds_the_feed_rules_to_the_defaults():
     own = '[[model.alert]]\nname = "psi"\nsignal = "drift.psi"\nwarn = 0.2\n'
     with pytest.raises(ConfigError) as caught:
         validate_rules(config(own, extra='stale_after = "30m"'))
-    assert caught.value.key == "model[0].stale_after" and "write feed.silence_s and" in str(caught.value)
+    assert caught.value.key == "model[0].stale_after" and "write a feed.silence_s rule" in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        validate_rules(config(segments + own, extra='stale_after = "30m"'))
+    assert "write feed.silence_s and feed.behind_s rules" in str(caught.value)

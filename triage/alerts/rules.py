@@ -431,11 +431,14 @@ def validate_rules(config: Config) -> None:
     for m, model in enumerate(config.models):
         validate_rule_list(config.path, f"model[{m}]", model.alerts)
         if model.stale_after is not None and model.alerts_configured:
+            signals = f"a {FEED_SIGNAL} rule"
+            if model.segments:
+                signals = f"{FEED_SIGNAL} and {SLICE_FEED_SIGNAL} rules"
             raise ConfigError(
                 config.path,
                 f"model[{m}].stale_after",
-                f"adds rules to the defaults; with [[model.alert]] tables write {FEED_SIGNAL} and "
-                f"{SLICE_FEED_SIGNAL} rules instead (`triage alerts rules` without them prints them)",
+                f"adds to the default rules; with [[model.alert]] tables write {signals} instead "
+                "(`triage alerts rules` without them prints the defaults)",
             )
 
 
