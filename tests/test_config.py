@@ -112,6 +112,11 @@ def write_logs(tmp_path: Path, score_column: str = "score", day: int = 1, extra:
             "column 'country' is a feature too",
         ),
         (
+            ('categorical = ["payment_type"]', 'categorical = ["payment_type", "Country"]'),
+            "model[0].features.categorical",
+            "column 'Country' and 'country' differ only in case, which the store ignores",
+        ),
+        (
             ("[model.segments]", "[model.costs]\nfalse_positive = -1\n\n[model.segments]"),
             "model[0].costs.false_positive",
             "expected a finite cost >= 0, got -1",

@@ -15,6 +15,7 @@ import pytest
 
 from tests.store_support import config_of, ingest, query, write_config, write_jsonl, write_parquet
 from triage.store import Store
+from triage.store.errors import StoreError
 from triage.store.ingest import PAUSE_ENV, PAUSE_MARKER_ENV
 
 MODEL = """
@@ -247,6 +248,32 @@ def test_configured_features_and_inferred_kinds(tmp_path: Path) -> None:
     got = query(configured, "SELECT age, zip FROM predictions_fraud ORDER BY _row LIMIT 1")
     assert got == [(0.0, "75001")]
     assert query(configured, "SELECT count(*) FROM duckdb_columns() WHERE column_name = 'plan'") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("log", "extra", "message"),
+    [
+        # Inferred features: two columns of the log (configured ones are refused as the config is read).
+        (
+            {"Plan": "gold", "plan": "silver"},
+            "",
+            "columns 'Plan' and 'plan' differ only in case, and the store's column names ignore case: "
+            "list the features, without one of them",
+        ),
+        # A column triage adds, in another case.
+        ({"_TS": 1.0}, '\n[model.features]\nnumeric = ["_TS"]\n', "feature column '_TS' clashes"),
+    ],
+)
+def test_columns_the_store_cannot_keep_apart_are_named(
+    tmp_path: Path, log: dict[str, object], extra: str, message: str
+) -> None:
+    """DuckDB's column names ignore case: two log columns differing only in case, or one spelling
+    a column triage adds, are refused by name before anything is stored."""
+    write_jsonl(tmp_path / "p.jsonl", [row | log for row in rows(3)])
+    config = write_config(tmp_path, model("p.jsonl", extra))
+    with pytest.raises(StoreError) as caught:
+        ingest(config)
+    assert str(caught.value).startswith(f"model 'fraud': {message}")
 
 
 # --- incremental ----------------------------------------------------------------------------------

@@ -622,6 +622,19 @@ def _model(file: Path, table: Mapping[str, Any], index: int) -> ModelConfig:
     if sliced:
         name = sorted(sliced)[0]
         raise reader.error("segments.columns", f"column {name!r} is a feature too; list it in one of the two")
+    # The store's column names ignore case (DuckDB's): two that differ only in case are one column.
+    folded: dict[str, str] = {}
+    for key, names in (
+        ("segments.columns", segments),
+        ("features.numeric", numeric),
+        ("features.categorical", categorical),
+    ):
+        for column in names:
+            other = folded.setdefault(column.lower(), column)
+            if other != column:
+                raise reader.error(
+                    key, f"column {column!r} and {other!r} differ only in case, which the store ignores"
+                )
 
     reference = _reference(reader.sub("reference"))
     costs = _costs(reader.sub("costs"), segments)

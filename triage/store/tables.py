@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -66,8 +67,10 @@ _RESERVED_RE = re.compile(r"^_src[0-9]+$")
 
 
 def is_reserved(name: str) -> bool:
-    """Whether triage uses this column name itself (canonical columns, ingest query internals)."""
-    return name in RESERVED_NAMES or bool(_RESERVED_RE.match(name))
+    """Whether triage uses this column name itself (canonical columns, ingest query internals), in
+    any case: DuckDB's column names are case-insensitive."""
+    folded = name.lower()
+    return folded in RESERVED_NAMES or bool(_RESERVED_RE.match(folded))
 
 
 SHARED_DDL = (
@@ -181,6 +184,20 @@ def _check_names(model: ModelConfig, names: list[str], what: str) -> None:
             )
 
 
+def _check_distinct(model: ModelConfig, names: Sequence[str]) -> None:
+    """The segment and inferred feature columns become the store's columns, whose names DuckDB
+    compares without case: two that differ only in case cannot both be kept. (Configured columns
+    are checked as the config is read.)"""
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(name.lower(), name)
+        if other != name:
+            raise StoreError(
+                f"model {model.name!r}: columns {other!r} and {name!r} differ only in case, and the "
+                "store's column names ignore case: list the features, without one of them"
+            )
+
+
 def role_column_names(model: ModelConfig) -> set[str]:
     """Every user column a model maps to a role (prediction and label roles)."""
     return set(model.columns.mapped(ALL_ROLES).values())
@@ -205,6 +222,7 @@ def infer_layout(model: ModelConfig, log_columns: dict[str, str], partition_keys
         for name, duckdb_type in log_columns.items()
         if name not in skip and not is_reserved(name)
     )
+    _check_distinct(model, segments + [f.name for f in inferred])
     return Layout(tuple(segments), inferred)
 
 
