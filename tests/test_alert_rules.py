@@ -210,9 +210,10 @@ def test_stale_after_adds_the_feed_rules_to_the_defaults():
     assert "feed-stale" not in names and "slice-feed-stale" not in names
     text = render_rules(model)
     assert config(segments + text, extra='stale_after = "30m"').models[0].alerts == default_rules(model)
-    with pytest.raises(ConfigError) as caught:
-        config(extra='stale_after = "soon"')
-    assert caught.value.key == "model[0].stale_after" and "a duration like 30m" in str(caught.value)
+    for text in ("soon", "10000000000w"):  # the second beyond any timedelta
+        with pytest.raises(ConfigError) as caught:
+            config(extra=f'stale_after = "{text}"')
+        assert caught.value.key == "model[0].stale_after" and "a duration like 30m" in str(caught.value)
     own = '[[model.alert]]\nname = "psi"\nsignal = "drift.psi"\nwarn = 0.2\n'
     with pytest.raises(ConfigError) as caught:
         validate_rules(config(own, extra='stale_after = "30m"'))

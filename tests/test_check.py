@@ -481,7 +481,9 @@ def test_errors_exit_3(store: tuple[Path, Any], capsys: pytest.CaptureFixture[st
     status, _, err = run(capsys, empty)
     assert status == 3 and "triage ingest" in err
     # A bad argument is a mistake too (3: 2 would mean a critical alert), in one line.
-    for argument in (["--window", "fortnight"], ["--at", "yesterday"], ["--last", "0"], ["--jsn"]):
+    # Sizes and times that would run the windows off the calendar are refused the same way.
+    arguments = (["--window", "fortnight"], ["--at", "yesterday"], ["--last", "0"], ["--jsn"])
+    for argument in (*arguments, ["--window", "20000w"], ["--window", "121mo"], ["--at", "9999-12-31"]):
         with pytest.raises(SystemExit) as usage:
             main(["--config", str(config), "check", *argument])
         assert usage.value.code == 3

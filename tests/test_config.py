@@ -82,6 +82,7 @@ def write_logs(tmp_path: Path, score_column: str = "score", day: int = 1, extra:
         (('id = "request_id"', 'idd = "request_id"'), "model[0].columns.id", "missing; expected a string"),
         (('timestamp = "ts"\n', ""), "model[0].columns.timestamp", "missing; expected a string"),
         (('window = "1d"', 'window = "1day"'), "model[0].window", "expected a window like 1h, 6h, 1d"),
+        (('window = "1d"', 'window = "20000w"'), "model[0].window", "(at most ten years), got '20000w'"),
         (("threshold = 0.5", "threshold = 5"), "model[0].threshold", "expected a score threshold in [0, 1]"),
         (('score = "score"', "score = 3"), "model[0].columns.score", "expected a string, got an integer"),
         (("[store]", "[stor]"), "stor", "unknown key (expected one of: "),

@@ -231,6 +231,8 @@ def test_csv_and_parquet_quarantine(tmp_path: Path) -> None:
         ("b.parquet", 3, "score not a number"),
         ("b.parquet", 4, "duplicate id"),
     ]
+    unclosed = "a quote is not closed on this line (a line break inside a quoted field, or a stray quote)"
+    assert got[0][3:] == (unclosed, 'c2,2026-01-01,0.2,v1,"12')
     assert got[1][3:] == ("expected 5 fields, found 4", "c3,2026-01-01,0.3,v1")
     parquet_raw = json.loads(got[3][4])
     assert parquet_raw == {
@@ -254,6 +256,9 @@ def test_labels_unknown_ids_superseding_and_as_of(tmp_path: Path) -> None:
             {"request_id": "r2", "labeled_at": "2026-01-02T00:00:00Z"},  # missing label
             {"request_id": "r2", "is_fraud": "maybe", "labeled_at": "2026-01-02T00:00:00Z"},  # bad type
             {"request_id": "r3", "is_fraud": 1, "labeled_at": "soon"},  # bad timestamp
+            {"request_id": "r3", "is_fraud": 0.5, "labeled_at": "2026-01-02T00:00:00Z"},  # not 0 or 1
+            {"request_id": "r3", "is_fraud": "2", "labeled_at": "2026-01-02T00:00:00Z"},  # not 0 or 1
+            {"request_id": "r2", "is_fraud": "1.0", "labeled_at": "2026-01-09T00:00:00Z"},  # 1: kept
         ],
     )
     write_jsonl(
@@ -277,12 +282,21 @@ def test_labels_unknown_ids_superseding_and_as_of(tmp_path: Path) -> None:
     )
     summary = ingest(config_path)
     labels = [f for f in summary.files if f.kind == "labels"]
-    assert [(f.rows_added, f.rows_quarantined, f.unknown_label_ids) for f in labels] == [(3, 3, 1), (2, 0, 0)]
-    assert query(config_path, "SELECT count(*) FROM labels_fraud") == [(5,)]  # both labels of r0 are kept
+    assert [(f.rows_added, f.rows_quarantined, f.unknown_label_ids) for f in labels] == [(4, 5, 1), (2, 0, 0)]
+    assert query(config_path, "SELECT count(*) FROM labels_fraud") == [(6,)]  # both labels of r0 are kept
+    # A soft or multi-class label would count as a positive: quarantined, named.
+    not_binary = query(
+        config_path,
+        "SELECT line, detail FROM _triage_quarantine WHERE reason = 'label not 0 or 1' ORDER BY line",
+    )
+    assert not_binary == [
+        (7, "is_fraud: 0.5 is not 0, 1, true or false"),
+        (8, "is_fraud: 2 is not 0, 1, true or false"),
+    ]
 
     model_config = config_of(config_path).models[0]
     latest = dict(query(config_path, f"SELECT _id, _label FROM ({labels_as_of_sql(model_config)})"))
-    assert latest == {"r0": 1.0, "r1": 0.0, "r9": 1.0}
+    assert latest == {"r0": 1.0, "r1": 0.0, "r2": 1.0, "r9": 1.0}
     as_of_jan_3 = datetime(2026, 1, 3, tzinfo=UTC)
     earlier = dict(
         query(config_path, f"SELECT _id, _label FROM ({labels_as_of_sql(model_config, as_of_jan_3)})")

@@ -117,10 +117,16 @@ class Window:
         return start + timedelta(hours={"h": 1, "d": 24, "w": 168}[self.unit] * self.count)
 
 
+# The longest window, per unit (about ten years): dates a few hundred windows away stay in range.
+MAX_WINDOW = {"h": 24 * 3660, "d": 3660, "w": 522, "mo": 120}
+WINDOW_EXPECTED = "a window like 1h, 6h, 1d, 7d, 1w or 1mo (at most ten years)"
+
+
 def parse_window(text: str) -> Window:
-    """Parse a number and h, d, w or mo (`1h`, `6h`, `1d`, `7d`, `1w`, `1mo` …); else ValueError."""
+    """Parse a number and h, d, w or mo (`1h`, `6h`, `1d`, `7d`, `1w`, `1mo` …) up to MAX_WINDOW;
+    else ValueError."""
     match = _WINDOW_RE.match(text)
-    if not match or int(match.group(1)) <= 0:
+    if not match or not 0 < int(match.group(1)) <= MAX_WINDOW[match.group(2)]:
         raise ValueError(text)
     return Window(int(match.group(1)), match.group(2))
 
@@ -131,7 +137,10 @@ def parse_duration(text: str) -> timedelta | None:
     if not match or float(match.group(1)) == 0:
         return None
     units = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-    return timedelta(**{units[match.group(2)]: float(match.group(1))})
+    try:
+        return timedelta(**{units[match.group(2)]: float(match.group(1))})
+    except OverflowError:  # beyond timedelta's million millennia
+        return None
 
 
 def parse_time(text: str) -> datetime:
@@ -583,9 +592,7 @@ def _model(file: Path, table: Mapping[str, Any], index: int) -> ModelConfig:
     try:
         window = parse_window(window_text)
     except ValueError:
-        raise reader.error(
-            "window", f"expected a window like 1h, 6h, 1d, 7d, 1w or 1mo, got {window_text!r}"
-        ) from None
+        raise reader.error("window", f"expected {WINDOW_EXPECTED}, got {window_text!r}") from None
     min_samples = reader.integer("min_samples", DEFAULT_MIN_SAMPLES, minimum=1)
     assert min_samples is not None
     stale_text = reader.text("stale_after")

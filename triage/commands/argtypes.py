@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import argparse
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from triage.config import Window, parse_duration, parse_time, parse_window
+from triage.config import WINDOW_EXPECTED, Window, parse_duration, parse_time, parse_window
+
+# Windows (up to ten years) are counted on from an as-of time: it must leave them room in the calendar.
+LATEST_TIME = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 def time_arg(text: str) -> datetime:
-    """An ISO time (UTC if no zone) → aware UTC datetime."""
+    """An ISO time (UTC if no zone) before the year 9000 → aware UTC datetime."""
     try:
-        return parse_time(text)
+        value = parse_time(text)
     except ValueError:
+        value = None
+    if value is None or value >= LATEST_TIME:
         raise argparse.ArgumentTypeError(
-            f"expected an ISO time like 2026-01-31T12:00Z, got {text!r}"
-        ) from None
+            f"expected an ISO time like 2026-01-31T12:00Z, before the year 9000, got {text!r}"
+        )
+    return value
 
 
 def window_arg(text: str) -> Window:
@@ -23,9 +29,7 @@ def window_arg(text: str) -> Window:
     try:
         return parse_window(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a window like 1h, 6h, 1d, 7d, 1w or 1mo, got {text!r}"
-        ) from None
+        raise argparse.ArgumentTypeError(f"expected {WINDOW_EXPECTED}, got {text!r}") from None
 
 
 def positive_int(text: str) -> int:

@@ -67,6 +67,7 @@ from triage.store.schema import (
     REASON_BAD_TYPE,
     REASON_BAD_VALUE,
     REASON_DUPLICATE_ID,
+    REASON_LABEL_NOT_BINARY,
     REASON_MISSING_ID,
     REASON_MISSING_LABEL,
     REASON_MISSING_SCORE,
@@ -811,6 +812,16 @@ def _stage_sql(
                     REASON_BAD_TYPE,
                     f"{literal(wanted['columns.label'] + ': ')} || {shown_sql(expr, duckdb_type)} "
                     f"|| ' is not a number or true/false'",
+                )
+            )
+            # Precision, recall … count label > 0 as positive: a soft or multi-class label would
+            # count silently.
+            checks.append(
+                _Check(
+                    '"_label" NOT IN (0, 1)',
+                    REASON_LABEL_NOT_BINARY,
+                    f"{literal(wanted['columns.label'] + ': ')} || {shown_sql(expr, duckdb_type)} "
+                    f"|| ' is not 0, 1, true or false'",
                 )
             )
         else:

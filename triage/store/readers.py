@@ -102,6 +102,12 @@ def _csv_value(field: str) -> str:
     )
 
 
+# A line whose fields are all there but whose quotes do not close: CSV records are read one per line.
+_UNCLOSED = literal(
+    "a quote is not closed on this line (a line break inside a quoted field, or a stray quote)"
+)
+
+
 def csv_sql(
     columns: list[str], header: CsvHeader, partitions: dict[str, str], skip_header: bool = True
 ) -> str:
@@ -121,7 +127,8 @@ def csv_sql(
     return f"""
         SELECT _row, _line,
             CASE WHEN {bad} THEN 'malformed CSV line' END AS _perr,
-            CASE WHEN {bad} THEN 'expected {width} fields, found ' || len(_f) ||
+            CASE WHEN len(_f) = {width} AND array_to_string(_f, {delimiter}) <> _line THEN {_UNCLOSED}
+            WHEN {bad} THEN 'expected {width} fields, found ' || len(_f) ||
                 CASE WHEN array_to_string(_f, {delimiter}) <> _line THEN ' (or a stray quote)' ELSE '' END
             END AS _pdetail
             {"".join(", " + pick for pick in picks)}

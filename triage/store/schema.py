@@ -72,6 +72,7 @@ REASON_MISSING_SCORE = "missing score"
 REASON_SCORE_NOT_A_NUMBER = "score not a number"
 REASON_SCORE_OUT_OF_RANGE = "score outside [0, 1]"
 REASON_MISSING_LABEL = "missing label"
+REASON_LABEL_NOT_BINARY = "label not 0 or 1"  # a number a binary classifier's label cannot be
 REASON_BAD_TYPE = "bad type"
 REASON_DUPLICATE_ID = "duplicate id"
 # Not a row's reason: one optional value of a kept row (a feature, latency, cost, tokens, error,
@@ -89,6 +90,7 @@ QUARANTINE_REASONS = (
     REASON_SCORE_NOT_A_NUMBER,
     REASON_SCORE_OUT_OF_RANGE,
     REASON_MISSING_LABEL,
+    REASON_LABEL_NOT_BINARY,
     REASON_BAD_TYPE,
     REASON_DUPLICATE_ID,
 )
