@@ -166,6 +166,9 @@ def test_duplicate_rule_names():
         ("min_effect = -1", "min_effect", "expected a number >= 0"),
         ('direction = "sideways"', "direction", 'expected "above", "below" or "both"'),
         ('outside_band = "3 sigma"', "outside_band", 'expected a band like "3sigma"'),
+        ('baseline = "previous"', "baseline", 'expected "reference" or "previous:30d"'),
+        # Beyond the calendar (it ended in an OverflowError traceback).
+        ('baseline = "previous:9999999999w"', "baseline", "(at most ten years)"),
     ],
 )
 def test_new_keys_are_checked_by_the_config_parser(line, key, message):

@@ -500,6 +500,22 @@ def test_errors_exit_3(store: tuple[Path, Any], capsys: pytest.CaptureFixture[st
     assert json.loads(capsys.readouterr().out)["as_of"] == "2026-01-05T00:20:00Z"
 
 
+def test_a_rule_that_looks_back_before_the_year_1_is_judged(
+    store: tuple[Path, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`for_windows` of a hundred million days: how far back a rule's cells count runs off the
+    calendar, which must not crash the check (it did, with an OverflowError traceback)."""
+    config, _ = store
+    shutil.copytree(config.parent / "logs", tmp_path / "logs")
+    rule = '[[model.alert]]\nname = "patient"\nsignal = "drift.psi"\nwarn = 0.1\nfor_windows = 100000000\n'
+    copy = tmp_path / "triage.toml"
+    copy.write_text(CONFIG + rule, encoding="utf-8")
+    assert main(["--config", str(copy), "ingest"]) == 0
+    capsys.readouterr()
+    document = check_json(capsys, copy, "--at", "2026-01-07T18:00Z")
+    assert document["models"][0]["drift"] and not [a for a in document["alerts"] if a["status"] == "firing"]
+
+
 def test_no_nan_anywhere(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str]) -> None:
     config, _ = store
     document = check_json(capsys, config, "--at", "2026-01-05T00:20Z")  # 20 minutes in: tiny cells

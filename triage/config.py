@@ -494,7 +494,7 @@ def _reference(reader: _Reader) -> Reference:
 
 
 _SIGNAL_RE = re.compile(r"^[a-z_]+\.[a-z0-9_]+$")
-_BASELINE_RE = re.compile(r"^(reference|previous:\d+(h|d|w))$")
+_BASELINE_RE = re.compile(r"^(reference|previous:(\d+)(h|d|w))$")
 
 
 def _alert(reader: _Reader) -> AlertRule:
@@ -511,8 +511,13 @@ def _alert(reader: _Reader) -> AlertRule:
     if direction not in (None, "above", "below", "both"):
         raise reader.error("direction", f'expected "above", "below" or "both", got {direction!r}')
     baseline = reader.text("baseline")
-    if baseline is not None and not _BASELINE_RE.match(baseline):
-        raise reader.error("baseline", f'expected "reference" or "previous:30d", got {baseline!r}')
+    matched = None if baseline is None else _BASELINE_RE.match(baseline)
+    if baseline is not None and (
+        matched is None or (matched.group(2) and int(matched.group(2)) > MAX_WINDOW[matched.group(3)])
+    ):
+        raise reader.error(
+            "baseline", f'expected "reference" or "previous:30d" (at most ten years), got {baseline!r}'
+        )
     band, outside_band = reader.text("band"), reader.text("outside_band")
     for key, value in (("band", band), ("outside_band", outside_band)):
         if value is not None and not re.match(r"^\d+(\.\d+)?sigma$", value):

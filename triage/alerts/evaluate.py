@@ -48,7 +48,7 @@ import operator
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
@@ -485,8 +485,11 @@ def _evaluate_rule(
     horizon = held = now
     latest = judged.latest
     if latest is not None:
-        stale = (rule.for_windows + STALE_WINDOWS - 1) * (latest.window_end - latest.window_start)
-        horizon, held = latest.window_start - stale, latest.window_start - max(stale, HELD_THIN)
+        try:
+            stale = (rule.for_windows + STALE_WINDOWS - 1) * (latest.window_end - latest.window_start)
+            horizon, held = latest.window_start - stale, latest.window_start - max(stale, HELD_THIN)
+        except OverflowError:  # so many (or so long) windows that the horizon is before the year 1
+            horizon = held = datetime.min.replace(tzinfo=UTC)
     side = direction(rule)
     return [
         _summarise(rule, model.name, judged.fields, key, cells, side, (horizon, held))
