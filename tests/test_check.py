@@ -500,18 +500,23 @@ def test_errors_exit_3(store: tuple[Path, Any], capsys: pytest.CaptureFixture[st
     assert json.loads(capsys.readouterr().out)["as_of"] == "2026-01-05T00:20:00Z"
 
 
+def _ingested_with(config: Path, extra: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """The store fixture's logs under `tmp_path`, its config with `extra` appended, ingested."""
+    shutil.copytree(config.parent / "logs", tmp_path / "logs")
+    copy = tmp_path / "triage.toml"
+    copy.write_text(CONFIG + extra, encoding="utf-8")
+    assert main(["--config", str(copy), "ingest"]) == 0
+    capsys.readouterr()
+    return copy
+
+
 def test_a_rule_that_looks_back_before_the_year_1_is_judged(
     store: tuple[Path, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     """`for_windows` of a hundred million days: how far back a rule's cells count runs off the
     calendar, which must not crash the check (it did, with an OverflowError traceback)."""
-    config, _ = store
-    shutil.copytree(config.parent / "logs", tmp_path / "logs")
     rule = '[[model.alert]]\nname = "patient"\nsignal = "drift.psi"\nwarn = 0.1\nfor_windows = 100000000\n'
-    copy = tmp_path / "triage.toml"
-    copy.write_text(CONFIG + rule, encoding="utf-8")
-    assert main(["--config", str(copy), "ingest"]) == 0
-    capsys.readouterr()
+    copy = _ingested_with(store[0], rule, tmp_path, capsys)
     document = check_json(capsys, copy, "--at", "2026-01-07T18:00Z")
     assert document["models"][0]["drift"] and not [a for a in document["alerts"] if a["status"] == "firing"]
 
@@ -747,12 +752,8 @@ def test_the_feed_row_and_a_silence_alert_fire_and_resolve(
     `feed.silence_s` rule warns after 6 h, is critical after a day, and resolves when predictions
     come again. The exit status follows it."""
     config, data = store
-    shutil.copytree(config.parent / "logs", tmp_path / "logs")
     rule = '[[model.alert]]\nname = "quiet-feed"\nsignal = "feed.silence_s"\nwarn = 21600\ncritical = 86400\n'
-    copy = tmp_path / "triage.toml"
-    copy.write_text(CONFIG + rule, encoding="utf-8")
-    assert main(["--config", str(copy), "ingest"]) == 0
-    capsys.readouterr()
+    copy = _ingested_with(config, rule, tmp_path, capsys)
     at = datetime(2026, 1, 6, 15, 30, tzinfo=UTC)
     feed, *slices = check_json(capsys, copy, "--at", at.isoformat())["models"][0]["feed"]
     before = data.ts[data.ts <= np.datetime64(at.replace(tzinfo=None))]
