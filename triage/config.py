@@ -131,6 +131,17 @@ def parse_window(text: str) -> Window:
     return Window(int(match.group(1)), match.group(2))
 
 
+def case_clash(names: Sequence[str]) -> tuple[str, str] | None:
+    """The first two names that differ only in case (earlier, later), or None: the store keeps the
+    segments and features as columns, and DuckDB's column names ignore case."""
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(name.lower(), name)
+        if other != name:
+            return other, name
+    return None
+
+
 def parse_duration(text: str) -> timedelta | None:
     """`90s`, `30m`, `2h`, `1d`, `1w` → a positive timedelta; None when it is not one."""
     match = _DURATION_RE.match(text)
@@ -634,19 +645,14 @@ def _model(file: Path, table: Mapping[str, Any], index: int) -> ModelConfig:
     if sliced:
         name = sorted(sliced)[0]
         raise reader.error("segments.columns", f"column {name!r} is a feature too; list it in one of the two")
-    # The store's column names ignore case (DuckDB's): two that differ only in case are one column.
-    folded: dict[str, str] = {}
-    for key, names in (
-        ("segments.columns", segments),
-        ("features.numeric", numeric),
-        ("features.categorical", categorical),
-    ):
-        for column in names:
-            other = folded.setdefault(column.lower(), column)
-            if other != column:
-                raise reader.error(
-                    key, f"column {column!r} and {other!r} differ only in case, which the store ignores"
-                )
+    listed = dict.fromkeys(segments, "segments.columns") | dict.fromkeys(numeric, "features.numeric")
+    listed |= dict.fromkeys(categorical, "features.categorical")
+    clash = case_clash(list(listed))  # the store's column names ignore case
+    if clash is not None:
+        earlier, later = clash
+        raise reader.error(
+            listed[later], f"column {later!r} and {earlier!r} differ only in case, which the store ignores"
+        )
 
     reference = _reference(reader.sub("reference"))
     costs = _costs(reader.sub("costs"), segments)

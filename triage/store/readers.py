@@ -123,19 +123,22 @@ def csv_sql(
             picks.append(f"{literal(partitions[name])} AS {alias(index)}")
         else:
             picks.append(f"NULL::VARCHAR AS {alias(index)}")
-    bad = f"(array_to_string(_f, {delimiter}) <> _line OR len(_f) <> {width})"
+    # `_stray`: the fields, joined again, are not the line (a quote that does not close on it).
     return f"""
         SELECT _row, _line,
-            CASE WHEN {bad} THEN 'malformed CSV line' END AS _perr,
-            CASE WHEN len(_f) = {width} AND array_to_string(_f, {delimiter}) <> _line THEN {_UNCLOSED}
-            WHEN {bad} THEN 'expected {width} fields, found ' || len(_f) ||
-                CASE WHEN array_to_string(_f, {delimiter}) <> _line THEN ' (or a stray quote)' ELSE '' END
+            CASE WHEN _stray OR len(_f) <> {width} THEN 'malformed CSV line' END AS _perr,
+            CASE WHEN len(_f) = {width} AND _stray THEN {_UNCLOSED}
+            WHEN len(_f) <> {width} THEN 'expected {width} fields, found ' || len(_f) ||
+                CASE WHEN _stray THEN ' (or a stray quote)' ELSE '' END
             END AS _pdetail
             {"".join(", " + pick for pick in picks)}
         FROM (
-            SELECT _row, _line, regexp_extract_all({delimiter} || _line, {regex}, 1) AS _f
-            FROM ({lines_sql()})
-            WHERE NOT {_BLANK} {"AND _row > 1" if skip_header else ""}
+            SELECT *, array_to_string(_f, {delimiter}) <> _line AS _stray
+            FROM (
+                SELECT _row, _line, regexp_extract_all({delimiter} || _line, {regex}, 1) AS _f
+                FROM ({lines_sql()})
+                WHERE NOT {_BLANK} {"AND _row > 1" if skip_header else ""}
+            )
         )
     """
 

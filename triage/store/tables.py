@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from triage.config import ALL_ROLES, OPTIONAL_ROLES, REQUIRED_ROLES, ModelConfig
+from triage.config import ALL_ROLES, OPTIONAL_ROLES, REQUIRED_ROLES, ModelConfig, case_clash
 from triage.store.coerce import is_numeric_type, literal
 from triage.store.errors import StoreError
 from triage.store.schema import (
@@ -61,7 +61,7 @@ STORED_COLUMNS = ROW_COLUMNS + HASH_COLUMNS  # set by ingest, not read from the 
 RESERVED_NAMES = frozenset(
     [name for name, _ in PREDICTION_COLUMNS + LABEL_COLUMNS + STORED_COLUMNS]
     + ["_reason", "_detail", "_raw", "_line", "_perr", "_pdetail", "_reason1", "_detail1", "_dup"]
-    + ["_first_row", "_j", "_f", "_ok"]
+    + ["_first_row", "_j", "_f", "_ok", "_stray"]
 )
 _RESERVED_RE = re.compile(r"^_src[0-9]+$")
 
@@ -185,17 +185,14 @@ def _check_names(model: ModelConfig, names: list[str], what: str) -> None:
 
 
 def _check_distinct(model: ModelConfig, names: Sequence[str]) -> None:
-    """The segment and inferred feature columns become the store's columns, whose names DuckDB
-    compares without case: two that differ only in case cannot both be kept. (Configured columns
-    are checked as the config is read.)"""
-    seen: dict[str, str] = {}
-    for name in names:
-        other = seen.setdefault(name.lower(), name)
-        if other != name:
-            raise StoreError(
-                f"model {model.name!r}: columns {other!r} and {name!r} differ only in case, and the "
-                "store's column names ignore case: list the features, without one of them"
-            )
+    """The segment and inferred feature columns, two of which must not differ only in case
+    (`config.case_clash`; configured columns are checked as the config is read)."""
+    clash = case_clash(names)
+    if clash is not None:
+        raise StoreError(
+            f"model {model.name!r}: columns {clash[0]!r} and {clash[1]!r} differ only in case, and the "
+            "store's column names ignore case: list the features, without one of them"
+        )
 
 
 def role_column_names(model: ModelConfig) -> set[str]:
