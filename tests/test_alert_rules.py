@@ -204,7 +204,7 @@ def test_stale_after_adds_the_feed_rules_to_the_defaults():
     assert effective_rules(config(extra='stale_after = "30m"').models[0])[-1].name == "feed-stale"
     stale, behind = effective_rules(model)[-2:]
     assert (stale.name, stale.signal, stale.where) == ("feed-stale", "feed.silence_s", {})
-    assert (behind.name, behind.signal) == ("slice-feed-stale", "feed.behind_s")
+    assert (behind.name, behind.signal) == ("slice-feed-stale", "feed.unusual_s")
     assert behind.where == {"segment": "*"}
     for rule in (stale, behind):
         assert (rule.warn, rule.critical) == (1800, 7200)
@@ -223,4 +223,4 @@ def test_stale_after_adds_the_feed_rules_to_the_defaults():
     assert caught.value.key == "model[0].stale_after" and "write a feed.silence_s rule" in str(caught.value)
     with pytest.raises(ConfigError) as caught:
         validate_rules(config(segments + own, extra='stale_after = "30m"'))
-    assert "write feed.silence_s and feed.behind_s rules" in str(caught.value)
+    assert "write feed.silence_s and feed.unusual_s rules" in str(caught.value)

@@ -483,7 +483,13 @@ def test_errors_exit_3(store: tuple[Path, Any], capsys: pytest.CaptureFixture[st
     # A bad argument is a mistake too (3: 2 would mean a critical alert), in one line.
     # Sizes and times that would run the windows off the calendar are refused the same way.
     arguments = (["--window", "fortnight"], ["--at", "yesterday"], ["--last", "0"], ["--jsn"])
-    for argument in (*arguments, ["--window", "20000w"], ["--window", "121mo"], ["--at", "9999-12-31"]):
+    beyond = (
+        ["--window", "20000w"],
+        ["--window", "121mo"],
+        ["--at", "9999-12-31"],
+        ["--last", "99999999999"],
+    )
+    for argument in (*arguments, *beyond):
         with pytest.raises(SystemExit) as usage:
             main(["--config", str(config), "check", *argument])
         assert usage.value.code == 3
@@ -891,10 +897,15 @@ def test_a_slice_whose_traffic_stopped_alerts_where_it_usually_has_predictions(
         assert row["silence_s"] == pytest.approx((end - max(stamps)).total_seconds(), abs=1e-6)
         assert row["behind_s"] == pytest.approx(behind, abs=1e-6)
         assert row["usual_n"] == (usual(stamps) if behind >= 60 else None)
+        # The silence the rule judges: where it is usual for the slice, none.
+        assert row["unusual_s"] == (
+            0.0 if behind >= 60 and usual(stamps) < 20 else pytest.approx(behind, abs=1e-6)
+        )
+        assert row["enough_data"]
     feed = {row["segment_value"]: row for row in rows}
-    assert feed["north"]["usual_n"] >= 20 and feed["north"]["enough_data"]
-    assert feed["sparse"]["usual_n"] < 20 and feed["basic"]["usual_n"] is not None
-    assert not feed["sparse"]["enough_data"] and "too few to judge its silence" in feed["sparse"]["note"]
+    assert feed["north"]["usual_n"] >= 20 and feed["basic"]["usual_n"] is not None
+    assert feed["sparse"]["usual_n"] < 20 and feed["sparse"]["unusual_s"] == 0.0
+    assert feed["sparse"]["note"].startswith("a usual silence: ")
     assert feed["busy"]["behind_s"] == 0.0 and feed["busy"]["usual_n"] is None
     firing = [(a["rule"], a["scope"], a["severity"]) for a in document["alerts"] if a["status"] == "firing"]
     north_scope = {"segment": "region", "segment_value": "north"}
@@ -925,8 +936,62 @@ def test_a_slice_whose_traffic_stopped_alerts_where_it_usually_has_predictions(
     # Only the last window: no earlier day to compare `north` with, so no judgement.
     document = check_json(capsys, config, "--at", end.isoformat(), "--last", "1")
     north_row = next(row for row in document["models"][0]["feed"] if row["segment_value"] == "north")
-    assert north_row["usual_n"] is None and not north_row["enough_data"]
+    assert north_row["usual_n"] is None and north_row["unusual_s"] is None and not north_row["enough_data"]
     assert north_row["note"] == "no earlier day in the evaluated windows to compare its silence with"
+
+    # `north` comes back: a minute behind, with no usual traffic in that minute, its silence is
+    # usual again and the alert resolves (it was held as not enough data before).
+    back = end + timedelta(hours=7)
+    with open(tmp_path / "predictions.jsonl", "a", encoding="utf-8") as handle:
+        for i in range(40):
+            at = back - timedelta(minutes=40 - i) - timedelta(seconds=90)
+            row = {
+                "id": f"north-again-{i}",
+                "ts": at.isoformat(),
+                "score": 0.5,
+                "region": "north",
+                "tier": "basic",
+            }
+            handle.write(json.dumps(row) + "\n")
+            row = {"id": f"busy-again-{i}", "ts": (at + timedelta(seconds=60)).isoformat(), "score": 0.5}
+            handle.write(json.dumps(row | {"region": "busy", "tier": "gold"}) + "\n")
+    assert main(["--config", str(config), "ingest"]) == 0
+    capsys.readouterr()
+    document = check_json(capsys, config, "--at", back.isoformat())
+    (north_alert,) = [a for a in document["alerts"] if a["rule"] == "slice-feed-stale"]
+    assert north_alert["status"] == "resolved"
+
+
+def test_a_slice_quiet_every_weekend_is_compared_with_earlier_weekends(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Region `office` sends only on weekdays, `web` every day. On the third Sunday at 06:00,
+    `office` is 30 h behind: a silence longer than a day is compared with the same hours whole
+    weeks before — the earlier weekends, as quiet — so no alert (by 2-day steps it was compared
+    with Thursday and Friday, and fired every weekend)."""
+    start = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
+    end = start + timedelta(days=13, hours=6)  # the second Sunday after, 06:00
+    with open(tmp_path / "predictions.jsonl", "w", encoding="utf-8") as handle:
+        at, i = start, 0
+        while at <= end:
+            for region in ("office", "web"):
+                if region == "web" or at.weekday() < 5:
+                    row = {"id": f"{region}-{i}", "ts": at.isoformat(), "score": 0.5, "region": region}
+                    handle.write(json.dumps(row) + "\n")
+            at, i = at + timedelta(minutes=2), i + 1
+    config = tmp_path / "triage.toml"
+    reference = 'start = "2026-03-02"\nend = "2026-03-03"'
+    config.write_text(
+        SLICE_FEED_CONFIG.replace('start = "2026-03-01"\nend = "2026-03-02"', reference), encoding="utf-8"
+    )
+    assert main(["--config", str(config), "ingest"]) == 0
+    capsys.readouterr()
+    status, out, _ = run(capsys, config, "--json", "--at", end.isoformat())
+    document = json.loads(out)
+    office = next(row for row in document["models"][0]["feed"] if row["segment_value"] == "office")
+    assert office["behind_s"] == pytest.approx(30 * 3600, abs=120)
+    assert office["usual_n"] == 0 and office["unusual_s"] == 0.0 and office["enough_data"]
+    assert not [a for a in document["alerts"] if a["rule"] == "slice-feed-stale"] and status == 0
 
 
 def test_a_cost_value_no_prediction_has_is_named(

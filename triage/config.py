@@ -118,7 +118,7 @@ class Window:
 
 
 # The longest window, per unit (about ten years): dates a few hundred windows away stay in range.
-MAX_WINDOW = {"h": 24 * 3660, "d": 3660, "w": 522, "mo": 120}
+MAX_WINDOW = {"h": 24 * 3652, "d": 3652, "w": 521, "mo": 120}
 WINDOW_EXPECTED = "a window like 1h, 6h, 1d, 7d, 1w or 1mo (at most ten years)"
 
 

@@ -88,8 +88,9 @@ PRECISION_MIN_COVERAGE = 0.1
 
 # The feed's silence is judged against fixed thresholds: `stale_after` warns, this many times it is critical.
 FEED_SIGNAL = "feed.silence_s"
-SLICE_FEED_SIGNAL = "feed.behind_s"  # a slice's: how long its model went on without it
-DURATION_SIGNALS = frozenset({FEED_SIGNAL, SLICE_FEED_SIGNAL})
+# A slice's: how long its model went on without it, where that is unusual for the slice (else 0).
+SLICE_FEED_SIGNAL = "feed.unusual_s"
+DURATION_SIGNALS = frozenset({FEED_SIGNAL, "feed.behind_s", SLICE_FEED_SIGNAL})
 STALE_CRITICAL = 4
 
 _BAND_RE = re.compile(r"^(\d+(?:\.\d+)?)sigma$")
@@ -363,8 +364,8 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
             AlertRule(name="feed-stale", signal=FEED_SIGNAL, warn=seconds, critical=STALE_CRITICAL * seconds)
         )
         if model.segments:
-            # One slice's traffic stopped while the rest flows (a region, a client version): judged
-            # only where the slice usually has predictions in those hours (`FeedRow.usual_n`).
+            # One slice's traffic stopped while the rest flows (a region, a client version), where
+            # the slice usually has predictions in those hours (`FeedRow.unusual_s`).
             rules.append(
                 AlertRule(
                     name="slice-feed-stale",

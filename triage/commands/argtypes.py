@@ -39,6 +39,19 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
+# The most windows `--last` takes: DuckDB counts them back from T as a 32-bit integer.
+MAX_WINDOWS = 1_000_000
+
+
+def window_count(text: str) -> int:
+    """A number of windows: 1 to MAX_WINDOWS."""
+    if not text.isdigit() or not 0 < int(text) <= MAX_WINDOWS:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of windows from 1 to {MAX_WINDOWS:,}, got {text!r}"
+        )
+    return int(text)
+
+
 def _positive(text: str, what: str) -> float:
     try:
         value = float(text)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 from triage.alerts.rules import PRECISION_MIN_COVERAGE, duration_text, validate_rules
 from triage.cli import UserError
 from triage.commands.alerts_cmd import alerts_text, time_text
-from triage.commands.argtypes import positive_int, time_arg, window_arg
+from triage.commands.argtypes import time_arg, window_arg, window_count
 from triage.config import Config, Costs, ModelConfig, load_config
 from triage.store import Store, StoreError
 
@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--window", type=window_arg, metavar="SIZE", help="window size: 1h, 6h, 1d, 7d, 1w, 1mo"
     )
-    parser.add_argument("--last", type=positive_int, metavar="N", help="only the last N windows up to --at")
+    parser.add_argument("--last", type=window_count, metavar="N", help="only the last N windows up to --at")
     parser.add_argument(
         "--trailing",
         action="store_true",
@@ -254,10 +254,10 @@ def _stale_lines(model: ModelReport) -> list[str]:
 
 def _silent_slice_lines(model: ModelReport, shown: int = 5) -> list[str]:
     """The slices whose predictions stopped while the model's went on, where they usually have
-    predictions in those hours (`FeedRow.usual_n`): a region's client that stopped sending.
+    predictions in those hours (`FeedRow.unusual_s`): a region's client that stopped sending.
     (`stale_after` makes alerts of them: `slice-feed-stale`.)"""
     silent = sorted(
-        (row for row in model.feed[1:] if row.enough_data and row.usual_n is not None),
+        (row for row in model.feed[1:] if row.usual_n is not None and (row.unusual_s or 0.0) > 0),
         key=lambda row: -(row.behind_s or 0.0),
     )
     lines = [

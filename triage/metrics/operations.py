@@ -36,6 +36,7 @@ from triage.store.schema import quote
 FEED_COMPARE_AFTER_S = 60.0
 FEED_DAYS = 7
 FEED_USUAL_MIN = 20
+DAY, WEEK = timedelta(days=1), timedelta(weeks=1)
 
 _COLUMNS = (
     "p._latency_ms, p._error, p._fallback, p._cost, p._tokens, "
@@ -151,30 +152,29 @@ def feed_rows(
     rows = [model]
     min_samples = scope.model.min_samples
     for key in sorted(last):
-        n = counts[key]
+        n, count = counts[key], usual.get(key)
         note = None
+        unusual: float | None = behind[key]  # behind by less than the comparison needs
+        if key in compared and count is None:
+            note, unusual = "no earlier day in the evaluated windows to compare its silence with", None
+        elif key in compared and count is not None and count < FEED_USUAL_MIN:
+            plural = "" if count == 1 else "s"
+            note, unusual = f"a usual silence: {count} prediction{plural} in these hours before", 0.0
         if n < min_samples:
             note = not_enough(n, min_samples, "predictions")
-        elif key in compared and usual.get(key) is None:
-            note = "no earlier day in the evaluated windows to compare its silence with"
-        elif key in compared and usual[key] < FEED_USUAL_MIN:
-            count = usual[key]
-            note = (
-                f"{count} prediction{'' if count == 1 else 's'} in these hours of an earlier day: "
-                f"too few to judge its silence (it takes {FEED_USUAL_MIN})"
-            )
         rows.append(
             replace(
                 model,
                 segment=key[0],
                 segment_value=key[1],
                 n=n,
-                enough_data=note is None,
+                enough_data=n >= min_samples and unusual is not None,
                 note=note,
                 last_prediction=last[key],
                 silence_s=(scope.as_of - last[key]).total_seconds(),
                 behind_s=behind[key],
-                usual_n=usual.get(key),
+                usual_n=count,
+                unusual_s=unusual,
             )
         )
     return tuple(rows)
@@ -213,6 +213,7 @@ def feed_row(con: duckdb.DuckDBPyConnection, scope: Scope, windows: Sequence[Win
         silence_s=None if last is None else (scope.as_of - last).total_seconds(),
         behind_s=None if last is None else 0.0,
         usual_n=None,
+        unusual_s=None if last is None else 0.0,
     )
 
 
@@ -248,14 +249,18 @@ def _usual_counts(
     model_last: datetime,
     first: datetime,
 ) -> dict[tuple[str, str], int]:
-    """Per slice: the fewest predictions it had in (its last, the model's last] moved back by
-    whole days — one day, or as many as the span lasts, so the earlier spans do not overlap — on
-    each of up to FEED_DAYS earlier days from `first` (the evaluated windows' first) on. A slice
-    with no such day is absent. One scan per segment column, of the time the spans cover."""
+    """Per slice: the fewest predictions it had in (its last, the model's last] moved back — by 1
+    to 7 days when that span is at most a day, else by whole weeks (as many as the span lasts, so
+    the earlier spans do not overlap), up to FEED_DAYS times — where the moved span starts at or
+    after `first` (the evaluated windows' first). A slice with no such span is absent. One scan per
+    segment column, of the time the spans cover."""
     spans: dict[str, list[tuple[int, str, datetime, datetime]]] = {}  # per segment: (span, value, low, high)
     asked: list[tuple[str, str]] = []  # each span's slice
     for (segment, value), at in last.items():
-        period = timedelta(days=math.ceil((model_last - at).total_seconds() / 86400))
+        behind = model_last - at
+        # Up to a day: each of the 7 days before (the same weekday among them); longer: whole weeks,
+        # so that a weekend's silence is compared with earlier weekends.
+        period = DAY if behind <= DAY else WEEK * math.ceil(behind / WEEK)
         for k in range(1, FEED_DAYS + 1):
             low, high = at - k * period, model_last - k * period
             if low < first:

@@ -206,14 +206,17 @@ class FeedRow(Row):
 
     `behind_s` is how long the model went on predicting after the row's last prediction (0 for
     the model's row): a slice whose traffic stopped while the rest flows. `usual_n` is the fewest
-    predictions the slice had in the same hours of each earlier day the evaluated windows cover
-    (up to a week), counted once it is behind by a minute (or `stale_after`, if shorter): too few
-    and its silence is not unusual, so the row is not enough data."""
+    predictions the slice had in those hours on earlier days (`operations._usual_counts`),
+    counted once it is behind by a minute (or `stale_after`, if shorter). `unusual_s` is
+    `behind_s` where that silence is unusual — the slice usually has FEED_USUAL_MIN predictions
+    in those hours, or it is not behind enough to be compared — and 0 where it is usual; None
+    (not enough data) without an earlier day to compare with."""
 
     last_prediction: datetime | None
     silence_s: float | None
     behind_s: float | None
     usual_n: int | None
+    unusual_s: float | None
 
 
 @dataclass(frozen=True)
