@@ -678,7 +678,7 @@ def test_calibration_and_performance_read_windows_whose_labels_have_come() -> No
     latest = calibration[0].window_start
     (line,) = _calibration_lines(model, latest)[2:]  # type: ignore[arg-type]
     assert line.split()[:7] == ["all", "5,000", "0.240", "(0.100)", time_text_day(10), "3,000", "0.031"]
-    (line,) = _performance_lines(model)[2:]  # type: ignore[arg-type]
+    (line,) = _performance_lines(model, "binary")[2:]  # type: ignore[arg-type]
     low, high = wilson(round(0.62 * 3000), 3000)
     half = f"{(high - low) / 2:.2f}".removeprefix("0")
     assert line.split()[:5] == ["all", time_text_day(10), "60.0%", f"0.62±{half}", "(0.60)"]
@@ -708,7 +708,7 @@ def test_a_version_without_enough_data_says_why() -> None:
     calibration = _calibration_lines(model, latest)  # type: ignore[arg-type]
     assert calibration[-1] == f"  v2: {note}"
     assert [line.split()[:3] for line in calibration[2:4]] == [["all", "5,000", "0.100"], ["v2", "36", "-"]]
-    performance = _performance_lines(model)  # type: ignore[arg-type]
+    performance = _performance_lines(model, "binary")  # type: ignore[arg-type]
     assert performance[-1] == "  v2: no such window yet" and len(performance) == 4
     operations = _operations_lines(model, latest)  # type: ignore[arg-type]
     assert operations[-1] == "  - : not enough data in the cell (fewer than min_samples rows)"
@@ -716,7 +716,7 @@ def test_a_version_without_enough_data_says_why() -> None:
         rows[:1] for rows in (model.calibration, model.performance, model.operations)
     )
     assert len(_calibration_lines(model, latest)) == 3  # type: ignore[arg-type]
-    assert len(_performance_lines(model)) == 3  # type: ignore[arg-type]
+    assert len(_performance_lines(model, "binary")) == 3  # type: ignore[arg-type]
     assert len(_operations_lines(model, latest)) == 3  # type: ignore[arg-type]
 
 

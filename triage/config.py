@@ -18,6 +18,7 @@ from typing import Any
 
 DEFAULT_CONFIG = "triage.toml"
 DEFAULT_MIN_SAMPLES = 200
+TASKS = ("binary", "regression")
 
 # Roles a prediction log may map; `label`, `labeled_at` and `label_id` are read from the label log
 # (`label_id`: the label log's id column when it is not named like the prediction log's `id`).
@@ -273,6 +274,9 @@ class ModelConfig:
     predictions: str
     columns: Columns
     labels: str | None = None
+    # "binary": the score is the positive class's probability; "regression": the score is the
+    # predicted value and the label the true one (no threshold, decision, calibration or costs).
+    task: str = "binary"
     threshold: float = 0.5
     window: Window = Window(1, "d")
     numeric: tuple[str, ...] = ()
@@ -599,6 +603,13 @@ def _model(file: Path, table: Mapping[str, Any], index: int) -> ModelConfig:
     predictions = reader.text("predictions", required=True)
     assert predictions is not None
     labels = reader.text("labels")
+    task = reader.text("task", "binary")
+    if task not in TASKS:
+        raise reader.error("task", f"expected one of {', '.join(map(repr, TASKS))}, got {task!r}")
+    regression = task == "regression"
+    for key in ("threshold", "costs") if regression else ():
+        if key in table:
+            raise reader.error(key, 'does not apply to a regression model (task = "regression")')
     threshold = reader.number("threshold", 0.5)
     assert threshold is not None
     if not 0.0 <= threshold <= 1.0:
@@ -617,6 +628,10 @@ def _model(file: Path, table: Mapping[str, Any], index: int) -> ModelConfig:
         raise reader.error("stale_after", f"expected a duration like 30m, 2h or 1d, got {stale_text!r}")
 
     columns = _columns(reader.sub("columns"))
+    if regression and columns.prediction is not None:
+        raise reader.error(
+            "columns.prediction", "does not apply to a regression model: its score is the prediction"
+        )
     if columns.label is not None and labels is None:
         raise reader.error("labels", "missing; columns.label is set but no label log is configured")
     if labels is not None and columns.label is None:
@@ -665,6 +680,7 @@ def _model(file: Path, table: Mapping[str, Any], index: int) -> ModelConfig:
         predictions=predictions,
         labels=labels,
         columns=columns,
+        task=task,
         threshold=threshold,
         window=window,
         numeric=numeric,

@@ -92,6 +92,7 @@ class ModelReport:
     reference_performance: tuple[PerformanceRow, ...]
     reference_operations: tuple[OperationsRow, ...]
     pending_labels: tuple[tuple[datetime, int], ...] = ()  # (window, labels not counted yet)
+    task: str = "binary"  # `ModelConfig.task`
 
     def tables(self) -> dict[str, tuple[Row, ...]]:
         """The result tables by their JSON name (the `table` of an alert signal `table.field`)."""
@@ -118,6 +119,7 @@ class ModelReport:
             reference[name] = [row.to_json() for row in rows]
         document: dict[str, Any] = {
             "name": self.name,
+            "task": self.task,
             "window": self.window.text,
             "segments": list(self.segments),
             "reference": reference,
@@ -289,11 +291,16 @@ def _by_window(rows: Iterable[R]) -> dict[datetime, list[R]]:
 _REDUCERS: dict[str, Reducer] = {"calibration": calibration_sums, "performance": rank_stats}
 
 
+def _reducers(scope: Scope) -> dict[str, Reducer]:
+    """What the score pass computes: a regression model's cells need none (its errors are sums)."""
+    return {} if scope.model.task == "regression" else _REDUCERS
+
+
 def _labelled(
     con: duckdb.DuckDBPyConnection, scope: Scope, source: str | None = None
 ) -> tuple[list[CalibrationRow], list[PerformanceRow]]:
     """Calibration and performance of `source` (default: the scope's windows), from one labelled pass."""
-    labelled = LabelledCells.build(con, scope, _REDUCERS, source)
+    labelled = LabelledCells.build(con, scope, _reducers(scope), source)
     return compute_calibration(con, scope, labelled=labelled), compute_performance(
         con, scope, labelled=labelled
     )
@@ -349,6 +356,7 @@ def _evaluate(
         reference_performance=reference_tables[1],
         reference_operations=reference_tables[2],
         pending_labels=tuple(sorted(pending.items())),
+        task=model.task,
     )
 
 
@@ -392,7 +400,7 @@ def _labelled_tables(
         # Only the rows from the first stale window on are joined to their labels.
         every = len(stale) == len(tokens)
         rows = LabelledRows(con, scope if every else replace(scope, since=stale[0]))
-        cells = rows.cells(_REDUCERS, None if every else stale)
+        cells = rows.cells(_reducers(scope), None if every else stale)
         fresh_calibration = _by_window(compute_calibration(con, scope, labelled=cells))
         fresh_performance = _by_window(compute_performance(con, scope, labelled=cells))
         plain.keep("calibration", fresh_calibration, labelled)

@@ -38,7 +38,7 @@ from typing import Any
 from triage.alerts.evaluate import FIRING
 from triage.alerts.rules import value_text
 from triage.alerts.state import RESOLVED, Alert, AlertEvent
-from triage.config import Config
+from triage.config import Config, ModelConfig
 from triage.engine import Engine, EngineError, ModelReport
 from triage.metrics.results import CalibrationRow, DriftRow, PerformanceRow, Row
 from triage.replay import Timeline, default_start, replay_span, run_replay
@@ -57,12 +57,25 @@ PHASE_STATISTICS = (
     ("performance", "recall"),
     ("performance", "label_coverage"),
 )
+# A regression model's: it has no calibration, and errors instead of precision and recall.
+REGRESSION_PHASE_STATISTICS = (
+    ("performance", "mae"),
+    ("performance", "rmse"),
+    ("performance", "mape"),
+    ("performance", "label_coverage"),
+)
 # (title, table, field, "max" over the features of a window or its one all-traffic "value"): the charts.
+WORST_PSI = ("worst feature PSI (all traffic)", "drift", "psi", "max")
 CHARTS = (
-    ("worst feature PSI (all traffic)", "drift", "psi", "max"),
+    WORST_PSI,
     ("decision rate", "calibration", "decision_rate", "value"),
     ("ECE", "calibration", "ece", "value"),
     ("precision", "performance", "precision", "value"),
+)
+REGRESSION_CHARTS = (
+    WORST_PSI,
+    ("MAE", "performance", "mae", "value"),
+    ("RMSE", "performance", "rmse", "value"),
 )
 MITIGATING_OUTCOMES = (OK, VERIFY_FAILED)  # the step changed something (or may have)
 ALL_VERSIONS = "all"
@@ -198,6 +211,7 @@ class ModelSection:
     phases: tuple[PhaseRow, ...]
     charts: tuple[Chart, ...]
     no_drift: str  # what is said when `drift` is empty
+    statistics: tuple[str, ...] = tuple(field for _, field in PHASE_STATISTICS)  # the phases' columns
 
 
 @dataclass(frozen=True)
@@ -350,7 +364,7 @@ def build_report(
     mitigation = next((a for a in actions if a.mitigating and first is not None and a.at >= first), None)
     recovery = _recovery(fired + already, events, mitigation, end) if mitigation else None
     split = (first, mitigation.at if mitigation else None)
-    sections = tuple(_section(engine, model.name, start, end, split) for model in chosen)
+    sections = tuple(_section(engine, model, start, end, split) for model in chosen)
     return IncidentReport(
         start=start,
         end=end,
@@ -513,12 +527,13 @@ def _version(row: Row) -> str:
 
 def _section(
     engine: Engine,
-    name: str,
+    model: ModelConfig,
     start: datetime,
     end: datetime,
     split: tuple[datetime | None, datetime | None],
 ) -> ModelSection:
-    report = engine.evaluate(name, as_of=end)
+    report = engine.evaluate(model.name, as_of=end)
+    regression = model.task == "regression"
     drift = [r for r in report.drift if _overlaps(r, start, end) and r.enough_data and r.psi is not None]
     calibration = [r for r in report.calibration if _overlaps(r, start, end) and r.segment is None]
     performance = [r for r in report.performance if _overlaps(r, start, end) and r.segment is None]
@@ -527,14 +542,17 @@ def _section(
         "calibration": calibration,
         "performance": performance,
     }
+    statistics = REGRESSION_PHASE_STATISTICS if regression else PHASE_STATISTICS
+    charts = REGRESSION_CHARTS if regression else CHARTS
     return ModelSection(
-        name=name,
+        name=model.name,
         window=report.window.text,
         as_of=report.as_of,
         drift=top_drift(drift),
-        phases=phase_rows(calibration, performance, split),
+        phases=phase_rows(calibration, performance, split, statistics),
         no_drift=_no_drift(report),
-        charts=tuple(_chart(title, tables[table], attribute, how) for title, table, attribute, how in CHARTS),
+        charts=tuple(_chart(title, tables[table], attribute, how) for title, table, attribute, how in charts),
+        statistics=tuple(field for _, field in statistics),
     )
 
 
@@ -574,8 +592,9 @@ def phase_rows(
     calibration: Sequence[CalibrationRow],
     performance: Sequence[PerformanceRow],
     split: tuple[datetime | None, datetime | None],
+    statistics: Sequence[tuple[str, str]] = PHASE_STATISTICS,
 ) -> tuple[PhaseRow, ...]:
-    """Per version (all versions first) and phase: the n-weighted means of `PHASE_STATISTICS`."""
+    """Per version (all versions first) and phase: the n-weighted means of `statistics`."""
     tables: dict[str, Sequence[Row]] = {"calibration": calibration, "performance": performance}
     groups: dict[tuple[str, str], dict[str, list[Row]]] = defaultdict(lambda: defaultdict(list))
     for table, rows in tables.items():
@@ -597,7 +616,7 @@ def phase_rows(
                     n=sum(row.n for row in base),
                     means={
                         f"{table}.{attribute}": weighted_mean(cells[table], attribute)
-                        for table, attribute in PHASE_STATISTICS
+                        for table, attribute in statistics
                     },
                 )
             )
@@ -686,7 +705,10 @@ def _fired_rows(report: IncidentReport) -> list[tuple[str, ...]]:
 
 
 DRIFT_HEADER = ("feature", "version", "slice", "window", "PSI", "JS", "KS D", "W1/σ", "n")
-PHASE_HEADER = ("version", "phase", "windows", "n", *(f for _, f in PHASE_STATISTICS))
+
+
+def _phase_header(section: ModelSection) -> tuple[str, ...]:
+    return ("version", "phase", "windows", "n", *section.statistics)
 
 
 def _drift_rows(section: ModelSection) -> list[tuple[str, ...]]:
@@ -802,7 +824,7 @@ def render_markdown(report: IncidentReport) -> str:
             out.append(section.no_drift)
         out += ["", "### Calibration and performance before / during / after", "", _phase_note(report), ""]
         if section.phases:
-            out += _table(PHASE_HEADER, _phase_rows(section))
+            out += _table(_phase_header(section), _phase_rows(section))
         else:
             out.append("No window in this range.")
         out += ["", "### Charts", "", "```text"]
@@ -1032,8 +1054,9 @@ def render_html(report: IncidentReport) -> str:
             "<h3>Calibration and performance before / during / after</h3>",
             f"<p>{_e(_phase_note(report))}</p>",
         ]
+        header = _phase_header(section)
         body.append(
-            _html_table(PHASE_HEADER, _phase_rows(section), numeric=tuple(range(2, len(PHASE_HEADER))))
+            _html_table(header, _phase_rows(section), numeric=tuple(range(2, len(header))))
             if section.phases
             else "<p>No window in this range.</p>"
         )

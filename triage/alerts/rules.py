@@ -72,6 +72,22 @@ WILSON_FIELDS = frozenset({"precision", "recall", "fpr", "fnr", "accuracy"})
 # Calibration errors tested bin by bin from the cell's reliability diagram (10 equal-width bins)
 # against the reference's per-bin calibration: a chi-square that knows how noisy a small cell is.
 RELIABILITY_FIELDS = frozenset({"ece"})
+# A regression model's performance fields; the classifier's performance signals it never has.
+REGRESSION_FIELDS = frozenset({"mae", "rmse", "mape"})
+CLASSIFIER_SIGNALS = frozenset(
+    ("performance", name)
+    for name in (
+        "precision",
+        "recall",
+        "f1",
+        "fpr",
+        "fnr",
+        "accuracy",
+        "auroc",
+        "average_precision",
+        "expected_cost",
+    )
+)
 # Signals where a higher value is better; everything else alerts when it rises.
 HIGHER_IS_BETTER = frozenset(
     {"precision", "recall", "f1", "accuracy", "auroc", "average_precision", "label_coverage"}
@@ -85,6 +101,8 @@ DEFAULT_Q = 0.05
 # The default precision rule's label-coverage gate: flagged requests are reviewed (labelled) first, so a
 # window's earliest labels are a biased sample; from a tenth of its rows on, precision is usable.
 PRECISION_MIN_COVERAGE = 0.1
+# The default MAE rule's: the first labels may be the cases someone looked at first.
+REGRESSION_MIN_COVERAGE = 0.5
 
 # The feed's silence is judged against fixed thresholds: `stale_after` warns, this many times it is critical.
 FEED_SIGNAL = "feed.silence_s"
@@ -250,19 +268,24 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
             # Beyond what the reference's own rare categories predict (Good–Turing), BH across the grid.
             q=DEFAULT_Q,
         ),
-        AlertRule(
-            name="decision-rate",
-            signal="calibration.decision_rate",
-            outside_band=cycle,
-            where=per_version,
-            direction="both",
-            baseline="reference",
-            warn_change=0.25,
-            critical_change=0.5,
-            q=DEFAULT_Q,
-        ),
     ]
-    if model.labels is not None:
+    if model.task == "regression":
+        rules += _regression_rules(model, cycle, per_version)
+    else:
+        rules.append(
+            AlertRule(
+                name="decision-rate",
+                signal="calibration.decision_rate",
+                outside_band=cycle,
+                where=per_version,
+                direction="both",
+                baseline="reference",
+                warn_change=0.25,
+                critical_change=0.5,
+                q=DEFAULT_Q,
+            )
+        )
+    if model.labels is not None and model.task != "regression":
         rules += [
             AlertRule(
                 name="calibration-ece",
@@ -378,6 +401,26 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
     return tuple(rules)
 
 
+def _regression_rules(model: ModelConfig, cycle: str | None, per_version: dict[str, str]) -> list[AlertRule]:
+    """A regression model's default rule, with labels: its mean absolute error rising against the
+    reference's beyond sampling noise (a z-test from both intervals, BH across the grid)."""
+    if model.labels is None:
+        return []
+    return [
+        AlertRule(
+            name="mae-rise",
+            signal="performance.mae",
+            outside_band=cycle,
+            where=per_version,
+            baseline="reference",
+            warn_change=0.25,
+            critical_change=0.5,
+            q=DEFAULT_Q,
+            min_label_coverage=REGRESSION_MIN_COVERAGE,
+        )
+    ]
+
+
 def effective_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
     """The configured rules, or the default set when the model has no `[[model.alert]]` at all."""
     return model.alerts if model.alerts_configured else default_rules(model)
@@ -430,7 +473,7 @@ def check_rule(rule: AlertRule) -> tuple[str, str] | None:
 def validate_rules(config: Config) -> None:
     """Raise ConfigError (file, key, expected) for the first rule that cannot be evaluated."""
     for m, model in enumerate(config.models):
-        validate_rule_list(config.path, f"model[{m}]", model.alerts)
+        validate_rule_list(config.path, f"model[{m}]", model.alerts, model.task)
         if model.stale_after is not None and model.alerts_configured:
             signals = f"a {FEED_SIGNAL} rule"
             if model.segments:
@@ -443,17 +486,32 @@ def validate_rules(config: Config) -> None:
             )
 
 
-def validate_rule_list(path: Path, model_key: str, rules: Sequence[AlertRule]) -> None:
-    """Raise ConfigError for the first of one model's rules (at `model_key` in `path`) that cannot run."""
+def validate_rule_list(path: Path, model_key: str, rules: Sequence[AlertRule], task: str) -> None:
+    """Raise ConfigError for the first of one model's rules (at `model_key` in `path`, a `task`
+    model's) that cannot run."""
     seen: set[str] = set()
     for a, rule in enumerate(rules):
         prefix = f"{model_key}.alert[{a}]"
         if rule.name in seen:
             raise ConfigError(path, f"{prefix}.name", f"duplicate rule name {rule.name!r}")
         seen.add(rule.name)
-        mistake = check_rule(rule)
+        mistake = check_rule(rule) or _task_mistake(rule, task)
         if mistake is not None:
             raise ConfigError(path, f"{prefix}.{mistake[0]}", mistake[1])
+
+
+def _task_mistake(rule: AlertRule, task: str) -> tuple[str, str] | None:
+    """A signal the model's task never computes: a classifier's for a regression model, or the reverse."""
+    table, name = split_signal(rule.signal)
+    name = name.removesuffix("_ci_low").removesuffix("_ci_high")
+    if task == "regression" and (table == "calibration" or (table, name) in CLASSIFIER_SIGNALS):
+        return (
+            "signal",
+            f'{rule.signal} is a classifier\'s; a regression model has none (task = "regression")',
+        )
+    if task != "regression" and table == "performance" and name in REGRESSION_FIELDS:
+        return "signal", f"{rule.signal} is a regression model's; this model is a binary classifier"
+    return None
 
 
 def _toml(value: object) -> str:

@@ -15,7 +15,7 @@ from datetime import datetime
 from operator import attrgetter
 from typing import TYPE_CHECKING, TypeVar
 
-from triage.alerts.rules import PRECISION_MIN_COVERAGE, duration_text, validate_rules
+from triage.alerts.rules import PRECISION_MIN_COVERAGE, REGRESSION_MIN_COVERAGE, duration_text, validate_rules
 from triage.cli import UserError
 from triage.commands.alerts_cmd import alerts_text, time_text
 from triage.commands.argtypes import time_arg, window_arg, window_count
@@ -36,7 +36,7 @@ NOTABLE = 0.01  # a change in missing rate, or a share out of range, the data-qu
 # categories give PSI 0.3-0.5 with nothing changed.
 DRIFT_P = 0.01
 # Performance is shown for the latest window whose labels cover this share of its rows, as the default
-# precision rule judges it.
+# precision rule (a regression model's: the MAE rule) judges it.
 MATURE_COVERAGE = PRECISION_MIN_COVERAGE
 R = TypeVar("R", bound="Row")
 
@@ -167,7 +167,10 @@ STALE_EXPECTED = 10
 
 
 def _num(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+    """A value with `digits` decimals; from a million on (a MAPE over labels of 0), 3 significant digits."""
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}" if abs(value) < 1e6 else f"{value:.3g}"
 
 
 def _p_value(value: float | None) -> str:
@@ -201,13 +204,13 @@ def format_report(report: CheckReport, verdict: str, config: Config) -> str:
     the verdict (OK, WARNING, CRITICAL as the exit status, or UNKNOWN), as monitoring plugins do."""
     lines = [f"triage check — as of {time_text(report.as_of)} — {verdict}"]
     for model in report.models:
-        lines += ["", *_model_lines(model, config.model(model.name).costs)]
+        lines += ["", *_model_lines(model, config.model(model.name))]
     return "\n".join(lines)
 
 
-def _model_lines(model: ModelReport, costs: Costs) -> list[str]:
+def _model_lines(model: ModelReport, config: ModelConfig) -> list[str]:
     total = sum(w.n for w in model.windows)
-    versions = sorted({row.version for row in model.calibration if row.version is not None})
+    versions = sorted({row.version for row in model.performance if row.version is not None})
     lines = [
         f"{model.name}: {_count(total)} predictions in {len(model.windows)} window(s) of {model.window.text}"
         + (" (trailing)" if model.window.trailing else "")
@@ -222,11 +225,12 @@ def _model_lines(model: ModelReport, costs: Costs) -> list[str]:
         lines += ["", *_drift_lines(model, latest), "", *_quality_lines(model, latest), *_schema_lines(model)]
     else:
         lines.append(f"  {model.reference.note}")
-    lines += ["", *_calibration_lines(model, latest)]
+    if config.task != "regression":  # a regression model has no decision or probability to calibrate
+        lines += ["", *_calibration_lines(model, latest)]
     lines += [
         "",
-        *_performance_lines(model),
-        *_cost_lines(model, costs),
+        *_performance_lines(model, config.task),
+        *_cost_lines(model, config.costs),
         "",
         *_operations_lines(model, latest),
     ]
@@ -459,28 +463,36 @@ def _versus(
     """`0.45±.05 (0.32*)`: the value, half its 95 % interval when given, the reference's and its mark."""
     low, high = interval
     half = (
-        "" if now is None or low is None or high is None else f"±{(high - low) / 2:.2f}".replace("±0.", "±.")
+        ""
+        if now is None or low is None or high is None
+        else f"±{_num((high - low) / 2, 2)}".replace("±0.", "±.")
     )
     return f"{_num(now, digits)}{half} ({_num(reference, digits)}{mark if reference is not None else ''})"
 
 
-def _performance_lines(model: ModelReport) -> list[str]:
+def _performance_lines(model: ModelReport, task: str) -> list[str]:
     """Per version (all traffic): the latest window with enough labelled rows and a label coverage
-    of at least MATURE_COVERAGE (the default precision rule's gate: early labels are a biased
-    sample), against the reference, each value with half its 95 % interval."""
+    of at least its default rule's gate (early labels are a biased sample), against the reference,
+    each value with half its 95 % interval: a classifier's precision, recall, AUROC and expected
+    cost, a regression model's MAE, RMSE and MAPE."""
+    regression = task == "regression"
+    mature_coverage = REGRESSION_MIN_COVERAGE if regression else MATURE_COVERAGE
+    shown = ("mae", "rmse", "mape") if regression else ("precision", "recall", "auroc", "expected_cost")
     title = (
-        f"Performance — latest window with labels on ≥ {MATURE_COVERAGE:.0%} of its rows,"
+        f"Performance — latest window with labels on ≥ {mature_coverage:.0%} of its rows,"
         " ±95 % interval (reference)"
     )
     rows = []
     borrowed: list[str] = []
     unlabelled: list[str] = []
+    zeros = False
     for version, mine, reference, mark in _per_version(model.performance, model.reference_performance):
-        mature = [r for r in mine if r.enough_data and (r.label_coverage or 0.0) >= MATURE_COVERAGE]
+        mature = [r for r in mine if r.enough_data and (r.label_coverage or 0.0) >= mature_coverage]
         if not mature:
             unlabelled.append(version or "all")
             continue
         now = max(mature, key=lambda r: r.window_start)
+        zeros |= regression and "labels of 0" in (now.note or "")
         borrowed += [str(version)] if mark else []
 
         rows.append(
@@ -496,14 +508,17 @@ def _performance_lines(model: ModelReport) -> list[str]:
                         mark,
                         (getattr(now, f"{field}_ci_low"), getattr(now, f"{field}_ci_high")),
                     )
-                    for field in ("precision", "recall", "auroc", "expected_cost")
+                    for field in shown
                 ),
             ]
         )
     if not rows:
         return [title, "  no window has enough labelled rows yet"]
-    headers = ["version", "window", "labels", "precision", "recall", "AUROC", "cost/pred"]
+    named = ["MAE", "RMSE", "MAPE"] if regression else ["precision", "recall", "AUROC", "cost/pred"]
+    headers = ["version", "window", "labels", *named]
     missing = [f"  {', '.join(unlabelled)}: no such window yet"] if unlabelled else []
+    if zeros:
+        missing.append("  MAPE divides by machine epsilon where a label is 0, as scikit-learn does")
     return [title, *_table(headers, rows), *_borrowed_note(borrowed), *missing]
 
 

@@ -76,8 +76,8 @@ def run_replay_command(args: argparse.Namespace) -> int:
     candidate = None
     if args.rules:
         candidate = load_rules(args.rules, config)
-        for index, rules in enumerate(candidate.values()):
-            validate_rule_list(args.rules, f"model[{index}]", rules)
+        for index, (name, rules) in enumerate(candidate.items()):
+            validate_rule_list(args.rules, f"model[{index}]", rules, config.model(name).task)
     if args.start and args.end and args.end < args.start:
         raise UserError("--to is before --from")
     if str(config.store_path) != ":memory:" and not config.store_path.exists():

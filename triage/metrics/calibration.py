@@ -115,6 +115,8 @@ def compute_calibration(
 ) -> list[CalibrationRow]:
     """One CalibrationRow per cell of `source` (a SELECT of prediction rows; default: the scope's
     windows), or of `labelled` when built with the "calibration" reducer (`calibration_sums`)."""
+    if scope.model.task == "regression":
+        return []  # a regression model's score is no probability: nothing to calibrate
     labelled = labelled or LabelledCells.build(con, scope, {"calibration": calibration_sums}, source)
     return [
         _row(cell, sums, scope.model.min_samples)

@@ -11,11 +11,18 @@ With the labels that count as of T (label > 0 is positive) and the logged decisi
 - expected cost per labelled prediction = (FP·cost_fp + FN·cost_fn)/n_labeled — the costs of each
   row's cost class (`config.Costs.classes`: per value of one segment, when configured) — with a
   95 % normal-approximation interval (mean ± 1.96·s/√n over the per-row costs, floored at 0).
+A regression model's cells (the score is the prediction, the label the true value; e = score −
+label) have instead MAE = mean |e|, RMSE = √(mean e²) and MAPE = mean |e| / max(|label|, ε) (ε the
+float64 epsilon: scikit-learn's `mean_absolute_error`, `root_mean_squared_error`,
+`mean_absolute_percentage_error`), each with a 95 % normal-approximation interval of its mean
+(RMSE's: the square roots of the mean squared error's bounds); the classifier's fields are None.
 An undefined statistic (no positive decisions, a single class) is None with a note, never NaN.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import duckdb
@@ -25,7 +32,7 @@ from triage.config import Costs
 from triage.metrics.frame import Scope
 from triage.metrics.intervals import delong, mean_normal, wilson
 from triage.metrics.results import PerformanceRow, not_enough
-from triage.metrics.source import CellCounts, CellFields, LabelledCells, ScoreCounts
+from triage.metrics.source import CellCounts, CellFields, ErrorSums, LabelledCells, ScoreCounts
 
 
 @dataclass(frozen=True)
@@ -74,8 +81,11 @@ def compute_performance(
 ) -> list[PerformanceRow]:
     """One PerformanceRow per cell of `source` (a SELECT of prediction rows; default: the scope's
     windows), or of `labelled` when built with the "performance" reducer (`rank_stats`)."""
-    labelled = labelled or LabelledCells.build(con, scope, {"performance": rank_stats}, source)
     model = scope.model
+    if model.task == "regression":
+        labelled = labelled or LabelledCells.build(con, scope, {}, source)
+        return [_regression_row(cell, model.min_samples) for cell in labelled.cells]
+    labelled = labelled or LabelledCells.build(con, scope, {"performance": rank_stats}, source)
     return [
         _row(cell, ranks, model.costs, model.min_samples)
         for cell, ranks in zip(labelled.cells, labelled.reduced["performance"], strict=True)
@@ -96,6 +106,28 @@ _STATISTICS = {
 
 def _row(cell: CellCounts, ranks: RankStats, costs: Costs, min_samples: int) -> PerformanceRow:
     decided = cell.tp + cell.fp + cell.fn + cell.tn
+    return _labelled_row(
+        cell, decided, min_samples, lambda values: _statistics(values, cell, ranks, costs, decided)
+    )
+
+
+def _regression_row(cell: CellCounts, min_samples: int) -> PerformanceRow:
+    errors = cell.errors
+    if errors is None:
+        raise RuntimeError("a regression cell without its error sums; report this as a bug")
+    return _labelled_row(
+        cell, cell.n_labeled, min_samples, lambda values: _errors(values, errors, cell.n_labeled)
+    )
+
+
+def _labelled_row(
+    cell: CellCounts,
+    labelled: int,
+    min_samples: int,
+    statistics: Callable[[dict[str, float | None]], str | None],
+) -> PerformanceRow:
+    """A cell's row: coverage and lag with `min_samples` rows, `statistics` (which fills the values
+    and returns the note on what is undefined) with `min_samples` of them `labelled`."""
     values: dict[str, float | None] = dict(_STATISTICS)
     note: str | None
     if cell.n < min_samples:
@@ -106,13 +138,44 @@ def _row(cell: CellCounts, ranks: RankStats, costs: Costs, min_samples: int) -> 
             label_lag_p50_s=cell.lag_p50_s,
             label_lag_p95_s=cell.lag_p95_s,
         )
-        if decided < min_samples:
-            note = f"not enough labels: {decided} labelled rows < min_samples {min_samples}"
+        if labelled < min_samples:
+            note = f"not enough labels: {labelled} labelled rows < min_samples {min_samples}"
         else:
-            note = _statistics(values, cell, ranks, costs, decided)
+            note = statistics(values)
     return PerformanceRow(
-        **cell.cell, enough_data=decided >= min_samples, note=note, n_labeled=cell.n_labeled, **values
+        **cell.cell, enough_data=labelled >= min_samples, note=note, n_labeled=cell.n_labeled, **values
     )
+
+
+def _errors(values: dict[str, float | None], errors: ErrorSums, n: int) -> str | None:
+    """Fill MAE, RMSE and MAPE of a regression cell with enough labels, each with its interval; the
+    note on what is undefined or surprising."""
+    notes: list[str] = []
+    mae_ci = mean_normal(n, errors.abs_sum, errors.sq_sum)
+    mse_low, mse_high = mean_normal(n, errors.sq_sum, errors.quad_sum)
+    mape_ci = mean_normal(n, errors.ape_sum, errors.ape_sq_sum)
+    if mae_ci[0] is None:
+        notes.append("intervals undefined: one labelled row (s needs two)")
+    if errors.zero_labels:
+        notes.append(
+            f"MAPE divides by machine epsilon for {errors.zero_labels} labels of 0 (as scikit-learn does)"
+        )
+    values.update(
+        mae=errors.abs_sum / n,
+        mae_ci_low=mae_ci[0],
+        mae_ci_high=mae_ci[1],
+        rmse=math.sqrt(errors.sq_sum / n),
+        rmse_ci_low=None if mse_low is None else math.sqrt(mse_low),
+        rmse_ci_high=None if mse_high is None else math.sqrt(mse_high),
+        mape=errors.ape_sum / n,
+        mape_ci_low=mape_ci[0],
+        mape_ci_high=mape_ci[1],
+    )
+    for name, value in list(values.items()):  # e⁴ or an epsilon-divided error beyond a double
+        if value is not None and not math.isfinite(value):
+            values[name] = None
+            notes.append(f"{name} overflows a double")
+    return "; ".join(notes) or None
 
 
 def _statistics(

@@ -181,6 +181,16 @@ class PerformanceRow(Row):
     expected_cost: float | None
     expected_cost_ci_low: float | None
     expected_cost_ci_high: float | None
+    # A regression model's (the fields above are a binary classifier's): None for a classifier.
+    mae: float | None = None
+    mae_ci_low: float | None = None
+    mae_ci_high: float | None = None
+    rmse: float | None = None
+    rmse_ci_low: float | None = None
+    rmse_ci_high: float | None = None
+    mape: float | None = None
+    mape_ci_low: float | None = None
+    mape_ci_high: float | None = None
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,25 @@ class CellFields(TypedDict):
     n: int
 
 
+# scikit-learn's `mean_absolute_percentage_error` divides by max(|label|, this): a zero label's
+# error counts, enormous, rather than being dropped or dividing by zero.
+MAPE_EPS = float(np.finfo(np.float64).eps)
+
+
+@dataclass(frozen=True)
+class ErrorSums:
+    """A regression cell's labelled rows (e = prediction − label, ape = |e| / max(|label|,
+    `MAPE_EPS`)): the sums behind MAE, RMSE, MAPE and their intervals. Sums are compensated (DuckDB's
+    `fsum`), so a cell's sums do not depend on the order its rows are read in."""
+
+    abs_sum: float  # Σ |e|
+    sq_sum: float  # Σ e²
+    quad_sum: float  # Σ e⁴
+    ape_sum: float  # Σ ape
+    ape_sq_sum: float  # Σ ape²
+    zero_labels: int  # labels equal to 0: their ape is |e| / MAPE_EPS
+
+
 @dataclass(frozen=True)
 class CellCounts:
     """Counts of one cell over all its rows, and of its rows labelled as of T."""
@@ -124,6 +143,7 @@ class CellCounts:
     lag_p95_s: float | None
     fp_by_class: tuple[int, ...]  # per cost class (`Costs.classes`)
     fn_by_class: tuple[int, ...]
+    errors: ErrorSums | None = None  # a regression model's (its rows have no decision)
 
     @property
     def cell(self) -> CellFields:
@@ -253,10 +273,11 @@ class LabelledRows:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, scope: Scope, source: str | None = None) -> None:
         self.con, self.scope = con, scope
+        value = ", p._label AS _y" if scope.model.task == "regression" else ""
         self.rows = labelled_rows_sql(
             scope,
             source or window_rows_sql(scope),
-            f"p._score, p._decision, {_cost_class_sql(scope)} AS _cost_class",
+            f"p._score, p._decision, {_cost_class_sql(scope)} AS _cost_class{value}",
         )
 
     def cells(
@@ -281,10 +302,13 @@ class LabelledRows:
             self.con.execute(f"CREATE TEMP TABLE {table} AS SELECT * FROM ({self.rows}){where}")
             cells = _cell_counts(self.con, self.scope, table)
             order: list[int] = []
-            for batch in _batches(cells):
+            # Without reducers (a regression model's cells) there is no score pass.
+            for batch in _batches(cells) if reducers else [list(range(len(cells)))]:
                 # The cells of one grouping set together, in `grouping_set`'s order.
                 batch.sort(key=lambda i: grouping_set(self.scope, cells[i].version, cells[i].segment))
                 order += batch
+                if not reducers:
+                    continue
                 scores = _score_counts(self.con, self.scope, table, [cells[i] for i in batch])
                 for name, reduce in reducers.items():
                     reduced[name] += reduce(scores)
@@ -329,12 +353,13 @@ def _cell_counts(con: duckdb.DuckDBPyConnection, scope: Scope, rows: str) -> lis
             count(*) FILTER (WHERE _labelled AND NOT _decision AND _positive) AS fn,
             count(*) FILTER (WHERE _labelled AND NOT _decision AND NOT _positive) AS tn,
             quantile_cont(_lag_s, [0.5, 0.95]) FILTER (WHERE _labelled) AS lag,
-            {", ".join(wrong)}
+            {", ".join(wrong + _error_sums_sql(scope))}
         FROM {rows} GROUP BY {grouping.group_by})"""
     ).fetchall()
     cells = []
     for row in result:
         lag = row[11]
+        errors = row[12 + 2 * len(classes) :]
         cells.append(
             CellCounts(
                 window_start=aware(row[0]),
@@ -352,10 +377,23 @@ def _cell_counts(con: duckdb.DuckDBPyConnection, scope: Scope, rows: str) -> lis
                 lag_p50_s=None if lag is None else lag[0],
                 lag_p95_s=None if lag is None else lag[1],
                 fp_by_class=tuple(row[12 : 12 + len(classes)]),
-                fn_by_class=tuple(row[12 + len(classes) :]),
+                fn_by_class=tuple(row[12 + len(classes) : 12 + 2 * len(classes)]),
+                errors=ErrorSums(*(e or 0 for e in errors)) if errors else None,
             )
         )
     return cells
+
+
+def _error_sums_sql(scope: Scope) -> list[str]:
+    """The aggregates of a regression model's `ErrorSums` (none for a classifier)."""
+    if scope.model.task != "regression":
+        return []
+    error = "(_score - _y)"
+    ape = f"(abs{error} / greatest(abs(_y), {MAPE_EPS!r}))"
+    sums = [f"abs{error}", f"{error} ^ 2", f"{error} ^ 4", ape, f"{ape} ^ 2"]
+    return [f"fsum({term}) FILTER (WHERE _labelled)" for term in sums] + [
+        "count(*) FILTER (WHERE _labelled AND _y = 0)"
+    ]
 
 
 def _cost_class_sql(scope: Scope) -> str:

@@ -68,11 +68,13 @@ from triage.store.schema import (
     REASON_BAD_VALUE,
     REASON_DUPLICATE_ID,
     REASON_LABEL_NOT_BINARY,
+    REASON_LABEL_NOT_FINITE,
     REASON_MISSING_ID,
     REASON_MISSING_LABEL,
     REASON_MISSING_SCORE,
     REASON_MISSING_TIMESTAMP,
     REASON_SCORE_NOT_A_NUMBER,
+    REASON_SCORE_NOT_FINITE,
     REASON_SCORE_OUT_OF_RANGE,
     labels_table,
     predictions_table,
@@ -806,24 +808,28 @@ def _stage_sql(
             coerced = label_sql(expr, duckdb_type)
             values["_label"] = coerced
             checks.append(_Check(blank_sql(expr, duckdb_type), REASON_MISSING_LABEL, "NULL"))
+            shown = f"{literal(wanted['columns.label'] + ': ')} || {shown_sql(expr, duckdb_type)}"
             checks.append(
                 _Check(
                     '"_label" IS NULL OR isnan("_label")',
                     REASON_BAD_TYPE,
-                    f"{literal(wanted['columns.label'] + ': ')} || {shown_sql(expr, duckdb_type)} "
-                    f"|| ' is not a number or true/false'",
+                    f"{shown} || ' is not a number or true/false'",
                 )
             )
-            # Precision, recall … count label > 0 as positive: a soft or multi-class label would
-            # count silently.
-            checks.append(
-                _Check(
-                    '"_label" NOT IN (0, 1)',
-                    REASON_LABEL_NOT_BINARY,
-                    f"{literal(wanted['columns.label'] + ': ')} || {shown_sql(expr, duckdb_type)} "
-                    f"|| ' is not 0, 1, true or false'",
+            if model.task == "regression":  # the true value: any finite number
+                checks.append(
+                    _Check('isinf("_label")', REASON_LABEL_NOT_FINITE, f"{shown} || ' is not finite'")
                 )
-            )
+            else:
+                # Precision, recall … count label > 0 as positive: a soft or multi-class label would
+                # count silently.
+                checks.append(
+                    _Check(
+                        '"_label" NOT IN (0, 1)',
+                        REASON_LABEL_NOT_BINARY,
+                        f"{shown} || ' is not 0, 1, true or false'",
+                    )
+                )
         else:
             values["_label"] = "NULL::DOUBLE"
         ingested = f"CAST({literal(now)} AS TIMESTAMP)"
@@ -875,9 +881,15 @@ def _stage_sql(
             not_blank = f"NOT {blank_sql(expr, duckdb_type)}"
             not_number = '"_score" IS NULL OR isnan("_score")'
             checks.append(_Check(f"{not_blank} AND ({not_number})", REASON_SCORE_NOT_A_NUMBER, shown))
-            out_of_range = '"_score" < 0 OR "_score" > 1'
-            checks.append(_Check(f"{not_blank} AND ({out_of_range})", REASON_SCORE_OUT_OF_RANGE, shown))
-        threshold = f"(({score}) >= {float(model.threshold)!r})"
+            if model.task == "regression":  # the predicted value: any finite number
+                checks.append(_Check(f'{not_blank} AND isinf("_score")', REASON_SCORE_NOT_FINITE, shown))
+            else:  # the positive class's probability
+                out_of_range = '"_score" < 0 OR "_score" > 1'
+                checks.append(_Check(f"{not_blank} AND ({out_of_range})", REASON_SCORE_OUT_OF_RANGE, shown))
+        # A regression model takes no decision (config refuses a prediction column for it).
+        threshold = (
+            "NULL::BOOLEAN" if model.task == "regression" else f"(({score}) >= {float(model.threshold)!r})"
+        )
         version_src = source("columns.version")
         if version_src is not None:
             values["_version"] = f"coalesce(nullif(trim({text_sql(*version_src)}), ''), 'default')"

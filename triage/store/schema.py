@@ -4,9 +4,10 @@ Per model (``m`` is `table_suffix(model.name)`):
 
 ``predictions_m`` — one row per scored request, in canonical columns:
     _id VARCHAR (unique), _ts TIMESTAMP (UTC, naive), _version VARCHAR ('default' when the log
-    has no version column), _score DOUBLE in [0, 1], _decision BOOLEAN (the prediction column,
-    or _score >= threshold), _latency_ms DOUBLE, _cost DOUBLE, _tokens DOUBLE, _error BOOLEAN,
-    _fallback BOOLEAN, _route VARCHAR (unmapped optional roles are NULL),
+    has no version column), _score DOUBLE in [0, 1] (a regression model's: any finite number),
+    _decision BOOLEAN (the prediction column, or _score >= threshold; NULL for a regression
+    model), _latency_ms DOUBLE, _cost DOUBLE, _tokens DOUBLE, _error BOOLEAN, _fallback BOOLEAN,
+    _route VARCHAR (unmapped optional roles are NULL),
     then each segment column (VARCHAR) and each feature under the user's own name (numeric as
     DOUBLE, categorical as VARCHAR), then _file_id INTEGER, _row BIGINT (1-based row / line),
     _idh UBIGINT (`md5_number_lower(_id)`: ids are looked up by it first).
@@ -71,8 +72,10 @@ REASON_BAD_TIMESTAMP = "bad timestamp"
 REASON_MISSING_SCORE = "missing score"
 REASON_SCORE_NOT_A_NUMBER = "score not a number"
 REASON_SCORE_OUT_OF_RANGE = "score outside [0, 1]"
+REASON_SCORE_NOT_FINITE = "score not finite"  # a regression model's prediction: any finite number
 REASON_MISSING_LABEL = "missing label"
 REASON_LABEL_NOT_BINARY = "label not 0 or 1"  # a number a binary classifier's label cannot be
+REASON_LABEL_NOT_FINITE = "label not finite"  # a regression model's true value: any finite number
 REASON_BAD_TYPE = "bad type"
 REASON_DUPLICATE_ID = "duplicate id"
 # Not a row's reason: one optional value of a kept row (a feature, latency, cost, tokens, error,
@@ -89,8 +92,10 @@ QUARANTINE_REASONS = (
     REASON_MISSING_SCORE,
     REASON_SCORE_NOT_A_NUMBER,
     REASON_SCORE_OUT_OF_RANGE,
+    REASON_SCORE_NOT_FINITE,
     REASON_MISSING_LABEL,
     REASON_LABEL_NOT_BINARY,
+    REASON_LABEL_NOT_FINITE,
     REASON_BAD_TYPE,
     REASON_DUPLICATE_ID,
 )

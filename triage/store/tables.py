@@ -267,6 +267,7 @@ def model_settings(model: ModelConfig) -> dict[str, object]:
         "segments": list(model.segments),
         "numeric": list(model.numeric),
         "categorical": list(model.categorical),
+        "task": model.task,
     }
 
 
@@ -278,7 +279,7 @@ def check_settings(con: duckdb.DuckDBPyConnection, model: ModelConfig) -> bool:
     row = con.execute(f"SELECT settings FROM {MODELS_TABLE} WHERE model = ?", [model.name]).fetchone()
     if row is None:
         return False
-    stored = json.loads(row[0])
+    stored = {"task": "binary"} | json.loads(row[0])  # a store built before tasks holds a binary model
     current = model_settings(model)
     changed = [key for key in current if stored.get(key) != current[key]]
     if not changed:

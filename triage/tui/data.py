@@ -51,6 +51,7 @@ class ModelView:
     cost_segment: str | None = None  # the costs differ in some values of this segment
     last_prediction: datetime | None = None  # the latest prediction as of the snapshot
     stale_after_s: float | None = None  # the model's `stale_after`: a longer silence is stale
+    task: str = "binary"  # `ModelConfig.task`: a regression model has errors, not precision
 
 
 @dataclass(frozen=True)

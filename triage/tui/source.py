@@ -87,6 +87,7 @@ def model_view(model: ModelConfig, report: ModelReport) -> ModelView:
         pending_windows=len(report.pending_labels),
         last_prediction=report.feed[0].last_prediction,
         stale_after_s=model.stale_after.total_seconds() if model.stale_after else None,
+        task=model.task,
     )
 
 

@@ -67,6 +67,9 @@ class CalibrationScreen(ChartScreen):
         if model is None:
             self.set_context(self.PANEL, "no model has data yet")
             return
+        if model.task == "regression":
+            self.render_regression(model)
+            return
         window = labelled_window(model, self.triage.window_start, self.triage.version, "calibration")
         self.shown_window = window
         rows = select(model.calibration, window_start=window, segment=None)
@@ -107,3 +110,12 @@ class CalibrationScreen(ChartScreen):
             "all charts" if self.wide else "m: next chart",
             *pending_labels(model),
         )
+
+    def render_regression(self, model: ModelView) -> None:
+        """A regression model's predictions are values, not probabilities: the panel says so."""
+        self.shown_window = None
+        refill(self.query_one("#versions", DataTable), ())
+        self.query_one("#reliability", XYChart).show((), "a regression model: no probabilities to calibrate")
+        for chart in ("#ece", "#brier", "#decision"):
+            self.query_one(chart, TimeChart).show(None)
+        self.set_context(self.PANEL, model.name, "regression: see Performance for its errors")

@@ -1,5 +1,6 @@
 """Performance from delayed labels: a metric over time with its confidence band, label coverage,
-the per-slice table with row counts, and the expected cost of the decisions."""
+the per-slice table with row counts, and the expected cost of the decisions — of a regression
+model, its errors (MAE, RMSE, MAPE) instead."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ from triage.tui.widgets.table import PanelTable
 
 METRICS = ("precision", "recall", "auroc", "fpr", "fnr", "accuracy", "expected_cost")
 COLUMNS = ("slice", "n", "labeled", "cover", "precision", "recall", "AUROC", "FPR", "cost")
+REGRESSION_METRICS = ("mae", "rmse", "mape")
+REGRESSION_COLUMNS = ("slice", "n", "labeled", "cover", "MAE", "RMSE", "MAPE")
 
 
 def short_ci(value: float | None, low: float | None, high: float | None) -> str:
@@ -40,13 +43,23 @@ def short_ci(value: float | None, low: float | None, high: float | None) -> str:
     return f"{value * 100:.1f} ({low * 100:.0f}–{high * 100:.0f})"
 
 
-def slice_cells(r: PerformanceRow) -> list[Text | str]:
+def slice_cells(r: PerformanceRow, regression: bool = False) -> list[Text | str]:
     """One slice's performance in the chosen window as table cells."""
-    return [
+    counts: list[Text | str] = [
         slice_of(r).label[:18],
         cells.right(fmt.count(r.n)),
         cells.right(fmt.count(r.n_labeled)),
         cells.right(fmt.pct(r.label_coverage, 0)),
+    ]
+    if regression:
+        return [
+            *counts,
+            cells.right(fmt.ci(r.mae, r.mae_ci_low, r.mae_ci_high, False)),
+            cells.right(fmt.ci(r.rmse, r.rmse_ci_low, r.rmse_ci_high, False)),
+            cells.right(fmt.sig(r.mape)),
+        ]
+    return [
+        *counts,
         cells.right(short_ci(r.precision, r.precision_ci_low, r.precision_ci_high)),
         cells.right(short_ci(r.recall, r.recall_ci_low, r.recall_ci_high)),
         cells.right(fmt.num(r.auroc, 3)),
@@ -93,6 +106,12 @@ class PerformanceScreen(ModelScreen):
     def __init__(self) -> None:
         super().__init__()
         self.metric = METRICS[0]
+        self.columns: tuple[str, ...] = ()  # the table's, set for the shown model's task
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        model = self.model
+        return REGRESSION_METRICS if model is not None and model.task == "regression" else METRICS
 
     def compose_body(self) -> ComposeResult:
         yield PanelTable(id="slices", cursor_type="row", zebra_stripes=True)
@@ -101,31 +120,49 @@ class PerformanceScreen(ModelScreen):
             yield TimeChart(id="metric")
             yield TimeChart("label coverage per window", id="coverage")
 
-    def on_mount(self) -> None:
-        table = self.query_one("#slices", DataTable)
-        for name in COLUMNS:
-            table.add_column(name, key=name)
+    def set_columns(self, names: tuple[str, ...]) -> None:
+        """The table's columns, rebuilt when the shown model's task asks for others."""
+        if names != self.columns:
+            table = self.query_one("#slices", DataTable)
+            table.clear(columns=True)
+            for name in names:
+                table.add_column(name, key=name)
+            self.columns = names
 
     def render_snapshot(self, snapshot: Snapshot) -> None:
         model = self.model
         if model is None:
             self.set_context(self.PANEL, "no model has data yet")
             return
+        regression = model.task == "regression"
+        self.set_columns(REGRESSION_COLUMNS if regression else COLUMNS)
+        if self.metric not in self.metrics:
+            self.metric = self.metrics[0]
         version = self.triage.version
         window = labelled_window(model, self.triage.window_start, version)
         self.shown_window = window
         rows = select(model.performance, window_start=window, version=version)
         rows.sort(key=lambda r: (slice_of(r) != ALL, -r.n))
-        refill(self.query_one("#slices", DataTable), ((slice_of(r).label, slice_cells(r)) for r in rows))
+        refill(
+            self.query_one("#slices", DataTable),
+            ((slice_of(r).label, slice_cells(r, regression)) for r in rows),
+        )
         overall = next((r for r in rows if r.segment is None), None)
-        cost = Text.assemble(
-            ("expected cost/prediction ", "dim"),
-            fmt.ci(overall.expected_cost, overall.expected_cost_ci_low, overall.expected_cost_ci_high, False)
-            if overall
-            else fmt.MISSING,
-            (f" · FP {model.cost_false_positive:g}, FN {model.cost_false_negative:g}", "dim"),
-            (f" (some {model.cost_segment} values differ)" if model.cost_segment else "", "dim"),
-            (f" · label lag p50 {fmt.duration(overall.label_lag_p50_s if overall else None)}", "dim"),
+        lag = (f" · label lag p50 {fmt.duration(overall.label_lag_p50_s if overall else None)}", "dim")
+        cost = (
+            Text.assemble(("errors of the predicted values", "dim"), lag)
+            if regression
+            else Text.assemble(
+                ("expected cost/prediction ", "dim"),
+                fmt.ci(
+                    overall.expected_cost, overall.expected_cost_ci_low, overall.expected_cost_ci_high, False
+                )
+                if overall
+                else fmt.MISSING,
+                (f" · FP {model.cost_false_positive:g}, FN {model.cost_false_negative:g}", "dim"),
+                (f" (some {model.cost_segment} values differ)" if model.cost_segment else "", "dim"),
+                lag,
+            )
         )
         self.query_one("#cost", Static).update(cost)
         title = f"{self.metric.replace('_', ' ')} per window, 95% CI"
@@ -143,5 +180,8 @@ class PerformanceScreen(ModelScreen):
 
     def action_next_metric(self) -> None:
         """Chart the next metric."""
-        self.metric = METRICS[(METRICS.index(self.metric) + 1) % len(METRICS)]
+        metrics = self.metrics
+        self.metric = (
+            metrics[(metrics.index(self.metric) + 1) % len(metrics)] if self.metric in metrics else metrics[0]
+        )
         self.redraw()
