@@ -79,10 +79,12 @@ def _iso(value: np.datetime64) -> str:
     return str(value.astype("datetime64[us]")) + "Z"
 
 
-def _write_world(folder: Path, config: str, seed: int, worse_from_day: int | None = None) -> World:
+def _write_world(
+    folder: Path, config: str, seed: int, worse_from_day: int | None = None, bias: float = 0.0
+) -> World:
     """Predictions of travel minutes over DAYS days; each row's true value arrives 1–30 hours
-    later; some actual values are 0 (cancelled trips), and from `worse_from_day` on version v2's
-    errors triple."""
+    later; some actual values are 0 (cancelled trips), from `worse_from_day` on version v2's
+    errors quadruple, and every prediction is off by `bias` more."""
     rng = np.random.default_rng(seed)
     n = 2400
     start = np.datetime64(START.replace(tzinfo=None), "us")
@@ -96,7 +98,7 @@ def _write_world(folder: Path, config: str, seed: int, worse_from_day: int | Non
     if worse_from_day is not None:
         late = (ts >= start + np.timedelta64(worse_from_day, "D")) & (version == "v2")
         error[late] *= 4.0
-    prediction = np.round(actual + error, 2)
+    prediction = np.round(actual + error, 2) + bias
     prediction[::97] = prediction[::97].round()  # ties
     arrived = ts + (rng.uniform(1, 30, n) * 3_600_000_000).astype("timedelta64[us]")
     with open(folder / "predictions.jsonl", "w", encoding="utf-8") as handle:
@@ -338,3 +340,28 @@ def test_the_incident_report_compares_errors_before_and_during(
     chart = text[text.index("MAE (") :]
     last = {line.split()[0]: float(line.split()[-1]) for line in chart.splitlines()[1:4]}
     assert last["v2"] > 2 * last["v1"]  # v2's errors quadrupled from day 2
+
+
+def test_the_intervals_keep_their_spread_when_every_error_is_large(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Errors of 1e8 ± 2.5: a variance from Σx² − n·x̄² would cancel to noise; each interval's width
+    is the one numpy gets from the raw errors."""
+    made = _write_world(tmp_path, CONFIG, seed=9, bias=1e8)
+    assert main(["--config", str(made.config), "ingest"]) == 0
+    capsys.readouterr()
+    _, document = check(capsys, made.config, "--at", (START + timedelta(days=DAYS + 2)).isoformat())
+    (model,) = document["models"]
+    rows = [r for r in model["performance"] if r["version"] is None and r["segment"] is None]
+    for row in rows:
+        start = np.datetime64(row["window_start"][:-1], "us")
+        known = (world_ts := made.ts) >= start
+        known &= (world_ts < start + np.timedelta64(1, "D")) & ~np.isnat(made.arrived)
+        y, p = made.actual[known], made.prediction[known]
+        error = np.abs(p - y)
+        assert row["mae"] == pytest.approx(mean_absolute_error(y, p), rel=1e-12)
+        for name, values in (("mae", error), ("rmse", error**2)):
+            low, high = _mean_interval(values)
+            width = high - low if name == "mae" else math.sqrt(high) - math.sqrt(low)
+            assert row[f"{name}_ci_high"] - row[f"{name}_ci_low"] == pytest.approx(width, rel=1e-6)
+    assert len(rows) == DAYS

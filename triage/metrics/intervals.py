@@ -52,6 +52,12 @@ def mean_normal(n: int, total: float, total_sq: float, z: float = Z95) -> Interv
     if n < 2:
         return None, None
     mean = total / n
-    variance = max(0.0, (total_sq - n * mean * mean) / (n - 1))
-    half = z * math.sqrt(variance / n)
+    return normal(n, mean, max(0.0, (total_sq - n * mean * mean) / (n - 1)), z)
+
+
+def normal(n: int, mean: float, variance: float | None, z: float = Z95) -> Interval:
+    """x̄ ± z·√(s²/n) from the mean and the sample variance s² (ddof 1), floored at 0; None below two."""
+    if n < 2 or variance is None:
+        return None, None
+    half = z * math.sqrt(max(0.0, variance) / n)
     return max(0.0, mean - half), mean + half

@@ -30,7 +30,7 @@ import numpy as np
 
 from triage.config import Costs
 from triage.metrics.frame import Scope
-from triage.metrics.intervals import delong, mean_normal, wilson
+from triage.metrics.intervals import delong, mean_normal, normal, wilson
 from triage.metrics.results import PerformanceRow, not_enough
 from triage.metrics.source import CellCounts, CellFields, ErrorSums, LabelledCells, ScoreCounts
 
@@ -151,9 +151,9 @@ def _errors(values: dict[str, float | None], errors: ErrorSums, n: int) -> str |
     """Fill MAE, RMSE and MAPE of a regression cell with enough labels, each with its interval; the
     note on what is undefined or surprising."""
     notes: list[str] = []
-    mae_ci = mean_normal(n, errors.abs_sum, errors.sq_sum)
-    mse_low, mse_high = mean_normal(n, errors.sq_sum, errors.quad_sum)
-    mape_ci = mean_normal(n, errors.ape_sum, errors.ape_sq_sum)
+    mae, mse, mape = errors.abs_sum / n, errors.sq_sum / n, errors.ape_sum / n
+    mae_ci, (mse_low, mse_high) = normal(n, mae, errors.abs_var), normal(n, mse, errors.sq_var)
+    mape_ci = normal(n, mape, errors.ape_var)
     if mae_ci[0] is None:
         notes.append("intervals undefined: one labelled row (s needs two)")
     if errors.zero_labels:
@@ -161,13 +161,13 @@ def _errors(values: dict[str, float | None], errors: ErrorSums, n: int) -> str |
             f"MAPE divides by machine epsilon for {errors.zero_labels} labels of 0 (as scikit-learn does)"
         )
     values.update(
-        mae=errors.abs_sum / n,
+        mae=mae,
         mae_ci_low=mae_ci[0],
         mae_ci_high=mae_ci[1],
-        rmse=math.sqrt(errors.sq_sum / n),
+        rmse=math.sqrt(mse),
         rmse_ci_low=None if mse_low is None else math.sqrt(mse_low),
         rmse_ci_high=None if mse_high is None else math.sqrt(mse_high),
-        mape=errors.ape_sum / n,
+        mape=mape,
         mape_ci_low=mape_ci[0],
         mape_ci_high=mape_ci[1],
     )

@@ -112,14 +112,17 @@ MAPE_EPS = float(np.finfo(np.float64).eps)
 @dataclass(frozen=True)
 class ErrorSums:
     """A regression cell's labelled rows (e = prediction − label, ape = |e| / max(|label|,
-    `MAPE_EPS`)): the sums behind MAE, RMSE, MAPE and their intervals. Sums are compensated (DuckDB's
-    `fsum`), so a cell's sums do not depend on the order its rows are read in."""
+    `MAPE_EPS`)): the sums behind MAE, RMSE and MAPE, and the sample variances (ddof 1; None below
+    two rows) behind their intervals. Sums are compensated (DuckDB's `fsum`), so a cell's sums do not
+    depend on the order its rows are read in; variances are DuckDB's `var_samp`, which does not
+    subtract two large sums (an error of 1e8 ± 0.01 keeps its spread)."""
 
     abs_sum: float  # Σ |e|
     sq_sum: float  # Σ e²
-    quad_sum: float  # Σ e⁴
     ape_sum: float  # Σ ape
-    ape_sq_sum: float  # Σ ape²
+    abs_var: float | None  # s² of |e|
+    sq_var: float | None  # s² of e²
+    ape_var: float | None  # s² of ape
     zero_labels: int  # labels equal to 0: their ape is |e| / MAPE_EPS
 
 
@@ -359,7 +362,6 @@ def _cell_counts(con: duckdb.DuckDBPyConnection, scope: Scope, rows: str) -> lis
     cells = []
     for row in result:
         lag = row[11]
-        errors = row[12 + 2 * len(classes) :]
         cells.append(
             CellCounts(
                 window_start=aware(row[0]),
@@ -378,7 +380,7 @@ def _cell_counts(con: duckdb.DuckDBPyConnection, scope: Scope, rows: str) -> lis
                 lag_p95_s=None if lag is None else lag[1],
                 fp_by_class=tuple(row[12 : 12 + len(classes)]),
                 fn_by_class=tuple(row[12 + len(classes) : 12 + 2 * len(classes)]),
-                errors=ErrorSums(*(e or 0 for e in errors)) if errors else None,
+                errors=_error_sums(row[12 + 2 * len(classes) :]),
             )
         )
     return cells
@@ -389,11 +391,20 @@ def _error_sums_sql(scope: Scope) -> list[str]:
     if scope.model.task != "regression":
         return []
     error = "(_score - _y)"
-    ape = f"(abs{error} / greatest(abs(_y), {MAPE_EPS!r}))"
-    sums = [f"abs{error}", f"{error} ^ 2", f"{error} ^ 4", ape, f"{ape} ^ 2"]
-    return [f"fsum({term}) FILTER (WHERE _labelled)" for term in sums] + [
-        "count(*) FILTER (WHERE _labelled AND _y = 0)"
+    terms = [f"abs{error}", f"{error} ^ 2", f"(abs{error} / greatest(abs(_y), {MAPE_EPS!r}))"]
+    return [
+        *(f"fsum({term}) FILTER (WHERE _labelled)" for term in terms),
+        *(f"var_samp({term}) FILTER (WHERE _labelled)" for term in terms),
+        "count(*) FILTER (WHERE _labelled AND _y = 0)",
     ]
+
+
+def _error_sums(values: Sequence[Any]) -> ErrorSums | None:
+    """`_error_sums_sql`'s aggregates as ErrorSums (None: a classifier's cell); no labels sum to 0."""
+    if not values:
+        return None
+    abs_sum, sq_sum, ape_sum, abs_var, sq_var, ape_var, zero_labels = values
+    return ErrorSums(abs_sum or 0.0, sq_sum or 0.0, ape_sum or 0.0, abs_var, sq_var, ape_var, zero_labels)
 
 
 def _cost_class_sql(scope: Scope) -> str:
