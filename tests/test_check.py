@@ -1014,3 +1014,100 @@ def test_a_cost_value_no_prediction_has_is_named(
     ]
     _, sliced, _ = run(capsys, copy, "--at", "2026-01-07T18:00Z", "--slice", "merchant")
     assert "costs.by_segment" not in sliced  # a view without the cost segment's cells cannot tell
+
+
+def test_a_slice_whose_volume_halves_or_spikes_against_every_earlier_day_alerts(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Nine days from a Monday, hour by hour (Poisson counts at uniform times): `web` with a daily
+    cycle, `office` on weekdays 08–18 only, `eu` and `apac` flat, `bots` a trickle. On day 9 `eu`
+    falls to 30 % from 10:00 and `bots` jumps thirtyfold from 11:00; `apac`'s log of the last
+    45 minutes has not landed yet. As of 12:00 every feed row's last-hour volume and its fewest and
+    most in that hour of the 7 days before are recounted here from the raw times; `eu` alone is a
+    drop (warning: ≈ 0.3 of its fewest) and `bots` alone a spike (critical: > 4 × the 50 floor);
+    `apac` is behind, not judged a drop; `office`'s hour has weekends among its earlier days."""
+    rng = np.random.default_rng(11)
+    start = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
+    at = start + timedelta(days=8, hours=12)
+    incident = start + timedelta(days=8)
+
+    def rate(region: str, hour: datetime) -> float:
+        if region == "web":
+            return 100 * (1 + 0.5 * math.sin(2 * math.pi * hour.hour / 24))
+        if region == "office":
+            return 200.0 if hour.weekday() < 5 and 8 <= hour.hour < 18 else 0.0
+        if region == "eu":
+            return 45.0 if hour >= incident + timedelta(hours=10) else 150.0
+        if region == "bots":
+            return 300.0 if hour >= incident + timedelta(hours=11) else 10.0
+        return 150.0  # apac
+
+    times: dict[str, list[datetime]] = {r: [] for r in ("apac", "bots", "eu", "office", "web")}
+    for h in range(8 * 24 + 12):
+        hour = start + timedelta(hours=h)
+        for region, stamps in times.items():
+            offsets = np.sort(rng.uniform(0, 3600, rng.poisson(rate(region, hour))))
+            stamps += [hour + timedelta(seconds=float(s)) for s in offsets]
+    times["apac"] = [t for t in times["apac"] if t <= at - timedelta(minutes=45)]
+    times["eu"].append(at - timedelta(seconds=30))  # still flowing at its lower rate
+    with open(tmp_path / "predictions.jsonl", "w", encoding="utf-8") as handle:
+        for region, stamps in times.items():
+            for i, stamp in enumerate(stamps):
+                row = {"id": f"{region}-{i}", "ts": stamp.isoformat(), "score": 0.5, "region": region}
+                handle.write(json.dumps(row) + "\n")
+    config = tmp_path / "triage.toml"
+    config.write_text(SLICE_FEED_CONFIG.replace('stale_after = "1h"\n', ""), encoding="utf-8")
+    assert main(["--config", str(config), "ingest"]) == 0
+    capsys.readouterr()
+
+    everything = sorted(t for stamps in times.values() for t in stamps)
+    model_last = everything[-1]
+
+    def hour_counts(stamps: list[datetime]) -> tuple[int, list[int]]:
+        """Predictions in the hour up to the model's last one, and in that hour of the 7 days before."""
+        counts = [
+            sum(model_last - timedelta(days=k, hours=1) < t <= model_last - timedelta(days=k) for t in stamps)
+            for k in range(8)
+        ]
+        return counts[0], counts[1:]
+
+    status, out, _ = run(capsys, config, "--json", "--at", at.isoformat())
+    document = json.loads(out)
+    feed = document["models"][0]["feed"]
+    assert [row["segment_value"] for row in feed] == [None, *sorted(times)]
+    ratios = {}
+    for row in feed:
+        stamps = everything if row["segment"] is None else times[row["segment_value"]]
+        recent, before = hour_counts(stamps)
+        fewest, most = min(before), max(before)
+        assert (row["recent_n"], row["fewest_n"], row["most_n"]) == (recent, fewest, most)
+        behind = (model_last - max(stamps)).total_seconds()
+        if recent < fewest and fewest >= 50:  # a drop, unless the slice is behind: stopped or late
+            expected = recent / fewest if recent and behind <= max(60, 3 * 3600 / recent) else None
+        else:  # a spike over the most, at least 50
+            expected = recent / max(most, 50) if recent > max(most, 50) else 1.0
+        assert row["volume_ratio"] == pytest.approx(expected), row
+        ratios[row["segment_value"]] = row["volume_ratio"]
+    assert 0.25 < ratios["eu"] <= 0.5 and ratios["bots"] >= 4 and ratios["apac"] is None
+    assert ratios["office"] == 1.0 and ratios["web"] < 2 and ratios[None] < 2
+    firing = sorted(
+        (a["rule"], a["scope"].get("segment_value"), a["severity"])
+        for a in document["alerts"]
+        if a["status"] == "firing"
+    )
+    assert firing == [("volume-drop", "eu", "warning"), ("volume-spike", "bots", "critical")]
+    assert status == 2
+    rows = {row["segment_value"]: row for row in feed}
+    text = run(capsys, config, "--at", at.isoformat())[1]
+    assert [line for line in text.splitlines() if line.startswith("  volume:")] == [
+        f"  volume: region=bots, {rows['bots']['recent_n']} in the last hour, {ratios['bots']:.2f}× the most "
+        f"({rows['bots']['most_n']}, taken as 50) in that hour on the 7 days before",
+        f"  volume: region=eu, {rows['eu']['recent_n']} in the last hour, {ratios['eu']:.2f}× the fewest "
+        f"({rows['eu']['fewest_n']}) in that hour on the 7 days before",
+    ]
+
+    # A day earlier nothing was unusual; with only the last window nothing is compared.
+    quiet = check_json(capsys, config, "--at", (at - timedelta(days=1)).isoformat())
+    assert not [a for a in quiet["alerts"] if a["status"] == "firing"]
+    alone = check_json(capsys, config, "--at", at.isoformat(), "--last", "1")
+    assert all(row["volume_ratio"] is None and row["fewest_n"] is None for row in alone["models"][0]["feed"])

@@ -109,6 +109,8 @@ FEED_SIGNAL = "feed.silence_s"
 # A slice's: how long its model went on without it, where that is unusual for the slice (else 0).
 SLICE_FEED_SIGNAL = "feed.unusual_s"
 DURATION_SIGNALS = frozenset({FEED_SIGNAL, "feed.behind_s", SLICE_FEED_SIGNAL})
+# The last hour's predictions against the same hour of the 7 days before (`FeedRow.volume_ratio`).
+VOLUME_SIGNAL = "feed.volume_ratio"
 STALE_CRITICAL = 4
 
 _BAND_RE = re.compile(r"^(\d+(?:\.\d+)?)sigma$")
@@ -380,6 +382,26 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
                 critical_change=0.5,
             )
         )
+    # The model's or a slice's traffic halved (a client sends half its requests) or doubled (a
+    # retry storm, a bot, a campaign: the bill) against every one of the 7 days before at that hour.
+    rules += [
+        AlertRule(
+            name="volume-drop",
+            signal=VOLUME_SIGNAL,
+            where={"segment": "*"},
+            direction="below",
+            warn=0.5,
+            critical=0.25,
+        ),
+        AlertRule(
+            name="volume-spike",
+            signal=VOLUME_SIGNAL,
+            where={"segment": "*"},
+            direction="above",
+            warn=2.0,
+            critical=4.0,
+        ),
+    ]
     if model.stale_after is not None:
         # No prediction for `stale_after`: the feed, or the ingest of its logs, stopped.
         seconds = model.stale_after.total_seconds()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -20,6 +21,7 @@ from triage.cli import UserError
 from triage.commands.alerts_cmd import alerts_text, time_text
 from triage.commands.argtypes import time_arg, window_arg, window_count
 from triage.config import Config, Costs, ModelConfig, load_config
+from triage.metrics.operations import VOLUME_USUAL_MIN
 from triage.store import Store, StoreError
 
 if TYPE_CHECKING:
@@ -220,7 +222,7 @@ def _model_lines(model: ModelReport, config: ModelConfig) -> list[str]:
     if not model.windows:
         return [*lines, "  no predictions in the evaluated windows"]
     latest = model.windows[-1].window_start
-    lines += _stale_lines(model) + _silent_slice_lines(model)
+    lines += _stale_lines(model) + _silent_slice_lines(model) + _volume_lines(model)
     if model.reference.complete:
         lines += ["", *_drift_lines(model, latest), "", *_quality_lines(model, latest), *_schema_lines(model)]
     else:
@@ -271,6 +273,29 @@ def _silent_slice_lines(model: ModelReport, shown: int = 5) -> list[str]:
     ]
     if len(silent) > shown:
         lines.append(f"          and {len(silent) - shown} more slice(s)")
+    return lines
+
+
+def _volume_lines(model: ModelReport, shown: int = 5) -> list[str]:
+    """The model and the slices whose last hour's volume is half the fewest, or twice the most, of
+    that hour on the 7 days before (`FeedRow.volume_ratio`; the default volume rules' warnings),
+    the furthest first."""
+    moved = sorted(
+        (row for row in model.feed if row.volume_ratio is not None and not 0.5 < row.volume_ratio < 2.0),
+        key=lambda row: -abs(math.log(max(row.volume_ratio or 0.0, 1e-9))),
+    )
+    lines = []
+    for row in moved[:shown]:
+        ratio = row.volume_ratio or 0.0
+        most = row.most_n or 0
+        floor = f", taken as {VOLUME_USUAL_MIN}" if most < VOLUME_USUAL_MIN else ""
+        compared = f"the fewest ({_count(row.fewest_n or 0)})" if ratio < 1 else f"the most ({most}{floor})"
+        lines.append(
+            f"  volume: {_slice(row)}, {_count(row.recent_n or 0)} in the last hour, {ratio:.2f}× {compared}"
+            " in that hour on the 7 days before"
+        )
+    if len(moved) > shown:
+        lines.append(f"          and {len(moved) - shown} more")
     return lines
 
 

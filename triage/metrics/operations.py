@@ -11,13 +11,14 @@ A signal that is not logged in a cell is None and named in the note; so is one w
 
 The feed's freshness (`feed_rows`): the latest prediction as of T and the silence since it, for the
 model and for each slice — with how long the model went on without the slice, and how many
-predictions the slice had in the same hours of earlier days.
+predictions the slice had in the same hours of earlier days — and its volume: the predictions of
+the last hour against the same hour of each of the 7 days before (`volume`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,6 +38,16 @@ FEED_COMPARE_AFTER_S = 60.0
 FEED_DAYS = 7
 FEED_USUAL_MIN = 20
 DAY, WEEK = timedelta(days=1), timedelta(weeks=1)
+# The volume of the hour up to the model's last prediction is compared with the same hour of each
+# of the FEED_DAYS days before: below the fewest of them (a drop, judged only where that fewest is
+# VOLUME_USUAL_MIN or more: half of 50 comes by chance with probability ≈ 1e-4) or above the most
+# (a spike, over at least VOLUME_USUAL_MIN). Against every earlier day, not their mean: last week's
+# same weekday is among them, so a quiet weekend or night is not a drop. A slice behind the model by
+# more than a minute and three of its gaps at the last hour's rate (or with none in it) is not
+# judged a drop: it stopped (`unusual_s`'s question), or its log lands later than the others' (a
+# file per region).
+VOLUME_SPAN = timedelta(hours=1)
+VOLUME_USUAL_MIN = 50
 
 _COLUMNS = (
     "p._latency_ms, p._error, p._fallback, p._cost, p._tokens, "
@@ -131,10 +142,15 @@ def feed_rows(
     """The model's feed row (`feed_row`), then one per slice of the evaluated windows (their
     all-versions `operations` rows say which slices have predictions, and where the latest are):
     its last prediction, silence, how long the model went on without it, and — once that is a
-    minute or `stale_after` — the fewest predictions it had in the same hours of an earlier day."""
+    minute or `stale_after` — the fewest predictions it had in the same hours of an earlier day;
+    and for each row its volume in the last hour against the same hour of earlier days."""
     model = feed_row(con, scope, windows)
-    if model.last_prediction is None or not scope.segments:
+    if model.last_prediction is None:
         return (model,)
+    first = next((window.window_start for window in windows if window.n), model.last_prediction)
+    if not scope.segments:
+        volumes = volume(con, scope, {(None, None): 0.0}, model.last_prediction, first)
+        return (replace(model, **volumes[(None, None)]),)
     counts: dict[tuple[str, str], int] = {}
     latest: dict[tuple[str, str], datetime] = {}  # a slice's latest window with predictions
     for row in operations:
@@ -146,10 +162,11 @@ def feed_rows(
     stale_after = scope.model.stale_after
     compare_after = min(FEED_COMPARE_AFTER_S, stale_after.total_seconds() if stale_after else math.inf)
     behind = {key: (model.last_prediction - at).total_seconds() for key, at in last.items()}
-    first = next((window.window_start for window in windows if window.n), model.last_prediction)
+    judged: dict[Slice, float] = {(None, None): 0.0, **{key: seconds for key, seconds in behind.items()}}
+    volumes = volume(con, scope, judged, model.last_prediction, first)
     compared = {key: at for key, at in last.items() if behind[key] >= compare_after}
     usual = _usual_counts(con, scope, compared, model.last_prediction, first)
-    rows = [model]
+    rows = [replace(model, **volumes[(None, None)])]
     min_samples = scope.model.min_samples
     for key in sorted(last):
         n, count = counts[key], usual.get(key)
@@ -175,9 +192,101 @@ def feed_rows(
                 behind_s=behind[key],
                 usual_n=count,
                 unusual_s=unusual,
+                **volumes[key],
             )
         )
     return tuple(rows)
+
+
+Slice = tuple[str | None, str | None]  # (segment, value); (None, None): all traffic
+
+
+def volume(
+    con: duckdb.DuckDBPyConnection,
+    scope: Scope,
+    behind: Mapping[Slice, float],
+    end: datetime,
+    first: datetime,
+) -> dict[Slice, dict[str, Any]]:
+    """Per slice (`behind`: how long the model went on without it, in seconds): `recent_n`, its
+    predictions in (end − VOLUME_SPAN, end]; `fewest_n` and `most_n` over that span moved back by
+    1 to FEED_DAYS days, where the moved span starts at or after `first`; and `volume_ratio`
+    (`volume_ratio`). Without such an earlier span all but recent_n are None."""
+    keys = list(behind)
+    spans = [
+        (key, k, end - k * DAY - VOLUME_SPAN, end - k * DAY) for key in keys for k in range(FEED_DAYS + 1)
+    ]
+    spans = [span for span in spans if span[1] == 0 or span[2] >= first]
+    counts = _span_counts(con, scope, [(key, low, high) for key, _, low, high in spans])
+    earlier: dict[Slice, list[int]] = {key: [] for key in keys}
+    recent: dict[Slice, int] = {}
+    for (key, k, _, _), count in zip(spans, counts, strict=True):
+        if k == 0:
+            recent[key] = count
+        else:
+            earlier[key].append(count)
+    found: dict[Slice, dict[str, Any]] = {}
+    for key in keys:
+        before, now = earlier[key], recent[key]
+        fewest, most = (min(before), max(before)) if before else (None, None)
+        found[key] = {
+            "recent_n": now,
+            "fewest_n": fewest,
+            "most_n": most,
+            "volume_ratio": volume_ratio(now, fewest, most, behind[key]),
+        }
+    return found
+
+
+def volume_ratio(recent: int, fewest: int | None, most: int | None, behind_s: float) -> float | None:
+    """The last hour's predictions over the fewest of the same hour before when fewer (where that
+    fewest is VOLUME_USUAL_MIN or more), over the most (at least VOLUME_USUAL_MIN) when more, else 1;
+    None without an earlier hour, or when fewer from a slice too far behind to judge a drop of."""
+    if fewest is None or most is None:
+        return None
+    if recent < fewest and fewest >= VOLUME_USUAL_MIN:
+        flowing = recent and behind_s <= max(FEED_COMPARE_AFTER_S, 3 * VOLUME_SPAN.total_seconds() / recent)
+        return recent / fewest if flowing else None
+    ceiling = max(most, VOLUME_USUAL_MIN)
+    return recent / ceiling if recent > ceiling else 1.0
+
+
+def _span_counts(
+    con: duckdb.DuckDBPyConnection, scope: Scope, spans: Sequence[tuple[Slice, datetime, datetime]]
+) -> list[int]:
+    """Each span's predictions of its slice in (low, high]: one scan per segment column (and one
+    for all traffic) of the spans' time — of the spans alone when they are few and shared (the
+    volume's eight hours), else of the time from the first to the last."""
+    by_segment: dict[str | None, list[tuple[int, str, datetime, datetime]]] = {}
+    for index, ((segment, value), low, high) in enumerate(spans):
+        by_segment.setdefault(segment, []).append((index, value or "", low, high))
+    queries: list[str] = []
+    parameters: list[Any] = []
+    for segment, found in by_segment.items():
+        lows, highs = [span[2] for span in found], [span[3] for span in found]
+        bounds = sorted({(span[2], span[3]) for span in found})
+        if len(bounds) > 2 * (FEED_DAYS + 1):
+            bounds = [(min(lows), max(highs))]
+        covered = " OR ".join("(_ts > ? AND _ts <= ?)" for _ in bounds)
+        value = segment_value_sql(segment) if segment is not None else "''"
+        rows = f"SELECT {value} AS v, _ts AS _t FROM ({window_rows_sql(scope)}) WHERE {covered}"
+        queries.append(
+            "SELECT s.i, count(r._t) FROM (SELECT unnest(?::INTEGER[]) AS i, unnest(?::VARCHAR[]) AS v, "
+            "unnest(?::TIMESTAMP[]) AS low, unnest(?::TIMESTAMP[]) AS high) AS s "
+            f"LEFT JOIN ({rows}) AS r ON r.v = s.v AND r._t > s.low AND r._t <= s.high GROUP BY s.i"
+        )
+        parameters += [
+            [span[0] for span in found],
+            [span[1] for span in found],
+            [naive_utc(low) for low in lows],
+            [naive_utc(high) for high in highs],
+            *(naive_utc(at) for bound in bounds for at in bound),
+        ]
+    counts = [0] * len(spans)
+    if queries:
+        for index, count in con.execute(" UNION ALL ".join(queries), parameters).fetchall():
+            counts[index] = count
+    return counts
 
 
 def feed_row(con: duckdb.DuckDBPyConnection, scope: Scope, windows: Sequence[WindowInfo]) -> FeedRow:
@@ -252,11 +361,9 @@ def _usual_counts(
     """Per slice: the fewest predictions it had in (its last, the model's last] moved back — by 1
     to 7 days when that span is at most a day, else by whole weeks (as many as the span lasts, so
     the earlier spans do not overlap), up to FEED_DAYS times — where the moved span starts at or
-    after `first` (the evaluated windows' first). A slice with no such span is absent. One scan per
-    segment column, of the time the spans cover."""
-    spans: dict[str, list[tuple[int, str, datetime, datetime]]] = {}  # per segment: (span, value, low, high)
-    asked: list[tuple[str, str]] = []  # each span's slice
-    for (segment, value), at in last.items():
+    after `first` (the evaluated windows' first). A slice with no such span is absent."""
+    spans: list[tuple[Slice, datetime, datetime]] = []
+    for key, at in last.items():
         behind = model_last - at
         # Up to a day: each of the 7 days before (the same weekday among them); longer: whole weeks,
         # so that a weekend's silence is compared with earlier weekends.
@@ -265,30 +372,9 @@ def _usual_counts(
             low, high = at - k * period, model_last - k * period
             if low < first:
                 break
-            spans.setdefault(segment, []).append((len(asked), value, low, high))
-            asked.append((segment, value))
-    queries: list[str] = []
-    parameters: list[Any] = []
-    for segment, found in spans.items():
-        queries.append(
-            "SELECT s.i, count(r._t) FROM (SELECT unnest(?::INTEGER[]) AS i, unnest(?::VARCHAR[]) AS v, "
-            "unnest(?::TIMESTAMP[]) AS low, unnest(?::TIMESTAMP[]) AS high) AS s "
-            f"LEFT JOIN (SELECT {segment_value_sql(segment)} AS v, _ts AS _t FROM ({window_rows_sql(scope)}) "
-            "WHERE _ts > ? AND _ts <= ?) AS r ON r.v = s.v AND r._t > s.low AND r._t <= s.high GROUP BY s.i"
-        )
-        index, values, lows, highs = zip(*found, strict=True)
-        parameters += [
-            list(index),
-            list(values),
-            [naive_utc(low) for low in lows],
-            [naive_utc(high) for high in highs],
-            naive_utc(min(lows)),
-            naive_utc(max(highs)),
-        ]
+            spans.append((key, low, high))
     fewest: dict[tuple[str, str], int] = {}
-    if not queries:
-        return fewest
-    for index, count in con.execute(" UNION ALL ".join(queries), parameters).fetchall():
-        key = asked[index]
+    for ((segment, value), _, _), count in zip(spans, _span_counts(con, scope, spans), strict=True):
+        key = (str(segment), str(value))
         fewest[key] = min(fewest.get(key, count), count)
     return fewest

@@ -220,13 +220,23 @@ class FeedRow(Row):
     counted once it is behind by a minute (or `stale_after`, if shorter). `unusual_s` is
     `behind_s` where that silence is unusual — the slice usually has FEED_USUAL_MIN predictions
     in those hours, or it is not behind enough to be compared — and 0 where it is usual; None
-    (not enough data) without an earlier day to compare with."""
+    (not enough data) without an earlier day to compare with.
+
+    `recent_n` counts the row's predictions in the hour up to the model's last prediction, and
+    `fewest_n` / `most_n` the fewest and the most it had in that hour on each of the 7 days before
+    (`operations.volume`); `volume_ratio` is recent_n over fewest_n when fewer, over most_n when
+    more, else 1 — and 1 too when the count compared with is below VOLUME_USUAL_MIN; None
+    without an earlier day."""
 
     last_prediction: datetime | None
     silence_s: float | None
     behind_s: float | None
     usual_n: int | None
     unusual_s: float | None
+    recent_n: int | None = None
+    fewest_n: int | None = None
+    most_n: int | None = None
+    volume_ratio: float | None = None
 
 
 @dataclass(frozen=True)
