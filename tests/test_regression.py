@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from textual.widgets import DataTable
 
 from tests.test_tui_app import settle, text_of
 from triage.cli import main
+from triage.commands.check_cmd import _pooled_error
 from triage.config import load_config
 from triage.metrics.intervals import Z95
 from triage.tui.app import TriageApp
@@ -189,7 +191,8 @@ def test_errors_match_sklearn_per_cell_with_the_labels_of_t(
         ape = np.abs(p - y) / np.maximum(np.abs(y), np.finfo(np.float64).eps)
         assert (row["mape_ci_low"], row["mape_ci_high"]) == pytest.approx(_mean_interval(ape), rel=1e-9)
         if (y == 0).any():
-            assert f"for {(y == 0).sum()} labels of 0" in row["note"]
+            zeros = int((y == 0).sum())
+            assert f"for {'a label' if zeros == 1 else f'{zeros} labels'} of 0" in row["note"]
         compared += 1
     assert compared >= 20
     assert model["calibration"] == [] and model["reference"]["calibration"] == []
@@ -209,12 +212,17 @@ def test_a_score_outside_0_1_is_kept_and_a_value_that_is_not_finite_is_quarantin
     with open(tmp_path / "labels.jsonl", "a", encoding="utf-8") as handle:
         handle.write('{"id": "big", "actual": "-inf", "arrived": "2026-03-03T11:00:00Z"}\n')
         handle.write('{"id": "t1", "actual": -12.5, "arrived": "2026-03-03T11:00:00Z"}\n')
+        for i, value in ((2, '"yes"'), (3, "true"), (4, "NaN")):  # a yes/no column mapped by mistake
+            handle.write(f'{{"id": "t{i}", "actual": {value}, "arrived": "2026-03-03T11:00:00Z"}}\n')
     assert main(["--config", str(made.config), "ingest"]) == 0
     capsys.readouterr()
     assert main(["--config", str(made.config), "info", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     (model,) = info["models"]
-    assert model["quarantined"] == {"score not finite": 1, "label not finite": 1}
+    assert model["quarantined"] == {"score not finite": 1, "label not finite": 1, "bad type": 3}
+    assert main(["--config", str(made.config), "quarantine"]) == 0
+    listed = capsys.readouterr().out
+    assert "actual: yes is not a number" in listed and "true/false" not in listed
     assert model["rows"] == len(made.ts) + 1  # 1e6 is a prediction like any other
 
 
@@ -269,6 +277,14 @@ def test_the_default_rule_fires_when_a_version_errs_more(
     assert status == 2, out
     assert "mae-rise" in out and "version=v2" in out
     assert "Calibration" not in out and "MAE" in out and "as scikit-learn does" in out
+    # Each version's reference errors are those of the reference's labelled rows, pooled.
+    cut = np.datetime64((START + timedelta(days=DAYS, hours=6)).replace(tzinfo=None), "us")
+    for version in ("v1", "v2"):
+        line = next(line for line in out.splitlines() if line.startswith(f"  {version} "))
+        mine = (made.version == version) & (made.ts < np.datetime64("2026-03-03")) & (made.arrived <= cut)
+        error = made.prediction[mine] - made.actual[mine]
+        shown = [float(cell.strip("()")) for cell in line.split() if cell.startswith("(")]
+        assert shown[:2] == [round(float(np.abs(error).mean()), 2), round(math.sqrt(np.mean(error**2)), 2)]
     (tmp_path / "quiet").mkdir()
     quiet = _write_world(tmp_path / "quiet", CONFIG, seed=7)
     assert main(["--config", str(quiet.config), "ingest"]) == 0
@@ -365,3 +381,17 @@ def test_the_intervals_keep_their_spread_when_every_error_is_large(
             width = high - low if name == "mae" else math.sqrt(high) - math.sqrt(low)
             assert row[f"{name}_ci_high"] - row[f"{name}_ci_low"] == pytest.approx(width, rel=1e-6)
     assert len(rows) == DAYS
+
+
+def test_the_summary_pools_the_reference_errors_over_its_labelled_rows() -> None:
+    """Two reference windows: 100 labelled rows with RMSE 1 and MAE 0.8 (of 1 000 rows), 300 with
+    RMSE 3 and MAE 2.4 (of 400): the reference's RMSE is √((100·1² + 300·3²)/400) = √7 and its MAE
+    (100·0.8 + 300·2.4)/400 = 2.0 — not means of the windows' values weighted by their rows."""
+    windows = [
+        SimpleNamespace(n=1000, n_labeled=100, rmse=1.0, mae=0.8),
+        SimpleNamespace(n=400, n_labeled=300, rmse=3.0, mae=2.4),
+        SimpleNamespace(n=50, n_labeled=0, rmse=None, mae=None),
+    ]
+    assert _pooled_error(windows, "rmse") == pytest.approx(math.sqrt(7))  # type: ignore[arg-type]
+    assert _pooled_error(windows, "mae") == pytest.approx(2.0)  # type: ignore[arg-type]
+    assert _pooled_error(windows[2:], "mae") is None  # type: ignore[arg-type]

@@ -26,7 +26,7 @@ from triage.store import Store, StoreError
 
 if TYPE_CHECKING:
     from triage.engine import CheckReport, ModelReport
-    from triage.metrics.results import DataQualityRow, DriftRow, OperationsRow, Row
+    from triage.metrics.results import DataQualityRow, DriftRow, OperationsRow, PerformanceRow, Row
 
 EXIT_UNKNOWN = 3
 VERDICTS = {0: "OK", 1: "WARNING", 2: "CRITICAL"}  # by exit status
@@ -478,6 +478,20 @@ def _weighted(rows: Sequence[R], value: Callable[[R], float | None]) -> float | 
     return sum(n * v for n, v in pairs) / total if total else None
 
 
+def _pooled_error(rows: Sequence[PerformanceRow], field: str) -> float | None:
+    """A regression error over the labelled rows of all `rows` (the reference windows): MAE and
+    MAPE weighted by each window's labelled rows, RMSE the root of its weighted squares."""
+    squared = field == "rmse"
+    pairs = [
+        (row.n_labeled, v * v if squared else v) for row in rows if (v := getattr(row, field)) is not None
+    ]
+    total = sum(n for n, _ in pairs)
+    if not total:
+        return None
+    mean = sum(n * v for n, v in pairs) / total
+    return math.sqrt(mean) if squared else mean
+
+
 def _versus(
     now: float | None,
     reference: float | None,
@@ -528,7 +542,9 @@ def _performance_lines(model: ModelReport, task: str) -> list[str]:
                 *(
                     _versus(
                         getattr(now, field),
-                        _weighted(reference, attrgetter(field)),
+                        _pooled_error(reference, field)
+                        if regression
+                        else _weighted(reference, attrgetter(field)),
                         2,
                         mark,
                         (getattr(now, f"{field}_ci_low"), getattr(now, f"{field}_ci_high")),

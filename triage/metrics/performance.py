@@ -157,9 +157,8 @@ def _errors(values: dict[str, float | None], errors: ErrorSums, n: int) -> str |
     if mae_ci[0] is None:
         notes.append("intervals undefined: one labelled row (s needs two)")
     if errors.zero_labels:
-        notes.append(
-            f"MAPE divides by machine epsilon for {errors.zero_labels} labels of 0 (as scikit-learn does)"
-        )
+        labels = "a label" if errors.zero_labels == 1 else f"{errors.zero_labels} labels"
+        notes.append(f"MAPE divides by machine epsilon for {labels} of 0 (as scikit-learn does)")
     values.update(
         mae=mae,
         mae_ci_low=mae_ci[0],

@@ -103,6 +103,13 @@ def double_sql(expr: str, duckdb_type: str) -> str:
     return f"TRY_CAST({expr} AS DOUBLE)"
 
 
+def number_sql(expr: str, duckdb_type: str) -> str:
+    """The value as DOUBLE when it is a number (a numeric column, or the text of one); NULL when not
+    — a boolean included: a regression model's values are numbers, and a yes/no column mapped to one
+    is a mistake to quarantine, not a 0/1 to average."""
+    return "NULL::DOUBLE" if duckdb_type.upper() == "BOOLEAN" else double_sql(expr, duckdb_type)
+
+
 def optional_double_sql(expr: str, duckdb_type: str) -> str:
     """An optional number: NULL when absent (see `nullish_sql`), else the value as DOUBLE."""
     return f"CASE WHEN {nullish_sql(expr, duckdb_type)} THEN NULL ELSE {double_sql(expr, duckdb_type)} END"

@@ -50,6 +50,7 @@ from triage.store.coerce import (
     label_sql,
     literal,
     nullish_sql,
+    number_sql,
     optional_double_sql,
     shown_sql,
     text_sql,
@@ -805,18 +806,18 @@ def _stage_sql(
         label = source("columns.label")
         if label is not None:
             expr, duckdb_type = label
-            coerced = label_sql(expr, duckdb_type)
+            regression = model.task == "regression"  # the true value: a number, not a yes/no
+            coerced = number_sql(expr, duckdb_type) if regression else label_sql(expr, duckdb_type)
             values["_label"] = coerced
             checks.append(_Check(blank_sql(expr, duckdb_type), REASON_MISSING_LABEL, "NULL"))
             shown = f"{literal(wanted['columns.label'] + ': ')} || {shown_sql(expr, duckdb_type)}"
+            expected = "a number" if regression else "a number or true/false"
             checks.append(
                 _Check(
-                    '"_label" IS NULL OR isnan("_label")',
-                    REASON_BAD_TYPE,
-                    f"{shown} || ' is not a number or true/false'",
+                    '"_label" IS NULL OR isnan("_label")', REASON_BAD_TYPE, f"{shown} || ' is not {expected}'"
                 )
             )
-            if model.task == "regression":  # the true value: any finite number
+            if regression:
                 checks.append(
                     _Check('isinf("_label")', REASON_LABEL_NOT_FINITE, f"{shown} || ' is not finite'")
                 )
@@ -873,7 +874,7 @@ def _stage_sql(
         score = "NULL::DOUBLE"
         if score_src is not None:
             expr, duckdb_type = score_src
-            score = double_sql(expr, duckdb_type)
+            score = (number_sql if model.task == "regression" else double_sql)(expr, duckdb_type)
             values["_score"] = score
             shown = f"'score ' || {shown_sql(expr, duckdb_type)}"
             if required:
