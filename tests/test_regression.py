@@ -219,6 +219,7 @@ def test_a_score_outside_0_1_is_kept_and_a_value_that_is_not_finite_is_quarantin
     assert main(["--config", str(made.config), "info", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     (model,) = info["models"]
+    assert model["task"] == "regression"
     assert model["quarantined"] == {"score not finite": 1, "label not finite": 1, "bad type": 3}
     assert main(["--config", str(made.config), "quarantine"]) == 0
     listed = capsys.readouterr().out

@@ -232,6 +232,7 @@ def info_json(info: StoreInfo, config: Config) -> dict[str, object]:
         models.append(
             {
                 "name": m.name,
+                "task": config.model(m.name).task,
                 "rows": m.rows,
                 "files": dict(m.files),
                 "versions": dict(m.versions),
@@ -262,6 +263,7 @@ def print_info(info: StoreInfo, config: Config) -> None:
     for m in info.models:
         print()
         print(f"model {m.name}")
+        print(f"  task         {config.model(m.name).task}")
         print(f"  predictions  {m.rows} rows from {_files(m.file_count('predictions'))}")
         versions = ", ".join(f"{version} {count}" for version, count in m.versions) or "-"
         print(f"  versions     {versions}")
