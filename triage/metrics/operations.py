@@ -161,9 +161,10 @@ def feed_rows(
     last = _slice_last(con, scope, latest)
     stale_after = scope.model.stale_after
     compare_after = min(FEED_COMPARE_AFTER_S, stale_after.total_seconds() if stale_after else math.inf)
-    behind = {key: (model.last_prediction - at).total_seconds() for key, at in last.items()}
-    judged: dict[Slice, float] = {(None, None): 0.0, **{key: seconds for key, seconds in behind.items()}}
-    volumes = volume(con, scope, judged, model.last_prediction, first)
+    behind: dict[Slice, float] = {
+        key: (model.last_prediction - at).total_seconds() for key, at in last.items()
+    }
+    volumes = volume(con, scope, {(None, None): 0.0, **behind}, model.last_prediction, first)
     compared = {key: at for key, at in last.items() if behind[key] >= compare_after}
     usual = _usual_counts(con, scope, compared, model.last_prediction, first)
     rows = [replace(model, **volumes[(None, None)])]
