@@ -48,8 +48,11 @@ def test_defaults_follow_the_logged_signals():
     bare = config().models[0]
     assert not bare.alerts_configured
     names = ["feature-drift", "score-drift", "missing-rate", "unseen-categories", "decision-rate"]
-    volume = ["volume-drop", "volume-spike"]  # every model logs its volume
-    assert [rule.name for rule in effective_rules(bare)] == [*names, *volume]
+    assert [rule.name for rule in effective_rules(bare)] == names
+    # Volume rules are opt-in (`volume_alerts`): steady, on-time traffic only.
+    volume = ["volume-drop", "volume-spike"]
+    opted = config(extra="volume_alerts = true").models[0]
+    assert [rule.name for rule in effective_rules(opted)] == [*names, *volume]
     full = config(extra=FULL[0], columns=FULL[1]).models[0]
     assert [rule.name for rule in effective_rules(full)] == [
         *names,
@@ -60,7 +63,6 @@ def test_defaults_follow_the_logged_signals():
         "error-rate",
         "fallback-rate",
         "cost-per-1k",
-        *volume,
     ]
     for rule in effective_rules(full):
         assert check_rule(rule) is None, rule.name
@@ -78,7 +80,7 @@ def test_configured_rules_replace_the_defaults_and_an_empty_list_means_none():
 def test_rendered_rules_parse_back_to_the_same_rules():
     model = config(extra=FULL[0], columns=FULL[1]).models[0]
     text = render_rules(model)
-    assert text.startswith("# model fraud: 14 rule(s), the defaults")
+    assert text.startswith("# model fraud: 12 rule(s), the defaults")
     assert '# direction = "below"  (inferred)' in text
     reparsed = config(text, extra=FULL[0], columns=FULL[1]).models[0]
     assert reparsed.alerts == default_rules(model)

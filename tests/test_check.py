@@ -1056,7 +1056,9 @@ def test_a_slice_whose_volume_halves_or_spikes_against_every_earlier_day_alerts(
                 row = {"id": f"{region}-{i}", "ts": stamp.isoformat(), "score": 0.5, "region": region}
                 handle.write(json.dumps(row) + "\n")
     config = tmp_path / "triage.toml"
-    config.write_text(SLICE_FEED_CONFIG.replace('stale_after = "1h"\n', ""), encoding="utf-8")
+    config.write_text(
+        SLICE_FEED_CONFIG.replace('stale_after = "1h"\n', "volume_alerts = true\n"), encoding="utf-8"
+    )
     assert main(["--config", str(config), "ingest"]) == 0
     capsys.readouterr()
 
@@ -1084,8 +1086,8 @@ def test_a_slice_whose_volume_halves_or_spikes_against_every_earlier_day_alerts(
         behind = (model_last - max(stamps)).total_seconds()
         if recent < fewest and fewest >= 50:  # a drop, unless the slice is behind: stopped or late
             expected = recent / fewest if recent and behind <= max(60, 3 * 3600 / recent) else None
-        else:  # a spike over the most, at least 50
-            expected = recent / max(most, 50) if recent > max(most, 50) else 1.0
+        else:  # a spike over the most, at least 50, of an hour with traffic on every earlier day
+            expected = recent / max(most, 50) if recent > max(most, 50) and fewest > 0 else 1.0
         assert row["volume_ratio"] == pytest.approx(expected), row
         ratios[row["segment_value"]] = row["volume_ratio"]
     assert 0.25 < ratios["eu"] <= 0.5 and ratios["bots"] >= 4 and ratios["apac"] is None
@@ -1109,5 +1111,20 @@ def test_a_slice_whose_volume_halves_or_spikes_against_every_earlier_day_alerts(
     # A day earlier nothing was unusual; with only the last window nothing is compared.
     quiet = check_json(capsys, config, "--at", (at - timedelta(days=1)).isoformat())
     assert not [a for a in quiet["alerts"] if a["status"] == "firing"]
-    alone = check_json(capsys, config, "--at", at.isoformat(), "--last", "1")
-    assert all(row["volume_ratio"] is None and row["fewest_n"] is None for row in alone["models"][0]["feed"])
+    # Fewer than 7 earlier days (here 6): no judgement, as in the first week of a store's history.
+    for last in ("1", "7"):
+        alone = check_json(capsys, config, "--at", at.isoformat(), "--last", last)
+        feed = alone["models"][0]["feed"]
+        assert all(row["volume_ratio"] is None and row["fewest_n"] is None for row in feed)
+    # A slice new today spikes over nothing: not judged (no traffic in that hour on every earlier day).
+    with open(tmp_path / "predictions.jsonl", "a", encoding="utf-8") as handle:
+        for i in range(300):
+            stamp = at - timedelta(minutes=59) + timedelta(seconds=11 * i)
+            handle.write(
+                json.dumps({"id": f"new-{i}", "ts": stamp.isoformat(), "score": 0.5, "region": "new"}) + "\n"
+            )
+    assert main(["--config", str(config), "ingest"]) == 0
+    capsys.readouterr()
+    document = check_json(capsys, config, "--at", at.isoformat())
+    new = next(row for row in document["models"][0]["feed"] if row["segment_value"] == "new")
+    assert (new["recent_n"], new["fewest_n"], new["volume_ratio"]) == (300, 0, 1.0)

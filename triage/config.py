@@ -288,6 +288,9 @@ class ModelConfig:
     min_samples: int = DEFAULT_MIN_SAMPLES
     # A silence of the predictions this long fires the `feed-stale` alert (None: no such alert).
     stale_after: timedelta | None = None
+    # The default rules include volume-drop and volume-spike (`FeedRow.volume_ratio`): opt-in, as a
+    # feed's hour-to-hour volume is only comparable day to day for steady, on-time traffic.
+    volume_alerts: bool = False
     alerts: tuple[AlertRule, ...] = ()
     alerts_configured: bool = False
 
@@ -620,6 +623,7 @@ def _model(file: Path, table: Mapping[str, Any], index: int) -> ModelConfig:
         window = parse_window(window_text)
     except ValueError:
         raise reader.error("window", f"expected {WINDOW_EXPECTED}, got {window_text!r}") from None
+    volume_alerts = reader.get("volume_alerts", bool, "true or false", False)
     min_samples = reader.integer("min_samples", DEFAULT_MIN_SAMPLES, minimum=1)
     assert min_samples is not None
     stale_text = reader.text("stale_after")
@@ -691,6 +695,7 @@ def _model(file: Path, table: Mapping[str, Any], index: int) -> ModelConfig:
         costs=costs,
         min_samples=min_samples,
         stale_after=stale_after,
+        volume_alerts=volume_alerts,
         alerts=tuple(alerts),
         alerts_configured=alert_tables is not None,
     )

@@ -382,26 +382,28 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
                 critical_change=0.5,
             )
         )
-    # The model's or a slice's traffic halved (a client sends half its requests) or doubled (a
-    # retry storm, a bot, a campaign: the bill) against every one of the 7 days before at that hour.
-    rules += [
-        AlertRule(
-            name="volume-drop",
-            signal=VOLUME_SIGNAL,
-            where={"segment": "*"},
-            direction="below",
-            warn=0.5,
-            critical=0.25,
-        ),
-        AlertRule(
-            name="volume-spike",
-            signal=VOLUME_SIGNAL,
-            where={"segment": "*"},
-            direction="above",
-            warn=2.0,
-            critical=4.0,
-        ),
-    ]
+    # With `volume_alerts`: the model's or a slice's traffic halved (a client sends half its
+    # requests) or doubled (a retry storm, a bot, a campaign: the bill) against every one of the 7
+    # days before at that hour.
+    if model.volume_alerts:
+        rules += [
+            AlertRule(
+                name="volume-drop",
+                signal=VOLUME_SIGNAL,
+                where={"segment": "*"},
+                direction="below",
+                warn=0.5,
+                critical=0.25,
+            ),
+            AlertRule(
+                name="volume-spike",
+                signal=VOLUME_SIGNAL,
+                where={"segment": "*"},
+                direction="above",
+                warn=2.0,
+                critical=4.0,
+            ),
+        ]
     if model.stale_after is not None:
         # No prediction for `stale_after`: the feed, or the ingest of its logs, stopped.
         seconds = model.stale_after.total_seconds()

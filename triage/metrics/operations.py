@@ -211,8 +211,8 @@ def volume(
 ) -> dict[Slice, dict[str, Any]]:
     """Per slice (`behind`: how long the model went on without it, in seconds): `recent_n`, its
     predictions in (end − VOLUME_SPAN, end]; `fewest_n` and `most_n` over that span moved back by
-    1 to FEED_DAYS days, where the moved span starts at or after `first`; and `volume_ratio`
-    (`volume_ratio`). Without such an earlier span all but recent_n are None."""
+    1 to FEED_DAYS days, when every moved span starts at or after `first`; and `volume_ratio`
+    (`volume_ratio`). Without all FEED_DAYS earlier spans all but recent_n are None."""
     keys = list(behind)
     spans = [
         (key, k, end - k * DAY - VOLUME_SPAN, end - k * DAY) for key in keys for k in range(FEED_DAYS + 1)
@@ -229,7 +229,8 @@ def volume(
     found: dict[Slice, dict[str, Any]] = {}
     for key in keys:
         before, now = earlier[key], recent[key]
-        fewest, most = (min(before), max(before)) if before else (None, None)
+        # A whole week before, or no judgement: the first weekend has no earlier one to be like.
+        fewest, most = (min(before), max(before)) if len(before) == FEED_DAYS else (None, None)
         found[key] = {
             "recent_n": now,
             "fewest_n": fewest,
@@ -241,15 +242,18 @@ def volume(
 
 def volume_ratio(recent: int, fewest: int | None, most: int | None, behind_s: float) -> float | None:
     """The last hour's predictions over the fewest of the same hour before when fewer (where that
-    fewest is VOLUME_USUAL_MIN or more), over the most (at least VOLUME_USUAL_MIN) when more, else 1;
-    None without an earlier hour, or when fewer from a slice too far behind to judge a drop of."""
+    fewest is VOLUME_USUAL_MIN or more), over the most (at least VOLUME_USUAL_MIN; where the fewest
+    is 1 or more) when more, else 1; None without the earlier hours, or when fewer from a slice too
+    far behind to judge a drop of."""
     if fewest is None or most is None:
         return None
     if recent < fewest and fewest >= VOLUME_USUAL_MIN:
         flowing = recent and behind_s <= max(FEED_COMPARE_AFTER_S, 3 * VOLUME_SPAN.total_seconds() / recent)
         return recent / fewest if flowing else None
     ceiling = max(most, VOLUME_USUAL_MIN)
-    return recent / ceiling if recent > ceiling else 1.0
+    # A spike over traffic the hour had on every earlier day: not a new slice, nor a batch job that
+    # ran outside the hour on some day.
+    return recent / ceiling if recent > ceiling and fewest > 0 else 1.0
 
 
 def _span_counts(
