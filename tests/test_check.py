@@ -3,6 +3,7 @@ on a store built by `triage ingest` from logs written here."""
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import re
@@ -817,6 +818,36 @@ def test_the_feed_row_and_a_silence_alert_fire_and_resolve(
     assert ["7.0h", "6.0h"] in [words[i + 1 : i + 3] for words, i in zip(fired, at, strict=True)]
 
 
+def usual_silence(
+    stamps: list[datetime], model_last: datetime, first: datetime
+) -> tuple[int | None, float | None]:
+    """A slice's silence (its last prediction, the model's last] compared by hand, as the README
+    says: moved back by each of 7 days (at most a day long) or whole weeks, the moved spans that
+    start at `first` or later (all 7 days, or a week); in them the fewest predictions, and the
+    longest stretch without 20 predictions from the span's start or one of them (at most the
+    silence). (None, None) without them."""
+    ordered, last = sorted(stamps), max(stamps)
+    behind = model_last - last
+    period = (
+        timedelta(days=1)
+        if behind <= timedelta(days=1)
+        else timedelta(weeks=math.ceil(behind / timedelta(weeks=1)))
+    )
+    spans = [(last - k * period, model_last - k * period) for k in range(1, 8)]
+    spans = [(low, high) for low, high in spans if low >= first]
+    if not spans or (period == timedelta(days=1) and len(spans) < 7):
+        return None, None
+    counts, gaps = [], []
+    for low, high in spans:
+        inside = [at for at in ordered if low < at <= high]
+        counts.append(len(inside))
+        for start in [low, *inside]:
+            after = ordered[bisect.bisect_right(ordered, start) :]
+            reach = (after[19] - start).total_seconds() if len(after) >= 20 else math.inf
+            gaps.append(min(reach, behind.total_seconds()))
+    return min(counts), max(gaps)
+
+
 SLICE_FEED_CONFIG = """
 [store]
 path = "store.duckdb"
@@ -845,18 +876,19 @@ end = "2026-03-02"
 def test_a_slice_whose_traffic_stopped_alerts_where_it_usually_has_predictions(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    """Three days of traffic: region `busy` every 2 min (with jitter), `north` too until day 3
-    09:00, `sparse` every 50 min. As of day 3 14:00, `north`'s row is 5 h behind the model, with
-    its fewest predictions in 09:00–14:00 of the earlier days (both counted here from the raw
-    times) — a critical `slice-feed-stale` (from 4 × `stale_after`); `sparse`, with about one
-    prediction in its hours of the earlier days, is not enough data. When the whole feed stops,
-    `feed-stale` fires and no slice's does (no storm); with only the last window there is no
-    earlier day to compare with. A second segment, `tier`, puts `north` and `sparse` in one slice:
-    each slice's row is checked against its own raw times."""
+    """Nine days of traffic: region `busy` every 2 min (with jitter), `north` too until day 9
+    09:00, `sparse` every 50 min. As of day 9 14:00, `north`'s row is 5 h behind the model, with
+    its fewest predictions in 09:00–14:00 of the 7 days before and the longest it took on them to
+    have 20 (both counted here from the raw times): its silence less that wait is over 4 h, a
+    critical `slice-feed-stale` (from 4 × `stale_after`); `sparse`, with about six predictions in
+    its hours of the earlier days, is not enough data. When the whole feed stops, `feed-stale`
+    fires and no slice's does (no storm); with fewer than 7 earlier days there is nothing to
+    compare with. A second segment, `tier`, puts `north` and `sparse` in one slice: each slice's
+    row is checked against its own raw times."""
     rng = np.random.default_rng(5)
     start = datetime(2026, 3, 1, tzinfo=UTC)
-    stop = start + timedelta(days=2, hours=9)
-    end = start + timedelta(days=2, hours=14)
+    stop = start + timedelta(days=8, hours=9)
+    end = start + timedelta(days=8, hours=14)
     times: dict[str, list[datetime]] = {"busy": [], "north": [], "sparse": []}
     for region, step in (("busy", 120), ("north", 120), ("sparse", 3000)):
         at = start + timedelta(seconds=float(rng.uniform(0, step)))
@@ -874,12 +906,6 @@ def test_a_slice_whose_traffic_stopped_alerts_where_it_usually_has_predictions(
     assert main(["--config", str(config), "ingest"]) == 0
     capsys.readouterr()
 
-    def usual(stamps: list[datetime]) -> int:
-        """The fewest predictions in (the slice's last, the model's last] one and two days before."""
-        low, high = max(stamps), model_last
-        days = (timedelta(days=k) for k in (1, 2))
-        return min(sum(low - day < at <= high - day for at in stamps) for day in days)
-
     model_last = max(times["busy"] + times["sparse"])
     slices = {("region", region): stamps for region, stamps in times.items()}
     slices |= {("tier", "gold"): times["busy"], ("tier", "basic"): times["north"] + times["sparse"]}
@@ -892,18 +918,19 @@ def test_a_slice_whose_traffic_stopped_alerts_where_it_usually_has_predictions(
     for row in rows:
         stamps = slices[(row["segment"], row["segment_value"])]
         behind = (model_last - max(stamps)).total_seconds()
+        count, gap = usual_silence(stamps, model_last, start) if behind >= 60 else (None, None)
         assert row["n"] == len(stamps)
         assert row["last_prediction"] == max(stamps).isoformat().replace("+00:00", "Z")
         assert row["silence_s"] == pytest.approx((end - max(stamps)).total_seconds(), abs=1e-6)
         assert row["behind_s"] == pytest.approx(behind, abs=1e-6)
-        assert row["usual_n"] == (usual(stamps) if behind >= 60 else None)
-        # The silence the rule judges: where it is usual for the slice, none.
-        assert row["unusual_s"] == (
-            0.0 if behind >= 60 and usual(stamps) < 20 else pytest.approx(behind, abs=1e-6)
-        )
+        assert row["usual_n"] == count
+        assert row["usual_gap_s"] == (None if gap is None else pytest.approx(gap, abs=1e-6))
+        # The silence the rule judges: how much longer it is than any from those hours before.
+        assert row["unusual_s"] == pytest.approx(behind - (gap or 0.0), abs=1e-6)
         assert row["enough_data"]
     feed = {row["segment_value"]: row for row in rows}
     assert feed["north"]["usual_n"] >= 20 and feed["basic"]["usual_n"] is not None
+    assert 0 < feed["north"]["usual_gap_s"] < 3600 and feed["north"]["unusual_s"] > 4 * 3600
     assert feed["sparse"]["usual_n"] < 20 and feed["sparse"]["unusual_s"] == 0.0
     assert feed["sparse"]["note"].startswith("a usual silence: ")
     assert feed["busy"]["behind_s"] == 0.0 and feed["busy"]["usual_n"] is None
@@ -913,19 +940,21 @@ def test_a_slice_whose_traffic_stopped_alerts_where_it_usually_has_predictions(
     assert status == 2
     text = run(capsys, config, "--at", end.isoformat())[1]
     line = next(line for line in text.splitlines() if "slice-feed-stale" in line)
-    assert line.split()[7:9] == ["5.0h", "4.0h"]  # value and critical threshold as durations
-    # Every slice behind by a minute that usually has 20 predictions in those hours, longest first:
-    # `north`, and the `basic` tier it belongs to (below `stale_after`: no alert yet).
-    silent = sorted(
-        (max(stamps), f"{segment}={value}", usual(stamps))
-        for (segment, value), stamps in slices.items()
-        if (model_last - max(stamps)).total_seconds() >= 60 and usual(stamps) >= 20
-    )
-    assert [name for _, name, _ in silent] == ["region=north", "tier=basic"]
+    value = duration_text(feed["north"]["unusual_s"])
+    assert line.split()[7:9] == [value, "4.0h"]  # value and critical threshold as durations
+    # Every slice silent a minute longer than it went without 20 predictions from those hours
+    # before, the most unusual first: `north` (`basic`, the tier it belongs to, has `sparse`'s last).
+    silent = []
+    for (segment, value), stamps in slices.items():
+        behind = (model_last - max(stamps)).total_seconds()
+        count, gap = usual_silence(stamps, model_last, start) if behind >= 60 else (0, None)
+        if gap is not None and behind - gap >= 60:
+            silent.append((gap - behind, f"{segment}={value}", behind, count, gap))
+    assert [name for _, name, *_ in sorted(silent)][:1] == ["region=north"]
     assert [line for line in text.splitlines() if line.startswith("  silent:")] == [
-        f"  silent: {name}, none for {duration_text((model_last - last).total_seconds())} while the model "
-        f"went on (at least {count} in those hours on earlier days)"
-        for last, name, count in silent
+        f"  silent: {name}, none for {duration_text(behind)} while the model went on "
+        f"(at least {count} in those hours on earlier days, at most {duration_text(gap)} without 20)"
+        for _, name, behind, count, gap in sorted(silent)
     ]
 
     # The whole feed stops: the model's silence fires, the slices' rows stay as they were.
@@ -933,11 +962,11 @@ def test_a_slice_whose_traffic_stopped_alerts_where_it_usually_has_predictions(
     document = check_json(capsys, config, "--at", later.isoformat())
     firing = [(a["rule"], a["scope"]) for a in document["alerts"] if a["status"] == "firing"]
     assert sorted(firing) == [("feed-stale", {}), ("slice-feed-stale", north_scope)]
-    # Only the last window: no earlier day to compare `north` with, so no judgement.
-    document = check_json(capsys, config, "--at", end.isoformat(), "--last", "1")
+    # Six earlier days (the last 7 windows): nothing to compare `north` with, so no judgement.
+    document = check_json(capsys, config, "--at", end.isoformat(), "--last", "7")
     north_row = next(row for row in document["models"][0]["feed"] if row["segment_value"] == "north")
     assert north_row["usual_n"] is None and north_row["unusual_s"] is None and not north_row["enough_data"]
-    assert north_row["note"] == "no earlier day in the evaluated windows to compare its silence with"
+    assert north_row["note"] == "no 7 earlier days (or week) in the evaluated windows to compare"
 
     # `north` comes back: a minute behind, with no usual traffic in that minute, its silence is
     # usual again and the alert resolves (it was held as not enough data before).
@@ -962,23 +991,16 @@ def test_a_slice_whose_traffic_stopped_alerts_where_it_usually_has_predictions(
     assert north_alert["status"] == "resolved"
 
 
-def test_a_slice_quiet_every_weekend_is_compared_with_earlier_weekends(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    """Region `office` sends only on weekdays, `web` every day. On the third Sunday at 06:00,
-    `office` is 30 h behind: a silence longer than a day is compared with the same hours whole
-    weeks before — the earlier weekends, as quiet — so no alert (by 2-day steps it was compared
-    with Thursday and Friday, and fired every weekend)."""
-    start = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
-    end = start + timedelta(days=13, hours=6)  # the second Sunday after, 06:00
+def ingest_regions(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, times: dict[str, list[datetime]]
+) -> Path:
+    """Predictions at `times` per region, a model on them with its reference on Monday 2026-03-02
+    (`SLICE_FEED_CONFIG`), ingested: the config's path."""
     with open(tmp_path / "predictions.jsonl", "w", encoding="utf-8") as handle:
-        at, i = start, 0
-        while at <= end:
-            for region in ("office", "web"):
-                if region == "web" or at.weekday() < 5:
-                    row = {"id": f"{region}-{i}", "ts": at.isoformat(), "score": 0.5, "region": region}
-                    handle.write(json.dumps(row) + "\n")
-            at, i = at + timedelta(minutes=2), i + 1
+        for region, stamps in times.items():
+            for i, at in enumerate(stamps):
+                row = {"id": f"{region}-{i}", "ts": at.isoformat(), "score": 0.5, "region": region}
+                handle.write(json.dumps(row) + "\n")
     config = tmp_path / "triage.toml"
     reference = 'start = "2026-03-02"\nend = "2026-03-03"'
     config.write_text(
@@ -986,12 +1008,79 @@ def test_a_slice_quiet_every_weekend_is_compared_with_earlier_weekends(
     )
     assert main(["--config", str(config), "ingest"]) == 0
     capsys.readouterr()
+    return config
+
+
+def test_a_slice_quiet_every_weekend_is_compared_with_earlier_weekends(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Region `office` sends only on weekdays, `web` every day. On the first Saturday at 10:00,
+    `office` is 10 h behind with only 5 earlier days, all weekdays: nothing to compare with, no
+    alert (it fired with those five). On the second Saturday the 7 days before hold the first, as
+    quiet: a usual silence. On the third Sunday at 06:00, `office` is 30 h behind: a silence longer
+    than a day is compared with the same hours whole weeks before — the earlier weekends, as quiet
+    — so no alert (by 2-day steps it was compared with Thursday and Friday, and fired every
+    weekend)."""
+    start = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
+    end = start + timedelta(days=13, hours=6)  # the second Sunday after, 06:00
+    steps = [start + timedelta(minutes=2 * i) for i in range(int((end - start) / timedelta(minutes=2)) + 1)]
+    times = {"office": [at for at in steps if at.weekday() < 5], "web": steps}
+    config = ingest_regions(capsys, tmp_path, times)
+    for saturday, usual_n in (
+        (start + timedelta(days=5, hours=10), None),
+        (start + timedelta(days=12, hours=10), 0),
+    ):
+        document = check_json(capsys, config, "--at", saturday.isoformat())
+        office = next(row for row in document["models"][0]["feed"] if row["segment_value"] == "office")
+        assert office["behind_s"] == pytest.approx(10 * 3600, abs=120) and office["usual_n"] == usual_n
+        assert office["unusual_s"] == (None if usual_n is None else 0.0)
+        assert not [a for a in document["alerts"] if a["rule"] == "slice-feed-stale"]
     status, out, _ = run(capsys, config, "--json", "--at", end.isoformat())
     document = json.loads(out)
     office = next(row for row in document["models"][0]["feed"] if row["segment_value"] == "office")
     assert office["behind_s"] == pytest.approx(30 * 3600, abs=120)
     assert office["usual_n"] == 0 and office["unusual_s"] == 0.0 and office["enough_data"]
     assert not [a for a in document["alerts"] if a["rule"] == "slice-feed-stale"] and status == 0
+
+
+def test_a_daily_batch_slice_alerts_only_when_later_than_it_ever_was(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Region `nightly` is a batch job: 120 predictions 5 s apart once a day from about 02:00 (its
+    start jitters by up to 15 min), `web` every 2 min. On the tenth day its batch runs at 05:30. At
+    01:00 its silence is usual (the 7 days before went as long from those hours). At 02:30, 10 min
+    past the last start, `nightly` is a day and 10 min behind — but a week before it went about as
+    long without 20 predictions from those hours: its silence less the longest such stretch
+    (counted here from the raw times) is under `stale_after`, no alert (the whole day used to be
+    judged, and fired). At 05:15 it is hours later than ever: `slice-feed-stale` warns."""
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+    jitter = [-5, 12, -14, 3, 9, -10, 0, 7, 10]  # minutes, days 0 to 8; day 9 runs at 05:30
+    times: dict[str, list[datetime]] = {"web": [], "nightly": []}
+    for day in range(10):
+        begin = start + timedelta(days=day, hours=2, minutes=jitter[day] if day < 9 else 210)
+        times["nightly"] += [begin + timedelta(seconds=5 * i) for i in range(120)]
+    at = start
+    while at <= start + timedelta(days=9, hours=6):
+        times["web"].append(at)
+        at += timedelta(minutes=2)
+    config = ingest_regions(capsys, tmp_path, times)
+    for as_of, fires in (
+        (start + timedelta(days=9, hours=1), False),
+        (start + timedelta(days=9, hours=2, minutes=30), False),
+        (start + timedelta(days=9, hours=5, minutes=15), True),
+    ):
+        last = max(at for at in times["nightly"] if at <= as_of)
+        model_last = max(at for at in times["web"] + times["nightly"] if at <= as_of)
+        behind = model_last - last
+        count, gap = usual_silence([at for at in times["nightly"] if at <= as_of], model_last, start)
+        document = check_json(capsys, config, "--at", as_of.isoformat())
+        nightly = next(row for row in document["models"][0]["feed"] if row["segment_value"] == "nightly")
+        assert nightly["behind_s"] == pytest.approx(behind.total_seconds(), abs=1e-6)
+        assert nightly["usual_n"] == count and nightly["usual_gap_s"] == pytest.approx(gap, abs=1e-6)
+        assert nightly["unusual_s"] == pytest.approx(behind.total_seconds() - (gap or 0.0), abs=1e-6)
+        assert (nightly["unusual_s"] >= 3600) is fires
+        firing = [(a["rule"], a["severity"]) for a in document["alerts"] if a["status"] == "firing"]
+        assert firing == ([("slice-feed-stale", "warning")] if fires else [])
 
 
 def test_a_cost_value_no_prediction_has_is_named(

@@ -21,7 +21,7 @@ from triage.cli import UserError
 from triage.commands.alerts_cmd import alerts_text, time_text
 from triage.commands.argtypes import time_arg, window_arg, window_count
 from triage.config import Config, Costs, ModelConfig, load_config
-from triage.metrics.operations import VOLUME_USUAL_MIN
+from triage.metrics.operations import FEED_COMPARE_AFTER_S, FEED_USUAL_MIN, VOLUME_USUAL_MIN
 from triage.store import Store, StoreError
 
 if TYPE_CHECKING:
@@ -260,15 +260,18 @@ def _stale_lines(model: ModelReport) -> list[str]:
 
 def _silent_slice_lines(model: ModelReport, shown: int = 5) -> list[str]:
     """The slices whose predictions stopped while the model's went on, where they usually have
-    predictions in those hours (`FeedRow.unusual_s`): a region's client that stopped sending.
-    (`stale_after` makes alerts of them: `slice-feed-stale`.)"""
+    predictions in those hours (`FeedRow.unusual_s`): a region's client that stopped sending —
+    silent a minute longer than it went without FEED_USUAL_MIN predictions from those hours before,
+    the most unusual first. (`stale_after` makes alerts of them: `slice-feed-stale`.)"""
     silent = sorted(
-        (row for row in model.feed[1:] if row.usual_n is not None and (row.unusual_s or 0.0) > 0),
-        key=lambda row: -(row.behind_s or 0.0),
+        (row for row in model.feed[1:] if row.usual_gap_s is not None),
+        key=lambda row: -(row.unusual_s or 0.0),
     )
+    silent = [row for row in silent if (row.unusual_s or 0.0) >= FEED_COMPARE_AFTER_S]
     lines = [
         f"  silent: {_slice(row)}, none for {duration_text(row.behind_s or 0.0)} while the model went on "
-        f"(at least {_count(row.usual_n or 0)} in those hours on earlier days)"
+        f"(at least {_count(row.usual_n or 0)} in those hours on earlier days, "
+        f"at most {duration_text(row.usual_gap_s or 0.0)} without {FEED_USUAL_MIN})"
         for row in silent[:shown]
     ]
     if len(silent) > shown:

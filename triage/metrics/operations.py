@@ -31,9 +31,12 @@ from triage.metrics.source import aware, naive_utc, plain_rows_sql, window_end, 
 from triage.store.schema import quote
 
 # A slice the model went on without for this long (or `stale_after`, if shorter) is compared with
-# the same hours of up to FEED_DAYS earlier days; it must have had FEED_USUAL_MIN predictions in
-# each for its silence to be judged: at that rate, a silence as long comes by chance with
-# probability e⁻²⁰ ≈ 2e-9.
+# the same hours of the FEED_DAYS days before (all of them: the first weekend has no earlier one to
+# be like), or, silent for over a day, of whole weeks before: it must have had FEED_USUAL_MIN
+# predictions in each for its silence to be judged (at that rate, a silence as long comes by chance
+# with probability e⁻²⁰ ≈ 2e-9), and the silence judged is how much longer it is than the longest
+# wait for FEED_USUAL_MIN predictions from the same moment of those days (a daily batch that runs a
+# few minutes late has waited about as long before).
 FEED_COMPARE_AFTER_S = 60.0
 FEED_DAYS = 7
 FEED_USUAL_MIN = 20
@@ -142,8 +145,8 @@ def feed_rows(
     """The model's feed row (`feed_row`), then one per slice of the evaluated windows (their
     all-versions `operations` rows say which slices have predictions, and where the latest are):
     its last prediction, silence, how long the model went on without it, and — once that is a
-    minute or `stale_after` — the fewest predictions it had in the same hours of an earlier day;
-    and for each row its volume in the last hour against the same hour of earlier days."""
+    minute or `stale_after` — how that silence compares with the same hours of earlier days
+    (`_usual`); and for each row its volume in the last hour against the same hour of earlier days."""
     model = feed_row(con, scope, windows)
     if model.last_prediction is None:
         return (model,)
@@ -166,18 +169,20 @@ def feed_rows(
     }
     volumes = volume(con, scope, {(None, None): 0.0, **behind}, model.last_prediction, first)
     compared = {key: at for key, at in last.items() if behind[key] >= compare_after}
-    usual = _usual_counts(con, scope, compared, model.last_prediction, first)
+    usual = _usual(con, scope, compared, model.last_prediction, first)
     rows = [replace(model, **volumes[(None, None)])]
     min_samples = scope.model.min_samples
     for key in sorted(last):
-        n, count = counts[key], usual.get(key)
+        n, (count, gap) = counts[key], usual.get(key, (None, None))
         note = None
         unusual: float | None = behind[key]  # behind by less than the comparison needs
-        if key in compared and count is None:
-            note, unusual = "no earlier day in the evaluated windows to compare its silence with", None
-        elif key in compared and count is not None and count < FEED_USUAL_MIN:
-            plural = "" if count == 1 else "s"
-            note, unusual = f"a usual silence: {count} prediction{plural} in these hours before", 0.0
+        if key in compared and gap is None:
+            note, unusual = f"no {FEED_DAYS} earlier days (or week) in the evaluated windows to compare", None
+        elif key in compared and gap is not None:
+            # Past the longest it went without FEED_USUAL_MIN predictions from those hours before.
+            unusual = max(behind[key] - gap, 0.0)
+            if not unusual:
+                note = f"a usual silence: as long without {FEED_USUAL_MIN} from these hours before"
         if n < min_samples:
             note = not_enough(n, min_samples, "predictions")
         rows.append(
@@ -193,6 +198,7 @@ def feed_rows(
                 behind_s=behind[key],
                 usual_n=count,
                 unusual_s=unusual,
+                usual_gap_s=gap,
                 **volumes[key],
             )
         )
@@ -256,42 +262,104 @@ def volume_ratio(recent: int, fewest: int | None, most: int | None, behind_s: fl
     return recent / ceiling if recent > ceiling and fewest > 0 else 1.0
 
 
+_SPANS = (
+    "(SELECT unnest(?::INTEGER[]) AS i, unnest(?::VARCHAR[]) AS v, unnest(?::TIMESTAMP[]) AS low, "
+    "unnest(?::TIMESTAMP[]) AS high)"
+)
+
+
 def _span_counts(
     con: duckdb.DuckDBPyConnection, scope: Scope, spans: Sequence[tuple[Slice, datetime, datetime]]
 ) -> list[int]:
     """Each span's predictions of its slice in (low, high]: one scan per segment column (and one
-    for all traffic) of the spans' time — of the spans alone when they are few and shared (the
-    volume's eight hours), else of the time from the first to the last."""
-    by_segment: dict[str | None, list[tuple[int, str, datetime, datetime]]] = {}
-    for index, ((segment, value), low, high) in enumerate(spans):
-        by_segment.setdefault(segment, []).append((index, value or "", low, high))
+    for all traffic) of the spans' time (`_slice_rows`)."""
     queries: list[str] = []
     parameters: list[Any] = []
-    for segment, found in by_segment.items():
-        lows, highs = [span[2] for span in found], [span[3] for span in found]
-        bounds = sorted({(span[2], span[3]) for span in found})
-        if len(bounds) > 2 * (FEED_DAYS + 1):
-            bounds = [(min(lows), max(highs))]
-        covered = " OR ".join("(_ts > ? AND _ts <= ?)" for _ in bounds)
-        value = segment_value_sql(segment) if segment is not None else "''"
-        rows = f"SELECT {value} AS v, _ts AS _t FROM ({window_rows_sql(scope)}) WHERE {covered}"
+    for segment, found in _by_segment(spans).items():
+        rows, bounds = _slice_rows(scope, segment, found)
         queries.append(
-            "SELECT s.i, count(r._t) FROM (SELECT unnest(?::INTEGER[]) AS i, unnest(?::VARCHAR[]) AS v, "
-            "unnest(?::TIMESTAMP[]) AS low, unnest(?::TIMESTAMP[]) AS high) AS s "
+            f"SELECT s.i, count(r._t) FROM {_SPANS} AS s "
             f"LEFT JOIN ({rows}) AS r ON r.v = s.v AND r._t > s.low AND r._t <= s.high GROUP BY s.i"
         )
-        parameters += [
-            [span[0] for span in found],
-            [span[1] for span in found],
-            [naive_utc(low) for low in lows],
-            [naive_utc(high) for high in highs],
-            *(naive_utc(at) for bound in bounds for at in bound),
-        ]
+        parameters += [*_span_lists(found), *bounds]
     counts = [0] * len(spans)
     if queries:
         for index, count in con.execute(" UNION ALL ".join(queries), parameters).fetchall():
             counts[index] = count
     return counts
+
+
+def _span_gaps(
+    con: duckdb.DuckDBPyConnection, scope: Scope, spans: Sequence[tuple[Slice, datetime, datetime, float]]
+) -> list[tuple[int, float]]:
+    """Each span's predictions of its slice in (low, high], and the longest stretch of its slice
+    without FEED_USUAL_MIN predictions that starts at low or at one of them: from there to the
+    FEED_USUAL_MIN-th prediction after it, looked for up to the span's `cap` seconds past high and
+    counted as at most `cap` seconds."""
+    queries: list[str] = []
+    parameters: list[Any] = []
+    for segment, found in _by_segment([(key, low, high) for key, low, high, _ in spans]).items():
+        caps = [spans[i][3] for i, *_ in found]
+        reached = [
+            (i, v, low, high + timedelta(seconds=cap))
+            for (i, v, low, high), cap in zip(found, caps, strict=True)
+        ]
+        rows, bounds = _slice_rows(scope, segment, reached)
+        table = f"{_SPANS[:-1]}, unnest(?::TIMESTAMP[]) AS reach, unnest(?::DOUBLE[]) AS cap)"
+        # Each span's low joins its predictions (all after it) as a start of its own.
+        starts = (
+            f"SELECT s.i, s.low, s.high, s.cap, r._t FROM {table} AS s JOIN ({rows}) AS r "
+            "ON r.v = s.v AND r._t > s.low AND r._t <= s.reach "
+            f"UNION ALL SELECT i, low, high, cap, low FROM {table}"
+        )
+        gap = "least(coalesce(date_diff('microsecond', _t, _next) / 1e6, cap), cap)"
+        after = f"lead(_t, {FEED_USUAL_MIN}) OVER (PARTITION BY i ORDER BY _t)"
+        queries.append(
+            f"SELECT i, count(*) FILTER (_t > low AND _t <= high), max({gap}) FILTER (_t <= high) "
+            f"FROM (SELECT *, {after} AS _next FROM ({starts})) GROUP BY i"
+        )
+        listed = [*_span_lists(found), [naive_utc(span[3]) for span in reached], caps]
+        parameters += [*listed, *bounds, *listed]
+    gaps = [(0, 0.0)] * len(spans)
+    if queries:
+        for index, count, longest in con.execute(" UNION ALL ".join(queries), parameters).fetchall():
+            gaps[index] = (count, longest)
+    return gaps
+
+
+def _by_segment(
+    spans: Sequence[tuple[Slice, datetime, datetime]],
+) -> dict[str | None, list[tuple[int, str, datetime, datetime]]]:
+    """The spans by segment column (None: all traffic), each with its index and its value's text."""
+    by_segment: dict[str | None, list[tuple[int, str, datetime, datetime]]] = {}
+    for index, ((segment, value), low, high) in enumerate(spans):
+        by_segment.setdefault(segment, []).append((index, value or "", low, high))
+    return by_segment
+
+
+def _span_lists(found: Sequence[tuple[int, str, datetime, datetime]]) -> list[list[Any]]:
+    """The parameters of `_SPANS`: the spans' indexes, values, lows and highs."""
+    return [
+        [span[0] for span in found],
+        [span[1] for span in found],
+        [naive_utc(span[2]) for span in found],
+        [naive_utc(span[3]) for span in found],
+    ]
+
+
+def _slice_rows(
+    scope: Scope, segment: str | None, found: Sequence[tuple[int, str, datetime, datetime]]
+) -> tuple[str, list[Any]]:
+    """The predictions in the spans' time, as `v` (the `segment`'s value, '' for all traffic) and
+    `_t`, with the query's parameters: of the spans alone when they are few and shared (the
+    volume's eight hours), else of the time from the first to the last."""
+    bounds = sorted({(span[2], span[3]) for span in found})
+    if len(bounds) > 2 * (FEED_DAYS + 1):
+        bounds = [(min(span[2] for span in found), max(span[3] for span in found))]
+    covered = " OR ".join("(_ts > ? AND _ts <= ?)" for _ in bounds)
+    value = segment_value_sql(segment) if segment is not None else "''"
+    rows = f"SELECT {value} AS v, _ts AS _t FROM ({window_rows_sql(scope)}) WHERE {covered}"
+    return rows, [naive_utc(at) for bound in bounds for at in bound]
 
 
 def feed_row(con: duckdb.DuckDBPyConnection, scope: Scope, windows: Sequence[WindowInfo]) -> FeedRow:
@@ -356,30 +424,30 @@ def _slice_last(
     return found
 
 
-def _usual_counts(
+def _usual(
     con: duckdb.DuckDBPyConnection,
     scope: Scope,
     last: dict[tuple[str, str], datetime],
     model_last: datetime,
     first: datetime,
-) -> dict[tuple[str, str], int]:
-    """Per slice: the fewest predictions it had in (its last, the model's last] moved back — by 1
-    to 7 days when that span is at most a day, else by whole weeks (as many as the span lasts, so
-    the earlier spans do not overlap), up to FEED_DAYS times — where the moved span starts at or
-    after `first` (the evaluated windows' first). A slice with no such span is absent."""
-    spans: list[tuple[Slice, datetime, datetime]] = []
+) -> dict[tuple[str, str], tuple[int, float]]:
+    """Per slice: its silence, (its last, the model's last], moved back — by each of 1 to FEED_DAYS
+    days when it is at most a day, else by whole weeks (as many as it lasts, so the earlier spans do
+    not overlap), up to FEED_DAYS times — and in those spans the fewest predictions it had and the
+    longest stretch without FEED_USUAL_MIN that began in one (`_span_gaps`, at most the silence).
+    Only moved spans that start at or after `first` (the evaluated windows' first) count; a slice
+    without all FEED_DAYS earlier days, or without an earlier week, is absent."""
+    spans: list[tuple[Slice, datetime, datetime, float]] = []
     for key, at in last.items():
         behind = model_last - at
         # Up to a day: each of the 7 days before (the same weekday among them); longer: whole weeks,
         # so that a weekend's silence is compared with earlier weekends.
         period = DAY if behind <= DAY else WEEK * math.ceil(behind / WEEK)
-        for k in range(1, FEED_DAYS + 1):
-            low, high = at - k * period, model_last - k * period
-            if low < first:
-                break
-            spans.append((key, low, high))
-    fewest: dict[tuple[str, str], int] = {}
-    for ((segment, value), _, _), count in zip(spans, _span_counts(con, scope, spans), strict=True):
-        key = (str(segment), str(value))
-        fewest[key] = min(fewest.get(key, count), count)
-    return fewest
+        moved = [(key, at - k * period, model_last - k * period) for k in range(1, FEED_DAYS + 1)]
+        moved = [span for span in moved if span[1] >= first]
+        if moved and (period > DAY or len(moved) == FEED_DAYS):
+            spans += [(*span, behind.total_seconds()) for span in moved]
+    found: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for ((segment, value), *_), days in zip(spans, _span_gaps(con, scope, spans), strict=True):
+        found.setdefault((str(segment), str(value)), []).append(days)
+    return {key: (min(n for n, _ in days), max(gap for _, gap in days)) for key, days in found.items()}

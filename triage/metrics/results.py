@@ -215,12 +215,12 @@ class FeedRow(Row):
     when there is none) and `silence_s` is T minus it.
 
     `behind_s` is how long the model went on predicting after the row's last prediction (0 for
-    the model's row): a slice whose traffic stopped while the rest flows. `usual_n` is the fewest
-    predictions the slice had in those hours on earlier days (`operations._usual_counts`),
-    counted once it is behind by a minute (or `stale_after`, if shorter). `unusual_s` is
-    `behind_s` where that silence is unusual — the slice usually has FEED_USUAL_MIN predictions
-    in those hours, or it is not behind enough to be compared — and 0 where it is usual; None
-    (not enough data) without an earlier day to compare with.
+    the model's row): a slice whose traffic stopped while the rest flows. Once it is behind by a
+    minute (or `stale_after`, if shorter), that silence is moved back to earlier days
+    (`operations._usual`): `usual_n` is the fewest predictions the slice had in those spans and
+    `usual_gap_s` the longest it went without FEED_USUAL_MIN from a moment in them (at most
+    `behind_s`). `unusual_s` is `behind_s` less `usual_gap_s` (all of `behind_s` before it is
+    compared); None (not enough data) without the earlier days to compare with.
 
     `recent_n` counts the row's predictions in the hour up to the model's last prediction, and
     `fewest_n` / `most_n` the fewest and the most it had in that hour on each of the 7 days before
@@ -233,6 +233,7 @@ class FeedRow(Row):
     behind_s: float | None
     usual_n: int | None
     unusual_s: float | None
+    usual_gap_s: float | None = None
     recent_n: int | None = None
     fewest_n: int | None = None
     most_n: int | None = None
