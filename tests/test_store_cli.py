@@ -221,3 +221,26 @@ def test_a_store_locked_by_another_process_is_reported(tmp_path: Path) -> None:
         holder.kill()
         holder.wait()
     connect(path, read_only=True).close()  # free again once the holder is gone
+
+
+def test_a_rule_that_cannot_run_is_named_and_the_logs_are_still_ingested(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A typo in an alert rule does not hold back the logs (a cron ingest keeps collecting): the
+    rows are stored, the warning names the file and key, and `check` refuses the config."""
+    write_jsonl(
+        tmp_path / "logs" / "a.jsonl", [{"id": f"r{i}", "at": "2026-01-01", "p": 0.1} for i in range(3)]
+    )
+    config = tmp_path / "triage.toml"
+    rule = '\n[[model.alert]]\nname = "typo"\nsignal = "drift.pssi"\nwarn = 0.2\n'
+    config.write_text(minimal_config("logs") + rule)
+    status, out, err = run(capsys, "--config", str(config), "ingest")
+    assert status == 0 and "3 rows added" in out.splitlines()[0]
+    assert err.startswith(
+        f"triage: warning: {config}: model[0].alert[0].signal: drift has no numeric field 'pssi'"
+    )
+    assert err.rstrip().endswith("(ingesting anyway; check, ui and replay refuse it)")
+    assert len(err.splitlines()) == 1
+    assert query(config, "SELECT count(*) FROM predictions_m") == [(3,)]
+    status, _, err = run(capsys, "--config", str(config), "check")
+    assert status == 3 and "model[0].alert[0].signal: drift has no numeric field 'pssi'" in err

@@ -9,6 +9,7 @@ import sys
 import time
 from datetime import UTC, datetime
 
+from triage.alerts.rules import validate_rules
 from triage.cli import UserError
 from triage.commands.argtypes import seconds_arg
 from triage.config import Config, ConfigError, load_config
@@ -112,6 +113,10 @@ def _ingest_once(
 
 def run_ingest(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    try:
+        validate_rules(config)
+    except ConfigError as exc:  # the logs do not wait for a rule's typo: ingest them, and say so
+        print(f"triage: warning: {exc} (ingesting anyway; check, ui and replay refuse it)", file=sys.stderr)
     if args.follow:
         return _follow(config, args.interval, args.polls, args.rebuild, args.warm)
     summary = _ingest_once(config, args.rebuild, args.warm)

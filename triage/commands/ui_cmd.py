@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
+from triage.alerts.rules import validate_rules
 from triage.cli import UserError
 from triage.commands.argtypes import seconds_arg, time_arg
 from triage.config import Config, load_config
@@ -50,6 +51,7 @@ def run_ui(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.model:
         config.model(args.model)
+    validate_rules(config)  # a rule that cannot run is the config's mistake, named before the UI opens
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         raise UserError("the terminal UI needs a terminal; for scripts use `triage check --json`")
     # Imported here so that `triage --help` and the other commands never load Textual.
