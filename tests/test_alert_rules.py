@@ -12,6 +12,7 @@ from triage.alerts.rules import (
     direction,
     effect_floor,
     effective_rules,
+    elapsed_text,
     render_rules,
     significance_q,
     validate_rules,
@@ -228,3 +229,20 @@ def test_stale_after_adds_the_feed_rules_to_the_defaults():
     with pytest.raises(ConfigError) as caught:
         validate_rules(config(segments + own, extra='stale_after = "30m"'))
     assert "write feed.silence_s and feed.unusual_s rules" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0s"),
+        (59.4, "59s"),
+        (59.6, "1m 0s"),
+        (3 * 3600 + 59, "3h 0m"),
+        (26 * 3600 + 30 * 60, "1d 2h"),
+        (-(3600 + 5 * 60), "-1h 5m"),
+    ],
+)
+def test_an_elapsed_time_reads_in_its_two_largest_units(seconds: float, text: str) -> None:
+    """The TUI's ages and the report's time to detect and to mitigate: whole seconds, then the
+    two largest units (not their rounding: 3 h 59 s is 3h 0m); a negative one keeps its sign."""
+    assert elapsed_text(seconds) == text

@@ -36,7 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from triage.alerts.evaluate import FIRING
-from triage.alerts.rules import value_text
+from triage.alerts.rules import elapsed_text, value_text
 from triage.alerts.state import RESOLVED, Alert, AlertEvent
 from triage.config import Config, ModelConfig
 from triage.engine import Engine, EngineError, ModelReport
@@ -88,15 +88,8 @@ def _iso(value: datetime | None) -> str:
 
 
 def _duration(value: timedelta | None) -> str:
-    """1d 4h 30m; "-" for None."""
-    if value is None:
-        return "-"
-    minutes = round(value.total_seconds() / 60)
-    sign, minutes = ("-" if minutes < 0 else ""), abs(minutes)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{mins}m" if mins else ""]
-    return sign + (" ".join(p for p in parts if p) or "0m")
+    """1d 4h, 2h 10m, 45s; "-" for None."""
+    return "-" if value is None else elapsed_text(value.total_seconds())
 
 
 def _number(value: float | None) -> str:

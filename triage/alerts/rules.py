@@ -127,11 +127,28 @@ def numeric_fields(table: str) -> tuple[str, ...]:
 
 
 def duration_text(seconds: float) -> str:
-    """Seconds in the largest unit they fill, one decimal: `45s`, `12.5m`, `7.8h`, `325.6d`."""
+    """Seconds in the largest unit they fill, one decimal: `45s`, `12.5m`, `7.8h`, `325.6d` (an
+    alert's value or threshold, beside others in a column)."""
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds / size:.1f}{unit}"
     return f"{seconds:.0f}s"
+
+
+def elapsed_text(seconds: float) -> str:
+    """Seconds in their two largest units, for people: `3d 4h`, `2h 10m`, `45s`, `-1h 5m`."""
+    total = round(seconds)
+    sign, total = ("-" if total < 0 else ""), abs(total)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{sign}{days}d {hours}h"
+    if hours:
+        return f"{sign}{hours}h {minutes}m"
+    if minutes:
+        return f"{sign}{minutes}m {secs}s"
+    return f"{sign}{secs}s"
 
 
 def value_text(signal: str, value: float | None, missing: str = "-") -> str:

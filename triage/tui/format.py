@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from triage.alerts.rules import DURATION_SIGNALS
+from triage.alerts.rules import DURATION_SIGNALS, elapsed_text
 
 MISSING = "–"
 
@@ -53,19 +53,7 @@ def ms(value: float | None) -> str:
 
 def duration(seconds: float | None) -> str:
     """A duration in its two largest units: 3d 4h, 2h 10m, 45s."""
-    if seconds is None:
-        return MISSING
-    total = round(seconds)
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m {secs}s"
-    return f"{secs}s"
+    return MISSING if seconds is None else elapsed_text(seconds)
 
 
 def stamp(value: datetime | None) -> str:
