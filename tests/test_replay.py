@@ -291,3 +291,47 @@ def test_speed_arguments():
     for bad in ("0x", "fast", "1h", "-2x"):
         with pytest.raises(argparse.ArgumentTypeError):
             speed_arg(bad)
+
+
+def test_a_feed_outage_inside_a_daily_step_fires_and_resolves_at_its_own_times(tmp_path: Path, capsys):
+    """Predictions every 2 min for three days but none from day 2 10:00 to 15:00, `stale_after =
+    "1h"`, 1-day windows: the daily steps (00:00) never see the silence. The replay also stops
+    where the feed went silent: `feed-stale` fires at the last prediction + 1 h, turns critical at
+    + 4 h and resolves at the first prediction after the outage (both read from the raw times)."""
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+    outage = (start + timedelta(days=1, hours=10), start + timedelta(days=1, hours=15))
+    stamps = [start + timedelta(minutes=2 * i) for i in range(3 * 24 * 30)]
+    stamps = [at for at in stamps if not outage[0] < at < outage[1]]
+    with open(tmp_path / "predictions.jsonl", "w", encoding="utf-8") as handle:
+        for i, at in enumerate(stamps):
+            handle.write(json.dumps({"id": f"p{i}", "ts": at.isoformat(), "score": 0.5}) + "\n")
+    config = tmp_path / "triage.toml"
+    config.write_text(
+        '[store]\npath = "store.duckdb"\n\n[[model]]\nname = "feed"\npredictions = "predictions.jsonl"\n'
+        'window = "1d"\nmin_samples = 20\nstale_after = "1h"\n\n'
+        '[model.columns]\nid = "id"\ntimestamp = "ts"\nscore = "score"\n\n'
+        '[model.reference]\nstart = "2026-03-02"\nend = "2026-03-03"\n',
+        encoding="utf-8",
+    )
+    assert main(["--config", str(config), "ingest"]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(config), "replay", "--headless", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    last = max(at for at in stamps if at <= outage[0])
+    back = min(at for at in stamps if at >= outage[1])
+    events = [
+        (event["at"], event["event"], event["severity"])
+        for event in document["rule_sets"][CURRENT]["timeline"]
+        if event["rule"] == "feed-stale"
+    ]
+
+    def z(at: datetime) -> str:
+        return at.isoformat().replace("+00:00", "Z")
+
+    assert events == [
+        (z(last + timedelta(hours=1)), "firing", "warning"),
+        (z(last + timedelta(hours=4)), "severity", "critical"),
+        (z(back), "resolved", "critical"),
+    ]
+    regular = len(list(clock_times(start + DAY, max(stamps), DAY)))
+    assert document["silence_steps"] == 3 and document["steps"] == regular + 3

@@ -22,10 +22,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from triage.alerts.evaluate import UNKNOWN, AlertEvaluation, JudgeMemo, evaluate_rules
-from triage.alerts.rules import effective_rules
+from triage.alerts.rules import FEED_SIGNAL, effective_rules
 from triage.alerts.state import FIRING, Alert, AlertEvent, transition
 from triage.config import AlertRule, Config, ModelConfig, Window
 from triage.engine import Engine, EngineError, ModelReport
+from triage.metrics.operations import quiet_spans
 
 CURRENT = "current"
 CANDIDATE = "candidate"
@@ -206,6 +207,32 @@ def default_start(models: Sequence[ModelConfig], first: datetime) -> datetime:
     return max([start, *ends])
 
 
+def silence_times(replayer: Replayer, start: datetime, end: datetime) -> set[datetime]:
+    """Clock times between a replay's steps at which a feed silence rule changes its mind: where
+    the model's predictions stopped (`quiet_spans`), the moment the silence reached each threshold
+    of a `feed.silence_s` rule, and the moment they came back. Inside (start, end) only. (A slice's
+    silence, `feed.unusual_s`, is judged at the steps: how much longer than usual it is depends on
+    earlier days, and a night-time region's nightly gap would add steps every night.)"""
+    found: set[datetime] = set()
+    cursor = replayer.engine.store.cursor()
+    try:
+        for model in replayer.models:
+            rules = [rule for rules in replayer.rule_sets.values() for rule in rules.get(model.name, ())]
+            limits = {
+                limit
+                for rule in rules
+                if rule.signal == FEED_SIGNAL and not rule.where
+                for limit in (rule.warn, rule.critical)
+                if limit is not None and limit > 0
+            }
+            for limit in limits:
+                for last, after in quiet_spans(cursor, model, limit, start, end):
+                    found.update((last + timedelta(seconds=limit), after))
+    finally:
+        cursor.close()
+    return {at for at in found if start < at < end}
+
+
 def clock_times(start: datetime, end: datetime, step: timedelta) -> Iterator[datetime]:
     """start, start + step, … up to `end`, and `end` itself when the last step falls short of it."""
     at = start
@@ -260,6 +287,7 @@ class Timeline:
     end: datetime
     step: timedelta
     steps: int
+    silence_steps: int  # of `steps`: between the regular ones, where a feed went silent (`silence_times`)
     models: tuple[str, ...]
     tracks: Mapping[str, AlertTrack]
 
@@ -270,6 +298,7 @@ class Timeline:
             "to": iso(self.end),
             "step_s": self.step.total_seconds(),
             "steps": self.steps,
+            "silence_steps": self.silence_steps,
             "models": list(self.models),
             "rule_sets": {
                 name: {
@@ -310,5 +339,7 @@ def run_replay(
         raise EngineError(f"the replay ends ({iso(end)}) before it starts ({iso(start)})")
     step = step or step_size(chosen)
     replayer = Replayer(engine, chosen, candidate)
-    steps = sum(1 for _ in replayer.run(clock_times(start, end, step)))
-    return Timeline(start, end, step, steps, tuple(m.name for m in chosen), replayer.tracks)
+    regular = set(clock_times(start, end, step))
+    silences = silence_times(replayer, start, end) - regular
+    steps = sum(1 for _ in replayer.run(sorted(regular | silences)))
+    return Timeline(start, end, step, steps, len(silences), tuple(m.name for m in chosen), replayer.tracks)

@@ -172,6 +172,11 @@ def timeline_text(timeline: Timeline) -> str:
     lines = [
         f"replay {', '.join(timeline.models)} from {_when(timeline.start)} to {_when(timeline.end)}, "
         f"{timeline.steps} steps of {_step_text(timeline.step)}"
+        + (
+            f" ({timeline.silence_steps} where a feed went silent or came back)"
+            if timeline.silence_steps
+            else ""
+        )
     ]
     for name, track in document["rule_sets"].items():
         lines += [

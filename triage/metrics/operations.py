@@ -25,10 +25,11 @@ from typing import Any
 
 import duckdb
 
+from triage.config import ModelConfig
 from triage.metrics.frame import MISSING_SEGMENT, Scope, cell_grouping, segment_value_sql, text_literal
 from triage.metrics.results import FeedRow, OperationsRow, WindowInfo, not_enough
 from triage.metrics.source import aware, naive_utc, plain_rows_sql, window_end, window_rows_sql
-from triage.store.schema import quote
+from triage.store.schema import predictions_table, quote
 
 # A slice the model went on without for this long (or `stale_after`, if shorter) is compared with
 # the same hours of the FEED_DAYS days before (all of them: the first weekend has no earlier one to
@@ -451,3 +452,22 @@ def _usual(
     for ((segment, value), *_), days in zip(spans, _span_gaps(con, scope, spans), strict=True):
         found.setdefault((str(segment), str(value)), []).append(days)
     return {key: (min(n for n, _ in days), max(gap for _, gap in days)) for key, days in found.items()}
+
+
+def quiet_spans(
+    con: duckdb.DuckDBPyConnection, model: ModelConfig, longer_than: float, start: datetime, end: datetime
+) -> list[tuple[datetime, datetime]]:
+    """The stretches (last, next) without a prediction of the model, longer than `longer_than`
+    seconds, that began after `start` less that long and end after `start` — `next` is `end` when
+    none came by then: where a replay needs clock times between its steps for a feed silence rule
+    to see."""
+    reach = f"INTERVAL '{longer_than!r} seconds'"
+    table = quote(predictions_table(model.name))
+    rows = f"SELECT _ts FROM {table} WHERE _ts > ?::TIMESTAMP - {reach} AND _ts <= ?"
+    following = "coalesce(lead(_ts) OVER (ORDER BY _ts), ?::TIMESTAMP)"
+    gaps = f"SELECT _ts AS _last, {following} AS _next FROM ({rows})"
+    found = con.execute(
+        f"SELECT _last, _next FROM ({gaps}) WHERE _next - _last > {reach} AND _next > ? ORDER BY 1",
+        [naive_utc(end), naive_utc(start), naive_utc(end), naive_utc(start)],
+    ).fetchall()
+    return [(aware(last), aware(after)) for last, after in found]
