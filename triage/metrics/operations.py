@@ -36,8 +36,8 @@ from triage.store.schema import predictions_table, quote
 # be like), or, silent for over a day, of whole weeks before: it must have had FEED_USUAL_MIN
 # predictions in each for its silence to be judged (at that rate, a silence as long comes by chance
 # with probability e⁻²⁰ ≈ 2e-9), and the silence judged is how much longer it is than the longest
-# wait for FEED_USUAL_MIN predictions from the same moment of those days (a daily batch that runs a
-# few minutes late has waited about as long before).
+# the slice went without FEED_USUAL_MIN predictions from a moment of those hours (a daily batch that
+# runs a few minutes late went about as long before).
 FEED_COMPARE_AFTER_S = 60.0
 FEED_DAYS = 7
 FEED_USUAL_MIN = 20
