@@ -822,29 +822,38 @@ def usual_silence(
     stamps: list[datetime], model_last: datetime, first: datetime
 ) -> tuple[int | None, float | None]:
     """A slice's silence (its last prediction, the model's last] compared by hand, as the README
-    says: moved back by each of 7 days (at most a day long) or whole weeks, the moved spans that
-    start at `first` or later (all 7 days, or a week); in them the fewest predictions, and the
-    longest stretch without 20 predictions from the span's start or one of them (at most the
-    silence). (None, None) without them."""
+    says: moved back by 7 consecutive days, from the first day count at least twice the silence;
+    or, when one of those would start before `first` (the first prediction), its whole history
+    (`first`, last] if that is a week or more. In them: the fewest predictions, and the longest
+    stretch from a span's start or one of its predictions to the 20th prediction after it, looked
+    for no later than twice the silence past the moved model's last (the history: its last), at
+    most the silence; a stretch that runs out of looking before that is left out. (None, None)
+    without either."""
     ordered, last = sorted(stamps), max(stamps)
     behind = model_last - last
-    period = (
-        timedelta(days=1)
-        if behind <= timedelta(days=1)
-        else timedelta(weeks=math.ceil(behind / timedelta(weeks=1)))
-    )
-    spans = [(last - k * period, model_last - k * period) for k in range(1, 8)]
-    spans = [(low, high) for low, high in spans if low >= first]
-    if not spans or (period == timedelta(days=1) and len(spans) < 7):
-        return None, None
+    day = timedelta(days=1)
+    nearest = max(1, math.ceil(2 * behind / day))
+    spans = [
+        (last - k * day, model_last - k * day, last + 2 * behind - k * day)
+        for k in range(nearest, nearest + 7)
+    ]
+    if spans[-1][0] < first:
+        if last - timedelta(weeks=1) < first:
+            return None, None
+        spans = [(first, last, last)]
+    cap = behind.total_seconds()
     counts, gaps = [], []
-    for low, high in spans:
+    for low, high, reach in spans:
         inside = [at for at in ordered if low < at <= high]
         counts.append(len(inside))
+        known = []
         for start in [low, *inside]:
-            after = ordered[bisect.bisect_right(ordered, start) :]
-            reach = (after[19] - start).total_seconds() if len(after) >= 20 else math.inf
-            gaps.append(min(reach, behind.total_seconds()))
+            after = [at for at in ordered[bisect.bisect_right(ordered, start) :] if at <= reach]
+            if len(after) >= 20:
+                known.append(min((after[19] - start).total_seconds(), cap))
+            elif (reach - start).total_seconds() >= cap:
+                known.append(cap)
+        gaps.append(max(known, default=cap))
     return min(counts), max(gaps)
 
 
@@ -907,6 +916,7 @@ def test_a_slice_whose_traffic_stopped_alerts_where_it_usually_has_predictions(
     capsys.readouterr()
 
     model_last = max(times["busy"] + times["sparse"])
+    first = min(at for stamps in times.values() for at in stamps)
     slices = {("region", region): stamps for region, stamps in times.items()}
     slices |= {("tier", "gold"): times["busy"], ("tier", "basic"): times["north"] + times["sparse"]}
 
@@ -918,7 +928,7 @@ def test_a_slice_whose_traffic_stopped_alerts_where_it_usually_has_predictions(
     for row in rows:
         stamps = slices[(row["segment"], row["segment_value"])]
         behind = (model_last - max(stamps)).total_seconds()
-        count, gap = usual_silence(stamps, model_last, start) if behind >= 60 else (None, None)
+        count, gap = usual_silence(stamps, model_last, first) if behind >= 60 else (None, None)
         assert row["n"] == len(stamps)
         assert row["last_prediction"] == max(stamps).isoformat().replace("+00:00", "Z")
         assert row["silence_s"] == pytest.approx((end - max(stamps)).total_seconds(), abs=1e-6)
@@ -947,7 +957,7 @@ def test_a_slice_whose_traffic_stopped_alerts_where_it_usually_has_predictions(
     silent = []
     for (segment, value), stamps in slices.items():
         behind = (model_last - max(stamps)).total_seconds()
-        count, gap = usual_silence(stamps, model_last, start) if behind >= 60 else (0, None)
+        count, gap = usual_silence(stamps, model_last, first) if behind >= 60 else (0, None)
         if gap is not None and behind - gap >= 60:
             silent.append((gap - behind, f"{segment}={value}", behind, count, gap))
     assert [name for _, name, *_ in sorted(silent)][:1] == ["region=north"]
@@ -1048,9 +1058,10 @@ def test_a_daily_batch_slice_alerts_only_when_later_than_it_ever_was(
 ) -> None:
     """Region `nightly` is a batch job: 120 predictions 5 s apart once a day from about 02:00 (its
     start jitters by up to 15 min), `web` every 2 min. On the tenth day its batch runs at 05:30. At
-    01:00 its silence is usual (the 7 days before went as long from those hours). At 02:30, 10 min
-    past the last start, `nightly` is a day and 10 min behind — but a week before it went about as
-    long without 20 predictions from those hours: its silence less the longest such stretch
+    01:00 its silence is usual (the days before went as long from those hours). At 02:30, 10 min
+    past the last start, `nightly` is a day and 10 min behind: too long a silence for 7 earlier
+    days twice as far back in 10 days of logs, so it is compared with its whole history, where it
+    went about as long without 20 predictions between two runs — its silence less that stretch
     (counted here from the raw times) is under `stale_after`, no alert (the whole day used to be
     judged, and fired). At 05:15 it is hours later than ever: `slice-feed-stale` warns."""
     start = datetime(2026, 3, 2, tzinfo=UTC)
@@ -1081,6 +1092,40 @@ def test_a_daily_batch_slice_alerts_only_when_later_than_it_ever_was(
         assert (nightly["unusual_s"] >= 3600) is fires
         firing = [(a["rule"], a["severity"]) for a in document["alerts"] if a["status"] == "firing"]
         assert firing == ([("slice-feed-stale", "warning")] if fires else [])
+
+
+def test_a_long_silence_stays_unusual_and_a_young_store_is_not_judged(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Twenty days from a Wednesday, every 2 min: `a` throughout, `b` until day 10 12:00, `c` until
+    day 6 12:00. A day after `b` stopped it is compared with 7 earlier days; nine days after, no 7
+    earlier days lie far enough back, so its whole history is — it stays unusual (the alert used to
+    go quiet after a week, with the slice still dead). Each row is checked against the README's
+    definition on the raw times. With weekly windows, `c` two hours after it stopped has less than
+    a week of logs before it (the week's window starts on the Monday before them): not judged."""
+    start = datetime(2026, 3, 4, tzinfo=UTC)  # a Wednesday
+    steps = [start + timedelta(minutes=2 * i) for i in range(20 * 24 * 30)]
+    times = {
+        "a": steps,
+        "b": [at for at in steps if at <= start + timedelta(days=10, hours=12)],
+        "c": [at for at in steps if at <= start + timedelta(days=6, hours=12)],
+    }
+    config = ingest_regions(capsys, tmp_path, times)
+    for day in (11, 19):
+        as_of = start + timedelta(days=day, hours=12)
+        model_last = max(at for at in steps if at <= as_of)
+        document = check_json(capsys, config, "--at", as_of.isoformat())
+        b = next(row for row in document["models"][0]["feed"] if row["segment_value"] == "b")
+        count, gap = usual_silence(times["b"], model_last, start)
+        assert (b["usual_n"], b["usual_gap_s"]) == (count, pytest.approx(gap, abs=1e-6)) and gap < 3600
+        assert b["unusual_s"] == pytest.approx(b["behind_s"] - gap, abs=1e-6)
+        firing = [(a["rule"], a["scope"].get("segment_value"), a["severity"]) for a in document["alerts"]]
+        assert ("slice-feed-stale", "b", "critical") in firing
+    as_of = start + timedelta(days=6, hours=14)
+    document = check_json(capsys, config, "--at", as_of.isoformat(), "--window", "1w")
+    c = next(row for row in document["models"][0]["feed"] if row["segment_value"] == "c")
+    assert usual_silence(times["c"], max(steps), start) == (None, None)
+    assert (c["usual_n"], c["usual_gap_s"], c["unusual_s"]) == (None, None, None) and not c["enough_data"]
 
 
 def test_a_cost_value_no_prediction_has_is_named(

@@ -32,12 +32,13 @@ from triage.metrics.source import aware, naive_utc, plain_rows_sql, window_end, 
 from triage.store.schema import predictions_table, quote
 
 # A slice the model went on without for this long (or `stale_after`, if shorter) is compared with
-# the same hours of the FEED_DAYS days before (all of them: the first weekend has no earlier one to
-# be like), or, silent for over a day, of whole weeks before: it must have had FEED_USUAL_MIN
-# predictions in each for its silence to be judged (at that rate, a silence as long comes by chance
-# with probability e⁻²⁰ ≈ 2e-9), and the silence judged is how much longer it is than the longest
-# the slice went without FEED_USUAL_MIN predictions from a moment of those hours (a daily batch that
-# runs a few minutes late went about as long before).
+# the same hours of 7 consecutive earlier days, from twice its silence back (all of them: the first
+# weekend has no earlier one to be like), or, silent too long for that, with its whole history of a
+# week or more: it must have had FEED_USUAL_MIN predictions in each for its silence to be judged (at
+# that rate, a silence as long comes by chance with probability e⁻²⁰ ≈ 2e-9), and the silence
+# judged is how much longer it is than the longest the slice went without FEED_USUAL_MIN
+# predictions from a moment of those hours (a daily batch that runs a few minutes late went about
+# as long before).
 FEED_COMPARE_AFTER_S = 60.0
 FEED_DAYS = 7
 FEED_USUAL_MIN = 20
@@ -151,7 +152,7 @@ def feed_rows(
     model = feed_row(con, scope, windows)
     if model.last_prediction is None:
         return (model,)
-    first = next((window.window_start for window in windows if window.n), model.last_prediction)
+    first = _first_prediction(con, scope, windows) or model.last_prediction
     if not scope.segments:
         volumes = volume(con, scope, {(None, None): 0.0}, model.last_prediction, first)
         return (replace(model, **volumes[(None, None)]),)
@@ -291,40 +292,49 @@ def _span_counts(
 
 
 def _span_gaps(
-    con: duckdb.DuckDBPyConnection, scope: Scope, spans: Sequence[tuple[Slice, datetime, datetime, float]]
+    con: duckdb.DuckDBPyConnection,
+    scope: Scope,
+    spans: Sequence[tuple[Slice, datetime, datetime, datetime, float]],
 ) -> list[tuple[int, float]]:
-    """Each span's predictions of its slice in (low, high], and the longest stretch of its slice
-    without FEED_USUAL_MIN predictions that starts at low or at one of them: from there to the
-    FEED_USUAL_MIN-th prediction after it, looked for up to the span's `cap` seconds past high and
-    counted as at most `cap` seconds."""
+    """Each span's (slice, low, high, reach, cap) predictions of its slice in (low, high], and the
+    longest stretch of its slice without FEED_USUAL_MIN predictions that starts at low or at one
+    of them: from there to the FEED_USUAL_MIN-th prediction after it, looked for up to `reach`,
+    counted as at most `cap` seconds. A start whose stretch runs past `reach` before `cap` is not
+    known and left out; the span's stretch is `cap` when none is known."""
     queries: list[str] = []
     parameters: list[Any] = []
-    for segment, found in _by_segment([(key, low, high) for key, low, high, _ in spans]).items():
-        caps = [spans[i][3] for i, *_ in found]
-        reached = [
-            (i, v, low, high + timedelta(seconds=cap))
-            for (i, v, low, high), cap in zip(found, caps, strict=True)
-        ]
-        rows, bounds = _slice_rows(scope, segment, reached)
+    for segment, found in _by_segment([(key, low, reach) for key, low, _, reach, _ in spans]).items():
+        rows, bounds = _slice_rows(scope, segment, found)
         table = f"{_SPANS[:-1]}, unnest(?::TIMESTAMP[]) AS reach, unnest(?::DOUBLE[]) AS cap)"
         # Each span's low joins its predictions (all after it) as a start of its own.
         starts = (
-            f"SELECT s.i, s.low, s.high, s.cap, r._t FROM {table} AS s JOIN ({rows}) AS r "
+            f"SELECT s.i, s.low, s.high, s.reach, s.cap, r._t FROM {table} AS s JOIN ({rows}) AS r "
             "ON r.v = s.v AND r._t > s.low AND r._t <= s.reach "
-            f"UNION ALL SELECT i, low, high, cap, low FROM {table}"
+            f"UNION ALL SELECT i, low, high, reach, cap, low FROM {table}"
         )
-        gap = "least(coalesce(date_diff('microsecond', _t, _next) / 1e6, cap), cap)"
+        seconds = "date_diff('microsecond', _t, {}) / 1e6"
+        gap = (
+            f"CASE WHEN _next IS NOT NULL THEN least({seconds.format('_next')}, cap) "
+            f"WHEN {seconds.format('reach')} >= cap THEN cap END"
+        )
         after = f"lead(_t, {FEED_USUAL_MIN}) OVER (PARTITION BY i ORDER BY _t)"
         queries.append(
             f"SELECT i, count(*) FILTER (_t > low AND _t <= high), max({gap}) FILTER (_t <= high) "
             f"FROM (SELECT *, {after} AS _next FROM ({starts})) GROUP BY i"
         )
-        listed = [*_span_lists(found), [naive_utc(span[3]) for span in reached], caps]
+        listed = [
+            [i for i, *_ in found],
+            [v for _, v, *_ in found],
+            [naive_utc(spans[i][1]) for i, *_ in found],
+            [naive_utc(spans[i][2]) for i, *_ in found],
+            [naive_utc(spans[i][3]) for i, *_ in found],
+            [spans[i][4] for i, *_ in found],
+        ]
         parameters += [*listed, *bounds, *listed]
     gaps = [(0, 0.0)] * len(spans)
     if queries:
         for index, count, longest in con.execute(" UNION ALL ".join(queries), parameters).fetchall():
-            gaps[index] = (count, longest)
+            gaps[index] = (count, spans[index][4] if longest is None else longest)
     return gaps
 
 
@@ -432,26 +442,46 @@ def _usual(
     model_last: datetime,
     first: datetime,
 ) -> dict[tuple[str, str], tuple[int, float]]:
-    """Per slice: its silence, (its last, the model's last], moved back — by each of 1 to FEED_DAYS
-    days when it is at most a day, else by whole weeks (as many as it lasts, so the earlier spans do
-    not overlap), up to FEED_DAYS times — and in those spans the fewest predictions it had and the
-    longest stretch without FEED_USUAL_MIN that began in one (`_span_gaps`, at most the silence).
-    Only moved spans that start at or after `first` (the evaluated windows' first) count; a slice
-    without all FEED_DAYS earlier days, or without an earlier week, is absent."""
-    spans: list[tuple[Slice, datetime, datetime, float]] = []
+    """Per slice: its silence, (its last, the model's last], moved back by each of FEED_DAYS
+    consecutive days — from the first far enough back that nothing it is compared with reaches
+    into the silence (twice its length), so last week's same weekday is always among them — and in
+    those spans the fewest predictions it had and the longest stretch without FEED_USUAL_MIN that
+    began in one (`_span_gaps`, at most the silence). Every moved span must start at or after
+    `first` (the evaluated windows' first prediction); a silence too long for that is compared
+    with the slice's whole history before it instead (its predictions there, and the longest such
+    stretch in it), when that is a week or more. A slice with neither is absent."""
+    spans: list[tuple[Slice, datetime, datetime, datetime, float]] = []
     for key, at in last.items():
         behind = model_last - at
-        # Up to a day: each of the 7 days before (the same weekday among them); longer: whole weeks,
-        # so that a weekend's silence is compared with earlier weekends.
-        period = DAY if behind <= DAY else WEEK * math.ceil(behind / WEEK)
-        moved = [(key, at - k * period, model_last - k * period) for k in range(1, FEED_DAYS + 1)]
-        moved = [span for span in moved if span[1] >= first]
-        if moved and (period > DAY or len(moved) == FEED_DAYS):
-            spans += [(*span, behind.total_seconds()) for span in moved]
+        nearest = max(1, math.ceil(2 * behind / DAY))
+        days = range(nearest, nearest + FEED_DAYS)
+        if at - days[-1] * DAY >= first:
+            spans += [
+                (key, at - k * DAY, model_last - k * DAY, at + 2 * behind - k * DAY, behind.total_seconds())
+                for k in days
+            ]
+        elif at - WEEK >= first:
+            spans.append((key, first, at, at, behind.total_seconds()))
     found: dict[tuple[str, str], list[tuple[int, float]]] = {}
-    for ((segment, value), *_), days in zip(spans, _span_gaps(con, scope, spans), strict=True):
-        found.setdefault((str(segment), str(value)), []).append(days)
-    return {key: (min(n for n, _ in days), max(gap for _, gap in days)) for key, days in found.items()}
+    for ((segment, value), *_), days_found in zip(spans, _span_gaps(con, scope, spans), strict=True):
+        found.setdefault((str(segment), str(value)), []).append(days_found)
+    return {key: (min(n for n, _ in got), max(gap for _, gap in got)) for key, got in found.items()}
+
+
+def _first_prediction(
+    con: duckdb.DuckDBPyConnection, scope: Scope, windows: Sequence[WindowInfo]
+) -> datetime | None:
+    """The earliest prediction of the evaluated `windows` (read from the first window with any):
+    where the days a silence or a volume is compared with must begin — not at a week's or a
+    month's window start before the data."""
+    earliest = next((window for window in windows if window.n), None)
+    if earliest is None:
+        return None
+    found = con.execute(
+        f"SELECT min(_ts) FROM ({window_rows_sql(scope)}) WHERE _ts >= ? AND _ts < ?",
+        [naive_utc(earliest.window_start), naive_utc(scope.window.end_of(earliest.window_start))],
+    ).fetchone()
+    return aware(found[0]) if found and found[0] is not None else None
 
 
 def quiet_spans(

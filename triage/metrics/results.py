@@ -216,11 +216,11 @@ class FeedRow(Row):
 
     `behind_s` is how long the model went on predicting after the row's last prediction (0 for
     the model's row): a slice whose traffic stopped while the rest flows. Once it is behind by a
-    minute (or `stale_after`, if shorter), that silence is moved back to earlier days
-    (`operations._usual`): `usual_n` is the fewest predictions the slice had in those spans and
-    `usual_gap_s` the longest it went without FEED_USUAL_MIN from a moment in them (at most
-    `behind_s`). `unusual_s` is `behind_s` less `usual_gap_s` (all of `behind_s` before it is
-    compared); None (not enough data) without the earlier days to compare with.
+    minute (or `stale_after`, if shorter), that silence is compared with 7 earlier days, or the
+    slice's whole history (`operations._usual`): `usual_n` is the fewest predictions the slice had
+    in those spans and `usual_gap_s` the longest it went without FEED_USUAL_MIN from a moment in
+    them (at most `behind_s`). `unusual_s` is `behind_s` less `usual_gap_s` (all of `behind_s`
+    before it is compared); None (not enough data) with nothing to compare with.
 
     `recent_n` counts the row's predictions in the hour up to the model's last prediction, and
     `fewest_n` / `most_n` the fewest and the most it had in that hour on each of the 7 days before
