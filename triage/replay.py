@@ -217,6 +217,8 @@ def silence_times(replayer: Replayer, start: datetime, end: datetime) -> set[dat
     cursor = replayer.engine.store.cursor()
     try:
         for model in replayer.models:
+            if replayer.engine.store.time_range(model) is None:
+                continue  # nothing ingested for this model
             rules = [rule for rules in replayer.rule_sets.values() for rule in rules.get(model.name, ())]
             limits = {
                 limit

@@ -263,11 +263,11 @@ def _silent_slice_lines(model: ModelReport, shown: int = 5) -> list[str]:
     predictions in those hours (`FeedRow.unusual_s`): a region's client that stopped sending —
     silent a minute longer than it went without FEED_USUAL_MIN predictions from those hours before,
     the most unusual first. (`stale_after` makes alerts of them: `slice-feed-stale`.)"""
+    compared = (row for row in model.feed[1:] if row.usual_gap_s is not None)
     silent = sorted(
-        (row for row in model.feed[1:] if row.usual_gap_s is not None),
+        (row for row in compared if (row.unusual_s or 0.0) >= FEED_COMPARE_AFTER_S),
         key=lambda row: -(row.unusual_s or 0.0),
     )
-    silent = [row for row in silent if (row.unusual_s or 0.0) >= FEED_COMPARE_AFTER_S]
     lines = [
         f"  silent: {_slice(row)}, none for {duration_text(row.behind_s or 0.0)} while the model went on "
         f"(at least {_count(row.usual_n or 0)} in those hours on earlier days, "
