@@ -705,6 +705,7 @@ def test_formatting_is_short_and_explicit_about_missing_values() -> None:
     assert fmt.duration(3 * 86400 + 4 * 3600) == "3d 4h" and fmt.duration(42) == "42s"
     # An alert's silence (`feed.silence_s`, seconds) reads as a duration; other signals as numbers.
     assert fmt.signal_value("feed.silence_s", 7500.0) == "2h 5m"
+    assert fmt.signal_value("feed.unusual_s", 90.0) == fmt.signal_value("feed.usual_gap_s", 90.0) == "1m 30s"
     assert fmt.signal_value("drift.psi", 0.25) == "0.25"
     assert fmt.stamp(NOW) == "2026-01-15 14:05Z"
     assert fmt.ci(0.812, 0.78, 0.841) == "81.2% [78.0–84.1]"

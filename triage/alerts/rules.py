@@ -106,9 +106,10 @@ REGRESSION_MIN_COVERAGE = 0.5
 
 # The feed's silence is judged against fixed thresholds: `stale_after` warns, this many times it is critical.
 FEED_SIGNAL = "feed.silence_s"
-# A slice's: how long its model went on without it, where that is unusual for the slice (else 0).
+# A slice's: how much longer its model went on without it than the slice went without 20 predictions
+# in those hours before (`FeedRow.unusual_s`).
 SLICE_FEED_SIGNAL = "feed.unusual_s"
-DURATION_SIGNALS = frozenset({FEED_SIGNAL, "feed.behind_s", SLICE_FEED_SIGNAL})
+DURATION_SIGNALS = frozenset({FEED_SIGNAL, "feed.behind_s", SLICE_FEED_SIGNAL, "feed.usual_gap_s"})
 # The last hour's predictions against the same hour of the 7 days before (`FeedRow.volume_ratio`).
 VOLUME_SIGNAL = "feed.volume_ratio"
 STALE_CRITICAL = 4
