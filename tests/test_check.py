@@ -824,7 +824,7 @@ def usual_silence(
     """A slice's silence (its last prediction, the model's last] compared by hand, as the README
     says: moved back by 7 consecutive days, from the first day count at least twice the silence;
     or, when one of those would start before `first` (the first prediction), its whole history
-    (`first`, last] if that is a week or more. In them: the fewest predictions, and the longest
+    (`first`, last] if that or the silence is a week or more. In them: the fewest predictions, and the longest
     stretch from a span's start or one of its predictions to the 20th prediction after it, looked
     for no later than twice the silence past the moved model's last (the history: its last), at
     most the silence; a stretch that runs out of looking before that is left out. (None, None)
@@ -838,7 +838,7 @@ def usual_silence(
         for k in range(nearest, nearest + 7)
     ]
     if spans[-1][0] < first:
-        if last - timedelta(weeks=1) < first:
+        if last - timedelta(weeks=1) < first and behind < timedelta(weeks=1):
             return None, None
         spans = [(first, last, last)]
     cap = behind.total_seconds()
@@ -976,7 +976,7 @@ def test_a_slice_whose_traffic_stopped_alerts_where_it_usually_has_predictions(
     document = check_json(capsys, config, "--at", end.isoformat(), "--last", "7")
     north_row = next(row for row in document["models"][0]["feed"] if row["segment_value"] == "north")
     assert north_row["usual_n"] is None and north_row["unusual_s"] is None and not north_row["enough_data"]
-    assert north_row["note"] == "no 7 earlier days (or week) in the evaluated windows to compare"
+    assert north_row["note"] == "its last prediction came within a week of the first: nothing to compare"
 
     # `north` comes back: a minute behind, with no usual traffic in that minute, its silence is
     # usual again and the alert resolves (it was held as not enough data before).
@@ -1102,7 +1102,8 @@ def test_a_long_silence_stays_unusual_and_a_young_store_is_not_judged(
     earlier days lie far enough back, so its whole history is — it stays unusual (the alert used to
     go quiet after a week, with the slice still dead). Each row is checked against the README's
     definition on the raw times. With weekly windows, `c` two hours after it stopped has less than
-    a week of logs before it (the week's window starts on the Monday before them): not judged."""
+    a week of logs before it (the week's window starts on the Monday before them): not judged; a
+    week after it stopped, that silence is no weekly cycle, and its short history judges it."""
     start = datetime(2026, 3, 4, tzinfo=UTC)  # a Wednesday
     steps = [start + timedelta(minutes=2 * i) for i in range(20 * 24 * 30)]
     times = {
@@ -1124,8 +1125,17 @@ def test_a_long_silence_stays_unusual_and_a_young_store_is_not_judged(
     as_of = start + timedelta(days=6, hours=14)
     document = check_json(capsys, config, "--at", as_of.isoformat(), "--window", "1w")
     c = next(row for row in document["models"][0]["feed"] if row["segment_value"] == "c")
-    assert usual_silence(times["c"], max(steps), start) == (None, None)
+    assert usual_silence(times["c"], max(at for at in steps if at <= as_of), start) == (None, None)
     assert (c["usual_n"], c["usual_gap_s"], c["unusual_s"]) == (None, None, None) and not c["enough_data"]
+    # A week after `c` stopped, its silence is no weekly cycle: its 6.5 days of history judge it.
+    as_of = start + timedelta(days=13, hours=13)
+    document = check_json(capsys, config, "--at", as_of.isoformat())
+    c = next(row for row in document["models"][0]["feed"] if row["segment_value"] == "c")
+    count, gap = usual_silence(times["c"], max(at for at in steps if at <= as_of), start)
+    assert (c["usual_n"], c["usual_gap_s"]) == (count, pytest.approx(gap, abs=1e-6)) and gap < 3600
+    assert ("slice-feed-stale", "critical") in [
+        (a["rule"], a["severity"]) for a in document["alerts"] if a["scope"].get("segment_value") == "c"
+    ]
 
 
 def test_a_cost_value_no_prediction_has_is_named(

@@ -179,7 +179,7 @@ def feed_rows(
         note = None
         unusual: float | None = behind[key]  # behind by less than the comparison needs
         if key in compared and gap is None:
-            note, unusual = f"no {FEED_DAYS} earlier days (or week) in the evaluated windows to compare", None
+            note, unusual = "its last prediction came within a week of the first: nothing to compare", None
         elif key in compared and gap is not None:
             # Past the longest it went without FEED_USUAL_MIN predictions from those hours before.
             unusual = max(behind[key] - gap, 0.0)
@@ -449,7 +449,7 @@ def _usual(
     began in one (`_span_gaps`, at most the silence). Every moved span must start at or after
     `first` (the evaluated windows' first prediction); a silence too long for that is compared
     with the slice's whole history before it instead (its predictions there, and the longest such
-    stretch in it), when that is a week or more. A slice with neither is absent."""
+    stretch in it), when that is a week or more, or the silence is. A slice with neither is absent."""
     spans: list[tuple[Slice, datetime, datetime, datetime, float]] = []
     for key, at in last.items():
         behind = model_last - at
@@ -460,7 +460,7 @@ def _usual(
                 (key, at - k * DAY, model_last - k * DAY, at + 2 * behind - k * DAY, behind.total_seconds())
                 for k in days
             ]
-        elif at - WEEK >= first:
+        elif at - WEEK >= first or behind >= WEEK:  # a week's silence is no weekly cycle
             spans.append((key, first, at, at, behind.total_seconds()))
     found: dict[tuple[str, str], list[tuple[int, float]]] = {}
     for ((segment, value), *_), days_found in zip(spans, _span_gaps(con, scope, spans), strict=True):
