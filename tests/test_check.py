@@ -1002,19 +1002,23 @@ def test_a_slice_whose_traffic_stopped_alerts_where_it_usually_has_predictions(
 
 
 def ingest_regions(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, times: dict[str, list[datetime]]
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    times: dict[str, list[datetime]],
+    config_text: str = "",
 ) -> Path:
-    """Predictions at `times` per region, a model on them with its reference on Monday 2026-03-02
-    (`SLICE_FEED_CONFIG`), ingested: the config's path."""
+    """Predictions at `times` per region, a model on them (`config_text`, by default
+    `SLICE_FEED_CONFIG` with its reference on Monday 2026-03-02), ingested: the config's path."""
     with open(tmp_path / "predictions.jsonl", "w", encoding="utf-8") as handle:
         for region, stamps in times.items():
             for i, at in enumerate(stamps):
                 row = {"id": f"{region}-{i}", "ts": at.isoformat(), "score": 0.5, "region": region}
                 handle.write(json.dumps(row) + "\n")
+    monday = 'start = "2026-03-02"\nend = "2026-03-03"'
     config = tmp_path / "triage.toml"
-    reference = 'start = "2026-03-02"\nend = "2026-03-03"'
     config.write_text(
-        SLICE_FEED_CONFIG.replace('start = "2026-03-01"\nend = "2026-03-02"', reference), encoding="utf-8"
+        config_text or SLICE_FEED_CONFIG.replace('start = "2026-03-01"\nend = "2026-03-02"', monday),
+        encoding="utf-8",
     )
     assert main(["--config", str(config), "ingest"]) == 0
     capsys.readouterr()
@@ -1194,17 +1198,8 @@ def test_a_slice_whose_volume_halves_or_spikes_against_every_earlier_day_alerts(
             stamps += [hour + timedelta(seconds=float(s)) for s in offsets]
     times["apac"] = [t for t in times["apac"] if t <= at - timedelta(minutes=45)]
     times["eu"].append(at - timedelta(seconds=30))  # still flowing at its lower rate
-    with open(tmp_path / "predictions.jsonl", "w", encoding="utf-8") as handle:
-        for region, stamps in times.items():
-            for i, stamp in enumerate(stamps):
-                row = {"id": f"{region}-{i}", "ts": stamp.isoformat(), "score": 0.5, "region": region}
-                handle.write(json.dumps(row) + "\n")
-    config = tmp_path / "triage.toml"
-    config.write_text(
-        SLICE_FEED_CONFIG.replace('stale_after = "1h"\n', "volume_alerts = true\n"), encoding="utf-8"
-    )
-    assert main(["--config", str(config), "ingest"]) == 0
-    capsys.readouterr()
+    volume_config = SLICE_FEED_CONFIG.replace('stale_after = "1h"\n', "volume_alerts = true\n")
+    config = ingest_regions(capsys, tmp_path, times, volume_config)
 
     everything = sorted(t for stamps in times.values() for t in stamps)
     model_last = everything[-1]
