@@ -429,8 +429,8 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
             AlertRule(name="feed-stale", signal=FEED_SIGNAL, warn=seconds, critical=STALE_CRITICAL * seconds)
         )
         if model.segments:
-            # One slice's traffic stopped while the rest flows (a region, a client version), where
-            # the slice usually has predictions in those hours (`FeedRow.unusual_s`).
+            # One slice's traffic stopped while the rest flows (a region, a client version), for
+            # longer than it went without 20 predictions in those hours before (`FeedRow.unusual_s`).
             rules.append(
                 AlertRule(
                     name="slice-feed-stale",

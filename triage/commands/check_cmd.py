@@ -259,10 +259,10 @@ def _stale_lines(model: ModelReport) -> list[str]:
 
 
 def _silent_slice_lines(model: ModelReport, shown: int = 5) -> list[str]:
-    """The slices whose predictions stopped while the model's went on, where they usually have
-    predictions in those hours (`FeedRow.unusual_s`): a region's client that stopped sending —
-    silent a minute longer than it went without FEED_USUAL_MIN predictions from those hours before,
-    the most unusual first. (`stale_after` makes alerts of them: `slice-feed-stale`.)"""
+    """The slices whose predictions stopped while the model's went on (`FeedRow.unusual_s`): a
+    region's client that stopped sending — silent a minute longer than it went without
+    FEED_USUAL_MIN predictions from those hours before, the most unusual first. (`stale_after`
+    makes alerts of them: `slice-feed-stale`.)"""
     compared = (row for row in model.feed[1:] if row.usual_gap_s is not None)
     silent = sorted(
         (row for row in compared if (row.unusual_s or 0.0) >= FEED_COMPARE_AFTER_S),
