@@ -19,6 +19,7 @@ import pytest
 
 from triage.cli import main
 from triage.commands.argtypes import speed_arg
+from triage.commands.replay_cmd import _span
 from triage.config import ConfigError, load_config, load_rules, parse_window
 from triage.engine import Engine
 from triage.generate import read_manifest
@@ -277,6 +278,10 @@ def test_replay_clock_moves_at_its_speed_and_stays_in_range():
     assert clock.seek(start - DAY) == start
     assert clock.faster() == 4 * 3600.0 and clock.slower() == 3600.0 and clock.slower() == 900.0
     assert [speed_text(s) for s in (60.0, 3600.0, 86400.0, 5.0)] == ["1m/s", "1h/s", "1d/s", "5x"]
+    # A tick stops at a silence's threshold rather than step over it, then goes on at its speed.
+    stops = (start + timedelta(hours=5), start + timedelta(hours=6))
+    clock = ReplayClock(start=start, end=start + DAY, speed=86400.0, stops=stops)
+    assert [clock.advance(timedelta(seconds=1)) for _ in range(4)] == [*stops, start + DAY, start + DAY]
 
 
 def test_a_bad_speed_is_a_usage_error(world: Path, capsys):
@@ -338,3 +343,6 @@ def test_a_feed_outage_inside_a_daily_step_fires_and_resolves_at_its_own_times(t
     ]
     regular = len(list(clock_times(start + DAY, max(stamps), DAY)))
     assert document["silence_steps"] == 3 and document["steps"] == regular + 3
+    # The interactive replay's clock stops at the same times.
+    span = _span(load_config(config), argparse.Namespace(model=None, start=None, end=None), None)
+    assert span[2] == (last + timedelta(hours=1), last + timedelta(hours=4), back)

@@ -125,9 +125,9 @@ def _interactive(config: Config, args: argparse.Namespace, candidate: RuleSet | 
     from triage.tui.app import TriageApp
     from triage.tui.clock import ReplayClock
 
-    start, end = _span(config, args)
+    start, end, stops = _span(config, args, candidate)
     models = [config.model(name) for name in args.model] if args.model else list(config.models)
-    clock = ReplayClock(start=start, end=end, speed=args.speed, step=step_size(models))
+    clock = ReplayClock(start=start, end=end, speed=args.speed, step=step_size(models), stops=stops)
     model = args.model[0] if args.model else None
     app = TriageApp(partial(open_replay_source, config, args.model, candidate), clock, 1.0, model)
     try:
@@ -137,21 +137,26 @@ def _interactive(config: Config, args: argparse.Namespace, candidate: RuleSet | 
     return app.return_code or 0
 
 
-def _span(config: Config, args: argparse.Namespace) -> tuple[datetime, datetime]:
+def _span(
+    config: Config, args: argparse.Namespace, candidate: RuleSet | None
+) -> tuple[datetime, datetime, tuple[datetime, ...]]:
+    """The interactive replay's start and end, and the times its clock stops at on the way: where a
+    model's feed went silent past a threshold or came back (`replay.silence_times`)."""
     from triage.engine import Engine
-    from triage.replay import default_start, replay_span
+    from triage.replay import Replayer, default_start, replay_span, silence_times
     from triage.store import Store, StoreError
 
     models = [config.model(name) for name in args.model] if args.model else list(config.models)
     try:
         with Store.open(config.store_path, read_only=True) as store, Engine(config, store) as engine:
             span = replay_span(engine, models)
+            if span is None:
+                raise UserError("nothing ingested yet; run `triage ingest` first")
+            start, end = args.start or default_start(models, span[0]), args.end or span[1]
+            stops = silence_times(Replayer(engine, models, candidate), start, end)
     except StoreError as exc:
         raise UserError(str(exc)) from None
-    if span is None:
-        raise UserError("nothing ingested yet; run `triage ingest` first")
-    start = args.start or default_start(models, span[0])
-    return start, args.end or span[1]
+    return start, end, tuple(sorted(stops))
 
 
 def _when(value: datetime) -> str:

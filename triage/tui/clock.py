@@ -99,6 +99,9 @@ class ReplayClock:
     at: datetime | None = None
     source: Callable[[], datetime] = field(default=utc_now)
     step: timedelta = timedelta(hours=1)  # `[`/`]` before the first snapshot names the model's window
+    # Ascending times a tick stops at rather than step over: where a feed's silence crossed a rule's
+    # threshold or ended (`replay.silence_times`).
+    stops: tuple[datetime, ...] = ()
 
     def __post_init__(self) -> None:
         if self.at is None:
@@ -129,8 +132,9 @@ class ReplayClock:
         return self.at
 
     def advance(self, real: timedelta) -> datetime:
-        """Move forward by `real` × speed."""
-        return self.seek(self.now() + real * self.speed)
+        """Move forward by `real` × speed, or to the first of `stops` on the way."""
+        now, target = self.now(), self.now() + real * self.speed
+        return self.seek(next((at for at in self.stops if now < at < target), target))
 
     def faster(self) -> float:
         """The next speed up the ladder (1x … 1w/s)."""
