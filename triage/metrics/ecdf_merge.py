@@ -23,6 +23,8 @@ from numba import njit
 
 F = TypeVar("F", bound=Callable[..., object])
 
+SMIRNOV_CUT = 45.0  # `smirnov_log_sums` stops a side of the sum at terms below e^−45 of its peak
+
 
 def _compiled(function: F) -> F:
     """`function` compiled by numba, releasing the GIL; its machine code cached on disk when there
@@ -341,21 +343,35 @@ def smirnov_log_sums(n: np.ndarray, d: np.ndarray, log_factorial: np.ndarray) ->
     """Per cell, the log of d·Σ_{v=0}^{⌊n(1−d)⌋} C(n, v)·(d + v/n)^(v−1)·(1 − d − v/n)^(n−v), the
     exact P(D⁺ₙ ≥ d) (`log_factorial[k]` = log k!, k ≤ max n).
 
-    Each term in logs, summed relative to the largest so far (the sum is rescaled when a larger
-    one comes): every term, ≈ 20 ns each, where numpy's temporaries took ≈ 70.
+    The terms rise to one peak and fall (their logs are concave in v), so the peak is found by
+    bisection on the sign of the next step, and the sum runs outward from it on both sides until
+    a term falls below e^−SMIRNOV_CUT of the peak: every term left out is smaller still, and
+    together they weigh less than n·e^−45 ≈ 1e-15 relative at a million values. Each term is
+    summed in logs relative to the peak (≈ 20 ns a term): in the drift grid's cells about a third
+    of the n terms, where the whole sum took all of them.
     """
     out = np.empty(len(n))
     for k in range(len(n)):
         size, gap = n[k], d[k]
-        top = _smirnov_log_term(size, gap, 0, log_factorial)
-        total = 0.0
-        for v in range(math.floor(size * (1.0 - gap)) + 1):
-            relative = _smirnov_log_term(size, gap, v, log_factorial) - top
-            if relative > 0.0:
-                total = total * math.exp(-relative) + 1.0
-                top += relative
+        last = math.floor(size * (1.0 - gap))
+        low, high = 0, last
+        while low < high:  # the first v whose next term is no larger
+            mid = (low + high) // 2
+            rise = _smirnov_log_term(size, gap, mid + 1, log_factorial)
+            if rise > _smirnov_log_term(size, gap, mid, log_factorial):
+                low = mid + 1
             else:
+                high = mid
+        top = _smirnov_log_term(size, gap, low, log_factorial)
+        total = 1.0
+        for step in (1, -1):
+            v = low + step
+            while 0 <= v <= last:
+                relative = _smirnov_log_term(size, gap, v, log_factorial) - top
+                if relative < -SMIRNOV_CUT:
+                    break
                 total += math.exp(relative)
+                v += step
         out[k] = top + math.log(total) + math.log(gap)
     return out
 
