@@ -12,11 +12,18 @@ import duckdb
 from triage.config import Config, load_config
 from triage.store import IngestSummary, Store
 
+# The reference of a model body without its own: one ending before the logs these tests write.
+EARLY_REFERENCE = '[model.reference]\nend = "2025-12-01"\n'
+
 
 def write_config(folder: Path, model: str, *, name: str = "triage.toml") -> Path:
-    """A triage.toml in `folder` with a store beside it and one [[model]] whose body is `model`."""
+    """A triage.toml in `folder` with a store beside it and one [[model]] whose body is `model`
+    (`EARLY_REFERENCE` added when the body has no [model.reference])."""
     path = folder / name
-    path.write_text(f'[store]\npath = "store.duckdb"\n\n[[model]]\n{model.strip()}\n', encoding="utf-8")
+    body = model.strip() + "\n"
+    if "[model.reference]" not in body:
+        body += "\n" + EARLY_REFERENCE
+    path.write_text(f'[store]\npath = "store.duckdb"\n\n[[model]]\n{body}', encoding="utf-8")
     return path
 
 

@@ -32,6 +32,9 @@ id = "request_id"
 timestamp = "ts"
 score = "score"
 {columns}
+
+[model.reference]
+end = "2026-01-01"
 """
 
 

@@ -29,6 +29,9 @@ predictions = "logs/*.parquet"
 id = "request_id"
 timestamp = "ts"
 score = "score"
+
+[model.reference]
+end = "2026-01-01"
 """
 RULE = AlertRule(
     name="feature-drift", signal="drift.psi", where={"segment": "country"}, warn=0.1, critical=0.25

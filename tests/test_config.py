@@ -36,6 +36,10 @@ categorical = ["payment_type"]
 
 [model.segments]
 columns = ["country"]
+
+[model.reference]
+start = "2026-01-01"
+end = "2026-02-01"
 """
 
 
@@ -158,12 +162,48 @@ def test_a_mistake_is_one_line_naming_file_and_key(
     assert out == ""
 
 
-def test_reference_must_be_one_kind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    text = GOOD + '\n[model.reference]\nstart = "2026-01-01"\nfiles = "train/*.parquet"\n'
-    status, _, err = check(tmp_path, capsys, text, "--no-logs")
-    assert "expected one of start/end, files or version+days" in one_line_error(
-        status, err, tmp_path / "triage.toml", "model[0].reference"
-    )
+REFERENCE = '[model.reference]\nstart = "2026-01-01"\nend = "2026-02-01"\n'
+
+
+@pytest.mark.parametrize(
+    ("reference", "key", "expected"),
+    [
+        (
+            '[model.reference]\nstart = "2026-01-01"\nfiles = "train/*.parquet"\n',
+            "model[0].reference",
+            "expected one of start/end, files or version+days; got start/end and files",
+        ),
+        (
+            "",
+            "model[0].reference",
+            "missing; expected what is normal: a time range (start, end), a file set (files) or the "
+            "first days of a version (version, days)",
+        ),
+        ("[model.reference]\n", "model[0].reference", "missing; expected what is normal"),
+        (
+            '[model.reference]\nstart = "2026-01-01"\n',
+            "model[0].reference.end",
+            "missing; expected the end of the reference period (one running to now would hold the "
+            "windows compared with it)",
+        ),
+    ],
+)
+def test_reference_is_one_kind_and_ends(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], reference: str, key: str, expected: str
+) -> None:
+    """What is normal must be said, and must end: a range to now would hold the windows it judges."""
+    assert GOOD.count(REFERENCE) == 1
+    status, _, err = check(tmp_path, capsys, GOOD.replace(REFERENCE, reference), "--no-logs")
+    assert expected in one_line_error(status, err, tmp_path / "triage.toml", key)
+
+
+def test_a_reference_may_start_at_the_first_prediction(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = GOOD.replace(REFERENCE, '[model.reference]\nend = "2026-02-01"\n')
+    status, out, err = check(tmp_path, capsys, text, "--no-logs")
+    assert (status, err) == (0, "")
+    assert "ok (1 model(s): fraud" in out
 
 
 def test_invalid_toml_and_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

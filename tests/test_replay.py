@@ -318,7 +318,8 @@ def test_a_feed_outage_inside_a_daily_step_fires_and_resolves_at_its_own_times(t
         '[model.reference]\nstart = "2026-03-02"\nend = "2026-03-03"\n\n'
         # A second model with nothing ingested yet: no stops of its own, and no crash.
         '[[model]]\nname = "later"\npredictions = "later/*.jsonl"\nstale_after = "1h"\n\n'
-        '[model.columns]\nid = "id"\ntimestamp = "ts"\nscore = "score"\n',
+        '[model.columns]\nid = "id"\ntimestamp = "ts"\nscore = "score"\n\n'
+        '[model.reference]\nversion = "v1"\ndays = 1\n',
         encoding="utf-8",
     )
     assert main(["--config", str(config), "ingest"]) == 2  # `later` has no logs yet

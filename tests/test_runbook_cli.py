@@ -39,7 +39,8 @@ def write_config(directory: Path, url: str, timeout_s: float = 5.0) -> Path:
     path.write_text(
         f'runbooks = "{RUNBOOKS}"\n[store]\npath = "t.duckdb"\naudit = "audit.jsonl"\n'
         '[[model]]\nname = "fraud"\npredictions = "p.csv"\n'
-        '[model.columns]\nid = "id"\ntimestamp = "ts"\nscore = "score"\n' + targets,
+        '[model.columns]\nid = "id"\ntimestamp = "ts"\nscore = "score"\n'
+        '[model.reference]\nend = "2026-01-01"\n' + targets,
         encoding="utf-8",
     )
     return path

@@ -10,15 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.store_support import query, write_jsonl, write_parquet
+from tests.store_support import EARLY_REFERENCE, query, write_jsonl, write_parquet
 from triage.cli import main
 from triage.store import StoreError, connect
+from triage.store.schema import REASON_BAD_VALUE
 
 
 def minimal_config(predictions: str) -> str:
     return (
         f'[[model]]\nname = "m"\npredictions = "{predictions}"\n\n'
-        '[model.columns]\nid = "id"\ntimestamp = "at"\nscore = "p"\n'
+        '[model.columns]\nid = "id"\ntimestamp = "at"\nscore = "p"\n\n' + EARLY_REFERENCE
     )
 
 
@@ -74,6 +75,9 @@ label = "chargeback"
 
 [model.segments]
 columns = ["merchant_country", "channel"]
+
+[model.reference]
+end = "2026-02-02"
 """,
         encoding="utf-8",
     )
@@ -159,6 +163,10 @@ def test_bad_lines_are_listed_with_reasons_and_nothing_else_is_lost(
     assert out.splitlines()[-1] == "1 of 1 quarantined rows shown"
     status, out, _ = run(capsys, "--config", str(config), "quarantine", "--model", "nope")
     assert status == 2
+    status, out, err = run(capsys, "--config", str(config), "quarantine", "--reason", "score not number")
+    assert (status, out) == (2, "")
+    assert err.startswith("triage: --reason: expected one of 'unparseable JSON', ")
+    assert err.endswith(f"'{REASON_BAD_VALUE}'; got 'score not number'\n")
 
     assert query(config, "SELECT count(*) FROM predictions_m") == [(20,)]
     status, out, _ = run(capsys, "--config", str(config), "ingest")

@@ -77,6 +77,8 @@ predictions = "logs/*.jsonl"
 id = "id"
 timestamp = "ts"
 score = "score"
+[model.reference]
+end = "2026-01-01"
 {targets}"""
     source = EngineSource(parse_config(text, tmp_path / "triage.toml"))
     yield source

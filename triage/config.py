@@ -502,6 +502,18 @@ def _reference(reader: _Reader) -> Reference:
         raise reader.error(
             "", f"expected one of start/end, files or version+days; got {' and '.join(chosen)}"
         )
+    if not chosen:
+        raise reader.error(
+            "",
+            "missing; expected what is normal: a time range (start, end), a file set (files) or "
+            "the first days of a version (version, days)",
+        )
+    if start is not None and end is None:
+        raise reader.error(
+            "end",
+            "missing; expected the end of the reference period (one running to now would hold "
+            "the windows compared with it)",
+        )
     if version is not None and days is None:
         raise reader.error("days", "missing; expected the number of days of the version to use")
     if days is not None and version is None:

@@ -16,7 +16,7 @@ from triage.config import Config, ConfigError, load_config
 from triage.store import IngestSummary, Store, StoreError, StoreInfo
 from triage.store.db import DEFAULT_WAIT_S
 from triage.store.ingest import APPENDED, FAILED, NEW, REPLACED, UNCHANGED, FileIngest, most_first
-from triage.store.schema import REASON_BAD_VALUE
+from triage.store.schema import QUARANTINE_REASONS, REASON_BAD_VALUE
 
 EXIT_FILE_ERRORS = 1
 RAW_WIDTH = 200
@@ -315,6 +315,10 @@ def run_quarantine(args: argparse.Namespace) -> int:
         config.model(args.model)  # a ConfigError naming the configured models when unknown
     if args.limit < 0:
         raise UserError(f"--limit: expected a number >= 0, got {args.limit}")
+    reasons = (*QUARANTINE_REASONS, REASON_BAD_VALUE)
+    if args.reason is not None and args.reason not in reasons:
+        known = ", ".join(repr(reason) for reason in reasons)
+        raise UserError(f"--reason: expected one of {known}; got {args.reason!r}")
     if str(config.store_path) != ":memory:" and not os.path.exists(config.store_path):
         print("no store yet; run `triage ingest` first")
         return 0
