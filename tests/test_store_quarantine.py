@@ -563,3 +563,44 @@ def test_a_nan_in_a_float_column_read_as_a_category_is_missing(tmp_path: Path) -
         ("r0", "2.5"),
         ("r1", None),
     ]
+
+
+def test_a_time_before_2000_or_after_2099_is_a_bad_timestamp(tmp_path: Path) -> None:
+    """A missing time logged as 0 (1970) or a sentinel (9999-12-31) would open windows decades from
+    the others: quarantined, for a prediction's timestamp and a label's labeled_at alike."""
+    times: list[tuple[object, bool]] = [
+        (0, False),
+        ("1970-01-01T00:00:00Z", False),
+        ("1999-12-31T23:59:59Z", False),
+        ("2000-01-01T00:00:00Z", True),
+        ("2099-12-31T23:59:59Z", True),
+        ("2100-01-01T00:00:00Z", False),
+        ("9999-12-31T00:00:00Z", False),
+    ]
+    write_jsonl(tmp_path / "p.jsonl", [good(i, ts=ts) for i, (ts, _) in enumerate(times)])
+    write_jsonl(
+        tmp_path / "labels.jsonl",
+        [
+            {"request_id": "r3", "is_fraud": 1, "labeled_at": 0},
+            {"request_id": "r4", "is_fraud": 1, "labeled_at": "2100-01-02T00:00:00Z"},
+            {"request_id": "r3", "is_fraud": 0, "labeled_at": "2026-01-02T00:00:00Z"},
+        ],
+    )
+    config = write_config(
+        tmp_path, model("p.jsonl", "labels.jsonl", 'label = "is_fraud"\nlabeled_at = "labeled_at"')
+    )
+    summary = ingest(config)
+    assert (summary.rows_added, dict(summary.quarantined_by_reason)) == (3, {"bad timestamp": 7})
+    assert query(config, "SELECT _id FROM predictions_fraud ORDER BY _id") == [
+        (f"r{i}",) for i, (_, kept) in enumerate(times) if kept
+    ]
+    assert query(config, "SELECT _id, _label FROM labels_fraud") == [("r3", 0.0)]
+    details = query(config, "SELECT kind, line, detail FROM _triage_quarantine ORDER BY kind, line")
+    assert details == [
+        ("labels", 1, "labeled_at 0 is before 2000 or after 2099"),
+        ("labels", 2, "labeled_at 2100-01-02T00:00:00Z is before 2000 or after 2099"),
+    ] + [
+        ("predictions", i + 1, f"timestamp {ts} is before 2000 or after 2099")
+        for i, (ts, kept) in enumerate(times)
+        if not kept
+    ]

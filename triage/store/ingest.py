@@ -760,6 +760,21 @@ class _Check:
     detail: str
 
 
+# The years a prediction's or a label's time can be in: a missing time written as 0 reads as 1970,
+# a sentinel as 9999; either would open windows decades from the others.
+YEARS = (2000, 2099)
+
+
+def _outside_span(name: str, coerced: str, expr: str, duckdb_type: str) -> _Check:
+    """A time (`coerced`, of column `name`) that reads as one but is not in `YEARS`."""
+    first, last = YEARS
+    return _Check(
+        f"year({coerced}) NOT BETWEEN {first} AND {last}",
+        REASON_BAD_TIMESTAMP,
+        f"'{name} ' || {shown_sql(expr, duckdb_type)} || ' is before {first} or after {last}'",
+    )
+
+
 def _stage_sql(
     model: ModelConfig,
     kind: str,
@@ -846,6 +861,7 @@ def _stage_sql(
                     f"'labeled_at ' || {shown_sql(expr, duckdb_type)} || ' is not a time'",
                 )
             )
+            checks.append(_outside_span("labeled_at", coerced, expr, duckdb_type))
         else:
             values["_labeled_at"] = ingested
         values["_ingested_at"] = ingested
@@ -870,6 +886,7 @@ def _stage_sql(
                     f"'timestamp ' || {shown_sql(expr, duckdb_type)} || ' is not a time'",
                 )
             )
+            checks.append(_outside_span("timestamp", '"_ts"', expr, duckdb_type))
         score_src = source("columns.score")
         score = "NULL::DOUBLE"
         if score_src is not None:
