@@ -96,6 +96,7 @@ from triage.metrics.profile import (
     SliceProfile,
     ensure_profile,
     fetch_arrays,
+    finite_or_nan,
     per_numeric_feature,
     slice_id_sql,
     writable,
@@ -451,7 +452,7 @@ class _Batch:
     # slice among the profile's slices of that segment (0: a slice without reference); then 0s.
     codes: np.ndarray
     slice_ids: list[np.ndarray]  # per part (all traffic, then each segment): its profile slices
-    values: dict[str, np.ndarray]  # per feature: its value in each row, NaN when missing
+    values: dict[str, np.ndarray]  # per feature: its value in each row, as read (`finite_or_nan`)
 
 
 def _read_batch(
@@ -470,9 +471,7 @@ def _read_batch(
     starts = sorted(windows)
     parts: tuple[str | None, ...] = (None, *scope.segments)
     names = [f"_x{i}" for i in range(len(features))]
-    values = ", ".join(
-        f"coalesce({f.value_sql}, 'NaN'::DOUBLE) AS {name}" for f, name in zip(features, names, strict=True)
-    )
+    values = ", ".join(f"{f.raw_sql} AS {name}" for f, name in zip(features, names, strict=True))
     slices = "".join(f", {slice_id_sql(part)} AS _s{k}" for k, part in enumerate(parts) if part is not None)
     rows = plain_rows_sql(scope, window_rows_sql(scope), values)
     data = fetch_arrays(
@@ -502,7 +501,7 @@ def _read_batch(
         [None, *versions],
         codes,
         slice_ids,
-        {f.name: np.asarray(data[name], dtype=np.float64) for f, name in zip(features, names, strict=True)},
+        {f.name: data[name] for f, name in zip(features, names, strict=True)},
     )
 
 
@@ -515,7 +514,7 @@ def _batch_cells(
     one pass over them: the arithmetic of the module docstring, many times faster than an ASOF
     join and sorted lists in DuckDB.
     """
-    x = batch.values[feature.name]
+    x = finite_or_nan(batch.values[feature.name])
     present = np.count_nonzero(~np.isnan(x))
     # Missing values (NaN; the others are finite) sort last as +inf. Ties in any order: equal
     # values are one step.

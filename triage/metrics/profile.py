@@ -94,6 +94,24 @@ class Feature:
         """The value, NULL when missing (numeric: NULL, NaN and ±inf are missing)."""
         return f"CASE WHEN isfinite({self.sql}) THEN {self.sql} END" if self.kind == NUMERIC else self.sql
 
+    @property
+    def raw_sql(self) -> str:
+        """A numeric value as logged, NaN and ±inf included: for reads that mark the missing ones
+        in numpy (`finite_or_nan`)."""
+        return f"CAST({self.sql} AS DOUBLE)"
+
+
+def finite_or_nan(column: np.ndarray) -> np.ndarray:
+    """A fetched numeric column (`Feature.raw_sql`; NULLs masked) as float64, each missing value —
+    NULL, NaN, ±inf — NaN, in place when the column is not masked.
+
+    Marking them here, in the feature's own thread, rather than in the bulk query (`value_sql`):
+    there DuckDB spent ≈ 6 ms of CPU per million values and feature, about a third of the read.
+    """
+    x = np.ma.filled(column, np.nan).astype(np.float64, copy=False)
+    x[~np.isfinite(x)] = np.nan
+    return x
+
 
 def drift_features(con: duckdb.DuckDBPyConnection, model: ModelConfig) -> tuple[Feature, ...]:
     """The model's stored features (configured or inferred at ingest), then the score as `__score__`."""
@@ -640,7 +658,7 @@ class _ReferenceValues:
             f"coalesce(list_position(?::UBIGINT[], {slice_id_sql(part)}), 0) AS _s{k}"
             for k, part in enumerate(segments)
         ]
-        values = [f"coalesce({f.value_sql}, 'NaN'::DOUBLE) AS _x{i}" for i, f in enumerate(features)]
+        values = [f"{f.raw_sql} AS _x{i}" for i, f in enumerate(features)]
         query = f"SELECT {', '.join(values + codes)} FROM ({reference})"
         data = fetch_arrays(con, query, [ids[part].tolist() for part in segments])
         grouped: dict[str | None, tuple[np.ndarray, np.ndarray]] = {}
@@ -649,7 +667,7 @@ class _ReferenceValues:
             rows = np.flatnonzero(code)
             rows = rows[np.argsort(small_codes(code[rows]), kind="stable")]
             grouped[part] = (rows, code[rows] - 1)
-        found = {f.name: np.asarray(data[f"_x{i}"], dtype=np.float64) for i, f in enumerate(features)}
+        found = {f.name: data[f"_x{i}"] for i, f in enumerate(features)}
         return cls(ids, grouped, found)
 
     def ecdfs(self, feature: Feature) -> dict[str | None, Ecdf]:
@@ -658,7 +676,7 @@ class _ReferenceValues:
         are dropped), and `ecdf_merge.accumulate` runs through each slice: cum = running count,
         g = Σ_{i<j} cum_i·(v_{i+1} − v_i), compensated, per slice (a slice's g does not depend on
         which other slices are built with it); the distinct values overwrite the sorted copy."""
-        values = self.values[feature.name]
+        values = finite_or_nan(self.values[feature.name])
         found: dict[str | None, Ecdf] = {}
         for part, ids in self.ids.items():
             if part is None:  # one slice: the values sorted
