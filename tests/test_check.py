@@ -392,6 +392,13 @@ def test_text_summary(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str
     assert drift[0].split()[-1] == f"{len(drifted)}/{len(enough)}"
     summary = out.split("\nAlerts")[0]  # the alerts table belongs to triage.alerts
     assert max(len(line) for line in summary.splitlines()) <= 100
+    # At 00:30 the day just begun has too few rows to say anything: the sections show yesterday.
+    day = check_json(capsys, config, "--at", "2026-01-07T00:30Z")["models"][0]["windows"]
+    assert [w["window_start"][:10] for w in day[-2:]] == ["2026-01-06", "2026-01-07"]
+    assert day[-1]["n"] < 20 <= day[-2]["n"]  # min_samples 20
+    _, early, _ = run(capsys, config, "--at", "2026-01-07T00:30Z")
+    titles = [line for line in early.splitlines() if line.startswith(("Drift", "Data quality", "Operations"))]
+    assert len(titles) == 3 and all("window 2026-01-06" in title for title in titles), titles
 
 
 def test_text_summary_names_data_quality_changes(

@@ -221,7 +221,10 @@ def _model_lines(model: ModelReport, config: ModelConfig) -> list[str]:
     ]
     if not model.windows:
         return [*lines, "  no predictions in the evaluated windows"]
-    latest = model.windows[-1].window_start
+    # The sections read the latest window with min_samples rows: at 00:30 the day just begun holds
+    # a few dozen and says nothing yet, yesterday does (the latest window when none has enough).
+    judged = [window for window in model.windows if window.n >= config.min_samples]
+    latest = (judged or model.windows)[-1].window_start
     lines += _stale_lines(model) + _silent_slice_lines(model) + _volume_lines(model)
     if model.reference.complete:
         lines += ["", *_drift_lines(model, latest), "", *_quality_lines(model, latest), *_schema_lines(model)]
