@@ -365,12 +365,95 @@ def test_under_a_day_a_crossed_cell_alerts_only_outside_the_band_of_its_time_of_
     assert judged(rule, night, edge + 1e-6).condition == FIRING
     assert (judged(rule, night, 0.6).condition, judged(rule, night, 0.6).severity) == (FIRING, CRITICAL)
     assert (judged(rule, noon, 0.15).condition, judged(rule, noon, 0.15).severity) == (FIRING, WARNING)
-    # Without the gate (a day-long window's default), the night's own cycle fires.
+    # Without the gate (a week-long window's default), the night's own cycle fires.
     assert judged(dataclasses.replace(rule, outside_band=None), night, 0.31).condition == FIRING
-    daily = {r.name: r.outside_band for r in default_rules(model_config())}
-    assert set(daily.values()) == {None}
-    gated = {r.name for r in default_rules(model_config(window=Window(6, "h"))) if r.outside_band}
-    assert gated == {"feature-drift", "score-drift", "missing-rate", "unseen-categories", "decision-rate"}
+    weekly = {r.name: r.outside_band for r in default_rules(model_config(window=Window(1, "w")))}
+    assert set(weekly.values()) == {None}
+    distribution = {"feature-drift", "score-drift", "missing-rate", "unseen-categories"}
+    rates = {"decision-rate", "calibration-ece", "precision-drop", "recall-drop"}
+    # One-day windows: the weekly cycle for the distribution rules only (a canary's rates, a day's
+    # few hundred labels: a band of five weekdays, widened for small cells, swallows an incident).
+    for window, gated in (
+        (Window(6, "h"), distribution | rates),
+        (Window(24, "h"), distribution),
+        (Window(1, "d"), distribution),
+    ):
+        rules = default_rules(model_config(window=window, labels="labels.jsonl"))
+        assert {r.name for r in rules} >= distribution | rates
+        assert {r.name for r in rules if r.outside_band} == gated, window
+
+
+def test_an_hour_with_too_few_reference_windows_is_judged_by_all_of_them():
+    """A small slice's 03:00 had enough rows on one reference night only: its own band cannot be
+    made, so the band of all the scope's reference windows judges it (a night at 0.31 is within
+    the nights' and days' spread; 0.9 is not), not the bare threshold."""
+    hourly = model_config(window=Window(1, "h"))
+    rule = next(r for r in default_rules(hourly) if r.name == "feature-drift")
+    rng = np.random.default_rng(8)
+    reference = [
+        dataclasses.replace(
+            hourly_drift(hour, (0.3 if _night(hour) else 0.02) + rng.uniform(-0.01, 0.01)),
+            enough_data=hour % 24 != 3 or hour < 24,
+        )
+        for hour in range(REFERENCE_DAYS * 24)
+    ]
+    judged = [row.psi for row in reference if row.enough_data]
+    assert len(judged) == REFERENCE_DAYS * 24 - (REFERENCE_DAYS - 1)
+    night = 10 * 24 + 3
+
+    def evaluated(psi: float) -> AlertEvaluation:
+        drift = [*reference, hourly_drift(night, psi)]
+        return only(evaluate(rule, hourly, now=T0 + night * HOUR, drift=drift), feature="amount")
+
+    quiet = evaluated(0.31)
+    assert quiet.condition == OK and quiet.latest is not None
+    assert quiet.latest.note == (
+        f"within the 3σ prediction band of the {len(judged)} reference windows (too few starting at "
+        f"03:00) (mean {np.mean(judged):.4g}, σ {np.std(judged):.3g})"
+    )
+    assert evaluated(0.9).condition == FIRING
+
+
+def test_a_one_day_window_alerts_only_outside_the_band_of_weekends_or_of_weekdays():
+    """Two reference weeks whose weekends drift from the pooled reference every weekend (PSI ≈ 0.2),
+    their weekdays not (≈ 0.02): a Saturday at 0.21 is the reference's own week; a Saturday at 0.6,
+    or a Tuesday at 0.15, is news. Four weekend days make the weekend band (Student's t with 3
+    degrees of freedom: wide), ten weekdays the weekday one."""
+    weeks = model_config(reference=Reference(start=T0, end=T0 + 14 * DAY))
+    rule = next(r for r in default_rules(weeks) if r.name == "feature-drift")
+    assert rule.outside_band == "3sigma"
+    rng = np.random.default_rng(5)
+
+    def weekend(day: int) -> bool:
+        return (T0 + day * DAY).weekday() >= 5
+
+    reference = [
+        drift_row(day, (0.2 if weekend(day) else 0.02) + rng.uniform(-0.01, 0.01), ks_p=1e-12)
+        for day in range(14)
+    ]
+    weekends = [row.psi for row in reference if weekend(reference.index(row))]
+    assert len(weekends) == 4 and all(psi is not None for psi in weekends)
+
+    def judged(day: int, psi: float) -> AlertEvaluation:
+        drift = [*reference, drift_row(day, psi, ks_p=1e-12)]
+        return only(evaluate(rule, weeks, now=T0 + (day + 1) * DAY, drift=drift), feature="amount")
+
+    saturday, tuesday = 16, 19
+    assert (T0 + saturday * DAY).strftime("%a") == "Sat" and (T0 + tuesday * DAY).strftime("%a") == "Tue"
+    quiet = judged(saturday, 0.21)
+    assert quiet.condition == OK and quiet.latest is not None
+    assert quiet.latest.note == (
+        "within the 3σ prediction band of the 4 reference windows on weekends "
+        f"(mean {np.mean(weekends):.4g}, σ {np.std(weekends):.3g})"
+    )
+    width = stats.t.ppf(stats.norm.cdf(3), 3) * math.sqrt(1 + 1 / 4) * np.std(weekends)
+    edge = float(np.mean(weekends)) + width
+    assert judged(saturday, edge - 1e-6).condition == OK
+    assert judged(saturday, edge + 1e-6).condition == FIRING
+    assert (judged(saturday, 0.6).condition, judged(saturday, 0.6).severity) == (FIRING, CRITICAL)
+    assert (judged(tuesday, 0.15).condition, judged(tuesday, 0.15).severity) == (FIRING, WARNING)
+    # The weekdays' band is not the weekends': a Tuesday like a reference Saturday fires.
+    assert judged(tuesday, 0.21).condition == FIRING
 
 
 # -- persistence ----------------------------------------------------------------------------------

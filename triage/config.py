@@ -94,6 +94,12 @@ class Window:
         return self.unit == "h" and self.count < 24
 
     @property
+    def at_most_a_day(self) -> bool:
+        """Whether the window is a day or shorter: it sees a part of the daily cycle, or one day of
+        the weekly one."""
+        return self.under_a_day or (self.unit, self.count) in (("h", 24), ("d", 1))
+
+    @property
     def duckdb_interval(self) -> str:
         names = {"h": "hours", "d": "days", "w": "weeks", "mo": "months"}
         return f"INTERVAL '{self.count} {names[self.unit]}'"

@@ -13,7 +13,9 @@ Each cell (window × scope) of a rule's signal is judged in this order:
    and a band (mean ± k·σ of the statistic over the reference windows, σ scaled by
    √(n̄_reference / n) for cells smaller than the reference windows); the worst level crossed wins;
    with `outside_band`, a crossed cell inside the prediction band of the reference windows at its
-   time of day (windows under a day; all of them otherwise) is ok: the reference's own daily cycle;
+   place in the cycles the reference repeats (`_phase`: its time of day for windows under a day,
+   weekend or weekday for one-day windows; all of them otherwise) is ok: the reference's own daily
+   or weekly cycle;
 3. an effect-size floor (`min_effect` on `effect`, default the signal itself);
 4. a significance gate when the rule has `q` (p-value signals always do): the cell's p-value —
    the signal itself, the drift test of a drift statistic (KS for numeric, the chi-square with
@@ -96,6 +98,7 @@ HELD_THIN = timedelta(days=3)
 Tables = Mapping[str, Sequence[Row]]
 Windows = Mapping[datetime, tuple[Row, ...]]  # one table's rows by window start
 ScopeKey = tuple[str | None, ...]
+Phase = time | str | None  # `_phase`: a time of day, "weekend" or "weekday", or None
 _WINDOW_START = operator.attrgetter("window_start")
 _START = operator.itemgetter(0)
 
@@ -606,7 +609,7 @@ class _Judge:
         )
         self.tested_against_baseline = self.q is not None and (self.interval or self.proportion)
         self._references: dict[ScopeKey, _Baseline | None] = {}
-        self._bands: dict[tuple[ScopeKey, time | None], _Band | None] = {}
+        self._bands: dict[tuple[ScopeKey, Phase], _Band | None] = {}
         self._reliability: dict[ScopeKey, tuple[ReliabilityPoint, ...]] = {}
 
     def weight(self, row: Row) -> int:
@@ -739,37 +742,43 @@ class _Judge:
 
     def within_band(self, row: Row, value: float) -> str | None:
         """Why a crossed cell is not news (`outside_band`): its value lies inside the prediction
-        band of the reference windows at its time of day (all of them for a window of a day or
-        more); None when it lies outside, or when fewer than 3 such windows give no band.
+        band of the reference windows in its phase (`_phase`: at its time of day, or on weekends
+        or weekdays like it; all of them for windows longer than a day) — of all the scope's
+        reference windows when fewer than 3 in its phase have enough data (a small slice's
+        evening hours: a cycling feature differs from the pooled reference in every hour, and
+        the hours with enough data show by how much); None when it lies outside, or when fewer
+        than 3 windows give no band at all.
 
         k·σ becomes t·σ·√(1 + 1/m), t the Student quantile (m − 1 degrees of freedom) of k·σ's
         normal coverage: from m windows σ is itself an estimate (five windows' σ is off by a
         third or more about a third of the time), and a new window is not one of them.
         """
         assert self.outside_sigmas is not None
-        at = _time_of_day(row)
+        at = _phase(row)
         band = self.band(row, at)
+        when = f" starting at {at:%H:%M}" if isinstance(at, time) else f" on {at}s" if at else ""
+        if band is None and at is not None:
+            band, when = self.band(row), f" (too few{when})"
         if band is None:
             return None
         m = band.windows
         sigmas = float(special.stdtrit(m - 1, special.ndtr(self.outside_sigmas))) * math.sqrt(1 + 1 / m)
         if self.banded(value, band, self.weight(row), sigmas).level:
             return None
-        when = f" starting at {at:%H:%M}" if at is not None else ""
         return (
             f"within the {self.outside_sigmas:g}σ prediction band of the {m} reference windows{when} "
             f"(mean {band.mean:.4g}, σ {band.sigma:.3g})"
         )
 
-    def band(self, row: Row, at: time | None = None) -> _Band | None:
+    def band(self, row: Row, at: Phase = None) -> _Band | None:
         """The band of the row's scope from its reference windows with enough data (at least 3);
-        with `at`, only those starting at that time of day."""
+        with `at`, only those in that phase (`_phase`)."""
         key = (self.scope_of(row), at)
         if key not in self._bands:
             rows = [
                 r
                 for r in self.reference_rows(row, MIN_BAND_WINDOWS)
-                if r.enough_data and (at is None or _time_of_day(r) == at)
+                if r.enough_data and (at is None or _phase(r) == at)
             ]
             band = None
             if len(rows) >= MIN_BAND_WINDOWS:
@@ -918,9 +927,20 @@ class _Judge:
         return _tails(self.direction, float(special.ndtr(-z)), float(special.ndtr(z)))
 
 
-def _time_of_day(row: Row) -> time | None:
-    """The start time of day of a window shorter than a day; None for longer windows."""
-    return row.window_start.time() if row.window_end - row.window_start < timedelta(days=1) else None
+WEEKEND = (5, 6)  # Saturday and Sunday (`datetime.weekday`), in UTC like the windows
+
+
+def _phase(row: Row) -> Phase:
+    """Where a window sits in the cycles a reference repeats: for a window shorter than a day, its
+    start time of day (night traffic is not the afternoon's); for a one-day window, "weekend" or
+    "weekday" (a Saturday is not a Tuesday, and a reference of two weeks has four Saturdays and
+    Sundays, not four Saturdays); None for longer windows, which hold whole cycles."""
+    length = row.window_end - row.window_start
+    if length < timedelta(days=1):
+        return row.window_start.time()
+    if length == timedelta(days=1):
+        return "weekend" if row.window_start.weekday() in WEEKEND else "weekday"
+    return None
 
 
 def _beyond(value: float, threshold: float, side: str) -> bool:

@@ -243,18 +243,25 @@ def previous_span(baseline: str) -> timedelta | None:
 def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
     """The rules that apply when a model has no `[[model.alert]]`: only for the signals it logs.
 
-    With windows shorter than a day, each rule that compares a window with the reference also
-    needs the cell outside the band of the reference windows at its time of day: night traffic
-    that differs from the day's every night is the reference's own pattern, not drift.
+    With windows of a day or shorter, each rule that compares a window with the reference also
+    needs the cell outside the band of the reference windows in its phase (at its time of day; on
+    weekends or on weekdays like it): night traffic that differs from the day's every night, or
+    weekend traffic from the week's every weekend, is the reference's own pattern, not drift. With
+    one-day windows only the distribution rules (drift, missing values, unseen categories) take
+    the weekday or weekend band: a band from a week's reference has five weekdays (about ±7σ),
+    widened again for a cell smaller than the reference's days — a canary's decision rate on 5 %
+    of the traffic by √20, where the generated canary's collapse then never fired — and a day's
+    precision or ECE rests on a few hundred labels (a concept drift waited five days).
     """
     each_slice = {"segment": "*"}
     per_version = {"version": "*", "segment": "*"}
+    weekly = "3sigma" if model.window.at_most_a_day else None  # the distribution rules'
     cycle = "3sigma" if model.window.under_a_day else None
     rules = [
         AlertRule(
             name="feature-drift",
             signal="drift.psi",
-            outside_band=cycle,
+            outside_band=weekly,
             where={"feature": f"!{SCORE_FEATURE}", **each_slice},
             warn=0.1,
             critical=0.25,
@@ -263,7 +270,7 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
         AlertRule(
             name="score-drift",
             signal="drift.js",
-            outside_band=cycle,
+            outside_band=weekly,
             where={"feature": SCORE_FEATURE, **per_version},
             warn=0.1,
             critical=0.2,
@@ -272,7 +279,7 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
         AlertRule(
             name="missing-rate",
             signal="data_quality.missing_rate_change",
-            outside_band=cycle,
+            outside_band=weekly,
             where={"feature": "*", **each_slice},
             warn=0.05,
             critical=0.2,
@@ -281,7 +288,7 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
         AlertRule(
             name="unseen-categories",
             signal="data_quality.unseen_share",
-            outside_band=cycle,
+            outside_band=weekly,
             where={"feature": "*", **each_slice},
             warn=0.02,
             critical=0.1,
