@@ -265,7 +265,8 @@ def test_previous_span_baseline_and_missing_history():
         warn_change=0.5,
         critical_change=1.0,
     )
-    result = only(evaluate(rule, operations=history))
+    before = model_config(reference=Reference(end=T0))  # every day judged
+    result = only(evaluate(rule, before, operations=history))
     # day 10 against days 7..9 = (100 + 300 + 300) / 3
     assert result.latest is not None and result.latest.baseline == pytest.approx(700 / 3)
     assert result.condition == OK
@@ -312,8 +313,24 @@ def test_band_both_directions_and_small_cells_get_a_wider_band():
 def test_band_needs_three_reference_windows():
     reference = [calibration_row(day, ece=value) for day, value in enumerate(BAND_VALUES[:2])]
     result = only(evaluate(_band_rule(), calibration=[*reference, calibration_row(10, ece=0.5)]))
-    assert [cell.status for cell in result.cells] == [UNKNOWN] * 3
+    # The reference's own windows are what normal is: only day 10 is judged, and has no band.
+    assert [(cell.window_start, cell.status) for cell in result.cells] == [(T0 + 10 * DAY, UNKNOWN)]
     assert result.condition == UNKNOWN
+
+
+def test_windows_inside_a_time_range_reference_are_not_judged():
+    """The reference is what normal is: its windows are not judged against it (the first check
+    after it ends would page on the reference's own days); those of a file-set reference are."""
+    rows = [drift_row(day, 0.5, ks_p=1e-12) for day in range(REFERENCE_DAYS + 1)]
+    rule = AlertRule(name="drift", signal="drift.psi", warn=0.1)
+    now = T0 + (REFERENCE_DAYS + 1) * DAY
+    ranged = only(evaluate(rule, now=now, drift=rows), feature="amount")
+    assert [cell.window_start for cell in ranged.cells] == [T0 + REFERENCE_DAYS * DAY]
+    assert ranged.condition == FIRING
+    assert evaluate(rule, now=now, drift=rows[:REFERENCE_DAYS]) == []  # nothing after the reference yet
+    files = model_config(reference=Reference(files="train/*.parquet"))
+    judged = only(evaluate(rule, files, now=now, drift=rows), feature="amount")
+    assert len(judged.cells) == REFERENCE_DAYS + 1
 
 
 # -- a daily cycle with windows shorter than a day --------------------------------------------------
@@ -856,7 +873,8 @@ def test_a_thin_stretch_of_a_small_slice_holds_its_alert_for_up_to_three_days():
     def condition(hours: int, thin: bool) -> str:
         rows = [at(0, 0.5, "IN")] + [at(h, 0.01, "US") for h in range(hours + 1)]
         rows += [at(h, None, "IN", n=40) for h in range(1, hours + 1)] if thin else []
-        return only(evaluate(rule, now=T0 + (hours + 1) * hour, drift=rows), **scope).condition
+        before = model_config(reference=Reference(end=T0))  # every hour judged
+        return only(evaluate(rule, before, now=T0 + (hours + 1) * hour, drift=rows), **scope).condition
 
     assert condition(7, thin=False) == FIRING  # within the last 1 + 7 windows
     assert condition(8, thin=False) == OK

@@ -174,6 +174,16 @@ def _by_window(rows: Iterable[Row]) -> dict[datetime, tuple[Row, ...]]:
     return windows
 
 
+def _in_range(reference: Reference, row: Row) -> bool:
+    """Whether the row's window lies inside a time-range reference."""
+    start, end = reference.start, reference.end
+    return (
+        reference.kind == "range"
+        and (start is None or row.window_start >= start)
+        and (end is None or row.window_end <= end)
+    )
+
+
 def _reference_rows(windows: Windows, reference: Reference) -> list[Row]:
     """The windows of one table that lie inside the reference (a time range or a version's first
     days); the rows of a window share its bounds, so a range takes or leaves whole windows.
@@ -182,13 +192,7 @@ def _reference_rows(windows: Windows, reference: Reference) -> list[Row]:
     A file-set reference is not part of the logs: its windows come from the engine.
     """
     if reference.kind == "range":
-        start, end = reference.start, reference.end
-        return [
-            row
-            for rows in windows.values()
-            if (start is None or rows[0].window_start >= start) and (end is None or rows[0].window_end <= end)
-            for row in rows
-        ]
+        return [row for rows in windows.values() if _in_range(reference, rows[0]) for row in rows]
     if reference.kind != "version":
         return []
     selected: list[Row] = []
@@ -480,7 +484,15 @@ def _evaluate_rule(
         judged = _Judged(rule, minimum, reference_rows)
     else:
         judged = memo.judged(model.name, rule, minimum, reference_rows)
-    current = sorted(((s, rows) for s, rows in windows.get(table, {}).items() if s <= now), key=_START)
+    # A window inside a time-range reference is what normal is: it is not judged against itself.
+    current = sorted(
+        (
+            (s, rows)
+            for s, rows in windows.get(table, {}).items()
+            if s <= now and not _in_range(model.reference, rows[0])
+        ),
+        key=_START,
+    )
     series = judged.cells(current)
     q = significance_q(rule)
     if q is not None:
