@@ -225,7 +225,7 @@ def _model_lines(model: ModelReport, config: ModelConfig) -> list[str]:
     # a few dozen and says nothing yet, yesterday does (the latest window when none has enough).
     judged = [window for window in model.windows if window.n >= config.min_samples]
     latest = (judged or model.windows)[-1].window_start
-    lines += _stale_lines(model) + _silent_slice_lines(model) + _volume_lines(model)
+    lines += _stale_lines(model, latest) + _silent_slice_lines(model) + _volume_lines(model)
     if model.reference.complete:
         lines += ["", *_drift_lines(model, latest), "", *_quality_lines(model, latest), *_schema_lines(model)]
     else:
@@ -242,11 +242,12 @@ def _model_lines(model: ModelReport, config: ModelConfig) -> list[str]:
     return lines
 
 
-def _stale_lines(model: ModelReport) -> list[str]:
+def _stale_lines(model: ModelReport, shown: datetime) -> list[str]:
     """A warning when predictions stopped (the feed, or the ingest of its logs): none since the
     latest window with any, for a whole window or for as long as that window's rate would have
-    brought `STALE_EXPECTED` — not the first minutes of a window of a quiet model. The sections
-    below show that older window. (`stale_after` makes an alert of a silence: `feed-stale`.)"""
+    brought `STALE_EXPECTED` — not the first minutes of a window of a quiet model; naming the
+    window the sections below show (`shown`). (`stale_after` makes an alert of a silence:
+    `feed-stale`.)"""
     last = model.windows[-1]
     silence = (model.as_of - last.window_end).total_seconds()
     span = (last.window_end - last.window_start).total_seconds()
@@ -257,7 +258,7 @@ def _stale_lines(model: ModelReport) -> list[str]:
     return [
         f"  stale: last prediction at {time_text(feed.last_prediction)}, "
         f"{duration_text(feed.silence_s)} before the as-of time;",
-        f"         below is the window of {time_text(last.window_start)}",
+        f"         below is the window of {time_text(shown)}",
     ]
 
 
