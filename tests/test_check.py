@@ -401,6 +401,41 @@ def test_text_summary(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str
     assert len(titles) == 3 and all("window 2026-01-06" in title for title in titles), titles
 
 
+def test_a_stale_feed_names_the_window_the_sections_show(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The feed stopped ten minutes into a day, after 5 predictions: the sections read the day
+    before (the latest with min_samples rows), and the stale: line says so."""
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+    times = [start + timedelta(minutes=4 * i) for i in range(300)] + [
+        start + timedelta(days=1, minutes=2 * i) for i in range(5)
+    ]
+    logs = tmp_path / "p.jsonl"
+    logs.write_text(
+        "".join(
+            json.dumps({"id": f"p{i}", "ts": t.isoformat(), "score": 0.3}) + "\n" for i, t in enumerate(times)
+        ),
+        encoding="utf-8",
+    )
+    config = tmp_path / "triage.toml"
+    config.write_text(
+        '[store]\npath = "store.duckdb"\n\n[[model]]\nname = "m"\npredictions = "p.jsonl"\n'
+        'min_samples = 20\n\n[model.columns]\nid = "id"\ntimestamp = "ts"\nscore = "score"\n\n'
+        '[model.reference]\nend = "2026-03-02T12:00:00Z"\n',
+        encoding="utf-8",
+    )
+    assert main(["--config", str(config), "ingest"]) == 0
+    capsys.readouterr()
+    _, out, _ = run(capsys, config, "--at", "2026-03-05T12:00Z")
+    lines = out.splitlines()
+    at = next(
+        i for i, line in enumerate(lines) if line.startswith("  stale: last prediction at 2026-03-03 00:08Z")
+    )
+    assert lines[at + 1] == "         below is the window of 2026-03-02"
+    titles = [line for line in lines if line.startswith("Operations")]
+    assert titles and "window 2026-03-02," in titles[0], titles
+
+
 def test_text_summary_names_data_quality_changes(
     store: tuple[Path, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
