@@ -541,7 +541,7 @@ def _reference_info(con: duckdb.DuckDBPyConnection, scope: Scope) -> ReferenceIn
     elif reference.kind == "version":
         complete = end is not None and scope.as_of >= end  # no row yet: the version has not shipped
     else:
-        complete = reference.end is None or scope.as_of >= reference.end  # no end: only built in code (a config refuses it)
+        complete = reference.end is None or scope.as_of >= reference.end  # no end: built in code only
     return ReferenceInfo(
         kind=reference.kind,
         description=reference.describe(),
