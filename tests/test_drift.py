@@ -26,10 +26,10 @@ from scipy import special, stats
 from scipy.spatial.distance import jensenshannon
 
 from triage.config import Columns, ModelConfig, Reference, Window
-from triage.metrics import drift
+from triage.metrics import drift, ecdf_merge
 from triage.metrics import profile as profile_module
 from triage.metrics.drift import chi2_tests, compute_drift
-from triage.metrics.ecdf_merge import ascending
+from triage.metrics.ecdf_merge import ascending, radix_sort
 from triage.metrics.frame import MISSING_SEGMENT, Scope
 from triage.metrics.profile import SCORE_FEATURE, EcdfMemo, ensure_profile
 from triage.metrics.results import DriftRow
@@ -513,12 +513,18 @@ def test_smirnov_equals_scipy() -> None:
 
 @pytest.mark.parametrize(
     "case",
-    ["normal", "strided", "ties", "signed zeros and infinities", "ulp clusters", "ulp grid", "empty", "one"],
+    [
+        *("normal", "strided", "ties", "signed zeros and infinities", "ulp clusters", "ulp grid"),
+        *("wide", "one varying digit", "empty", "one"),
+    ],
 )
-def test_ascending_is_a_sorting_permutation(case: str) -> None:
-    """The packed-key sort against numpy's: runs of values a few ulps apart (which share the kept
-    bits, in index order) are reordered, and a grid finer than the kept bits everywhere falls back
-    to an argsort."""
+@pytest.mark.parametrize("radix", [True, False])
+def test_ascending_is_a_sorting_permutation(case: str, radix: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The packed-key sort against numpy's, with the keys sorted by numpy and (from RADIX_FROM
+    values on) by the radix sort, whichever this machine would pick: runs of values a few ulps
+    apart (which share the kept bits, in index order) are reordered, and a grid finer than the
+    kept bits everywhere falls back to an argsort."""
+    monkeypatch.setattr(ecdf_merge, "radix_pays", lambda: radix)
     rng = np.random.default_rng(17)
     base = rng.normal(size=50_000)
     x = {
@@ -535,6 +541,10 @@ def test_ascending_is_a_sorting_permutation(case: str) -> None:
             ]
         ),
         "ulp grid": 1.0 + rng.integers(0, 1 << 15, 50_000) * 2.0**-52,
+        # Both signs over 40 binary orders of magnitude: every radix digit varies.
+        "wide": rng.choice([-1.0, 1.0], 300_000) * np.exp2(rng.uniform(-20, 20, 300_000)),
+        # Only the 11 bits above the index bits (16 here) vary: every other radix pass is skipped.
+        "one varying digit": 1.0 + rng.integers(0, 1 << 11, 50_000) * 2.0**-25,
         "empty": np.array([]),
         "one": np.array([2.5]),
     }[case]
@@ -542,6 +552,20 @@ def test_ascending_is_a_sorting_permutation(case: str) -> None:
     assert np.array_equal(np.sort(order), np.arange(len(x)))
     assert np.array_equal(x[order], np.sort(x))
     assert np.array_equal(ordered, np.sort(x))
+
+
+@pytest.mark.parametrize("low", [0, 7, 20, 40, 63])
+def test_radix_sort_is_a_stable_sort_of_the_high_bits(low: int) -> None:
+    """Against numpy's stable sort of the keys shifted right by `low`: keys equal in the sorted
+    bits keep their order. The keys are random in all 64 bits, then in only a few (most passes
+    skipped)."""
+    rng = np.random.default_rng(low)
+    for keys in (
+        rng.integers(0, np.iinfo(np.uint64).max, 100_000, dtype=np.uint64, endpoint=True),
+        rng.integers(0, 1 << 12, 100_000, dtype=np.uint64) << np.uint64(min(low, 52)),
+    ):
+        expected = keys[np.argsort(keys >> np.uint64(low), kind="stable")]
+        assert np.array_equal(radix_sort(keys.copy(), np.empty_like(keys), low), expected)
 
 
 def test_shift_in_one_segment_is_high_psi_in_that_slice_only() -> None:

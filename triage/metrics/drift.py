@@ -25,7 +25,7 @@ How KS and Wasserstein stay exact: through each slice's reference ECDF (`referen
 distinct value v: `cum` = #{r ≤ v} and G(v) = Σ_{r ≤ v} (v − r), the integral of the cumulative
 count. Per batch of windows, DuckDB reads every row's window, version and slice ids once and
 every numeric feature's value (`_read_batch`); per feature the values are sorted once
-(`ecdf_merge.ascending`: numpy's sort of packed keys), and for each slice family (all traffic,
+(`ecdf_merge.ascending`: a sort of packed keys), and for each slice family (all traffic,
 each segment column) one compiled pass (`ecdf_merge.family_cells`) walks them in ascending order:
 
 1. place every value x in its slice's ECDF — one pointer per slice walks forward as x rises, a
@@ -84,7 +84,7 @@ import numpy as np
 from scipy import special, stats
 from scipy.spatial.distance import jensenshannon
 
-from triage.metrics.ecdf_merge import ascending, family_cells, smirnov_log_sums
+from triage.metrics.ecdf_merge import ascending_present, family_cells, smirnov_log_sums
 from triage.metrics.frame import Scope
 from triage.metrics.profile import (
     VALUES_READ_AT_ONCE,
@@ -514,12 +514,8 @@ def _batch_cells(
     one pass over them: the arithmetic of the module docstring, many times faster than an ASOF
     join and sorted lists in DuckDB.
     """
-    x = finite_or_nan(batch.values[feature.name])
-    present = np.count_nonzero(~np.isnan(x))
-    # Missing values (NaN; the others are finite) sort last as +inf. Ties in any order: equal
-    # values are one step.
-    by_value, x = ascending(x if present == len(x) else np.where(np.isnan(x), np.inf, x))
-    by_value, x = by_value[:present], x[:present]
+    # Missing values (NaN) left out. Ties in any order: equal values are one step.
+    by_value, x = ascending_present(finite_or_nan(batch.values[feature.name]))
     codes = np.take(batch.codes, by_value, axis=0)  # several times faster than [by_value]
     found: dict[tuple[datetime, str | None, int], NumericCell] = {}
     for k, ref in enumerate(references):

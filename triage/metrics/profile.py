@@ -44,9 +44,9 @@ import duckdb
 import numpy as np
 
 from triage.config import ModelConfig
-from triage.metrics.ecdf_merge import accumulate, moments
+from triage.metrics.ecdf_merge import accumulate, ascending_present, by_slice, moments
 from triage.metrics.frame import Scope, grouped_sql, segment_value_sql, text_literal
-from triage.metrics.source import reference_rows_sql, small_codes
+from triage.metrics.source import reference_rows_sql
 from triage.store.schema import predictions_table, quote, reference_table
 from triage.store.tables import CATEGORICAL, NUMERIC, column_exists, stored_layout, table_exists
 
@@ -635,12 +635,12 @@ def reference_ecdfs(
 @dataclass(frozen=True)
 class _ReferenceValues:
     """Reference rows read once for several numeric features: each row's value of each (NaN when
-    missing), and per part the rows of the asked slices grouped by slice."""
+    missing), and per segment part each row's slice."""
 
     ids: dict[str | None, np.ndarray]  # per part: the asked slice ids, ascending
-    # Per segment part: the rows of asked slices, grouped by slice (a stable integer sort), and
-    # each such row's slice (its index in `ids`); all traffic's one slice is every row.
-    grouped: dict[str | None, tuple[np.ndarray, np.ndarray]]
+    # Per segment part: each row's slice, its index in `ids` (-1: a slice not asked for); all
+    # traffic's one slice is every row.
+    codes: dict[str | None, np.ndarray]
     values: dict[str, np.ndarray]
 
     @classmethod
@@ -661,42 +661,38 @@ class _ReferenceValues:
         values = [f"{f.raw_sql} AS _x{i}" for i, f in enumerate(features)]
         query = f"SELECT {', '.join(values + codes)} FROM ({reference})"
         data = fetch_arrays(con, query, [ids[part].tolist() for part in segments])
-        grouped: dict[str | None, tuple[np.ndarray, np.ndarray]] = {}
-        for k, part in enumerate(segments):
-            code = np.asarray(data[f"_s{k}"], dtype=np.int64)
-            rows = np.flatnonzero(code)
-            rows = rows[np.argsort(small_codes(code[rows]), kind="stable")]
-            grouped[part] = (rows, code[rows] - 1)
+        slices: dict[str | None, np.ndarray] = {
+            part: np.asarray(data[f"_s{k}"], dtype=np.int32) - 1 for k, part in enumerate(segments)
+        }
         found = {f.name: data[f"_x{i}"] for i, f in enumerate(features)}
-        return cls(ids, grouped, found)
+        return cls(ids, slices, found)
 
     def ecdfs(self, feature: Feature) -> dict[str | None, Ecdf]:
-        """Each part's ECDF of the feature. Each slice's values are sorted (a sort without a
-        permutation: several times cheaper than an argsort; missing values, NaN, sort last and
-        are dropped), and `ecdf_merge.accumulate` runs through each slice: cum = running count,
-        g = Σ_{i<j} cum_i·(v_{i+1} − v_i), compensated, per slice (a slice's g does not depend on
-        which other slices are built with it); the distinct values overwrite the sorted copy."""
-        values = finite_or_nan(self.values[feature.name])
-        found: dict[str | None, Ecdf] = {}
+        """Each part's ECDF of the feature. The values are sorted once (`ascending`; missing ones,
+        NaN, sort last and are dropped) and each segment's slices take theirs from that order
+        (`by_slice`: a counting pass, not a sort per slice); then `ecdf_merge.accumulate` runs
+        through each slice: cum = running count, g = Σ_{i<j} cum_i·(v_{i+1} − v_i), compensated,
+        per slice (a slice's g does not depend on which other slices are built with it); the
+        distinct values overwrite the sorted values."""
+        order, ordered = ascending_present(finite_or_nan(self.values[feature.name]))
+        present = len(ordered)
+        grouped: dict[str | None, tuple[np.ndarray, np.ndarray]] = {}
         for part, ids in self.ids.items():
-            if part is None:  # one slice: the values sorted
-                ordered = np.sort(values) if ALL_SLICE in ids else values[:0]
-                ordered = ordered[: np.count_nonzero(~np.isnan(ordered))]
-                code = np.zeros(len(ordered), dtype=np.int64)
+            if part is not None:  # before all traffic's `accumulate` writes over `ordered`
+                value, code = np.empty(present), np.empty(present, dtype=np.int32)
+                kept = by_slice(ordered, np.take(self.codes[part], order), len(ids), value, code)
+                grouped[part] = value[:kept], code[:kept]
+            elif ALL_SLICE in ids:
+                grouped[part] = ordered, np.zeros(present, dtype=np.int32)
             else:
-                rows, code = self.grouped[part]
-                ordered = values[rows]
-                bounds = np.searchsorted(code, np.arange(len(ids) + 1))
-                for first, last in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
-                    ordered[first:last].sort()
-                present = ~np.isnan(ordered)
-                if not present.all():
-                    ordered, code = ordered[present], code[present]
-            counts = np.empty(len(ordered), dtype=np.int32 if len(ordered) < 2**31 else np.int64)
-            value, cum, g, g_low, start, end = accumulate(
-                code, ordered, len(ids), counts, np.empty(len(ordered)), np.empty(len(ordered))
+                grouped[part] = ordered[:0], np.zeros(0, dtype=np.int32)
+        found: dict[str | None, Ecdf] = {}
+        for part, (value, code) in grouped.items():
+            counts = np.empty(len(value), dtype=np.int32 if len(value) < 2**31 else np.int64)
+            distinct, cum, g, g_low, start, end = accumulate(
+                code, value, len(self.ids[part]), counts, np.empty(len(value)), np.empty(len(value))
             )
-            found[part] = Ecdf(ids, start, end, value, cum, g, g_low)
+            found[part] = Ecdf(self.ids[part], start, end, distinct, cum, g, g_low)
         return found
 
 
