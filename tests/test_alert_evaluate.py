@@ -626,7 +626,7 @@ def test_ece_alerts_only_when_the_reliability_differs_beyond_noise():
     ]
     small = calibration_row(10, ece=0.04, n_labeled=250, reliability=(point(0.1, 250, 0.15, 0.19),))
     result = only(evaluate(_ece_rule(), calibration=[*reference, small]))
-    assert result.condition == OK
+    assert result.condition == UNKNOWN  # past the threshold but within noise: no evidence either way
     cell = result.cells[-1]
     assert cell.p_value == pytest.approx(stats.chi2.sf(10**2 / (250 * 0.15 * 0.85 * (1 + 250 / 7000)), 1))
     assert cell.note is not None and cell.note.startswith("not significant")
@@ -740,11 +740,11 @@ def test_q_gates_a_drift_statistic_on_its_test_and_counts_the_whole_grid():
     sparse = drift_row(10, 0.4, "language", kind="categorical", chi2_p=1e-7, chi2_pooled_p=0.3)
     quiet = [drift_row(10, 0.01, f"q{i}", ks_p=0.5) for i in range(16)]
     results = evaluate(rule, drift=[noisy, strong, categorical, sparse, *quiet])
-    assert only(results, feature="small").condition == OK
-    assert "not significant" in (only(results, feature="small").latest.note or "")
+    assert only(results, feature="small").condition == UNKNOWN
+    assert "not significant" in (only(results, feature="small").cells[-1].note or "")
     assert only(results, feature="large").condition == FIRING
     assert only(results, feature="payment_type").condition == FIRING
-    assert only(results, feature="language").condition == OK
+    assert only(results, feature="language").condition == UNKNOWN
     assert only(results, feature="large").latest.p_adjusted == pytest.approx(1e-9 * 20)
 
 
@@ -760,7 +760,7 @@ def test_rate_significance_is_fishers_exact_test_against_the_baseline_rows():
     )
     small = calibration_row(10, decision_rate=0.135, n=200)  # +35 %, but 27 of 200 is not surprising
     result = only(evaluate(rule, calibration=[*reference, small]))
-    assert result.condition == OK
+    assert result.condition == UNKNOWN
     # two-sided: twice the smaller one-sided tail of 27/200 against 1400/14000
     greater = stats.fisher_exact([[27, 173], [1400, 12600]], alternative="greater").pvalue
     assert result.cells[-1].p_value == pytest.approx(2 * greater, rel=1e-9)
@@ -809,11 +809,46 @@ def test_wilson_proportions_are_tested_exactly_with_their_recovered_trials():
     )
     few = performance_row(10, 0.6, trials=10)  # 6 of 10 flagged were fraud, vs 2800 of 3500
     result = only(evaluate(rule, performance=[*reference, few]))
-    assert result.condition == OK
+    assert result.condition == UNKNOWN
     expected = stats.fisher_exact([[6, 4], [2800, 700]], alternative="less").pvalue
     assert result.cells[-1].p_value == pytest.approx(expected, rel=1e-9)
     many = performance_row(10, 0.6, trials=400)
     assert only(evaluate(rule, performance=[*reference, many])).condition == FIRING
+
+
+def test_an_ok_cell_shows_the_threshold_nearest_to_firing():
+    """A fixed critical 0.15 and a 3σ band around the reference's ECE (0.02 ± 0.005: upper 0.035):
+    a cell at 0.03 crosses neither, and its evidence is the band's edge and mean — the threshold
+    it would fire at first — not the far fixed one; at 0.04 the band's warning fires."""
+    rule = AlertRule(name="ece", signal="calibration.ece", band="3sigma", critical=0.15)
+    eces = [0.015, 0.025, 0.015, 0.025, 0.015, 0.025, 0.02]
+    reference = [calibration_row(day, ece=ece) for day, ece in enumerate(eces)]
+    mean = sum(eces) / len(eces)
+    sigma = math.sqrt(sum((e - mean) ** 2 for e in eces) / len(eces))
+    cell = only(evaluate(rule, calibration=[*reference, calibration_row(10, ece=0.03)])).cells[-1]
+    assert cell.status == OK
+    assert cell.threshold == pytest.approx(mean + 3 * sigma) and cell.baseline == pytest.approx(mean)
+    fired = only(evaluate(rule, calibration=[*reference, calibration_row(10, ece=0.04)]))
+    assert fired.condition == FIRING and fired.latest is not None
+    assert fired.latest.threshold == pytest.approx(mean + 3 * sigma)
+
+
+def test_a_crossing_within_noise_neither_fires_nor_clears():
+    """Precision collapsed in mature windows (80 % -> 50 % on 400 trials each): firing. The newest
+    window's first 12 labels read 60 % — past the threshold, but 7 of 12 is no evidence either way
+    (Fisher's p ≈ 0.1): the alert stays firing instead of resolving until the next labels."""
+    reference = [performance_row(day, 0.8, trials=500) for day in range(REFERENCE_DAYS)]
+    rule = AlertRule(
+        name="precision-drop", signal="performance.precision", baseline="reference", warn_change=-0.1, q=0.05
+    )
+    collapsed = [performance_row(day, 0.5, trials=400) for day in range(10, 13)]
+    immature = performance_row(13, 7 / 12, trials=12)
+    result = only(evaluate(rule, performance=[*reference, *collapsed, immature]))
+    newest = result.cells[-1]
+    assert newest.value == pytest.approx(7 / 12) and newest.value < newest.threshold
+    assert newest.status == UNKNOWN and (newest.note or "").startswith("not significant")
+    assert result.condition == FIRING and result.latest is not None
+    assert result.latest.window_start == T0 + 12 * DAY and result.run == 3
 
 
 @settings(max_examples=200, deadline=None)
@@ -831,7 +866,7 @@ def test_interval_metrics_are_tested_with_the_interval_width():
     )
     wide = performance_row(10, auroc=0.6, half_width=0.3)
     narrow = performance_row(10, auroc=0.6, half_width=0.02)
-    assert only(evaluate(rule, performance=[*reference, wide])).condition == OK
+    assert only(evaluate(rule, performance=[*reference, wide])).condition == UNKNOWN
     result = only(evaluate(rule, performance=[*reference, narrow]))
     assert result.condition == FIRING
     se = 0.04 / (2 * stats.norm.ppf(0.975))  # the cell's, and the mean of 7 equal windows' se / √7
@@ -1112,8 +1147,8 @@ def test_unseen_share_is_tested_against_what_the_references_rare_categories_pred
         quality_row(10, f"f{i}", unseen_share=0.0, unseen_share_expected=0.01, **common) for i in range(20)
     ]
     results = evaluate(rule, data_quality=[tail, plain, new, *quiet])
-    assert only(results, feature="language").condition == OK
-    assert "not significant" in (only(results, feature="language").latest.note or "")
+    assert only(results, feature="language").condition == UNKNOWN
+    assert "not significant" in (only(results, feature="language").cells[-1].note or "")
     assert only(results, feature="channel").condition == FIRING
     assert only(results, feature="browser").condition == FIRING
     p = stats.binomtest(18, 300, 0.01, alternative="greater").pvalue

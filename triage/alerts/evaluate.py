@@ -5,9 +5,10 @@ Each cell (window × scope) of a rule's signal is judged in this order:
    labelled signals) or a label coverage below `min_label_coverage` make the cell *unknown*: it
    never alerts and neither confirms nor clears an alert;
 2. thresholds — fixed (`warn`/`critical`), relative to a baseline (`warn_change`/`critical_change`;
-   baseline "reference" = the n-weighted mean of the statistic over the reference windows of the
-   same scope — of all versions when fewer than `min_samples` rows stand behind the scope's own
-   (a new canary); "previous:30d" = over the same scope's windows in the 30 days before the cell;
+   baseline "reference" = the statistic over the reference windows of the same scope
+   (`baseline_of`: a proportion's pooled counts, else the mean weighted by (labelled) rows) —
+   of all versions when fewer than `min_samples` rows stand behind the scope's own (a new canary);
+   "previous:30d" = over the same scope's windows in the 30 days before the cell;
    baseline windows pass the cell's own label-coverage gate, so a mature cell is never compared
    with immature windows whose early labels are a biased sample),
    and a band (mean ± k·σ of the statistic over the reference windows, σ scaled by
@@ -27,7 +28,8 @@ Each cell (window × scope) of a rule's signal is judged in this order:
    z-test against the baseline with both standard errors from the 95 % intervals (AUROC, expected
    cost), a chi-square of the cell's reliability diagram against the reference's per-bin
    calibration (ECE; see `reliability_p`) — is Benjamini–Hochberg adjusted across every tested
-   cell of the rule (feature × slice × window); a crossed cell alerts only if it is ≤ q.
+   cell of the rule (feature × slice × window); a crossed cell alerts only if it is ≤ q, and
+   above q it is unknown (past the threshold, but not beyond noise: it neither alerts nor clears).
 
 Persistence: the run of consecutive crossed windows (unknown windows skipped) ending at the latest
 known window; pending below `for_windows`, firing at or above it. A latest known window older than
@@ -71,6 +73,7 @@ from triage.alerts.rules import (
     has_interval,
     is_labelled,
     is_p_value,
+    labelled_signal,
     previous_span,
     significance_q,
     split_signal,
@@ -586,6 +589,65 @@ class _Band:
     windows: int
 
 
+def baseline_of(table: str, name: str, rows: Sequence[Row]) -> _Baseline | None:
+    """The statistic `table.name` over `rows` as a rule's baseline takes it (the reference windows,
+    or a preceding span): pooled counts of a proportion (its trials, from the row's n or its
+    Wilson interval), else the mean weighted by each row's n — labelled rows for a labelled
+    signal — with its standard error when the rows carry 95 % intervals."""
+    if _is_proportion(name):
+        counts = [c for r in rows if (c := _counts(r, name)) is not None]
+        trials = sum(n for _, n in counts)
+        if trials <= 0:
+            return None
+        successes = sum(k for k, _ in counts)
+        return _Baseline(successes / trials, trials, None, successes)
+    labelled = labelled_signal(table, name)
+    total = sum(_weight(r, labelled) for r in rows)
+    if total <= 0:
+        return None
+    value = sum(_weight(r, labelled) * float(getattr(r, name)) for r in rows) / total
+    errors = (
+        [(_weight(r, labelled), _standard_error(r, name)) for r in rows] if has_interval(table, name) else []
+    )
+    se = None
+    if errors and all(e is not None for _, e in errors):
+        se = math.sqrt(sum((w * e) ** 2 for w, e in errors if e is not None)) / total
+    return _Baseline(value, total, se)
+
+
+def _is_proportion(name: str) -> bool:
+    """Whether the statistic is a share with known trials: tested exactly (Fisher) against the
+    pooled counts of its baseline."""
+    return name in WILSON_FIELDS or (
+        name in RATE_FIELDS and name not in ("missing_rate_change", "unseen_share")
+    )
+
+
+def _weight(row: Row, labelled: bool) -> int:
+    """The rows behind a row's statistic: its labelled rows for a labelled signal, else its n."""
+    return int(getattr(row, "n_labeled", row.n) if labelled else row.n)
+
+
+def _counts(row: Row, name: str) -> tuple[int, int] | None:
+    """(successes, trials) behind a proportion: a share of the row's n, or from its Wilson interval."""
+    value = _number(getattr(row, name))
+    if value is None:
+        return None
+    if name in RATE_FIELDS:
+        return round(value * row.n), row.n
+    low = _number(getattr(row, f"{name}_ci_low"))
+    high = _number(getattr(row, f"{name}_ci_high"))
+    trials = None if low is None or high is None else wilson_trials(value, low, high)
+    return None if trials is None else (round(value * trials), trials)
+
+
+def _standard_error(row: Row, name: str) -> float | None:
+    """The standard error of the statistic from the row's 95 % interval, if it has one."""
+    low = _number(getattr(row, f"{name}_ci_low"))
+    high = _number(getattr(row, f"{name}_ci_high"))
+    return None if low is None or high is None else (high - low) / (2 * _Z95)
+
+
 class _Judge:
     """Judges the cells of one rule: settings resolved once, reference baselines cached per scope."""
 
@@ -616,16 +678,14 @@ class _Judge:
         # The baseline a significance test compares with: the rule's own, else the reference.
         self.expected_baseline = rule.baseline or "reference"
         # Shares with known trials: tested exactly (Fisher) against the pooled baseline counts.
-        self.proportion = self.name in WILSON_FIELDS or (
-            self.name in RATE_FIELDS and self.name not in ("missing_rate_change", "unseen_share")
-        )
+        self.proportion = _is_proportion(self.name)
         self.tested_against_baseline = self.q is not None and (self.interval or self.proportion)
         self._references: dict[ScopeKey, _Baseline | None] = {}
         self._bands: dict[tuple[ScopeKey, Phase], _Band | None] = {}
         self._reliability: dict[ScopeKey, tuple[ReliabilityPoint, ...]] = {}
 
     def weight(self, row: Row) -> int:
-        return int(getattr(row, "n_labeled", row.n) if self.labelled else row.n)
+        return _weight(row, self.labelled)
 
     def judge(self, row: Row) -> CellResult:
         """Gates, thresholds, effect floor and the p-value of one cell (before BH across cells)."""
@@ -715,7 +775,9 @@ class _Judge:
         crossed = [c for c in found if c.level]
         if crossed:
             return max(crossed, key=lambda c: _LEVELS[c.level])
-        return found[0]
+        # None crossed: the threshold nearest the value, the first that would fire (a band's may
+        # lie well inside a fixed one), shown with its baseline as the cell's evidence.
+        return min(found, key=lambda c: math.inf if c.threshold is None else abs(c.threshold - value))
 
     def fixed(self, value: float) -> _Crossing:
         warn, critical = self.rule.warn, self.rule.critical
@@ -824,7 +886,7 @@ class _Judge:
         return []
 
     def baseline(self, row: Row, baseline: str) -> _Baseline | None:
-        """The n-weighted mean of the statistic over the reference or the preceding span."""
+        """The statistic over the reference or the preceding span (`baseline_of`)."""
         span = previous_span(baseline)
         if span is None:
             key = self.scope_of(row)
@@ -852,35 +914,7 @@ class _Judge:
         return self._reliability[key]
 
     def summary(self, rows: Sequence[Row]) -> _Baseline | None:
-        """The statistic over rows that have it: pooled counts of a proportion, else the weighted mean."""
-        if self.proportion:
-            counts = [c for r in rows if (c := self.counts(r)) is not None]
-            trials = sum(n for _, n in counts)
-            if trials <= 0:
-                return None
-            successes = sum(k for k, _ in counts)
-            return _Baseline(successes / trials, trials, None, successes)
-        total = sum(self.weight(r) for r in rows)
-        if total <= 0:
-            return None
-        value = sum(self.weight(r) * float(getattr(r, self.name)) for r in rows) / total
-        errors = [(self.weight(r), self.standard_error(r)) for r in rows]
-        se = None
-        if errors and all(e is not None for _, e in errors):
-            se = math.sqrt(sum((w * e) ** 2 for w, e in errors if e is not None)) / total
-        return _Baseline(value, total, se)
-
-    def counts(self, row: Row) -> tuple[int, int] | None:
-        """(successes, trials) behind a proportion: a share of the row's n, or from its Wilson interval."""
-        value = _number(getattr(row, self.name))
-        if value is None:
-            return None
-        if self.name in RATE_FIELDS:
-            return round(value * row.n), row.n
-        low = _number(getattr(row, f"{self.name}_ci_low"))
-        high = _number(getattr(row, f"{self.name}_ci_high"))
-        trials = None if low is None or high is None else wilson_trials(value, low, high)
-        return None if trials is None else (round(value * trials), trials)
+        return baseline_of(self.table, self.name, rows)
 
     def unseen_p(self, row: Row, value: float) -> float | None:
         """Binomial tail of the cell's unseen values against the share its reference predicts
@@ -891,14 +925,6 @@ class _Judge:
             return None
         values = round(row.n * (1.0 - missing))
         return binomial_p(round(value * values), values, min(expected, 1.0), self.direction)
-
-    def standard_error(self, row: Row) -> float | None:
-        """The standard error of the statistic from the row's 95 % interval, if it has one."""
-        if not self.interval:
-            return None
-        low = _number(getattr(row, f"{self.name}_ci_low"))
-        high = _number(getattr(row, f"{self.name}_ci_high"))
-        return None if low is None or high is None else (high - low) / (2 * _Z95)
 
     def p_value(self, row: Row, value: float, expected: _Baseline | None) -> float | None:
         """The cell's p-value under "nothing changed" (see the module docstring)."""
@@ -923,13 +949,13 @@ class _Judge:
         if expected is None:
             return None
         if self.proportion:
-            cell = self.counts(row)
+            cell = _counts(row, self.name)
             if cell is None or expected.successes is None:
                 return None
             return fisher_exact_p(
                 cell[0], cell[1], expected.successes, round(expected.weight), self.direction
             )
-        se = self.standard_error(row)
+        se = _standard_error(row, self.name) if self.interval else None
         if se is None:
             return None
         se = math.hypot(se, expected.se or 0.0)
@@ -1062,7 +1088,10 @@ def _log_choose(n: int, k: np.ndarray) -> np.ndarray:
 
 
 def _adjust(cell: CellResult, p_adjusted: float, q: float) -> CellResult:
-    """The cell with its BH-adjusted p-value: a crossed cell above q is demoted to ok."""
+    """The cell with its BH-adjusted p-value: a crossed cell above q is unknown — its value is past
+    the threshold but not beyond noise, too little evidence either way: it neither alerts nor
+    clears an alert (an immature window's first labels must not resolve an incident that the
+    mature windows before it still show)."""
     demoted = cell.status == CROSSED and p_adjusted > q
     # Built directly: dataclasses.replace costs more than the rest of the evaluation.
     return CellResult(
@@ -1071,7 +1100,7 @@ def _adjust(cell: CellResult, p_adjusted: float, q: float) -> CellResult:
         cell.n,
         cell.n_labeled,
         cell.value,
-        OK if demoted else cell.status,
+        UNKNOWN if demoted else cell.status,
         None if demoted else cell.severity,
         cell.threshold,
         cell.baseline,

@@ -172,7 +172,11 @@ def is_p_value(rule: AlertRule) -> bool:
 
 def is_labelled(rule: AlertRule) -> bool:
     """Whether the signal is computed on labelled rows only."""
-    table, name = split_signal(rule.signal)
+    return labelled_signal(*split_signal(rule.signal))
+
+
+def labelled_signal(table: str, name: str) -> bool:
+    """Whether `table.name` is computed on labelled rows only."""
     return table in LABELLED_TABLES and name not in UNLABELLED
 
 
