@@ -283,3 +283,12 @@ def test_push_to_alertmanager(folder, capsys, alertmanager):  # noqa: F811
         folder, _rule("latency-pushed", warn=150.0), capsys, "--push-alertmanager", "http://127.0.0.1:9"
     )
     assert code == 3 and "cannot reach Alertmanager" in err
+
+
+def test_an_undelivered_critical_alert_still_exits_critical(folder, capsys):
+    """Alertmanager unreachable: the error on stderr, and the exit status stays 2 (a cron job that
+    pages on it must not miss the alert because its delivery failed as well)."""
+    rule = _rule("latency-undelivered", warn=150.0, critical=250.0)
+    code, out, err = check(folder, rule, capsys, "--push-alertmanager", "http://127.0.0.1:9")
+    assert code == 2 and "cannot reach Alertmanager" in err
+    assert out.startswith("triage check — as of 2026-01-09 — CRITICAL\n")

@@ -727,6 +727,38 @@ def test_calibration_and_performance_read_windows_whose_labels_have_come() -> No
     assert line.split()[:5] == ["all", time_text_day(10), "60.0%", f"0.62±{half}", "(0.60)"]
 
 
+def test_the_reference_in_the_summary_is_the_alerts_baseline() -> None:
+    """Precision's reference pools the reference windows' counts, as the alert rules' baseline
+    does: 3 reference days at 720 of 900 flagged and 4 at 40 of 100 are 2320 of 3100 = 0.748, not the
+    windows' mean 0.571; the decision rate pools its rows (1000 × 0.1 and 9000 × 0.2: 0.19)."""
+    from types import SimpleNamespace
+
+    from tests.test_alert_evaluate import calibration_row, performance_row
+    from triage.alerts.evaluate import baseline_of
+    from triage.commands.check_cmd import _calibration_lines, _performance_lines
+
+    reference_performance = [
+        *(performance_row(day, 0.8, trials=900) for day in range(3)),
+        *(performance_row(day, 0.4, trials=100) for day in range(3, 7)),
+    ]
+    reference_calibration = [
+        calibration_row(0, decision_rate=0.1, n=1000),
+        calibration_row(1, decision_rate=0.2, n=9000),
+    ]
+    model = SimpleNamespace(
+        calibration=[calibration_row(10, decision_rate=0.1)],
+        performance=[performance_row(10, 0.6)],
+        reference_calibration=reference_calibration,
+        reference_performance=reference_performance,
+    )
+    (line,) = _performance_lines(model, "binary")[2:]  # type: ignore[arg-type]
+    assert line.split()[4] == f"({2320 / 3100:.2f})" == "(0.75)"
+    pooled = baseline_of("performance", "precision", reference_performance)
+    assert pooled is not None and pooled.value == pytest.approx(2320 / 3100)
+    (line,) = _calibration_lines(model, model.calibration[0].window_start)[2:]  # type: ignore[arg-type]
+    assert line.split()[3] == "(0.190)"
+
+
 def test_a_version_without_enough_data_says_why() -> None:
     """A small canary in short windows stays below min_samples: each table says why its row is
     dashes (or missing) instead of leaving the reader to guess."""

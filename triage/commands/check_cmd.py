@@ -11,9 +11,8 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
-from operator import attrgetter
 from typing import TYPE_CHECKING, TypeVar
 
 from triage.alerts.rules import PRECISION_MIN_COVERAGE, REGRESSION_MIN_COVERAGE, duration_text, validate_rules
@@ -87,7 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_check(args: argparse.Namespace) -> int:
     from triage.alerts.alertmanager import AlertmanagerError, push
-    from triage.alerts.state import EXIT_OK, AlertStore, check_alerts, exit_status
+    from triage.alerts.state import EXIT_CRITICAL, EXIT_OK, AlertStore, check_alerts, exit_status
     from triage.engine import Engine, EngineError  # numpy/scipy load only when `check` runs
 
     config = load_config(args.config)
@@ -147,7 +146,11 @@ def run_check(args: argparse.Namespace) -> int:
         try:
             push(args.push_alertmanager, alerts, report.generated_at)
         except AlertmanagerError as exc:
-            raise UserError(str(exc), status=EXIT_UNKNOWN) from None
+            # A critical alert keeps its status: a cron job that pages on 2 must not miss it
+            # because the delivery failed too. Anything less becomes unknown (3).
+            if status != EXIT_CRITICAL:
+                raise UserError(str(exc), status=EXIT_UNKNOWN) from None
+            print(f"triage: {exc}", file=sys.stderr)
     if not judged:
         which = "" if len(unjudged) == len(report.models) else f" of {', '.join(unjudged)}"
         when = time_text(report.as_of)
@@ -427,7 +430,7 @@ def _calibration_lines(model: ModelReport, latest: datetime) -> list[str]:
         borrowed += [str(version)] if mark else []
         if now is not None and now.decision_rate is None and now.note:
             thin.append(f"  {version or 'all'}: {now.note}")
-        rate = _weighted(reference, lambda row: row.decision_rate)
+        rate = _baseline("calibration", "decision_rate", reference)
         rows.append(
             [
                 version or "all",
@@ -478,11 +481,14 @@ def _borrowed_note(versions: Sequence[str]) -> list[str]:
     return [f"  * all versions' reference: no reference window of {', '.join(versions)} has enough data"]
 
 
-def _weighted(rows: Sequence[R], value: Callable[[R], float | None]) -> float | None:
-    """The n-weighted mean of a statistic over the reference windows that have it."""
-    pairs = [(row.n, v) for row in rows if (v := value(row)) is not None]
-    total = sum(n for n, _ in pairs)
-    return sum(n * v for n, v in pairs) / total if total else None
+def _baseline(table: str, field: str, rows: Sequence[Row]) -> float | None:
+    """A statistic over the reference windows that have it, as the alert rules' reference baseline
+    takes it (`evaluate.baseline_of`): pooled counts of a proportion (precision: all the windows'
+    true positives over all their flagged rows), else weighted by the windows' (labelled) rows."""
+    from triage.alerts.evaluate import baseline_of
+
+    found = baseline_of(table, field, [row for row in rows if getattr(row, field) is not None])
+    return None if found is None else found.value
 
 
 def _pooled_error(rows: Sequence[PerformanceRow], field: str) -> float | None:
@@ -551,7 +557,7 @@ def _performance_lines(model: ModelReport, task: str) -> list[str]:
                         getattr(now, field),
                         _pooled_error(reference, field)
                         if regression
-                        else _weighted(reference, attrgetter(field)),
+                        else _baseline("performance", field, reference),
                         2,
                         mark,
                         (getattr(now, f"{field}_ci_low"), getattr(now, f"{field}_ci_high")),
