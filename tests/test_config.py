@@ -320,7 +320,8 @@ def test_an_optional_column_the_older_logs_lack_is_a_note(
         "sampled file(s); ingest stores it as NULL where it is absent"
     ) in out
     status, _, err = check(tmp_path, capsys, added.replace('"tenure"', '"tenur"'))
-    one_line_error(status, err, tmp_path / "triage.toml", "model[0].features.numeric")
+    line = one_line_error(status, err, tmp_path / "triage.toml", "model[0].features.numeric")
+    assert line.endswith("; not in logs/predictions/day2.parquet, logs/predictions/day3.parquet either")
     status, _, err = check(tmp_path, capsys, GOOD.replace('score = "score"', 'score = "tenure"'))
     line = one_line_error(status, err, tmp_path / "triage.toml", "model[0].columns.score")
     assert "expected a column 'tenure' in logs/predictions/day1.parquet" in line

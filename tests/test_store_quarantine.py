@@ -529,23 +529,26 @@ def test_a_store_from_before_quarantine_times_is_read_and_upgraded(tmp_path: Pat
 
 
 def test_a_nan_category_or_segment_is_missing(tmp_path: Path) -> None:
-    """A JSON NaN (Python's json writes a missing value so) or the text NaN in a categorical
-    feature or a segment is a missing value, not a category "NaN"; other text is kept as is."""
+    """A JSON NaN (Python's json writes a missing value so) or the text NaN in any case (`nan`:
+    Python's csv writer) in a categorical feature or a segment is a missing value, not a category
+    "NaN"; other text is kept as is."""
     rows = [
         good(0, merchant="shop", country="BR"),
         '{"request_id": "r1", "ts": "2026-01-01T00:00:00Z", "score": 0.5, "merchant": NaN, "country": NaN}',
         good(2, merchant="NaN", country="NA"),
-        good(3, merchant="nan", country=""),
+        good(3, merchant="nano", country=""),
+        good(4, merchant="nan", country="NAN"),
     ]
     write_jsonl(tmp_path / "p.jsonl", rows)
     extra = '\n[model.features]\ncategorical = ["merchant"]\n\n[model.segments]\ncolumns = ["country"]\n'
     config = write_config(tmp_path, model("p.jsonl", extra=extra))
-    assert ingest(config).rows_added == 4
+    assert ingest(config).rows_added == 5
     assert query(config, "SELECT _id, merchant, country FROM predictions_fraud ORDER BY _id") == [
         ("r0", "shop", "BR"),
         ("r1", None, None),
         ("r2", None, "NA"),
-        ("r3", "nan", ""),
+        ("r3", "nano", ""),
+        ("r4", None, None),
     ]
 
 

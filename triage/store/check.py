@@ -87,8 +87,11 @@ class _Checker:
             shown = _shown(self.config, source.path)
             if config_key in required or len(lacking) == len(sniffed):
                 where = "in " if source.format == "parquet" else "in the first MiB of "
+                others = ", ".join(_shown(self.config, s.path) for s, _ in lacking[1:])
                 self.error(
-                    config_key, f"expected a column {name!r} {where}{shown} (it has: {_listing(columns)})"
+                    config_key,
+                    f"expected a column {name!r} {where}{shown} (it has: {_listing(columns)})"
+                    + (f"; not in {others} either" if others else ""),
                 )
             else:
                 self.notes.append(

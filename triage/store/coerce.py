@@ -68,11 +68,12 @@ def text_sql(expr: str, duckdb_type: str) -> str:
 
 def category_sql(expr: str, duckdb_type: str) -> str:
     """A categorical or segment value as VARCHAR; NaN is missing (NULL): a float NaN, or the text
-    `NaN`, as JSON writers put a missing value (Python's json, JavaScript)."""
+    NaN in any case, as writers put a missing value (`NaN`: Python's json, JavaScript; `nan`:
+    Python's csv writer, `str` of a float NaN)."""
     if duckdb_type.upper() in FLOAT_TYPES:
         return f"CASE WHEN NOT isnan({expr}) THEN CAST({expr} AS VARCHAR) END"
     text = text_sql(expr, duckdb_type)
-    return f"nullif({text}, 'NaN')"
+    return f"CASE WHEN length({text}) <> 3 OR lower({text}) <> 'nan' THEN {text} END"
 
 
 def blank_sql(expr: str, duckdb_type: str) -> str:
