@@ -10,6 +10,7 @@ import io
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from rich.console import Console
 from textual.command import CommandInput, CommandPalette
 from textual.pilot import Pilot
@@ -31,7 +32,7 @@ from triage.tui.screens.operations import OperationsScreen
 from triage.tui.screens.performance import PerformanceScreen
 from triage.tui.screens.runbook import RunbookScreen
 from triage.tui.widgets.cells import DIM, WARN
-from triage.tui.widgets.charts import HistogramChart, TimeChart
+from triage.tui.widgets.charts import HistogramChart, TimeChart, XYChart
 from triage.tui.widgets.status import StatusLine, status_text
 
 SIZE = (80, 24)
@@ -121,6 +122,33 @@ async def test_number_keys_switch_between_all_six_panels() -> None:
         await pilot.press("5", "m")  # the second chart of a small terminal cycles
         assert app.screen.query_one("#cost", TimeChart).display
         assert not app.screen.query_one("#errors", TimeChart).display
+
+
+async def test_the_reference_reliability_curve_pools_every_reference_window() -> None:
+    """Two reference days, one bin each: 100 rows scoring 0.15 of which 10 % positive, and 300 at
+    0.25 of which 30 %: the curve is their union (0.225, 0.25), not the first day's point."""
+    from triage.metrics.results import ReliabilityPoint
+
+    base = demo_snapshot()
+    fraud = base.models[0]
+    first = next(r for r in fraud.reference_calibration if r.segment is None)
+    days = (
+        replace(first, reliability=(ReliabilityPoint(0.1, 0.2, 100, 0.15, 0.1),)),
+        replace(
+            first,
+            window_start=first.window_start + timedelta(days=1),
+            reliability=(ReliabilityPoint(0.1, 0.2, 300, 0.25, 0.3),),
+        ),
+    )
+    model = replace(fraud, reference_calibration=days)
+    app = make_app(FakeSource(replace(base, models=(model, *base.models[1:]))))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("3")
+        await settle(pilot)
+        reference = app.screen.query_one("#reliability", XYChart).curves[0]
+        assert reference.label == "ref all"
+        assert reference.x == pytest.approx((0.225,)) and reference.y == pytest.approx((0.25,))
 
 
 async def test_only_the_visible_panel_renders_a_new_snapshot() -> None:

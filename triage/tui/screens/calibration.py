@@ -7,6 +7,7 @@ from textual.app import ComposeResult
 from textual.containers import Container
 from textual.widgets import DataTable
 
+from triage.metrics.calibration import pooled_reliability
 from triage.metrics.results import CalibrationRow
 from triage.tui import format as fmt
 from triage.tui.data import ModelView, Snapshot
@@ -62,6 +63,23 @@ class CalibrationScreen(ChartScreen):
             table.add_column(name, key=name)
         self.layout_charts()
 
+    def reference_curve(self, model: ModelView) -> Curve:
+        """The reference's reliability diagram, pooled over its windows (all traffic): of the shown
+        version, or all versions' for one without reference windows of its own (a new canary) —
+        what the `calibration-ece` rule compares a window with."""
+        version = self.triage.version
+        rows = [r for r in model.reference_calibration if r.segment is None and r.reliability]
+        own = [r for r in rows if r.version == version]
+        if not own:
+            version, own = None, [r for r in rows if r.version is None]
+        pooled = pooled_reliability(own)
+        return Curve(
+            f"ref {version or 'all'}",
+            tuple(p.mean_score for p in pooled),
+            tuple(p.positive_rate for p in pooled),
+            "white",
+        )
+
     def render_snapshot(self, snapshot: Snapshot) -> None:
         model = self.model
         if model is None:
@@ -78,16 +96,7 @@ class CalibrationScreen(ChartScreen):
         refill(
             self.query_one("#versions", DataTable), ((r.version or "all", calibration_cells(r)) for r in rows)
         )
-        curves = [
-            Curve(
-                f"ref {r.version or 'all'}",
-                tuple(p.mean_score for p in r.reliability),
-                tuple(p.positive_rate for p in r.reliability),
-                "white",
-            )
-            for r in model.reference_calibration
-            if r.segment is None and r.version in (self.triage.version, None)
-        ][:1]
+        curves = [self.reference_curve(model)]
         for i, version in enumerate(model.versions):
             if self.triage.version not in (None, version):
                 continue
