@@ -1341,3 +1341,39 @@ def test_a_slice_whose_volume_halves_or_spikes_against_every_earlier_day_alerts(
     document = check_json(capsys, config, "--at", at.isoformat())
     new = next(row for row in document["models"][0]["feed"] if row["segment_value"] == "new")
     assert (new["recent_n"], new["fewest_n"], new["volume_ratio"]) == (300, 0, 1.0)
+
+
+def test_the_json_document_is_written_row_by_row_and_reads_as_json_dumps_would() -> None:
+    """`write_json` streams the document (rows converted as written); it parses to what
+    `json.dumps` of the eager document gives, one row per line, and refuses NaN as it does."""
+    import io
+
+    from tests.test_alert_evaluate import drift_row, performance_row
+    from triage.metrics.results import JsonRows, write_json
+
+    rows = [drift_row(10, 0.3, "amount", ks_p=1e-9), drift_row(11, 0.02, "amount", ks_p=0.4)]
+    performance = [performance_row(10, 0.6)]
+    document = {
+        "as_of": "2026-03-12T00:00:00Z",
+        "models": [
+            {"name": "fraud", "drift": JsonRows(rows), "performance": JsonRows(performance), "empty": []}
+        ],
+        "nothing": {},
+    }
+    out = io.StringIO()
+    write_json(document, out)
+    eager = {
+        **document,
+        "models": [
+            {
+                **document["models"][0],
+                "drift": [r.to_json() for r in rows],
+                "performance": [p.to_json() for p in performance],
+            }
+        ],
+    }
+    assert json.loads(out.getvalue()) == json.loads(json.dumps(eager))
+    lines = out.getvalue().splitlines()
+    assert sum(line.strip().startswith('{"window_start"') for line in lines) == 3  # a row a line
+    with pytest.raises(ValueError):
+        write_json({"x": [float("nan")]}, io.StringIO())

@@ -37,6 +37,7 @@ from triage.metrics.results import (
     DataQualityRow,
     DriftRow,
     FeedRow,
+    JsonRows,
     OperationsRow,
     PerformanceRow,
     ReferenceInfo,
@@ -113,10 +114,16 @@ class ModelReport:
             "operations": self.reference_operations,
         }
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, lazy: bool = False) -> dict[str, Any]:
+        """The model's part of the `check --json` document; with `lazy`, each result table a
+        `JsonRows` that `write_json` converts row by row."""
+
+        def table(rows: Sequence[Row]) -> list[dict[str, Any]] | JsonRows:
+            return JsonRows(rows) if lazy else [row.to_json() for row in rows]
+
         reference = self.reference.to_json()
         for name, rows in self.reference_tables().items():
-            reference[name] = [row.to_json() for row in rows]
+            reference[name] = table(rows)
         document: dict[str, Any] = {
             "name": self.name,
             "task": self.task,
@@ -126,7 +133,7 @@ class ModelReport:
             "windows": [window.to_json() for window in self.windows],
         }
         for name, rows in self.tables().items():
-            document[name] = [row.to_json() for row in rows]
+            document[name] = table(rows)
         document["schema_changes"] = [change.to_json() for change in self.schema_changes]
         return document
 
@@ -139,12 +146,12 @@ class CheckReport:
     as_of: datetime
     models: tuple[ModelReport, ...]
 
-    def to_json(self) -> dict[str, Any]:
-        """The `triage check --json` document (see the README)."""
+    def to_json(self, lazy: bool = False) -> dict[str, Any]:
+        """The `triage check --json` document (see the README); with `lazy`, for `write_json`."""
         return {
             "generated_at": _json_time(self.generated_at),
             "as_of": _json_time(self.as_of),
-            "models": [model.to_json() for model in self.models],
+            "models": [model.to_json(lazy) for model in self.models],
         }
 
 

@@ -8,7 +8,6 @@ The `--json` document is described in the README ("`triage check --json`").
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from collections.abc import Iterator, Sequence
@@ -136,9 +135,12 @@ def run_check(args: argparse.Namespace) -> int:
     unjudged = [model.name for model in report.models if not any(window.n for window in model.windows)]
     judged = status != EXIT_OK or not unjudged
     if args.json:
-        document = report.to_json()
+        from triage.metrics.results import write_json
+
+        document = report.to_json(lazy=True)
         document["alerts"] = [alert.to_json(report.as_of) for alert in alerts]
-        print(json.dumps(document, indent=2, allow_nan=False))
+        write_json(document, sys.stdout)
+        print()
     else:
         print(format_report(report, VERDICTS[status] if judged else "UNKNOWN", config))
         print("\n" + alerts_text(alerts, report.as_of))

@@ -10,10 +10,12 @@ field names; `to_json()` gives the JSON object.
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TextIO
 
 # DESIGN §4's PSI conventions: warn from 0.1, critical from 0.25. They colour and count cells
 # (TUI grid, `check`'s summary); alerts have their own rules.
@@ -42,6 +44,44 @@ def _as_json(row: Any) -> dict[str, Any]:
     """A result dataclass as a JSON object (`_json_value`)."""
     found: dict[str, Any] = _json_value(row)
     return found
+
+
+class JsonRows:
+    """A result table's rows as JSON objects, each converted only as `write_json` writes it: a
+    document of millions of cells (thousands of slices) is never held as dicts, nor as one
+    string."""
+
+    def __init__(self, rows: Iterable[Any]) -> None:
+        self.rows = rows
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (_as_json(row) for row in self.rows)
+
+
+def write_json(value: Any, out: TextIO, depth: int = 0) -> None:
+    """`value` as JSON to `out`, written as it goes, indented two spaces a level; the rows of a
+    `JsonRows` converted one by one, each on one line. NaN and infinities are refused, as
+    `json.dumps(allow_nan=False)` does."""
+    pad = "  " * depth
+    if isinstance(value, dict) and value:
+        out.write("{\n")
+        for index, (key, item) in enumerate(value.items()):
+            out.write(f"{pad}  {json.dumps(key)}: ")
+            write_json(item, out, depth + 1)
+            out.write(",\n" if index < len(value) - 1 else "\n")
+        out.write(pad + "}")
+    elif isinstance(value, JsonRows | list):
+        first = True
+        for item in value:
+            out.write(("[\n" if first else ",\n") + pad + "  ")
+            if isinstance(value, JsonRows):
+                out.write(json.dumps(item, allow_nan=False))
+            else:
+                write_json(item, out, depth + 1)
+            first = False
+        out.write("[]" if first else "\n" + pad + "]")
+    else:
+        out.write(json.dumps(value, allow_nan=False))
 
 
 def not_enough(n: int, min_samples: int, what: str = "rows") -> str:
