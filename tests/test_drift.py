@@ -881,3 +881,27 @@ def test_the_pooled_chi_square_is_calibrated_on_sparse_tables_where_chi2_p_is_no
     reference = np.append(rng.multinomial(26_000, shares), 0)
     window = np.append(rng.multinomial(2_350, shares), 150)
     assert chi2_tests(window[None, :], reference[None, :])[2][0] < 1e-20
+
+
+def test_categorical_stats_in_batches_equal_each_pair_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pairs of 2 to 400 categories, tabulated a few at a time (CATEGORY_BATCH 1 000 counts) in
+    order of width: each pair's statistics are those it has alone (to rounding: the padding changes
+    numpy's summation order), in the order given, and its chi-square scipy's."""
+    rng = np.random.default_rng(5)
+    pairs = []
+    for width in rng.integers(2, 400, 40):
+        categories = [f"c{i}" for i in range(width)]
+        reference = {c: int(n) for c, n in zip(categories, rng.integers(1, 50, width), strict=True)}
+        window = {c: int(n) for c, n in zip(categories, rng.integers(0, 30, width), strict=True) if n}
+        pairs.append((window, reference))
+    alone = [drift.categorical_stats([pair])[0] for pair in pairs]
+    monkeypatch.setattr(drift, "CATEGORY_BATCH", 1000)
+    batched = drift.categorical_stats(pairs)
+    for one, found in zip(alone, batched, strict=True):  # equal but for summation order (padding)
+        for name in ("psi", "js", "chi2", "chi2_p", "chi2_pooled_p"):
+            assert getattr(found, name) == pytest.approx(getattr(one, name), rel=1e-12), name
+    for (window, reference), found in zip(pairs, batched, strict=True):
+        names = sorted(set(window) | set(reference))
+        table = [[reference.get(c, 0) for c in names], [window.get(c, 0) for c in names]]
+        expected = stats.chi2_contingency(table)
+        assert found.chi2 == pytest.approx(expected.statistic, abs=1e-9)

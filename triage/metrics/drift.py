@@ -111,6 +111,9 @@ from triage.metrics.results import DriftRow, not_enough
 from triage.metrics.source import CellKey, aware, naive_utc, plain_rows_sql, window_end, window_rows_sql
 from triage.store.tables import NUMERIC, column_exists, table_exists
 
+# Counts (pairs × categories) that `categorical_stats` tabulates at once: ≈ 16 MB a table, a few
+# hundred MB with chi2_tests' temporaries.
+CATEGORY_BATCH = 1 << 21
 CACHE_TABLE = "_triage_cache_drift"
 _ROWS_VIEW = "_triage_drift_rows"  # the rows being cached, as numpy arrays (per connection)
 CACHE_FORMAT = 2
@@ -834,11 +837,29 @@ def categorical_stats(
     pairs: Sequence[tuple[Mapping[str, int], Mapping[str, int]]],
 ) -> list[DriftStats]:
     """PSI, JS and chi-square of each (window, reference) pair of category counts, over the
-    categories of reference ∪ window, all pairs at once (a pair's categories in sorted order,
-    padded with bins both leave empty, which add nothing)."""
-    if not pairs:
-        return []
+    categories of reference ∪ window (`_category_batch`), in batches of pairs of similar width
+    whose (pairs × categories) tables hold at most CATEGORY_BATCH counts: a feature with 50 000
+    categories in thousands of cells would otherwise need tables of tens of GB at once."""
     names = [sorted(set(window) | set(reference)) for window, reference in pairs]
+    by_width = sorted(range(len(pairs)), key=lambda i: len(names[i]))
+    found: dict[int, DriftStats] = {}
+    start = 0
+    while start < len(by_width):
+        end = start + 1  # widths ascend: a batch is as wide as its last pair
+        while end < len(by_width) and (end + 1 - start) * len(names[by_width[end]]) <= CATEGORY_BATCH:
+            end += 1
+        batch = by_width[start:end]
+        stats = _category_batch([pairs[i] for i in batch], [names[i] for i in batch])
+        found |= zip(batch, stats, strict=True)
+        start = end
+    return [found[i] for i in range(len(pairs))]
+
+
+def _category_batch(
+    pairs: Sequence[tuple[Mapping[str, int], Mapping[str, int]]], names: Sequence[Sequence[str]]
+) -> list[DriftStats]:
+    """`categorical_stats` of pairs at once, each pair's categories (`names`) in sorted order,
+    padded with bins both leave empty, which add nothing."""
     width = max((len(n) for n in names), default=0)
     window_counts = np.zeros((len(pairs), width))
     reference_counts = np.zeros((len(pairs), width))
