@@ -684,11 +684,13 @@ def test_the_drift_lines_put_cells_the_test_backs_before_large_psi_alone() -> No
     ]
     shift = drift_row(10, 0.15, "amount", ks_p=1e-6, segment="region", segment_value="r2")
     quiet = drift_row(10, 0.02, "amount", ks_p=0.4)
-    model = SimpleNamespace(drift=[*noise, shift, quiet])
+    sparse = drift_row(10, None, "tenure", n=30, enough_data=False, note="not enough data: 30 values")
+    model = SimpleNamespace(drift=[*noise, shift, quiet, sparse])
     lines = _drift_lines(model, shift.window_start)  # type: ignore[arg-type]
     first, second = (line.split() for line in lines[2:4])
     assert (first[0], first[1], first[-1]) == ("amount", "region=r2", "1/2")
     assert (second[0], float(second[-3]), second[-1]) == ("language", 0.3, "0/5")
+    assert lines[-1] == "  no cell with enough values: tenure"  # not silently left out
 
 
 def test_calibration_and_performance_read_windows_whose_labels_have_come() -> None:

@@ -374,7 +374,10 @@ def _drift_lines(model: ModelReport, latest: datetime) -> list[str]:
 
     rows = [line(found) for found in by_feature.values()]
     headers = ["feature", "slice", "version", "n", "PSI", "JS", "KS D/χ²", "p", "W1/σ", "drifted"]
-    return [title, *_table(headers, rows[:TOP_DRIFT]), *_more_features(len(rows))]
+    # A feature missing from the table must say why: mostly missing values, or none at all yet.
+    thin = sorted({r.feature for r in model.drift if r.window_start == latest} - set(by_feature))
+    unjudged = [f"  no cell with enough values: {', '.join(thin)}"] if thin else []
+    return [title, *_table(headers, rows[:TOP_DRIFT]), *_more_features(len(rows)), *unjudged]
 
 
 def _more_features(shown: int) -> list[str]:
