@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pytest
+from scipy import stats
 from scipy.stats import ks_2samp
 from sklearn.metrics import roc_auc_score
 
@@ -689,8 +690,38 @@ def test_the_drift_lines_put_cells_the_test_backs_before_large_psi_alone() -> No
     lines = _drift_lines(model, shift.window_start)  # type: ignore[arg-type]
     first, second = (line.split() for line in lines[2:4])
     assert (first[0], first[1], first[-1]) == ("amount", "region=r2", "1/2")
-    assert (second[0], float(second[-3]), second[-1]) == ("language", 0.3, "0/5")
+    # p adjusted (Benjamini–Hochberg) across the window's 7 tested cells, as scipy does it
+    adjusted = stats.false_discovery_control([0.3] * 5 + [1e-6, 0.4])
+    assert (second[0], float(second[-3]), second[-1]) == ("language", round(adjusted[0], 4), "0/5")
     assert lines[-1] == "  no cell with enough values: tenure"  # not silently left out
+
+
+def test_a_chance_p_value_among_many_slices_is_not_drifted() -> None:
+    """One quiet slice of twenty at PSI 0.2 and p 0.006: adjusted across the window's cells it
+    is 0.12, not drifted; with the same p in every slice it stays 0.006, and that slice is."""
+    from types import SimpleNamespace
+
+    from tests.test_alert_evaluate import DAY, T0, drift_row
+    from triage.commands.check_cmd import _drift_lines
+
+    def cells(first: float, rest: float) -> list[Any]:
+        return [
+            drift_row(
+                10,
+                0.2 if i == 0 else 0.05,
+                "amount",
+                ks_p=first if i == 0 else rest,
+                segment="store",
+                segment_value=f"s{i}",
+            )
+            for i in range(20)
+        ]
+
+    window = T0 + 10 * DAY
+    (line,) = _drift_lines(SimpleNamespace(drift=cells(0.006, 0.5)), window)[2:]  # type: ignore[arg-type]
+    assert line.split()[-1] == "0/20" and float(line.split()[-3]) == pytest.approx(0.12)
+    (line,) = _drift_lines(SimpleNamespace(drift=cells(0.006, 0.006)), window)[2:]  # type: ignore[arg-type]
+    assert line.split()[-1] == "1/20"
 
 
 def test_calibration_and_performance_read_windows_whose_labels_have_come() -> None:
