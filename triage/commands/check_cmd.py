@@ -32,8 +32,8 @@ TOP_DRIFT = 8  # features in the drift and data-quality tables
 TOP_UNSEEN = 3  # unseen categories named per feature
 NOTABLE = 0.01  # a change in missing rate, or a share out of range, the data-quality table shows
 # A drift cell the summary calls drifted: PSI ≥ PSI_WARN and its drift test (KS; chi-square with sparse
-# categories pooled) at p ≤ this. PSI alone is large on small cells by chance: 250 values over a hundred
-# categories give PSI 0.3-0.5 with nothing changed.
+# categories pooled), BH-adjusted across the window's cells, at p ≤ this. PSI alone is large on small
+# cells by chance: 250 values over a hundred categories give PSI 0.3-0.5 with nothing changed.
 DRIFT_P = 0.01
 # Performance is shown for the latest window whose labels cover this share of its rows, as the default
 # precision rule (a regression model's: the MAE rule) judges it.
