@@ -292,3 +292,41 @@ def test_an_undelivered_critical_alert_still_exits_critical(folder, capsys):
     code, out, err = check(folder, rule, capsys, "--push-alertmanager", "http://127.0.0.1:9")
     assert code == 2 and "cannot reach Alertmanager" in err
     assert out.startswith("triage check — as of 2026-01-09 — CRITICAL\n")
+
+
+def test_the_last_day_of_hourly_windows_is_judged_at_its_hours_like_the_full_check(tmp_path, capsys):
+    """A feature with a daily cycle (±5σ over the day), hourly windows, a week's reference: each
+    hour differs from the pooled reference, and the default feature-drift rule judges an hour
+    against the reference at that hour. `--last 24` leaves the reference's windows out of its
+    view: their drift is evaluated for the bands all the same, so it pages no more than the
+    full check does (an outside audit's quiet world had 4 alerts firing with `--last 24`)."""
+    (tmp_path / "logs").mkdir()
+    rng = np.random.default_rng(11)
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+    with open(tmp_path / "logs" / "predictions.jsonl", "w", encoding="utf-8") as handle:
+        for hour in range(9 * 24):
+            for k in range(120):
+                ts = start + timedelta(hours=hour, seconds=int(rng.integers(0, 3600)))
+                cycle = 10.0 + 5.0 * np.sin(2 * np.pi * (hour % 24) / 24)
+                row = {
+                    "id": f"r{hour}-{k}",
+                    "ts": ts.isoformat().replace("+00:00", "Z"),
+                    "score": float(rng.beta(2, 5)),
+                    "load": float(rng.normal(cycle, 1.0)),
+                }
+                handle.write(json.dumps(row) + "\n")
+    config = tmp_path / "triage.toml"
+    config.write_text(
+        BASE.replace('window = "1d"', 'window = "1h"')
+        .replace('latency_ms = "latency_ms"\n', "")
+        .replace('numeric = ["amount"]', 'numeric = ["load"]')
+        .replace('start = "2026-01-05"\nend = "2026-01-07"', 'start = "2026-03-02"\nend = "2026-03-09"')
+    )
+    assert main(["--config", str(config), "ingest"]) == 0
+    at = "2026-03-11T00:00Z"
+    for view in ([], ["--last", "24"]):
+        capsys.readouterr()
+        code = main(["--config", str(config), "check", "--at", at, "--json", *view])
+        alerts = json.loads(capsys.readouterr().out)["alerts"]
+        assert [a["rule"] for a in alerts if a["state"] == "firing"] == [], view
+        assert code == 0, view

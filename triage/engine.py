@@ -94,6 +94,10 @@ class ModelReport:
     reference_operations: tuple[OperationsRow, ...]
     pending_labels: tuple[tuple[datetime, int], ...] = ()  # (window, labels not counted yet)
     task: str = "binary"  # `ModelConfig.task`
+    # The reference windows' own drift and data quality, when the evaluated windows leave them out
+    # (`last`): the alert rules draw their time-of-day and weekday bands from them (`_band_tables`).
+    reference_drift: tuple[DriftRow, ...] = ()
+    reference_quality: tuple[DataQualityRow, ...] = ()
 
     def tables(self) -> dict[str, tuple[Row, ...]]:
         """The result tables by their JSON name (the `table` of an alert signal `table.field`)."""
@@ -107,12 +111,14 @@ class ModelReport:
         }
 
     def reference_tables(self) -> dict[str, tuple[Row, ...]]:
-        """The reference period's tables, cut into windows (no drift or quality of the reference)."""
+        """The reference period's tables, cut into windows; drift and data quality only when the
+        evaluated windows leave the reference's out (else the alert rules take them from those)."""
+        band = {"drift": self.reference_drift, "data_quality": self.reference_quality}
         return {
             "calibration": self.reference_calibration,
             "performance": self.reference_performance,
             "operations": self.reference_operations,
-        }
+        } | {name: rows for name, rows in band.items() if rows}
 
     def to_json(self, lazy: bool = False) -> dict[str, Any]:
         """The model's part of the `check --json` document; with `lazy`, each result table a
@@ -122,8 +128,8 @@ class ModelReport:
             return JsonRows(rows) if lazy else [row.to_json() for row in rows]
 
         reference = self.reference.to_json()
-        for name, rows in self.reference_tables().items():
-            reference[name] = table(rows)
+        for name in ("calibration", "performance", "operations"):
+            reference[name] = table(self.reference_tables()[name])
         document: dict[str, Any] = {
             "name": self.name,
             "task": self.task,
@@ -364,7 +370,35 @@ def _evaluate(
         reference_operations=reference_tables[2],
         pending_labels=tuple(sorted(pending.items())),
         task=model.task,
+        **_band_tables(con, scope, reference, memo),
     )
+
+
+def _band_tables(
+    con: duckdb.DuckDBPyConnection, scope: Scope, reference: ReferenceInfo, memo: WindowMemo
+) -> dict[str, tuple[Any, ...]]:
+    """`ModelReport.reference_drift` and `reference_quality` of a view of the last N windows: the
+    reference's own windows evaluated too (cached like any), so that a check of the last day
+    judges an hourly feature against the reference at its hour, as the full check does — without
+    them a daily cycle pages. Nothing for a full view, whose windows hold the reference's."""
+    if (
+        scope.last is None
+        or scope.model.reference.kind != "range"
+        or not reference.complete
+        or reference.start is None
+        or reference.end is None
+    ):
+        return {}
+    end = reference.end
+    # As of the reference's end, where it is complete; the window starting there is left out.
+    inside = replace(
+        scope, as_of=min(scope.as_of, end), last=None, since=scope.window.start_of(reference.start)
+    )
+    found = _evaluate(con, inside, memo)
+    return {
+        "reference_drift": tuple(r for r in found.drift if r.window_end <= end),
+        "reference_quality": tuple(r for r in found.data_quality if r.window_end <= end),
+    }
 
 
 def _labelled_tables(
