@@ -128,8 +128,9 @@ class ModelReport:
             return JsonRows(rows) if lazy else [row.to_json() for row in rows]
 
         reference = self.reference.to_json()
-        for name in ("calibration", "performance", "operations"):
-            reference[name] = table(self.reference_tables()[name])
+        reference["calibration"] = table(self.reference_calibration)
+        reference["performance"] = table(self.reference_performance)
+        reference["operations"] = table(self.reference_operations)
         document: dict[str, Any] = {
             "name": self.name,
             "task": self.task,
