@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -294,6 +295,55 @@ def test_second_ingest_adds_nothing(tmp_path: Path) -> None:
     os.utime(tmp_path / "q.parquet")  # touched, same bytes: still nothing to do
     assert ingest(config).rows_added == 0
     assert stored(config) == 27
+
+
+def test_a_project_moved_whole_keeps_its_registry(tmp_path: Path) -> None:
+    """Logs inside the project are registered by their path from the config's folder, logs outside
+    it by their absolute path: moving or copying the project re-reads nothing (a re-read would
+    quarantine every prediction as a duplicate id)."""
+    labels = write_jsonl(
+        tmp_path / "shared" / "labels.jsonl",
+        [{"request_id": f"r{i}", "is_fraud": i % 2, "labeled_at": "2026-01-02T00:00:00Z"} for i in range(8)],
+    )
+    body = (
+        f'name = "fraud"\npredictions = "logs"\nlabels = "{labels}"\nthreshold = 0.5\n\n'
+        '[model.columns]\nid = "request_id"\ntimestamp = "ts"\nscore = "score"\nlabel = "is_fraud"\n'
+        'labeled_at = "labeled_at"\n'
+    )
+    write_jsonl(tmp_path / "before" / "logs" / "p.jsonl", rows(20))
+    config = write_config(tmp_path / "before", body)
+    assert ingest(config).rows_added == 28
+    registered = [(os.path.join("logs", "p.jsonl"),), (str(labels),)]
+    assert query(config, "SELECT path FROM _triage_files ORDER BY kind DESC") == registered
+
+    moved = tmp_path / "after"
+    os.rename(tmp_path / "before", moved)
+    copied, retimed = tmp_path / "copy", tmp_path / "retimed"
+    shutil.copytree(moved, copied)
+    shutil.copytree(moved, retimed, copy_function=shutil.copy)  # new mtimes: fingerprinted, not re-read
+    for project in (moved, copied, retimed):
+        summary = ingest(project / "triage.toml")
+        assert [f.action for f in summary.files] == ["unchanged", "unchanged"]
+        assert query(project / "triage.toml", "SELECT count(*) FROM predictions_fraud") == [(20,)]
+        assert query(project / "triage.toml", "SELECT count(*) FROM _triage_quarantine") == [(0,)]
+    write_jsonl(copied / "logs" / "p.jsonl", rows(3, start=20), mode="a")
+    assert [f.action for f in ingest(copied / "triage.toml").files] == ["appended", "unchanged"]
+
+
+def test_a_registry_written_with_absolute_paths_still_matches(tmp_path: Path) -> None:
+    """A store whose registry named a project's logs by absolute path finds them by their relative
+    name, and writes that name when the file next changes."""
+    log = write_jsonl(tmp_path / "logs" / "p.jsonl", rows(10))
+    config = write_config(tmp_path, model("logs"))
+    ingest(config)
+    with Store.open(config_of(config).store_path) as store:
+        store.connection.execute("UPDATE _triage_files SET path = ?", [str(log)])
+    assert [f.action for f in ingest(config).files] == ["unchanged"]
+    write_jsonl(log, rows(2, start=10), mode="a")
+    assert [(f.action, f.rows_added) for f in ingest(config).files] == [("appended", 2)]
+    assert query(config, "SELECT path, rows_added FROM _triage_files") == [
+        (os.path.join("logs", "p.jsonl"), 12)
+    ]
 
 
 def test_growing_jsonl_reads_only_new_lines(tmp_path: Path) -> None:

@@ -345,6 +345,14 @@ class Config:
         names = ", ".join(m.name for m in self.models)
         raise ConfigError(self.path, "model", f"no model named {name!r} (configured: {names})")
 
+    def within(self, path: str) -> str:
+        """A file's path (a relative one is from the config's folder) relative to the config's folder
+        when it lies inside it, else absolute: how the file registry names a log, so that a project
+        moved whole keeps its registry."""
+        base = Path(os.path.abspath(self.base_dir))
+        absolute = Path(os.path.abspath(base / path))
+        return str(absolute.relative_to(base)) if absolute.is_relative_to(base) else str(absolute)
+
     def resolve(self, pattern: str) -> str:
         """A path or glob from the config, made absolute against the config's folder."""
         expanded = os.path.expanduser(pattern)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import duckdb
@@ -20,14 +19,6 @@ class SourceCheck:
 
     problems: tuple[ConfigError, ...]
     notes: tuple[str, ...]
-
-
-def _shown(config: Config, path: str) -> str:
-    try:
-        relative = os.path.relpath(path, config.base_dir)
-    except ValueError:
-        return path
-    return path if relative.startswith("..") else relative
 
 
 def _listing(columns: dict[str, str]) -> str:
@@ -84,10 +75,10 @@ class _Checker:
             if not lacking:
                 continue
             source, columns = lacking[0]
-            shown = _shown(self.config, source.path)
+            shown = self.config.within(source.path)
             if config_key in required or len(lacking) == len(sniffed):
                 where = "in " if source.format == "parquet" else "in the first MiB of "
-                others = ", ".join(_shown(self.config, s.path) for s, _ in lacking[1:])
+                others = ", ".join(self.config.within(s.path) for s, _ in lacking[1:])
                 self.error(
                     config_key,
                     f"expected a column {name!r} {where}{shown} (it has: {_listing(columns)})"

@@ -272,7 +272,7 @@ def _ingest_model(run: _Run, model: ModelConfig, index: int) -> None:
     except BaseException:
         con.rollback()
         raise
-    registry = _registry(con, model.name)
+    registry = _registry(run, model.name)
     for source in predictions if layout is not None else []:
         _ingest_file(run, model, key, KIND_PREDICTIONS, source, layout, registry)
     if model.labels:
@@ -280,19 +280,21 @@ def _ingest_model(run: _Run, model: ModelConfig, index: int) -> None:
             _ingest_file(run, model, key, KIND_LABELS, source, layout, registry)
     if layout is not None and model.reference.kind == "files" and model.reference.files:
         references = _expand(run, model.reference.files, f"{key}.reference.files")
-        _forget_unlisted_references(con, model, {f.path for f in references}, registry)
+        _forget_unlisted_references(con, model, {run.config.within(f.path) for f in references}, registry)
         for source in references:
             _ingest_file(run, model, key, KIND_REFERENCE, source, layout, registry)
 
 
-def _registry(con: duckdb.DuckDBPyConnection, model_name: str) -> dict[tuple[str, str], _Registered]:
-    rows = con.execute(
+def _registry(run: _Run, model_name: str) -> dict[tuple[str, str], _Registered]:
+    """The model's registered files by (kind, path as `Config.within` names it); an entry written
+    with an absolute path inside the project is found by its relative name."""
+    rows = run.con.execute(
         f"SELECT kind, path, file_id, size, mtime, content_hash, bytes_consumed, lines_consumed, "
         f"ends_with_newline, rows_added, rows_quarantined, first_ingested_at "
         f"FROM {FILES_TABLE} WHERE model = ?",
         [model_name],
     ).fetchall()
-    return {(str(row[0]), str(row[1])): _Registered(*row[2:]) for row in rows}
+    return {(str(row[0]), run.config.within(str(row[1]))): _Registered(*row[2:]) for row in rows}
 
 
 def _forget_unlisted_references(
@@ -366,7 +368,7 @@ def _ingest_file(
     registry: dict[tuple[str, str], _Registered],
 ) -> None:
     con = run.con
-    previous = registry.get((kind, source.path))
+    previous = registry.get((kind, run.config.within(source.path)))
     try:
         stat = os.stat(source.path)
         plan = _plan(source, stat, previous)
@@ -512,6 +514,7 @@ def _load(
     rows_quarantined = quarantined_total + (previous.rows_quarantined if appended and previous else 0)
     content_hash = fingerprint(source.path, bytes_consumed)
     values = [
+        run.config.within(source.path),
         source.format,
         source.compressed,
         stat.st_size,
@@ -528,13 +531,13 @@ def _load(
         con.execute(
             f"INSERT INTO {FILES_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
             f"CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP))",
-            [file_id, model.name, kind, source.path, *values[:-1], run.now, run.now],
+            [file_id, model.name, kind, *values[:-1], run.now, run.now],
         )
     else:
         con.execute(
-            f"UPDATE {FILES_TABLE} SET format = ?, compressed = ?, size = ?, mtime = ?, content_hash = ?, "
-            f"bytes_consumed = ?, lines_consumed = ?, ends_with_newline = ?, rows_added = ?, "
-            f"rows_quarantined = ?, ingested_at = CAST(? AS TIMESTAMP) WHERE file_id = ?",
+            f"UPDATE {FILES_TABLE} SET path = ?, format = ?, compressed = ?, size = ?, mtime = ?, "
+            f"content_hash = ?, bytes_consumed = ?, lines_consumed = ?, ends_with_newline = ?, "
+            f"rows_added = ?, rows_quarantined = ?, ingested_at = CAST(? AS TIMESTAMP) WHERE file_id = ?",
             [*values, file_id],
         )
     return FileIngest(
