@@ -287,6 +287,25 @@ def test_json_values_match_sklearn_and_as_of(
     assert same["n"] == day["n"] and same["n_labeled"] > day["n_labeled"]
 
 
+def test_enough_only_leaves_out_exactly_the_thin_rows(
+    store: tuple[Path, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, _ = store
+    view = ("--at", "2026-01-07T18:00Z", "--window", "6h", "--slice", "merchant")
+    full = check_json(capsys, config, *view)["models"][0]
+    lean = check_json(capsys, config, *view, "--enough-only")
+    (model,) = lean["models"]
+    assert model["windows"] == full["windows"] and model["reference"]["n"] == full["reference"]["n"]
+    for table in TABLE_FIELDS:
+        assert any(not row["enough_data"] for row in full[table]), table  # the test has thin cells
+        assert model[table] == [row for row in full[table] if row["enough_data"]], table
+    for table in ("calibration", "performance", "operations"):
+        kept = [row for row in full["reference"][table] if row["enough_data"]]
+        assert model["reference"][table] == kept, table
+    status, _, err = run(capsys, config, "--enough-only")
+    assert status == 3 and "give --json too" in err
+
+
 def test_options_last_slice_window(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str]) -> None:
     config, _ = store
     document = check_json(capsys, config, "--at", "2026-01-07T18:00Z", "--last", "1", "--slice", "merchant")

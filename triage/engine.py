@@ -120,12 +120,14 @@ class ModelReport:
             "operations": self.reference_operations,
         } | {name: rows for name, rows in band.items() if rows}
 
-    def to_json(self, lazy: bool = False) -> dict[str, Any]:
+    def to_json(self, lazy: bool = False, thin: bool = True) -> dict[str, Any]:
         """The model's part of the `check --json` document; with `lazy`, each result table a
-        `JsonRows` that `write_json` converts row by row."""
+        `JsonRows` that `write_json` converts row by row; without `thin`, only the rows of cells
+        with enough data."""
 
         def table(rows: Sequence[Row]) -> list[dict[str, Any]] | JsonRows:
-            return JsonRows(rows) if lazy else [row.to_json() for row in rows]
+            kept = rows if thin else [row for row in rows if row.enough_data]
+            return JsonRows(kept) if lazy else [row.to_json() for row in kept]
 
         reference = self.reference.to_json()
         reference["calibration"] = table(self.reference_calibration)
@@ -153,12 +155,13 @@ class CheckReport:
     as_of: datetime
     models: tuple[ModelReport, ...]
 
-    def to_json(self, lazy: bool = False) -> dict[str, Any]:
-        """The `triage check --json` document (see the README); with `lazy`, for `write_json`."""
+    def to_json(self, lazy: bool = False, thin: bool = True) -> dict[str, Any]:
+        """The `triage check --json` document (see the README); with `lazy`, for `write_json`;
+        without `thin`, only the rows of cells with enough data (`--enough-only`)."""
         return {
             "generated_at": _json_time(self.generated_at),
             "as_of": _json_time(self.as_of),
-            "models": [model.to_json(lazy) for model in self.models],
+            "models": [model.to_json(lazy, thin) for model in self.models],
         }
 
 

@@ -76,6 +76,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the JSON document instead of text")
     parser.add_argument(
+        "--enough-only",
+        action="store_true",
+        help="with --json: leave out the rows of cells with too little data (enough_data false), "
+        "which with many slices are most of the document",
+    )
+    parser.add_argument(
         "--push-alertmanager",
         metavar="URL",
         help="post firing and resolved alerts to this Alertmanager (its base URL, API v2)",
@@ -92,6 +98,10 @@ def run_check(args: argparse.Namespace) -> int:
     for name in args.model or ():
         config.model(name)
     validate_rules(config)
+    if args.enough_only and not args.json:
+        raise UserError(
+            "--enough-only leaves rows out of the --json document; give --json too", status=EXIT_UNKNOWN
+        )
     if args.trailing:
         for model in config.models if not args.model else [config.model(name) for name in args.model]:
             if (args.window or model.window).unit == "mo":
@@ -137,7 +147,7 @@ def run_check(args: argparse.Namespace) -> int:
     if args.json:
         from triage.metrics.results import write_json
 
-        document = report.to_json(lazy=True)
+        document = report.to_json(lazy=True, thin=not args.enough_only)
         document["alerts"] = [alert.to_json(report.as_of) for alert in alerts]
         write_json(document, sys.stdout)
         print()
