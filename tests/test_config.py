@@ -149,6 +149,31 @@ def write_logs(tmp_path: Path, score_column: str = "score", day: int = 1, extra:
             "model[0].costs.by_segment.country.US.fn",
             "unknown key (expected one of: false_negative, false_positive)",
         ),
+        (
+            ("[model.segments]", '[model.positive]\nlabel = ["fraud", " "]\n\n[model.segments]'),
+            "model[0].positive.label",
+            "expected non-empty class names, got ' '",
+        ),
+        (
+            ("[model.segments]", "[model.positive]\nlabel = 1\n\n[model.segments]"),
+            "model[0].positive.label",
+            "expected a class name or a list of class names, got an integer",
+        ),
+        (
+            ("[model.segments]", '[model.positive]\nprediction = "block"\n\n[model.segments]'),
+            "model[0].positive.prediction",
+            "columns.prediction is not mapped, so no prediction is read",
+        ),
+        (
+            ("[model.segments]", '[model.positive]\nlabels = "fraud"\n\n[model.segments]'),
+            "model[0].positive.labels",
+            "unknown key (expected one of: label, prediction)",
+        ),
+        (
+            ("threshold = 0.5\n", 'task = "regression"\npositive = { label = "high" }\n'),
+            "model[0].positive",
+            'does not apply to a regression model (task = "regression")',
+        ),
     ],
 )
 def test_a_mistake_is_one_line_naming_file_and_key(

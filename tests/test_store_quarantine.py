@@ -10,8 +10,10 @@ import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sklearn.metrics import precision_score, recall_score
 
 from tests.store_support import config_of, ingest, query, write_config, write_jsonl, write_parquet
+from triage.cli import main
 from triage.metrics.frame import Scope
 from triage.metrics.quality import schema_changes
 from triage.store import Store, StoreError, labeled_predictions_sql, labels_as_of_sql, reference_sql
@@ -243,6 +245,66 @@ def test_csv_and_parquet_quarantine(tmp_path: Path) -> None:
         "latency": 1.0,
     }
     assert got[5][3] == "id c1 already ingested"
+
+
+def test_labels_and_decisions_named_by_class(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """With `[model.positive]`, a label or decision among the positive class names (trimmed, any
+    case) is 1 and any other class 0; a null word is not a class. Precision and recall then equal
+    scikit-learn's with `pos_label` on the raw class names."""
+    labels = ["Fraud", " legit ", "FRAUD", "chargeback", "legit", "legit", "fraud", "Legit"] * 5
+    decisions = ["Block", "allow", "block", "allow", "block", "allow", " BLOCK", "allow"] * 5
+    rows = [good(i, decision=d) for i, d in enumerate(decisions)]
+    rows.append(good(40, decision=""))  # no decision logged: score 0.5 >= threshold 0.5
+    write_jsonl(tmp_path / "p.jsonl", rows)
+    label_rows = [{"request_id": f"r{i}", "y": y} for i, y in enumerate(labels)]
+    label_rows += [{"request_id": "r40", "y": "NA"}, {"request_id": "r40", "y": ""}]
+    write_jsonl(tmp_path / "l.jsonl", label_rows)
+    body = (
+        'name = "fraud"\npredictions = "p.jsonl"\nlabels = "l.jsonl"\nmin_samples = 5\n\n'
+        '[model.columns]\nid = "request_id"\ntimestamp = "ts"\nscore = "score"\nprediction = "decision"\n'
+        'label = "y"\n\n[model.positive]\nlabel = ["fraud", "Chargeback"]\nprediction = "block"\n'
+    )
+    config_path = write_config(tmp_path, body)
+    summary = ingest(config_path)
+    assert dict(summary.quarantined_by_reason) == {"bad type": 1, "missing label": 1}
+    assert query(config_path, "SELECT detail FROM _triage_quarantine WHERE reason = 'bad type'") == [
+        ("y: NA is not a class",)
+    ]
+    stored = dict(query(config_path, "SELECT _id, _label FROM labels_fraud"))
+    assert stored == {
+        f"r{i}": float(y.strip().lower() in ("fraud", "chargeback")) for i, y in enumerate(labels)
+    }
+    decided = dict(query(config_path, "SELECT _id, _decision FROM predictions_fraud"))
+    assert decided == {f"r{i}": d.strip().lower() == "block" for i, d in enumerate(decisions)} | {"r40": True}
+
+    assert main(["--config", str(config_path), "check", "--json"]) in (0, 1, 2)
+    document = json.loads(capsys.readouterr().out)
+    cell = next(
+        r for r in document["models"][0]["performance"] if r["version"] is None and r["segment"] is None
+    )
+    truth = ["fraud" if y.strip().lower() in ("fraud", "chargeback") else "legit" for y in labels]
+    said = ["fraud" if d.strip().lower() == "block" else "legit" for d in decisions]
+    assert cell["n_labeled"] == len(labels)
+    assert cell["precision"] == pytest.approx(precision_score(truth, said, pos_label="fraud"), abs=1e-12)
+    assert cell["recall"] == pytest.approx(recall_score(truth, said, pos_label="fraud"), abs=1e-12)
+
+
+def test_class_names_are_part_of_what_built_the_store(tmp_path: Path) -> None:
+    """A store built before `[model.positive]` existed reads as one built without it; naming the
+    positive class later changes what the stored labels mean, so it asks for a rebuild."""
+    write_jsonl(tmp_path / "p.jsonl", [good(0)])
+    write_jsonl(tmp_path / "l.jsonl", [{"request_id": "r0", "y": 1}])
+    config_path = write_config(tmp_path, model("p.jsonl", "l.jsonl", 'label = "y"'))
+    ingest(config_path)
+    with Store.open(config_of(config_path).store_path) as store:
+        con = store.connection
+        (settings,) = con.execute("SELECT settings FROM _triage_models").fetchone()
+        older = {key: value for key, value in json.loads(settings).items() if key != "positive"}
+        con.execute("UPDATE _triage_models SET settings = ?", [json.dumps(older)])
+    assert [f.action for f in ingest(config_path).files] == ["unchanged", "unchanged"]
+    config_path.write_text(config_path.read_text() + '\n[model.positive]\nlabel = "fraud"\n')
+    with pytest.raises(StoreError, match="positive changed since the store was built"):
+        ingest(config_path)
 
 
 def test_labels_unknown_ids_superseding_and_as_of(tmp_path: Path) -> None:

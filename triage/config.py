@@ -248,6 +248,16 @@ class Costs:
 
 
 @dataclass(frozen=True)
+class Positive:
+    """The values (trimmed, any case) that mean the positive class where the logs name classes
+    ("fraud" / "legit"): a label or logged decision among them is 1, any other 0. Empty: the label
+    is 0/1 (or true/false, yes/no), and so is the decision."""
+
+    label: tuple[str, ...] = ()
+    prediction: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class AlertRule:
     """One `[[model.alert]]` table; see the README's Alerts section for each field."""
 
@@ -291,6 +301,7 @@ class ModelConfig:
     segments: tuple[str, ...] = ()
     reference: Reference = Reference()
     costs: Costs = Costs()
+    positive: Positive = Positive()
     min_samples: int = DEFAULT_MIN_SAMPLES
     # A silence of the predictions this long fires the `feed-stale` alert (None: no such alert).
     stale_after: timedelta | None = None
@@ -454,6 +465,22 @@ def _time(reader: _Reader, name: str) -> datetime | None:
         except ValueError:
             pass
     raise reader.error(name, f"expected an ISO date or date-time like 2026-01-31, got {raw!r}")
+
+
+def _positive(reader: _Reader, columns: Columns) -> Positive:
+    """`[model.positive]`: `label` and `prediction`, each a class name or a list of them."""
+    found: dict[str, tuple[str, ...]] = {}
+    for role in ("label", "prediction"):
+        value = reader.get(role, (str, list), "a class name or a list of class names", [])
+        names = [value] if isinstance(value, str) else value
+        for name in names:
+            if not isinstance(name, str) or not name.strip():
+                raise reader.error(role, f"expected non-empty class names, got {name!r}")
+        if names and getattr(columns, role) is None:
+            raise reader.error(role, f"columns.{role} is not mapped, so no {role} is read")
+        found[role] = tuple(dict.fromkeys(name.strip().lower() for name in names))
+    reader.done()
+    return Positive(**found)
 
 
 def _costs(reader: _Reader, segments: Sequence[str]) -> Costs:
@@ -636,7 +663,7 @@ def _model(file: Path, table: Mapping[str, Any], index: int) -> ModelConfig:
     if task not in TASKS:
         raise reader.error("task", f"expected one of {', '.join(map(repr, TASKS))}, got {task!r}")
     regression = task == "regression"
-    for key in ("threshold", "costs") if regression else ():
+    for key in ("threshold", "costs", "positive") if regression else ():
         if key in table:
             raise reader.error(key, 'does not apply to a regression model (task = "regression")')
     threshold = reader.number("threshold", 0.5)
@@ -701,6 +728,7 @@ def _model(file: Path, table: Mapping[str, Any], index: int) -> ModelConfig:
 
     reference = _reference(reader.sub("reference"))
     costs = _costs(reader.sub("costs"), segments)
+    positive = _positive(reader.sub("positive"), columns)
 
     alert_tables = reader.get("alert", list, "a list of [[model.alert]] tables", None)
     alerts = _alerts(reader, alert_tables or [])
@@ -719,6 +747,7 @@ def _model(file: Path, table: Mapping[str, Any], index: int) -> ModelConfig:
         segments=segments,
         reference=reference,
         costs=costs,
+        positive=positive,
         min_samples=min_samples,
         stale_after=stale_after,
         volume_alerts=volume_alerts,

@@ -133,6 +133,14 @@ def bool_sql(expr: str, duckdb_type: str) -> str:
     return f"CASE WHEN {_one_of(word, TRUE_WORDS)} THEN true WHEN {_one_of(word, FALSE_WORDS)} THEN false END"
 
 
+def class_sql(expr: str, duckdb_type: str, positive: tuple[str, ...], yes: str, no: str) -> str:
+    """`yes` where the value (as text, trimmed, any case) is one of the `positive` class names, `no`
+    for any other class; NULL for none (a null, a blank, a null word such as "NA")."""
+    word = text_sql(expr, duckdb_type)
+    absent = nullish_sql(word, "VARCHAR")
+    return f"CASE WHEN {absent} THEN NULL WHEN {_one_of(word, positive)} THEN {yes} ELSE {no} END"
+
+
 def label_sql(expr: str, duckdb_type: str) -> str:
     """A label as DOUBLE: a number, or a boolean word (true/yes → 1, false/no → 0)."""
     if duckdb_type.upper() == "VARCHAR":

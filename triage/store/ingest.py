@@ -45,6 +45,7 @@ from triage.store.coerce import (
     blank_sql,
     bool_sql,
     category_sql,
+    class_sql,
     double_sql,
     finite_double_sql,
     label_sql,
@@ -825,11 +826,16 @@ def _stage_sql(
         if label is not None:
             expr, duckdb_type = label
             regression = model.task == "regression"  # the true value: a number, not a yes/no
-            coerced = number_sql(expr, duckdb_type) if regression else label_sql(expr, duckdb_type)
+            named = model.positive.label  # classes by name: the positive ones 1, any other 0
+            if regression:
+                coerced, expected = number_sql(expr, duckdb_type), "a number"
+            elif named:
+                coerced, expected = class_sql(expr, duckdb_type, named, "1.0", "0.0"), "a class"
+            else:
+                coerced, expected = label_sql(expr, duckdb_type), "a number or true/false"
             values["_label"] = coerced
             checks.append(_Check(blank_sql(expr, duckdb_type), REASON_MISSING_LABEL, "NULL"))
             shown = f"{literal(wanted['columns.label'] + ': ')} || {shown_sql(expr, duckdb_type)}"
-            expected = "a number" if regression else "a number or true/false"
             checks.append(
                 _Check(
                     '"_label" IS NULL OR isnan("_label")', REASON_BAD_TYPE, f"{shown} || ' is not {expected}'"
@@ -917,7 +923,10 @@ def _stage_sql(
         else:
             values["_version"] = "'default'"
         prediction_src = source("columns.prediction")
-        if prediction_src is not None:
+        if prediction_src is not None and model.positive.prediction:
+            decision = class_sql(*prediction_src, model.positive.prediction, "true", "false")
+            values["_decision"] = f"coalesce({decision}, {threshold})"
+        elif prediction_src is not None:
             decision = bool_sql(*prediction_src)
             values["_decision"] = f"coalesce({decision}, {threshold})"
             bad("columns.prediction", decision, "true/false, 1/0 or yes/no", row=True)

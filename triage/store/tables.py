@@ -268,6 +268,7 @@ def model_settings(model: ModelConfig) -> dict[str, object]:
         "numeric": list(model.numeric),
         "categorical": list(model.categorical),
         "task": model.task,
+        "positive": {"label": list(model.positive.label), "prediction": list(model.positive.prediction)},
     }
 
 
@@ -279,7 +280,8 @@ def check_settings(con: duckdb.DuckDBPyConnection, model: ModelConfig) -> bool:
     row = con.execute(f"SELECT settings FROM {MODELS_TABLE} WHERE model = ?", [model.name]).fetchone()
     if row is None:
         return False
-    stored = {"task": "binary"} | json.loads(row[0])  # a store built before tasks holds a binary model
+    # A store built before tasks holds a binary model; before class names, 0/1 labels and decisions.
+    stored = {"task": "binary", "positive": {"label": [], "prediction": []}} | json.loads(row[0])
     current = model_settings(model)
     changed = [key for key in current if stored.get(key) != current[key]]
     if not changed:
