@@ -107,7 +107,7 @@ def test_every_jsonl_reason_is_counted_and_nothing_is_lost(tmp_path: Path) -> No
     details = dict(query(config, "SELECT reason, detail FROM _triage_quarantine WHERE line IN (18, 22, 23)"))
     assert details == {
         "score not a number": "score high",
-        "bad type": "decision: maybe is not true/false, 1/0 or yes/no",
+        "bad type": "decision: maybe is not true/false, 1/0 or yes/no (class names: [model.positive])",
         "duplicate id": "id r3 first seen at line 4",
     }
     # A row that got as far as the type checks keeps its own time (schema changes count them by it).
@@ -346,6 +346,9 @@ def test_labels_unknown_ids_superseding_and_as_of(tmp_path: Path) -> None:
     labels = [f for f in summary.files if f.kind == "labels"]
     assert [(f.rows_added, f.rows_quarantined, f.unknown_label_ids) for f in labels] == [(4, 5, 1), (2, 0, 0)]
     assert query(config_path, "SELECT count(*) FROM labels_fraud") == [(6,)]  # both labels of r0 are kept
+    assert query(config_path, "SELECT detail FROM _triage_quarantine WHERE reason = 'bad type'") == [
+        ("is_fraud: maybe is not 0/1 or true/false (class names: [model.positive])",)
+    ]
     # A soft or multi-class label would count as a positive: quarantined, named.
     not_binary = query(
         config_path,

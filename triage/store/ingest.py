@@ -832,7 +832,10 @@ def _stage_sql(
             elif named:
                 coerced, expected = class_sql(expr, duckdb_type, named, "1.0", "0.0"), "a class"
             else:
-                coerced, expected = label_sql(expr, duckdb_type), "a number or true/false"
+                coerced, expected = (
+                    label_sql(expr, duckdb_type),
+                    "0/1 or true/false (class names: [model.positive])",
+                )
             values["_label"] = coerced
             checks.append(_Check(blank_sql(expr, duckdb_type), REASON_MISSING_LABEL, "NULL"))
             shown = f"{literal(wanted['columns.label'] + ': ')} || {shown_sql(expr, duckdb_type)}"
@@ -929,7 +932,12 @@ def _stage_sql(
         elif prediction_src is not None:
             decision = bool_sql(*prediction_src)
             values["_decision"] = f"coalesce({decision}, {threshold})"
-            bad("columns.prediction", decision, "true/false, 1/0 or yes/no", row=True)
+            bad(
+                "columns.prediction",
+                decision,
+                "true/false, 1/0 or yes/no (class names: [model.positive])",
+                row=True,
+            )
         else:
             values["_decision"] = threshold
         for role in ("latency_ms", "cost", "tokens"):
