@@ -206,6 +206,21 @@ def test_a_warm_store_serves_every_family_to_another_process(
     assert any(row["auroc"] is not None for row in warm["performance"])
 
 
+def test_rows_read_back_from_the_store_share_their_repeated_text_and_times(config_path: Path) -> None:
+    """Every table's rows from the store hold one object per distinct window time, version, slice,
+    feature and note (a high-cardinality check keeps hundreds of thousands of rows in memory)."""
+    assert main(["--config", str(config_path), "ingest"]) == 0
+    with Engine(config_of(config_path)) as engine:
+        report = engine.evaluate("fraud", as_of=DAY0 + timedelta(days=30))
+    for table, rows in report.tables().items():
+        if table == "feed":
+            continue  # a row per slice, computed as of T: never read back
+        assert rows, table
+        for field in ("window_start", "window_end", "version", "segment", "segment_value", "note", "feature"):
+            values = [getattr(row, field) for row in rows if getattr(row, field, None) is not None]
+            assert len({id(value) for value in values}) == len(set(values)), (table, field)
+
+
 def test_a_late_label_recomputes_only_its_window(config_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert main(["--config", str(config_path), "ingest"]) == 0
     logs = config_path.parent / "logs"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -70,7 +71,7 @@ def check_rows(
         has = np.array([str(i) in labels for i in ids], dtype=bool)
         y = np.array([labels[str(i)] > 0 for i in ids[has]], dtype=int)
         assert (row.n, row.n_labeled) == (mask.sum(), has.sum())
-        values = [v for k, v in vars(row).items() if isinstance(v, float)]
+        values = [v for v in (getattr(row, f.name) for f in dataclasses.fields(row)) if isinstance(v, float)]
         assert all(math.isfinite(v) for v in values), row
         if row.n < min_samples:
             assert row.label_coverage is None and row.precision is None and not row.enough_data and row.note

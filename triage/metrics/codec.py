@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -90,13 +91,50 @@ def _tabledecoder(kind: Any) -> Decoder:
 
     order = list(decoders)
     fields = list(decoders.values())
+    # Text and times repeat down a table (its windows, versions, slices, features, notes): each
+    # row's equal to the first one read, not an object of its own (≈ 50 bytes each, per field).
+    repeated = repeating_fields(kind)
 
     def decode(value: Any) -> tuple[Any, ...]:
         if _object(value)["columns"] != order:
             raise ValueError(f"the columns of {kind.__name__} changed")
-        return tuple(build(*[d(v) for d, v in zip(fields, row, strict=True)]) for row in value["rows"])
+        share = sharing()
+        built = []
+        for row in value["rows"]:
+            values = [d(v) for d, v in zip(fields, row, strict=True)]
+            for k in repeated:
+                values[k] = share(values[k])
+            built.append(build(*values))
+        return tuple(built)
 
     return decode
+
+
+def repeating_fields(kind: Any) -> list[int]:
+    """The positions of a dataclass's fields that hold text or a time (or None): those whose values
+    repeat down a table of rows, which `sharing` pays for."""
+    hints = typing.get_type_hints(kind)
+
+    def repeats(hint: Any) -> bool:
+        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        return all(
+            option in (str, datetime, type(None)) for option in (typing.get_args(hint) if union else (hint,))
+        )
+
+    return [k for k, f in enumerate(dataclasses.fields(kind)) if f.init and repeats(hints[f.name])]
+
+
+def sharing() -> Callable[[Any], Any]:
+    """A function that returns, for each value, an equal one already held: text interned (for the
+    process, while anything holds it), times the first equal one given to this function. A hundred
+    thousand rows read back from the store then hold each version, slice, feature name and note
+    once, not once per row. For text and times only (1 == 1.0 == True)."""
+    seen: dict[Any, Any] = {}
+
+    def share(value: Any) -> Any:
+        return sys.intern(value) if type(value) is str else seen.setdefault(value, value)
+
+    return share
 
 
 def _union(options: tuple[Decoder, ...], nullable: bool, value: Any) -> Any:

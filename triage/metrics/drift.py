@@ -84,6 +84,7 @@ import numpy as np
 from scipy import special, stats
 from scipy.spatial.distance import jensenshannon
 
+from triage.metrics.codec import repeating_fields, sharing
 from triage.metrics.ecdf_merge import ascending_present, family_cells, smirnov_log_sums
 from triage.metrics.frame import Scope
 from triage.metrics.profile import (
@@ -125,6 +126,7 @@ _CACHE_TYPES = (
 _CACHE_DDL = "cache_key VARCHAR, token VARCHAR, " + ", ".join(
     f"{f.name} {kind}" for f, kind in zip(fields(DriftRow), _CACHE_TYPES, strict=True)
 )
+_REPEATING = repeating_fields(DriftRow)  # the text and times that `DriftCache.load` shares
 _NEWEST_FIELD = "chi2_pooled_p"  # a cache table without it holds rows of an earlier DriftRow
 PSI_FLOOR = 1e-4
 STD_FLOOR = 0.001
@@ -734,8 +736,12 @@ class DriftCache:
             [[naive_utc(w) for w in tokens], list(tokens.values()), self.key],
         ).fetchall()
         windows: dict[datetime, list[DriftRow]] = {}
+        share = sharing()
         for values in found:
-            row = DriftRow(aware(values[0]), aware(values[1]), *values[2:])
+            fields_of_row = [aware(values[0]), aware(values[1]), *values[2:]]
+            for k in _REPEATING:
+                fields_of_row[k] = share(fields_of_row[k])
+            row = DriftRow(*fields_of_row)
             windows.setdefault(row.window_start, []).append(row)
         return windows
 

@@ -89,7 +89,7 @@ def not_enough(n: int, min_samples: int, what: str = "rows") -> str:
     return f"not enough data: {n} {what} < min_samples {min_samples}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Cell:
     """Which window × version × slice a row describes."""
 
@@ -101,7 +101,7 @@ class Cell:
     n: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Row:
     """Base of every result row: the cell fields come first, then the statistics."""
 
@@ -118,7 +118,7 @@ class Row:
         return _as_json(self)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DriftRow(Row):
     """Drift of one feature (or of the score, feature `__score__`) in one cell vs the reference."""
 
@@ -136,7 +136,7 @@ class DriftRow(Row):
     wasserstein_norm: float | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DataQualityRow(Row):
     """Missing values, unseen categories and out-of-range values of one feature in one cell."""
 
@@ -152,7 +152,7 @@ class DataQualityRow(Row):
     out_of_range_share: float | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SchemaChange:
     """A column that is missing, new or of another type than in the reference."""
 
@@ -165,7 +165,7 @@ class SchemaChange:
         return _as_json(self)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReliabilityPoint:
     """One bin of a reliability diagram: mean score vs observed positive rate."""
 
@@ -176,7 +176,7 @@ class ReliabilityPoint:
     positive_rate: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CalibrationRow(Row):
     """Decision rate (all rows) and calibration (labelled rows as of the evaluation time)."""
 
@@ -190,7 +190,7 @@ class CalibrationRow(Row):
     reliability: tuple[ReliabilityPoint, ...] = field(default=())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PerformanceRow(Row):
     """Delayed-label performance at the decision, each with a 95 % interval."""
 
@@ -233,7 +233,7 @@ class PerformanceRow(Row):
     mape_ci_high: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OperationsRow(Row):
     """Latency, errors, fallbacks and cost; `route` None means all routes."""
 
@@ -247,7 +247,7 @@ class OperationsRow(Row):
     tokens_per_request: float | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FeedRow(Row):
     """How long predictions have been silent as of T, all versions, in the window that holds T: the
     model's row (all traffic), then one per slice of the evaluated windows. `n` counts the
@@ -280,7 +280,7 @@ class FeedRow(Row):
     volume_ratio: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReferenceInfo:
     """What the reference was and how many rows it holds.
 
@@ -307,7 +307,7 @@ class ReferenceInfo:
         return _as_json(self) | {"note": self.note}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WindowInfo:
     """One evaluated window and its volume."""
 
