@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from tests.store_support import config_of, write_config, write_jsonl, write_parquet
@@ -22,6 +23,7 @@ from triage.metrics.profile import SCORE_FEATURE
 from triage.metrics.source import LabelledRows, reference_rows_sql
 from triage.metrics.window_cache import WindowMemo
 from triage.store import Store
+from triage.store.sources import fingerprint
 
 DAY0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -219,6 +221,87 @@ def test_rows_read_back_from_the_store_share_their_repeated_text_and_times(confi
         for field in ("window_start", "window_end", "version", "segment", "segment_value", "note", "feature"):
             values = [getattr(row, field) for row in rows if getattr(row, field, None) is not None]
             assert len({id(value) for value in values}) == len(set(values)), (table, field)
+
+
+def fresh_report(config_path: Path, tmp_path: Path, at: datetime) -> dict[str, Any]:
+    """The report of a store built from scratch, from the same logs and config."""
+    folder = tmp_path / f"fresh-{len(list(tmp_path.glob('fresh-*')))}"
+    folder.mkdir()
+    config = folder / "triage.toml"
+    config.write_text(config_path.read_text())
+    assert main(["--config", str(config), "ingest"]) == 0
+    with Engine(config_of(config)) as engine:
+        return engine.evaluate("fraud", as_of=at).to_json()
+
+
+def rewrite(log: Path) -> None:
+    """The same ids on the same rows, other scores and amounts: a corrected or backfilled file."""
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE t AS SELECT * FROM '{log}'")
+    con.execute(
+        "COPY (SELECT * REPLACE (least(score + 0.3, 1.0) AS score, amount * 1.7 AS amount) FROM t) "
+        f"TO '{log}'"
+    )
+    con.close()
+
+
+def test_a_file_replaced_with_the_same_ids_is_measured_again(config_path: Path, tmp_path: Path) -> None:
+    """A log rewritten with the same ids on the same rows but other values moves what it touches —
+    a day of traffic, and a day inside the reference (the profile every window is judged by) —
+    exactly as in a store built from scratch."""
+    at = DAY0 + timedelta(days=10)
+    assert main(["--config", str(config_path), "ingest"]) == 0
+    with Engine(config_of(config_path)) as engine:
+        before = engine.evaluate("fraud", as_of=at).to_json()
+    for name in ("d1", "d4"):  # d1 inside the reference (days 0 and 1), d4 after it
+        rewrite(config_path.parent / "logs" / f"{name}.parquet")
+    assert main(["--config", str(config_path), "ingest"]) == 0
+    with Engine(config_of(config_path)) as engine:
+        after = engine.evaluate("fraud", as_of=at).to_json()
+    assert after == fresh_report(config_path, tmp_path, at)
+    for table in ("drift", "calibration"):
+        assert after[table] != before[table], table
+
+
+def test_a_rebuild_measures_every_window_again(config_path: Path, tmp_path: Path) -> None:
+    """`ingest --rebuild` reads every log again, and no window keeps what was cached from the
+    rows before — here a file changed in a way its registry entry did not show."""
+    at = DAY0 + timedelta(days=10)
+    assert main(["--config", str(config_path), "ingest"]) == 0
+    with Engine(config_of(config_path)) as engine:
+        before = engine.evaluate("fraud", as_of=at).to_json()
+    log = config_path.parent / "logs" / "d4.parquet"
+    rewrite(log)
+    stat = log.stat()
+    with Store.open(config_of(config_path).store_path) as store:
+        store.connection.execute(
+            "UPDATE _triage_files SET size = ?, mtime = ?, content_hash = ? WHERE path LIKE '%d4.parquet'",
+            [stat.st_size, stat.st_mtime, fingerprint(str(log), stat.st_size)],
+        )
+    assert main(["--config", str(config_path), "ingest"]) == 0  # nothing to read, it seems
+    with Engine(config_of(config_path)) as engine:
+        assert engine.evaluate("fraud", as_of=at).to_json() == before
+    assert main(["--config", str(config_path), "ingest", "--rebuild"]) == 0
+    with Engine(config_of(config_path)) as engine:
+        rebuilt = engine.evaluate("fraud", as_of=at).to_json()
+    assert rebuilt == fresh_report(config_path, tmp_path, at) and rebuilt != before
+
+
+def test_a_changed_threshold_is_refused_until_the_store_is_rebuilt(
+    config_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The stored decisions were taken at the old threshold: a check under the new one would report
+    (and cache) the old decision rate, precision and costs. It exits 3 and says what to do."""
+    assert main(["--config", str(config_path), "ingest"]) == 0
+    config_path.write_text(config_path.read_text().replace("threshold = 0.5", "threshold = 0.3"))
+    capsys.readouterr()
+    assert main(["--config", str(config_path), "check", "--at", "2026-01-10"]) == 3
+    err = capsys.readouterr().err
+    assert "threshold changed since the store was built (0.5 → 0.3)" in err and "--rebuild" in err
+    assert main(["--config", str(config_path), "ingest", "--rebuild"]) == 0
+    at = DAY0 + timedelta(days=10)
+    with Engine(config_of(config_path)) as engine:
+        assert engine.evaluate("fraud", as_of=at).to_json() == fresh_report(config_path, tmp_path, at)
 
 
 def test_a_late_label_recomputes_only_its_window(config_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

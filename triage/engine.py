@@ -50,7 +50,7 @@ from triage.metrics.tokens import WindowToken, window_tokens
 from triage.metrics.window_cache import LabelDebt, WindowMemo, WindowRows, cache_key
 from triage.store import IngestSummary, Store
 from triage.store.schema import reference_table
-from triage.store.tables import CATEGORICAL, stored_layout, table_exists
+from triage.store.tables import CATEGORICAL, check_settings, stored_layout, table_exists
 
 R = TypeVar("R", bound=Row)
 
@@ -269,6 +269,9 @@ class Engine:
         layout = stored_layout(con, model)
         if layout is None:
             raise EngineError(f"model {model.name!r}: nothing ingested yet; run `triage ingest` first")
+        # The stored rows were shaped by the config the store was built with (the decision at its
+        # threshold, its columns): evaluated under another one they would answer for the old one.
+        check_settings(con, model)
         if segments is None:
             return layout.segments
         allowed = layout.segments + tuple(f.name for f in layout.features if f.kind == CATEGORICAL)

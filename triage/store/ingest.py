@@ -103,6 +103,7 @@ from triage.store.tables import (
     create_shared_tables,
     drop_model,
     infer_layout,
+    next_file_id,
     record_settings,
     stored_layout,
     table_exists,
@@ -440,11 +441,9 @@ def _load(
     target = _target_table(model, kind)
     if plan.action == REPLACED and previous is not None:
         _delete_file_rows(con, target, previous.file_id)
-    if previous is not None:
-        file_id = previous.file_id
-    else:
-        row = con.execute(f"SELECT coalesce(max(file_id), 0) + 1 FROM {FILES_TABLE}").fetchone()
-        file_id = int(row[0]) if row else 1
+    # A replaced file's rows get a new file id, so that they hash unlike the rows they replace.
+    appended = plan.action == APPENDED and previous is not None
+    file_id = previous.file_id if appended and previous else next_file_id(con)
 
     wanted = _wanted_columns(model, kind, layout)
     names = list(dict.fromkeys(wanted.values()))
@@ -510,7 +509,6 @@ def _load(
         for reason in quarantined:
             _warn_key_nowhere(run, key, source, file_id, wanted, reason)
 
-    appended = plan.action == APPENDED and previous is not None
     rows_added = added + (previous.rows_added if appended and previous else 0)
     rows_quarantined = quarantined_total + (previous.rows_quarantined if appended and previous else 0)
     content_hash = fingerprint(source.path, bytes_consumed)
@@ -536,10 +534,10 @@ def _load(
         )
     else:
         con.execute(
-            f"UPDATE {FILES_TABLE} SET path = ?, format = ?, compressed = ?, size = ?, mtime = ?, "
-            f"content_hash = ?, bytes_consumed = ?, lines_consumed = ?, ends_with_newline = ?, "
+            f"UPDATE {FILES_TABLE} SET file_id = ?, path = ?, format = ?, compressed = ?, size = ?, "
+            f"mtime = ?, content_hash = ?, bytes_consumed = ?, lines_consumed = ?, ends_with_newline = ?, "
             f"rows_added = ?, rows_quarantined = ?, ingested_at = CAST(? AS TIMESTAMP) WHERE file_id = ?",
-            [*values, file_id],
+            [file_id, *values, previous.file_id],
         )
     return FileIngest(
         model=model.name,

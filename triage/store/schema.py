@@ -56,6 +56,7 @@ ROLE_COLUMNS: dict[str, str] = {
 }
 
 FILES_TABLE = "_triage_files"
+FILE_IDS = "_triage_file_ids"  # the sequence file ids come from (`tables.create_shared_tables`)
 QUARANTINE_TABLE = "_triage_quarantine"
 MODELS_TABLE = "_triage_models"
 

@@ -19,6 +19,7 @@ from triage.config import ALL_ROLES, OPTIONAL_ROLES, REQUIRED_ROLES, ModelConfig
 from triage.store.coerce import is_numeric_type, literal
 from triage.store.errors import StoreError
 from triage.store.schema import (
+    FILE_IDS,
     FILES_TABLE,
     MODELS_TABLE,
     QUARANTINE_TABLE,
@@ -118,9 +119,24 @@ class Layout:
 
 
 def create_shared_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the registry, quarantine and model tables if they do not exist."""
+    """Create the registry, quarantine and model tables, and the file id sequence, if they do not exist.
+
+    File ids come from a sequence, never reused (not the registry's max + 1): a row's hash (id, file
+    id, row) is what window tokens and the reference profile's identity are made of, so the rows of
+    a file read again — replaced, or after `--rebuild` — must hash unlike the rows they replace,
+    even with the same ids on the same lines, or the windows cached from the old rows would stand.
+    """
     for ddl in SHARED_DDL:
         con.execute(ddl)
+    row = con.execute(f"SELECT coalesce(max(file_id), 0) + 1 FROM {FILES_TABLE}").fetchone()
+    con.execute(f"CREATE SEQUENCE IF NOT EXISTS {FILE_IDS} START WITH {int(row[0]) if row else 1}")
+
+
+def next_file_id(con: duckdb.DuckDBPyConnection) -> int:
+    """A file id no file of this store has had (`create_shared_tables`)."""
+    row = con.execute(f"SELECT nextval('{FILE_IDS}')").fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 def without_id_hashes(con: duckdb.DuckDBPyConnection) -> list[str]:
