@@ -263,9 +263,11 @@ def test_a_file_replaced_with_the_same_ids_is_measured_again(config_path: Path, 
         assert after[table] != before[table], table
 
 
-def test_a_rebuild_measures_every_window_again(config_path: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("older_store", [False, True])
+def test_a_rebuild_measures_every_window_again(config_path: Path, tmp_path: Path, older_store: bool) -> None:
     """`ingest --rebuild` reads every log again, and no window keeps what was cached from the
-    rows before — here a file changed in a way its registry entry did not show."""
+    rows before — here a file changed in a way its registry entry did not show. Also in a store
+    made before file ids came from a sequence (its first rebuild must not start them over)."""
     at = DAY0 + timedelta(days=10)
     assert main(["--config", str(config_path), "ingest"]) == 0
     with Engine(config_of(config_path)) as engine:
@@ -281,6 +283,9 @@ def test_a_rebuild_measures_every_window_again(config_path: Path, tmp_path: Path
     assert main(["--config", str(config_path), "ingest"]) == 0  # nothing to read, it seems
     with Engine(config_of(config_path)) as engine:
         assert engine.evaluate("fraud", as_of=at).to_json() == before
+    if older_store:
+        with Store.open(config_of(config_path).store_path) as store:
+            store.connection.execute("DROP SEQUENCE _triage_file_ids")
     assert main(["--config", str(config_path), "ingest", "--rebuild"]) == 0
     with Engine(config_of(config_path)) as engine:
         rebuilt = engine.evaluate("fraud", as_of=at).to_json()

@@ -390,6 +390,29 @@ def test_rewritten_jsonl_is_replaced(tmp_path: Path) -> None:
     assert stored(config) == 3
 
 
+def test_a_log_edited_in_place_at_the_same_size_is_read_again(tmp_path: Path) -> None:
+    """An edit in the middle of a large log keeps its length and both 64 KiB ends: every byte is
+    compared when the file was written since it was read; a touch alone reads nothing."""
+    log = write_jsonl(tmp_path / "p.jsonl", rows(3000))
+    config = write_config(tmp_path, model("p.jsonl"))
+    ingest(config)
+    os.utime(log, (time.time() + 5, time.time() + 5))  # touched: the same bytes
+    assert [f.action for f in ingest(config).files] == ["unchanged"]
+    text = log.read_text()
+    middle = text.index('"request_id": "r1500"')
+    edited = text[:middle] + text[middle:].replace('"score": 0.0', '"score": 0.9', 1)
+    assert len(edited) == len(text) and middle > 64 * 1024 and len(text) - middle > 64 * 1024
+    log.write_text(edited)
+    assert [(f.action, f.rows_added) for f in ingest(config).files] == [("replaced", 3000)]
+    assert query(config, "SELECT _score FROM predictions_fraud WHERE _id = 'r1500'") == [(0.9,)]
+    # After an append the whole file is not hashed again: a later write at its length reads it again.
+    write_jsonl(log, rows(1, start=3000), mode="a")
+    assert [f.action for f in ingest(config).files] == ["appended"]
+    os.utime(log, (time.time() + 10, time.time() + 10))
+    assert [(f.action, f.rows_added) for f in ingest(config).files] == [("replaced", 3001)]
+    assert stored(config) == 3001
+
+
 def test_changed_parquet_replaces_its_rows(tmp_path: Path) -> None:
     log = tmp_path / "p.parquet"
     write_parquet(log, "SELECT 'r' || i AS request_id, '2026-01-01' AS ts, 2 AS score FROM range(10) t(i)")

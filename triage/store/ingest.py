@@ -8,7 +8,9 @@ For each configured source file the registry (`_triage_files`) decides what to d
   and ended with a newline → read only the lines after it;
 - anything else that changed (Parquet, gzip'd logs, a text log that was rewritten, truncated or
   whose unterminated last line grew) → delete its earlier rows and quarantine entries, read it whole;
-- touched but identical (fingerprint unchanged) → only the registry's size/mtime are updated.
+- written since at the length read (touched, copied, or edited in place) → every byte compared
+  with the `digest` taken when the file was last read whole: identical → only the registry's
+  size/mtime are updated; else (or after an append, whose digest is not taken) → read it whole.
 
 Each file is one transaction: its rows, its quarantined rows and its registry row commit together,
 so a process killed mid-file leaves the store as if the file had never been seen.
@@ -89,6 +91,7 @@ from triage.store.sources import (
     TailCheck,
     TextReader,
     csv_header,
+    digest,
     expand,
     fingerprint,
 )
@@ -205,6 +208,7 @@ class _Registered:
     rows_added: int
     rows_quarantined: int
     first_ingested_at: datetime
+    full_hash: str | None  # `digest` of the bytes consumed; None after an append (not hashed again)
 
 
 @dataclass
@@ -292,7 +296,7 @@ def _registry(run: _Run, model_name: str) -> dict[tuple[str, str], _Registered]:
     with an absolute path inside the project is found by its relative name."""
     rows = run.con.execute(
         f"SELECT kind, path, file_id, size, mtime, content_hash, bytes_consumed, lines_consumed, "
-        f"ends_with_newline, rows_added, rows_quarantined, first_ingested_at "
+        f"ends_with_newline, rows_added, rows_quarantined, first_ingested_at, full_hash "
         f"FROM {FILES_TABLE} WHERE model = ?",
         [model_name],
     ).fetchall()
@@ -347,16 +351,16 @@ def _plan(source: SourceFile, stat: os.stat_result, previous: _Registered | None
     fully_consumed = not source.appendable or previous.bytes_consumed == size
     if previous.size == size and previous.mtime == mtime and fully_consumed:
         return _Plan(UNCHANGED)
+    if size == previous.bytes_consumed:
+        # Written since, at the length read: touched, copied, or edited in place (an edit in the
+        # middle keeps both ends, so only every byte tells). Unknown after an append: read again.
+        same = previous.full_hash is not None and digest(source.path, size) == previous.full_hash
+        return _Plan(UNCHANGED if same else REPLACED)
     if source.appendable:
         consumed = previous.bytes_consumed
-        if size >= consumed and fingerprint(source.path, consumed) == previous.content_hash:
-            if size == consumed:
-                return _Plan(UNCHANGED)
-            if previous.ends_with_newline:
-                return _Plan(APPENDED, consumed, previous.lines_consumed)
-        return _Plan(REPLACED)
-    if fingerprint(source.path, size) == previous.content_hash:
-        return _Plan(UNCHANGED)
+        grew = size > consumed and fingerprint(source.path, consumed) == previous.content_hash
+        if grew and previous.ends_with_newline:
+            return _Plan(APPENDED, consumed, previous.lines_consumed)
     return _Plan(REPLACED)
 
 
@@ -512,6 +516,7 @@ def _load(
     rows_added = added + (previous.rows_added if appended and previous else 0)
     rows_quarantined = quarantined_total + (previous.rows_quarantined if appended and previous else 0)
     content_hash = fingerprint(source.path, bytes_consumed)
+    full_hash = None if appended else digest(source.path, bytes_consumed)
     values = [
         run.config.within(source.path),
         source.format,
@@ -525,18 +530,20 @@ def _load(
         rows_added,
         rows_quarantined,
         run.now,
+        full_hash,
     ]
     if previous is None:
         con.execute(
             f"INSERT INTO {FILES_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-            f"CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP))",
-            [file_id, model.name, kind, *values[:-1], run.now, run.now],
+            f"CAST(? AS TIMESTAMP), CAST(? AS TIMESTAMP), ?)",
+            [file_id, model.name, kind, *values[:-2], run.now, run.now, full_hash],
         )
     else:
         con.execute(
             f"UPDATE {FILES_TABLE} SET file_id = ?, path = ?, format = ?, compressed = ?, size = ?, "
             f"mtime = ?, content_hash = ?, bytes_consumed = ?, lines_consumed = ?, ends_with_newline = ?, "
-            f"rows_added = ?, rows_quarantined = ?, ingested_at = CAST(? AS TIMESTAMP) WHERE file_id = ?",
+            f"rows_added = ?, rows_quarantined = ?, ingested_at = CAST(? AS TIMESTAMP), full_hash = ? "
+            f"WHERE file_id = ?",
             [file_id, *values, previous.file_id],
         )
     return FileIngest(
@@ -1033,6 +1040,7 @@ def rebuild_model(con: duckdb.DuckDBPyConnection, model_name: str) -> None:
     """Forget a model's stored rows so that the next ingest reads its logs from scratch."""
     con.begin()
     try:
+        create_shared_tables(con)  # the file id sequence first, from the ids the rows had
         drop_model(con, model_name)
         con.commit()
     except BaseException:

@@ -28,7 +28,8 @@ Their columns (added to the contract, see `triage.store.tables` for the DDL):
 ``_triage_files``: file_id INTEGER (the ``_file_id`` of its rows), model, kind ('predictions' |
     'labels' | 'reference'), path, format ('parquet' | 'csv' | 'jsonl'), compressed, size, mtime
     (epoch seconds), content_hash, bytes_consumed, lines_consumed, ends_with_newline, rows_added,
-    rows_quarantined (both cumulative for the file), first_ingested_at, ingested_at (UTC).
+    rows_quarantined (both cumulative for the file), first_ingested_at, ingested_at (UTC), full_hash
+    (sha256 of the bytes consumed, for a file read whole; NULL after an append).
 ``_triage_quarantine``: model, kind, file_id, file, line (1-based line of a text log, row of a
     Parquet file), reason (one of `QUARANTINE_REASONS`, or `REASON_BAD_VALUE` for a value of a kept
     row), detail, raw (the line, or the Parquet row as JSON), quarantined_at (UTC), row_ts.

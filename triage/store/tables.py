@@ -79,7 +79,8 @@ SHARED_DDL = (
         file_id INTEGER NOT NULL, model VARCHAR NOT NULL, kind VARCHAR NOT NULL, path VARCHAR NOT NULL,
         format VARCHAR, compressed BOOLEAN, size BIGINT, mtime DOUBLE, content_hash VARCHAR,
         bytes_consumed BIGINT, lines_consumed BIGINT, ends_with_newline BOOLEAN,
-        rows_added BIGINT, rows_quarantined BIGINT, first_ingested_at TIMESTAMP, ingested_at TIMESTAMP)""",
+        rows_added BIGINT, rows_quarantined BIGINT, first_ingested_at TIMESTAMP, ingested_at TIMESTAMP,
+        full_hash VARCHAR)""",
     f"""CREATE TABLE IF NOT EXISTS {QUARANTINE_TABLE} (
         model VARCHAR, kind VARCHAR, file_id INTEGER, file VARCHAR, line BIGINT, reason VARCHAR,
         detail VARCHAR, raw VARCHAR, quarantined_at TIMESTAMP, row_ts TIMESTAMP)""",
@@ -128,6 +129,7 @@ def create_shared_tables(con: duckdb.DuckDBPyConnection) -> None:
     """
     for ddl in SHARED_DDL:
         con.execute(ddl)
+    con.execute(f"ALTER TABLE {FILES_TABLE} ADD COLUMN IF NOT EXISTS full_hash VARCHAR")  # an older store's
     row = con.execute(f"SELECT coalesce(max(file_id), 0) + 1 FROM {FILES_TABLE}").fetchone()
     con.execute(f"CREATE SEQUENCE IF NOT EXISTS {FILE_IDS} START WITH {int(row[0]) if row else 1}")
 
