@@ -22,6 +22,8 @@ Decoder = Callable[[Any], Any]
 
 
 def encode(value: Any) -> Any:
+    if value is None or type(value) in (str, int, bool):  # most values: is_dataclass is slow
+        return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, datetime):

@@ -29,6 +29,7 @@ builds them in temporary tables for its own lifetime. Nothing is recomputed whil
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -179,10 +180,15 @@ class Profile:
 
     def slice(self, segment: str | None, value: str | None) -> SliceProfile | None:
         """The reference slice of a cell, or None when the reference has no row in it."""
+        return self._by_cell.get((segment, value))
+
+    @functools.cached_property
+    def _by_cell(self) -> dict[tuple[str | None, str | None], SliceProfile]:
+        """The slices by (segment, value): a check of thousands of slices looks one up per cell."""
+        found: dict[tuple[str | None, str | None], SliceProfile] = {}
         for profile in self.slices.values():
-            if profile.segment == segment and profile.segment_value == value:
-                return profile
-        return None
+            found.setdefault((profile.segment, profile.segment_value), profile)
+        return found
 
     def _where(self, feature: str) -> str:
         keys = ", ".join(text_literal(key) for key in self.keys)
