@@ -76,6 +76,11 @@ class JsonRows:
         return (_as_json(row) for row in self.rows)
 
 
+# One encoder for every row (`json.dumps` with an option builds one per call: a check of many slices
+# writes millions of rows).
+_ROW_ENCODER = json.JSONEncoder(allow_nan=False)
+
+
 def write_json(value: Any, out: TextIO, depth: int = 0) -> None:
     """`value` as JSON to `out`, written as it goes, indented two spaces a level; the rows of a
     `JsonRows` converted one by one, each on one line. NaN and infinities are refused, as
@@ -93,7 +98,7 @@ def write_json(value: Any, out: TextIO, depth: int = 0) -> None:
         for item in value:
             out.write(("[\n" if first else ",\n") + pad + "  ")
             if isinstance(value, JsonRows):
-                out.write(json.dumps(item, allow_nan=False))
+                out.write(_ROW_ENCODER.encode(item))
             else:
                 write_json(item, out, depth + 1)
             first = False
