@@ -307,6 +307,48 @@ def test_class_names_are_part_of_what_built_the_store(tmp_path: Path) -> None:
         ingest(config_path)
 
 
+def test_duplicates_of_ids_a_replaced_file_no_longer_holds_are_kept(tmp_path: Path) -> None:
+    """b.jsonl repeats ten of a.jsonl's ids: quarantined, a's first. a.jsonl rewritten without them
+    leaves b's copies the first: b is read again and keeps them, as a fresh store would."""
+    a = write_jsonl(tmp_path / "logs" / "a.jsonl", [good(i) for i in range(30)])
+    write_jsonl(tmp_path / "logs" / "b.jsonl", [good(i) for i in range(20, 35)])
+    config_path = write_config(tmp_path, model("logs"))
+    assert dict(ingest(config_path).quarantined_by_reason) == {"duplicate id": 10}
+    write_jsonl(a, [good(i) for i in range(20)])
+    summary = ingest(config_path)
+    assert [(f.path[-7:], f.action, f.rows_added, f.rows_quarantined) for f in summary.files] == [
+        ("a.jsonl", "replaced", 20, 0),
+        ("b.jsonl", "replaced", 15, 0),
+    ]
+    assert query(config_path, "SELECT count(*), count(DISTINCT _id) FROM predictions_fraud") == [(35, 35)]
+    assert query(config_path, "SELECT count(*) FROM _triage_quarantine") == [(0,)]
+
+
+def test_a_replaced_label_file_keeps_its_rank_among_labels_at_one_time(tmp_path: Path) -> None:
+    """Two labels of one id at one labeled_at: the later file's wins, also after the earlier file
+    is rewritten (its rows read again must not rank after the later file's)."""
+    write_jsonl(tmp_path / "p.jsonl", [good(i) for i in range(3)])
+    at = "2026-01-02T00:00:00Z"
+    first = write_jsonl(
+        tmp_path / "labels" / "1.jsonl",
+        [{"request_id": f"r{i}", "is_fraud": 1, "labeled_at": at} for i in range(3)],
+    )
+    write_jsonl(
+        tmp_path / "labels" / "2.jsonl",
+        [{"request_id": f"r{i}", "is_fraud": 0, "labeled_at": at} for i in range(2)],
+    )
+    config_path = write_config(
+        tmp_path, model("p.jsonl", "labels", 'label = "is_fraud"\nlabeled_at = "labeled_at"')
+    )
+    ingest(config_path)
+    model_config = config_of(config_path).models[0]
+    latest = f"SELECT _id, _label FROM ({labels_as_of_sql(model_config)}) ORDER BY _id"
+    assert query(config_path, latest) == [("r0", 0.0), ("r1", 0.0), ("r2", 1.0)]
+    write_jsonl(first, [{"request_id": f"r{i}", "is_fraud": 1, "labeled_at": at} for i in (9, 0, 1, 2)])
+    assert [f.action for f in ingest(config_path).files if f.kind == "labels"] == ["replaced", "unchanged"]
+    assert query(config_path, latest) == [("r0", 0.0), ("r1", 0.0), ("r2", 1.0), ("r9", 1.0)]
+
+
 def test_labels_unknown_ids_superseding_and_as_of(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "p.jsonl", [good(i) for i in range(4)])
     write_jsonl(

@@ -279,8 +279,11 @@ def _ingest_model(run: _Run, model: ModelConfig, index: int) -> None:
         con.rollback()
         raise
     registry = _registry(run, model.name)
+    first = len(run.files)
     for source in predictions if layout is not None else []:
         _ingest_file(run, model, key, KIND_PREDICTIONS, source, layout, registry)
+    if any(f.action == REPLACED for f in run.files[first:]):
+        _reread_duplicates(run, model, key, predictions, layout)
     if model.labels:
         for source in _expand(run, model.labels, f"{key}.labels"):
             _ingest_file(run, model, key, KIND_LABELS, source, layout, registry)
@@ -289,6 +292,30 @@ def _ingest_model(run: _Run, model: ModelConfig, index: int) -> None:
         _forget_unlisted_references(con, model, {run.config.within(f.path) for f in references}, registry)
         for source in references:
             _ingest_file(run, model, key, KIND_REFERENCE, source, layout, registry)
+
+
+def _reread_duplicates(
+    run: _Run, model: ModelConfig, key: str, sources: list[SourceFile], layout: Layout | None
+) -> None:
+    """Read again, whole, the prediction files with rows quarantined as duplicate ids, after a file
+    was replaced: it may no longer hold the first copy of their ids. Whichever copy comes first now
+    is kept, the others are quarantined again; each such file is listed once, as replaced."""
+    holding = {
+        int(row[0])
+        for row in run.con.execute(
+            f"SELECT DISTINCT file_id FROM {QUARANTINE_TABLE} WHERE model = ? AND kind = ? AND reason = ?",
+            [model.name, KIND_PREDICTIONS, REASON_DUPLICATE_ID],
+        ).fetchall()
+    }
+    registry = _registry(run, model.name)
+    for source in sources:
+        entry = registry.get((KIND_PREDICTIONS, run.config.within(source.path)))
+        if entry is None or entry.file_id not in holding:
+            continue
+        run.files[:] = [
+            f for f in run.files if (f.model, f.kind, f.path) != (model.name, KIND_PREDICTIONS, source.path)
+        ]
+        _ingest_file(run, model, key, KIND_PREDICTIONS, source, layout, registry, again=True)
 
 
 def _registry(run: _Run, model_name: str) -> dict[tuple[str, str], _Registered]:
@@ -372,12 +399,14 @@ def _ingest_file(
     source: SourceFile,
     layout: Layout | None,
     registry: dict[tuple[str, str], _Registered],
+    again: bool = False,
 ) -> None:
+    """Ingest one file as its plan says (`_plan`); `again`: read it whole, whatever changed."""
     con = run.con
     previous = registry.get((kind, run.config.within(source.path)))
     try:
         stat = os.stat(source.path)
-        plan = _plan(source, stat, previous)
+        plan = _Plan(REPLACED) if again and previous is not None else _plan(source, stat, previous)
     except FileNotFoundError:
         return  # removed since it was listed; its rows stay
     except OSError as exc:
@@ -445,9 +474,12 @@ def _load(
     target = _target_table(model, kind)
     if plan.action == REPLACED and previous is not None:
         _delete_file_rows(con, target, previous.file_id)
-    # A replaced file's rows get a new file id, so that they hash unlike the rows they replace.
+    # A replaced file's rows get a new file id, so that they hash unlike the rows they replace —
+    # but a label file keeps its own: a label's hash holds its value and time, and its file id
+    # ranks it among labels of one id at one time (the later file wins).
     appended = plan.action == APPENDED and previous is not None
-    file_id = previous.file_id if appended and previous else next_file_id(con)
+    keeps_id = appended or kind == KIND_LABELS
+    file_id = previous.file_id if keeps_id and previous is not None else next_file_id(con)
 
     wanted = _wanted_columns(model, kind, layout)
     names = list(dict.fromkeys(wanted.values()))
