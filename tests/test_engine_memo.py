@@ -152,6 +152,34 @@ def test_a_reference_of_whole_windows_equals_the_reference_evaluated_on_its_own(
     assert any(row.auroc is not None for row in report.reference_performance)
 
 
+@pytest.mark.parametrize("warm", [False, True])
+def test_a_view_of_the_last_windows_judges_against_the_full_checks_reference_windows(
+    config_path: Path, warm: bool
+) -> None:
+    """`--last N` leaves the reference's windows out of its view; the drift and data quality the
+    rules draw their bands from are those windows' rows in the full evaluation, row for row —
+    whether the reference's windows were cached by an earlier evaluation or not."""
+    config = config_of(config_path)
+    with Store.open(config.store_path) as store:
+        store.ingest(config)
+    at = DAY0 + timedelta(days=5, hours=6)
+    with Engine(config) as engine:
+        if warm:
+            engine.warm()
+        view = engine.evaluate("fraud", as_of=at, last=2)
+    with Engine(config) as fresh:
+        full = fresh.evaluate("fraud", as_of=at)
+    end = DAY0 + timedelta(days=2)
+    assert {r.window_start for r in view.drift} == {DAY0 + timedelta(days=4), DAY0 + timedelta(days=5)}
+    assert view.reference_drift == tuple(r for r in full.drift if r.window_end <= end)
+    assert view.reference_quality == tuple(r for r in full.data_quality if r.window_end <= end)
+    assert {r.window_start for r in view.reference_drift} == {DAY0, DAY0 + timedelta(days=1)}
+    assert sorted(view.reference_operations, key=repr) == sorted(full.reference_operations, key=repr)
+    labelled = {"calibration", "performance", "operations"}
+    assert full.reference_tables().keys() == labelled
+    assert view.reference_tables().keys() == labelled | {"drift", "data_quality"}
+
+
 def test_nothing_is_measured_against_a_reference_whose_period_is_still_open(config_path: Path) -> None:
     """Replaying from the first prediction starts with a reference that has no row yet, then one
     that holds the very windows it would be compared with: drift and data quality wait for its end."""

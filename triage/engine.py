@@ -401,10 +401,19 @@ def _band_tables(
     inside = replace(
         scope, as_of=min(scope.as_of, end), last=None, since=scope.window.start_of(reference.start)
     )
-    found = _evaluate(con, inside, memo)
+    tokens, _ = window_tokens(con, inside)
+    key = cache_key(inside.model, inside.window.key, inside.segments)
+    plain = WindowRows(con, memo, key, persist=not inside.window.trailing)
+    profile = ensure_profile(con, inside.model, inside.segments, inside.as_of, memo.ecdfs)
+    rows = {w: token.rows for w, token in tokens.items()}
+    # Drift and data quality only: the rules take nothing else from these windows.
+    tables = _row_tables(con, inside, plain, rows, profile, operations=False)
+    found = {
+        family: memo.ordered(key, family, tables[family], _ordered) for family in ("drift", "data_quality")
+    }
     return {
-        "reference_drift": tuple(r for r in found.drift if r.window_end <= end),
-        "reference_quality": tuple(r for r in found.data_quality if r.window_end <= end),
+        "reference_drift": tuple(r for r in found["drift"] if r.window_end <= end),
+        "reference_quality": tuple(r for r in found["data_quality"] if r.window_end <= end),
     }
 
 
@@ -468,14 +477,16 @@ def _row_tables(
     plain: WindowRows,
     rows: dict[datetime, str],
     profile: Profile | None,
+    operations: bool = True,
 ) -> dict[str, dict[datetime, list[Any]]]:
-    """The families that depend on a window's predictions only, by window: operations (kept in
+    """The families that depend on a window's predictions only, by window: `operations` (kept in
     `plain`), and with the reference `profile` the totals, data quality and drift (empty without it)."""
     model = scope.model
-    tables: dict[str, dict[datetime, list[Any]]] = {
-        "operations": plain.held("operations", OperationsRow, rows)
-    }
-    stores = {"operations": plain}
+    tables: dict[str, dict[datetime, list[Any]]] = {}
+    stores: dict[str, WindowRows] = {}
+    if operations:
+        tables["operations"] = plain.held("operations", OperationsRow, rows)
+        stores["operations"] = plain
     if profile is None:
         tables |= {"totals": {}, "data_quality": {}, "drift": {}}
     else:
@@ -494,7 +505,9 @@ def _row_tables(
         return tables
     first = min(stale)
     since = replace(scope, since=first)
-    fresh: dict[str, dict[datetime, list[Any]]] = {"operations": _by_window(compute_operations(con, since))}
+    fresh: dict[str, dict[datetime, list[Any]]] = {}
+    if operations:
+        fresh["operations"] = _by_window(compute_operations(con, since))
     if profile is not None:
         counts = quality_counts(con, since, profile)  # one counting pass: data quality and drift
         fresh |= {
