@@ -58,7 +58,7 @@ def decoder(kind: Any) -> Decoder:
             item = decoder(args[0])
             table = _tabledecoder(args[0]) if dataclasses.is_dataclass(args[0]) else None
             return lambda value: (
-                table(value) if table and isinstance(value, dict) else tuple(item(v) for v in value)
+                table(value) if table and isinstance(value, dict) else tuple(map(item, value))
             )
         items = [decoder(arg) for arg in args]
         return lambda value: tuple(d(v) for d, v in zip(items, value, strict=True))
@@ -86,30 +86,72 @@ def decoder(kind: Any) -> Decoder:
 
 
 def _tabledecoder(kind: Any) -> Decoder:
-    """Rows written as {"columns": [...], "rows": [[...], ...]} back into a tuple of `kind`."""
-    hints = typing.get_type_hints(kind)
-    decoders = {f.name: decoder(hints[f.name]) for f in dataclasses.fields(kind) if f.init}
-    build = typing.cast(Callable[..., Any], kind)
+    """Rows written as {"columns": [...], "rows": [[...], ...]} back into a tuple of `kind`.
 
-    order = list(decoders)
-    fields = list(decoders.values())
+    Most values are already what their field holds (a float for `float | None`, text for `str`):
+    a row's types are looked up once per combination (`to_convert`), and only the other values
+    go through their field's decoder — a window of ten thousand rows then costs a few type checks
+    a row, not a decoder call a value. Times are read once per text in a table.
+    """
+    hints = typing.get_type_hints(kind)
+    init = [f for f in dataclasses.fields(kind) if f.init]
+    order = [f.name for f in init]
+    fields = [decoder(hints[f.name]) for f in init]
+    plain = [_plain_types(hints[f.name]) for f in init]
+    build = typing.cast(Callable[..., Any], kind)
     # Text and times repeat down a table (its windows, versions, slices, features, notes): each
     # row's equal to the first one read, not an object of its own (≈ 50 bytes each, per field).
     repeated = repeating_fields(kind)
+    times = [k for k in repeated if datetime in _options(hints[init[k].name])]
+    texts = [k for k in repeated if k not in times]
+    converted: dict[tuple[type, ...], list[int]] = {}  # per combination of a row's types
+
+    def to_convert(types: tuple[type, ...]) -> list[int]:
+        found = converted.get(types)
+        if found is None:
+            if len(types) != len(fields):
+                raise ValueError(f"a row of {kind.__name__} has {len(types)} values, not {len(fields)}")
+            found = [k for k, t in enumerate(types) if t not in plain[k] and k not in times]
+            converted[types] = found
+        return found
 
     def decode(value: Any) -> tuple[Any, ...]:
         if _object(value)["columns"] != order:
             raise ValueError(f"the columns of {kind.__name__} changed")
-        share = sharing()
+        moments: dict[Any, Any] = {}  # each time's text, read
         built = []
         for row in value["rows"]:
-            values = [d(v) for d, v in zip(fields, row, strict=True)]
-            for k in repeated:
-                values[k] = share(values[k])
+            values = list(row)
+            for k in to_convert(tuple(map(type, values))):
+                values[k] = fields[k](values[k])
+            for k in times:
+                text = values[k]
+                moment = moments.get(text, _UNREAD)
+                if moment is _UNREAD:
+                    moment = moments[text] = fields[k](text)
+                values[k] = moment
+            for k in texts:
+                if type(text := values[k]) is str:
+                    values[k] = sys.intern(text)
             built.append(build(*values))
         return tuple(built)
 
     return decode
+
+
+_UNREAD = object()
+
+
+def _options(hint: Any) -> tuple[Any, ...]:
+    """The types a hint allows: a union's members, else the hint itself."""
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    return typing.get_args(hint) if union else (hint,)
+
+
+def _plain_types(hint: Any) -> frozenset[type]:
+    """The JSON value types a field of type `hint` holds as they are (its decoder would return them
+    unchanged): text, integers, floats, booleans and None where the hint allows them."""
+    return frozenset(option for option in _options(hint) if option in (str, int, float, bool, type(None)))
 
 
 def repeating_fields(kind: Any) -> list[int]:
@@ -118,10 +160,7 @@ def repeating_fields(kind: Any) -> list[int]:
     hints = typing.get_type_hints(kind)
 
     def repeats(hint: Any) -> bool:
-        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
-        return all(
-            option in (str, datetime, type(None)) for option in (typing.get_args(hint) if union else (hint,))
-        )
+        return all(option in (str, datetime, type(None)) for option in _options(hint))
 
     return [k for k, f in enumerate(dataclasses.fields(kind)) if f.init and repeats(hints[f.name])]
 
