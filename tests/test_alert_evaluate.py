@@ -37,6 +37,7 @@ from triage.alerts.evaluate import (
 from triage.alerts.rules import default_rules, effective_rules, split_signal
 from triage.config import AlertRule, Columns, ModelConfig, Reference, Window
 from triage.metrics.intervals import wilson
+from triage.metrics.quality import good_turing
 from triage.metrics.results import (
     CalibrationRow,
     DataQualityRow,
@@ -106,6 +107,7 @@ def quality_row(day: int, feature: str = "amount", **kw: Any) -> DataQualityRow:
         unseen_share=kw.get("unseen_share", 0.0),
         unseen_categories=(),
         unseen_share_expected=kw.get("unseen_share_expected", 0.0),
+        unseen_share_expected_se=kw.get("unseen_share_expected_se"),
         out_of_range_share=0.0,
     )
 
@@ -1129,6 +1131,63 @@ def test_an_adjustment_that_failed_keeps_nothing_for_the_next(monkeypatch):
     assert evaluate_rules([rule], {"drift": rows}, model, NOW, memo=memo) == evaluate_rules(
         [rule], {"drift": rows}, model, NOW
     )
+
+
+def test_the_unseen_share_test_counts_the_error_of_its_expectation():
+    """1 000 values, 300 of categories the reference lacks, where it predicts 25 % ± 2 %: the
+    binomial tail alone (p ≈ 1e-4) would page; with the estimate's error added the z is
+    50 / √(187.5 + 400) and p = its normal tail, ≈ 0.02 > q."""
+    rule = AlertRule(
+        name="unseen", signal="data_quality.unseen_share", where={"feature": "*"}, warn=0.02, q=0.01
+    )
+    common = {"missing_rate": 0.0, "missing_rate_reference": 0.0, "unseen_share_expected": 0.25}
+    row = quality_row(10, "merchant", n=1000, unseen_share=0.3, unseen_share_expected_se=0.02, **common)
+    (found,) = evaluate(rule, data_quality=[row])
+    z = (300 - 250) / math.sqrt(1000 * 0.25 * 0.75 + (1000 * 0.02) ** 2)
+    assert found.cells[-1].p_value == pytest.approx(stats.norm.sf(z), rel=1e-9)
+    assert found.condition == UNKNOWN
+    exact = stats.binomtest(300, 1000, 0.25, alternative="greater").pvalue
+    (alone,) = evaluate(rule, data_quality=[dataclasses.replace(row, unseen_share_expected_se=None)])
+    assert alone.cells[-1].p_value == pytest.approx(exact, rel=1e-9) and alone.condition == FIRING
+    # Few unseen values expected: the exact binomial tail is the larger (the normal one is too
+    # thin so far out), and stays.
+    rare = common | {"unseen_share_expected": 0.005}
+    small = quality_row(10, "merchant", n=300, unseen_share=6 / 300, unseen_share_expected_se=0.0005, **rare)
+    (few,) = evaluate(rule, data_quality=[small])
+    tail = stats.binomtest(6, 300, 0.005, alternative="greater").pvalue
+    assert few.cells[-1].p_value == pytest.approx(tail, rel=1e-9)
+
+
+def test_a_quiet_long_tail_judged_against_small_references_does_not_page():
+    """An outside audit's quiet world: merchants from a Zipf tail of 800, slice references of a few
+    hundred values, windows of thousands. Each reference's Good–Turing prediction is off by its own
+    error, and a window that large finds that error significant unless the test counts it."""
+    rng = np.random.default_rng(27)
+    weights = 1.0 / np.arange(1, 801) ** 1.1
+    weights /= weights.sum()
+    rows = []
+    for k in range(40):
+        reference = rng.choice(800, size=int(rng.integers(250, 600)), p=weights)
+        seen = np.bincount(reference, minlength=800)
+        expected, se = good_turing(seen[seen > 0].tolist(), reference.size)
+        window = rng.choice(800, size=5000, p=weights)
+        rows.append(
+            quality_row(
+                10,
+                f"merchant{k}",
+                n=5000,
+                missing_rate=0.0,
+                missing_rate_reference=0.0,
+                unseen_share=float((seen[window] == 0).mean()),
+                unseen_share_expected=expected,
+                unseen_share_expected_se=se,
+            )
+        )
+    (rule,) = [r for r in default_rules(model_config()) if r.name == "unseen-categories"]
+    assert all(r.condition != FIRING for r in evaluate(rule, data_quality=rows))
+    # Tested as if each prediction were exact, a good share of them would page.
+    exact = [dataclasses.replace(r, unseen_share_expected_se=None) for r in rows]
+    assert sum(r.condition == FIRING for r in evaluate(rule, data_quality=exact)) >= 5
 
 
 def test_unseen_share_is_tested_against_what_the_references_rare_categories_predict():

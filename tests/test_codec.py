@@ -103,6 +103,7 @@ def test_text_lists_and_times_come_back_shared() -> None:
         unseen_share=0.125,
         unseen_categories=("m-9",),
         unseen_share_expected=0.01,
+        unseen_share_expected_se=0.002,
         out_of_range_share=None,
     )
     rows = tuple(

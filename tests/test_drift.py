@@ -471,6 +471,28 @@ def test_wasserstein_of_large_values_is_as_exact_as_scipy() -> None:
     assert checked == 18  # two features × (all, a, b) × (all versions, v1, v2)
 
 
+def test_values_near_the_largest_double_say_what_is_too_large_to_compute() -> None:
+    """Values near ±1.7e308 (an outside audit's): W1's running sums overflow, so W1 and W1/σ are
+    null and the note says they are too large, not undefined; KS and PSI are computed as ever.
+    Values near ±1e200: W1 is fine but the reference's variance overflows, so W1/σ is null, with
+    its own note."""
+    rng = np.random.default_rng(9)
+    for scale, large in ((1.7e308, "wasserstein, wasserstein_norm"), (1e200, "wasserstein_norm")):
+        window_rows = rows(300, rng, days=1, numeric={"x": rng.uniform(-1, 1, 300) * scale})
+        reference_rows = rows(300, rng, days=1, numeric={"x": rng.uniform(-1, 1, 300) * scale * 0.9})
+        model = model_config()
+        result = compute_drift(store(model, window_rows, reference_rows), scope_of(model, days=1))
+        (row,) = [r for r in result if r.feature == "x" and r.version is None]
+        w, r = window_values(window_rows, row, "x"), cell_values(reference_rows, row, "x")
+        assert row.note == f"too large to compute: {large}"
+        assert row.wasserstein_norm is None and row.psi is not None
+        assert row.ks_d == pytest.approx(stats.ks_2samp(w, r).statistic, abs=1e-12)
+        if scale == 1e200:
+            assert row.wasserstein == pytest.approx(stats.wasserstein_distance(w, r), rel=1e-9)
+        else:
+            assert row.wasserstein is None
+
+
 def test_ks_pvalues_equal_scipy_in_every_branch() -> None:
     """Sizes and D across every branch of scipy's kstwo.sf, the two vectorised ones included
     (Smirnov tail, Pelz–Good body): small n, tiny and huge n·D², D ≥ 0.5, sizes past 100 000, the

@@ -82,9 +82,12 @@ def test_quality_matches_numpy_in_every_cell() -> None:
             assert row.unseen_share == pytest.approx(len(new) / len(values), abs=1e-12)
             seen = collections.Counter(reference.categorical["c"][ref_slice & ref_present])
             once = sum(count == 1 for count in seen.values())
-            assert row.unseen_share_expected == pytest.approx(
-                once / (ref_slice & ref_present).sum(), abs=1e-12
-            )
+            twice = sum(count == 2 for count in seen.values())
+            m = int((ref_slice & ref_present).sum())
+            assert row.unseen_share_expected == pytest.approx(once / m, abs=1e-12)
+            # Esty (1983): √n (N1/n − missing mass) → N(0, N1/n + 2·N2/n − (N1/n)²).
+            variance = (once / m + 2 * twice / m - (once / m) ** 2) / m
+            assert row.unseen_share_expected_se == pytest.approx(np.sqrt(variance), abs=1e-12)
             counts = {v: new.count(v) for v in set(new)}
             assert list(row.unseen_categories) == sorted(counts, key=lambda v: (-counts[v], v))[:5]
             assert len(row.unseen_categories) == min(5, len(counts)) and row.out_of_range_share is None
@@ -99,6 +102,34 @@ def test_quality_matches_numpy_in_every_cell() -> None:
         checked += 1
     assert checked > 40
     assert any(row.unseen_share_expected for row in result)  # the rare tail left singletons
+
+
+def test_a_slice_reference_too_small_to_predict_unseen_categories_says_so() -> None:
+    """A slice whose reference holds fewer than min_samples values of a categorical feature
+    predicts no unseen share (its Good–Turing estimate is too rough to test against), as drift
+    compares no such slice; the share itself is still measured, and larger slices predict one."""
+    rng = np.random.default_rng(5)
+
+    def make(n: int, small: int) -> Rows:
+        c = np.array([f"m{k}" for k in rng.zipf(1.5, n) % 300], dtype=object)
+        segment = np.array(["big"] * (n - small) + ["small"] * small, dtype=object)
+        return rows(
+            n, rng, numeric={"x": rng.normal(0, 1, n)}, categorical={"c": c}, segments={"region": segment}
+        )
+
+    model = model_config(segments=("region",), min_samples=40)
+    con = store(model, make(600, 300), make(600, 30))
+    found = {
+        row.segment_value: row
+        for row in compute_quality(con, scope_of(model))
+        if row.feature == "c" and row.version is None and row.segment == "region"
+    }
+    small, big = found["small"], found["big"]
+    assert small.enough_data and small.unseen_share is not None
+    assert small.unseen_share_expected is None and small.unseen_share_expected_se is None
+    assert small.note == "unseen share not tested: 30 reference values < min_samples 40"
+    assert big.unseen_share_expected is not None and big.unseen_share_expected_se is not None
+    assert big.note is None
 
 
 def test_schema_changes_name_missing_added_and_retyped_columns() -> None:
@@ -120,11 +151,11 @@ def test_schema_changes_name_missing_added_and_retyped_columns() -> None:
     con = store(model, window, reference)
     create_shared_tables(con)
 
-    def quarantine(rows: int, at: datetime | None, kind: str = "predictions") -> None:
-        """`rows` rows of `kept` quarantined as a bad type, each with its own time `at`."""
+    def quarantine(rows: int, at: datetime | None, kind: str = "predictions", column: str = "kept") -> None:
+        """`rows` rows of `column` quarantined as a bad type, each with its own time `at`."""
         con.executemany(
             f"INSERT INTO {QUARANTINE_TABLE} (model, kind, reason, detail, row_ts) VALUES (?, ?, ?, ?, ?)",
-            [[model.name, kind, "bad type", "kept: 'n/a' is not a number", at and naive_utc(at)]] * rows,
+            [[model.name, kind, "bad type", f"{column}: 'n/a' is not a number", at and naive_utc(at)]] * rows,
         )
 
     # The window holds 300 numbers of `kept`: fewer bad rows than that are not a retyped column,
@@ -147,3 +178,8 @@ def test_schema_changes_name_missing_added_and_retyped_columns() -> None:
     assert sorted(changes, key=lambda c: (c.column, c.change)) == sorted(
         [*expected, retyped], key=lambda c: (c.column, c.change)
     )
+    # A column with no number in the reference (an audit's booleans, all bad values there) and
+    # mostly other types in the window: retyped, from no reference type — it never was DOUBLE.
+    quarantine(n, T0 + timedelta(days=1), column="new")
+    changes = schema_changes(con, scope_of(model))
+    assert [c for c in changes if c.column == "new"] == [SchemaChange("new", "retyped", None, "VARCHAR")]

@@ -147,6 +147,7 @@ def quality_rows() -> list[DataQualityRow]:
                         unseen_share=0.0 if kind == "categorical" else None,
                         unseen_categories=(),
                         unseen_share_expected=0.0 if kind == "categorical" else None,
+                        unseen_share_expected_se=0.0 if kind == "categorical" else None,
                         out_of_range_share=0.004 if kind == "numeric" else None,
                     )
                 )

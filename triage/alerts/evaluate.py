@@ -24,7 +24,7 @@ Each cell (window × scope) of a rule's signal is judged in this order:
    against the pooled counts behind its baseline (rates of the cell's rows; precision, recall, FPR,
    FNR, accuracy with the trials recovered from their Wilson intervals; a missing rate: the exact
    binomial test against the reference's; an unseen share: against the share the reference's own
-   rare categories predict, `unseen_share_expected`), or a
+   rare categories predict, `unseen_share_expected`, with that estimate's own error), or a
    z-test against the baseline with both standard errors from the 95 % intervals (AUROC, expected
    cost), a chi-square of the cell's reliability diagram against the reference's per-bin
    calibration (ECE; see `reliability_p`) — is Benjamini–Hochberg adjusted across every tested
@@ -917,14 +917,25 @@ class _Judge:
         return baseline_of(self.table, self.name, rows)
 
     def unseen_p(self, row: Row, value: float) -> float | None:
-        """Binomial tail of the cell's unseen values against the share its reference predicts
-        (`unseen_share_expected`, Good–Turing): a long tail of rare categories is not news."""
+        """The cell's unseen values against the share its reference predicts (`unseen_share_expected`,
+        Good–Turing): a long tail of rare categories is not news. That share is an estimate from the
+        reference's own values: the larger of the exact binomial tail against it and the normal
+        tail with its standard error added to the binomial's (Esty's normal limit) — a small
+        reference's estimate is far from exact, and a window of thousands of values would
+        otherwise find its error significant."""
         expected = _number(getattr(row, "unseen_share_expected", None))
         missing = _number(getattr(row, "missing_rate", None))
         if expected is None or missing is None:
             return None
         values = round(row.n * (1.0 - missing))
-        return binomial_p(round(value * values), values, min(expected, 1.0), self.direction)
+        unseen, share = round(value * values), min(expected, 1.0)
+        exact = binomial_p(unseen, values, share, self.direction)
+        se = _number(getattr(row, "unseen_share_expected_se", None))
+        if not se or not values:
+            return exact
+        spread = math.sqrt(values * share * (1.0 - share) + (values * se) ** 2)
+        z = (unseen - values * share) / spread
+        return max(exact, _tails(self.direction, float(special.ndtr(-z)), float(special.ndtr(z))))
 
     def p_value(self, row: Row, value: float, expected: _Baseline | None) -> float | None:
         """The cell's p-value under "nothing changed" (see the module docstring)."""

@@ -802,10 +802,19 @@ def _finite(values: np.ndarray) -> list[float | None]:
     return [value if ok else None for value, ok in zip(values.tolist(), finite, strict=True)]
 
 
+_OVERFLOWING = ("wasserstein", "wasserstein_norm")
+
+
 def _undefined(found: DriftStats, names: Sequence[str]) -> str | None:
-    """The note for a cell with enough data where some statistic is not defined (e.g. ks_p for 1 vs 1)."""
+    """The note for a cell with enough data where some statistic is null: not defined (e.g. ks_p
+    for 1 vs 1), or — W1 and W1/σ, defined for any two samples — beyond a double (values near
+    ±1.8e308, whose sums overflow)."""
     missing = [name for name in names if getattr(found, name) is None]
-    return f"not defined for this cell: {', '.join(missing)}" if missing else None
+    large = [name for name in missing if name in _OVERFLOWING and found.ks_d is not None]
+    undefined = [name for name in missing if name not in large]
+    notes = [f"too large to compute: {', '.join(large)}"] if large else []
+    notes += [f"not defined for this cell: {', '.join(undefined)}"] if undefined else []
+    return "; ".join(notes) or None
 
 
 def numeric_stats(

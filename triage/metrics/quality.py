@@ -10,7 +10,9 @@ cell's slice (all traffic, or the same segment value), version ignored:
   `unseen_share_expected` = the slice reference's categories seen once / its values: Good–Turing's
   estimate of the share a new sample puts on categories the reference lacks, with nothing changed
   (a long tail of rare categories leaves some out of any reference; the alert rules test
-  `unseen_share` against it);
+  `unseen_share` against it), and `unseen_share_expected_se` its standard error, Esty's (1983)
+  √((N1/n + 2·N2/n − (N1/n)²)/n) with N1, N2 the categories seen once and twice among the n
+  values — both null, with a note, for a slice reference of fewer than `min_samples` values;
 - `out_of_range_share` (numeric) = values below the slice reference's min or above its max / values.
 
 Cells with fewer than `min_samples` rows are reported with their `n` and no statistic. Everything
@@ -29,7 +31,8 @@ are quarantine's business, not a schema change.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -227,12 +230,14 @@ def compute_quality(
     categories = categorical_counts(con, scope, features)
     minimum = scope.model.min_samples
     rows: list[DataQualityRow] = []
+    predicted: dict[tuple[int, str], tuple[float, float]] = {}  # Good–Turing per slice reference
     for key, cell in counts.items():
         start, version, segment, value = key
         reference = profile.slice(segment, value)
         for f in features:
             n_values = cell.values[f.name]
-            missing_rate = missing_reference = change = unseen_share = expected = out_share = None
+            missing_rate = missing_reference = change = unseen_share = expected = expected_se = None
+            out_share = None
             listed: tuple[str, ...] = ()
             note = None
             if cell.rows < minimum:
@@ -258,8 +263,15 @@ def compute_quality(
                         cat = reference.categorical.get(f.name)
                         n_unseen, listed = unseen(window, cat.counts if cat else None)
                         unseen_share = n_unseen / n_values
-                        if cat is not None and cat.n:
-                            expected = sum(count == 1 for count in cat.counts.values()) / cat.n
+                        if cat is not None and 0 < cat.n < minimum:
+                            note = (
+                                f"unseen share not tested: {cat.n} reference values < min_samples {minimum}"
+                            )
+                        elif cat is not None and cat.n:
+                            found = (reference.slice_id, f.name)
+                            if found not in predicted:
+                                predicted[found] = good_turing(cat.counts.values(), cat.n)
+                            expected, expected_se = predicted[found]
             rows.append(
                 DataQualityRow(
                     window_start=start,
@@ -278,10 +290,22 @@ def compute_quality(
                     unseen_share=unseen_share,
                     unseen_categories=listed,
                     unseen_share_expected=expected,
+                    unseen_share_expected_se=expected_se,
                     out_of_range_share=out_share,
                 )
             )
     return rows
+
+
+def good_turing(counts: Iterable[int], n: int) -> tuple[float, float]:
+    """Good–Turing's share of new values that fall on categories a sample of `n` values lacks
+    (N1/n, N1 its categories seen once), and Esty's standard error of it (N2: seen twice)."""
+    once = twice = 0
+    for count in counts:
+        once += count == 1
+        twice += count == 2
+    share = once / n
+    return share, math.sqrt(max(share + 2 * twice / n - share * share, 0.0) / n)
 
 
 def schema_changes(
@@ -319,8 +343,10 @@ def schema_changes(
         stats = everyone.numeric.get(f.name) or everyone.categorical.get(f.name)
         in_reference = bool(stats and stats.n)
         in_window = cell.values.get(f.name, 0) > 0
-        if f.name in retyped:
-            changes.append(SchemaChange(f.name, "retyped", types[f.kind], "VARCHAR"))
+        if f.name in retyped:  # no reference type when the reference had no number either
+            changes.append(
+                SchemaChange(f.name, "retyped", types[f.kind] if in_reference else None, "VARCHAR")
+            )
         elif in_reference and not in_window:
             changes.append(SchemaChange(f.name, "missing", types[f.kind], None))
         elif in_window and not in_reference:

@@ -170,8 +170,10 @@ class DataQualityRow(Row):
     missing_rate_change: float | None
     unseen_share: float | None
     unseen_categories: tuple[str, ...]
-    # Good–Turing: the unseen share the reference itself predicts with nothing changed.
+    # Good–Turing: the unseen share the reference itself predicts with nothing changed, and the
+    # standard error of that prediction (Esty).
     unseen_share_expected: float | None
+    unseen_share_expected_se: float | None
     out_of_range_share: float | None
 
 
