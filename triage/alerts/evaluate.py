@@ -106,7 +106,7 @@ _WINDOW_START = operator.attrgetter("window_start")
 _START = operator.itemgetter(0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CellResult:
     """One window of one scope: the value, how it was judged, and the evidence behind it."""
 
@@ -562,7 +562,7 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Crossing:
     level: str | None
     threshold: float | None
