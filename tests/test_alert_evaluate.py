@@ -28,10 +28,12 @@ from triage.alerts.evaluate import (
     _Judge,
     _reference_rows,
     binomial_p,
+    compound_binomial_p,
     evaluate_rules,
     fingerprint,
     fisher_exact_p,
     reliability_p,
+    two_proportion_p,
     wilson_trials,
 )
 from triage.alerts.rules import default_rules, effective_rules, split_signal
@@ -101,6 +103,7 @@ def quality_row(day: int, feature: str = "amount", **kw: Any) -> DataQualityRow:
         **_cell(day, **kw),
         feature=feature,
         kind="numeric",
+        n_reference=kw.get("n_reference", 100_000),
         missing_rate=kw.get("missing_rate", 0.01),
         missing_rate_reference=kw.get("missing_rate_reference", 0.01),
         missing_rate_change=kw.get("missing_rate", 0.01) - kw.get("missing_rate_reference", 0.01),
@@ -795,13 +798,76 @@ def test_binomial_tails_equal_scipy(cell, rate):
     assert binomial_p(k, n, rate, "below") == pytest.approx(stats.binom.cdf(k, n, rate), rel=1e-6, abs=far)
 
 
-def test_missing_rate_change_is_tested_against_the_reference_missing_rate():
+def test_missing_rate_change_is_tested_against_the_reference_slices_own_count():
+    """Fisher's exact test of the window's missing values against the reference slice's: its rate
+    is counted on its own rows, 2 000 of 100 000 here; 9 of 366 in an outside audit's quiet world,
+    where a test against 2.46 % as if exact gave p = 1e-10 to 33 of 352 (Fisher: 5e-5)."""
     rule = AlertRule(name="missing", signal="data_quality.missing_rate_change", warn=0.05, q=0.05)
     small = quality_row(10, missing_rate=0.08, missing_rate_reference=0.02, n=200)  # 16 of 200 vs 2 %
     big = quality_row(10, "other", missing_rate=0.3, missing_rate_reference=0.02, n=5000)
-    results = evaluate(rule, data_quality=[small, big])
-    assert only(results, feature="amount").cells[0].p_value == pytest.approx(stats.binom.sf(15, 200, 0.02))
+    audit = quality_row(
+        10, "os", missing_rate=33 / 352, missing_rate_reference=9 / 366, n=352, n_reference=366
+    )
+    results = evaluate(rule, data_quality=[small, big, audit])
+    fisher = stats.fisher_exact([[16, 184], [2000, 98_000]], alternative="greater").pvalue
+    assert only(results, feature="amount").cells[0].p_value == pytest.approx(fisher, rel=1e-9)
     assert only(results, feature="other").condition == FIRING
+    found = only(results, feature="os").cells[0].p_value
+    assert found == pytest.approx(
+        stats.fisher_exact([[33, 319], [9, 357]], alternative="greater").pvalue, rel=1e-9
+    )
+    assert found > 1e-5
+
+
+@pytest.mark.parametrize(
+    ("k", "n", "k0", "n0"),
+    [(16, 200, 2000, 100_000), (0, 300, 5, 400), (40, 50, 3, 60), (9000, 60_000, 30_000, 200_000)],
+)
+def test_two_proportions_are_compared_exactly_or_by_their_normal_limit(
+    k: int, n: int, k0: int, n0: int
+) -> None:
+    """Fisher's exact test (scipy's) while the table has fewer than 5 000 possible counts; beyond,
+    the pooled two-proportion z-test, computed here by hand."""
+    for side, alternative in (("above", "greater"), ("below", "less")):
+        found = two_proportion_p(k, n, k0, n0, side)
+        if min(n, k + k0) - max(0, n - (n + n0 - k - k0)) < 5000:
+            table = [[k, n - k], [k0, n0 - k0]]
+            assert found == pytest.approx(stats.fisher_exact(table, alternative=alternative).pvalue, rel=1e-9)
+        else:
+            pooled = (k + k0) / (n + n0)
+            z = (k / n - k0 / n0) / math.sqrt(pooled * (1 - pooled) * (1 / n + 1 / n0))
+            assert found == pytest.approx(
+                stats.norm.sf(z) if side == "above" else stats.norm.cdf(z), rel=1e-9
+            )
+
+
+@pytest.mark.parametrize(
+    ("k", "n", "share", "se"),
+    [
+        (16, 220, 0.0262, 0.006),
+        (300, 1000, 0.25, 0.02),
+        (6, 300, 0.005, 0.0005),
+        (40, 60_000, 0.0003, 0.0001),
+        (2500, 20_000, 0.1, 0.01),
+        (0, 500, 0.01, 0.004),
+    ],
+)
+def test_a_rate_known_as_an_estimate_is_tested_as_a_beta_binomial(
+    k: int, n: int, share: float, se: float
+) -> None:
+    """The tails of a beta-binomial whose Beta has mean `share` and sd `se` (scipy's betabinom),
+    over the counts that carry its mass; where those are 5 000 or more, the normal limit."""
+    size = share * (1 - share) / se**2 - 1
+    a, b = share * size, (1 - share) * size
+    sd = math.sqrt(n * share * (1 - share) + (n * se) ** 2)
+    exact = min(n, max(k, math.ceil(n * share + 40 * sd))) < 5000
+    upper = stats.betabinom.sf(k - 1, n, a, b) if exact else stats.norm.sf((k - n * share) / sd)
+    lower = stats.betabinom.cdf(k, n, a, b) if exact else stats.norm.cdf((k - n * share) / sd)
+    assert compound_binomial_p(k, n, share, se, "above") == pytest.approx(upper, rel=1e-7, abs=1e-300)
+    assert compound_binomial_p(k, n, share, se, "below") == pytest.approx(lower, rel=1e-7, abs=1e-300)
+    assert compound_binomial_p(k, n, share, 0.0, "above") == pytest.approx(
+        stats.binom.sf(k - 1, n, share), rel=1e-9
+    )
 
 
 def test_wilson_proportions_are_tested_exactly_with_their_recovered_trials():
@@ -1135,27 +1201,45 @@ def test_an_adjustment_that_failed_keeps_nothing_for_the_next(monkeypatch):
 
 def test_the_unseen_share_test_counts_the_error_of_its_expectation():
     """1 000 values, 300 of categories the reference lacks, where it predicts 25 % ± 2 %: the
-    binomial tail alone (p ≈ 1e-4) would page; with the estimate's error added the z is
-    50 / √(187.5 + 400) and p = its normal tail, ≈ 0.02 > q."""
+    binomial tail alone (p ≈ 1e-4) would page; the beta-binomial with that Beta (mean 0.25, sd
+    0.02) gives p ≈ 0.02 > q. An outside audit's small window, 16 unseen of 220 against 2.62 % ±
+    0.60 % (the true share was 3.57 %: p 6e-3), had paged at the binomial's 2.6e-4; now 1.7e-3."""
     rule = AlertRule(
         name="unseen", signal="data_quality.unseen_share", where={"feature": "*"}, warn=0.02, q=0.01
     )
-    common = {"missing_rate": 0.0, "missing_rate_reference": 0.0, "unseen_share_expected": 0.25}
-    row = quality_row(10, "merchant", n=1000, unseen_share=0.3, unseen_share_expected_se=0.02, **common)
+
+    def beta_binomial_sf(k: int, n: int, share: float, se: float) -> float:
+        size = share * (1 - share) / se**2 - 1
+        return float(stats.betabinom.sf(k - 1, n, share * size, (1 - share) * size))
+
+    common = {"missing_rate": 0.0, "missing_rate_reference": 0.0}
+    row = quality_row(
+        10,
+        "merchant",
+        n=1000,
+        unseen_share=0.3,
+        unseen_share_expected=0.25,
+        unseen_share_expected_se=0.02,
+        **common,
+    )
     (found,) = evaluate(rule, data_quality=[row])
-    z = (300 - 250) / math.sqrt(1000 * 0.25 * 0.75 + (1000 * 0.02) ** 2)
-    assert found.cells[-1].p_value == pytest.approx(stats.norm.sf(z), rel=1e-9)
+    assert found.cells[-1].p_value == pytest.approx(beta_binomial_sf(300, 1000, 0.25, 0.02), rel=1e-7)
     assert found.condition == UNKNOWN
     exact = stats.binomtest(300, 1000, 0.25, alternative="greater").pvalue
     (alone,) = evaluate(rule, data_quality=[dataclasses.replace(row, unseen_share_expected_se=None)])
     assert alone.cells[-1].p_value == pytest.approx(exact, rel=1e-9) and alone.condition == FIRING
-    # Few unseen values expected: the exact binomial tail is the larger (the normal one is too
-    # thin so far out), and stays.
-    rare = common | {"unseen_share_expected": 0.005}
-    small = quality_row(10, "merchant", n=300, unseen_share=6 / 300, unseen_share_expected_se=0.0005, **rare)
-    (few,) = evaluate(rule, data_quality=[small])
-    tail = stats.binomtest(6, 300, 0.005, alternative="greater").pvalue
-    assert few.cells[-1].p_value == pytest.approx(tail, rel=1e-9)
+    audit = quality_row(
+        10,
+        "z15",
+        n=220,
+        unseen_share=16 / 220,
+        unseen_share_expected=0.0262,
+        unseen_share_expected_se=0.006,
+        **common,
+    )
+    (small,) = evaluate(rule, data_quality=[audit])
+    assert small.cells[-1].p_value == pytest.approx(beta_binomial_sf(16, 220, 0.0262, 0.006), rel=1e-7)
+    assert small.cells[-1].p_value > 1e-3  # 1.7e-3: past q only when alone, not across a grid
 
 
 def test_a_quiet_long_tail_judged_against_small_references_does_not_page():

@@ -97,6 +97,7 @@ def test_text_lists_and_times_come_back_shared() -> None:
         note=None,
         feature="merchant",
         kind="categorical",
+        n_reference=4000,
         missing_rate=0.0,
         missing_rate_reference=0.0,
         missing_rate_change=0.0,

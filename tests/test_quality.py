@@ -63,6 +63,7 @@ def test_quality_matches_numpy_in_every_cell() -> None:
     for row in result:
         cell = _cell(window, row)
         assert row.n == cell.sum()
+        assert row.n_reference == _slice(reference, row).sum()  # the reference missing rate's rows
         if row.n < 40:
             assert not row.enough_data and row.missing_rate is None
             assert row.note == f"not enough data: {row.n} rows < min_samples 40"

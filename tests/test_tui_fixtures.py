@@ -141,6 +141,7 @@ def quality_rows() -> list[DataQualityRow]:
                         **_base(start, version, segment, value, n),
                         feature=feature,
                         kind=kind,
+                        n_reference=20_000,
                         missing_rate=missing,
                         missing_rate_reference=0.012,
                         missing_rate_change=missing - 0.012,

@@ -22,9 +22,10 @@ Each cell (window × scope) of a rule's signal is judged in this order:
    the signal itself, the drift test of a drift statistic (KS for numeric, the chi-square with
    sparse categories pooled for categorical: `chi2_pooled_p`), Fisher's exact test of a proportion
    against the pooled counts behind its baseline (rates of the cell's rows; precision, recall, FPR,
-   FNR, accuracy with the trials recovered from their Wilson intervals; a missing rate: the exact
-   binomial test against the reference's; an unseen share: against the share the reference's own
-   rare categories predict, `unseen_share_expected`, with that estimate's own error), or a
+   FNR, accuracy with the trials recovered from their Wilson intervals; a missing rate: Fisher's
+   test against the reference slice's own count (`two_proportion_p`); an unseen share: against the
+   share the reference's own rare categories predict, `unseen_share_expected`, with that
+   estimate's own error (`compound_binomial_p`)), or a
    z-test against the baseline with both standard errors from the 95 % intervals (AUROC, expected
    cost), a chi-square of the cell's reliability diagram against the reference's per-bin
    calibration (ECE; see `reliability_p`) — is Benjamini–Hochberg adjusted across every tested
@@ -919,23 +920,16 @@ class _Judge:
     def unseen_p(self, row: Row, value: float) -> float | None:
         """The cell's unseen values against the share its reference predicts (`unseen_share_expected`,
         Good–Turing): a long tail of rare categories is not news. That share is an estimate from the
-        reference's own values: the larger of the exact binomial tail against it and the normal
-        tail with its standard error added to the binomial's (Esty's normal limit) — a small
-        reference's estimate is far from exact, and a window of thousands of values would
-        otherwise find its error significant."""
+        reference's own values, with its standard error (`unseen_share_expected_se`): a small
+        reference's estimate is far from exact, and a window of thousands of values would find its
+        error significant if the test took it as the true share (`compound_binomial_p`)."""
         expected = _number(getattr(row, "unseen_share_expected", None))
         missing = _number(getattr(row, "missing_rate", None))
         if expected is None or missing is None:
             return None
         values = round(row.n * (1.0 - missing))
-        unseen, share = round(value * values), min(expected, 1.0)
-        exact = binomial_p(unseen, values, share, self.direction)
-        se = _number(getattr(row, "unseen_share_expected_se", None))
-        if not se or not values:
-            return exact
-        spread = math.sqrt(values * share * (1.0 - share) + (values * se) ** 2)
-        z = (unseen - values * share) / spread
-        return max(exact, _tails(self.direction, float(special.ndtr(-z)), float(special.ndtr(z))))
+        se = _number(getattr(row, "unseen_share_expected_se", None)) or 0.0
+        return compound_binomial_p(round(value * values), values, min(expected, 1.0), se, self.direction)
 
     def p_value(self, row: Row, value: float, expected: _Baseline | None) -> float | None:
         """The cell's p-value under "nothing changed" (see the module docstring)."""
@@ -950,9 +944,11 @@ class _Judge:
         if self.name == "missing_rate_change":
             rate = _number(getattr(row, "missing_rate", None))
             reference = _number(getattr(row, "missing_rate_reference", None))
-            if rate is None or reference is None:
+            rows = int(getattr(row, "n_reference", 0) or 0)
+            if rate is None or reference is None or not rows:
                 return None
-            return binomial_p(round(rate * row.n), row.n, min(max(reference, 0.0), 1.0), self.direction)
+            # Two samples: the reference's rate is itself counted on its slice's rows.
+            return two_proportion_p(round(rate * row.n), row.n, round(reference * rows), rows, self.direction)
         if self.name in RELIABILITY_FIELDS and self.table == "calibration":
             points = getattr(row, "reliability", ())
             pooled = self.reference_reliability(row)
@@ -1069,6 +1065,43 @@ def binomial_p(k: int, n: int, p0: float, side: str) -> float:
     """Exact binomial tail of k successes in n under a known rate p0, in the alerting direction."""
     upper = 1.0 if k <= 0 else float(special.bdtrc(k - 1, n, p0))  # P(X >= k)
     return _tails(side, upper, float(special.bdtr(k, n, p0)))  # P(X <= k)
+
+
+# The exact tests below sum one term per possible count; beyond this many, their normal limit.
+EXACT_TERMS = 5000
+
+
+def two_proportion_p(k: int, n: int, k0: int, n0: int, side: str) -> float:
+    """k of n against k0 of n0, both samples (a rate against a reference slice's own count):
+    Fisher's exact test while it has fewer than EXACT_TERMS possible counts, else the pooled
+    two-proportion z-test, its normal limit."""
+    total, successes = n + n0, k + k0
+    if min(n, successes) - max(0, n - (total - successes)) < EXACT_TERMS:
+        return fisher_exact_p(k, n, k0, n0, side)
+    pooled = successes / total
+    z = (k / n - k0 / n0) / math.sqrt(pooled * (1.0 - pooled) * (1.0 / n + 1.0 / n0))
+    return _tails(side, float(special.ndtr(-z)), float(special.ndtr(z)))
+
+
+def compound_binomial_p(k: int, n: int, share: float, se: float, side: str) -> float:
+    """Tail of k successes in n when the rate is known only as an estimate, `share` ± `se`: a
+    beta-binomial, the Beta with that mean and standard deviation — its exact tails over the
+    counts that carry its mass (up to 40 standard deviations above the mean) while they are
+    fewer than EXACT_TERMS, else their normal limit (mean n·share, variance n·share·(1 − share) +
+    (n·se)²). With se 0, the binomial."""
+    spread = share * (1.0 - share)
+    if se <= 0.0 or spread <= 0.0:
+        return binomial_p(k, n, share, side)
+    sd = math.sqrt(n * spread + (n * se) ** 2)
+    end = min(n, max(k, math.ceil(n * share + 40.0 * sd)))
+    if end >= EXACT_TERMS:
+        z = (k - n * share) / sd
+        return _tails(side, float(special.ndtr(-z)), float(special.ndtr(z)))
+    size = max(spread / (se * se) - 1.0, 1e-9)  # α + β of the Beta (as spread as a Beta gets)
+    a, b = share * size, (1.0 - share) * size
+    counts = np.arange(end + 1)
+    log_pmf = _log_choose(n, counts) + special.betaln(counts + a, n - counts + b) - special.betaln(a, b)
+    return _tails(side, min(_sum_exp(log_pmf[k:]), 1.0), min(_sum_exp(log_pmf[: k + 1]), 1.0))
 
 
 @functools.lru_cache(maxsize=1 << 16)

@@ -284,6 +284,7 @@ def compute_quality(
                     note=note,
                     feature=f.name,
                     kind=f.kind,
+                    n_reference=reference.n_rows if reference is not None else 0,
                     missing_rate=missing_rate,
                     missing_rate_reference=missing_reference,
                     missing_rate_change=change,

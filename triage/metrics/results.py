@@ -165,6 +165,7 @@ class DataQualityRow(Row):
 
     feature: str
     kind: str
+    n_reference: int  # the slice reference's rows: the denominator of its missing rate
     missing_rate: float | None
     missing_rate_reference: float | None
     missing_rate_change: float | None
