@@ -826,15 +826,17 @@ def test_missing_rate_change_is_tested_against_the_reference_slices_own_count():
 def test_two_proportions_are_compared_exactly_or_by_their_normal_limit(
     k: int, n: int, k0: int, n0: int
 ) -> None:
-    """Fisher's exact test (scipy's) while the table has fewer than 5 000 possible counts; beyond,
-    the pooled two-proportion z-test, computed here by hand."""
+    """Fisher's exact test (scipy's); where every expected count of the 2×2 table is 1 000 or
+    more, the pooled two-proportion z-test, computed here by hand."""
+    total, successes = n + n0, k + k0
+    expected = [a * b / total for a in (n, n0) for b in (successes, total - successes)]
     for side, alternative in (("above", "greater"), ("below", "less")):
         found = two_proportion_p(k, n, k0, n0, side)
-        if min(n, k + k0) - max(0, n - (n + n0 - k - k0)) < 5000:
+        if min(expected) < 1000:
             table = [[k, n - k], [k0, n0 - k0]]
             assert found == pytest.approx(stats.fisher_exact(table, alternative=alternative).pvalue, rel=1e-9)
         else:
-            pooled = (k + k0) / (n + n0)
+            pooled = successes / total
             z = (k / n - k0 / n0) / math.sqrt(pooled * (1 - pooled) * (1 / n + 1 / n0))
             assert found == pytest.approx(
                 stats.norm.sf(z) if side == "above" else stats.norm.cdf(z), rel=1e-9

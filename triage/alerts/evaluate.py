@@ -21,11 +21,11 @@ Each cell (window × scope) of a rule's signal is judged in this order:
 4. a significance gate when the rule has `q` (p-value signals always do): the cell's p-value —
    the signal itself, the drift test of a drift statistic (KS for numeric, the chi-square with
    sparse categories pooled for categorical: `chi2_pooled_p`), Fisher's exact test of a proportion
-   against the pooled counts behind its baseline (rates of the cell's rows; precision, recall, FPR,
-   FNR, accuracy with the trials recovered from their Wilson intervals; a missing rate: Fisher's
-   test against the reference slice's own count (`two_proportion_p`); an unseen share: against the
-   share the reference's own rare categories predict, `unseen_share_expected`, with that
-   estimate's own error (`compound_binomial_p`)), or a
+   (`two_proportion_p`: its normal limit on large tables) against the pooled counts behind its
+   baseline (rates of the cell's rows; precision, recall, FPR, FNR, accuracy with the trials
+   recovered from their Wilson intervals; a missing rate: against the reference slice's own
+   count; an unseen share: against the share the reference's own rare categories predict,
+   `unseen_share_expected`, with that estimate's own error, `compound_binomial_p`), or a
    z-test against the baseline with both standard errors from the 95 % intervals (AUROC, expected
    cost), a chi-square of the cell's reliability diagram against the reference's per-bin
    calibration (ECE; see `reliability_p`) — is Benjamini–Hochberg adjusted across every tested
@@ -959,7 +959,7 @@ class _Judge:
             cell = _counts(row, self.name)
             if cell is None or expected.successes is None:
                 return None
-            return fisher_exact_p(
+            return two_proportion_p(
                 cell[0], cell[1], expected.successes, round(expected.weight), self.direction
             )
         se = _standard_error(row, self.name) if self.interval else None
@@ -1069,14 +1069,18 @@ def binomial_p(k: int, n: int, p0: float, side: str) -> float:
 
 # The exact tests below sum one term per possible count; beyond this many, their normal limit.
 EXACT_TERMS = 5000
+# Fisher's test gives way to the pooled z-test where every expected count is at least this.
+NORMAL_COUNT = 1000
 
 
 def two_proportion_p(k: int, n: int, k0: int, n0: int, side: str) -> float:
-    """k of n against k0 of n0, both samples (a rate against a reference slice's own count):
-    Fisher's exact test while it has fewer than EXACT_TERMS possible counts, else the pooled
-    two-proportion z-test, its normal limit."""
+    """k of n against k0 of n0, both samples (a cell's rate against its baseline's pooled counts,
+    a missing rate against the reference slice's own count): Fisher's exact test — or, where
+    every expected count of its 2×2 table is NORMAL_COUNT or more, its normal limit, the pooled
+    two-proportion z-test (the exact test sums a term per possible count: 0.3–2 ms on a day of
+    a 10 M-row store, whose tables hold tens of thousands of each)."""
     total, successes = n + n0, k + k0
-    if min(n, successes) - max(0, n - (total - successes)) < EXACT_TERMS:
+    if min(n, n0) * min(successes, total - successes) < NORMAL_COUNT * total:
         return fisher_exact_p(k, n, k0, n0, side)
     pooled = successes / total
     z = (k / n - k0 / n0) / math.sqrt(pooled * (1.0 - pooled) * (1.0 / n + 1.0 / n0))
