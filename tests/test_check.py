@@ -475,6 +475,38 @@ def test_text_summary_names_data_quality_changes(
     assert f"{100 * amount['out_of_range_share']:.1f}%" in section[2].split()
 
 
+def test_text_summary_puts_the_expected_unseen_share_beside_the_unseen_one(
+    store: tuple[Path, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A long tail of merchants: 6 seen once and 2 twice in the reference day (Good–Turing: 6/n of
+    new values fall outside it, ± Esty's error), and a latest window where a tenth are new. The
+    summary shows both, so that a few percent unseen reads as the tail it is, or not."""
+    config, _ = store
+    shutil.copytree(config.parent, tmp_path / "copy")
+    copy = tmp_path / "copy" / "triage.toml"
+    (tmp_path / "copy" / "store.duckdb").unlink()
+    log = tmp_path / "copy" / "logs" / "predictions.jsonl"
+    rows = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    reference = [r for r in rows if r["ts"].startswith("2026-01-05")]
+    for k, row in enumerate(reference[:10]):
+        row["merchant"] = f"rare-{k if k < 6 else 6 + k % 2}"  # rare-0 … rare-5 once, rare-6 and rare-7 twice
+    latest = [r for r in rows if r["ts"].startswith("2026-01-07") and r["ts"] <= "2026-01-07T18:00"]
+    for k, row in enumerate(latest[::10]):
+        row["merchant"] = f"new-{k % 3}"
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert main(["--config", str(copy), "ingest"]) == 0
+    capsys.readouterr()
+    _, out, _ = run(capsys, copy, "--at", "2026-01-07T18:00Z")
+    section = out.split("\nData quality")[1].split("\n\n")[0].splitlines()
+    assert "unseen (expected)" in section[1]
+    (line,) = [line for line in section[2:] if line.split()[0] == "merchant"]
+    n = len(reference)
+    share = len(latest[::10]) / len(latest)
+    se = np.sqrt((6 / n + 2 * 2 / n - (6 / n) ** 2) / n)
+    assert f"{100 * share:.1f}% ({100 * 6 / n:.1f}% ± {100 * se:.1f}%)" in line
+    assert "new-0" in line
+
+
 def test_text_summary_compares_a_version_without_reference_with_all_versions(
     store: tuple[Path, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

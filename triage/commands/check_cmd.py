@@ -425,14 +425,23 @@ def _quality_lines(model: ModelReport, latest: datetime) -> list[str]:
         [
             r.feature,
             f"{_pct(r.missing_rate)} ({_pct(r.missing_rate_reference)})",
-            _pct(r.unseen_share),
+            _unseen(r),
             _pct(r.out_of_range_share),
             ", ".join(r.unseen_categories[:TOP_UNSEEN]) or "-",
         ]
         for r in changed[:TOP_DRIFT]
     ]
-    headers = ["feature", "missing (reference)", "unseen", "out of range", "top unseen categories"]
+    headers = ["feature", "missing (reference)", "unseen (expected)", "out of range", "top unseen categories"]
     return [title, *_table(headers, rows), *_more_features(len(changed))]
+
+
+def _unseen(row: DataQualityRow) -> str:
+    """The unseen share, and beside it the share the reference's own rare categories predict, ± its
+    standard error: a long tail leaves a few percent unseen with nothing changed."""
+    if row.unseen_share is None or row.unseen_share_expected is None:
+        return _pct(row.unseen_share)
+    spread = f" ± {_pct(row.unseen_share_expected_se)}" if row.unseen_share_expected_se else ""
+    return f"{_pct(row.unseen_share)} ({_pct(row.unseen_share_expected)}{spread})"
 
 
 def _calibration_lines(model: ModelReport, latest: datetime) -> list[str]:
