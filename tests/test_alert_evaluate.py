@@ -261,6 +261,36 @@ def test_reference_baseline_falls_back_to_all_versions():
     assert only(results, version="v1").condition == OK
 
 
+def test_a_version_with_a_reference_of_its_own_is_not_judged_by_another_in_a_thin_slice():
+    """v2 flags a third of its traffic by design (its own reference says so) but was 5 % of the
+    reference traffic: its slice's reference windows are too thin. Its slice is not judged by all
+    versions' slice (a tenth flagged: it paged critical on a world where nothing changed), while a
+    version without any reference of its own (a new canary) still is."""
+    slice_ = {"segment": "region", "segment_value": "A"}
+    reference = [
+        row
+        for day in range(REFERENCE_DAYS)
+        for row in (
+            calibration_row(day, decision_rate=0.1),
+            calibration_row(day, decision_rate=0.1, **slice_),
+            calibration_row(day, decision_rate=0.33, version="v2", n=250),
+            calibration_row(day, decision_rate=None, version="v2", n=60, enough_data=False, **slice_),
+        )
+    ]
+    latest = [calibration_row(10, decision_rate=0.33, version=version, **slice_) for version in ("v2", "v3")]
+    rule = AlertRule(
+        name="decision-rate",
+        signal="calibration.decision_rate",
+        where={"version": "*", "segment": "*"},
+        baseline="reference",
+        warn_change=0.5,
+    )
+    results = evaluate(rule, calibration=[*reference, *latest])
+    assert only(results, version="v3", **slice_).condition == FIRING  # a canary: all versions' slice
+    assert only(results, version="v3", **slice_).latest.baseline == pytest.approx(0.1)
+    assert only(results, version="v2", **slice_).condition == UNKNOWN  # no baseline: not judged
+
+
 def test_previous_span_baseline_and_missing_history():
     history = [operations_row(day, latency_p95_ms=100.0 if day < 8 else 300.0) for day in range(11)]
     rule = AlertRule(

@@ -234,6 +234,10 @@ def test_undefined_metrics_are_none_with_a_note() -> None:
     write(con, model, one_window(np.array([0.1, 0.6, 0.7]), labels=np.ones(3)))
     row = compute_performance(con, Scope.of(model, as_of=day(1)))[0]
     assert row.average_precision == 1.0 and row.auroc is None and "no negative labels" in row.note
+    # Many distinct scores, every label positive: AP sums many shares of 1, whose rounding passed 1.
+    for n in (9, 11, 18, 20, 21, 25, 35, 36):
+        write(con, model, one_window(np.linspace(0.05, 0.95, n), labels=np.ones(n)))
+        assert compute_performance(con, Scope.of(model, as_of=day(1)))[0].average_precision == 1.0
     # One labelled row (min_samples 1): its cost is known, its interval (s with ddof 1) is not — said.
     write(con, replace(model, min_samples=1), one_window(np.array([0.7]), labels=np.zeros(1)))
     row = compute_performance(con, Scope.of(replace(model, min_samples=1), as_of=day(1)))[0]

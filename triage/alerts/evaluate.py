@@ -865,7 +865,10 @@ class _Judge:
         return self._bands[key]
 
     def reference_rows(self, row: Row, windows: int = 0) -> list[Row]:
-        """The scope's reference windows with the statistic; all versions' if its own are too thin.
+        """The scope's reference windows with the statistic; all versions' if its own are too thin
+        and its version has none of its own (a new canary) — a version with a reference of its own
+        is not judged by another's where its slice's is too thin (its decision rate may differ from
+        the others' by design).
 
         Only windows that pass the rule's label-coverage gate count (like the cells they judge).
         Too thin: fewer than `min_samples` rows, or fewer than `windows` windows with enough data.
@@ -874,17 +877,28 @@ class _Judge:
         keys = [key]
         if "version" in self.fields and row.version is not None:
             position = self.fields.index("version")
-            keys.append((*key[:position], None, *key[position + 1 :]))
+            if not self._usable(self._all_traffic(key)):
+                keys.append((*key[:position], None, *key[position + 1 :]))
         for candidate in keys:
-            rows = [
-                r
-                for r in self.reference.get(candidate, ())
-                if _number(getattr(r, self.name)) is not None and self.mature(r)
-            ]
-            usable = sum(1 for r in rows if r.enough_data)
-            if sum(self.weight(r) for r in rows) >= self.min_samples and usable >= windows:
+            rows = self._usable(candidate, windows)
+            if rows:
                 return rows
         return []
+
+    def _usable(self, key: ScopeKey, windows: int = 0) -> list[Row]:
+        """The reference windows of a scope with the statistic, if they are not too thin."""
+        rows = [
+            r
+            for r in self.reference.get(key, ())
+            if _number(getattr(r, self.name)) is not None and self.mature(r)
+        ]
+        usable = sum(1 for r in rows if r.enough_data)
+        return rows if sum(self.weight(r) for r in rows) >= self.min_samples and usable >= windows else []
+
+    def _all_traffic(self, key: ScopeKey) -> ScopeKey:
+        """The scope of the same version (and feature) over all traffic: every route and slice."""
+        every = {"route", "segment", "segment_value"}
+        return tuple(None if field in every else value for field, value in zip(self.fields, key, strict=True))
 
     def baseline(self, row: Row, baseline: str) -> _Baseline | None:
         """The statistic over the reference or the preceding span (`baseline_of`)."""

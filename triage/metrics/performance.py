@@ -222,7 +222,8 @@ def _statistics(
         expected_cost_ci_high=cost_ci[1],
     )
     if ranks.p > 0:
-        values["average_precision"] = float(ranks.ap)
+        # A sum of shares of 1: its rounding can pass 1 by an ulp or two (every label positive).
+        values["average_precision"] = min(float(ranks.ap), 1.0)
     if 0 < ranks.p < ranks.m:
         n_neg = ranks.m - ranks.p
         auc = ranks.u / (ranks.p * n_neg)
