@@ -330,3 +330,42 @@ def test_the_last_day_of_hourly_windows_is_judged_at_its_hours_like_the_full_che
         alerts = json.loads(capsys.readouterr().out)["alerts"]
         assert [a["rule"] for a in alerts if a["state"] == "firing"] == [], view
         assert code == 0, view
+
+
+def test_a_check_ahead_of_the_clock_records_nothing(folder, capsys, tmp_path):
+    """`--at` after the current time (a typo, a zone slip) is evaluated but not recorded: recorded,
+    it would be the latest evaluation and every check until then would only look back. A store
+    that holds such a state already is named on stderr by a check of now."""
+    shutil.copytree(folder, tmp_path / "copy")
+    config = tmp_path / "copy" / "scenario.toml"
+    config.write_text(BASE + _rule("latency-ahead", warn=150.0, critical=250.0))  # 8 January is slow
+    store = tmp_path / "copy" / "store.duckdb"
+
+    def recorded() -> list[tuple]:
+        with duckdb.connect(str(store), read_only=True) as con:
+            if not con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [ALERTS_TABLE]
+            ).fetchone()[0]:
+                return []  # nothing ever recorded
+            return con.execute(
+                f"SELECT state, updated_at FROM {ALERTS_TABLE} WHERE rule = 'latency-ahead'"
+            ).fetchall()
+
+    ahead = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%MZ")
+    main(["--config", str(config), "check", "--at", ahead, "--json"])
+    err = capsys.readouterr().err
+    assert "is after the current time: this check records nothing" in err
+    assert recorded() == []
+    assert main(["--config", str(config), "check", "--at", AT, "--json"]) == 2
+    capsys.readouterr()
+    assert recorded() == [("firing", datetime(2026, 1, 9))]
+
+    later = datetime.now(UTC) + timedelta(days=30)
+    with duckdb.connect(str(store)) as con:
+        con.execute(
+            f"UPDATE {ALERTS_TABLE} SET updated_at = ? WHERE rule = 'latency-ahead'",
+            [later.replace(tzinfo=None)],
+        )
+    main(["--config", str(config), "check"])
+    err = capsys.readouterr().err
+    assert "the alert state of 'fraud' was recorded as of" in err and "checks record nothing for it" in err

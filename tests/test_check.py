@@ -22,8 +22,11 @@ from sklearn.metrics import roc_auc_score
 from tests.metrics_store import as_of_labels, generate
 from triage.alerts.rules import duration_text
 from triage.cli import main
+from triage.config import load_config, parse_window
+from triage.engine import Engine
 from triage.metrics.drift import CACHE_TABLE as DRIFT
 from triage.metrics.window_cache import CACHE_TABLE as WINDOWS
+from triage.replay import replay_span
 
 CELL_FIELDS = [
     "window_start",
@@ -319,6 +322,29 @@ def test_options_last_slice_window(store: tuple[Path, Any], capsys: pytest.Captu
     assert (window["window_start"], window["window_end"]) == ("2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z")
 
 
+@pytest.mark.parametrize(
+    ("window", "last"), [("365d", "1000000"), ("12mo", "1000000"), ("3650d", "600000"), ("87600h", "1000000")]
+)
+def test_last_windows_back_past_the_year_2000_are_every_window(
+    store: tuple[Path, Any], capsys: pytest.CaptureFixture[str], window: str, last: str
+) -> None:
+    """`--last N` of windows reaching back past any time the store keeps (2000) is the view of every
+    window: it crashed with DuckDB's timestamp and integer overflows, and an empty document."""
+    config, _ = store
+    every = check_json(capsys, config, "--at", "2026-01-07T18:00Z", "--window", window)
+    last_n = check_json(capsys, config, "--at", "2026-01-07T18:00Z", "--window", window, "--last", last)
+    assert last_n["models"] == every["models"] and every["models"][0]["windows"]
+
+
+def test_count_between_counts_the_windows_from_one_time_to_another() -> None:
+    at = datetime(2026, 1, 7, 18, tzinfo=UTC)
+    assert parse_window("1d").count_between(datetime(2026, 1, 1, 23, tzinfo=UTC), at) == 7
+    assert parse_window("1w").count_between(datetime(2026, 1, 4, tzinfo=UTC), at) == 2  # Sunday, Wednesday
+    assert parse_window("1mo").count_between(datetime(2025, 11, 30, tzinfo=UTC), at) == 3
+    assert parse_window("2mo").count_between(datetime(2025, 11, 30, tzinfo=UTC), at) == 2  # Nov-Dec, Jan-Feb
+    assert parse_window("6h").count_between(at, at) == 1
+
+
 def test_trailing_windows_end_with_the_window_that_holds_t(
     store: tuple[Path, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -475,6 +501,18 @@ def test_text_summary_names_data_quality_changes(
     assert f"{100 * amount['out_of_range_share']:.1f}%" in section[2].split()
 
 
+def test_text_summary_says_when_no_data_quality_cell_has_enough_data(
+    store: tuple[Path, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Minutes into a day its window holds a few rows: their rates are unknown, not as usual."""
+    config, _ = store
+    _, out, _ = run(capsys, config, "--at", "2026-01-07T00:05Z", "--last", "1")
+    section = out.split("\nData quality")[1].split("\n\n")[0].splitlines()
+    assert section[1:] == ["  no cell with enough data"]
+    _, out, _ = run(capsys, config, "--at", "2026-01-06T18:00Z", "--last", "1")
+    assert out.split("\nData quality")[1].split("\n\n")[0].splitlines()[1:] == ["  as in the reference"]
+
+
 def test_text_summary_puts_the_expected_unseen_share_beside_the_unseen_one(
     store: tuple[Path, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -620,6 +658,31 @@ def test_a_rule_that_looks_back_before_the_year_1_is_judged(
     copy = _ingested_with(store[0], rule, tmp_path, capsys)
     document = check_json(capsys, copy, "--at", "2026-01-07T18:00Z")
     assert document["models"][0]["drift"] and not [a for a in document["alerts"] if a["status"] == "firing"]
+
+
+def test_predictions_stamped_after_the_current_time_are_named_and_end_no_replay(
+    store: tuple[Path, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A row stamped in 2090 (within the years the store takes) is counted by no check until then:
+    the document and the summary say so, whatever T; a replay's default span ends at the last
+    prediction up to now, not at it (a replay of decades of windows ran for ever)."""
+    shutil.copytree(store[0].parent / "logs", tmp_path / "logs")
+    with open(tmp_path / "logs" / "predictions.jsonl", "a", encoding="utf-8") as handle:
+        for ts in ("2090-01-01T00:00:00Z", "2089-06-30T12:00:00Z"):
+            handle.write(json.dumps({"id": f"late-{ts}", "ts": ts, "score": 0.5, "version": "v1"}) + "\n")
+    copy = tmp_path / "triage.toml"
+    copy.write_text(CONFIG, encoding="utf-8")
+    assert main(["--config", str(copy), "ingest"]) == 0
+    capsys.readouterr()
+    document = check_json(capsys, copy, "--at", "2026-01-07T18:00Z")
+    assert document["models"][0]["ahead_of_clock"] == {"predictions": 2, "latest": "2090-01-01T00:00:00Z"}
+    assert check_json(capsys, store[0], "--at", "2026-01-07T18:00Z")["models"][0]["ahead_of_clock"] is None
+    _, out, _ = run(capsys, copy, "--at", "2026-01-07T18:00Z")
+    assert "ahead: 2 prediction(s) stamped after the current time (the latest at 2090-01-01)" in out
+    with Engine(load_config(copy)) as engine:
+        model = engine.config.models[0]
+        _, last = replay_span(engine, [model]) or (None, None)
+        assert last == store[1].ts.max().astype("datetime64[us]").item().replace(tzinfo=UTC)
 
 
 def test_no_nan_anywhere(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str]) -> None:

@@ -116,6 +116,13 @@ class Window:
         origin = self.origin or _BUCKET_ORIGIN
         return origin + ((at - origin) // size) * size
 
+    def count_between(self, first: datetime, last: datetime) -> int:
+        """How many windows there are from the one `first` falls in to the one `last` falls in."""
+        start, end = self.start_of(first), self.start_of(last)
+        if self.unit == "mo":
+            return ((end.year - start.year) * 12 + end.month - start.month) // self.count + 1
+        return (end - start) // (self.end_of(start) - start) + 1
+
     def end_of(self, start: datetime) -> datetime:
         """The exclusive end of the window that starts at `start` (calendar months for `mo`)."""
         if self.unit == "mo":

@@ -49,6 +49,7 @@ from triage.metrics.source import CellKey, LabelledCells, LabelledRows, Reducer,
 from triage.metrics.tokens import WindowToken, window_tokens
 from triage.metrics.window_cache import LabelDebt, WindowMemo, WindowRows, cache_key
 from triage.store import IngestSummary, Store
+from triage.store.info import after
 from triage.store.schema import reference_table
 from triage.store.tables import CATEGORICAL, check_settings, stored_layout, table_exists
 
@@ -94,6 +95,9 @@ class ModelReport:
     reference_operations: tuple[OperationsRow, ...]
     pending_labels: tuple[tuple[datetime, int], ...] = ()  # (window, labels not counted yet)
     task: str = "binary"  # `ModelConfig.task`
+    # Predictions stamped after the current time (a producer's clock or zone), which no check
+    # counts until then: how many, and the latest.
+    ahead: tuple[int, datetime | None] = (0, None)
     # The reference windows' own drift and data quality, when the evaluated windows leave them out
     # (`last`): the alert rules draw their time-of-day and weekday bands from them (`_band_tables`).
     reference_drift: tuple[DriftRow, ...] = ()
@@ -130,6 +134,7 @@ class ModelReport:
             return JsonRows(kept) if lazy else [row.to_json() for row in kept]
 
         reference = self.reference.to_json()
+        latest = self.ahead[1]
         reference["calibration"] = table(self.reference_calibration)
         reference["performance"] = table(self.reference_performance)
         reference["operations"] = table(self.reference_operations)
@@ -140,6 +145,9 @@ class ModelReport:
             "segments": list(self.segments),
             "reference": reference,
             "windows": [window.to_json() for window in self.windows],
+            "ahead_of_clock": (
+                None if latest is None else {"predictions": self.ahead[0], "latest": _json_time(latest)}
+            ),
         }
         for name, rows in self.tables().items():
             document[name] = table(rows)
@@ -377,6 +385,7 @@ def _evaluate(
         reference_operations=reference_tables[2],
         pending_labels=tuple(sorted(pending.items())),
         task=model.task,
+        ahead=after(con, model, datetime.now(UTC)),
         **_band_tables(con, scope, reference, memo),
     )
 

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from triage.alerts.evaluate import UNKNOWN, AlertEvaluation, JudgeMemo, evaluate_rules
@@ -185,8 +185,11 @@ class Replayer:
 
 
 def replay_span(engine: Engine, models: Sequence[ModelConfig]) -> tuple[datetime, datetime] | None:
-    """The first and last prediction time over `models`; None when nothing is stored."""
-    ranges = [span for model in models if (span := engine.store.time_range(model)) is not None]
+    """The first and last prediction time over `models` — the last up to now when there is one: a
+    row stamped decades ahead (a producer's clock) would make the replay run for decades of windows;
+    None when nothing is stored."""
+    now = datetime.now(UTC)
+    ranges = [span for model in models if (span := engine.store.time_range(model, now)) is not None]
     if not ranges:
         return None
     return min(first for first, _ in ranges), max(last for _, last in ranges)

@@ -470,6 +470,15 @@ class AlertStore:
         ).fetchall()
         return [_event_from_row(row) for row in rows]
 
+    def latest_update(self, model: str) -> datetime | None:
+        """When the model's alert state was last recorded (None: never)."""
+        if self.empty:
+            return None
+        row = self.con.execute(
+            f"SELECT max(updated_at) FROM {ALERTS_TABLE} WHERE model = ?", [model]
+        ).fetchone()
+        return _aware(row[0]) if row is not None else None
+
     def _query(self, where: str, params: Sequence[Any]) -> list[Alert]:
         if self.empty:
             return []

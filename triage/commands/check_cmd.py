@@ -11,7 +11,7 @@ import argparse
 import math
 import sys
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 
 from triage.alerts.rules import PRECISION_MIN_COVERAGE, REGRESSION_MIN_COVERAGE, duration_text, validate_rules
@@ -23,6 +23,7 @@ from triage.metrics.operations import FEED_COMPARE_AFTER_S, FEED_USUAL_MIN, VOLU
 from triage.store import Store, StoreError
 
 if TYPE_CHECKING:
+    from triage.alerts.state import AlertStore
     from triage.engine import CheckReport, ModelReport
     from triage.metrics.results import DataQualityRow, DriftRow, OperationsRow, PerformanceRow, Row
 
@@ -112,19 +113,29 @@ def run_check(args: argparse.Namespace) -> int:
                 )
     if str(config.store_path) != ":memory:" and not config.store_path.exists():
         raise UserError(f"{config.store_path}: no store yet; run `triage ingest` first", status=EXIT_UNKNOWN)
+    # A time ahead of the clock (a typo, a zone slip) is shown but not recorded: recorded, it would
+    # be the latest evaluation, and every check until then would count as looking back.
+    ahead = args.at is not None and args.at > datetime.now(UTC)
+    if ahead:
+        print(
+            f"triage: note: --at {time_text(args.at)} is after the current time: this check records nothing",
+            file=sys.stderr,
+        )
     try:
         # Writable: the alert state and history of this evaluation are recorded in the store —
-        # unless other processes read it (a replay, a report), which no writer may join.
+        # unless another process reads it (a check, a replay, a report), which no writer may join.
         with Store.open(config.store_path, or_read_only=True) as store, Engine(config, store) as engine:
             if store.read_only:
                 print(
                     f"triage: note: {config.store_path} is open read-only in another process (a "
-                    "replay or a report): the alerts move on from their recorded state, but this "
-                    "check records nothing",
+                    "check, a replay or a report): the alerts move on from their recorded state, "
+                    "but this check records nothing",
                     file=sys.stderr,
                 )
             report = engine.check(args.model, args.at, args.window, args.last, args.slice, args.trailing)
-            alert_store = AlertStore(store.connection, read_only=store.read_only)
+            alert_store = AlertStore(store.connection, read_only=store.read_only or ahead)
+            if args.at is None:
+                _note_recorded_ahead(alert_store, report.models, report.as_of)
             alerts = [
                 alert
                 for model in report.models
@@ -168,6 +179,19 @@ def run_check(args: argparse.Namespace) -> int:
         when = time_text(report.as_of)
         raise UserError(f"no predictions in the evaluated windows{which} as of {when}", status=EXIT_UNKNOWN)
     return status
+
+
+def _note_recorded_ahead(alert_store: AlertStore, models: Sequence[ModelReport], now: datetime) -> None:
+    """Say so when a model's alert state was recorded after now (by a version of triage that
+    recorded a `check --at` in the future): checks record nothing until the clock passes it."""
+    for model in models:
+        latest = alert_store.latest_update(model.name)
+        if latest is not None and latest > now:
+            print(
+                f"triage: note: the alert state of {model.name!r} was recorded as of {time_text(latest)}, "
+                "after the current time: checks record nothing for it until then",
+                file=sys.stderr,
+            )
 
 
 def _configured_view(args: argparse.Namespace, model: ModelConfig) -> bool:
@@ -240,7 +264,9 @@ def _model_lines(model: ModelReport, config: ModelConfig) -> list[str]:
     # a few dozen and says nothing yet, yesterday does (the latest window when none has enough).
     judged = [window for window in model.windows if window.n >= config.min_samples]
     latest = (judged or model.windows)[-1].window_start
-    lines += _stale_lines(model, latest) + _silent_slice_lines(model) + _volume_lines(model)
+    lines += (
+        _stale_lines(model, latest) + _ahead_lines(model) + _silent_slice_lines(model) + _volume_lines(model)
+    )
     if model.reference.complete:
         lines += ["", *_drift_lines(model, latest), "", *_quality_lines(model, latest), *_schema_lines(model)]
     else:
@@ -274,6 +300,19 @@ def _stale_lines(model: ModelReport, shown: datetime) -> list[str]:
         f"  stale: last prediction at {time_text(feed.last_prediction)}, "
         f"{duration_text(feed.silence_s)} before the as-of time;",
         f"         below is the window of {time_text(shown)}",
+    ]
+
+
+def _ahead_lines(model: ModelReport) -> list[str]:
+    """A warning when predictions are stamped after the current time: no check counts them until
+    then (a producer's clock or time zone, a sentinel date)."""
+    count, latest = model.ahead
+    if not count:
+        return []
+    assert latest is not None
+    return [
+        f"  ahead: {count:,} prediction(s) stamped after the current time (the latest at "
+        f"{time_text(latest)}), counted by no check until then"
     ]
 
 
@@ -420,7 +459,9 @@ def _quality_lines(model: ModelReport, latest: datetime) -> list[str]:
 
     changed = sorted(filter(notable, cells), key=change, reverse=True)
     if not changed:
-        return [title, "  as in the reference"]
+        # Below min_samples a cell's rates are null: nothing is known, not "as usual".
+        judged = any(r.enough_data for r in cells)
+        return [title, "  as in the reference" if judged else "  no cell with enough data"]
     rows = [
         [
             r.feature,

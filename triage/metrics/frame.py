@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from triage.config import ModelConfig, Window
+from triage.store.ingest import YEARS
 from triage.store.schema import quote
 
 MISSING_SEGMENT = "(missing)"
@@ -46,6 +47,8 @@ class Scope:
         size = window or model.window
         if trailing:
             size = size.ending_at(model.window.end_of(model.window.start_of(at)))
+        if last is not None and last >= size.count_between(datetime(YEARS[0], 1, 1, tzinfo=UTC), at):
+            last = None  # back before any time the store keeps: every window
         return cls(
             model=model,
             as_of=at,

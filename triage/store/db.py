@@ -229,11 +229,14 @@ class Store:
         finally:
             cursor.close()
 
-    def time_range(self, model: ModelConfig) -> tuple[datetime, datetime] | None:
-        """The first and last prediction time of a model (aware UTC); None without predictions."""
+    def time_range(
+        self, model: ModelConfig, until: datetime | None = None
+    ) -> tuple[datetime, datetime] | None:
+        """The first and last prediction time of a model (aware UTC), with `until` the last at or
+        before it when there is one; None without predictions."""
         cursor = self.cursor()
         try:
-            return time_range(cursor, model)
+            return time_range(cursor, model, until)
         finally:
             cursor.close()
 

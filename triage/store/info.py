@@ -81,15 +81,35 @@ def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | Non
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def time_range(con: duckdb.DuckDBPyConnection, model: ModelConfig) -> tuple[datetime, datetime] | None:
-    """The first and last prediction time of a model (aware UTC); None when it has no predictions."""
+def time_range(
+    con: duckdb.DuckDBPyConnection, model: ModelConfig, until: datetime | None = None
+) -> tuple[datetime, datetime] | None:
+    """The first and last prediction time of a model (aware UTC); None when it has no predictions.
+    With `until`, the last one at or before it, when there is one."""
     predictions = predictions_table(model.name)
     if not table_exists(con, predictions):
         return None
-    row = con.execute(f"SELECT min(_ts), max(_ts) FROM {quote(predictions)}").fetchone()
+    before = "max(_ts)" if until is None else "max(_ts) FILTER (WHERE _ts <= ?)"
+    params = [] if until is None else [until.astimezone(UTC).replace(tzinfo=None)]
+    row = con.execute(
+        f"SELECT min(_ts), coalesce({before}, max(_ts)) FROM {quote(predictions)}", params
+    ).fetchone()
     if row is None or row[0] is None:
         return None
     return row[0].replace(tzinfo=UTC), row[1].replace(tzinfo=UTC)
+
+
+def after(con: duckdb.DuckDBPyConnection, model: ModelConfig, at: datetime) -> tuple[int, datetime | None]:
+    """How many of a model's predictions are stamped after `at`, and the latest (aware UTC)."""
+    predictions = predictions_table(model.name)
+    if not table_exists(con, predictions):
+        return 0, None
+    row = con.execute(
+        f"SELECT count(*), max(_ts) FROM {quote(predictions)} WHERE _ts > ?",
+        [at.astimezone(UTC).replace(tzinfo=None)],
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), None if row[1] is None else row[1].replace(tzinfo=UTC)
 
 
 def model_info(con: duckdb.DuckDBPyConnection, model: ModelConfig) -> ModelInfo:
