@@ -177,6 +177,8 @@ def test_duplicate_rule_names():
         ('baseline = "previous"', "baseline", 'expected "reference" or "previous:30d"'),
         # Beyond the calendar (it ended in an OverflowError traceback).
         ('baseline = "previous:9999999999w"', "baseline", "(at most ten years)"),
+        ('baseline = "previous:\uff13d"', "baseline", 'expected "reference" or "previous:30d"'),
+        ('baseline = "previous:3d\\n"', "baseline", 'expected "reference" or "previous:30d"'),
     ],
 )
 def test_new_keys_are_checked_by_the_config_parser(line, key, message):

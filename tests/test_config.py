@@ -87,6 +87,12 @@ def write_logs(tmp_path: Path, score_column: str = "score", day: int = 1, extra:
         (('timestamp = "ts"\n', ""), "model[0].columns.timestamp", "missing; expected a string"),
         (('window = "1d"', 'window = "1day"'), "model[0].window", "expected a window like 1h, 6h, 1d"),
         (('window = "1d"', 'window = "20000w"'), "model[0].window", "(at most ten years), got '20000w'"),
+        # ASCII digits and the unit, nothing around them (as the README writes them).
+        (('window = "1d"', 'window = "1d "'), "model[0].window", "got '1d '"),
+        (('window = "1d"', 'window = " 1d"'), "model[0].window", "got ' 1d'"),
+        (('window = "1d"', 'window = "1 mo"'), "model[0].window", "got '1 mo'"),
+        (('window = "1d"', 'window = "\uff11d"'), "model[0].window", "got '\uff11d'"),
+        (('window = "1d"', 'window = "1d\\n"'), "model[0].window", "got '1d\\n'"),
         (("threshold = 0.5", "threshold = 5"), "model[0].threshold", "expected a score threshold in [0, 1]"),
         (('score = "score"', "score = 3"), "model[0].columns.score", "expected a string, got an integer"),
         (("[store]", "[stor]"), "stor", "unknown key (expected one of: "),

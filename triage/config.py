@@ -36,7 +36,8 @@ OPTIONAL_ROLES = (
 LABEL_ROLES = ("label", "labeled_at", "label_id")
 ALL_ROLES = REQUIRED_ROLES + OPTIONAL_ROLES + LABEL_ROLES
 
-_WINDOW_RE = re.compile(r"^\s*(\d+)\s*(h|d|w|mo)\s*$")
+# ASCII digits then the unit, nothing around them: `\d` would take any script's digits ("１d").
+_WINDOW_RE = re.compile(r"([0-9]+)(h|d|w|mo)")
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
@@ -130,9 +131,9 @@ WINDOW_EXPECTED = "a window like 1h, 6h, 1d, 7d, 1w or 1mo (at most ten years)"
 
 
 def parse_window(text: str) -> Window:
-    """Parse a number and h, d, w or mo (`1h`, `6h`, `1d`, `7d`, `1w`, `1mo` …) up to MAX_WINDOW;
-    else ValueError."""
-    match = _WINDOW_RE.match(text)
+    """Parse ASCII digits immediately followed by h, d, w or mo (`1h`, `6h`, `1d`, `7d`, `1w`, `1mo` …)
+    up to MAX_WINDOW; else ValueError."""
+    match = _WINDOW_RE.fullmatch(text)
     if not match or not 0 < int(match.group(1)) <= MAX_WINDOW[match.group(2)]:
         raise ValueError(text)
     return Window(int(match.group(1)), match.group(2))
@@ -565,7 +566,7 @@ def _reference(reader: _Reader) -> Reference:
 
 
 _SIGNAL_RE = re.compile(r"^[a-z_]+\.[a-z0-9_]+$")
-_BASELINE_RE = re.compile(r"^(reference|previous:(\d+)(h|d|w))$")
+_BASELINE_RE = re.compile(r"reference|previous:([0-9]+)(h|d|w)")
 
 
 def _alert(reader: _Reader) -> AlertRule:
@@ -582,9 +583,9 @@ def _alert(reader: _Reader) -> AlertRule:
     if direction not in (None, "above", "below", "both"):
         raise reader.error("direction", f'expected "above", "below" or "both", got {direction!r}')
     baseline = reader.text("baseline")
-    matched = None if baseline is None else _BASELINE_RE.match(baseline)
+    matched = None if baseline is None else _BASELINE_RE.fullmatch(baseline)
     if baseline is not None and (
-        matched is None or (matched.group(2) and int(matched.group(2)) > MAX_WINDOW[matched.group(3)])
+        matched is None or (matched.group(1) and int(matched.group(1)) > MAX_WINDOW[matched.group(2)])
     ):
         raise reader.error(
             "baseline", f'expected "reference" or "previous:30d" (at most ten years), got {baseline!r}'
