@@ -160,6 +160,55 @@ def test_semantic_mistakes_name_file_and_key(rule, key, message):
     assert message in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("rule", "key", "message"),
+    [
+        (
+            'signal = "drift.psi"\nwarn = 0.5\ncritical = 0.1',
+            "critical",
+            "expected a value >= warn (0.5): the rule alerts above its thresholds (direction above), got 0.1",
+        ),
+        (
+            'signal = "performance.auroc"\nwarn = 0.6\ncritical = 0.7',
+            "critical",
+            "expected a value <= warn (0.6): the rule alerts below its thresholds (direction below), got 0.7",
+        ),
+        (
+            'signal = "drift.psi"\ndirection = "below"\nwarn = 0.1\ncritical = 0.5',
+            "critical",
+            "<= warn (0.1)",
+        ),
+        ('signal = "drift.psi"\ndirection = "both"\nwarn = -0.5\ncritical = 0.2', "critical", "in size"),
+        (
+            'signal = "performance.precision"\nbaseline = "reference"\nwarn_change = -0.2\n'
+            "critical_change = -0.1",
+            "critical_change",
+            "expected a change as large as warn_change (-0.2) in size, got -0.1",
+        ),
+    ],
+)
+def test_inverted_thresholds_are_refused(rule, key, message):
+    """A critical threshold inside the warning one would make every crossing critical."""
+    with pytest.raises(ConfigError) as caught:
+        validate_rules(config(f'[[model.alert]]\nname = "inverted"\n{rule}\n'))
+    assert caught.value.key == f"model[0].alert[0].{key}"
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        'signal = "drift.psi"\nwarn = 0.1\ncritical = 0.1',
+        'signal = "performance.auroc"\nwarn = 0.7\ncritical = 0.6',
+        'signal = "drift.psi"\ndirection = "both"\nwarn = 0.2\ncritical = -0.5',
+        'signal = "performance.precision"\nbaseline = "reference"\nwarn_change = -0.1\n'
+        "critical_change = -0.2",
+    ],
+)
+def test_ordered_thresholds_pass(rule):
+    validate_rules(config(f'[[model.alert]]\nname = "ordered"\n{rule}\n'))
+
+
 def test_duplicate_rule_names():
     rule = '[[model.alert]]\nname = "same"\nsignal = "drift.psi"\nwarn = 1\n'
     with pytest.raises(ConfigError, match=r"model\[0\]\.alert\[1\]\.name: duplicate rule name 'same'"):

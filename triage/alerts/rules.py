@@ -511,6 +511,9 @@ def check_rule(rule: AlertRule) -> tuple[str, str] | None:
         for key, value in fixed.items():
             if value is not None:
                 return key, "a p-value signal is thresholded by q and an effect-size floor"
+    inverted = _inverted(rule)
+    if inverted is not None:
+        return inverted
     if rule.min_label_coverage is not None and not is_labelled(rule):
         return "min_label_coverage", f"{rule.signal} is not computed from labels"
     if table == "feed":
@@ -520,6 +523,31 @@ def check_rule(rule: AlertRule) -> tuple[str, str] | None:
         for key, value in relative.items():
             if value is not None:
                 return key, f"{rule.signal} has no reference to compare with: give warn, critical (seconds)"
+    return None
+
+
+def _inverted(rule: AlertRule) -> tuple[str, str] | None:
+    """A critical threshold a crossing reaches before its warning one (every crossing would be
+    critical) as (key, what was expected), or None. Relative changes count by their size."""
+    side = direction(rule)
+    warn, critical = rule.warn, rule.critical
+    if warn is not None and critical is not None:
+        expected = {
+            "above": (critical >= warn, f">= warn ({warn:g}): the rule alerts above its thresholds"),
+            "below": (critical <= warn, f"<= warn ({warn:g}): the rule alerts below its thresholds"),
+            "both": (
+                abs(critical) >= abs(warn),
+                f"as large as warn ({warn:g}) in size: the rule alerts beyond its thresholds either way",
+            ),
+        }
+        ordered, wanted = expected[side]
+        if not ordered:
+            return "critical", f"expected a value {wanted} (direction {side}), got {critical:g}"
+    warn_change, critical_change = rule.warn_change, rule.critical_change
+    if warn_change is not None and critical_change is not None and abs(critical_change) < abs(warn_change):
+        return "critical_change", (
+            f"expected a change as large as warn_change ({warn_change:g}) in size, got {critical_change:g}"
+        )
     return None
 
 
