@@ -209,6 +209,49 @@ def test_ordered_thresholds_pass(rule):
     validate_rules(config(f'[[model.alert]]\nname = "ordered"\n{rule}\n'))
 
 
+SLICED = (
+    '[model.features]\nnumeric = ["amount"]\ncategorical = ["payment_type"]\n\n'
+    '[model.segments]\ncolumns = ["country"]'
+)
+
+
+@pytest.mark.parametrize(
+    ("where", "key", "message"),
+    [
+        (
+            'feature = "amout"',
+            "where.feature",
+            'expected "*", a feature or "!" and one (amount, payment_type, __score__), got \'amout\'',
+        ),
+        ('feature = "!amout"', "where.feature", "got '!amout'"),
+        (
+            'feature = "*", segment = "contry"',
+            "where.segment",
+            'expected "*", a segment column or "!" and one (country), got \'contry\'',
+        ),
+        ('segment = "!contry"', "where.segment", "(country), got '!contry'"),
+    ],
+)
+def test_a_scope_naming_a_column_the_model_lacks(where, key, message):
+    """Configured rules replace the defaults: a misspelt scope would leave the model unwatched."""
+    rule = f'[[model.alert]]\nname = "typo"\nsignal = "drift.psi"\nwarn = 0.1\nwhere = {{ {where} }}\n'
+    with pytest.raises(ConfigError) as caught:
+        validate_rules(config(rule, extra=SLICED))
+    assert caught.value.key == f"model[0].alert[0].{key}"
+    assert message in str(caught.value)
+
+
+def test_a_scope_naming_the_models_columns_or_the_score():
+    for where in ('feature = "amount"', 'feature = "!__score__"', 'segment = "country"', 'segment = "*"'):
+        rule = f'[[model.alert]]\nname = "ok"\nsignal = "drift.psi"\nwarn = 0.1\nwhere = {{ {where} }}\n'
+        validate_rules(config(rule, extra=SLICED))
+    # Without [model.segments] no segment can be named; inferred features are checked against the logs.
+    rule = '[[model.alert]]\nname = "a"\nsignal = "drift.psi"\nwarn = 0.1\nwhere = { segment = "country" }\n'
+    with pytest.raises(ConfigError, match=r"where\.segment: .*\(the model has none\), got 'country'"):
+        validate_rules(config(rule))
+    validate_rules(config(rule.replace("segment", "feature")))
+
+
 def test_duplicate_rule_names():
     rule = '[[model.alert]]\nname = "same"\nsignal = "drift.psi"\nwarn = 1\n'
     with pytest.raises(ConfigError, match=r"model\[0\]\.alert\[1\]\.name: duplicate rule name 'same'"):

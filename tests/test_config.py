@@ -94,6 +94,15 @@ def write_logs(tmp_path: Path, score_column: str = "score", day: int = 1, extra:
         (('window = "1d"', 'window = "\uff11d"'), "model[0].window", "got '\uff11d'"),
         (('window = "1d"', 'window = "1d\\n"'), "model[0].window", "got '1d\\n'"),
         (("threshold = 0.5", "threshold = 5"), "model[0].threshold", "expected a score threshold in [0, 1]"),
+        (
+            (
+                "[model.reference]",
+                '[[model.alert]]\nname = "x"\nsignal = "drift.psi"\nwarn = 0.1\nwhere = { feature = "amout" }'
+                "\n\n[model.reference]",
+            ),
+            "model[0].alert[0].where.feature",
+            'expected "*", a feature or "!" and one (amount, payment_type, __score__), got \'amout\'',
+        ),
         (('score = "score"', "score = 3"), "model[0].columns.score", "expected a string, got an integer"),
         (("[store]", "[stor]"), "stor", "unknown key (expected one of: "),
         (
@@ -286,6 +295,22 @@ def test_a_feature_or_label_column_missing_from_the_logs(
     status, _, err = check(tmp_path, capsys, GOOD.replace('label = "is_fraud"', 'label = "fraud"'))
     line = one_line_error(status, err, tmp_path / "triage.toml", "model[0].columns.label")
     assert "expected a column 'fraud' in the first MiB of logs/labels/l.jsonl" in line
+
+
+def test_a_rule_naming_an_inferred_feature_the_logs_lack(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Inferred features are the logs' columns: a rule's feature is looked for there."""
+    write_logs(tmp_path)
+    features = '[model.features]\nnumeric = ["amount"]\ncategorical = ["payment_type"]\n'
+    rule = '\n[[model.alert]]\nname = "x"\nsignal = "drift.psi"\nwarn = 0.1\nwhere = {{ feature = "{}" }}\n'
+    inferred = GOOD.replace(features, "")
+    status, _, err = check(tmp_path, capsys, inferred + rule.format("amout"))
+    line = one_line_error(status, err, tmp_path / "triage.toml", "model[0].alert[0].where.feature")
+    assert "expected a column 'amout' in logs/predictions/day1.parquet (it has: request_id" in line
+    for named in ("amount", "!__score__"):
+        status, _, err = check(tmp_path, capsys, inferred + rule.format(named))
+        assert (status, err) == (0, "")
 
 
 def test_predictions_that_match_nothing_or_cannot_be_read(

@@ -52,6 +52,8 @@ class ConfigError(Exception):
         super().__init__(f"{where}: {expected}")
 
 
+# The feature name of the model's score in drift and data-quality rows (and a rule's `where`).
+SCORE_FEATURE = "__score__"
 _BUCKET_ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 
@@ -283,6 +285,12 @@ class AlertRule:
     q: float | None = None  # Benjamini–Hochberg false discovery rate of the significance gate
     effect: str | None = None  # field of the same row that must reach min_effect
     min_effect: float | None = None
+
+    def named(self, key: str) -> str | None:
+        """The value `where` names for a scope field (`"x"` and `"!x"` name x); None for `"*"` or
+        no filter."""
+        value = self.where.get(key, "*")
+        return None if value == "*" else value.removeprefix("!")
 
 
 @dataclass(frozen=True)

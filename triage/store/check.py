@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from triage.config import OPTIONAL_ROLES, REQUIRED_ROLES, Config, ConfigError, ModelConfig
+from triage.config import OPTIONAL_ROLES, REQUIRED_ROLES, SCORE_FEATURE, Config, ConfigError, ModelConfig
 from triage.store import readers
 from triage.store.sources import SourceError, SourceFile, expand
 
@@ -121,6 +121,13 @@ class _Checker:
         wanted = [(f"{key}.segments.columns", name) for name in model.segments]
         wanted += [(f"{key}.features.numeric", name) for name in model.numeric]
         wanted += [(f"{key}.features.categorical", name) for name in model.categorical]
+        if model.features_inferred:  # else the config alone says which features a rule may name
+            named = ((a, rule.named("feature")) for a, rule in enumerate(model.alerts))
+            wanted += [
+                (f"{key}.alert[{a}].where.feature", name)
+                for a, name in named
+                if name is not None and name != SCORE_FEATURE
+            ]
         return wanted
 
 
