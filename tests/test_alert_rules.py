@@ -160,6 +160,98 @@ def test_semantic_mistakes_name_file_and_key(rule, key, message):
     assert message in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("rule", "key", "message"),
+    [
+        (
+            'signal = "drift.psi"\nwarn = 0.5\ncritical = 0.1',
+            "critical",
+            "expected a value >= warn (0.5): the rule alerts above its thresholds (direction above), got 0.1",
+        ),
+        (
+            'signal = "performance.auroc"\nwarn = 0.6\ncritical = 0.7',
+            "critical",
+            "expected a value <= warn (0.6): the rule alerts below its thresholds (direction below), got 0.7",
+        ),
+        (
+            'signal = "drift.psi"\ndirection = "below"\nwarn = 0.1\ncritical = 0.5',
+            "critical",
+            "<= warn (0.1)",
+        ),
+        ('signal = "drift.psi"\ndirection = "both"\nwarn = -0.5\ncritical = 0.2', "critical", "in size"),
+        (
+            'signal = "performance.precision"\nbaseline = "reference"\nwarn_change = -0.2\n'
+            "critical_change = -0.1",
+            "critical_change",
+            "expected a change as large as warn_change (-0.2) in size, got -0.1",
+        ),
+    ],
+)
+def test_inverted_thresholds_are_refused(rule, key, message):
+    """A critical threshold inside the warning one would make every crossing critical."""
+    with pytest.raises(ConfigError) as caught:
+        validate_rules(config(f'[[model.alert]]\nname = "inverted"\n{rule}\n'))
+    assert caught.value.key == f"model[0].alert[0].{key}"
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        'signal = "drift.psi"\nwarn = 0.1\ncritical = 0.1',
+        'signal = "performance.auroc"\nwarn = 0.7\ncritical = 0.6',
+        'signal = "drift.psi"\ndirection = "both"\nwarn = 0.2\ncritical = -0.5',
+        'signal = "performance.precision"\nbaseline = "reference"\nwarn_change = -0.1\n'
+        "critical_change = -0.2",
+    ],
+)
+def test_ordered_thresholds_pass(rule):
+    validate_rules(config(f'[[model.alert]]\nname = "ordered"\n{rule}\n'))
+
+
+SLICED = (
+    '[model.features]\nnumeric = ["amount"]\ncategorical = ["payment_type"]\n\n'
+    '[model.segments]\ncolumns = ["country"]'
+)
+
+
+@pytest.mark.parametrize(
+    ("where", "key", "message"),
+    [
+        (
+            'feature = "amout"',
+            "where.feature",
+            'expected "*", a feature or "!" and one (amount, payment_type, __score__), got \'amout\'',
+        ),
+        ('feature = "!amout"', "where.feature", "got '!amout'"),
+        (
+            'feature = "*", segment = "contry"',
+            "where.segment",
+            'expected "*", a segment column or "!" and one (country), got \'contry\'',
+        ),
+        ('segment = "!contry"', "where.segment", "(country), got '!contry'"),
+    ],
+)
+def test_a_scope_naming_a_column_the_model_lacks(where, key, message):
+    """Configured rules replace the defaults: a misspelt scope would leave the model unwatched."""
+    rule = f'[[model.alert]]\nname = "typo"\nsignal = "drift.psi"\nwarn = 0.1\nwhere = {{ {where} }}\n'
+    with pytest.raises(ConfigError) as caught:
+        validate_rules(config(rule, extra=SLICED))
+    assert caught.value.key == f"model[0].alert[0].{key}"
+    assert message in str(caught.value)
+
+
+def test_a_scope_naming_the_models_columns_or_the_score():
+    for where in ('feature = "amount"', 'feature = "!__score__"', 'segment = "country"', 'segment = "*"'):
+        rule = f'[[model.alert]]\nname = "ok"\nsignal = "drift.psi"\nwarn = 0.1\nwhere = {{ {where} }}\n'
+        validate_rules(config(rule, extra=SLICED))
+    # Without [model.segments] no segment can be named; inferred features are checked against the logs.
+    rule = '[[model.alert]]\nname = "a"\nsignal = "drift.psi"\nwarn = 0.1\nwhere = { segment = "country" }\n'
+    with pytest.raises(ConfigError, match=r"where\.segment: .*\(the model has none\), got 'country'"):
+        validate_rules(config(rule))
+    validate_rules(config(rule.replace("segment", "feature")))
+
+
 def test_duplicate_rule_names():
     rule = '[[model.alert]]\nname = "same"\nsignal = "drift.psi"\nwarn = 1\n'
     with pytest.raises(ConfigError, match=r"model\[0\]\.alert\[1\]\.name: duplicate rule name 'same'"):
@@ -177,6 +269,8 @@ def test_duplicate_rule_names():
         ('baseline = "previous"', "baseline", 'expected "reference" or "previous:30d"'),
         # Beyond the calendar (it ended in an OverflowError traceback).
         ('baseline = "previous:9999999999w"', "baseline", "(at most ten years)"),
+        ('baseline = "previous:\uff13d"', "baseline", 'expected "reference" or "previous:30d"'),
+        ('baseline = "previous:3d\\n"', "baseline", 'expected "reference" or "previous:30d"'),
     ],
 )
 def test_new_keys_are_checked_by_the_config_parser(line, key, message):

@@ -87,7 +87,22 @@ def write_logs(tmp_path: Path, score_column: str = "score", day: int = 1, extra:
         (('timestamp = "ts"\n', ""), "model[0].columns.timestamp", "missing; expected a string"),
         (('window = "1d"', 'window = "1day"'), "model[0].window", "expected a window like 1h, 6h, 1d"),
         (('window = "1d"', 'window = "20000w"'), "model[0].window", "(at most ten years), got '20000w'"),
+        # ASCII digits and the unit, nothing around them (as the README writes them).
+        (('window = "1d"', 'window = "1d "'), "model[0].window", "got '1d '"),
+        (('window = "1d"', 'window = " 1d"'), "model[0].window", "got ' 1d'"),
+        (('window = "1d"', 'window = "1 mo"'), "model[0].window", "got '1 mo'"),
+        (('window = "1d"', 'window = "\uff11d"'), "model[0].window", "got '\uff11d'"),
+        (('window = "1d"', 'window = "1d\\n"'), "model[0].window", "got '1d\\n'"),
         (("threshold = 0.5", "threshold = 5"), "model[0].threshold", "expected a score threshold in [0, 1]"),
+        (
+            (
+                "[model.reference]",
+                '[[model.alert]]\nname = "x"\nsignal = "drift.psi"\nwarn = 0.1\nwhere = { feature = "amout" }'
+                "\n\n[model.reference]",
+            ),
+            "model[0].alert[0].where.feature",
+            'expected "*", a feature or "!" and one (amount, payment_type, __score__), got \'amout\'',
+        ),
         (('score = "score"', "score = 3"), "model[0].columns.score", "expected a string, got an integer"),
         (("[store]", "[stor]"), "stor", "unknown key (expected one of: "),
         (
@@ -280,6 +295,92 @@ def test_a_feature_or_label_column_missing_from_the_logs(
     status, _, err = check(tmp_path, capsys, GOOD.replace('label = "is_fraud"', 'label = "fraud"'))
     line = one_line_error(status, err, tmp_path / "triage.toml", "model[0].columns.label")
     assert "expected a column 'fraud' in the first MiB of logs/labels/l.jsonl" in line
+
+
+def test_a_rule_naming_an_inferred_feature_the_logs_lack(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Inferred features are the logs' columns: a rule's feature is looked for there."""
+    write_logs(tmp_path)
+    features = '[model.features]\nnumeric = ["amount"]\ncategorical = ["payment_type"]\n'
+    rule = '\n[[model.alert]]\nname = "x"\nsignal = "drift.psi"\nwarn = 0.1\nwhere = {{ feature = "{}" }}\n'
+    inferred = GOOD.replace(features, "")
+    status, _, err = check(tmp_path, capsys, inferred + rule.format("amout"))
+    line = one_line_error(status, err, tmp_path / "triage.toml", "model[0].alert[0].where.feature")
+    assert "expected a column 'amout' in logs/predictions/day1.parquet (it has: request_id" in line
+    for named in ("amount", "!__score__"):
+        status, _, err = check(tmp_path, capsys, inferred + rule.format(named))
+        assert (status, err) == (0, "")
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "expected"),
+    [
+        (
+            (
+                "[model.reference]",
+                '[[model.alert]]\nname = "v"\nsignal = "drift.psi"\nwarn = 0.1\n'
+                'where = { version = "v3" }\n\n[model.reference]',
+            ),
+            "model[0].alert[0].where.version",
+            "expected a version the store's predictions have (v1), got 'v3'",
+        ),
+        (
+            (
+                "[model.reference]",
+                '[[model.alert]]\nname = "r"\nsignal = "operations.n"\nwarn = 1.0\n'
+                'where = { route = "!llm" }\n\n[model.reference]',
+            ),
+            "model[0].alert[0].where.route",
+            "expected a route the store's predictions have (none), got '!llm'",
+        ),
+        (
+            (REFERENCE, '[model.reference]\nversion = "v9"\ndays = 3\n'),
+            "model[0].reference.version",
+            "expected a version the store's predictions have (v1), got 'v9'",
+        ),
+        (
+            (REFERENCE, '[model.reference]\nstart = "2030-01-01"\nend = "2030-02-01"\n'),
+            "model[0].reference.start",
+            "expected a time no later than the store's latest prediction (2026-01-01T00:00:00+00:00): "
+            "a reference that has not begun holds no rows, got 2030-01-01T00:00:00+00:00",
+        ),
+    ],
+)
+def test_what_only_the_ingested_predictions_can_tell(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: tuple[str, str], key: str, expected: str
+) -> None:
+    """A version, route or reference the predictions never had would judge nothing: check said OK."""
+    write_logs(tmp_path)
+    assert main(["--config", str(write(tmp_path, GOOD)), "ingest", "--no-warm"]) == 0
+    capsys.readouterr()
+    text = GOOD.replace(*change)
+    assert text != GOOD
+    status, _, err = check(tmp_path, capsys, text)
+    assert line_is(one_line_error(status, err, tmp_path / "triage.toml", key), key, expected)
+    # Before the first ingest there is nothing to compare with; --no-logs compares nothing either.
+    assert check(tmp_path, capsys, text, "--no-logs")[0] == 0
+    (tmp_path / "triage.duckdb").unlink()
+    assert check(tmp_path, capsys, text)[:3:2] == (0, "")
+
+
+def test_a_store_built_from_another_config_is_not_compared(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its versions may not be this config's: a note says what was not checked."""
+    write_logs(tmp_path)
+    assert main(["--config", str(write(tmp_path, GOOD)), "ingest", "--no-warm"]) == 0
+    capsys.readouterr()
+    text = GOOD.replace("threshold = 0.5", "threshold = 0.7").replace(
+        REFERENCE, '[model.reference]\nversion = "v9"\ndays = 3\n'
+    )
+    status, out, err = check(tmp_path, capsys, text)
+    assert (status, err) == (0, "")
+    assert out.startswith("note: model[0]: not checked against the store: model 'fraud': threshold changed")
+
+
+def line_is(line: str, key: str, expected: str) -> bool:
+    return line.endswith(f"{key}: {expected}")
 
 
 def test_predictions_that_match_nothing_or_cannot_be_read(

@@ -36,7 +36,8 @@ OPTIONAL_ROLES = (
 LABEL_ROLES = ("label", "labeled_at", "label_id")
 ALL_ROLES = REQUIRED_ROLES + OPTIONAL_ROLES + LABEL_ROLES
 
-_WINDOW_RE = re.compile(r"^\s*(\d+)\s*(h|d|w|mo)\s*$")
+# ASCII digits then the unit, nothing around them: `\d` would take any script's digits ("１d").
+_WINDOW_RE = re.compile(r"([0-9]+)(h|d|w|mo)")
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
@@ -51,6 +52,8 @@ class ConfigError(Exception):
         super().__init__(f"{where}: {expected}")
 
 
+# The feature name of the model's score in drift and data-quality rows (and a rule's `where`).
+SCORE_FEATURE = "__score__"
 _BUCKET_ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 
@@ -137,9 +140,9 @@ WINDOW_EXPECTED = "a window like 1h, 6h, 1d, 7d, 1w or 1mo (at most ten years)"
 
 
 def parse_window(text: str) -> Window:
-    """Parse a number and h, d, w or mo (`1h`, `6h`, `1d`, `7d`, `1w`, `1mo` …) up to MAX_WINDOW;
-    else ValueError."""
-    match = _WINDOW_RE.match(text)
+    """Parse ASCII digits immediately followed by h, d, w or mo (`1h`, `6h`, `1d`, `7d`, `1w`, `1mo` …)
+    up to MAX_WINDOW; else ValueError."""
+    match = _WINDOW_RE.fullmatch(text)
     if not match or not 0 < int(match.group(1)) <= MAX_WINDOW[match.group(2)]:
         raise ValueError(text)
     return Window(int(match.group(1)), match.group(2))
@@ -289,6 +292,12 @@ class AlertRule:
     q: float | None = None  # Benjamini–Hochberg false discovery rate of the significance gate
     effect: str | None = None  # field of the same row that must reach min_effect
     min_effect: float | None = None
+
+    def named(self, key: str) -> str | None:
+        """The value `where` names for a scope field (`"x"` and `"!x"` name x); None for `"*"` or
+        no filter."""
+        value = self.where.get(key, "*")
+        return None if value == "*" else value.removeprefix("!")
 
 
 @dataclass(frozen=True)
@@ -572,7 +581,7 @@ def _reference(reader: _Reader) -> Reference:
 
 
 _SIGNAL_RE = re.compile(r"^[a-z_]+\.[a-z0-9_]+$")
-_BASELINE_RE = re.compile(r"^(reference|previous:(\d+)(h|d|w))$")
+_BASELINE_RE = re.compile(r"reference|previous:([0-9]+)(h|d|w)")
 
 
 def _alert(reader: _Reader) -> AlertRule:
@@ -589,9 +598,9 @@ def _alert(reader: _Reader) -> AlertRule:
     if direction not in (None, "above", "below", "both"):
         raise reader.error("direction", f'expected "above", "below" or "both", got {direction!r}')
     baseline = reader.text("baseline")
-    matched = None if baseline is None else _BASELINE_RE.match(baseline)
+    matched = None if baseline is None else _BASELINE_RE.fullmatch(baseline)
     if baseline is not None and (
-        matched is None or (matched.group(2) and int(matched.group(2)) > MAX_WINDOW[matched.group(3)])
+        matched is None or (matched.group(1) and int(matched.group(1)) > MAX_WINDOW[matched.group(2)])
     ):
         raise reader.error(
             "baseline", f'expected "reference" or "previous:30d" (at most ten years), got {baseline!r}'

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 
-from triage.config import AlertRule, Config, ConfigError, ModelConfig
+from triage.config import SCORE_FEATURE, AlertRule, Config, ConfigError, ModelConfig
 from triage.metrics.results import (
     CalibrationRow,
     DataQualityRow,
@@ -25,8 +25,6 @@ from triage.metrics.results import (
     PerformanceRow,
     Row,
 )
-
-SCORE_FEATURE = "__score__"
 
 TABLES: dict[str, type[Row]] = {
     "drift": DriftRow,
@@ -511,6 +509,9 @@ def check_rule(rule: AlertRule) -> tuple[str, str] | None:
         for key, value in fixed.items():
             if value is not None:
                 return key, "a p-value signal is thresholded by q and an effect-size floor"
+    inverted = _inverted(rule)
+    if inverted is not None:
+        return inverted
     if rule.min_label_coverage is not None and not is_labelled(rule):
         return "min_label_coverage", f"{rule.signal} is not computed from labels"
     if table == "feed":
@@ -523,10 +524,35 @@ def check_rule(rule: AlertRule) -> tuple[str, str] | None:
     return None
 
 
+def _inverted(rule: AlertRule) -> tuple[str, str] | None:
+    """A critical threshold a crossing reaches before its warning one (every crossing would be
+    critical) as (key, what was expected), or None. Relative changes count by their size."""
+    side = direction(rule)
+    warn, critical = rule.warn, rule.critical
+    if warn is not None and critical is not None:
+        expected = {
+            "above": (critical >= warn, f">= warn ({warn:g}): the rule alerts above its thresholds"),
+            "below": (critical <= warn, f"<= warn ({warn:g}): the rule alerts below its thresholds"),
+            "both": (
+                abs(critical) >= abs(warn),
+                f"as large as warn ({warn:g}) in size: the rule alerts beyond its thresholds either way",
+            ),
+        }
+        ordered, wanted = expected[side]
+        if not ordered:
+            return "critical", f"expected a value {wanted} (direction {side}), got {critical:g}"
+    warn_change, critical_change = rule.warn_change, rule.critical_change
+    if warn_change is not None and critical_change is not None and abs(critical_change) < abs(warn_change):
+        return "critical_change", (
+            f"expected a change as large as warn_change ({warn_change:g}) in size, got {critical_change:g}"
+        )
+    return None
+
+
 def validate_rules(config: Config) -> None:
     """Raise ConfigError (file, key, expected) for the first rule that cannot be evaluated."""
     for m, model in enumerate(config.models):
-        validate_rule_list(config.path, f"model[{m}]", model.alerts, model.task)
+        validate_rule_list(config.path, f"model[{m}]", model.alerts, model)
         if model.stale_after is not None and model.alerts_configured:
             signals = f"a {FEED_SIGNAL} rule"
             if model.segments:
@@ -539,16 +565,15 @@ def validate_rules(config: Config) -> None:
             )
 
 
-def validate_rule_list(path: Path, model_key: str, rules: Sequence[AlertRule], task: str) -> None:
-    """Raise ConfigError for the first of one model's rules (at `model_key` in `path`, a `task`
-    model's) that cannot run."""
+def validate_rule_list(path: Path, model_key: str, rules: Sequence[AlertRule], model: ModelConfig) -> None:
+    """Raise ConfigError for the first of `model`'s rules (at `model_key` in `path`) that cannot run."""
     seen: set[str] = set()
     for a, rule in enumerate(rules):
         prefix = f"{model_key}.alert[{a}]"
         if rule.name in seen:
             raise ConfigError(path, f"{prefix}.name", f"duplicate rule name {rule.name!r}")
         seen.add(rule.name)
-        mistake = check_rule(rule) or _task_mistake(rule, task)
+        mistake = check_rule(rule) or _task_mistake(rule, model.task) or _scope_mistake(rule, model)
         if mistake is not None:
             raise ConfigError(path, f"{prefix}.{mistake[0]}", mistake[1])
 
@@ -564,6 +589,21 @@ def _task_mistake(rule: AlertRule, task: str) -> tuple[str, str] | None:
         )
     if task != "regression" and table == "performance" and name in REGRESSION_FIELDS:
         return "signal", f"{rule.signal} is a regression model's; this model is a binary classifier"
+    return None
+
+
+def _scope_mistake(rule: AlertRule, model: ModelConfig) -> tuple[str, str] | None:
+    """A `where` naming a feature or segment column the model does not have: the rule would judge
+    no cell and, as configured rules replace the defaults, leave those signals unwatched. Features
+    inferred from the logs are checked against them (`triage config check`)."""
+    known = {"segment": ("a segment column", model.segments)}
+    if not model.features_inferred:
+        known["feature"] = ("a feature", (*model.numeric, *model.categorical, SCORE_FEATURE))
+    for key, (what, names) in known.items():
+        named = rule.named(key)
+        if named is not None and named not in names:
+            listed = ", ".join(names) if names else "the model has none"
+            return f"where.{key}", f'expected "*", {what} or "!" and one ({listed}), got {rule.where[key]!r}'
     return None
 
 

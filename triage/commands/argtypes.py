@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 from triage.config import WINDOW_EXPECTED, Window, parse_duration, parse_time, parse_window
 
@@ -95,3 +96,24 @@ def speed_arg(text: str) -> float:
         if duration is not None:
             return duration.total_seconds()
     raise argparse.ArgumentTypeError(f"expected a speed like 60x or 1h/s, got {text!r}")
+
+
+def http_url(text: str) -> str:
+    """An http or https URL with a host and, where one is given, a port from 1 to 65535."""
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # raises ValueError for a port out of range or not a number
+    except ValueError:
+        parts, port = None, None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or port == 0
+        or any(character.isspace() for character in text)
+    ):
+        raise argparse.ArgumentTypeError(
+            f"expected an http(s) URL with a host and a port from 1 to 65535 if any, like "
+            f"http://localhost:9093, got {text!r}"
+        )
+    return text

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 from triage.alerts.rules import PRECISION_MIN_COVERAGE, REGRESSION_MIN_COVERAGE, duration_text, validate_rules
 from triage.cli import UserError
 from triage.commands.alerts_cmd import alerts_text, time_text
-from triage.commands.argtypes import time_arg, window_arg, window_count
+from triage.commands.argtypes import http_url, time_arg, window_arg, window_count
 from triage.config import Config, Costs, ModelConfig, load_config
 from triage.metrics.operations import FEED_COMPARE_AFTER_S, FEED_USUAL_MIN, VOLUME_USUAL_MIN
 from triage.store import Store, StoreError
@@ -84,6 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--push-alertmanager",
+        type=http_url,
         metavar="URL",
         help="post firing and resolved alerts to this Alertmanager (its base URL, API v2)",
     )

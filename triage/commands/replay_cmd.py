@@ -77,7 +77,7 @@ def run_replay_command(args: argparse.Namespace) -> int:
     if args.rules:
         candidate = load_rules(args.rules, config)
         for index, (name, rules) in enumerate(candidate.items()):
-            validate_rule_list(args.rules, f"model[{index}]", rules, config.model(name).task)
+            validate_rule_list(args.rules, f"model[{index}]", rules, config.model(name))
     if args.start and args.end and args.end < args.start:
         raise UserError("--to is before --from")
     if str(config.store_path) != ":memory:" and not config.store_path.exists():

@@ -1,14 +1,21 @@
-"""A config checked against the logs it names: sources match readable files, configured columns exist."""
+"""A config checked against the logs it names: sources match readable files, configured columns exist;
+and, once they are ingested, against the predictions: the versions and routes it names were seen."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import UTC
 
 import duckdb
 
-from triage.config import OPTIONAL_ROLES, REQUIRED_ROLES, Config, ConfigError, ModelConfig
+from triage.config import OPTIONAL_ROLES, REQUIRED_ROLES, SCORE_FEATURE, Config, ConfigError, ModelConfig
 from triage.store import readers
+from triage.store.db import MEMORY, Store
+from triage.store.errors import StoreError
+from triage.store.schema import predictions_table, quote
 from triage.store.sources import SourceError, SourceFile, expand
+from triage.store.tables import check_settings, table_exists
 
 CHECK_FILES = 3  # the oldest two files and the newest are sampled
 
@@ -21,7 +28,7 @@ class SourceCheck:
     notes: tuple[str, ...]
 
 
-def _listing(columns: dict[str, str]) -> str:
+def _listing(columns: Collection[str]) -> str:
     names = list(columns)
     text = ", ".join(names[:12])
     return text + (f", … ({len(names)} in all)" if len(names) > 12 else "")
@@ -116,11 +123,72 @@ class _Checker:
             reference = self.files(f"{key}.reference.files", model.reference.files, required=True)
             self.columns(f"{key}.reference.files", reference, features, set())
 
+    def stored(self) -> None:
+        """Each model against its predictions in the store, once ingested (`predictions`)."""
+        path = self.config.store_path
+        if str(path) == MEMORY or not path.exists():
+            return  # nothing ingested yet: nothing to compare with
+        try:
+            with Store.open(path, read_only=True) as store:
+                for index, model in enumerate(self.config.models):
+                    self.predictions(f"model[{index}]", model, store.connection)
+        except StoreError as exc:
+            self.notes.append(f"the versions, routes and reference were not checked against the store: {exc}")
+
+    def predictions(self, key: str, model: ModelConfig, con: duckdb.DuckDBPyConnection) -> None:
+        """What only the data can tell: a rule or a reference naming a version (a rule, a route) no
+        prediction has, or a reference range starting after the latest prediction — each would
+        judge or compare nothing, and `check` would say OK."""
+        table = predictions_table(model.name)
+        try:
+            if not table_exists(con, table) or not check_settings(con, model):
+                return
+        except StoreError as exc:  # built from another config: its versions may not be this one's
+            self.notes.append(f"{key}: not checked against the store: {exc}")
+            return
+        seen = {
+            role: sorted(
+                str(value)
+                for (value,) in con.execute(
+                    f"SELECT DISTINCT {column} FROM {quote(table)} WHERE {column} IS NOT NULL"
+                ).fetchall()
+            )
+            for role, column in (("version", "_version"), ("route", "_route"))
+        }
+        # (config key, role, the name, as written)
+        named = [(f"{key}.reference.version", "version", model.reference.version, model.reference.version)]
+        named += [
+            (f"{key}.alert[{a}].where.{role}", role, rule.named(role), rule.where.get(role))
+            for a, rule in enumerate(model.alerts)
+            for role in seen
+        ]
+        for config_key, role, name, written in named:
+            if name is not None and name not in seen[role]:
+                listed = _listing(seen[role]) if seen[role] else "none"
+                self.error(
+                    config_key, f"expected a {role} the store's predictions have ({listed}), got {written!r}"
+                )
+        row = con.execute(f"SELECT max(_ts) FROM {quote(table)}").fetchone()
+        start, latest = model.reference.start, row[0].replace(tzinfo=UTC) if row and row[0] else None
+        if start is not None and latest is not None and start > latest:
+            self.error(
+                f"{key}.reference.start",
+                f"expected a time no later than the store's latest prediction ({latest.isoformat()}): "
+                f"a reference that has not begun holds no rows, got {start.isoformat()}",
+            )
+
     @staticmethod
     def _features(key: str, model: ModelConfig) -> list[tuple[str, str]]:
         wanted = [(f"{key}.segments.columns", name) for name in model.segments]
         wanted += [(f"{key}.features.numeric", name) for name in model.numeric]
         wanted += [(f"{key}.features.categorical", name) for name in model.categorical]
+        if model.features_inferred:  # else the config alone says which features a rule may name
+            named = ((a, rule.named("feature")) for a, rule in enumerate(model.alerts))
+            wanted += [
+                (f"{key}.alert[{a}].where.feature", name)
+                for a, name in named
+                if name is not None and name != SCORE_FEATURE
+            ]
         return wanted
 
 
@@ -131,6 +199,7 @@ def check_sources(config: Config) -> SourceCheck:
     try:
         for index, model in enumerate(config.models):
             checker.model(model, index)
+        checker.stored()
     finally:
         checker.con.close()
     return SourceCheck(tuple(checker.problems), tuple(checker.notes))
