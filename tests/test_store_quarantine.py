@@ -349,6 +349,35 @@ def test_a_replaced_label_file_keeps_its_rank_among_labels_at_one_time(tmp_path:
     assert query(config_path, latest) == [("r0", 0.0), ("r1", 0.0), ("r2", 1.0), ("r9", 1.0)]
 
 
+def test_labels_at_one_time_rank_by_file_path_whatever_was_ingested_first(tmp_path: Path) -> None:
+    """Labels of one id at one labeled_at: the file whose path sorts later wins, then the later line
+    — the same after an incremental ingest of a file that sorts earlier, a replacement and a rebuild."""
+    write_jsonl(tmp_path / "p.jsonl", [good(i) for i in range(4)])
+    at = "2026-01-02T00:00:00Z"
+
+    def label(i: int, y: int) -> dict[str, object]:
+        return {"request_id": f"r{i}", "is_fraud": y, "labeled_at": at}
+
+    later = write_jsonl(tmp_path / "labels" / "b.jsonl", [label(0, 1), label(1, 1), label(2, 1)])
+    config_path = write_config(
+        tmp_path, model("p.jsonl", "labels", 'label = "is_fraud"\nlabeled_at = "labeled_at"')
+    )
+    ingest(config_path)
+    # Ingested after b.jsonl, sorting before it: its labels of r0 and r1 lose; r3's second line wins.
+    write_jsonl(tmp_path / "labels" / "a.jsonl", [label(0, 0), label(1, 0), label(3, 0), label(3, 1)])
+    ingest(config_path)
+    model_config = config_of(config_path).models[0]
+    latest = f"SELECT _id, _label FROM ({labels_as_of_sql(model_config)}) ORDER BY _id"
+    expected = [("r0", 1.0), ("r1", 1.0), ("r2", 1.0), ("r3", 1.0)]
+    assert query(config_path, latest) == expected
+    write_jsonl(later, [label(9, 1), label(0, 1), label(1, 1), label(2, 1)])
+    assert [f.action for f in ingest(config_path).files if f.kind == "labels"] == ["unchanged", "replaced"]
+    assert query(config_path, latest) == [*expected, ("r9", 1.0)]
+    with Store.open(config_of(config_path).store_path) as store:
+        store.ingest(config_of(config_path), rebuild=True)
+    assert query(config_path, latest) == [*expected, ("r9", 1.0)]
+
+
 def test_labels_unknown_ids_superseding_and_as_of(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "p.jsonl", [good(i) for i in range(4)])
     write_jsonl(

@@ -475,8 +475,8 @@ def _load(
     if plan.action == REPLACED and previous is not None:
         _delete_file_rows(con, target, previous.file_id)
     # A replaced file's rows get a new file id, so that they hash unlike the rows they replace —
-    # but a label file keeps its own: a label's hash holds its value and time, and its file id
-    # ranks it among labels of one id at one time (the later file wins).
+    # but a label file keeps its own: a label's hash holds its value and time. (Labels of one id
+    # at one time rank by their file's path, not by file id: `queries.labels_as_of_sql`.)
     appended = plan.action == APPENDED and previous is not None
     keeps_id = appended or kind == KIND_LABELS
     file_id = previous.file_id if keeps_id and previous is not None else next_file_id(con)
