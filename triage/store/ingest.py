@@ -50,6 +50,7 @@ from triage.store.coerce import (
     class_sql,
     double_sql,
     finite_double_sql,
+    id_sql,
     label_sql,
     literal,
     nullish_sql,
@@ -261,7 +262,7 @@ def _expand(run: _Run, pattern: str, key: str) -> list[SourceFile]:
 def _ingest_model(run: _Run, model: ModelConfig, index: int) -> None:
     key = f"model[{index}]"
     con = run.con
-    built = check_settings(con, model)
+    built = check_settings(con, model, upgrade=True)
     predictions = _expand(run, model.predictions, f"{key}.predictions")
     layout = stored_layout(con, model) if built else None
     if layout is None and (predictions or not model.features_inferred):
@@ -857,8 +858,8 @@ def _stage_sql(
     if kind == KIND_LABELS:
         id_key = "columns.label_id" if "columns.label_id" in wanted else "columns.id"
         id_expr, id_type = source(id_key) or ("NULL", "VARCHAR")
-        values["_id"] = text_sql(id_expr, id_type)
-        checks.append(_Check(blank_sql(id_expr, id_type), REASON_MISSING_ID, "NULL"))
+        values["_id"] = id_sql(id_expr, id_type)
+        checks.append(_Check(blank_sql('"_id"', "VARCHAR"), REASON_MISSING_ID, "NULL"))
         label = source("columns.label")
         if label is not None:
             expr, duckdb_type = label
@@ -918,9 +919,9 @@ def _stage_sql(
         required = kind == KIND_PREDICTIONS
         id_src = source("columns.id")
         if id_src is not None:
-            values["_id"] = text_sql(*id_src)
+            values["_id"] = id_sql(*id_src)
             if required:
-                checks.append(_Check(blank_sql(*id_src), REASON_MISSING_ID, "NULL"))
+                checks.append(_Check(blank_sql('"_id"', "VARCHAR"), REASON_MISSING_ID, "NULL"))
         ts_src = source("columns.timestamp")
         if ts_src is not None:
             expr, duckdb_type = ts_src
