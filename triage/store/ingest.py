@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 import time
+import zlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ from triage.store.coerce import (
 from triage.store.errors import StoreError
 from triage.store.queries import hashed_ids_sql, stored_rows_sql
 from triage.store.schema import (
+    FAILURES_TABLE,
     FILES_TABLE,
     KIND_LABELS,
     KIND_PREDICTIONS,
@@ -95,6 +97,7 @@ from triage.store.sources import (
     digest,
     expand,
     fingerprint,
+    read_error,
 )
 from triage.store.tables import (
     ID_HASH,
@@ -293,6 +296,25 @@ def _ingest_model(run: _Run, model: ModelConfig, index: int) -> None:
         _forget_unlisted_references(con, model, {run.config.within(f.path) for f in references}, registry)
         for source in references:
             _ingest_file(run, model, key, KIND_REFERENCE, source, layout, registry)
+    _record_failures(run, model, run.files[first:])
+
+
+def _record_failures(run: _Run, model: ModelConfig, files: list[FileIngest]) -> None:
+    """Keep the files of the model that failed in this pass, with why (`triage info` lists them
+    until a pass reads them): the failures of its previous pass are forgotten."""
+    failed = [f for f in files if f.action == FAILED]
+    run.con.begin()
+    try:
+        run.con.execute(f"DELETE FROM {FAILURES_TABLE} WHERE model = ?", [model.name])
+        for f in failed:
+            run.con.execute(
+                f"INSERT INTO {FAILURES_TABLE} VALUES (?, ?, ?, ?, CAST(? AS TIMESTAMP))",
+                [model.name, f.kind, run.config.within(f.path), f.message, run.now],
+            )
+        run.con.commit()
+    except BaseException:
+        run.con.rollback()
+        raise
 
 
 def _reread_duplicates(
@@ -426,10 +448,9 @@ def _ingest_file(
         result = _load(run, model, key, kind, source, layout, previous, plan, stat)
         _pause_for_tests(source.path)
         con.commit()
-    except (duckdb.Error, SourceError, UnicodeError, OSError, EOFError) as exc:
+    except (duckdb.Error, SourceError, UnicodeError, OSError, EOFError, zlib.error) as exc:
         con.rollback()
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        run.files.append(FileIngest(model.name, kind, source.path, FAILED, message=message))
+        run.files.append(FileIngest(model.name, kind, source.path, FAILED, message=read_error(exc)))
         return
     except BaseException:
         con.rollback()
@@ -493,7 +514,9 @@ def _load(
         present = set(header.names) | {k for k, _ in source.partitions}
     else:
         present = set(names)  # JSON Lines: a key missing from a line is a per-row problem
-    _check_present(run, model, key, kind, source, wanted, present)
+    empty = source.format == "csv" and header is None  # not even a header yet: a file with no rows
+    if not empty:
+        _check_present(run, model, key, kind, source, wanted, present)
     columns: dict[str, _Column] = {}
     for index, name in enumerate(names):
         duckdb_type = file_types.get(name, "VARCHAR")
@@ -521,6 +544,8 @@ def _load(
                 raw_sql=readers.parquet_raw_sql(source, file_types, rows),
             )
         bytes_consumed = stat.st_size
+    elif empty:
+        bytes_consumed = 0 if source.appendable else stat.st_size
     else:
         if source.format == "csv":
             assert header is not None

@@ -214,6 +214,8 @@ def _first_line(exc: Exception) -> str:
 
 def _csv_columns(con: duckdb.DuckDBPyConnection, source: SourceFile) -> dict[str, str]:
     header = csv_header(source)
+    if header is None:
+        return {}
     names = list(header.names)
     sample = head_text(source)
     sql = csv_sql(names, header, {}, skip_header=True)

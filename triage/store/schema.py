@@ -34,6 +34,9 @@ Their columns (added to the contract, see `triage.store.tables` for the DDL):
     Parquet file), reason (one of `QUARANTINE_REASONS`, or `REASON_BAD_VALUE` for a value of a kept
     row), detail, raw (the line, or the Parquet row as JSON), quarantined_at (UTC), row_ts.
 ``_triage_models``: model, settings (JSON of the config that shaped its tables), created_at.
+``_triage_failures``: model, kind, path (as the registry names it), reason, failed_at (UTC): the
+    files of a model that could not be read at its last ingest pass (not registered, or their rows
+    as the pass before stored them).
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ FILES_TABLE = "_triage_files"
 FILE_IDS = "_triage_file_ids"  # the sequence file ids come from (`tables.create_shared_tables`)
 QUARANTINE_TABLE = "_triage_quarantine"
 MODELS_TABLE = "_triage_models"
+FAILURES_TABLE = "_triage_failures"
 
 KIND_PREDICTIONS = "predictions"
 KIND_LABELS = "labels"

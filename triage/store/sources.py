@@ -200,14 +200,23 @@ def _decode(data: bytes, at_start: bool) -> str:
     return text
 
 
-def first_line(source: SourceFile) -> str:
-    """The first line of a text log (a CSV header), without its line ending."""
+def read_error(exc: BaseException) -> str:
+    """Why a log could not be read, in a few words: a gzip'd log cut short (a copy still being
+    written, a full disk) says so; any other error as it is."""
+    if isinstance(exc, EOFError):
+        return "truncated gzip: it ends before its end-of-stream marker"
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def first_line(source: SourceFile) -> str | None:
+    """The first line of a text log (a CSV header), without its line ending; None for an empty file."""
     try:
         with _open_binary(source) as handle:
             line = handle.readline(16 * 1024 * 1024)
     except (OSError, EOFError, zlib.error) as exc:
-        raise SourceError(f"{source.path}: cannot read ({exc})") from None
-    return _decode(line, True).rstrip("\r\n")
+        raise SourceError(f"{source.path}: cannot read ({read_error(exc)})") from None
+    return _decode(line, True).rstrip("\r\n") if line else None
 
 
 @dataclass(frozen=True)
@@ -218,9 +227,12 @@ class CsvHeader:
     names: tuple[str, ...]
 
 
-def csv_header(source: SourceFile) -> CsvHeader:
-    """Read and parse the header line of a CSV log (delimiter sniffed among , TAB ; |)."""
+def csv_header(source: SourceFile) -> CsvHeader | None:
+    """Read and parse the header line of a CSV log (delimiter sniffed among , TAB ; |); None for an
+    empty file (no header yet: no rows)."""
     line = first_line(source)
+    if line is None:
+        return None
     if source.path.lower().removesuffix(".gz").endswith(".tsv"):
         delimiter = "\t"
     else:
@@ -339,7 +351,7 @@ def head_text(source: SourceFile, max_bytes: int = 1024 * 1024) -> TextChunk:
             data = handle.read(max_bytes)
             more = handle.read(1)
     except (OSError, EOFError, zlib.error) as exc:
-        raise SourceError(f"{source.path}: cannot read ({exc})") from None
+        raise SourceError(f"{source.path}: cannot read ({read_error(exc)})") from None
     if more:
         cut = data.rfind(b"\n")
         data = data[:cut] if cut >= 0 else data

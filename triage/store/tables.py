@@ -19,6 +19,7 @@ from triage.config import ALL_ROLES, OPTIONAL_ROLES, REQUIRED_ROLES, ModelConfig
 from triage.store.coerce import is_numeric_type, literal
 from triage.store.errors import StoreError
 from triage.store.schema import (
+    FAILURES_TABLE,
     FILE_IDS,
     FILES_TABLE,
     MODELS_TABLE,
@@ -86,6 +87,8 @@ SHARED_DDL = (
         detail VARCHAR, raw VARCHAR, quarantined_at TIMESTAMP, row_ts TIMESTAMP)""",
     f"""CREATE TABLE IF NOT EXISTS {MODELS_TABLE} (
         model VARCHAR NOT NULL, settings VARCHAR, created_at TIMESTAMP)""",
+    f"""CREATE TABLE IF NOT EXISTS {FAILURES_TABLE} (
+        model VARCHAR NOT NULL, kind VARCHAR, path VARCHAR, reason VARCHAR, failed_at TIMESTAMP)""",
 )
 
 
@@ -357,5 +360,5 @@ def drop_model(con: duckdb.DuckDBPyConnection, model_name: str) -> None:
     """Forget everything stored for a model: its tables, registry, quarantine and settings."""
     for table in (predictions_table(model_name), labels_table(model_name), reference_table(model_name)):
         con.execute(f"DROP TABLE IF EXISTS {quote(table)}")
-    for table in (FILES_TABLE, QUARANTINE_TABLE, MODELS_TABLE):
+    for table in (FILES_TABLE, QUARANTINE_TABLE, MODELS_TABLE, FAILURES_TABLE):
         con.execute(f"DELETE FROM {table} WHERE model = ?", [model_name])
