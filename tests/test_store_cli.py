@@ -166,7 +166,7 @@ def test_bad_lines_are_listed_with_reasons_and_nothing_else_is_lost(
     assert status == 2
     status, out, err = run(capsys, "--config", str(config), "quarantine", "--reason", "score not number")
     assert (status, out) == (2, "")
-    assert err.startswith("triage: --reason: expected one of 'unparseable JSON', ")
+    assert err.startswith("triage: --reason: expected one of 'not UTF-8', 'unparseable JSON', ")
     assert err.endswith(f"'{REASON_BAD_VALUE}'; got 'score not number'\n")
 
     assert query(config, "SELECT count(*) FROM predictions_m") == [(20,)]

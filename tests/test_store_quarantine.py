@@ -378,6 +378,34 @@ def test_labels_at_one_time_rank_by_file_path_whatever_was_ingested_first(tmp_pa
     assert query(config_path, latest) == [*expected, ("r9", 1.0)]
 
 
+def test_lines_that_are_not_utf8_are_quarantined_with_their_bytes(tmp_path: Path) -> None:
+    """A CSV or JSON Lines line with bytes that are not UTF-8 (a Latin-1 city) is quarantined as
+    `not UTF-8`, its raw text showing each such byte as \\xNN; the other lines are stored."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.csv").write_bytes(
+        b"request_id,ts,score,model_version,latency\n"
+        b"r1,2026-01-01,0.5,M\xdcNCHEN,1\n"
+        b"r2,2026-01-01,0.5,M\xc3\x9cNCHEN,1\n"
+    )
+    (logs / "b.jsonl").write_bytes(
+        b'{"request_id": "r3", "ts": "2026-01-01", "score": 0.5, "model_version": "caf\xe9"}\n'
+        + json.dumps(good(4)).encode()
+        + b"\n"
+    )
+    config_path = write_config(tmp_path, model("logs"))
+    summary = ingest(config_path)
+    assert (summary.rows_added, dict(summary.quarantined_by_reason)) == (2, {"not UTF-8": 2})
+    assert query(config_path, "SELECT _id, _version FROM predictions_fraud ORDER BY _id") == [
+        ("r2", "M\u00dcNCHEN"),
+        ("r4", "v1"),
+    ]
+    assert query(config_path, "SELECT line, raw FROM _triage_quarantine ORDER BY file_id") == [
+        (2, "r1,2026-01-01,0.5,M\\xdcNCHEN,1"),
+        (1, '{"request_id": "r3", "ts": "2026-01-01", "score": 0.5, "model_version": "caf\\xe9"}'),
+    ]
+
+
 def test_ids_written_as_whole_floats_meet_the_same_ids_written_as_integers(tmp_path: Path) -> None:
     """A Parquet DOUBLE id 8000.0, a JSON number 8002.0 and the CSV text 8004.00 are the ids 8000,
     8002 and 8004, and meet labels logged with integer ids; a fractional id is kept as written; a

@@ -70,6 +70,7 @@ KIND_LABELS = "labels"
 KIND_REFERENCE = "reference"
 
 # Why a row is in quarantine; the first that applies wins, in this order.
+REASON_NOT_UTF8 = "not UTF-8"  # a text log's line with bytes that are not UTF-8
 REASON_UNPARSEABLE_JSON = "unparseable JSON"
 REASON_MALFORMED_CSV = "malformed CSV line"
 REASON_MISSING_ID = "missing id"
@@ -90,6 +91,7 @@ REASON_DUPLICATE_ID = "duplicate id"
 # of every other column.
 REASON_BAD_VALUE = "bad value (row kept)"
 QUARANTINE_REASONS = (
+    REASON_NOT_UTF8,
     REASON_UNPARSEABLE_JSON,
     REASON_MALFORMED_CSV,
     REASON_MISSING_ID,
