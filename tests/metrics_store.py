@@ -11,6 +11,7 @@ import numpy as np
 
 from triage.config import Columns, Costs, ModelConfig, Window
 from triage.store.schema import labels_table, predictions_table
+from triage.store.tables import create_shared_tables
 
 T0 = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 
@@ -115,7 +116,9 @@ def generate(
 
 
 def write(con: duckdb.DuckDBPyConnection, model: ModelConfig, data: Data) -> None:
-    """Create predictions_m and labels_m with the canonical columns (NaN → NULL)."""
+    """Create predictions_m and labels_m with the canonical columns (NaN → NULL), and the shared
+    tables (an empty registry: the labels' file order is not needed, one file holds them all)."""
+    create_shared_tables(con)
     n = len(data.ids)
     columns = {
         "_id": data.ids,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -165,7 +166,7 @@ def test_bad_lines_are_listed_with_reasons_and_nothing_else_is_lost(
     assert status == 2
     status, out, err = run(capsys, "--config", str(config), "quarantine", "--reason", "score not number")
     assert (status, out) == (2, "")
-    assert err.startswith("triage: --reason: expected one of 'unparseable JSON', ")
+    assert err.startswith("triage: --reason: expected one of 'not UTF-8', 'unparseable JSON', ")
     assert err.endswith(f"'{REASON_BAD_VALUE}'; got 'score not number'\n")
 
     assert query(config, "SELECT count(*) FROM predictions_m") == [(20,)]
@@ -197,6 +198,42 @@ def test_ingest_errors_are_one_line_each(tmp_path: Path, capsys: pytest.CaptureF
     status, out, _ = run(capsys, "--config", str(config), "ingest", "--rebuild")
     assert status == 1 and "1 rows added" in out  # broken.parquet is still broken
     assert query(config, "SELECT count(*) FROM predictions_m") == [(1,)]
+
+
+def test_empty_csvs_are_files_without_rows_and_a_truncated_gzip_is_listed_by_info(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty CSV (no bytes, or a header only) is a file with no rows, and reads its lines when it
+    grows. A truncated gzip'd log fails alone (one line, exit 1), the others are ingested, and
+    `triage info` lists it with why until an ingest reads it."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.csv").write_text("id,at,p\nx1,2026-01-01,0.1\n")
+    (logs / "b.csv").write_bytes(b"")
+    (logs / "c.csv").write_text("id,at,p\n")
+    whole = gzip.compress(b"id,at,p\n" + b"".join(b"z%d,2026-01-01,0.5\n" % i for i in range(2000)))
+    (logs / "d.csv.gz").write_bytes(whole[: len(whole) // 2])
+    config = tmp_path / "triage.toml"
+    config.write_text(minimal_config("logs"))
+    status, out, err = run(capsys, "--config", str(config), "ingest", "--no-warm")
+    assert status == 1
+    assert "ingested 4 files (3 new, 1 error): 1 rows added" in out.splitlines()[0]
+    truncated = "truncated gzip: it ends before its end-of-stream marker"
+    assert err == f"triage: {logs / 'd.csv.gz'}: {truncated}\n"
+    status, out, _ = run(capsys, "--config", str(config), "info")
+    assert f"  not read     logs/d.csv.gz (predictions, last ingest): {truncated}" in out.splitlines()
+    status, out, _ = run(capsys, "--config", str(config), "info", "--json")
+    failed = json.loads(out)["models"][0]["failed_files"]
+    assert failed == [{"kind": "predictions", "path": "logs/d.csv.gz", "reason": truncated}]
+
+    (logs / "b.csv").write_text("id,at,p\nx2,2026-01-01,0.2\n")
+    (logs / "d.csv.gz").write_bytes(whole)
+    status, out, err = run(capsys, "--config", str(config), "ingest", "--no-warm")
+    assert (status, err) == (0, "")
+    assert "(1 new, 1 appended, 2 unchanged): 2001 rows added" in out.splitlines()[0]
+    status, out, _ = run(capsys, "--config", str(config), "info")
+    assert "not read" not in out
+    assert query(config, "SELECT count(*) FROM predictions_m") == [(2002,)]
 
 
 def test_info_before_any_ingest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -349,6 +349,124 @@ def test_a_replaced_label_file_keeps_its_rank_among_labels_at_one_time(tmp_path:
     assert query(config_path, latest) == [("r0", 0.0), ("r1", 0.0), ("r2", 1.0), ("r9", 1.0)]
 
 
+def test_labels_at_one_time_rank_by_file_path_whatever_was_ingested_first(tmp_path: Path) -> None:
+    """Labels of one id at one labeled_at: the file whose path sorts later wins, then the later line
+    — the same after an incremental ingest of a file that sorts earlier, a replacement and a rebuild."""
+    write_jsonl(tmp_path / "p.jsonl", [good(i) for i in range(4)])
+    at = "2026-01-02T00:00:00Z"
+
+    def label(i: int, y: int) -> dict[str, object]:
+        return {"request_id": f"r{i}", "is_fraud": y, "labeled_at": at}
+
+    later = write_jsonl(tmp_path / "labels" / "b.jsonl", [label(0, 1), label(1, 1), label(2, 1)])
+    config_path = write_config(
+        tmp_path, model("p.jsonl", "labels", 'label = "is_fraud"\nlabeled_at = "labeled_at"')
+    )
+    ingest(config_path)
+    # Ingested after b.jsonl, sorting before it: its labels of r0 and r1 lose; r3's second line wins.
+    write_jsonl(tmp_path / "labels" / "a.jsonl", [label(0, 0), label(1, 0), label(3, 0), label(3, 1)])
+    ingest(config_path)
+    model_config = config_of(config_path).models[0]
+    latest = f"SELECT _id, _label FROM ({labels_as_of_sql(model_config)}) ORDER BY _id"
+    expected = [("r0", 1.0), ("r1", 1.0), ("r2", 1.0), ("r3", 1.0)]
+    assert query(config_path, latest) == expected
+    write_jsonl(later, [label(9, 1), label(0, 1), label(1, 1), label(2, 1)])
+    assert [f.action for f in ingest(config_path).files if f.kind == "labels"] == ["unchanged", "replaced"]
+    assert query(config_path, latest) == [*expected, ("r9", 1.0)]
+    with Store.open(config_of(config_path).store_path) as store:
+        store.ingest(config_of(config_path), rebuild=True)
+    assert query(config_path, latest) == [*expected, ("r9", 1.0)]
+
+
+def test_lines_that_are_not_utf8_are_quarantined_with_their_bytes(tmp_path: Path) -> None:
+    """A CSV or JSON Lines line with bytes that are not UTF-8 (a Latin-1 city) is quarantined as
+    `not UTF-8`, its raw text showing each such byte as \\xNN; the other lines are stored."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.csv").write_bytes(
+        b"request_id,ts,score,model_version,latency\n"
+        b"r1,2026-01-01,0.5,M\xdcNCHEN,1\n"
+        b"r2,2026-01-01,0.5,M\xc3\x9cNCHEN,1\n"
+    )
+    (logs / "b.jsonl").write_bytes(
+        b'{"request_id": "r3", "ts": "2026-01-01", "score": 0.5, "model_version": "caf\xe9"}\n'
+        + json.dumps(good(4)).encode()
+        + b"\n"
+    )
+    config_path = write_config(tmp_path, model("logs"))
+    summary = ingest(config_path)
+    assert (summary.rows_added, dict(summary.quarantined_by_reason)) == (2, {"not UTF-8": 2})
+    assert query(config_path, "SELECT _id, _version FROM predictions_fraud ORDER BY _id") == [
+        ("r2", "M\u00dcNCHEN"),
+        ("r4", "v1"),
+    ]
+    assert query(config_path, "SELECT line, raw FROM _triage_quarantine ORDER BY file_id") == [
+        (2, "r1,2026-01-01,0.5,M\\xdcNCHEN,1"),
+        (1, '{"request_id": "r3", "ts": "2026-01-01", "score": 0.5, "model_version": "caf\\xe9"}'),
+    ]
+
+
+def test_ids_written_as_whole_floats_meet_the_same_ids_written_as_integers(tmp_path: Path) -> None:
+    """A Parquet DOUBLE id 8000.0, a JSON number 8002.0 and the CSV text 8004.00 are the ids 8000,
+    8002 and 8004, and meet labels logged with integer ids; a fractional id is kept as written; a
+    NaN id is a missing id."""
+    write_parquet(
+        tmp_path / "p" / "a.parquet",
+        "SELECT (8000 + i)::DOUBLE AS request_id, TIMESTAMP '2026-01-01' AS ts, 0.5 AS score, "
+        "'v1' AS model_version, 1.0 AS latency FROM range(2) t(i) "
+        "UNION ALL SELECT 'nan'::DOUBLE, TIMESTAMP '2026-01-01', 0.5, 'v1', 1.0",
+    )
+    row = '"ts": "2026-01-01T00:00:00Z", "score": 0.5, "latency": 1'
+    write_jsonl(
+        tmp_path / "p" / "b.jsonl", [f'{{"request_id": 8002.0, {row}}}', f'{{"request_id": 8003.5, {row}}}']
+    )
+    (tmp_path / "p" / "c.csv").write_text(
+        "request_id,ts,score,model_version,latency\n8004.00,2026-01-01,0.5,v1,1\n"
+    )
+    labels = [{"request_id": i, "is_fraud": 1} for i in (8000, 8001, 8002, 8004)]
+    write_jsonl(tmp_path / "labels" / "l.jsonl", [*labels, {"request_id": "8003.5", "is_fraud": 0}])
+    config_path = write_config(tmp_path, model("p", "labels", 'label = "is_fraud"'))
+    summary = ingest(config_path)
+    assert dict(summary.quarantined_by_reason) == {"missing id": 1}
+    assert summary.unknown_label_ids == 0
+    model_config = config_of(config_path).models[0]
+    joined = f"SELECT _id, _label FROM ({labeled_predictions_sql(model_config)}) ORDER BY _id"
+    assert query(config_path, joined) == [
+        ("8000", 1.0),
+        ("8001", 1.0),
+        ("8002", 1.0),
+        ("8003.5", 0.0),
+        ("8004", 1.0),
+    ]
+
+
+def test_a_store_holding_ids_as_floats_asks_for_a_rebuild(tmp_path: Path) -> None:
+    """A store built before ids were normalised: holding an id as "8000.0" it asks for a rebuild;
+    holding none, its recorded settings are brought up to date by the next ingest."""
+    write_jsonl(tmp_path / "p.jsonl", [good(i) for i in range(3)])
+    config_path = write_config(tmp_path, model("p.jsonl"))
+    ingest(config_path)
+
+    def as_built_before(float_id: bool) -> None:
+        with Store.open(config_of(config_path).store_path) as store:
+            con = store.connection
+            (settings,) = con.execute("SELECT settings FROM _triage_models").fetchone()
+            older = {key: value for key, value in json.loads(settings).items() if key != "ids"}
+            con.execute("UPDATE _triage_models SET settings = ?", [json.dumps(older)])
+            con.execute(
+                "UPDATE predictions_fraud SET _id = ? WHERE _id IN ('r0', '8000.0')",
+                ["8000.0" if float_id else "r0"],
+            )
+
+    as_built_before(float_id=True)
+    with pytest.raises(StoreError, match=r"ids changed since the store was built.*--rebuild"):
+        ingest(config_path)
+    as_built_before(float_id=False)
+    assert [f.action for f in ingest(config_path).files] == ["unchanged"]
+    (settings,) = query(config_path, "SELECT settings FROM _triage_models")[0]
+    assert json.loads(settings)["ids"] == "whole floats as integers"
+
+
 def test_labels_unknown_ids_superseding_and_as_of(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "p.jsonl", [good(i) for i in range(4)])
     write_jsonl(

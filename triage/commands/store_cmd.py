@@ -253,6 +253,9 @@ def info_json(info: StoreInfo, config: Config) -> dict[str, object]:
                 "reference_rows": m.reference_rows,
                 "quarantined": dict(m.quarantined),
                 "bad_values": dict(m.bad_values),
+                "failed_files": [
+                    {"kind": kind, "path": path, "reason": reason} for kind, path, reason in m.failed_files
+                ],
             }
         )
     return {"config": info.config_path, "store": info.store_path, "models": models}
@@ -298,6 +301,8 @@ def print_info(info: StoreInfo, config: Config) -> None:
             print(
                 f"  bad values   {_counts(m.bad_values)}: in kept rows, stored as NULL ({_BAD_VALUES_HINT})"
             )
+        for kind, path, reason in m.failed_files:
+            print(f"  not read     {path} ({kind}, last ingest): {reason}")
 
 
 def _counts(pairs: tuple[tuple[str, int], ...]) -> str:

@@ -66,6 +66,31 @@ def text_sql(expr: str, duckdb_type: str) -> str:
     return expr if duckdb_type == "VARCHAR" else f"CAST({expr} AS VARCHAR)"
 
 
+# A whole number written as a float: "8000.0" (JSON Lines and CSV text; DuckDB reads a JSON 8e3 as it).
+_INTEGRAL_FLOAT_RE = r"([+-]?[0-9]+)\.0+"
+
+
+def id_sql(expr: str, duckdb_type: str) -> str:
+    """An id as VARCHAR: a whole number written as a float — a Parquet FLOAT/DOUBLE/DECIMAL value,
+    a JSON number or CSV text such as `8000.0` — is its integer's text (`8000`), so that it meets
+    the same id logged as an integer; a float NaN or infinity is no id (NULL); any other value is
+    its text as logged (`8000.5`, `007`)."""
+    kind = duckdb_type.upper()
+    if kind in FLOAT_TYPES or kind.startswith("DECIMAL"):
+        finite = "true" if kind.startswith("DECIMAL") else f"isfinite({expr})"
+        return (
+            f"CASE WHEN NOT {finite} THEN NULL "
+            f"WHEN {expr} = trunc({expr}) AND abs({expr}) < 1e38 "
+            f"THEN CAST(CAST({expr} AS HUGEINT) AS VARCHAR) "
+            f"ELSE CAST({expr} AS VARCHAR) END"
+        )
+    text = text_sql(expr, duckdb_type)
+    return (
+        f"CASE WHEN regexp_full_match({text}, '{_INTEGRAL_FLOAT_RE}') "
+        f"THEN regexp_extract({text}, '^{_INTEGRAL_FLOAT_RE}$', 1) ELSE {text} END"
+    )
+
+
 def category_sql(expr: str, duckdb_type: str) -> str:
     """A categorical or segment value as VARCHAR; NaN is missing (NULL): a float NaN, or the text
     NaN in any case, as writers put a missing value (`NaN`: Python's json, JavaScript; `nan`:

@@ -9,6 +9,7 @@ import duckdb
 
 from triage.config import Config, ModelConfig
 from triage.store.schema import (
+    FAILURES_TABLE,
     FILES_TABLE,
     QUARANTINE_TABLE,
     REASON_BAD_VALUE,
@@ -39,6 +40,8 @@ class ModelInfo:
     # (reason, entries), most frequent first: quarantined rows, and `REASON_BAD_VALUE` values of kept rows
     quarantined: tuple[tuple[str, int], ...]
     bad_values: tuple[tuple[str, int], ...]  # (column, values of kept rows stored NULL), most first
+    # (kind, path, reason) of the files the last ingest could not read, by path
+    failed_files: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def label_coverage(self) -> float | None:
@@ -190,6 +193,15 @@ def model_info(con: duckdb.DuckDBPyConnection, model: ModelConfig) -> ModelInfo:
                 [model.name, REASON_BAD_VALUE],
             ).fetchall()
         )
+    failed_files: tuple[tuple[str, str, str], ...] = ()
+    if table_exists(con, FAILURES_TABLE):
+        failed_files = tuple(
+            (str(kind), str(path), str(reason))
+            for kind, path, reason in con.execute(
+                f"SELECT kind, path, reason FROM {FAILURES_TABLE} WHERE model = ? ORDER BY path",
+                [model.name],
+            ).fetchall()
+        )
     return ModelInfo(
         name=model.name,
         rows=rows,
@@ -205,6 +217,7 @@ def model_info(con: duckdb.DuckDBPyConnection, model: ModelConfig) -> ModelInfo:
         files=files,
         quarantined=quarantined,
         bad_values=bad_values,
+        failed_files=failed_files,
     )
 
 

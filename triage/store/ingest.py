@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 import time
+import zlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ from triage.store.coerce import (
     class_sql,
     double_sql,
     finite_double_sql,
+    id_sql,
     label_sql,
     literal,
     nullish_sql,
@@ -62,6 +64,7 @@ from triage.store.coerce import (
 from triage.store.errors import StoreError
 from triage.store.queries import hashed_ids_sql, stored_rows_sql
 from triage.store.schema import (
+    FAILURES_TABLE,
     FILES_TABLE,
     KIND_LABELS,
     KIND_PREDICTIONS,
@@ -94,6 +97,7 @@ from triage.store.sources import (
     digest,
     expand,
     fingerprint,
+    read_error,
 )
 from triage.store.tables import (
     ID_HASH,
@@ -261,7 +265,7 @@ def _expand(run: _Run, pattern: str, key: str) -> list[SourceFile]:
 def _ingest_model(run: _Run, model: ModelConfig, index: int) -> None:
     key = f"model[{index}]"
     con = run.con
-    built = check_settings(con, model)
+    built = check_settings(con, model, upgrade=True)
     predictions = _expand(run, model.predictions, f"{key}.predictions")
     layout = stored_layout(con, model) if built else None
     if layout is None and (predictions or not model.features_inferred):
@@ -292,6 +296,25 @@ def _ingest_model(run: _Run, model: ModelConfig, index: int) -> None:
         _forget_unlisted_references(con, model, {run.config.within(f.path) for f in references}, registry)
         for source in references:
             _ingest_file(run, model, key, KIND_REFERENCE, source, layout, registry)
+    _record_failures(run, model, run.files[first:])
+
+
+def _record_failures(run: _Run, model: ModelConfig, files: list[FileIngest]) -> None:
+    """Keep the files of the model that failed in this pass, with why (`triage info` lists them
+    until a pass reads them): the failures of its previous pass are forgotten."""
+    failed = [f for f in files if f.action == FAILED]
+    run.con.begin()
+    try:
+        run.con.execute(f"DELETE FROM {FAILURES_TABLE} WHERE model = ?", [model.name])
+        for f in failed:
+            run.con.execute(
+                f"INSERT INTO {FAILURES_TABLE} VALUES (?, ?, ?, ?, CAST(? AS TIMESTAMP))",
+                [model.name, f.kind, run.config.within(f.path), f.message, run.now],
+            )
+        run.con.commit()
+    except BaseException:
+        run.con.rollback()
+        raise
 
 
 def _reread_duplicates(
@@ -425,10 +448,9 @@ def _ingest_file(
         result = _load(run, model, key, kind, source, layout, previous, plan, stat)
         _pause_for_tests(source.path)
         con.commit()
-    except (duckdb.Error, SourceError, UnicodeError, OSError, EOFError) as exc:
+    except (duckdb.Error, SourceError, UnicodeError, OSError, EOFError, zlib.error) as exc:
         con.rollback()
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        run.files.append(FileIngest(model.name, kind, source.path, FAILED, message=message))
+        run.files.append(FileIngest(model.name, kind, source.path, FAILED, message=read_error(exc)))
         return
     except BaseException:
         con.rollback()
@@ -475,8 +497,8 @@ def _load(
     if plan.action == REPLACED and previous is not None:
         _delete_file_rows(con, target, previous.file_id)
     # A replaced file's rows get a new file id, so that they hash unlike the rows they replace —
-    # but a label file keeps its own: a label's hash holds its value and time, and its file id
-    # ranks it among labels of one id at one time (the later file wins).
+    # but a label file keeps its own: a label's hash holds its value and time. (Labels of one id
+    # at one time rank by their file's path, not by file id: `queries.labels_as_of_sql`.)
     appended = plan.action == APPENDED and previous is not None
     keeps_id = appended or kind == KIND_LABELS
     file_id = previous.file_id if keeps_id and previous is not None else next_file_id(con)
@@ -492,7 +514,9 @@ def _load(
         present = set(header.names) | {k for k, _ in source.partitions}
     else:
         present = set(names)  # JSON Lines: a key missing from a line is a per-row problem
-    _check_present(run, model, key, kind, source, wanted, present)
+    empty = source.format == "csv" and header is None  # not even a header yet: a file with no rows
+    if not empty:
+        _check_present(run, model, key, kind, source, wanted, present)
     columns: dict[str, _Column] = {}
     for index, name in enumerate(names):
         duckdb_type = file_types.get(name, "VARCHAR")
@@ -520,6 +544,8 @@ def _load(
                 raw_sql=readers.parquet_raw_sql(source, file_types, rows),
             )
         bytes_consumed = stat.st_size
+    elif empty:
+        bytes_consumed = 0 if source.appendable else stat.st_size
     else:
         if source.format == "csv":
             assert header is not None
@@ -857,8 +883,8 @@ def _stage_sql(
     if kind == KIND_LABELS:
         id_key = "columns.label_id" if "columns.label_id" in wanted else "columns.id"
         id_expr, id_type = source(id_key) or ("NULL", "VARCHAR")
-        values["_id"] = text_sql(id_expr, id_type)
-        checks.append(_Check(blank_sql(id_expr, id_type), REASON_MISSING_ID, "NULL"))
+        values["_id"] = id_sql(id_expr, id_type)
+        checks.append(_Check(blank_sql('"_id"', "VARCHAR"), REASON_MISSING_ID, "NULL"))
         label = source("columns.label")
         if label is not None:
             expr, duckdb_type = label
@@ -918,9 +944,9 @@ def _stage_sql(
         required = kind == KIND_PREDICTIONS
         id_src = source("columns.id")
         if id_src is not None:
-            values["_id"] = text_sql(*id_src)
+            values["_id"] = id_sql(*id_src)
             if required:
-                checks.append(_Check(blank_sql(*id_src), REASON_MISSING_ID, "NULL"))
+                checks.append(_Check(blank_sql('"_id"', "VARCHAR"), REASON_MISSING_ID, "NULL"))
         ts_src = source("columns.timestamp")
         if ts_src is not None:
             expr, duckdb_type = ts_src

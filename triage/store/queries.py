@@ -9,7 +9,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from triage.config import ModelConfig
-from triage.store.schema import labels_table, predictions_table, quote, reference_table
+from triage.store.coerce import literal
+from triage.store.schema import (
+    FILES_TABLE,
+    KIND_LABELS,
+    labels_table,
+    predictions_table,
+    quote,
+    reference_table,
+)
 from triage.store.tables import ID_HASH
 
 
@@ -75,6 +83,16 @@ def labels_sql(model: ModelConfig) -> str:
     return f"SELECT * FROM {quote(labels_table(model.name))}"
 
 
+def label_file_ranks_sql(model: ModelConfig) -> str:
+    """(_rank_file_id, _file_rank) of a model's label files: their place in path order, as the
+    registry names them (from the config's folder, absolute outside it) — the order ingest reads
+    a source's files in. It depends on the files, not on when each was ingested."""
+    return (
+        f"SELECT file_id AS _rank_file_id, row_number() OVER (ORDER BY path) AS _file_rank "
+        f"FROM {FILES_TABLE} WHERE model = {literal(model.name)} AND kind = {literal(KIND_LABELS)}"
+    )
+
+
 def labels_as_of_sql(
     model: ModelConfig, at: datetime | None = None, ids: str | None = None, rows: str | None = None
 ) -> str:
@@ -82,19 +100,21 @@ def labels_as_of_sql(
     the ids `ids` selects when given (a SELECT of `_id` and `_idh`), among `rows` (a SELECT of
     label rows; default: every stored label).
 
-    "Latest" orders by (_labeled_at, _file_id, _row): a later label supersedes an earlier one, and
-    between labels stamped at the same time the one ingested from a later file / line wins.
+    "Latest" orders by (_labeled_at, the file's place in path order, _row): a later label
+    supersedes an earlier one, and between labels stamped at the same time the one in the later
+    file (`label_file_ranks_sql`) / line wins — the same whichever file was ingested first.
     Columns: _id, _label, _labeled_at, _ingested_at, _file_id, _row.
     """
     where = f" WHERE _labeled_at <= {timestamp_literal(at)}" if at is not None else ""
     rows = rows or labels_sql(model)
     if ids is not None:
         rows = stored_rows_sql(rows, ids)
+    # The registry is small: joining it costs a hash probe per label row.
     return (
         f"SELECT _id, _label, _labeled_at, _ingested_at, _file_id, _row "
-        f"FROM ({rows}){where} "
+        f"FROM ({rows}) LEFT JOIN ({label_file_ranks_sql(model)}) ON _file_id = _rank_file_id{where} "
         f"QUALIFY row_number() OVER "
-        f"(PARTITION BY _id ORDER BY _labeled_at DESC, _file_id DESC, _row DESC) = 1"
+        f"(PARTITION BY _id ORDER BY _labeled_at DESC, _file_rank DESC, _row DESC) = 1"
     )
 
 

@@ -18,7 +18,7 @@ import re
 import duckdb
 
 from triage.store.coerce import is_numeric_type, literal
-from triage.store.schema import quote
+from triage.store.schema import REASON_NOT_UTF8, quote
 from triage.store.sources import CsvHeader, SourceError, SourceFile, TextChunk, csv_header, head_text
 
 SNIFF_FILES = 10
@@ -47,8 +47,13 @@ def lines_sql() -> str:
 
 
 def chunk_params(chunk: TextChunk) -> dict[str, object]:
-    """Query parameters for `lines_sql` from a chunk of text."""
-    return {"text": chunk.text, "first": chunk.first_line, "count": chunk.lines}
+    """Query parameters for `lines_sql` (and `_NOT_UTF8`) from a chunk of text."""
+    return {"text": chunk.text, "first": chunk.first_line, "count": chunk.lines, "bad": list(chunk.not_utf8)}
+
+
+# A line with bytes that are not UTF-8 (shown as \xNN in its text): quarantined, whatever its format.
+_NOT_UTF8 = "list_contains($bad::BIGINT[], _row)"
+_NOT_UTF8_DETAIL = literal("a byte that is not UTF-8 shows as \\xNN in the raw line")
 
 
 def _json_path(name: str) -> str:
@@ -74,9 +79,10 @@ def jsonl_sql(columns: list[str], partitions: dict[str, str]) -> str:
             picks.append(f"{literal(partitions[name])} AS {alias(index)}")
     return f"""
         SELECT _row, _line,
-            CASE WHEN NOT _ok THEN 'unparseable JSON' END AS _perr,
-            CASE WHEN _ok THEN NULL WHEN _j IS NULL THEN 'not valid JSON' ELSE 'not a JSON object' END
-                AS _pdetail
+            CASE WHEN {_NOT_UTF8} THEN {literal(REASON_NOT_UTF8)} WHEN NOT _ok THEN 'unparseable JSON' END
+                AS _perr,
+            CASE WHEN {_NOT_UTF8} THEN {_NOT_UTF8_DETAIL} WHEN _ok THEN NULL
+                WHEN _j IS NULL THEN 'not valid JSON' ELSE 'not a JSON object' END AS _pdetail
             {"".join(", " + pick for pick in picks)}
         FROM (
             SELECT _row, _line, _j, (_j IS NOT NULL AND regexp_matches(_line, '^\\s*[{{]')) AS _ok
@@ -126,8 +132,10 @@ def csv_sql(
     # `_stray`: the fields, joined again, are not the line (a quote that does not close on it).
     return f"""
         SELECT _row, _line,
-            CASE WHEN _stray OR len(_f) <> {width} THEN 'malformed CSV line' END AS _perr,
-            CASE WHEN len(_f) = {width} AND _stray THEN {_UNCLOSED}
+            CASE WHEN {_NOT_UTF8} THEN {literal(REASON_NOT_UTF8)}
+                WHEN _stray OR len(_f) <> {width} THEN 'malformed CSV line' END AS _perr,
+            CASE WHEN {_NOT_UTF8} THEN {_NOT_UTF8_DETAIL}
+            WHEN len(_f) = {width} AND _stray THEN {_UNCLOSED}
             WHEN len(_f) <> {width} THEN 'expected {width} fields, found ' || len(_f) ||
                 CASE WHEN _stray THEN ' (or a stray quote)' ELSE '' END
             END AS _pdetail
@@ -214,6 +222,8 @@ def _first_line(exc: Exception) -> str:
 
 def _csv_columns(con: duckdb.DuckDBPyConnection, source: SourceFile) -> dict[str, str]:
     header = csv_header(source)
+    if header is None:
+        return {}
     names = list(header.names)
     sample = head_text(source)
     sql = csv_sql(names, header, {}, skip_header=True)

@@ -34,6 +34,9 @@ Their columns (added to the contract, see `triage.store.tables` for the DDL):
     Parquet file), reason (one of `QUARANTINE_REASONS`, or `REASON_BAD_VALUE` for a value of a kept
     row), detail, raw (the line, or the Parquet row as JSON), quarantined_at (UTC), row_ts.
 ``_triage_models``: model, settings (JSON of the config that shaped its tables), created_at.
+``_triage_failures``: model, kind, path (as the registry names it), reason, failed_at (UTC): the
+    files of a model that could not be read at its last ingest pass (not registered, or their rows
+    as the pass before stored them).
 """
 
 from __future__ import annotations
@@ -60,12 +63,14 @@ FILES_TABLE = "_triage_files"
 FILE_IDS = "_triage_file_ids"  # the sequence file ids come from (`tables.create_shared_tables`)
 QUARANTINE_TABLE = "_triage_quarantine"
 MODELS_TABLE = "_triage_models"
+FAILURES_TABLE = "_triage_failures"
 
 KIND_PREDICTIONS = "predictions"
 KIND_LABELS = "labels"
 KIND_REFERENCE = "reference"
 
 # Why a row is in quarantine; the first that applies wins, in this order.
+REASON_NOT_UTF8 = "not UTF-8"  # a text log's line with bytes that are not UTF-8
 REASON_UNPARSEABLE_JSON = "unparseable JSON"
 REASON_MALFORMED_CSV = "malformed CSV line"
 REASON_MISSING_ID = "missing id"
@@ -86,6 +91,7 @@ REASON_DUPLICATE_ID = "duplicate id"
 # of every other column.
 REASON_BAD_VALUE = "bad value (row kept)"
 QUARANTINE_REASONS = (
+    REASON_NOT_UTF8,
     REASON_UNPARSEABLE_JSON,
     REASON_MALFORMED_CSV,
     REASON_MISSING_ID,

@@ -193,21 +193,44 @@ def _open_binary(source: SourceFile) -> io.BufferedIOBase:
     return open(source.path, "rb")
 
 
-def _decode(data: bytes, at_start: bool) -> str:
-    text = data.decode("utf-8", errors="replace")
+def _decode(data: bytes, at_start: bool) -> tuple[str, tuple[int, ...]]:
+    """The text of `data` and the 0-based indexes of its lines (split at \\n) that are not UTF-8:
+    in those, each byte that is not shows as `\\xNN`, so that nothing is lost and ingest can
+    quarantine the line with its bytes."""
+    bad: tuple[int, ...] = ()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        lines, found = [], []
+        for index, line in enumerate(data.split(b"\n")):
+            try:
+                lines.append(line.decode("utf-8"))
+            except UnicodeDecodeError:
+                lines.append(line.decode("utf-8", errors="backslashreplace"))
+                found.append(index)
+        text, bad = "\n".join(lines), tuple(found)
     if at_start and text.startswith("\ufeff"):
         text = text[1:]
-    return text
+    return text, bad
 
 
-def first_line(source: SourceFile) -> str:
-    """The first line of a text log (a CSV header), without its line ending."""
+def read_error(exc: BaseException) -> str:
+    """Why a log could not be read, in a few words: a gzip'd log cut short (a copy still being
+    written, a full disk) says so; any other error as it is."""
+    if isinstance(exc, EOFError):
+        return "truncated gzip: it ends before its end-of-stream marker"
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def first_line(source: SourceFile) -> str | None:
+    """The first line of a text log (a CSV header), without its line ending; None for an empty file."""
     try:
         with _open_binary(source) as handle:
             line = handle.readline(16 * 1024 * 1024)
     except (OSError, EOFError, zlib.error) as exc:
-        raise SourceError(f"{source.path}: cannot read ({exc})") from None
-    return _decode(line, True).rstrip("\r\n")
+        raise SourceError(f"{source.path}: cannot read ({read_error(exc)})") from None
+    return _decode(line, True)[0].rstrip("\r\n") if line else None
 
 
 @dataclass(frozen=True)
@@ -218,9 +241,12 @@ class CsvHeader:
     names: tuple[str, ...]
 
 
-def csv_header(source: SourceFile) -> CsvHeader:
-    """Read and parse the header line of a CSV log (delimiter sniffed among , TAB ; |)."""
+def csv_header(source: SourceFile) -> CsvHeader | None:
+    """Read and parse the header line of a CSV log (delimiter sniffed among , TAB ; |); None for an
+    empty file (no header yet: no rows)."""
     line = first_line(source)
+    if line is None:
+        return None
     if source.path.lower().removesuffix(".gz").endswith(".tsv"):
         delimiter = "\t"
     else:
@@ -238,11 +264,13 @@ def csv_header(source: SourceFile) -> CsvHeader:
 
 @dataclass(frozen=True)
 class TextChunk:
-    """Complete lines of a text log: `text` holds `lines` lines joined by \\n, starting at `first_line`."""
+    """Complete lines of a text log: `text` holds `lines` lines joined by \\n, starting at `first_line`;
+    `not_utf8`: the numbers of those lines that are not UTF-8 (`_decode`)."""
 
     text: str
     first_line: int
     lines: int
+    not_utf8: tuple[int, ...] = ()
 
 
 class TextReader:
@@ -292,16 +320,16 @@ class TextReader:
                 carry = data[cut + 1 :]
                 yield self._emit(data[:cut], terminated=True)
             if carry:
-                tail = _decode(carry, self.end_byte == 0)
+                tail, _ = _decode(carry, self.end_byte == 0)
                 if self._settled or self._tail_complete(tail.rstrip("\r")):
                     yield self._emit(carry, terminated=False)
 
     def _emit(self, data: bytes, terminated: bool) -> TextChunk:
-        text = _decode(data, self.end_byte == 0)
+        text, bad = _decode(data, self.end_byte == 0)
         lines = text.count("\n") + 1
         if "\r" in text:  # CRLF line ends: the CR is not part of the line
             text = text.replace("\r\n", "\n").removesuffix("\r")
-        chunk = TextChunk(text, self.end_line + 1, lines)
+        chunk = TextChunk(text, self.end_line + 1, lines, tuple(self.end_line + 1 + i for i in bad))
         self.end_byte += len(data) + (1 if terminated else 0)
         self.end_line += lines
         self.ends_with_newline = terminated
@@ -339,9 +367,11 @@ def head_text(source: SourceFile, max_bytes: int = 1024 * 1024) -> TextChunk:
             data = handle.read(max_bytes)
             more = handle.read(1)
     except (OSError, EOFError, zlib.error) as exc:
-        raise SourceError(f"{source.path}: cannot read ({exc})") from None
+        raise SourceError(f"{source.path}: cannot read ({read_error(exc)})") from None
     if more:
         cut = data.rfind(b"\n")
         data = data[:cut] if cut >= 0 else data
-    text = _decode(data, True).rstrip("\n").replace("\r\n", "\n").removesuffix("\r")
-    return TextChunk(text, 1, text.count("\n") + 1)
+    text, bad = _decode(data, True)
+    text = text.rstrip("\n").replace("\r\n", "\n").removesuffix("\r")
+    lines = text.count("\n") + 1
+    return TextChunk(text, 1, lines, tuple(1 + i for i in bad if i < lines))

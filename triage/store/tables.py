@@ -19,6 +19,7 @@ from triage.config import ALL_ROLES, OPTIONAL_ROLES, REQUIRED_ROLES, ModelConfig
 from triage.store.coerce import is_numeric_type, literal
 from triage.store.errors import StoreError
 from triage.store.schema import (
+    FAILURES_TABLE,
     FILE_IDS,
     FILES_TABLE,
     MODELS_TABLE,
@@ -86,6 +87,8 @@ SHARED_DDL = (
         detail VARCHAR, raw VARCHAR, quarantined_at TIMESTAMP, row_ts TIMESTAMP)""",
     f"""CREATE TABLE IF NOT EXISTS {MODELS_TABLE} (
         model VARCHAR NOT NULL, settings VARCHAR, created_at TIMESTAMP)""",
+    f"""CREATE TABLE IF NOT EXISTS {FAILURES_TABLE} (
+        model VARCHAR NOT NULL, kind VARCHAR, path VARCHAR, reason VARCHAR, failed_at TIMESTAMP)""",
 )
 
 
@@ -287,22 +290,50 @@ def model_settings(model: ModelConfig) -> dict[str, object]:
         "categorical": list(model.categorical),
         "task": model.task,
         "positive": {"label": list(model.positive.label), "prediction": list(model.positive.prediction)},
+        "ids": IDS_INTEGRAL,
     }
 
 
-def check_settings(con: duckdb.DuckDBPyConnection, model: ModelConfig) -> bool:
+# How ids are stored (`coerce.id_sql`). Stores built before ids were normalised hold them as logged:
+# a float's whole number as "8000.0", a NaN as "nan".
+IDS_INTEGRAL = "whole floats as integers"
+IDS_AS_LOGGED = "as logged"
+_OLD_FLOAT_ID = r"[+-]?[0-9]+\.0*|nan|-?inf"
+
+
+def _ids_as_built(con: duckdb.DuckDBPyConnection, model: ModelConfig) -> str:
+    """How a store built before `IDS_INTEGRAL` holds a model's ids: as now unless it has an id
+    that is now read otherwise (one scan of its ids)."""
+    tables = [t for t in (predictions_table(model.name), labels_table(model.name)) if table_exists(con, t)]
+    found = " UNION ALL ".join(
+        f"SELECT 1 FROM {quote(t)} WHERE regexp_full_match(_id, {literal(_OLD_FLOAT_ID)})" for t in tables
+    )
+    row = con.execute(f"SELECT EXISTS ({found})").fetchone() if found else None
+    return IDS_AS_LOGGED if row and row[0] else IDS_INTEGRAL
+
+
+def check_settings(con: duckdb.DuckDBPyConnection, model: ModelConfig, *, upgrade: bool = False) -> bool:
     """True when the model's tables were built from this config; False when not built yet.
 
-    Raises StoreError naming what changed when they were built from a different config.
+    Raises StoreError naming what changed when they were built from a different config. With
+    `upgrade` (a writer), settings recorded by an earlier triage get what it left out.
     """
     row = con.execute(f"SELECT settings FROM {MODELS_TABLE} WHERE model = ?", [model.name]).fetchone()
     if row is None:
         return False
     # A store built before tasks holds a binary model; before class names, 0/1 labels and decisions.
-    stored = {"task": "binary", "positive": {"label": [], "prediction": []}} | json.loads(row[0])
+    recorded = json.loads(row[0])
+    stored = {"task": "binary", "positive": {"label": [], "prediction": []}} | recorded
+    if "ids" not in stored:
+        stored["ids"] = _ids_as_built(con, model)
     current = model_settings(model)
     changed = [key for key in current if stored.get(key) != current[key]]
     if not changed:
+        if upgrade and stored != recorded:
+            con.execute(
+                f"UPDATE {MODELS_TABLE} SET settings = ? WHERE model = ?",
+                [json.dumps(stored, sort_keys=True), model.name],
+            )
         return True
     key = changed[0]
     raise StoreError(
@@ -329,5 +360,5 @@ def drop_model(con: duckdb.DuckDBPyConnection, model_name: str) -> None:
     """Forget everything stored for a model: its tables, registry, quarantine and settings."""
     for table in (predictions_table(model_name), labels_table(model_name), reference_table(model_name)):
         con.execute(f"DROP TABLE IF EXISTS {quote(table)}")
-    for table in (FILES_TABLE, QUARANTINE_TABLE, MODELS_TABLE):
+    for table in (FILES_TABLE, QUARANTINE_TABLE, MODELS_TABLE, FAILURES_TABLE):
         con.execute(f"DELETE FROM {table} WHERE model = ?", [model_name])
