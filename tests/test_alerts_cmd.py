@@ -167,3 +167,25 @@ def test_alerts_of_one_severity_read_furthest_past_their_threshold_first():
     assert [dict(a.scope).get("version") for a in alerts] == ["v2", None]
     lines = alerts_text(alerts, now).splitlines()
     assert "version=v2" in lines[2] and "version=v2" not in lines[3]
+
+
+def test_scopes_are_shown_escaped_and_cut(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A logged slice value acts on no terminal: its control and bidi characters are escapes, a long
+    one is cut (`triage alerts` and `check`'s Alerts section); `--json` has it exact."""
+    config = tmp_path / "triage.toml"
+    config.write_text(CONFIG)
+    hostile = ("\x1b]0;pwned\x07\u202eRB\n", "Y" * 10_000)
+    rows = [drift_row(10, 0.3, segment="country", segment_value=value) for value in hostile]
+    now = T0 + 11 * DAY
+    con = duckdb.connect(str(tmp_path / "store.duckdb"))
+    alerts = AlertStore(con).record(evaluate_rules([RULE], {"drift": rows}, model_config(), now), now)
+    con.close()
+    assert main(["--config", str(config), "alerts"]) == 0
+    listing = capsys.readouterr().out
+    assert "segment_value=" + "Y" * 59 + "… " in listing and "Y" * 60 not in listing
+    for text in (listing, alerts_text(alerts, now)):  # `check`'s section: one line for both slices
+        assert "segment_value=\\x1b]0;pwned\\x07\\u202eRB\\n " in text
+        assert "\x1b" not in text and "\u202e" not in text
+    assert main(["--config", str(config), "alerts", "--json"]) == 0
+    scopes = [a["scope"] for a in json.loads(capsys.readouterr().out)["alerts"]]
+    assert {scope["segment_value"] for scope in scopes} == set(hostile)

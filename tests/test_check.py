@@ -8,6 +8,8 @@ import json
 import math
 import re
 import shutil
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -1524,3 +1526,89 @@ def test_the_json_document_is_written_row_by_row_and_reads_as_json_dumps_would()
     assert sum(line.strip().startswith('{"window_start"') for line in lines) == 3  # a row a line
     with pytest.raises(ValueError):
         write_json({"x": [float("nan")]}, io.StringIO())
+
+
+# A version that clears the screen, sets the title and prints a fake verdict; one of 10 000
+# characters; a route with a newline and a carriage return.
+SPOOF = "\x1b[2J\x1b[H\x1b]0;x\x07triage check — OK\x1b[8m"
+
+
+def test_logged_values_reach_the_text_escaped_and_cut(
+    store: tuple[Path, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Control characters of logged values are shown as escapes in the text summary, long values
+    cut; `--json` keeps every value exact."""
+    config, _ = store
+    shutil.copytree(config.parent / "logs", tmp_path / "logs")
+    log = tmp_path / "logs" / "predictions.jsonl"
+    rows = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    for k, row in enumerate(rows[-300:]):
+        row.update(version=SPOOF if k % 2 else "X" * 10_000, route="a\nb\rc")
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    copy = tmp_path / "triage.toml"
+    copy.write_text(CONFIG, encoding="utf-8")
+    assert main(["--config", str(copy), "ingest"]) == 0
+    capsys.readouterr()
+    _, out, _ = run(capsys, copy, "--at", "2026-01-08")
+    assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f]", out)
+    assert max(map(len, out.splitlines())) < 400  # not 10 000
+    assert out.splitlines()[0].endswith(("WARNING", "CRITICAL"))
+    assert "; versions \\x1b[2J\\x1b[H\\x1b]0;x\\x07triage check — OK\\x1b[8m, " + "X" * 59 + "…, v1" in out
+    operations = out.split("\nOperations")[1].split("\n\n")[0]
+    assert any(
+        line.split()[0] == "\\x1b[2J\\x1b[H\\x1b]0;x\\x07triage" and line.split()[4] == "a\\nb\\rc"
+        for line in operations.splitlines()
+    )
+    model = check_json(capsys, copy, "--at", "2026-01-08")["models"][0]
+    assert {SPOOF, "X" * 10_000} <= {row["version"] for row in model["operations"]}
+    assert "a\nb\rc" in {row["route"] for row in model["operations"]}
+
+
+def _triage(config: Path, *args: str, stdout: Any, stderr: Any = subprocess.PIPE) -> tuple[int, str]:
+    """`triage --config CONFIG ARGS…` in a process of its own; its status and stderr."""
+    done = subprocess.run(
+        [sys.executable, "-m", "triage", "--config", str(config), *args],
+        stdout=stdout,
+        stderr=stderr,
+        text=True,
+        timeout=300,
+    )
+    return done.returncode, done.stderr or ""
+
+
+FULL = "triage: cannot write output: [Errno 28] No space left on device\n"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full (a disk that is always full) here")
+def test_output_that_cannot_be_written_is_one_line_and_an_error_status(store: tuple[Path, Any]) -> None:
+    """A full disk: one line on stderr and the command's error status (check's 3: its 1 and 2 say
+    an alert is firing) — for a small output too, which fails only when flushed at the end."""
+    config, _ = store
+    with open("/dev/full", "w") as full:
+        assert _triage(config, "check", "--at", "2026-01-07T18:00Z", "--json", stdout=full) == (3, FULL)
+        assert _triage(config, "check", "--at", "2026-01-07T18:00Z", stdout=full) == (3, FULL)
+        assert _triage(config, "alerts", "rules", stdout=full) == (2, FULL)
+        # Its error has nowhere to go either: the status still says what happened.
+        assert _triage(config, "check", "--model", "nosuch", stdout=full, stderr=full) == (3, "")
+
+
+def test_a_closed_stdout_is_one_line_and_an_error_status(store: tuple[Path, Any]) -> None:
+    config, _ = store
+    closed = ["sh", "-c", 'exec "$@" >&-', "sh", sys.executable, "-m", "triage", "--config", str(config)]
+    done = subprocess.run([*closed, "check", "--json"], capture_output=True, text=True, timeout=300)
+    assert (done.returncode, done.stderr) == (3, "triage: cannot write output: standard output is closed\n")
+
+
+def test_a_reader_that_leaves_ends_the_output_quietly(store: tuple[Path, Any]) -> None:
+    """`triage check --json | head -1`: the pipe closes; no traceback, status 141 as SIGPIPE's."""
+    config, _ = store
+    process = subprocess.Popen(
+        [sys.executable, "-m", "triage", "--config", str(config), "check", "--at", "2026-01-08", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.read(1) == b"{"
+    process.stdout.close()  # before the document (far more than a pipe holds) is written
+    assert process.wait(timeout=300) == 141
+    assert process.stderr.read() == b""

@@ -4,6 +4,7 @@ drops them when a style it draws with does change."""
 from __future__ import annotations
 
 from textual.app import App, ComposeResult
+from textual.coordinate import Coordinate
 
 from triage.tui.widgets.table import PanelTable
 
@@ -43,3 +44,27 @@ async def test_a_restyle_that_changes_nothing_keeps_the_rendered_cells() -> None
         header = table.get_component_rich_style("datatable--header", partial=True)
         assert header.color is not None and header.color.triplet is not None
         assert header.color.triplet.hex == "#ff0000"
+
+
+class _RefillApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield PanelTable()
+
+
+async def test_text_cells_are_plain_and_printable() -> None:
+    """A logged value is never Rich markup (`[link=…]`, `[bold red]`) nor a control sequence."""
+    from rich.text import Text
+
+    from triage.tui.screens.base import refill
+
+    hostile = "[bold red]v9[/] [link=https://x.example]y[/link] \x1b[2J\u202e"
+    app = _RefillApp()
+    async with app.run_test(size=(120, 10)) as pilot:
+        table = app.query_one(PanelTable)
+        table.add_columns("version", "n")
+        refill(table, [("k", [hostile, Text("12")])])
+        await pilot.pause()
+        cell = table.get_cell_at(Coordinate(0, 0))
+        assert isinstance(cell, Text) and not cell.spans
+        assert cell.plain == "[bold red]v9[/] [link=https://x.example]y[/link] \\x1b[2J\\u202e"
+        assert table.get_cell_at(Coordinate(0, 1)).plain == "12"

@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn, TextIO, cast
 
 from triage import __version__
 from triage.config import ConfigError
@@ -38,6 +38,39 @@ class UserError(Exception):
     def __init__(self, message: str, status: int = EXIT_USAGE) -> None:
         super().__init__(message)
         self.status = status
+
+
+class OutputError(Exception):
+    """Standard output could not be written (a full disk, an I/O error); not a closed pipe."""
+
+
+class _Guarded:
+    """A standard stream whose failed writes raise OutputError (stdout), or are dropped (stderr:
+    nothing is left to say it on, and the exit status must still say what the command found). A
+    closed pipe stays BrokenPipeError: `triage check | head` ends quietly."""
+
+    def __init__(self, stream: TextIO, fail: bool) -> None:
+        self._stream = stream
+        self._fail = fail
+
+    def write(self, text: str) -> int:
+        return self._guard(self._stream.write, text) or 0
+
+    def flush(self) -> None:
+        self._guard(self._stream.flush)
+
+    def _guard(self, call: Any, *args: Any) -> Any:
+        try:
+            return call(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            if self._fail:
+                raise OutputError(str(exc)) from None
+            return None
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding …: the stream's own
+        return getattr(self._stream, name)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -92,15 +125,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 0
         args = parser.parse_args([*argv, "ui"])  # no command: open the terminal UI
-    handler = args.handler
+    # An output that cannot be written is the command's usage or environment error (check's 3).
+    error_status = getattr(args, "config_error_status", EXIT_USAGE)
+    if sys.stdout is None:  # started with stdout closed (`>&-`)
+        print("triage: cannot write output: standard output is closed", file=sys.stderr)
+        return error_status
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout = cast(TextIO, _Guarded(stdout, fail=True))
+    if stderr is not None:  # else print(file=None) goes to stdout
+        sys.stderr = cast(TextIO, _Guarded(stderr, fail=False))
     try:
-        status = handler(args)
+        return _run(args, error_status)
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+def _run(args: argparse.Namespace, error_status: int) -> int:
+    """The command's handler under the error contract, its output flushed before it counts as done."""
+    try:
+        status = args.handler(args)
+        sys.stdout.flush()
     except ConfigError as exc:
         print(f"triage: {exc}", file=sys.stderr)
-        return getattr(args, "config_error_status", EXIT_USAGE)
+        return error_status
     except UserError as exc:
         print(f"triage: {exc}", file=sys.stderr)
         return exc.status
+    except OutputError as exc:
+        print(f"triage: cannot write output: {exc}", file=sys.stderr)
+        return error_status
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

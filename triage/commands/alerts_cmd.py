@@ -16,6 +16,7 @@ from triage.alerts.groups import excess, slice_groups, unsliced
 from triage.alerts.rules import render_rules, validate_rules, value_text
 from triage.cli import UserError
 from triage.config import Config, load_config, parse_time
+from triage.printable import printable
 from triage.store import Store, StoreError
 
 if TYPE_CHECKING:  # the state module loads numpy/scipy: only when an alerts command runs
@@ -99,7 +100,7 @@ def until_time(text: str, now: datetime) -> datetime:
 
 
 def _scope(alert: Alert) -> str:
-    return " ".join(f"{key}={value}" for key, value in alert.scope) or "all"
+    return " ".join(f"{key}={printable(value)}" for key, value in alert.scope) or "all"
 
 
 def _when(value: datetime | None) -> str:
@@ -326,7 +327,7 @@ def run_history(args: argparse.Namespace) -> int:
             value_text(signals.get(e.fingerprint, ""), e.value),
             value_text(signals.get(e.fingerprint, ""), e.threshold),
             "-" if e.n is None else str(e.n),
-            " / ".join(part for part in (e.actor, e.note) if part) or "-",
+            printable(" / ".join(part for part in (e.actor, e.note) if part) or "-", width=None),
         )
         for e in events
     ]

@@ -20,6 +20,7 @@ from triage.commands.alerts_cmd import alerts_text, time_text
 from triage.commands.argtypes import http_url, time_arg, window_arg, window_count
 from triage.config import Config, Costs, ModelConfig, load_config
 from triage.metrics.operations import FEED_COMPARE_AFTER_S, FEED_USUAL_MIN, VOLUME_USUAL_MIN
+from triage.printable import printable
 from triage.store import Store, StoreError
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="evaluate drift, calibration, performance and operations as of a time",
         description="Evaluate every configured model (or --model) per window × version × slice as of "
         "now (or --at) and print a summary of the worst cells, or with --json the whole document. "
-        "Exit 3 when the config or the store cannot be used.",
+        "Exit 3 when the config or the store cannot be used, or the output cannot be written.",
     )
     parser.add_argument(
         "--model", action="append", metavar="NAME", help="only this model (repeatable; default: all)"
@@ -228,10 +229,12 @@ def _count(value: int) -> str:
 
 
 def _slice(row: Row) -> str:
-    return "all" if row.segment is None else f"{row.segment}={row.segment_value}"
+    return "all" if row.segment is None else printable(f"{row.segment}={row.segment_value}")
 
 
 def _table(headers: Sequence[str], rows: list[list[str]], indent: str = "  ") -> list[str]:
+    """Aligned columns, each cell `printable`: cells hold logged values (versions, slices, categories)."""
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:
@@ -256,7 +259,7 @@ def _model_lines(model: ModelReport, config: ModelConfig) -> list[str]:
     lines = [
         f"{model.name}: {_count(total)} predictions in {len(model.windows)} window(s) of {model.window.text}"
         + (" (trailing)" if model.window.trailing else "")
-        + (f"; versions {', '.join(versions)}" if versions else ""),
+        + (f"; versions {', '.join(map(printable, versions))}" if versions else ""),
         f"  reference: {_reference_text(model)} ({_count(model.reference.n)} rows)",
     ]
     if not model.windows:
@@ -366,7 +369,7 @@ def _schema_lines(model: ModelReport) -> list[str]:
     if not model.schema_changes:
         return []
     shown = [
-        f"{c.column} {c.change} ({c.reference_type or '-'} → {c.current_type or '-'})"
+        f"{printable(c.column)} {c.change} ({c.reference_type or '-'} → {c.current_type or '-'})"
         for c in model.schema_changes
     ]
     return ["", f"Schema changes: {', '.join(shown)}"]
@@ -502,7 +505,7 @@ def _calibration_lines(model: ModelReport, latest: datetime) -> list[str]:
         labelled = max((r for r in mine if r.ece is not None), key=lambda r: r.window_start, default=None)
         borrowed += [str(version)] if mark else []
         if now is not None and now.decision_rate is None and now.note:
-            thin.append(f"  {version or 'all'}: {now.note}")
+            thin.append(f"  {printable(version or 'all')}: {now.note}")
         rate = _baseline("calibration", "decision_rate", reference)
         rows.append(
             [
@@ -551,7 +554,8 @@ def _borrowed_note(versions: Sequence[str]) -> list[str]:
     """The footnote of the versions compared with all versions' reference, if any."""
     if not versions:
         return []
-    return [f"  * all versions' reference: no reference window of {', '.join(versions)} has enough data"]
+    shown = ", ".join(map(printable, versions))
+    return [f"  * all versions' reference: no reference window of {shown} has enough data"]
 
 
 def _baseline(table: str, field: str, rows: Sequence[Row]) -> float | None:
@@ -643,7 +647,7 @@ def _performance_lines(model: ModelReport, task: str) -> list[str]:
         return [title, "  no window has enough labelled rows yet"]
     named = ["MAE", "RMSE", "MAPE"] if regression else ["precision", "recall", "AUROC", "cost/pred"]
     headers = ["version", "window", "labels", *named]
-    missing = [f"  {', '.join(unlabelled)}: no such window yet"] if unlabelled else []
+    missing = [f"  {', '.join(map(printable, unlabelled))}: no such window yet"] if unlabelled else []
     if zeros:
         missing.append("  MAPE divides by machine epsilon where a label is 0, as scikit-learn does")
     return [title, *_table(headers, rows), *_borrowed_note(borrowed), *missing]
@@ -659,7 +663,8 @@ def _cost_lines(model: ModelReport, costs: Costs) -> list[str]:
     unmatched = [c.value for c in costs.by_value if c.value not in seen]
     if not unmatched:
         return []
-    shown = ", ".join(map(repr, seen[:TOP_UNSEEN])) + (", …" if len(seen) > TOP_UNSEEN else "")
+    shown = ", ".join(printable(repr(value)) for value in seen[:TOP_UNSEEN])
+    shown += ", …" if len(seen) > TOP_UNSEEN else ""
     return [
         f"  costs.by_segment.{costs.segment}: no prediction has {', '.join(map(repr, unmatched))} "
         f"(its values: {shown}); those costs apply to no row"

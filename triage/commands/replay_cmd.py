@@ -17,6 +17,7 @@ from triage.alerts.rules import value_text
 from triage.cli import UserError
 from triage.commands.argtypes import duration_arg, speed_arg, time_arg
 from triage.config import Config, load_config, load_rules
+from triage.printable import printable
 
 if TYPE_CHECKING:
     from triage.replay import RuleSet, Timeline
@@ -171,6 +172,10 @@ def _step_text(step: timedelta) -> str:
     return f"{seconds}s"
 
 
+def _scope(scope: dict[str, str]) -> str:
+    return " ".join(f"{key}={printable(value)}" for key, value in scope.items()) or "all"
+
+
 def timeline_text(timeline: Timeline) -> str:
     """The headless replay as text: each rule set's state changes, then the comparison."""
     document = timeline.to_json()
@@ -189,7 +194,7 @@ def timeline_text(timeline: Timeline) -> str:
             f"{name} rules: {track['firing_alerts']} alert(s) fired, {track['judged_cells']} cells judged",
         ]
         for event in track["timeline"]:
-            scope = " ".join(f"{k}={v}" for k, v in event["scope"].items()) or "all"
+            scope = _scope(event["scope"])
             # Why a cell did not count as crossing (a resolve above the threshold, say).
             why = event["evidence"].get("note")
             lines.append(
@@ -203,7 +208,7 @@ def timeline_text(timeline: Timeline) -> str:
         if not comparison:
             lines.append("  neither rule set fired")
         for row in comparison:
-            scope = " ".join(f"{k}={v}" for k, v in row["scope"].items()) or "all"
+            scope = _scope(row["scope"])
             lines.append(
                 f"  {row['verdict']:<15}{row['rule']:<22}{scope:<40} "
                 f"current {row['current_fired_at'] or '-'}  candidate {row['candidate_fired_at'] or '-'}"

@@ -18,6 +18,7 @@ from typing import Any
 
 from triage.cli import UserError
 from triage.config import Config, load_config
+from triage.printable import printable
 from triage.runbooks import audit as outcomes
 from triage.runbooks.audit import AuditEntry, AuditLog
 from triage.runbooks.executor import (
@@ -316,7 +317,8 @@ def run_audit(args: argparse.Namespace) -> int:
         step = f"{entry.runbook}#{entry.step}"
         print(
             f"{entry.started_at:%Y-%m-%d %H:%M:%S}Z  {entry.operator:16}  {step:44}  "
-            f"alert {entry.alert or '-':12}  {entry.outcome_text:17} {status:8}  {entry.message[:100]}"
+            f"alert {entry.alert or '-':12}  {entry.outcome_text:17} {status:8}  "
+            + printable(entry.message, 100)
         )
     if read.malformed_lines:
         print(

@@ -13,6 +13,7 @@ from triage.alerts.rules import validate_rules
 from triage.cli import UserError
 from triage.commands.argtypes import seconds_arg
 from triage.config import Config, ConfigError, load_config
+from triage.printable import printable
 from triage.store import IngestSummary, Store, StoreError, StoreInfo
 from triage.store.db import DEFAULT_WAIT_S
 from triage.store.ingest import APPENDED, FAILED, NEW, REPLACED, UNCHANGED, FileIngest, most_first
@@ -273,7 +274,7 @@ def print_info(info: StoreInfo, config: Config) -> None:
         print(f"model {m.name}")
         print(f"  task         {config.model(m.name).task}")
         print(f"  predictions  {m.rows} rows from {_files(m.file_count('predictions'))}")
-        versions = ", ".join(f"{version} {count}" for version, count in m.versions) or "-"
+        versions = ", ".join(f"{printable(version)} {count}" for version, count in m.versions) or "-"
         print(f"  versions     {versions}")
         if m.first_ts is not None and m.last_ts is not None:
             print(f"  time range   {m.first_ts.isoformat(sep=' ')} .. {m.last_ts.isoformat(sep=' ')} UTC")
@@ -333,11 +334,8 @@ def run_quarantine(args: argparse.Namespace) -> int:
     finally:
         store.close()
     for row in rows:
-        detail = f": {row.detail}" if row.detail else ""
+        detail = f": {printable(row.detail, width=None)}" if row.detail else ""
         print(f"{_shown(row.file)}:{row.line}  {row.model} {row.kind}  {row.reason}{detail}")
-        raw = (row.raw or "").replace("\n", " ")
-        if len(raw) > RAW_WIDTH:
-            raw = raw[: RAW_WIDTH - 1] + "…"
-        print(f"    {raw}")
+        print(f"    {printable(row.raw or '', RAW_WIDTH)}")
     print(f"{len(rows)} of {total} quarantined rows shown")
     return 0

@@ -8,6 +8,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
+from triage.printable import printable
 from triage.tui import format as fmt
 from triage.tui.actions import bindings
 from triage.tui.data import AlertView, Snapshot
@@ -36,7 +37,7 @@ def state_text(alert: AlertView) -> Text:
 def where_text(alert: AlertView, width: int = WHERE_WIDTH[1], with_model: bool = True) -> str:
     """The model (when there are several) and the scope, cut to `width`: `fraud v2 amount country=DE`."""
     text = f"{alert.model} {scope_text(alert.scope)}" if with_model else scope_text(alert.scope)
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return printable(text, width)
 
 
 def alert_row(alert: AlertView, snapshot: Snapshot, columns: tuple[str, ...], wide: bool) -> list[Text | str]:
@@ -131,7 +132,8 @@ class AlertsScreen(TriageScreen):
 
 
 def evidence_table(alert: AlertView, snapshot: Snapshot) -> Table:
-    """Values, threshold, window, counts and the alert's own evidence, as name/value lines."""
+    """Values, threshold, window, counts and the alert's own evidence, as name/value lines (plain
+    `Text`: scope values and evidence are logged data, and a `str` cell would be read as markup)."""
     grid = Table.grid(padding=(0, 1))
     grid.add_column(style="dim", justify="right")
     grid.add_column()
@@ -139,8 +141,12 @@ def evidence_table(alert: AlertView, snapshot: Snapshot) -> Table:
     grid.add_row(
         "alert", Text.assemble(cells.severity(alert.severity), " ", state_text(alert), f"  {alert.rule}")
     )
-    grid.add_row("signal", f"{alert.signal} on {alert.model}")
-    grid.add_row("scope", ", ".join(f"{k}={v}" for k, v in alert.scope.items()) or "all traffic")
+
+    def line(name: str, value: str) -> None:
+        grid.add_row(name, Text(printable(value, width=None)))
+
+    line("signal", f"{alert.signal} on {alert.model}")
+    line("scope", ", ".join(f"{k}={printable(v)}" for k, v in alert.scope.items()) or "all traffic")
     shown, threshold = (fmt.signal_value(alert.signal, v) for v in (alert.value, alert.threshold))
     grid.add_row("value", f"{shown}   threshold {threshold}")
     grid.add_row(
@@ -148,11 +154,11 @@ def evidence_table(alert: AlertView, snapshot: Snapshot) -> Table:
     )
     grid.add_row("since", f"{fmt.stamp(alert.since)} ({fmt.duration(since)})")
     if alert.acknowledged_by:
-        grid.add_row("acked", f"by {alert.acknowledged_by}: {alert.ack_note or ''}")
+        line("acked", f"by {alert.acknowledged_by}: {alert.ack_note or ''}")
     if alert.silenced_until:
         grid.add_row("silenced", f"until {fmt.stamp(alert.silenced_until)}")
     for key, value in alert.evidence.items():
-        grid.add_row(key, fmt.sig(value) if isinstance(value, float) else str(value))
+        line(key, fmt.sig(value) if isinstance(value, float) else str(value))
     grid.add_row(
         "runbook", f"{alert.runbook or 'none linked'}" + ("   enter: open it" if alert.runbook else "")
     )

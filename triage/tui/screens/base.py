@@ -13,6 +13,7 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static
 
+from triage.printable import printable
 from triage.tui.actions import bindings
 from triage.tui.data import ModelView, Snapshot
 from triage.tui.widgets.keys import KeyBar
@@ -25,8 +26,15 @@ if TYPE_CHECKING:
 WIDE = (110, 34)  # from this terminal size on, panels show every chart and more of each text
 
 
+def plain(cell: Any) -> Any:
+    """A table cell as shown: text as plain `Text`, `printable` (DataTable reads a `str` as Rich
+    markup, so a category `[link=…]x[/]` would be a link), anything else as it is."""
+    return Text(printable(cell, width=None)) if isinstance(cell, str) else cell
+
+
 def refill(table: DataTable[Any], rows: Iterable[tuple[str, Sequence[Any]]]) -> None:
-    """Replace a table's rows, keeping the cursor on the same row key (live refresh must not jump)."""
+    """Replace a table's rows, keeping the cursor on the same row key (live refresh must not jump);
+    `str` cells are shown `plain`."""
     keep = None
     if 0 <= table.cursor_row < table.row_count:
         keep = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
@@ -34,7 +42,7 @@ def refill(table: DataTable[Any], rows: Iterable[tuple[str, Sequence[Any]]]) -> 
     table.clear()
     index = 0
     for i, (key, cells) in enumerate(rows):
-        table.add_row(*cells, key=key)
+        table.add_row(*map(plain, cells), key=key)
         if key == keep:
             index = i
     if table.row_count:
@@ -94,7 +102,7 @@ class TriageScreen(Screen[None]):
         for i, part in enumerate(parts):
             if i:
                 text.append(" · ", style="dim")
-            text.append(part)
+            text.append(printable(part, width=None) if isinstance(part, str) else part)
         self.query_one("#context", Static).update(text)
 
     def action_filter(self) -> None:

@@ -12,6 +12,7 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
 
 from triage.metrics.results import DataQualityRow, DriftRow
+from triage.printable import printable
 from triage.tui import format as fmt
 from triage.tui.actions import bindings
 from triage.tui.data import ModelView, Snapshot
@@ -55,7 +56,7 @@ def slice_header(slice_: Slice) -> Text:
     """A two-line column header: the segment column over the value, each cut to 8 characters."""
     if slice_.segment is None:
         return Text("\nall")
-    return Text(f"{slice_.segment[:8]}\n{(slice_.value or '')[:8]}")
+    return Text(f"{slice_.segment[:8]}\n{printable(slice_.value or '')[:8]}")
 
 
 class DriftScreen(ModelScreen):
@@ -161,7 +162,7 @@ def stats_table(row: DriftRow | None, quality: DataQualityRow | None) -> Table:
     if not row.enough_data:
         grid.add_row("", Text(row.note or "not enough data", style="bold #d7af00"))
     elif row.note:
-        grid.add_row("note", row.note)
+        grid.add_row("note", Text(printable(row.note, width=None)))
     return grid
 
 

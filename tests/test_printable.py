@@ -1,0 +1,37 @@
+"""`printable`: logged values as text that cannot act on a terminal."""
+
+from __future__ import annotations
+
+import pytest
+
+from triage.printable import WIDTH, printable
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("\x1b[2J\x1b[H\x1b]0;x\x07OK", "\\x1b[2J\\x1b[H\\x1b]0;x\\x07OK"),  # clear screen, set title, BEL
+        ("line1\nline2\rline3\ttab", "line1\\nline2\\rline3\\ttab"),
+        ("\x00nul\x7fdel\x9bcsi", "\\x00nul\\x7fdel\\x9bcsi"),  # C0, DEL, C1 (0x9b is a one-byte CSI)
+        ("\u202eevil\u202c", "\\u202eevil\\u202c"),  # right-to-left override … pop
+        ("\u2066\u2067\u2068\u2069\u202a\u202b\u202d", "\\u2066\\u2067\\u2068\\u2069\\u202a\\u202b\\u202d"),
+        ("\u200e\u200f\u061c", "\\u200e\\u200f\\u061c"),  # the bidi marks
+        ("a\u2028b\u2029c", "a\\u2028b\\u2029c"),  # line and paragraph separators
+        ("wide表示 café ✓ v2.1-rc [bold]x[/]", "wide表示 café ✓ v2.1-rc [bold]x[/]"),  # nothing to escape
+    ],
+)
+def test_controls_and_bidi_characters_are_shown_as_escapes(value: str, shown: str) -> None:
+    assert printable(value) == shown
+
+
+def test_long_values_are_cut_with_an_ellipsis() -> None:
+    assert printable("X" * WIDTH) == "X" * WIDTH
+    assert printable("X" * 10_000) == "X" * (WIDTH - 1) + "…"
+    assert printable("\x1b" * 40, 10) == "\\x1b\\x1b\\…"  # cut after escaping: no control slips through
+    assert printable("X" * 10_000, width=None) == "X" * 10_000
+    assert printable(None) == "None" and printable(12) == "12"
+
+
+def test_printable_text_stays_as_it_is() -> None:
+    once = printable("\x1b[31m" + "Y" * 100)
+    assert printable(once) == once

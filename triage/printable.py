@@ -1,0 +1,32 @@
+"""Logged values as a terminal may show them: control characters escaped, long values cut.
+
+A version, route, segment value or category is data, and data can hold anything: an ESC sequence
+that clears the screen and prints a fake `triage check — OK`, a BEL, a newline that starts a line
+of its own, a right-to-left override that reverses what follows, ten thousand characters. Every
+text rendering of a logged value goes through `printable`; `--json` keeps values exact.
+"""
+
+from __future__ import annotations
+
+import re
+
+WIDTH = 60  # characters of a value in a table cell or a line, the last one `…` when cut
+
+# C0 and C1 controls and DEL; the bidi marks, embeddings, overrides and isolates; the Unicode line
+# and paragraph separators (which some terminals break lines at).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def printable(value: object, width: int | None = WIDTH) -> str:
+    """`value` as text that cannot act on a terminal: each control or bidi character shown as its
+    Python escape (ESC as `\\x1b`, a newline as `\\n`, U+202E as `\\u202e`), and at most `width`
+    characters (None: all), the last one `…` when cut."""
+    text = _UNSAFE.sub(_escape, str(value))
+    return text if width is None or len(text) <= width else text[: width - 1] + "…"
