@@ -89,26 +89,43 @@ def _connect(
     limit = memory_limit or os.environ.get(MEMORY_LIMIT_ENV) or default_memory_limit()
     settings = _settings(target, limit)
     deadline = time.monotonic() + wait_s
-    message = ""
+    locked = [""]  # the last lock message
+
+    def attempt(read_only: bool) -> duckdb.DuckDBPyConnection | None:
+        """A connection in that mode; None while another process's lock excludes it."""
+        try:
+            return duckdb.connect(target, read_only=read_only and target != MEMORY, config=settings)
+        except duckdb.IOException as exc:
+            locked[0] = str(exc).strip().splitlines()[0]
+            if "lock" not in locked[0].lower():
+                raise StoreError(f"{target}: cannot open the store ({locked[0]})") from None
+            return None
+        except duckdb.Error as exc:
+            raise StoreError(
+                f"{target}: cannot open the store ({str(exc).strip().splitlines()[0]})"
+            ) from None
+
     while True:
         for read_only in modes:
-            try:
-                con = duckdb.connect(target, read_only=read_only and target != MEMORY, config=settings)
-            except duckdb.IOException as exc:
-                message = str(exc).strip().splitlines()[0]
-                if "lock" not in message.lower():
-                    raise StoreError(f"{target}: cannot open the store ({message})") from None
+            con = attempt(read_only)
+            if con is not None and read_only and not all(modes):
+                # The writer whose lock refused the first mode may have let go just before this
+                # one: writing is what was asked for, so it is tried once more (a cron check
+                # beside the live TUI recorded nothing when it won that race).
+                con.close()
+                con = attempt(False)
+                read_only = con is None
+                if con is None:
+                    con = attempt(True)
+            if con is None:
                 continue
-            except duckdb.Error as exc:
-                message = str(exc).strip().splitlines()[0]
-                raise StoreError(f"{target}: cannot open the store ({message})") from None
             _session(con)
             _upgrade(con, target, read_only)
             return con, read_only
         if time.monotonic() >= deadline:
             raise StoreError(
                 f"{target}: the store is locked by another process; it is freed when that "
-                f"process finishes ({message})"
+                f"process finishes ({locked[0]})"
             )
         time.sleep(0.1)
 
