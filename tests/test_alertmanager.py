@@ -171,5 +171,6 @@ def test_pending_and_silenced_alerts_are_not_sent():
 def test_unreachable_alertmanager_is_a_clear_error():
     store = AlertStore(duckdb.connect())
     alerts = _alerts(store, [0.3], 10)
-    with pytest.raises(AlertmanagerError, match="cannot reach Alertmanager"):
-        push(f"http://127.0.0.1:{_free_port()}", alerts, datetime.now(UTC), timeout_s=2)
+    with pytest.raises(AlertmanagerError, match="cannot reach Alertmanager") as raised:
+        push(f"http://oncall:s3cret@127.0.0.1:{_free_port()}", alerts, datetime.now(UTC), timeout_s=2)
+    assert "s3cret" not in str(raised.value) and "http://***@127.0.0.1:" in str(raised.value)

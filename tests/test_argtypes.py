@@ -46,6 +46,11 @@ def test_an_alertmanager_url_is_checked_when_the_option_is_read(
     assert f"got {url!r}" in err
 
 
+def test_a_bad_alertmanager_url_is_named_without_its_credentials(capsys: pytest.CaptureFixture[str]) -> None:
+    err = usage_error(capsys, "--push-alertmanager", "http://oncall:s3cret@[::1")
+    assert "got 'http://***@[::1'" in err and "s3cret" not in err
+
+
 @pytest.mark.parametrize("url", ["http://localhost:9093", "https://[::1]:9093/", "http://am.internal"])
 def test_an_alertmanager_url_that_can_be_posted_to(url: str) -> None:
     assert http_url(url) == url

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from triage.printable import WIDTH, printable
+from triage.printable import WIDTH, printable, printable_lines, without_credentials
 
 
 @pytest.mark.parametrize(
@@ -35,3 +35,24 @@ def test_long_values_are_cut_with_an_ellipsis() -> None:
 def test_printable_text_stays_as_it_is() -> None:
     once = printable("\x1b[31m" + "Y" * 100)
     assert printable(once) == once
+
+
+def test_zero_width_characters_and_the_byte_order_mark_are_shown() -> None:
+    assert printable("a\u200bb\u200dc\u2060d\ufeffe") == "a\\u200bb\\u200dc\\u2060d\\ufeffe"
+
+
+def test_a_document_keeps_its_lines() -> None:
+    assert printable_lines("# v\x1b[2J\n| a\u202e |\n") == "# v\\x1b[2J\n| a\\u202e |\n"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://user:pw@am:9093/api/v2/alerts", "http://***@am:9093/api/v2/alerts"),
+        ("https://token@[::1", "https://***@[::1"),
+        ("http://am:9093/a@b", "http://am:9093/a@b"),  # an @ in the path is not a user
+        ("http://am:9093", "http://am:9093"),
+    ],
+)
+def test_a_url_is_shown_without_its_credentials(url: str, shown: str) -> None:
+    assert without_credentials(url) == shown

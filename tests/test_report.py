@@ -8,6 +8,7 @@ with numpy from the engine's rows.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
 import subprocess
@@ -237,6 +238,18 @@ def test_markdown_goes_to_stdout_without_out(world: World, capsys: pytest.Captur
     assert out.startswith("# Incident report: fraud")
     assert "## Summary" in out and "## Timeline" in out and "## Runbook actions" in out
     assert "No runbook action recorded in this range." in out and TOKEN not in out
+
+
+def test_logged_values_reach_both_documents_escaped(world: World):
+    """A version is logged text: its escape sequences (clear the screen, a hidden hyperlink, BEL)
+    reach the Markdown — printed to the terminal by default — and the HTML as visible escapes."""
+    assert world.report.fired
+    hostile = "v2\x1b[2J\x1b]8;;http://evil.example/\x1b\\x\x1b]8;;\x1b\\\x07\u202e"
+    first = dataclasses.replace(world.report.fired[0], scope=(("version", hostile),))
+    report = dataclasses.replace(world.report, fired=(first, *world.report.fired[1:]))
+    for document in (report.markdown(), report.html()):
+        assert "v2\\x1b[2J\\x1b]8;;http://evil.example/" in document
+        assert not any(char in document for char in "\x1b\x07\u202e")
 
 
 def test_a_range_inside_the_reference_period_says_why_there_is_no_drift(

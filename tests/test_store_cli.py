@@ -236,6 +236,27 @@ def test_empty_csvs_are_files_without_rows_and_a_truncated_gzip_is_listed_by_inf
     assert query(config, "SELECT count(*) FROM predictions_m") == [(2002,)]
 
 
+def test_info_shows_names_and_paths_from_the_logs_escaped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Inferred features are the logs' column names — text as logged, like the values: `info` shows
+    their control characters as escapes (a column named to clear the screen did), and so the paths
+    of logs it could not read."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    hostile = "amt\x1b[2J\x1b]0;pwn\x07\nx"
+    rows = [{"id": f"r{i}", "at": "2026-01-01T00:00:00Z", "p": 0.5, hostile: float(i)} for i in range(3)]
+    (logs / "a.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (logs / "b\x1b[31m.csv.gz").write_bytes(gzip.compress(b"id,at,p\nz,2026-01-01,0.5\n")[:20])
+    config = tmp_path / "triage.toml"
+    config.write_text(minimal_config("logs"))
+    status, _, err = run(capsys, "--config", str(config), "ingest", "--no-warm")
+    assert status == 1 and "b\\x1b[31m.csv.gz" in err and "\x1b" not in err
+    status, out, _ = run(capsys, "--config", str(config), "info")
+    assert status == 0 and "amt\\x1b[2J\\x1b]0;pwn\\x07\\nx (numeric)" in out
+    assert "b\\x1b[31m.csv.gz" in out and not any(char in out for char in "\x1b\x07")
+
+
 def test_info_before_any_ingest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "triage.toml"
     config.write_text(minimal_config("x"))

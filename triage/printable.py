@@ -13,8 +13,12 @@ import re
 WIDTH = 60  # characters of a value in a table cell or a line, the last one `…` when cut
 
 # C0 and C1 controls and DEL; the bidi marks, embeddings, overrides and isolates; the Unicode line
-# and paragraph separators (which some terminals break lines at).
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# and paragraph separators (which some terminals break lines at); the zero-width space, joiners,
+# word joiner, invisible operators and the byte order mark (text that cannot be seen, or told apart).
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+)
+_USERINFO = re.compile(r"(//)[^/?#@]*@")  # the `user:password@` of a URL's authority
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -22,6 +26,17 @@ def _escape(match: re.Match[str]) -> str:
     char = match.group()
     code = ord(char)
     return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def without_credentials(url: str) -> str:
+    """A URL as it may be shown: a user and password in it (`https://user:pw@host`) as `***`."""
+    return _USERINFO.sub(r"\1***@", url)
+
+
+def printable_lines(text: str) -> str:
+    """A document of ours (a report) holding logged values: every line `printable`, whole, its
+    line breaks kept."""
+    return "\n".join(printable(line, None) for line in text.split("\n"))
 
 
 def printable(value: object, width: int | None = WIDTH) -> str:

@@ -41,6 +41,7 @@ from triage.alerts.state import RESOLVED, Alert, AlertEvent
 from triage.config import Config, ModelConfig
 from triage.engine import Engine, EngineError, ModelReport
 from triage.metrics.results import CalibrationRow, DriftRow, PerformanceRow, Row
+from triage.printable import printable_lines
 from triage.replay import Timeline, default_start, replay_span, run_replay
 from triage.runbooks.audit import OK, VERIFY_FAILED, AuditEntry, AuditLog
 from triage.runbooks.redact import CredentialError, Redactor, credentials
@@ -269,12 +270,13 @@ class IncidentReport:
         return lines
 
     def markdown(self) -> str:
-        """The report as Markdown, with text charts."""
-        return self.redactor.text(render_markdown(self))
+        """The report as Markdown, with text charts; logged values' control characters escaped
+        (it goes to a terminal as often as to a file)."""
+        return printable_lines(self.redactor.text(render_markdown(self)))
 
     def html(self) -> str:
         """The report as one self-contained HTML file (inline CSS and SVG, no external URL)."""
-        return self.redactor.text(render_html(self))
+        return printable_lines(self.redactor.text(render_html(self)))
 
 
 def _recovery_text(recovery: Recovery, at: datetime, end: datetime) -> str:

@@ -19,6 +19,7 @@ import httpx
 from triage.alerts.evaluate import FIRING
 from triage.alerts.rules import value_text
 from triage.alerts.state import RESOLVED, Alert
+from triage.printable import printable, without_credentials
 
 DEFAULT_TTL = timedelta(hours=1)
 
@@ -124,12 +125,14 @@ def push(
     if not body:
         return 0
     endpoint = url.rstrip("/") + "/api/v2/alerts"
+    shown = without_credentials(endpoint)  # a user:password in the URL is never printed
     try:
         response = httpx.post(endpoint, json=body, timeout=timeout_s)
     except httpx.HTTPError as exc:
-        raise AlertmanagerError(f"cannot reach Alertmanager at {endpoint}: {exc}") from None
-    if response.status_code >= 300:
         raise AlertmanagerError(
-            f"Alertmanager at {endpoint} answered {response.status_code}: {response.text.strip()[:200]}"
-        )
+            f"cannot reach Alertmanager at {shown}: {without_credentials(str(exc))}"
+        ) from None
+    if response.status_code >= 300:
+        answer = printable(response.text.strip(), 200)
+        raise AlertmanagerError(f"Alertmanager at {shown} answered {response.status_code}: {answer}")
     return len(body)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from triage.config import WINDOW_EXPECTED, Window, parse_duration, parse_time, parse_window
+from triage.printable import without_credentials
 
 # Windows (up to ten years) are counted on from an as-of time: it must leave them room in the calendar.
 LATEST_TIME = datetime(9000, 1, 1, tzinfo=UTC)
@@ -114,6 +115,6 @@ def http_url(text: str) -> str:
     ):
         raise argparse.ArgumentTypeError(
             f"expected an http(s) URL with a host and a port from 1 to 65535 if any, like "
-            f"http://localhost:9093, got {text!r}"
+            f"http://localhost:9093, got {without_credentials(text)!r}"
         )
     return text

@@ -88,11 +88,12 @@ def _user_error(exc: StoreError) -> UserError:
 
 
 def _shown(path: str) -> str:
+    """A log's path, from here when it is below, as text that cannot act on a terminal."""
     try:
         relative = os.path.relpath(path)
     except ValueError:
-        return path
-    return relative if not relative.startswith("..") else path
+        relative = path
+    return printable(relative if not relative.startswith("..") else path, None)
 
 
 def _ingest_once(
@@ -127,7 +128,7 @@ def run_ingest(args: argparse.Namespace) -> int:
 
 def _status(config: Config, summary: IngestSummary) -> int:
     for error in summary.errors:
-        print(f"triage: {_shown(error.path)}: {error.message}", file=sys.stderr)
+        print(f"triage: {_shown(error.path)}: {printable(error.message, None)}", file=sys.stderr)
     status = EXIT_FILE_ERRORS if summary.errors else 0
     for key, pattern in summary.unmatched:
         if key.endswith(".labels"):
@@ -166,7 +167,7 @@ def _follow(config: Config, interval: float, polls: int | None, rebuild: bool, w
                     f"({_files_phrase(summary)})"
                 )
             for error in summary.errors:
-                line = f"triage: {_shown(error.path)}: {error.message}"
+                line = f"triage: {_shown(error.path)}: {printable(error.message, None)}"
                 if line not in reported:
                     reported.add(line)
                     print(line, file=sys.stderr)
@@ -280,9 +281,10 @@ def print_info(info: StoreInfo, config: Config) -> None:
             print(f"  time range   {m.first_ts.isoformat(sep=' ')} .. {m.last_ts.isoformat(sep=' ')} UTC")
         else:
             print("  time range   -")
-        segments = ", ".join(f"{name} ({count} values)" for name, count in m.segments) or "-"
+        # Column names can come from the logs (inferred features): text as logged, like values.
+        segments = ", ".join(f"{printable(name)} ({count} values)" for name, count in m.segments) or "-"
         print(f"  segments     {segments}")
-        features = ", ".join(f"{f.name} ({f.kind})" for f in m.features) or "-"
+        features = ", ".join(f"{printable(f.name)} ({f.kind})" for f in m.features) or "-"
         print(f"  features     {features}")
         if m.label_coverage is not None:
             coverage = f"{100 * m.label_coverage:.1f} % ({m.labeled_predictions} of {m.rows} predictions)"
@@ -303,12 +305,12 @@ def print_info(info: StoreInfo, config: Config) -> None:
                 f"  bad values   {_counts(m.bad_values)}: in kept rows, stored as NULL ({_BAD_VALUES_HINT})"
             )
         for kind, path, reason in m.failed_files:
-            print(f"  not read     {path} ({kind}, last ingest): {reason}")
+            print(f"  not read     {_shown(path)} ({kind}, last ingest): {printable(reason, None)}")
 
 
 def _counts(pairs: tuple[tuple[str, int], ...]) -> str:
     """`tenure 11216, latency 6`."""
-    return ", ".join(f"{name} {count}" for name, count in pairs)
+    return ", ".join(f"{printable(name)} {count}" for name, count in pairs)
 
 
 def _files(count: int) -> str:
