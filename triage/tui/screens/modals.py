@@ -10,11 +10,13 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from triage.printable import printable
 from triage.tui.actions import SCOPES, actions, bindings
 
 
 class PromptScreen(ModalScreen[str | None]):
-    """Ask one question; with `expected`, only that exact answer is accepted (typed confirmation)."""
+    """Ask one question; with `expected`, only that exact answer is accepted (typed confirmation).
+    The question is plain text: it names an alert's model and rule, or a runbook's phrase."""
 
     BINDINGS = bindings("prompt")
 
@@ -37,7 +39,7 @@ class PromptScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="prompt"):
             yield Static(Text(self.title_text, style="bold"))
-            yield Static(self.question, id="prompt-question")
+            yield Static(Text(printable(self.question, width=None)), id="prompt-question")
             yield Input(value=self.value, placeholder=self.placeholder, id="prompt-input")
             yield Static("", id="prompt-error")
             yield Static(Text("enter: OK · esc: cancel", style="dim"))
@@ -48,7 +50,9 @@ class PromptScreen(ModalScreen[str | None]):
         answer = self.query_one("#prompt-input", Input).value.strip()
         if self.expected is not None and answer != self.expected:
             message = f"That does not match. Type exactly: {self.expected}"
-            self.query_one("#prompt-error", Static).update(Text(message, style="bold red"))
+            self.query_one("#prompt-error", Static).update(
+                Text(printable(message, width=None), style="bold red")
+            )
             return
         self.dismiss(answer)
 

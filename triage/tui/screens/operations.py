@@ -48,10 +48,10 @@ def per_version(model: ModelView, version: str | None, *fields: tuple[str, str])
         rows = select(model.operations, version=v, segment=None, route=None)
         for j, (field, short) in enumerate(fields):
             value = dict(points(rows, field))
-            label = v if len(fields) == 1 else f"{v} {short}"
+            suffix = "" if len(fields) == 1 else short
             marker = "hd" if j == 0 else "braille"
             series.append(
-                Series(label, tuple(value.get(t) for t in x), PALETTE[i % len(PALETTE)], "max", marker)
+                Series(v, tuple(value.get(t) for t in x), PALETTE[i % len(PALETTE)], "max", marker, suffix)
             )
     return TimeSeries(x=x, series=tuple(series), hourly=model.window.endswith("h"))
 

@@ -13,6 +13,7 @@ from textual.app import ComposeResult
 from textual.containers import Container, VerticalScroll
 from textual.widgets import DataTable, LoadingIndicator, Markdown, Static
 
+from triage.printable import printable
 from triage.tui import format as fmt
 from triage.tui.actions import bindings
 from triage.tui.data import AlertView, DryRun, RunbookView, Snapshot, StepOutcome
@@ -29,7 +30,8 @@ def dry_run_text(dry: DryRun) -> Group:
     """The exact request that would be sent, and what running it will ask for."""
     lines: list[Text] = [Text("DRY RUN — nothing has been sent", style="bold #5fafd7"), Text(dry.request)]
     if dry.params:
-        lines.append(Text("parameters: " + ", ".join(f"{k}={v}" for k, v in dry.params.items()), style="dim"))
+        params = ", ".join(f"{k}={printable(v)}" for k, v in dry.params.items())  # from the alert's scope
+        lines.append(Text(f"parameters: {params}", style="dim"))
     if dry.confirmation:
         lines.append(Text(f"destructive: x asks you to type “{dry.confirmation}”", style="bold #d7af00"))
     else:

@@ -56,7 +56,12 @@ def key_signals(model: ModelView, events: tuple[TimelineEvent, ...]) -> TimeSeri
             r.window_start: r.decision_rate for r in select(model.calibration, version=version, segment=None)
         }
         series.append(
-            Series(f"{version} decision rate", tuple(rate.get(t) for t in x), PALETTE[(i + 1) % len(PALETTE)])
+            Series(
+                version,
+                tuple(rate.get(t) for t in x),
+                PALETTE[(i + 1) % len(PALETTE)],
+                suffix="decision rate",
+            )
         )
     marks = tuple(
         (event.at, MARKER["runbook" if event.kind == "runbook" else event.what])

@@ -2,6 +2,10 @@
 
 A chart is given immutable data with `show()`; `render()` rebuilds the figure for the current
 size, so a resize or a new snapshot costs one plot of at most `width` points per series.
+
+plotext's figure is read back as ANSI, so a logged value drawn into it (a version in a legend, a
+category under the x axis) could act on the terminal: an OSC 8 link, a colour, a newline through the
+frame. Every such value goes through `label`; titles are plain text, never markup.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ from datetime import datetime
 
 from rich.text import Text
 from textual.app import RenderResult
+from textual.content import Content
 from textual_plotext import PlotextPlot
 
+from triage.printable import printable
 from triage.tui import format as fmt
 from triage.tui.data import Histogram
 from triage.tui.views import buckets, downsample
@@ -22,6 +28,12 @@ from triage.tui.views import buckets, downsample
 PALETTE = ("cyan", "magenta", "yellow", "green", "blue", "red")
 Y_AXIS_COLUMNS = 10  # room plotext takes for the y tick labels and the frame (at most)
 LABEL_GAP = 3
+LABEL_WIDTH = 24  # characters of a logged value in a legend or under an axis, the last one `…` when cut
+
+
+def label(value: str) -> str:
+    """A logged value as a chart draws it: `printable`, at most LABEL_WIDTH characters."""
+    return printable(value, LABEL_WIDTH)
 
 
 @dataclass(frozen=True)
@@ -33,6 +45,12 @@ class Series:
     color: str
     reduce: str = "mean"  # "mean" | "min" | "max"
     marker: str = "hd"  # plotext marker; "braille" draws the thin interval bounds
+    suffix: str = ""  # fixed words after the label in the legend ("p99"), kept when the label is cut
+
+    @property
+    def legend(self) -> str:
+        """The legend entry ("" for none): the label as `label` draws it, then the suffix."""
+        return " ".join(part for part in (label(self.label), self.suffix) if part)
 
 
 @dataclass(frozen=True)
@@ -97,10 +115,14 @@ class Chart(PlotextPlot):
 
     def __init__(self, title: str = "", *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self.border_title = title
+        self.set_title(title)
         self.empty_text = "no data yet"
         self.version = 0  # bumped by every show()
         self._drawn: tuple[tuple[int, int, int, str], RenderResult] | None = None
+
+    def set_title(self, title: str) -> None:
+        """The border title, `printable` and plain (Textual reads a `str` title as markup)."""
+        self.border_title = Content(printable(title, width=None))
 
     def draw(self) -> bool:
         """Build the figure for the current size; False when there is nothing to draw (the empty
@@ -136,7 +158,7 @@ class TimeChart(Chart):
         """Replace the data (and optionally the title) and redraw."""
         self.data = data
         if title is not None:
-            self.border_title = title
+            self.set_title(title)
         self.changed()
 
     def draw(self) -> bool:
@@ -150,12 +172,12 @@ class TimeChart(Chart):
         for series in data.series:
             reduced = downsample(series.values, width, series.reduce)
             for xs, ys in _runs(reduced):
-                label = series.label if series.label and series.label not in labelled else None
-                labelled.add(series.label)
+                legend = series.legend if series.legend not in labelled else ""
+                labelled.add(series.legend)
                 if len(xs) == 1:
-                    plt.scatter(xs, ys, color=series.color, label=label, marker=series.marker)
+                    plt.scatter(xs, ys, color=series.color, label=legend or None, marker=series.marker)
                 else:
-                    plt.plot(xs, ys, color=series.color, label=label, marker=series.marker)
+                    plt.plot(xs, ys, color=series.color, label=legend or None, marker=series.marker)
         for value, color in data.hlines:
             plt.hline(value, color)
         for at, color in data.vlines:
@@ -201,7 +223,8 @@ class HistogramChart(Chart):
             plt.scatter(xs, list(histogram.reference), color="white", label="reference")
         hi = len(xs) - 0.5
         canvas = max(4, self.size.width - Y_AXIS_COLUMNS)
-        plt.xticks(*thin_ticks([float(x) for x in xs], histogram.labels, -0.5, hi, canvas))
+        labels = [label(category) for category in histogram.labels]
+        plt.xticks(*thin_ticks([float(x) for x in xs], labels, -0.5, hi, canvas))
         plt.xlim(-0.5, hi)
         plt.ylim(0.0, max(*histogram.window, *histogram.reference, 1e-9) * 1.1)
         return True
@@ -236,7 +259,7 @@ class XYChart(Chart):
         plt = self.plt
         plt.plot([0.0, 1.0], [0.0, 1.0], color="gray", marker="braille")
         for curve in self.curves:
-            plt.plot(list(curve.x), list(curve.y), color=curve.color, label=curve.label)
+            plt.plot(list(curve.x), list(curve.y), color=curve.color, label=label(curve.label))
         plt.xlim(0.0, 1.0)
         plt.ylim(0.0, 1.0)
         plt.xticks([0.0, 0.5, 1.0], ["0", "0.5", "1"])
