@@ -195,6 +195,11 @@ def test_ingest_errors_are_one_line_each(tmp_path: Path, capsys: pytest.CaptureF
     status, _, err = run(capsys, "--config", str(config), "ingest")
     assert status == 2
     assert "threshold changed since the store was built (0.5 → 0.9)" in err and "--rebuild" in err
+    # Of a changed mapping, what changed in it (whole, both would show the same first 80 characters).
+    config.write_text(minimal_config("logs").replace('score = "p"', 'score = "p"\nlatency_ms = "lat"'))
+    status, _, err = run(capsys, "--config", str(config), "ingest")
+    assert status == 2 and 'columns changed since the store was built ({} → {"latency_ms": "lat"})' in err
+    config.write_text(minimal_config("logs").replace('name = "m"', 'name = "m"\nthreshold = 0.9'))
     status, out, _ = run(capsys, "--config", str(config), "ingest", "--rebuild")
     assert status == 1 and "1 rows added" in out  # broken.parquet is still broken
     assert query(config, "SELECT count(*) FROM predictions_m") == [(1,)]

@@ -336,11 +336,21 @@ def check_settings(con: duckdb.DuckDBPyConnection, model: ModelConfig, *, upgrad
             )
         return True
     key = changed[0]
+    before, after = _differing(stored.get(key), current[key])
     raise StoreError(
         f"model {model.name!r}: {key} changed since the store was built "
-        f"({_short(stored.get(key))} → {_short(current[key])}); "
+        f"({_short(before)} → {_short(after)}); "
         f"run `triage ingest --rebuild` to rebuild it from the logs"
     )
+
+
+def _differing(before: object, after: object) -> tuple[object, object]:
+    """What two settings differ in: of two tables (the columns' mapping), only the keys whose
+    values differ — cut to 80 characters, the whole mappings would show the same start twice."""
+    if not (isinstance(before, dict) and isinstance(after, dict)):
+        return before, after
+    keys = sorted(key for key in before.keys() | after.keys() if before.get(key) != after.get(key))
+    return {k: before[k] for k in keys if k in before}, {k: after[k] for k in keys if k in after}
 
 
 def _short(value: object) -> str:
