@@ -16,7 +16,9 @@ import duckdb
 import pytest
 
 from triage.cli import main
+from triage.commands.runbook_cmd import _print_progress, _report
 from triage.runbooks.audit import load_into_duckdb
+from triage.runbooks.executor import ProgressEvent, StepResult
 from triage.runbooks.simulator import ControlPlane, Faults
 
 TOKEN = "tok-" + secrets.token_hex(16)
@@ -237,3 +239,13 @@ def test_alert_fingerprint_fills_params_from_the_stored_alert(plane, config, cap
 
     assert triage(config, "runbook", "run", "kserve-canary-traffic", "--dry-run", "--alert", "nope") == 2
     assert "name" in capsys.readouterr().err  # unknown alert: nothing fills the param
+
+
+def test_what_the_platform_answered_is_printed_as_text(capsys):
+    """A step's message quotes the serving platform's answer: an escape sequence in it (a proxy's
+    error page, a compromised endpoint) reaches the terminal as visible text."""
+    answer = "HTTP 502: \x1b[2J\x1b]8;;http://evil.example/\x1b\\upgrade\x1b]8;;\x1b\\"
+    _report(StepResult("kill-switch-fallback", "inspect", "read_only", "failed", answer, audit_id="a1"))
+    _print_progress(ProgressEvent("inspect", "retry", answer))
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and out.count("HTTP 502: \\x1b[2J\\x1b]8;;http://evil.example/") == 2

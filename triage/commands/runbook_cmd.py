@@ -221,13 +221,15 @@ def _ask(prompt: str) -> str:
 
 
 def _print_progress(event: ProgressEvent) -> None:
+    # Messages quote what the serving platform answered: its text, not the terminal's commands.
     if event.kind != "done":
-        print(f"  … {event.message}", flush=True)
+        print(f"  … {printable(event.message, None)}", flush=True)
 
 
 def _report(result: StepResult) -> None:
     mark = "ok" if result.ok else ("not run" if result.outcome in NOT_RUN else "FAILED")
-    print(f"[{mark}] {result.step}: {result.outcome.replace('_', ' ')} — {result.message}", flush=True)
+    message = printable(result.message, None)
+    print(f"[{mark}] {result.step}: {result.outcome.replace('_', ' ')} — {message}", flush=True)
     if result.audit_id:
         print(f"  audit {result.audit_id}")
 
