@@ -268,7 +268,12 @@ def test_duplicate_rule_names():
         ('outside_band = "3 sigma"', "outside_band", 'expected a band like "3sigma"'),
         ('baseline = "previous"', "baseline", 'expected "reference" or "previous:30d"'),
         # Beyond the calendar (it ended in an OverflowError traceback).
-        ('baseline = "previous:9999999999w"', "baseline", "(at most ten years)"),
+        ('baseline = "previous:9999999999w"', "baseline", "(a span up to ten years)"),
+        (
+            'baseline = "previous:0d"',
+            "baseline",
+            "(a span up to ten years), got 'previous:0d'",
+        ),  # judged nothing
         ('baseline = "previous:\uff13d"', "baseline", 'expected "reference" or "previous:30d"'),
         ('baseline = "previous:3d\\n"', "baseline", 'expected "reference" or "previous:30d"'),
     ],

@@ -93,6 +93,14 @@ def write_logs(tmp_path: Path, score_column: str = "score", day: int = 1, extra:
         (('window = "1d"', 'window = "1 mo"'), "model[0].window", "got '1 mo'"),
         (('window = "1d"', 'window = "\uff11d"'), "model[0].window", "got '\uff11d'"),
         (('window = "1d"', 'window = "1d\\n"'), "model[0].window", "got '1d\\n'"),
+        # A duration as a window is written: "1 h", " 2h" and a fullwidth "１h" were read as ones.
+        (('window = "1d"', 'window = "1d"\nstale_after = "1 h"'), "model[0].stale_after", "got '1 h'"),
+        (('window = "1d"', 'window = "1d"\nstale_after = " 2h"'), "model[0].stale_after", "got ' 2h'"),
+        (
+            ('window = "1d"', 'window = "1d"\nstale_after = "\uff11h"'),
+            "model[0].stale_after",
+            "got '\uff11h'",
+        ),
         (("threshold = 0.5", "threshold = 5"), "model[0].threshold", "expected a score threshold in [0, 1]"),
         (
             (
@@ -311,6 +319,11 @@ def test_a_rule_naming_an_inferred_feature_the_logs_lack(
     for named in ("amount", "!__score__"):
         status, _, err = check(tmp_path, capsys, inferred + rule.format(named))
         assert (status, err) == (0, "")
+    # A mapped column or a segment is in the logs too, but no feature: its rule judged nothing.
+    for named in ("ts", "country"):
+        status, _, err = check(tmp_path, capsys, inferred + rule.format(named))
+        line = one_line_error(status, err, tmp_path / "triage.toml", "model[0].alert[0].where.feature")
+        assert f"got {named!r}, which is mapped or a segment" in line
 
 
 @pytest.mark.parametrize(
@@ -350,8 +363,14 @@ def test_a_rule_naming_an_inferred_feature_the_logs_lack(
 def test_what_only_the_ingested_predictions_can_tell(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], change: tuple[str, str], key: str, expected: str
 ) -> None:
-    """A version, route or reference the predictions never had would judge nothing: check said OK."""
+    """A version, route or reference the predictions never had would judge nothing: check said OK.
+    A row stamped decades ahead (a producer's clock) does not make a future reference look begun."""
     write_logs(tmp_path)
+    write_parquet(
+        tmp_path / "logs" / "predictions" / "ahead.parquet",
+        "SELECT 'r-ahead' AS request_id, '2090-01-01 00:00:00' AS ts, 'v1' AS model_version, 0.5 AS score, "
+        "1.0 AS amount, 'card' AS payment_type, 'FR' AS country",
+    )
     assert main(["--config", str(write(tmp_path, GOOD)), "ingest", "--no-warm"]) == 0
     capsys.readouterr()
     text = GOOD.replace(*change)
@@ -362,6 +381,24 @@ def test_what_only_the_ingested_predictions_can_tell(
     assert check(tmp_path, capsys, text, "--no-logs")[0] == 0
     (tmp_path / "triage.duckdb").unlink()
     assert check(tmp_path, capsys, text)[:3:2] == (0, "")
+
+
+def test_names_from_the_store_are_listed_as_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The versions a store holds are logged text: an error listing them shows their escapes."""
+    write_logs(tmp_path)
+    write_parquet(
+        tmp_path / "logs" / "predictions" / "odd.parquet",
+        "SELECT 'r-odd' AS request_id, '2026-01-01 00:00:00' AS ts, "
+        "'v' || chr(27) || '[2J' AS model_version, 0.5 AS score, 1.0 AS amount, 'card' AS payment_type, "
+        "'FR' AS country",
+    )
+    assert main(["--config", str(write(tmp_path, GOOD)), "ingest", "--no-warm"]) == 0
+    capsys.readouterr()
+    rule = '[[model.alert]]\nname = "r"\nsignal = "operations.n"\nwarn = 1.0\nwhere = { version = "v3" }\n\n'
+    status, _, err = check(tmp_path, capsys, GOOD.replace("[model.reference]", rule + "[model.reference]"))
+    key = "model[0].alert[0].where.version"
+    line = one_line_error(status, err, tmp_path / "triage.toml", key)
+    assert "have (v\\x1b[2J, v1), got 'v3'" in line and "\x1b" not in line
 
 
 def test_a_store_built_from_another_config_is_not_compared(

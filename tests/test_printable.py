@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from triage.printable import WIDTH, printable, printable_lines, without_credentials
+from triage.printable import WIDTH, columns, pad, printable, printable_lines, without_credentials
 
 
 @pytest.mark.parametrize(
@@ -56,3 +56,11 @@ def test_a_document_keeps_its_lines() -> None:
 )
 def test_a_url_is_shown_without_its_credentials(url: str, shown: str) -> None:
     assert without_credentials(url) == shown
+
+
+def test_wide_characters_take_two_columns_in_a_table() -> None:
+    rows = [["東京", "1"], ["São Paulo", "22"], ["x", "333"]]
+    width = max(columns(name) for name, _ in rows)
+    lines = [pad(name, width) + " " + pad(n, 3, right=True) for name, n in rows]
+    assert {columns(line) for line in lines} == {width + 4}
+    assert lines[0] == "東京" + " " * 5 + " " + "  1" and columns("東京") == 4

@@ -242,14 +242,20 @@ def test_markdown_goes_to_stdout_without_out(world: World, capsys: pytest.Captur
 
 def test_logged_values_reach_both_documents_escaped(world: World):
     """A version is logged text: its escape sequences (clear the screen, a hidden hyperlink, BEL)
-    reach the Markdown — printed to the terminal by default — and the HTML as visible escapes."""
+    reach the Markdown — printed to the terminal by default — and the HTML as visible escapes, and
+    its markup (an `<img onerror>`, a `[link](url)`) as text, not markup."""
     assert world.report.fired
     hostile = "v2\x1b[2J\x1b]8;;http://evil.example/\x1b\\x\x1b]8;;\x1b\\\x07\u202e"
-    first = dataclasses.replace(world.report.fired[0], scope=(("version", hostile),))
+    scope = (("version", hostile), ("segment_value", "<img src=x onerror=alert(1)>[txt](http://evil)"))
+    first = dataclasses.replace(world.report.fired[0], scope=scope)
     report = dataclasses.replace(world.report, fired=(first, *world.report.fired[1:]))
-    for document in (report.markdown(), report.html()):
-        assert "v2\\x1b[2J\\x1b]8;;http://evil.example/" in document
+    markdown, page = report.markdown(), report.html()
+    for document in (markdown, page):
         assert not any(char in document for char in "\x1b\x07\u202e")
+        assert "<img src=x" not in document and "&lt;img src=x onerror=alert(1)&gt;" in document
+    assert "v2\\x1b\\[2J\\x1b\\]8;;http://evil.example/" in markdown
+    assert "\\[txt\\](http://evil)" in markdown and "](http://evil)" not in markdown.replace("\\]", "")
+    assert "v2\\x1b[2J\\x1b]8;;http://evil.example/" in page
 
 
 def test_a_range_inside_the_reference_period_says_why_there_is_no_drift(

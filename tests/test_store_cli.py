@@ -223,7 +223,7 @@ def test_empty_csvs_are_files_without_rows_and_a_truncated_gzip_is_listed_by_inf
     status, out, err = run(capsys, "--config", str(config), "ingest", "--no-warm")
     assert status == 1
     assert "ingested 4 files (3 new, 1 error): 1 rows added" in out.splitlines()[0]
-    truncated = "truncated gzip: it ends before its end-of-stream marker"
+    truncated = "truncated gzip: it ends before its end-of-stream marker (cut short, or corrupt)"
     assert err == f"triage: {logs / 'd.csv.gz'}: {truncated}\n"
     status, out, _ = run(capsys, "--config", str(config), "info")
     assert f"  not read     logs/d.csv.gz (predictions, last ingest): {truncated}" in out.splitlines()

@@ -55,7 +55,8 @@ class ConfigError(Exception):
 # The feature name of the model's score in drift and data-quality rows (and a rule's `where`).
 SCORE_FEATURE = "__score__"
 _BUCKET_ORIGIN = datetime(2000, 1, 3, tzinfo=UTC)
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+# ASCII digits, the unit right after them (a prompt's or an option's surrounding spaces are let go).
+_DURATION_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)(s|m|h|d|w)\s*$")
 
 
 @dataclass(frozen=True)
@@ -600,10 +601,11 @@ def _alert(reader: _Reader) -> AlertRule:
     baseline = reader.text("baseline")
     matched = None if baseline is None else _BASELINE_RE.fullmatch(baseline)
     if baseline is not None and (
-        matched is None or (matched.group(1) and int(matched.group(1)) > MAX_WINDOW[matched.group(2)])
+        matched is None
+        or (matched.group(1) and not 0 < int(matched.group(1)) <= MAX_WINDOW[matched.group(2)])
     ):
         raise reader.error(
-            "baseline", f'expected "reference" or "previous:30d" (at most ten years), got {baseline!r}'
+            "baseline", f'expected "reference" or "previous:30d" (a span up to ten years), got {baseline!r}'
         )
     band, outside_band = reader.text("band"), reader.text("outside_band")
     for key, value in (("band", band), ("outside_band", outside_band)):
@@ -696,7 +698,10 @@ def _model(file: Path, table: Mapping[str, Any], index: int) -> ModelConfig:
     min_samples = reader.integer("min_samples", DEFAULT_MIN_SAMPLES, minimum=1)
     assert min_samples is not None
     stale_text = reader.text("stale_after")
-    stale_after = None if stale_text is None else parse_duration(stale_text)
+    # As a window is written: nothing around it.
+    stale_after = (
+        None if stale_text is None or stale_text != stale_text.strip() else parse_duration(stale_text)
+    )
     if stale_text is not None and stale_after is None:
         raise reader.error("stale_after", f"expected a duration like 30m, 2h or 1d, got {stale_text!r}")
 

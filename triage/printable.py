@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from rich.cells import cell_len
+
 WIDTH = 60  # characters of a value in a table cell or a line, the last one `…` when cut
 
 # C0 and C1 controls and DEL; the bidi marks, embeddings, overrides and isolates; the Unicode line
@@ -45,3 +47,15 @@ def printable(value: object, width: int | None = WIDTH) -> str:
     characters (None: all), the last one `…` when cut."""
     text = _UNSAFE.sub(_escape, str(value))
     return text if width is None or len(text) <= width else text[: width - 1] + "…"
+
+
+def pad(text: str, width: int, right: bool = False) -> str:
+    """`text` filled with spaces to `width` terminal columns (a wide character, 東, takes two), on
+    the right — or on the left, with `right`, to align it right."""
+    fill = " " * max(0, width - cell_len(text))
+    return fill + text if right else text + fill
+
+
+def columns(text: str) -> int:
+    """The terminal columns `text` takes."""
+    return cell_len(text)

@@ -664,8 +664,14 @@ def sparkline(values: Sequence[float], low: float | None = None, high: float | N
     return "".join(SPARKS[max(0, min(top, round((v - low) / span * top)))] for v in values)
 
 
+def _inline(text: str) -> str:
+    """Text as Markdown shows it, not as markup: a logged `<img onerror=…>` or `[text](url)` is
+    shown, not rendered (HTML's `<>&` as entities, link brackets escaped)."""
+    return html.escape(text, quote=False).replace("[", "\\[").replace("]", "\\]")
+
+
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return _inline(text).replace("|", "\\|").replace("\n", " ")
 
 
 FIRED_HEADER = (
@@ -790,7 +796,7 @@ def render_markdown(report: IncidentReport) -> str:
         "",
         "## Summary",
         "",
-        *(f"- {line}" for line in report.summary_lines()),
+        *(f"- {_inline(line)}" for line in report.summary_lines()),
         "",
     ]
     if report.fired:
@@ -842,7 +848,7 @@ def render_markdown(report: IncidentReport) -> str:
             f"{'-' if entry.verified is None else 'yes' if entry.verified else 'no'}",
         ]
         if entry.message:
-            out.append(f"- message: {entry.message}")
+            out.append(f"- message: {_inline(entry.message)}")
         out += [
             "",
             "```json",

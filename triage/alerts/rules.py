@@ -12,6 +12,7 @@ import dataclasses
 import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from datetime import timedelta
 from pathlib import Path
 
@@ -604,6 +605,14 @@ def _scope_mistake(rule: AlertRule, model: ModelConfig) -> tuple[str, str] | Non
         if named is not None and named not in names:
             listed = ", ".join(names) if names else "the model has none"
             return f"where.{key}", f'expected "*", {what} or "!" and one ({listed}), got {rule.where[key]!r}'
+    # Inferred features are the logs' other columns: a mapped or segment column is none of them.
+    others = {*model.columns.mapped(tuple(f.name for f in fields(model.columns))).values(), *model.segments}
+    named = rule.named("feature")
+    if model.features_inferred and named in others:
+        return "where.feature", (
+            f"expected a feature (inferred: a column of the logs other than the mapped ones and the "
+            f"segments), got {rule.where['feature']!r}, which is mapped or a segment"
+        )
     return None
 
 

@@ -479,6 +479,22 @@ class AlertStore:
         ).fetchone()
         return _aware(row[0]) if row is not None else None
 
+    def forget_ahead(self, model: str, now: datetime) -> int:
+        """Forget the model's alert state recorded after `now` (and its events after `now`); how
+        many alerts held it. Only a `check --at` a future time recorded such state — earlier
+        versions did — and while it stays, every check of now only looks back and records nothing."""
+        if self.empty or self.read_only:
+            return 0
+        at = _naive(now)
+        row = self.con.execute(
+            f"SELECT count(*) FROM {ALERTS_TABLE} WHERE model = ? AND updated_at > ?", [model, at]
+        ).fetchone()
+        ahead = int(row[0]) if row else 0
+        if ahead:
+            self.con.execute(f"DELETE FROM {EVENTS_TABLE} WHERE model = ? AND event_at > ?", [model, at])
+            self.con.execute(f"DELETE FROM {ALERTS_TABLE} WHERE model = ? AND updated_at > ?", [model, at])
+        return ahead
+
     def _query(self, where: str, params: Sequence[Any]) -> list[Alert]:
         if self.empty:
             return []

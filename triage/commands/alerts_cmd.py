@@ -16,7 +16,7 @@ from triage.alerts.groups import excess, slice_groups, unsliced
 from triage.alerts.rules import render_rules, validate_rules, value_text
 from triage.cli import UserError
 from triage.config import Config, load_config, parse_time
-from triage.printable import printable
+from triage.printable import columns, pad, printable
 from triage.store import Store, StoreError
 
 if TYPE_CHECKING:  # the state module loads numpy/scipy: only when an alerts command runs
@@ -114,9 +114,9 @@ def time_text(value: datetime) -> str:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
+    widths = [max(columns(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
     lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        "  ".join(pad(cell, width) for cell, width in zip(row, widths, strict=True))
         for row in [header, *rows]
     ]
     return "\n".join(line.rstrip() for line in lines)

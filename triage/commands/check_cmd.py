@@ -20,7 +20,7 @@ from triage.commands.alerts_cmd import alerts_text, time_text
 from triage.commands.argtypes import http_url, time_arg, window_arg, window_count
 from triage.config import Config, Costs, ModelConfig, load_config
 from triage.metrics.operations import FEED_COMPARE_AFTER_S, FEED_USUAL_MIN, VOLUME_USUAL_MIN
-from triage.printable import printable
+from triage.printable import columns, pad, printable
 from triage.store import Store, StoreError
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ def run_check(args: argparse.Namespace) -> int:
             report = engine.check(args.model, args.at, args.window, args.last, args.slice, args.trailing)
             alert_store = AlertStore(store.connection, read_only=store.read_only or ahead)
             if args.at is None:
-                _note_recorded_ahead(alert_store, report.models, report.as_of)
+                _mend_recorded_ahead(alert_store, report.models, report.as_of)
             alerts = [
                 alert
                 for model in report.models
@@ -183,17 +183,27 @@ def run_check(args: argparse.Namespace) -> int:
     return status
 
 
-def _note_recorded_ahead(alert_store: AlertStore, models: Sequence[ModelReport], now: datetime) -> None:
-    """Say so when a model's alert state was recorded after now (by a version of triage that
-    recorded a `check --at` in the future): checks record nothing until the clock passes it."""
+def _mend_recorded_ahead(alert_store: AlertStore, models: Sequence[ModelReport], now: datetime) -> None:
+    """A model's alert state recorded after now — by an earlier version, which recorded a `check
+    --at` in the future — made every check of now look back and record nothing: forgotten (said on
+    stderr), or named when the store is read-only here."""
     for model in models:
         latest = alert_store.latest_update(model.name)
-        if latest is not None and latest > now:
+        if latest is None or latest <= now:
+            continue
+        if alert_store.read_only:
             print(
                 f"triage: note: the alert state of {model.name!r} was recorded as of {time_text(latest)}, "
-                "after the current time: checks record nothing for it until then",
+                "after the current time: this check records nothing (a check that can write forgets it)",
                 file=sys.stderr,
             )
+            continue
+        forgotten = alert_store.forget_ahead(model.name, now)
+        print(
+            f"triage: note: forgot the state of {forgotten} alert(s) of {model.name!r} recorded as of up to "
+            f"{time_text(latest)}, after the current time (a check --at in the future): checks record again",
+            file=sys.stderr,
+        )
 
 
 def _configured_view(args: argparse.Namespace, model: ModelConfig) -> bool:
@@ -235,10 +245,12 @@ def _slice(row: Row) -> str:
 def _table(headers: Sequence[str], rows: list[list[str]], indent: str = "  ") -> list[str]:
     """Aligned columns, each cell `printable`: cells hold logged values (versions, slices, categories)."""
     rows = [[printable(cell) for cell in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    widths = [max(columns(h), *(columns(r[i]) for r in rows)) for i, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:
-        parts = [cells[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+        parts = [pad(cells[0], widths[0])] + [
+            pad(c, w, right=True) for c, w in zip(cells[1:], widths[1:], strict=True)
+        ]
         return (indent + "  ".join(parts)).rstrip()
 
     return [line(headers), *(line(r) for r in rows)]

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 
 import duckdb
 
 from triage.config import OPTIONAL_ROLES, REQUIRED_ROLES, SCORE_FEATURE, Config, ConfigError, ModelConfig
+from triage.printable import printable
 from triage.store import readers
 from triage.store.db import MEMORY, Store
 from triage.store.errors import StoreError
+from triage.store.info import time_range
 from triage.store.schema import predictions_table, quote
 from triage.store.sources import SourceError, SourceFile, expand
 from triage.store.tables import check_settings, table_exists
@@ -29,7 +31,8 @@ class SourceCheck:
 
 
 def _listing(columns: Collection[str]) -> str:
-    names = list(columns)
+    """Names from the logs or the store (columns, versions, routes): as text, the first twelve."""
+    names = [printable(name) for name in columns]
     text = ", ".join(names[:12])
     return text + (f", … ({len(names)} in all)" if len(names) > 12 else "")
 
@@ -168,8 +171,9 @@ class _Checker:
                 self.error(
                     config_key, f"expected a {role} the store's predictions have ({listed}), got {written!r}"
                 )
-        row = con.execute(f"SELECT max(_ts) FROM {quote(table)}").fetchone()
-        start, latest = model.reference.start, row[0].replace(tzinfo=UTC) if row and row[0] else None
+        # The latest up to now: a row stamped decades ahead (a producer's clock) says nothing of it.
+        span = time_range(con, model, datetime.now(UTC))
+        start, latest = model.reference.start, span[1] if span is not None else None
         if start is not None and latest is not None and start > latest:
             self.error(
                 f"{key}.reference.start",

@@ -218,7 +218,7 @@ def read_error(exc: BaseException) -> str:
     """Why a log could not be read, in a few words: a gzip'd log cut short (a copy still being
     written, a full disk) says so; any other error as it is."""
     if isinstance(exc, EOFError):
-        return "truncated gzip: it ends before its end-of-stream marker"
+        return "truncated gzip: it ends before its end-of-stream marker (cut short, or corrupt)"
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
