@@ -15,10 +15,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from triage.alerts.rules import duration_text
+from triage.alerts.state import Alert, AlertEvent
 from triage.cli import main
 from triage.config import load_config
 from triage.store import StoreError
-from triage.tui.source import CLOSE_WAIT_S, EngineSource
+from triage.tui.source import CLOSE_WAIT_S, EngineSource, alert_events
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "demo-small"
 
@@ -118,3 +120,19 @@ def test_a_look_back_reads_the_store_and_shows_the_alerts_of_then(tmp_path: Path
         assert snapshot.models and snapshot.alerts  # the fixture's incidents fire by then
     finally:
         source.close()
+
+
+def test_a_silence_in_the_timeline_reads_as_a_duration() -> None:
+    """A feed alert's value and threshold are seconds: the timeline says 7.4d vs 8.0h, as every
+    other view does, not 6.39e+05 vs 2.88e+04."""
+    at = datetime(2026, 1, 9, tzinfo=UTC)
+    alert = Alert(
+        "f1", "fraud", "feed-stale", "feed.silence_s", (), "firing", "warning", 639_000.0, 28_800.0,
+        None, None, {}, None, at, at, None, at,
+    )  # fmt: skip
+    event = AlertEvent(
+        "f1", "fraud", "feed-stale", at, "firing", "pending", "firing", "warning", 639_000.0, 28_800.0
+    )
+    (shown,) = alert_events([event], {"f1": alert})
+    assert shown.detail == f"all · {duration_text(639_000.0)} vs {duration_text(28_800.0)}"
+    assert "e+05" not in shown.detail

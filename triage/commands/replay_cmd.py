@@ -94,7 +94,10 @@ def run_replay_command(args: argparse.Namespace) -> int:
         )
         return 0
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
-        raise UserError("the replay UI needs a terminal; add --headless (and --json) for scripts")
+        raise UserError(
+            "the replay UI needs a terminal on standard input and standard error (it draws on "
+            "standard error); add --headless (and --json) for scripts"
+        )
     return _interactive(config, args, candidate)
 
 

@@ -53,7 +53,10 @@ def run_ui(args: argparse.Namespace) -> int:
         config.model(args.model)
     validate_rules(config)  # a rule that cannot run is the config's mistake, named before the UI opens
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
-        raise UserError("the terminal UI needs a terminal; for scripts use `triage check --json`")
+        raise UserError(
+            "the terminal UI needs a terminal on standard input and standard error (it draws on "
+            "standard error); for scripts use `triage check --json`"
+        )
     # Imported here so that `triage --help` and the other commands never load Textual.
     from triage.tui.app import TriageApp
     from triage.tui.cache import cache_path

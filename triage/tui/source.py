@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 
 from triage.alerts.evaluate import FIRING, PENDING, UNKNOWN, AlertEvaluation, JudgeMemo, evaluate_rules
-from triage.alerts.rules import effective_rules
+from triage.alerts.rules import effective_rules, value_text
 from triage.alerts.state import Alert, AlertEvent, AlertStore, alert_rank, check_alerts
 from triage.config import Config, ModelConfig
 from triage.engine import LIVE_LABEL_SLACK, Engine, EngineError, ModelReport
@@ -162,7 +162,9 @@ def alert_events(history: Sequence[AlertEvent], alerts: Mapping[str, Alert]) -> 
         if event.event in ("acknowledged", "silenced"):
             kind, detail = event.event, f"{event.actor or '?'}: {event.note or ''} · {scope}"
         else:
-            value = "" if event.value is None else f" · {event.value:.4g} vs {event.threshold:.4g}"
+            signal = alert.signal if alert else ""  # a silence as a duration, as the other views
+            shown = f" · {value_text(signal, event.value)} vs {value_text(signal, event.threshold)}"
+            value = "" if event.value is None else shown
             kind, detail = "alert", f"{scope}{value}" if event.threshold is not None else scope
         events.append(
             TimelineEvent(
