@@ -1590,6 +1590,10 @@ def test_output_that_cannot_be_written_is_one_line_and_an_error_status(store: tu
         assert _triage(config, "alerts", "rules", stdout=full) == (2, FULL)
         # Its error has nowhere to go either: the status still says what happened.
         assert _triage(config, "check", "--model", "nosuch", stdout=full, stderr=full) == (3, "")
+        # What argparse prints (help, version) too: the command's usage status, not 0.
+        assert _triage(config, "check", "--help", stdout=full) == (3, FULL)
+        assert _triage(config, "--help", stdout=full) == (2, FULL)
+        assert _triage(config, "--version", stdout=full) == (2, FULL)
 
 
 def test_a_closed_stdout_is_one_line_and_an_error_status(store: tuple[Path, Any]) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from tests.store_support import write_jsonl, write_parquet
 from triage.cli import main
+from triage.config import Reference, parse_time
 
 GOOD = """
 [store]
@@ -496,3 +497,20 @@ def test_check_finds_the_alert_rules_mistakes_too(tmp_path: Path, capsys: pytest
     status, _, err = check(tmp_path, capsys, GOOD + rule, "--no-logs")
     line = one_line_error(status, err, tmp_path / "triage.toml", "model[0].alert[0].signal")
     assert "drift has no numeric field 'nope'" in line
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "text"),
+    [
+        ("2026-01-01T01:00:00+01:00", "2026-01-05", "2026-01-01 00:00 UTC .. 2026-01-05 00:00 UTC"),
+        (None, "2026-01-05T00:00:30Z", "the first prediction .. 2026-01-05 00:00:30 UTC"),
+        (
+            "2025-12-31T23:00:00.25-01:00",
+            "2026-01-05",
+            "2026-01-01 00:00:00.250000 UTC .. 2026-01-05 00:00 UTC",
+        ),
+    ],
+)
+def test_a_reference_range_is_described_in_utc(start: str | None, end: str, text: str) -> None:
+    reference = Reference(start=parse_time(start) if start else None, end=parse_time(end))
+    assert reference.describe() == text

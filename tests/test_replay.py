@@ -17,12 +17,14 @@ from typing import Any
 import duckdb
 import pytest
 
+from triage.alerts.rules import value_text
 from triage.cli import main
 from triage.commands.argtypes import speed_arg
-from triage.commands.replay_cmd import _span
+from triage.commands.replay_cmd import _scope, _span
 from triage.config import ConfigError, load_config, load_rules, parse_window
 from triage.engine import Engine
 from triage.generate import read_manifest
+from triage.printable import columns
 from triage.replay import CANDIDATE, CURRENT, Replayer, clock_times, run_replay
 from triage.store import Store
 from triage.tui.clock import ReplayClock, speed_text
@@ -200,6 +202,14 @@ def test_headless_text_says_why_a_change_was_not_a_crossing(world: Path, capsys)
     assert main(args) == 0
     text = capsys.readouterr().out
     assert all(f"  ({note})" in text for note in notes)
+    # The value column starts at one terminal column on every line, however long the scope.
+    lines = [line for line in text.splitlines() if line.startswith("  20")]
+    assert len(lines) == len(events)
+    starts = {
+        columns(line[: line.rindex(f" {value_text(e['signal'], e['value'])} vs ") + 1])
+        for line, e in zip(lines, events, strict=True)
+    }
+    assert len(starts) == 1 and max(len(_scope(e["scope"])) for e in events) > 40
 
 
 def test_headless_json_from_the_command_line(world: Path, capsys):

@@ -16,17 +16,21 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import numpy as np
 import pytest
 
-from triage.alerts.evaluate import fingerprint
+from triage.alerts.evaluate import FIRING, fingerprint
 from triage.alerts.rules import effective_rules
+from triage.alerts.state import Alert, AlertEvent
 from triage.cli import main
 from triage.config import load_config
 from triage.engine import Engine
 from triage.generate import LATENCY_COST_SPIKE, Incident, generate
-from triage.report import DURING, PHASE_STATISTICS, IncidentReport, build_report
+from triage.replay import Timeline
+from triage.report import DURING, PHASE_STATISTICS, IncidentReport, _fired_alerts, build_report
 from triage.runbooks.audit import AuditLog
 from triage.runbooks.executor import AlertContext, Executor
 from triage.runbooks.format import load_runbook
@@ -294,3 +298,38 @@ def test_the_report_is_headless():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_among_alerts_first_firing_at_one_instant_the_first_signal_is_the_worst_and_broadest():
+    at, day = T0 + timedelta(days=3), timedelta(days=1)
+
+    def alert(fp: str, rule: str, scope: tuple[tuple[str, str], ...]) -> Alert:
+        return Alert(fp, "m", rule, "psi", scope, FIRING, None, None, None, None, None, {}, None, at, at,
+                     None, at)  # fmt: skip
+
+    def fires(fp: str, rule: str, severity: str, run: int) -> AlertEvent:
+        start = at - day
+        return AlertEvent(fp, "m", rule, at, FIRING, "pending", FIRING, severity, window_start=start,
+                          window_end=at, evidence={"run": run})  # fmt: skip
+
+    slice_scope = (("feature", "amount"), ("segment", "country"), ("segment_value", "BR"))
+    alerts = {
+        "a": alert("a", "a-slice", slice_scope),
+        "b": alert("b", "b-all", (("feature", "amount"),)),
+        "c": alert("c", "c-all-warn", (("feature", "amount"),)),
+        "d": alert("d", "d-all-longer", (("feature", "amount"),)),
+        "e": alert("e", "e-earlier", (("feature", "amount"),)),
+    }
+    events = [
+        fires("a", "a-slice", "critical", 1),
+        fires("b", "b-all", "critical", 1),
+        fires("c", "c-all-warn", "warning", 5),
+        fires("d", "d-all-longer", "critical", 3),
+        dataclasses.replace(fires("e", "e-earlier", "warning", 1), at=at - timedelta(hours=1)),
+    ]
+    timeline = cast(Timeline, SimpleNamespace(tracks={"current": SimpleNamespace(alerts=alerts)}))
+    fired, already = _fired_alerts(timeline, sorted(events, key=lambda e: e.at), T0, at + day)
+    # e fired first of all; at the later instant: critical before warning, all traffic before a
+    # slice, and of two all-traffic criticals the one whose crossing began earlier.
+    assert [a.rule for a in fired] == ["e-earlier", "d-all-longer", "b-all", "a-slice", "c-all-warn"]
+    assert already == ()

@@ -108,6 +108,7 @@ end = "2026-02-02"
         "3 labelled ids with no prediction" in lines
     )
     assert "quarantined  0 rows" in lines
+    assert "reference    the first prediction .. 2026-02-02 00:00 UTC" in lines
 
     status, out, _ = run(capsys, "--config", str(config), "info", "--json")
     model = json.loads(out)["models"][0]

@@ -10,10 +10,13 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn, TextIO, cast
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
 from triage import __version__
 from triage.config import ConfigError
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
 
 # Each module registers its subcommands; the order is the order of `triage --help`.
 COMMAND_MODULES = (
@@ -79,8 +82,29 @@ class _Parser(argparse.ArgumentParser):
     alert is firing."""
 
     def error(self, message: str) -> NoReturn:
-        status = self.get_default("config_error_status") or EXIT_USAGE
-        self.exit(status, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+        self.exit(self._usage_status(), f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        """argparse's exit, after `--help` and `--version` too: what they printed must have been
+        written (`triage --help > /dev/full` is an error, not 0)."""
+        try:
+            if sys.stdout is not None:
+                sys.stdout.flush()
+        except OutputError as exc:
+            self._unwritten(exc)
+        super().exit(status, message)
+
+    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+        try:
+            super()._print_message(message, file)
+        except OutputError as exc:
+            self._unwritten(exc)
+
+    def _unwritten(self, exc: OutputError) -> NoReturn:
+        super().exit(self._usage_status(), f"triage: cannot write output: {exc}\n")
+
+    def _usage_status(self) -> int:
+        return self.get_default("config_error_status") or EXIT_USAGE
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -115,6 +139,26 @@ def _config_after_commands(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    stdout, stderr = sys.stdout, sys.stderr
+    if stdout is not None:
+        sys.stdout = cast(TextIO, _Guarded(stdout, fail=True))
+    if stderr is not None:  # else print(file=None) goes to stdout
+        sys.stderr = cast(TextIO, _Guarded(stderr, fail=False))
+    try:
+        args = _parse(argv)
+        # An output that cannot be written is the command's usage or environment error (check's 3).
+        error_status = getattr(args, "config_error_status", EXIT_USAGE)
+        if stdout is None:  # started with stdout closed (`>&-`)
+            print("triage: cannot write output: standard output is closed", file=sys.stderr)
+            return error_status
+        return _run(args, error_status)
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line's arguments; the root help (and exit 0) when no command is given and
+    there is no terminal UI."""
     parser, commands = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args, unknown = parser.parse_known_args(argv)
@@ -123,21 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "handler", None) is None:
         if "ui" not in commands:
             parser.print_help()
-            return 0
+            parser.exit()
         args = parser.parse_args([*argv, "ui"])  # no command: open the terminal UI
-    # An output that cannot be written is the command's usage or environment error (check's 3).
-    error_status = getattr(args, "config_error_status", EXIT_USAGE)
-    if sys.stdout is None:  # started with stdout closed (`>&-`)
-        print("triage: cannot write output: standard output is closed", file=sys.stderr)
-        return error_status
-    stdout, stderr = sys.stdout, sys.stderr
-    sys.stdout = cast(TextIO, _Guarded(stdout, fail=True))
-    if stderr is not None:  # else print(file=None) goes to stdout
-        sys.stderr = cast(TextIO, _Guarded(stderr, fail=False))
-    try:
-        return _run(args, error_status)
-    finally:
-        sys.stdout, sys.stderr = stdout, stderr
+    return args
 
 
 def _run(args: argparse.Namespace, error_status: int) -> int:

@@ -227,9 +227,16 @@ class Reference:
             return f"files {self.files}"
         if self.kind == "version":
             return f"first {self.days} days of version {self.version}"
-        start = self.start.isoformat() if self.start else "the first prediction"
-        end = self.end.isoformat() if self.end else "now"
+        start = _utc_text(self.start) if self.start else "the first prediction"
+        end = _utc_text(self.end) if self.end else "now"
         return f"{start} .. {end}"
+
+
+def _utc_text(at: datetime) -> str:
+    """`2026-01-05 00:00 UTC`; seconds and microseconds only when there are some."""
+    at = at.astimezone(UTC)
+    seconds = ":%S.%f" if at.microsecond else ":%S" if at.second else ""
+    return at.strftime(f"%Y-%m-%d %H:%M{seconds} UTC")
 
 
 @dataclass(frozen=True)

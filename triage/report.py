@@ -8,7 +8,8 @@ their `clock_at` (the monitored world's time, set by a demo) or else `started_at
 each model once as of T1 for the drift, calibration and performance of the windows overlapping
 [T0, T1]. Definitions:
 
-- first signal: the earliest first firing in [T0, T1];
+- first signal: the earliest first firing in [T0, T1]; among alerts first firing at one instant, the
+  most severe, then the broadest scope (fewest scope keys), then the earliest crossing;
 - time to detect of an alert: its first firing minus the start of the first window of the run of
   crossed windows that made it fire (`window_start − (run − 1) × window` of the firing evidence);
 - mitigation: the first audited step after the first signal that changed something (safety not
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from triage.alerts.evaluate import FIRING
+from triage.alerts.evaluate import FIRING, SEVERITY_RANK
 from triage.alerts.rules import elapsed_text, value_text
 from triage.alerts.state import RESOLVED, Alert, AlertEvent
 from triage.config import Config, ModelConfig
@@ -431,7 +432,14 @@ def _fired_alerts(
             runbook=alert.runbook,
         )
 
-    order = sorted(fired.items(), key=lambda item: (item[1].at, item[1].rule, item[0]))
+    def rank(item: tuple[str, AlertEvent]) -> tuple[object, ...]:
+        # Among alerts first firing at one instant the first signal is the most severe, then the
+        # broadest (all traffic before a slice of it), then the one whose crossing began first.
+        fp, event = item
+        severity = -SEVERITY_RANK.get(event.severity, 0)
+        return (event.at, severity, len(alerts[fp].scope), crossing_start(event) or event.at, event.rule, fp)
+
+    order = sorted(fired.items(), key=rank)
     return (
         tuple(make(fp, event) for fp, event in order),
         tuple(make(fp, event) for fp, event in sorted(at_start.items(), key=lambda item: item[1].at)),

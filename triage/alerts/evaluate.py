@@ -86,7 +86,7 @@ from triage.metrics.results import ReliabilityPoint, Row
 OK, CROSSED, UNKNOWN = "ok", "crossed", "unknown"
 PENDING, FIRING = "pending", "firing"
 WARNING, CRITICAL = "warning", "critical"
-_LEVELS = {None: 0, WARNING: 1, CRITICAL: 2}
+SEVERITY_RANK = {None: 0, WARNING: 1, CRITICAL: 2}  # higher is worse
 _Z95 = float(special.ndtri(0.975))
 MIN_BAND_WINDOWS = 3
 # Expected positives (and negatives) per group of reliability bins in the calibration test.
@@ -775,7 +775,7 @@ class _Judge:
             return None
         crossed = [c for c in found if c.level]
         if crossed:
-            return max(crossed, key=lambda c: _LEVELS[c.level])
+            return max(crossed, key=lambda c: SEVERITY_RANK[c.level])
         # None crossed: the threshold nearest the value, the first that would fire (a band's may
         # lie well inside a fixed one), shown with its baseline as the cell's evidence.
         return min(found, key=lambda c: math.inf if c.threshold is None else abs(c.threshold - value))

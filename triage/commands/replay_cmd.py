@@ -11,13 +11,13 @@ import argparse
 import json
 import sys
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from triage.alerts.rules import value_text
 from triage.cli import UserError
 from triage.commands.argtypes import duration_arg, speed_arg, time_arg
 from triage.config import Config, load_config, load_rules
-from triage.printable import printable
+from triage.printable import columns, pad, printable
 
 if TYPE_CHECKING:
     from triage.replay import RuleSet, Timeline
@@ -191,29 +191,35 @@ def timeline_text(timeline: Timeline) -> str:
             else ""
         )
     ]
+    comparison = document.get("comparison")
+    entries = [e for track in document["rule_sets"].values() for e in track["timeline"]] + (comparison or [])
+    # The rule and scope columns as wide as their longest entry and a space (at least 22 and 41).
+    rule_width = max([22, *(columns(printable(e["rule"])) + 1 for e in entries)])
+    scope_width = max([41, *(columns(_scope(e["scope"])) + 1 for e in entries)])
+
+    def rule_and_scope(entry: dict[str, Any]) -> str:
+        return pad(printable(entry["rule"]), rule_width) + pad(_scope(entry["scope"]), scope_width)
+
     for name, track in document["rule_sets"].items():
         lines += [
             "",
             f"{name} rules: {track['firing_alerts']} alert(s) fired, {track['judged_cells']} cells judged",
         ]
         for event in track["timeline"]:
-            scope = _scope(event["scope"])
             # Why a cell did not count as crossing (a resolve above the threshold, say).
             why = event["evidence"].get("note")
             lines.append(
                 f"  {event['at'][:16].replace('T', ' ')}Z  {event['event']:<9}{event['severity'] or '':<9}"
-                f"{event['rule']:<22}{scope:<40} {value_text(event['signal'], event['value'])} vs "
+                f"{rule_and_scope(event)}{value_text(event['signal'], event['value'])} vs "
                 f"{value_text(event['signal'], event['threshold'])}" + (f"  ({why})" if why else "")
             )
-    comparison = document.get("comparison")
     if comparison is not None:
         lines += ["", "candidate vs current (first firing)"]
         if not comparison:
             lines.append("  neither rule set fired")
         for row in comparison:
-            scope = _scope(row["scope"])
             lines.append(
-                f"  {row['verdict']:<15}{row['rule']:<22}{scope:<40} "
+                f"  {row['verdict']:<15}{rule_and_scope(row)}"
                 f"current {row['current_fired_at'] or '-'}  candidate {row['candidate_fired_at'] or '-'}"
             )
     return "\n".join(lines)

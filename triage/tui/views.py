@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
+from triage.alerts.evaluate import SEVERITY_RANK
 from triage.alerts.groups import slice_groups
 from triage.metrics.results import PSI_CRIT, PSI_WARN, DriftRow, Row
 from triage.tui.data import AlertView, ModelView, Snapshot
 
 SCORE_FEATURE = "__score__"
-SEVERITY_RANK = {"critical": 2, "warning": 1}
 STATE_RANK = {"firing": 3, "pending": 2, "resolved": 0}
 LABEL_FIELDS = ("label_coverage", "label_lag_p50_s", "label_lag_p95_s")
 CATEGORIES = ("drift", "calibration", "performance", "labels")
