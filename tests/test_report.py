@@ -9,12 +9,13 @@ with numpy from the engine's rows.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import secrets
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import cast
@@ -333,3 +334,26 @@ def test_among_alerts_first_firing_at_one_instant_the_first_signal_is_the_worst_
     # slice, and of two all-traffic criticals the one whose crossing began earlier.
     assert [a.rule for a in fired] == ["e-earlier", "d-all-longer", "b-all", "a-slice", "c-all-warn"]
     assert already == ()
+
+
+def test_a_report_or_replay_to_a_time_after_now_ends_now(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """`--to 2090-01-01` (a typo of 2029, say) stops at the current time with a note, instead of
+    stepping through decades of windows that nothing was logged in."""
+    start = (datetime.now(UTC) - timedelta(days=3)).replace(hour=0, minute=0, second=0, microsecond=0)
+    generate(tmp_path / "world", 2_000, 3, 7, start=start)
+    config = str(tmp_path / "world" / "triage.toml")
+    assert main(["--config", config, "ingest"]) == 0
+    capsys.readouterr()
+    before = datetime.now(UTC)
+    assert main(["--config", config, "report", "--to", "2090-01-01"]) == 0
+    out, err = capsys.readouterr()
+    assert err.startswith("triage: --to 2090-01-01 00:00 UTC is after now; ending now (")
+    header = re.search(r"^\S+ \S+Z to (\d{4}-\d\d-\d\d \d\d:\d\d)Z · generated", out, re.MULTILINE)
+    assert header is not None
+    end = datetime.fromisoformat(header.group(1)).replace(tzinfo=UTC)
+    assert before.replace(second=0, microsecond=0) <= end <= datetime.now(UTC)
+    argv = ["--config", config, "replay", "--headless", "--json", "--to", "2090-01-01T00:00Z"]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "is after now; ending now" in err
+    assert before <= datetime.fromisoformat(json.loads(out)["to"].replace("Z", "+00:00")) <= datetime.now(UTC)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -24,6 +25,17 @@ def time_arg(text: str) -> datetime:
             f"expected an ISO time like 2026-01-31T12:00Z, before the year 9000, got {text!r}"
         )
     return value
+
+
+def up_to_now(option: str, value: datetime | None) -> datetime | None:
+    """`value`, or now when it is later, said on stderr: nothing after now has been logged, and a
+    replay to a mistyped year (2090) would step through decades of empty windows."""
+    now = datetime.now(UTC)
+    if value is None or value <= now:
+        return value
+    print(f"triage: {option} {value:%Y-%m-%d %H:%M} UTC is after now; ending now ({now:%Y-%m-%d %H:%M} UTC)",
+          file=sys.stderr)  # fmt: skip
+    return now
 
 
 def window_arg(text: str) -> Window:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from triage.alerts.rules import value_text
 from triage.cli import UserError
-from triage.commands.argtypes import duration_arg, speed_arg, time_arg
+from triage.commands.argtypes import duration_arg, speed_arg, time_arg, up_to_now
 from triage.config import Config, load_config, load_rules
 from triage.printable import columns, pad, printable
 
@@ -81,6 +81,7 @@ def run_replay_command(args: argparse.Namespace) -> int:
             validate_rule_list(args.rules, f"model[{index}]", rules, config.model(name))
     if args.start and args.end and args.end < args.start:
         raise UserError("--to is before --from")
+    args.end = up_to_now("--to", args.end)
     if str(config.store_path) != ":memory:" and not config.store_path.exists():
         raise UserError(f"{config.store_path}: no store yet; run `triage ingest` first")
     if args.json and not args.headless:

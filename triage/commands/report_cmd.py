@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from triage.cli import UserError
-from triage.commands.argtypes import time_arg
+from triage.commands.argtypes import time_arg, up_to_now
 from triage.config import load_config
 
 
@@ -57,6 +57,7 @@ def run_report_command(args: argparse.Namespace) -> int:
     start, end = _time("--from", args.start), _time("--to", args.end)
     if start and end and end < start:
         raise UserError("--to is before --from")
+    end = up_to_now("--to", end)
     for path in (args.out, args.html):
         if path is not None and not path.parent.is_dir():  # before the replay, not after it
             raise UserError(f"{path}: no such folder {path.parent}")
