@@ -13,6 +13,7 @@ import duckdb
 import httpx
 import numpy as np
 import pytest
+from scipy import stats
 
 from tests.test_alertmanager import alertmanager  # noqa: F401  (the real Alertmanager fixture)
 from triage.alerts.state import ALERTS_TABLE, EVENTS_TABLE
@@ -371,3 +372,50 @@ def test_a_check_ahead_of_the_clock_records_nothing(folder, capsys, tmp_path):
     err = capsys.readouterr().err
     assert "forgot the state of 1 alert(s) of 'fraud' recorded as of up to" in err
     assert all(updated <= datetime.now(UTC).replace(tzinfo=None) for _, updated in recorded())
+
+
+def test_a_yes_no_flag_that_turns_on_pages_through_ks_where_psi_cannot_see(tmp_path, capsys):
+    """A 0/1 flag at 5 % ones in the reference: every decile is 0, so PSI's bins are (−∞, 0) and
+    [0, ∞) and 60 % ones leaves PSI at 0. The default `feature-shift` rule pages on KS D."""
+    (tmp_path / "logs").mkdir()
+    rng = np.random.default_rng(11)
+    start, flags = datetime(2026, 1, 5, tzinfo=UTC), {}
+    with open(tmp_path / "logs" / "predictions.jsonl", "w", encoding="utf-8") as handle:
+        for i in range(DAYS * PER_DAY):
+            day = i // PER_DAY
+            flag = int(rng.random() < (0.6 if day == DAYS - 1 else 0.05))
+            flags.setdefault(day, []).append(flag)
+            row = {
+                "id": f"r{i}",
+                "ts": (start + timedelta(days=day, seconds=int(rng.integers(0, 86_400)))).isoformat(),
+                "score": float(rng.beta(2, 5)),
+                "amount": float(rng.gamma(2.0, 50.0)),
+                "flag": flag,
+            }
+            handle.write(json.dumps(row) + "\n")
+    config = tmp_path / "triage.toml"
+    text = BASE.replace('latency_ms = "latency_ms"\n', "").replace(
+        'numeric = ["amount"]', 'numeric = ["amount", "flag"]'
+    )
+    config.write_text(text)
+    assert main(["--config", str(config), "ingest"]) == 0
+    capsys.readouterr()
+    status = main(["--config", str(config), "check", "--at", AT, "--json"])
+    document = json.loads(capsys.readouterr().out)
+    (row,) = [
+        r
+        for r in document["models"][0]["drift"]
+        if (r["feature"], r["window_start"], r["version"], r["segment"])
+        == ("flag", "2026-01-08T00:00:00Z", None, None)
+    ]
+    expected = stats.ks_2samp(flags[DAYS - 1], flags[0] + flags[1], method="asymp")
+    assert row["psi"] == 0.0 and abs(row["ks_d"] - expected.statistic) < 1e-12 and row["ks_d"] > 0.5
+    fired = {(a["rule"], a["scope"].get("feature"), a["severity"]) for a in document["alerts"]}
+    assert ("feature-shift", "flag", "critical") in fired
+    assert {rule for rule, feature, _ in fired if feature == "amount"} == set()
+    assert status == 2
+    # The text summary counts the flag's cell as drifted, above the quiet amount.
+    main(["--config", str(config), "check", "--at", AT])
+    text = capsys.readouterr().out
+    lines = [line.split() for line in text.splitlines() if line.split()[:1] in (["flag"], ["amount"])]
+    assert [(words[0], words[-1]) for words in lines] == [("flag", "2/2"), ("amount", "0/2")]

@@ -421,7 +421,7 @@ def test_under_a_day_a_crossed_cell_alerts_only_outside_the_band_of_its_time_of_
     assert judged(dataclasses.replace(rule, outside_band=None), night, 0.31).condition == FIRING
     weekly = {r.name: r.outside_band for r in default_rules(model_config(window=Window(1, "w")))}
     assert set(weekly.values()) == {None}
-    distribution = {"feature-drift", "score-drift", "missing-rate", "unseen-categories"}
+    distribution = {"feature-drift", "feature-shift", "score-drift", "missing-rate", "unseen-categories"}
     rates = {"decision-rate", "calibration-ece", "precision-drop", "recall-drop"}
     # One-day windows: the weekly cycle for the distribution rules only (a canary's rates, a day's
     # few hundred labels: a band of five weekdays, widened for small cells, swallows an incident).

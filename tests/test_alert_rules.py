@@ -51,7 +51,14 @@ FULL = (
 def test_defaults_follow_the_logged_signals():
     bare = config().models[0]
     assert not bare.alerts_configured
-    names = ["feature-drift", "score-drift", "missing-rate", "unseen-categories", "decision-rate"]
+    names = [
+        "feature-drift",
+        "feature-shift",
+        "score-drift",
+        "missing-rate",
+        "unseen-categories",
+        "decision-rate",
+    ]
     assert [rule.name for rule in effective_rules(bare)] == names
     # Volume rules are opt-in (`volume_alerts`): steady, on-time traffic only.
     volume = ["volume-drop", "volume-spike"]
@@ -84,14 +91,14 @@ def test_configured_rules_replace_the_defaults_and_an_empty_list_means_none():
 def test_rendered_rules_parse_back_to_the_same_rules():
     model = config(extra=FULL[0], columns=FULL[1]).models[0]
     text = render_rules(model)
-    assert text.startswith("# model fraud: 12 rule(s), the defaults")
+    assert text.startswith("# model fraud: 13 rule(s), the defaults")
     assert '# direction = "below"  (inferred)' in text
     reparsed = config(text, extra=FULL[0], columns=FULL[1]).models[0]
     assert reparsed.alerts == default_rules(model)
     # Hourly windows: every rule that compares with the reference is gated by its time of day's band.
     hourly = config(extra=f'{FULL[0]}\nwindow = "1h"', columns=FULL[1]).models[0]
     text = render_rules(hourly)
-    assert text.count('outside_band = "3sigma"') == 11  # all but error-rate's fixed share
+    assert text.count('outside_band = "3sigma"') == 12  # all but error-rate's fixed share
     assert config(text, extra=f'{FULL[0]}\nwindow = "1h"', columns=FULL[1]).models[0].alerts == default_rules(
         hourly
     )

@@ -117,7 +117,7 @@ def test_rules_prints_the_effective_rules_and_rejects_bad_ones(tmp_path, capsys)
     config.write_text(CONFIG)
     assert main(["--config", str(config), "alerts", "rules"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("# model fraud: 5 rule(s), the defaults")
+    assert out.startswith("# model fraud: 6 rule(s), the defaults")
     assert 'name = "decision-rate"' in out
     config.write_text(CONFIG + '\n[[model.alert]]\nname = "x"\nsignal = "drift.psx"\nwarn = 1\n')
     assert main(["--config", str(config), "alerts", "rules"]) == 2

@@ -650,6 +650,23 @@ def test_a_silent_feed_colours_the_volume_of_every_version_of_its_model() -> Non
     assert not any("n" in h.hot for h in quiet)
 
 
+@pytest.mark.parametrize(
+    ("psi", "ks_d", "levels"),
+    [
+        (0.0, 0.55, ("ok", "crit", "crit")),  # a 0/1 flag from 5 % to 60 % ones: PSI's bins are blind
+        (0.06, 0.3, ("watch", "warn", "warn")),
+        (0.3, 0.3, ("crit", "warn", "crit")),
+        (0.12, 0.1, ("warn", "ok", "warn")),
+        (0.0, None, ("ok", "ok", "ok")),  # categorical
+    ],
+)
+def test_a_grid_cell_shows_the_worse_of_its_psi_and_ks_levels(psi, ks_d, levels) -> None:
+    row = next(r for r in drift_rows() if r.enough_data and r.kind == "numeric")
+    row = replace(row, psi=psi, ks_d=ks_d)
+    assert (views.psi_level(row), views.ks_level(row), views.drift_level(row)) == levels
+    assert views.drift_level(replace(row, enough_data=False)) == "none"
+
+
 def test_drift_grid_sorts_the_worst_cell_first_and_filters() -> None:
     model = fraud_model()
     grid = views.drift_grid(model, WINDOWS[-1], "v2")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from triage.config import SCORE_FEATURE, AlertRule, Config, ConfigError, ModelConfig
 from triage.metrics.results import (
+    KS_SHIFT,
     CalibrationRow,
     DataQualityRow,
     DriftRow,
@@ -268,6 +269,20 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
             where={"feature": f"!{SCORE_FEATURE}", **each_slice},
             warn=0.1,
             critical=0.25,
+            q=DEFAULT_Q,
+        ),
+        # PSI's bins are the reference's deciles: where 90 % of a slice's reference is its lowest
+        # value (a yes/no flag logged as 0/1, a count that is mostly 0) every decile is that value
+        # and a move up stays in one bin, PSI 0. KS D sees it; its thresholds are set so that a
+        # smooth shift pages through PSI first (D 0.25 is a normal's shift by about 0.65σ, PSI
+        # 0.1 by 0.3σ): both fire on a large one.
+        AlertRule(
+            name="feature-shift",
+            signal="drift.ks_d",
+            outside_band=weekly,
+            where={"feature": f"!{SCORE_FEATURE}", **each_slice},
+            warn=KS_SHIFT,
+            critical=2 * KS_SHIFT,
             q=DEFAULT_Q,
         ),
         AlertRule(

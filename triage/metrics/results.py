@@ -21,6 +21,9 @@ from typing import Any, TextIO
 # (TUI grid, `check`'s summary); alerts have their own rules.
 PSI_WARN = 0.1
 PSI_CRIT = 0.25
+# KS D from which a numeric cell counts as shifted where PSI's decile bins cannot see a move (a
+# reference mostly at its lowest value): the default `feature-shift` rule's warning.
+KS_SHIFT = 0.25
 
 
 def _json_value(value: Any) -> Any:

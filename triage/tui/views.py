@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from triage.alerts.evaluate import SEVERITY_RANK
 from triage.alerts.groups import slice_groups
-from triage.metrics.results import PSI_CRIT, PSI_WARN, DriftRow, Row
+from triage.metrics.results import KS_SHIFT, PSI_CRIT, PSI_WARN, DriftRow, Row
 from triage.tui.data import AlertView, ModelView, Snapshot
 
 SCORE_FEATURE = "__score__"
@@ -124,15 +124,27 @@ def downsample(values: Sequence[float | None], width: int, how: str = "mean") ->
     return result
 
 
+LEVELS = ("ok", "watch", "warn", "crit")
+
+
 def psi_level(row: DriftRow | None) -> str:
     """ "none" (not enough data), "ok", "watch" (≥ half the warn level), "warn" or "crit" by PSI."""
     if row is None or not row.enough_data or row.psi is None:
         return "none"
-    if row.psi >= PSI_CRIT:
-        return "crit"
-    if row.psi >= PSI_WARN:
-        return "warn"
-    return "watch" if row.psi >= PSI_WARN / 2 else "ok"
+    return LEVELS[(row.psi >= PSI_WARN / 2) + (row.psi >= PSI_WARN) + (row.psi >= PSI_CRIT)]
+
+
+def ks_level(row: DriftRow | None) -> str:
+    """ "warn" or "crit" where KS D is past the `feature-shift` rule's thresholds, else "ok"."""
+    d = row.ks_d if row is not None and row.enough_data and row.ks_d is not None else 0.0
+    return ("ok", "warn", "crit")[(d >= KS_SHIFT) + (d >= 2 * KS_SHIFT)]
+
+
+def drift_level(row: DriftRow | None) -> str:
+    """A grid cell's level: its PSI's, or its KS D's when worse — a move PSI's decile bins cannot
+    see (a reference mostly at its lowest value) still shows."""
+    level = psi_level(row)
+    return level if level == "none" else max(level, ks_level(row), key=LEVELS.index)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from triage.tui.views import (
     Slice,
     drift_grid,
     feature_label,
+    ks_level,
     points,
     psi_level,
     resolve_window,
@@ -131,6 +132,13 @@ class DriftScreen(ModelScreen):
         self.app.push_screen(DriftCellScreen(model.name, feature, slice_, self.triage.version, window))
 
 
+def _styled(value: float | None, level: str) -> Text:
+    """A statistic, red past its critical level and yellow past its warning."""
+    return Text(
+        fmt.sig(value), style=cells.CRIT if level == "crit" else cells.WARN if level == "warn" else ""
+    )
+
+
 def stats_table(row: DriftRow | None, quality: DataQualityRow | None) -> Table:
     """All statistics of one cell, three name/value pairs per line."""
     grid = Table.grid(padding=(0, 1))
@@ -140,15 +148,11 @@ def stats_table(row: DriftRow | None, quality: DataQualityRow | None) -> Table:
     if row is None:
         grid.add_row("", "no data for this cell in this window")
         return grid
-    level = psi_level(row)
-    psi_text = Text(
-        fmt.sig(row.psi), style=cells.CRIT if level == "crit" else cells.WARN if level == "warn" else ""
-    )
     w_norm = f" ({fmt.sig(row.wasserstein_norm)} σ)" if row.wasserstein_norm is not None else ""
-    grid.add_row("PSI", psi_text, "JS", fmt.sig(row.js), "n", f"{row.n:,} / ref {row.n_reference:,}")
-    grid.add_row(
-        "KS D", fmt.sig(row.ks_d), "KS p", fmt.sig(row.ks_p), "W1", fmt.sig(row.wasserstein) + w_norm
-    )
+    psi = _styled(row.psi, psi_level(row))
+    grid.add_row("PSI", psi, "JS", fmt.sig(row.js), "n", f"{row.n:,} / ref {row.n_reference:,}")
+    ks_d = _styled(row.ks_d, ks_level(row))
+    grid.add_row("KS D", ks_d, "KS p", fmt.sig(row.ks_p), "W1", fmt.sig(row.wasserstein) + w_norm)
     grid.add_row("χ²", fmt.sig(row.chi2), "χ² p", fmt.sig(row.chi2_p), "kind", row.kind)
     if quality is not None:
         grid.add_row(

@@ -7,7 +7,7 @@ from rich.text import Text
 
 from triage.metrics.results import DriftRow
 from triage.tui import format as fmt
-from triage.tui.views import psi_level
+from triage.tui.views import drift_level
 
 CRIT = "bold #ffffff on #af0000"
 WARN = "bold #000000 on #d7af00"
@@ -37,8 +37,9 @@ def severity(name: str) -> Text:
 
 
 def psi(row: DriftRow | None) -> Text:
-    """A heat-grid cell: the PSI coloured by level, or "–" when the cell has too little data."""
-    level = psi_level(row)
+    """A heat-grid cell: the PSI coloured by the cell's level (`drift_level`: a large KS D too), or
+    "–" when the cell has too little data."""
+    level = drift_level(row)
     value = fmt.MISSING if level == "none" or row is None else f"{row.psi:.2f}"
     return Text(value, style=_PSI[level], justify="right")
 
