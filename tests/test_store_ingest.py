@@ -261,15 +261,20 @@ def test_configured_features_and_inferred_kinds(tmp_path: Path) -> None:
             "columns 'Plan' and 'plan' differ only in case, and the store's column names ignore case: "
             "list the features, without one of them",
         ),
-        # A column triage adds, in another case.
-        ({"_TS": 1.0}, '\n[model.features]\nnumeric = ["_TS"]\n', "feature column '_TS' clashes"),
+        # A log column named like the score's rows, inferred as a feature, would share them.
+        (
+            {"__score__": 1.0},
+            "",
+            "the log column '__score__' would be a feature named like the score in the results: "
+            "list the features without it ([model.features])",
+        ),
     ],
 )
 def test_columns_the_store_cannot_keep_apart_are_named(
     tmp_path: Path, log: dict[str, object], extra: str, message: str
 ) -> None:
-    """DuckDB's column names ignore case: two log columns differing only in case, or one spelling
-    a column triage adds, are refused by name before anything is stored."""
+    """DuckDB's column names ignore case: two log columns differing only in case are refused by
+    name before anything is stored, as is an inferred feature named like the score's rows."""
     write_jsonl(tmp_path / "p.jsonl", [row | log for row in rows(3)])
     config = write_config(tmp_path, model("p.jsonl", extra))
     with pytest.raises(StoreError) as caught:
