@@ -145,6 +145,26 @@ def write_logs(tmp_path: Path, score_column: str = "score", day: int = 1, extra:
             "model[0].features.categorical",
             "column 'Country' and 'country' differ only in case, which the store ignores",
         ),
+        # Names triage gives its own columns (any case), which ingest would refuse.
+        *(
+            (
+                (old, old.replace(column, name)),
+                f"model[0].{key}",
+                f"column {name!r} clashes with a column triage adds (see the README's reserved names)",
+            )
+            for old, column, key, name in (
+                ('numeric = ["amount"]', "amount", "features.numeric", "_score"),
+                ('categorical = ["payment_type"]', "payment_type", "features.categorical", "_Latency_MS"),
+                ('columns = ["country"]', "country", "segments.columns", "_file_id"),
+                ('numeric = ["amount"]', "amount", "features.numeric", "_src3"),
+            )
+        ),
+        # A feature would share the score's drift and data quality rows.
+        (
+            ('categorical = ["payment_type"]', 'categorical = ["__score__"]'),
+            "model[0].features.categorical",
+            "column '__score__' clashes with the score's name in the drift and data quality rows",
+        ),
         (
             ("[model.segments]", "[model.costs]\nfalse_positive = -1\n\n[model.segments]"),
             "model[0].costs.false_positive",

@@ -12,6 +12,7 @@ import bisect
 import itertools
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -491,6 +492,21 @@ def test_values_near_the_largest_double_say_what_is_too_large_to_compute() -> No
             assert row.wasserstein == pytest.approx(stats.wasserstein_distance(w, r), rel=1e-9)
         else:
             assert row.wasserstein is None
+
+
+def test_a_normalised_wasserstein_too_large_warns_nothing() -> None:
+    """W1 of 5e305 is finite but W1/σ over a constant reference (σ floored at 0.001) is not: null
+    with its note, and no numpy overflow warning (an outside audit saw it on `ingest`'s stderr)."""
+    rng = np.random.default_rng(3)
+    window_rows = rows(100, rng, days=1, numeric={"x": np.full(100, 5e305)})
+    reference_rows = rows(100, rng, days=1, numeric={"x": np.zeros(100)})
+    model = model_config()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = compute_drift(store(model, window_rows, reference_rows), scope_of(model, days=1))
+    (row,) = [r for r in result if r.feature == "x" and r.version is None]
+    assert row.wasserstein == pytest.approx(5e305, rel=1e-12)
+    assert row.wasserstein_norm is None and row.note == "too large to compute: wasserstein_norm"
 
 
 def test_ks_pvalues_equal_scipy_in_every_branch() -> None:

@@ -251,6 +251,28 @@ def test_configured_features_and_inferred_kinds(tmp_path: Path) -> None:
     assert query(configured, "SELECT count(*) FROM duckdb_columns() WHERE column_name = 'plan'") == [(0,)]
 
 
+def test_zero_padded_codes_in_csv_are_inferred_categorical(tmp_path: Path) -> None:
+    """A CSV column with a zero-padded integer among its values (a zip code "01234", a signed
+    "-07") is categorical, as the same codes logged as JSON strings are, and keeps its text; "0"
+    and "0.5" are numbers still."""
+    (tmp_path / "p.csv").write_text(
+        "request_id,ts,score,zip,delta,ratio\n"
+        "r0,2026-01-01,0.1,75001,5,0.5\n"
+        "r1,2026-01-01,0.1,01234,-07,0\n"
+        "r2,2026-01-01,0.1,99999,3,10\n",
+        encoding="utf-8",
+    )
+    config = write_config(tmp_path, model("p.csv"))
+    ingest(config)
+    kinds = query(
+        config,
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'predictions_fraud' "
+        "AND column_name IN ('zip', 'delta', 'ratio') ORDER BY column_index",
+    )
+    assert kinds == [("zip", "VARCHAR"), ("delta", "VARCHAR"), ("ratio", "DOUBLE")]
+    assert query(config, "SELECT zip, delta FROM predictions_fraud WHERE _id = 'r1'") == [("01234", "-07")]
+
+
 @pytest.mark.parametrize(
     ("log", "extra", "message"),
     [
@@ -261,15 +283,20 @@ def test_configured_features_and_inferred_kinds(tmp_path: Path) -> None:
             "columns 'Plan' and 'plan' differ only in case, and the store's column names ignore case: "
             "list the features, without one of them",
         ),
-        # A column triage adds, in another case.
-        ({"_TS": 1.0}, '\n[model.features]\nnumeric = ["_TS"]\n', "feature column '_TS' clashes"),
+        # A log column named like the score's rows, inferred as a feature, would share them.
+        (
+            {"__score__": 1.0},
+            "",
+            "the log column '__score__' would be a feature named like the score in the results: "
+            "list the features without it ([model.features])",
+        ),
     ],
 )
 def test_columns_the_store_cannot_keep_apart_are_named(
     tmp_path: Path, log: dict[str, object], extra: str, message: str
 ) -> None:
-    """DuckDB's column names ignore case: two log columns differing only in case, or one spelling
-    a column triage adds, are refused by name before anything is stored."""
+    """DuckDB's column names ignore case: two log columns differing only in case are refused by
+    name before anything is stored, as is an inferred feature named like the score's rows."""
     write_jsonl(tmp_path / "p.jsonl", [row | log for row in rows(3)])
     config = write_config(tmp_path, model("p.jsonl", extra))
     with pytest.raises(StoreError) as caught:

@@ -729,6 +729,9 @@ def _model(file: Path, table: Mapping[str, Any], index: int) -> ModelConfig:
     segments = segments_reader.names("columns")
     segments_reader.done()
     roles = set(columns.mapped(OPTIONAL_ROLES + REQUIRED_ROLES).values())
+    # The store names its own columns (imported here: the store imports this module).
+    from triage.store.tables import is_reserved
+
     for key, names in (
         ("features.numeric", numeric),
         ("features.categorical", categorical),
@@ -737,6 +740,16 @@ def _model(file: Path, table: Mapping[str, Any], index: int) -> ModelConfig:
         for column in names:
             if column in roles:
                 raise reader.error(key, f"column {column!r} is already mapped to a role in columns")
+            if is_reserved(column):
+                raise reader.error(
+                    key,
+                    f"column {column!r} clashes with a column triage adds (see the README's reserved names)",
+                )
+            # A feature of that name would share the score's drift and data quality rows.
+            if column == SCORE_FEATURE and key != "segments.columns":
+                raise reader.error(
+                    key, f"column {column!r} clashes with the score's name in the drift and data quality rows"
+                )
     both = set(numeric) & set(categorical)
     if both:
         raise reader.error("features", f"column {sorted(both)[0]!r} is both numeric and categorical")

@@ -485,12 +485,17 @@ def _quality_lines(model: ModelReport, latest: datetime) -> list[str]:
             f"{_pct(r.missing_rate)} ({_pct(r.missing_rate_reference)})",
             _unseen(r),
             _pct(r.out_of_range_share),
-            ", ".join(r.unseen_categories[:TOP_UNSEEN]) or "-",
+            ", ".join(_category(c) for c in r.unseen_categories[:TOP_UNSEEN]) or "-",
         ]
         for r in changed[:TOP_DRIFT]
     ]
     headers = ["feature", "missing (reference)", "unseen (expected)", "out of range", "top unseen categories"]
     return [title, *_table(headers, rows), *_more_features(len(changed))]
+
+
+def _category(value: str) -> str:
+    """A category as the summary lists it: the empty string as `""`, not nothing between commas."""
+    return value or '""'
 
 
 def _unseen(row: DataQualityRow) -> str:

@@ -833,13 +833,17 @@ def numeric_stats(
     found = [cells[key] for key in keys]
     w = np.array([cell.wasserstein for cell in found], dtype=np.float64)
     std = np.array([max(reference.std or 0.0, STD_FLOOR) for reference in references])
+    # A finite W1 near 1e308 over a small std is infinite: null with its note (`_undefined`), not a
+    # numpy warning on stderr, where cron wrappers read triage's own notes.
+    with np.errstate(over="ignore"):
+        normalised = w / std
     columns = [
         psi(window_bins, reference_bins),
         js(window_bins, reference_bins),
         np.array([cell.ks_d for cell in found], dtype=np.float64),
         np.array([math.nan if cell.ks_p is None else cell.ks_p for cell in found], dtype=np.float64),
         w,
-        w / std,
+        normalised,
     ]
     rows = zip(*(_finite(column) for column in columns), strict=True)
     return {

@@ -25,6 +25,9 @@ SNIFF_FILES = 10
 # Share of a text log's sampled values that must be numbers for the column to count as numeric;
 # the rest are then quarantined as "bad type" instead of turning the feature categorical.
 NUMERIC_SHARE = 0.9
+# A CSV value written with leading zeros ("01234", a zip code) is a code, not a number: one such value
+# in a column makes it categorical, as the same codes logged as JSON strings are.
+_ZERO_PADDED = "[+-]?0[0-9]+"
 
 
 def alias(index: int) -> str:
@@ -198,8 +201,9 @@ def file_columns(con: duckdb.DuckDBPyConnection, source: SourceFile) -> dict[str
     """The columns of one log file with their DuckDB types, hive partitions included (VARCHAR).
 
     Parquet: from the file's schema. CSV: the header; a column is DOUBLE when at least 90 % of its
-    values in the first MiB parse as numbers. JSON Lines: the keys of the objects in the first MiB;
-    a key is DOUBLE when at least 90 % of its values there are JSON numbers, BOOLEAN when all are booleans.
+    values in the first MiB parse as numbers and none is a zero-padded integer (`01234`). JSON Lines:
+    the keys of the objects in the first MiB; a key is DOUBLE when at least 90 % of its values there
+    are JSON numbers, BOOLEAN when all are booleans.
     """
     try:
         if source.format == "parquet":
@@ -228,12 +232,14 @@ def _csv_columns(con: duckdb.DuckDBPyConnection, source: SourceFile) -> dict[str
     sample = head_text(source)
     sql = csv_sql(names, header, {}, skip_header=True)
     counts = ", ".join(
-        f"count({alias(i)}), count(TRY_CAST(trim({alias(i)}) AS DOUBLE))" for i in range(len(names))
+        f"count({alias(i)}), count(TRY_CAST(trim({alias(i)}) AS DOUBLE)), "
+        f"count(*) FILTER (WHERE regexp_full_match(trim({alias(i)}), {literal(_ZERO_PADDED)}))"
+        for i in range(len(names))
     )
     row = con.execute(f"SELECT {counts} FROM ({sql}) WHERE _perr IS NULL", chunk_params(sample)).fetchone()
-    values = row if row is not None else (0,) * (2 * len(names))
+    values = row if row is not None else (0,) * (3 * len(names))
     return {
-        name: ("DOUBLE" if _mostly(values[2 * i + 1], values[2 * i]) else "VARCHAR")
+        name: ("DOUBLE" if _mostly(values[3 * i + 1], values[3 * i]) and not values[3 * i + 2] else "VARCHAR")
         for i, name in enumerate(names)
     }
 

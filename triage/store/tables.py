@@ -15,7 +15,14 @@ from dataclasses import dataclass
 
 import duckdb
 
-from triage.config import ALL_ROLES, OPTIONAL_ROLES, REQUIRED_ROLES, ModelConfig, case_clash
+from triage.config import (
+    ALL_ROLES,
+    OPTIONAL_ROLES,
+    REQUIRED_ROLES,
+    SCORE_FEATURE,
+    ModelConfig,
+    case_clash,
+)
 from triage.store.coerce import is_numeric_type, literal
 from triage.store.errors import StoreError
 from triage.store.schema import (
@@ -197,14 +204,6 @@ def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(row and row[0])
 
 
-def _check_names(model: ModelConfig, names: list[str], what: str) -> None:
-    for name in names:
-        if is_reserved(name):
-            raise StoreError(
-                f"model {model.name!r}: {what} column {name!r} clashes with a column triage adds"
-            )
-
-
 def _check_distinct(model: ModelConfig, names: Sequence[str]) -> None:
     """The segment and inferred feature columns, two of which must not differ only in case
     (`config.case_clash`; configured columns are checked as the config is read)."""
@@ -228,11 +227,9 @@ def infer_layout(model: ModelConfig, log_columns: dict[str, str], partition_keys
     partition keys and not reserved; numeric DuckDB types → numeric, anything else → categorical.
     """
     segments = list(model.segments)
-    _check_names(model, segments, "segment")
-    if not model.features_inferred:
+    if not model.features_inferred:  # the config refused reserved names as it was read
         features = [Feature(name, NUMERIC) for name in model.numeric]
         features += [Feature(name, CATEGORICAL) for name in model.categorical]
-        _check_names(model, [f.name for f in features], "feature")
         return Layout(tuple(segments), tuple(features))
     skip = role_column_names(model) | set(segments) | partition_keys
     inferred = tuple(
@@ -240,6 +237,12 @@ def infer_layout(model: ModelConfig, log_columns: dict[str, str], partition_keys
         for name, duckdb_type in log_columns.items()
         if name not in skip and not is_reserved(name)
     )
+    if any(f.name == SCORE_FEATURE for f in inferred):
+        # Its drift and data quality rows would be the score's (skipping it would hide a column).
+        raise StoreError(
+            f"model {model.name!r}: the log column {SCORE_FEATURE!r} would be a feature named like the "
+            "score in the results: list the features without it ([model.features])"
+        )
     _check_distinct(model, segments + [f.name for f in inferred])
     return Layout(tuple(segments), inferred)
 
