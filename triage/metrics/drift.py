@@ -807,8 +807,8 @@ _OVERFLOWING = ("wasserstein", "wasserstein_norm")
 
 def _undefined(found: DriftStats, names: Sequence[str]) -> str | None:
     """The note for a cell with enough data where some statistic is null: not defined (e.g. ks_p
-    for 1 vs 1), or — W1 and W1/σ, defined for any two samples — beyond a double (values near
-    ±1.8e308, whose sums overflow)."""
+    for 1 vs 1), or — W1 and W1/σ, defined for any two samples — beyond a double (the reference
+    ECDF's running integral, m values × their span, past ≈ 1.8e308)."""
     missing = [name for name in names if getattr(found, name) is None]
     large = [name for name in missing if name in _OVERFLOWING and found.ks_d is not None]
     undefined = [name for name in missing if name not in large]
