@@ -41,6 +41,14 @@ def test_zero_width_characters_and_the_byte_order_mark_are_shown() -> None:
     assert printable("a\u200bb\u200dc\u2060d\ufeffe") == "a\\u200bb\\u200dc\\u2060d\\ufeffe"
 
 
+def test_a_decomposed_accent_is_told_apart_from_the_composed_one() -> None:
+    """`cafe` + U+0301 and `café` are two categories that look alike: the decomposed one's mark is
+    shown escaped; composed text, and text whose marks are its normal form (Hindi), stay as they are."""
+    assert printable("cafe\u0301") == "cafe\\u0301" != printable("caf\u00e9") == "caf\u00e9"
+    assert printable("नमस्ते Ångström") == "नमस्ते Ångström"
+    assert printable(printable("cafe\u0301")) == printable("cafe\u0301")
+
+
 def test_a_document_keeps_its_lines() -> None:
     assert printable_lines("# v\x1b[2J\n| a\u202e |\n") == "# v\\x1b[2J\n| a\\u202e |\n"
 

@@ -9,6 +9,7 @@ text rendering of a logged value goes through `printable`; `--json` keeps values
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from rich.cells import cell_len
 
@@ -43,9 +44,14 @@ def printable_lines(text: str) -> str:
 
 def printable(value: object, width: int | None = WIDTH) -> str:
     """`value` as text that cannot act on a terminal: each control or bidi character shown as its
-    Python escape (ESC as `\\x1b`, a newline as `\\n`, U+202E as `\\u202e`), and at most `width`
-    characters (None: all), the last one `…` when cut."""
+    Python escape (ESC as `\\x1b`, a newline as `\\n`, U+202E as `\\u202e`), the combining marks
+    of text not in its composed normal form too (`cafe\\u0301`, not a second `café`), and at most
+    `width` characters (None: all), the last one `…` when cut."""
     text = _UNSAFE.sub(_escape, str(value))
+    if not unicodedata.is_normalized("NFC", text):
+        # A decomposed é (e + U+0301) looks like the composed one it is not equal to: the
+        # category "café" unseen beside a reference "café". Its combining marks are shown escaped.
+        text = "".join(f"\\u{ord(c):04x}" if unicodedata.combining(c) else c for c in text)
     return text if width is None or len(text) <= width else text[: width - 1] + "…"
 
 
