@@ -410,6 +410,11 @@ def test_a_yes_no_flag_that_turns_on_pages_through_ks_where_psi_cannot_see(tmp_p
     ]
     expected = stats.ks_2samp(flags[DAYS - 1], flags[0] + flags[1], method="asymp")
     assert row["psi"] == 0.0 and abs(row["ks_d"] - expected.statistic) < 1e-12 and row["ks_d"] > 0.5
+    assert row["ks_d_psi_blind"] == row["ks_d"]  # every decile of the reference is 0
+    amounts = [
+        r for r in document["models"][0]["drift"] if r["feature"] == "amount" and r["ks_d"] is not None
+    ]
+    assert amounts and all(r["ks_d_psi_blind"] is None for r in amounts)
     fired = {(a["rule"], a["scope"].get("feature"), a["severity"]) for a in document["alerts"]}
     assert ("feature-shift", "flag", "critical") in fired
     assert {rule for rule, feature, _ in fired if feature == "amount"} == set()

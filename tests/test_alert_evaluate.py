@@ -400,7 +400,7 @@ def test_under_a_day_a_crossed_cell_alerts_only_outside_the_band_of_its_time_of_
 
     def judged(rule: AlertRule, at: int, psi: float) -> AlertEvaluation:
         drift = [*reference, hourly_drift(at, psi)]
-        return only(evaluate(rule, hourly, now=T0 + at * HOUR, drift=drift), feature="amount")
+        return only(evaluate(rule, hourly, now=T0 + (at + 1) * HOUR, drift=drift), feature="amount")
 
     night, noon = 10 * 24 + 3, 10 * 24 + 14
     quiet = judged(rule, night, 0.31)
@@ -455,7 +455,7 @@ def test_an_hour_with_too_few_reference_windows_is_judged_by_all_of_them():
 
     def evaluated(psi: float) -> AlertEvaluation:
         drift = [*reference, hourly_drift(night, psi)]
-        return only(evaluate(rule, hourly, now=T0 + night * HOUR, drift=drift), feature="amount")
+        return only(evaluate(rule, hourly, now=T0 + (night + 1) * HOUR, drift=drift), feature="amount")
 
     quiet = evaluated(0.31)
     assert quiet.condition == OK and quiet.latest is not None
@@ -538,8 +538,25 @@ def test_for_windows_persistence(values, condition, run):
 def test_rows_after_now_are_ignored():
     rule = AlertRule(name="drift", signal="drift.psi", warn=0.1)
     rows = [drift_row(10, 0.01), drift_row(11, 0.5)]
-    assert only(evaluate(rule, now=T0 + 10.5 * DAY, drift=rows), feature="amount").condition == OK
-    assert only(evaluate(rule, now=T0 + 11.5 * DAY, drift=rows), feature="amount").condition == FIRING
+    assert only(evaluate(rule, now=T0 + 11 * DAY, drift=rows), feature="amount").condition == OK
+    assert only(evaluate(rule, now=T0 + 12 * DAY, drift=rows), feature="amount").condition == FIRING
+
+
+def test_a_distribution_is_judged_once_its_window_has_ended_an_operation_at_once():
+    """At 11:00 day 11 is its night and morning: a feature on a daily cycle differs from whole days
+    there, so the drift rules wait for the day's end; latency is judged in the day so far (an
+    incident pages within hours). A window of another size than the model's (a view) is whole."""
+    drift = AlertRule(name="drift", signal="drift.psi", warn=0.1)
+    rows = [drift_row(10, 0.01), drift_row(11, 0.5)]
+    morning = T0 + 11 * DAY + timedelta(hours=11)
+    latest = only(evaluate(drift, now=morning, drift=rows), feature="amount").latest
+    assert latest is not None and latest.window_start == T0 + 10 * DAY
+    assert only(evaluate(drift, now=T0 + 12 * DAY, drift=rows), feature="amount").condition == FIRING
+    latency = AlertRule(name="latency", signal="operations.latency_p95_ms", warn=200.0)
+    slow = [operations_row(10), operations_row(11, latency_p95_ms=400.0)]
+    assert only(evaluate(latency, now=morning, operations=slow)).condition == FIRING
+    week = [dataclasses.replace(row, window_end=row.window_start + 7 * DAY) for row in rows]  # a 7d view
+    assert only(evaluate(drift, now=morning, drift=week), feature="amount").condition == FIRING
 
 
 # -- gates ------------------------------------------------------------------------------------------

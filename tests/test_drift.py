@@ -724,9 +724,11 @@ def test_cached_windows_are_reused_and_changed_windows_recomputed(monkeypatch: p
     assert check_all(again, merged, reference) == len(again)
 
 
-def test_a_cache_table_of_an_earlier_layout_is_replaced_not_misread() -> None:
-    """A store cached drift rows before `chi2_pooled_p` existed: reading that table would shift every
-    field after it. Such a table is dropped and its windows computed again."""
+@pytest.mark.parametrize("newer", ["chi2_pooled_p", "ks_d_psi_blind"])
+def test_a_cache_table_of_an_earlier_layout_is_replaced_not_misread(newer: str) -> None:
+    """A store cached drift rows before a field existed (`chi2_pooled_p`, `ks_d_psi_blind`): reading
+    that table would shift every field after it, or miss one. Such a table is dropped and its
+    windows computed again."""
     rng = np.random.default_rng(17)
     n = 400
     colour = np.array(["red", "green", "blue"], dtype=object)
@@ -735,11 +737,11 @@ def test_a_cache_table_of_an_earlier_layout_is_replaced_not_misread() -> None:
     model = model_config(categorical=("c",))
     con = store(model, window, reference)
     first = compute_drift(con, scope_of(model))
-    con.execute(f"ALTER TABLE {drift.CACHE_TABLE} DROP COLUMN chi2_pooled_p")
+    con.execute(f"ALTER TABLE {drift.CACHE_TABLE} DROP COLUMN {newer}")
     again = compute_drift(con, scope_of(model))
     assert sorted(again, key=_order) == sorted(first, key=_order)
     assert check_all(again, window, reference) == len(again)
-    assert column_exists(con, drift.CACHE_TABLE, "chi2_pooled_p")
+    assert column_exists(con, drift.CACHE_TABLE, newer)
 
 
 def test_two_segment_columns_three_versions_every_cell_matches_scipy() -> None:

@@ -651,18 +651,19 @@ def test_a_silent_feed_colours_the_volume_of_every_version_of_its_model() -> Non
 
 
 @pytest.mark.parametrize(
-    ("psi", "ks_d", "levels"),
+    ("psi", "ks_d", "blind", "levels"),
     [
-        (0.0, 0.55, ("ok", "crit", "crit")),  # a 0/1 flag from 5 % to 60 % ones: PSI's bins are blind
-        (0.06, 0.3, ("watch", "warn", "warn")),
-        (0.3, 0.3, ("crit", "warn", "crit")),
-        (0.12, 0.1, ("warn", "ok", "warn")),
-        (0.0, None, ("ok", "ok", "ok")),  # categorical
+        (0.0, 0.55, True, ("ok", "crit", "crit")),  # a 0/1 flag from 5 % to 60 % ones: PSI is blind
+        (0.0, 0.12, True, ("ok", "warn", "warn")),
+        (0.06, 0.15, True, ("watch", "warn", "warn")),
+        (0.06, 0.55, False, ("watch", "ok", "watch")),  # PSI sees this feature: its level stands
+        (0.3, 0.15, True, ("crit", "warn", "crit")),
+        (0.0, None, False, ("ok", "ok", "ok")),  # categorical
     ],
 )
-def test_a_grid_cell_shows_the_worse_of_its_psi_and_ks_levels(psi, ks_d, levels) -> None:
+def test_a_grid_cell_shows_the_worse_of_its_psi_and_blind_ks_levels(psi, ks_d, blind, levels) -> None:
     row = next(r for r in drift_rows() if r.enough_data and r.kind == "numeric")
-    row = replace(row, psi=psi, ks_d=ks_d)
+    row = replace(row, psi=psi, ks_d=ks_d, ks_d_psi_blind=ks_d if blind else None)
     assert (views.psi_level(row), views.ks_level(row), views.drift_level(row)) == levels
     assert views.drift_level(replace(row, enough_data=False)) == "none"
 

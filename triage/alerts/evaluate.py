@@ -87,6 +87,7 @@ OK, CROSSED, UNKNOWN = "ok", "crossed", "unknown"
 PENDING, FIRING = "pending", "firing"
 WARNING, CRITICAL = "warning", "critical"
 SEVERITY_RANK = {None: 0, WARNING: 1, CRITICAL: 2}  # higher is worse
+DISTRIBUTION_TABLES = frozenset({"drift", "data_quality"})
 _Z95 = float(special.ndtri(0.975))
 MIN_BAND_WINDOWS = 3
 # Expected positives (and negatives) per group of reliability bins in the calibration test.
@@ -185,6 +186,19 @@ def _in_range(reference: Reference, row: Row) -> bool:
         reference.kind == "range"
         and (start is None or row.window_start >= start)
         and (end is None or row.window_end <= end)
+    )
+
+
+def _in_progress(model: ModelConfig, row: Row, now: datetime) -> bool:
+    """Whether the row's window is one of the model's configured windows and has not ended at
+    `now`: what the distribution rules do not judge yet. The day so far (at 09:00, its night and
+    morning) is not a day: with traffic on a daily cycle its features' mix differs from every
+    whole reference day's, and a check every few minutes paged on it each morning."""
+    start = row.window_start
+    return (
+        now < row.window_end
+        and model.window.start_of(start) == start
+        and (model.window.end_of(start) == row.window_end)
     )
 
 
@@ -489,11 +503,15 @@ def _evaluate_rule(
     else:
         judged = memo.judged(model.name, rule, minimum, reference_rows)
     # A window inside a time-range reference is what normal is: it is not judged against itself.
+    # A distribution is judged once its window has ended (`_in_progress`).
+    distribution = table in DISTRIBUTION_TABLES
     current = sorted(
         (
             (s, rows)
             for s, rows in windows.get(table, {}).items()
-            if s <= now and not _in_range(model.reference, rows[0])
+            if s <= now
+            and not _in_range(model.reference, rows[0])
+            and not (distribution and _in_progress(model, rows[0], now))
         ),
         key=_START,
     )

@@ -19,6 +19,7 @@ from pathlib import Path
 from triage.config import SCORE_FEATURE, AlertRule, Config, ConfigError, ModelConfig
 from triage.metrics.results import (
     KS_SHIFT,
+    KS_SHIFT_CRIT,
     CalibrationRow,
     DataQualityRow,
     DriftRow,
@@ -52,7 +53,9 @@ EXTRA_FILTERS: dict[str, tuple[str, ...]] = {"drift": ("kind",), "data_quality":
 EACH_WHEN_OMITTED = frozenset({"feature"})
 
 P_VALUE_FIELDS = frozenset({"ks_p", "chi2_p"})
-DRIFT_STATISTICS = frozenset({"psi", "js", "ks_d", "chi2", "wasserstein", "wasserstein_norm"})
+DRIFT_STATISTICS = frozenset(
+    {"psi", "js", "ks_d", "chi2", "wasserstein", "wasserstein_norm", "ks_d_psi_blind"}
+)
 # Shares of the cell's `n` rows: tested against their baseline's rows with Fisher's exact test.
 RATE_FIELDS = frozenset(
     {
@@ -271,18 +274,16 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
             critical=0.25,
             q=DEFAULT_Q,
         ),
-        # PSI's bins are the reference's deciles: where 90 % of a slice's reference is its lowest
-        # value (a yes/no flag logged as 0/1, a count that is mostly 0) every decile is that value
-        # and a move up stays in one bin, PSI 0. KS D sees it; its thresholds are set so that a
-        # smooth shift pages through PSI first (D 0.25 is a normal's shift by about 0.65σ, PSI
-        # 0.1 by 0.3σ): both fire on a large one.
+        # PSI's bins are the reference's deciles: where every decile is one value (a yes/no flag
+        # logged as 0/1, a count that is mostly 0) a move up from it stays in one bin, PSI 0. KS
+        # D sees it: judged in those cells only (`ks_d_psi_blind`), where feature-drift cannot.
         AlertRule(
             name="feature-shift",
-            signal="drift.ks_d",
+            signal="drift.ks_d_psi_blind",
             outside_band=weekly,
             where={"feature": f"!{SCORE_FEATURE}", **each_slice},
             warn=KS_SHIFT,
-            critical=2 * KS_SHIFT,
+            critical=KS_SHIFT_CRIT,
             q=DEFAULT_Q,
         ),
         AlertRule(

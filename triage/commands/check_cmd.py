@@ -401,12 +401,12 @@ def _drift_p(row: DriftRow) -> float | None:
 
 
 def _drift_lines(model: ModelReport, latest: datetime) -> list[str]:
-    """One line per feature, the most drifted first: its worst drifted cell (PSI ≥ PSI_WARN or KS
-    D ≥ KS_SHIFT, test p ≤ DRIFT_P once Benjamini–Hochberg adjusted across the window's cells, as
-    the alert rules adjust theirs: among hundreds of slices a few quiet ones reach p 0.006 by
-    chance) in the latest window by PSI, else its worst by PSI alone, and how many of its cells
-    with enough data are drifted (a new category reaches every slice: one feature's cells would
-    fill the table and hide the next feature)."""
+    """One line per feature, the most drifted first: its worst drifted cell (PSI ≥ PSI_WARN, or
+    KS D ≥ KS_SHIFT where PSI's bins cannot see a move, test p ≤ DRIFT_P once Benjamini–Hochberg
+    adjusted across the window's cells, as the alert rules adjust theirs: among hundreds of
+    slices a few quiet ones reach p 0.006 by chance) in the latest window by PSI, else its worst
+    by PSI alone, and how many of its cells with enough data are drifted (a new category reaches
+    every slice: one feature's cells would fill the table and hide the next feature)."""
     from triage.alerts.fdr import bh_adjusted
     from triage.metrics.results import KS_SHIFT, PSI_WARN
 
@@ -417,12 +417,12 @@ def _drift_lines(model: ModelReport, latest: datetime) -> list[str]:
 
     def drifted(r: DriftRow) -> bool:
         p = adjusted.get(r)
-        moved = (r.psi or 0.0) >= PSI_WARN or (r.ks_d or 0.0) >= KS_SHIFT
+        moved = (r.psi or 0.0) >= PSI_WARN or (r.ks_d_psi_blind or 0.0) >= KS_SHIFT
         return moved and p is not None and p <= DRIFT_P
 
     title = (
-        f"Drift per feature, window {time_text(latest)}"
-        f" (drifted: PSI ≥ {PSI_WARN:g} or KS D ≥ {KS_SHIFT:g}, and p adj. ≤ {DRIFT_P:g})"
+        f"Drift, window {time_text(latest)}"
+        f" (drifted: PSI ≥ {PSI_WARN:g}, KS D ≥ {KS_SHIFT:g} if PSI is blind; p adj. ≤ {DRIFT_P:g})"
     )
     if not cells:
         return [title, "  no cell with enough data"]

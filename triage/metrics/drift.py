@@ -110,7 +110,7 @@ from triage.metrics.quality import (
 )
 from triage.metrics.results import DriftRow, not_enough
 from triage.metrics.source import CellKey, aware, naive_utc, plain_rows_sql, window_end, window_rows_sql
-from triage.store.tables import NUMERIC, column_exists, table_exists
+from triage.store.tables import NUMERIC, table_columns, table_exists
 
 # Counts (pairs × categories) that `categorical_stats` tabulates at once: ≈ 16 MB a table, a few
 # hundred MB with chi2_tests' temporaries.
@@ -121,13 +121,14 @@ CACHE_FORMAT = 2
 # DuckDB types of DriftRow's fields, in field order.
 _CACHE_TYPES = (
     *("TIMESTAMP", "TIMESTAMP", "VARCHAR", "VARCHAR", "VARCHAR", "BIGINT", "BOOLEAN", "VARCHAR"),
-    *("VARCHAR", "VARCHAR", "BIGINT", *["DOUBLE"] * 9),
+    *("VARCHAR", "VARCHAR", "BIGINT", *["DOUBLE"] * 10),
 )
 _CACHE_DDL = "cache_key VARCHAR, token VARCHAR, " + ", ".join(
     f"{f.name} {kind}" for f, kind in zip(fields(DriftRow), _CACHE_TYPES, strict=True)
 )
 _REPEATING = repeating_fields(DriftRow)  # the text and times that `DriftCache.load` shares
-_NEWEST_FIELD = "chi2_pooled_p"  # a cache table without it holds rows of an earlier DriftRow
+# The cache table's columns: a table with others holds rows of an earlier DriftRow.
+_CACHE_COLUMNS = ["cache_key", "token", *(f.name for f in fields(DriftRow))]
 PSI_FLOOR = 1e-4
 STD_FLOOR = 0.001
 MAX_EDGES = 9
@@ -720,13 +721,13 @@ class DriftCache:
         self.writable = writable(con) and not scope.window.trailing
         if self.writable:
             with WRITE_LOCK:
-                if table_exists(con, CACHE_TABLE) and not column_exists(con, CACHE_TABLE, _NEWEST_FIELD):
+                if table_exists(con, CACHE_TABLE) and table_columns(con, CACHE_TABLE) != _CACHE_COLUMNS:
                     con.execute(f"DROP TABLE {CACHE_TABLE}")  # rows of an earlier layout: recomputed
                 con.execute(f"CREATE TABLE IF NOT EXISTS {CACHE_TABLE} ({_CACHE_DDL})")
 
     def load(self, tokens: dict[datetime, str]) -> dict[datetime, list[DriftRow]]:
         """The cached rows of the windows whose token is unchanged (none from an earlier layout)."""
-        if not tokens or not column_exists(self.con, CACHE_TABLE, _NEWEST_FIELD):
+        if not tokens or table_columns(self.con, CACHE_TABLE) != _CACHE_COLUMNS:
             return {}
         found = self.con.execute(
             f"""SELECT c.* EXCLUDE (cache_key, token) FROM {CACHE_TABLE} AS c
@@ -962,4 +963,5 @@ def _row(
         chi2_pooled_p=found.chi2_pooled_p,
         wasserstein=found.wasserstein,
         wasserstein_norm=found.wasserstein_norm,
+        ks_d_psi_blind=found.ks_d if ref_numeric is not None and len(ref_numeric.edges) == 1 else None,
     )

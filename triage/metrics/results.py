@@ -21,9 +21,11 @@ from typing import Any, TextIO
 # (TUI grid, `check`'s summary); alerts have their own rules.
 PSI_WARN = 0.1
 PSI_CRIT = 0.25
-# KS D from which a numeric cell counts as shifted where PSI's decile bins cannot see a move (a
-# reference mostly at its lowest value): the default `feature-shift` rule's warning.
-KS_SHIFT = 0.25
+# `ks_d_psi_blind` from which a cell counts as shifted, and as critically so: the default
+# `feature-shift` rule's thresholds. A flag at 3 % ones reaches PSI 0.1 (warn) at ≈ 11 % ones and
+# 0.25 (critical) at ≈ 17 % where its bins can see it: KS D 0.08 and 0.14.
+KS_SHIFT = 0.1
+KS_SHIFT_CRIT = 0.2
 
 
 def _json_value(value: Any) -> Any:
@@ -160,6 +162,10 @@ class DriftRow(Row):
     chi2_pooled_p: float | None  # chi2's p with sparse categories pooled: what alert rules gate on
     wasserstein: float | None
     wasserstein_norm: float | None
+    # KS D where PSI cannot see a move (None elsewhere): the slice's reference PSI has one inner
+    # edge — every decile is one value, ≥ 80 % of the reference (a 0/1 flag, a mostly-zero count) —
+    # so its bins are (−∞, c) and [c, ∞) and a move from c up stays in one bin, PSI 0.
+    ks_d_psi_blind: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

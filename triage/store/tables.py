@@ -194,6 +194,16 @@ def column_exists(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bo
     return bool(row and row[0])
 
 
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """The columns of a table of the store's main schema, in order (none: no such table)."""
+    rows = con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = ? "
+        "ORDER BY column_index",
+        [table],
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     """Whether a table exists in the store's main schema."""
     row = con.execute(

@@ -20,7 +20,7 @@ from pathlib import Path
 from triage.metrics.codec import decoder, encode
 from triage.tui.data import Snapshot
 
-FORMAT = 2
+FORMAT = 3  # 3: drift rows carry ks_d_psi_blind
 
 
 def cache_path(store_path: Path) -> Path:

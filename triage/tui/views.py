@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from triage.alerts.evaluate import SEVERITY_RANK
 from triage.alerts.groups import slice_groups
-from triage.metrics.results import KS_SHIFT, PSI_CRIT, PSI_WARN, DriftRow, Row
+from triage.metrics.results import KS_SHIFT, KS_SHIFT_CRIT, PSI_CRIT, PSI_WARN, DriftRow, Row
 from triage.tui.data import AlertView, ModelView, Snapshot
 
 SCORE_FEATURE = "__score__"
@@ -135,14 +135,16 @@ def psi_level(row: DriftRow | None) -> str:
 
 
 def ks_level(row: DriftRow | None) -> str:
-    """ "warn" or "crit" where KS D is past the `feature-shift` rule's thresholds, else "ok"."""
-    d = row.ks_d if row is not None and row.enough_data and row.ks_d is not None else 0.0
-    return ("ok", "warn", "crit")[(d >= KS_SHIFT) + (d >= 2 * KS_SHIFT)]
+    """ "warn" or "crit" where PSI is blind and KS D past the `feature-shift` rule's thresholds
+    (`ks_d_psi_blind`), else "ok"."""
+    blind = row.ks_d_psi_blind if row is not None and row.enough_data else None
+    d = blind or 0.0
+    return ("ok", "warn", "crit")[(d >= KS_SHIFT) + (d >= KS_SHIFT_CRIT)]
 
 
 def drift_level(row: DriftRow | None) -> str:
-    """A grid cell's level: its PSI's, or its KS D's when worse — a move PSI's decile bins cannot
-    see (a reference mostly at its lowest value) still shows."""
+    """A grid cell's level: its PSI's, or its KS D's where PSI is blind and that is worse — a move
+    PSI's decile bins cannot see (a reference mostly one value) still shows."""
     level = psi_level(row)
     return level if level == "none" else max(level, ks_level(row), key=LEVELS.index)
 
