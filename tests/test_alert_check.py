@@ -424,3 +424,33 @@ def test_a_yes_no_flag_that_turns_on_pages_through_ks_where_psi_cannot_see(tmp_p
     text = capsys.readouterr().out
     lines = [line.split() for line in text.splitlines() if line.split()[:1] in (["flag"], ["amount"])]
     assert [(words[0], words[-1]) for words in lines] == [("flag", "2/2"), ("amount", "0/2")]
+
+
+def test_a_version_no_window_has_enough_rows_of_is_said_to_be_unjudged(tmp_path, capsys):
+    """A canary on 5 % of 400 rows a day never reaches min_samples 100 on its own: the summary says
+    it is not judged, with its largest window's rows, rather than staying silent about it."""
+    (tmp_path / "logs").mkdir()
+    rng = np.random.default_rng(5)
+    start, canary = datetime(2026, 1, 5, tzinfo=UTC), [0] * DAYS
+    with open(tmp_path / "logs" / "predictions.jsonl", "w", encoding="utf-8") as handle:
+        for i in range(DAYS * PER_DAY):
+            day = i // PER_DAY
+            version = "v2" if rng.random() < 0.05 else "v1"
+            canary[day] += version == "v2"
+            row = {
+                "id": f"r{i}",
+                "ts": (start + timedelta(days=day, seconds=int(rng.integers(0, 86_400)))).isoformat(),
+                "version": version,
+                "score": float(rng.beta(2, 5)),
+                "latency_ms": 100.0,
+                "amount": float(rng.gamma(2.0, 50.0)),
+            }
+            handle.write(json.dumps(row) + "\n")
+    config = tmp_path / "triage.toml"
+    config.write_text(BASE.replace('score = "score"\n', 'score = "score"\nversion = "version"\n'))
+    assert main(["--config", str(config), "ingest"]) == 0
+    capsys.readouterr()
+    main(["--config", str(config), "check", "--at", AT])
+    text = capsys.readouterr().out
+    said = f"  not judged: version v2 — no window holds min_samples 100 of its rows (at most {max(canary)})"
+    assert said in text.splitlines() and "version v1 —" not in text

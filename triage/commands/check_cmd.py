@@ -281,7 +281,11 @@ def _model_lines(model: ModelReport, config: ModelConfig) -> list[str]:
     judged = [window for window in model.windows if window.n >= config.min_samples]
     latest = (judged or model.windows)[-1].window_start
     lines += (
-        _stale_lines(model, latest) + _ahead_lines(model) + _silent_slice_lines(model) + _volume_lines(model)
+        _stale_lines(model, latest)
+        + _ahead_lines(model)
+        + _silent_slice_lines(model)
+        + _volume_lines(model)
+        + _unjudged_version_lines(model, config.min_samples)
     )
     if model.reference.complete:
         lines += ["", *_drift_lines(model, latest), "", *_quality_lines(model, latest), *_schema_lines(model)]
@@ -351,6 +355,24 @@ def _silent_slice_lines(model: ModelReport, shown: int = 5) -> list[str]:
     if len(silent) > shown:
         lines.append(f"          and {len(silent) - shown} more slice(s)")
     return lines
+
+
+def _unjudged_version_lines(model: ModelReport, minimum: int) -> list[str]:
+    """The versions none of whose evaluated windows holds min_samples rows: a canary on 5 % of a
+    day's traffic is never judged on its own (its rows still count in all versions' cells), and
+    with nothing said a quiet check would look like a healthy canary."""
+    most: dict[str, int] = {}
+    for row in model.operations:
+        if row.version is not None and row.route is None and row.segment is None:
+            most[row.version] = max(most.get(row.version, 0), row.n)
+    if len(most) < 2:
+        return []  # one version's cells are all versions' cells
+    return [
+        f"  not judged: version {printable(version)} — no window holds min_samples {minimum} of its rows "
+        f"(at most {_count(n)})"
+        for version, n in sorted(most.items())
+        if n < minimum
+    ]
 
 
 def _volume_lines(model: ModelReport, shown: int = 5) -> list[str]:
