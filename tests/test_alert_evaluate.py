@@ -383,6 +383,42 @@ def _night(hour: int) -> bool:
     return hour % 24 < 6
 
 
+def test_an_hour_is_compared_with_the_reference_hours_at_its_time_of_day():
+    """Latency on a daily cycle (nights 340 ms, days 800 ms) doubled by an incident: a night hour at
+    680 ms is twice the reference's nights — critical — though under the pooled hours' mean ×1.5.
+    An hour whose time of day has fewer than 3 reference windows with enough rows takes them all."""
+    hourly = model_config(window=Window(1, "h"))
+    rule = AlertRule(
+        name="latency",
+        signal="operations.latency_p95_ms",
+        baseline="reference",
+        warn_change=0.5,
+        critical_change=1.0,
+    )
+
+    def hour(at: int, latency: float, n: int = 5000) -> OperationsRow:
+        row = operations_row(0, latency_p95_ms=latency, n=n, enough_data=n >= 200)
+        return dataclasses.replace(row, window_start=T0 + at * HOUR, window_end=T0 + (at + 1) * HOUR)
+
+    reference = [hour(h, 340.0 if _night(h) else 800.0) for h in range(REFERENCE_DAYS * 24)]
+    pooled = float(np.mean([r.latency_p95_ms for r in reference]))
+    night = 10 * 24 + 3
+    judged = only(
+        evaluate(rule, hourly, now=T0 + (night + 1) * HOUR, operations=[*reference, hour(night, 680.0)])
+    )
+    assert judged.latest is not None and (judged.condition, judged.severity) == (FIRING, CRITICAL)
+    assert judged.latest.baseline == pytest.approx(340.0) and 1.5 * pooled > 680.0
+    # Two of the reference's 03:00 hours with enough rows: too few; the pooled hours decide.
+    thin = [
+        hour(h, r.latency_p95_ms or 0.0, 5000 if h % 24 != 3 or h < 48 else 50)
+        for h, r in enumerate(reference)
+    ]
+    quiet = only(evaluate(rule, hourly, now=T0 + (night + 1) * HOUR, operations=[*thin, hour(night, 680.0)]))
+    assert quiet.latest is not None and quiet.condition == OK
+    weighted = np.average([r.latency_p95_ms for r in thin], weights=[r.n for r in thin])  # rows behind each
+    assert quiet.latest.baseline == pytest.approx(weighted)
+
+
 def test_under_a_day_a_crossed_cell_alerts_only_outside_the_band_of_its_time_of_day():
     """The reference week's night hours drift from the pooled reference every night (PSI ≈ 0.3), its
     day hours do not (≈ 0.02): a night at 0.31 is the reference's own cycle; a night at 0.6, or an

@@ -699,7 +699,7 @@ class _Judge:
         # Shares with known trials: tested exactly (Fisher) against the pooled baseline counts.
         self.proportion = _is_proportion(self.name)
         self.tested_against_baseline = self.q is not None and (self.interval or self.proportion)
-        self._references: dict[ScopeKey, _Baseline | None] = {}
+        self._references: dict[tuple[ScopeKey, Phase], _Baseline | None] = {}
         self._bands: dict[tuple[ScopeKey, Phase], _Band | None] = {}
         self._reliability: dict[ScopeKey, tuple[ReliabilityPoint, ...]] = {}
 
@@ -919,12 +919,20 @@ class _Judge:
         return tuple(None if field in every else value for field, value in zip(self.fields, key, strict=True))
 
     def baseline(self, row: Row, baseline: str) -> _Baseline | None:
-        """The statistic over the reference or the preceding span (`baseline_of`)."""
+        """The statistic over the reference or the preceding span (`baseline_of`). The reference's
+        windows in the row's phase (`_phase`: at its time of day, on weekends or weekdays like it)
+        when at least 3 of them have enough data, else all of them: a night hour's latency is the
+        reference's nights', not the day's — judged by the pooled hours, an incident that doubled
+        latency cleared every night and fired again every morning."""
         span = previous_span(baseline)
         if span is None:
-            key = self.scope_of(row)
+            at = _phase(row)
+            key = (self.scope_of(row), at)
             if key not in self._references:
-                self._references[key] = self.summary(self.reference_rows(row))
+                rows = self.reference_rows(row)
+                in_phase = [r for r in rows if _phase(r) == at]
+                enough = sum(r.enough_data for r in in_phase) >= MIN_BAND_WINDOWS
+                self._references[key] = self.summary(in_phase if at is not None and enough else rows)
             return self._references[key]
         start = row.window_start - span
         return self.summary(
