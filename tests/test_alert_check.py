@@ -421,9 +421,25 @@ def test_a_yes_no_flag_that_turns_on_pages_through_ks_where_psi_cannot_see(tmp_p
     assert status == 2
     # The text summary counts the flag's cell as drifted, above the quiet amount.
     main(["--config", str(config), "check", "--at", AT])
-    text = capsys.readouterr().out
-    lines = [line.split() for line in text.splitlines() if line.split()[:1] in (["flag"], ["amount"])]
+    summary = capsys.readouterr().out
+    lines = [line.split() for line in summary.splitlines() if line.split()[:1] in (["flag"], ["amount"])]
     assert [(words[0], words[-1]) for words in lines] == [("flag", "2/2"), ("amount", "0/2")]
+    # The flag as the score: no rule judges the score by KS D (score-drift is JS), nor does the summary.
+    (tmp_path / "score").mkdir()
+    scored = tmp_path / "score" / "triage.toml"
+    scored.write_text(
+        text.replace('score = "score"', 'score = "flag"')
+        .replace('path = "store.duckdb"', f'path = "{tmp_path / "score" / "store.duckdb"}"')
+        .replace('"logs/', f'"{tmp_path}/logs/')
+        .replace('numeric = ["amount", "flag"]', 'numeric = ["amount"]')
+    )
+    assert main(["--config", str(scored), "ingest"]) == 0
+    capsys.readouterr()
+    main(["--config", str(scored), "check", "--at", AT])
+    score = [
+        line.split() for line in capsys.readouterr().out.splitlines() if line.split()[:1] == ["__score__"]
+    ]
+    assert len(score) == 1 and score[0][4] == "0.000" and score[0][-1] == "0/2", score
 
 
 def test_a_version_no_window_has_enough_rows_of_is_said_to_be_unjudged(tmp_path, capsys):

@@ -588,6 +588,8 @@ def test_a_distribution_is_judged_once_its_window_has_ended_an_operation_at_once
     latest = only(evaluate(drift, now=morning, drift=rows), feature="amount").latest
     assert latest is not None and latest.window_start == T0 + 10 * DAY
     assert only(evaluate(drift, now=T0 + 12 * DAY, drift=rows), feature="amount").condition == FIRING
+    # No ended window evaluated (`check --last 1` in the day): the day so far is all there is.
+    assert only(evaluate(drift, now=morning, drift=rows[1:]), feature="amount").condition == FIRING
     latency = AlertRule(name="latency", signal="operations.latency_p95_ms", warn=200.0)
     slow = [operations_row(10), operations_row(11, latency_p95_ms=400.0)]
     assert only(evaluate(latency, now=morning, operations=slow)).condition == FIRING

@@ -35,7 +35,7 @@ from triage.metrics.frame import MISSING_SEGMENT, Scope
 from triage.metrics.profile import SCORE_FEATURE, EcdfMemo, ensure_profile
 from triage.metrics.results import DriftRow
 from triage.store.schema import predictions_table, reference_table
-from triage.store.tables import column_exists
+from triage.store.tables import column_exists, table_exists
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
 CANONICAL = (
@@ -356,7 +356,7 @@ def test_generated_data_matches_scipy_in_every_cell() -> None:
             result, key=_order
         )
         assert sorted(built) == sorted(["x", "ties", "heavy", SCORE_FEATURE])
-        con.execute("DELETE FROM _triage_cache_drift")
+        con.execute(f"DELETE FROM {drift.CACHE_TABLE}")
         assert sorted(compute_drift(con, scope_of(model)), key=_order) == sorted(result, key=_order)
         assert len(built) == 8
     # The panels' cheap histograms are the same bin counts.
@@ -722,6 +722,23 @@ def test_cached_windows_are_reused_and_changed_windows_recomputed(monkeypatch: p
         numeric={"x": np.concatenate([window.numeric["x"], late.numeric["x"]])},
     )
     assert check_all(again, merged, reference) == len(again)
+
+
+def test_the_cache_of_an_earlier_triage_is_dropped_and_its_name_left_to_it() -> None:
+    """The cache table is named by its layout: an earlier triage on a store this one wrote finds no
+    table of another layout under its own name (it read `_triage_cache_drift` by position and broke
+    on a new column); this one drops that table of the earlier layout."""
+    rng = np.random.default_rng(19)
+    n = 300
+    window = rows(n, rng, numeric={"x": rng.normal(size=n)})
+    reference = rows(n, rng, numeric={"x": rng.normal(size=n)})
+    model = model_config()
+    con = store(model, window, reference)
+    con.execute("CREATE TABLE _triage_cache_drift (cache_key VARCHAR, token VARCHAR)")
+    found = compute_drift(con, scope_of(model))
+    assert check_all(found, window, reference) == len(found)
+    assert not table_exists(con, "_triage_cache_drift") and table_exists(con, drift.CACHE_TABLE)
+    assert drift.CACHE_TABLE != "_triage_cache_drift"
 
 
 @pytest.mark.parametrize("newer", ["chi2_pooled_p", "ks_d_psi_blind"])

@@ -47,6 +47,13 @@ def test_a_decomposed_accent_is_told_apart_from_the_composed_one() -> None:
     assert printable("cafe\u0301") == "cafe\\u0301" != printable("caf\u00e9") == "caf\u00e9"
     assert printable("नमस्ते Ångström") == "नमस्ते Ångström"
     assert printable(printable("cafe\u0301")) == printable("cafe\u0301")
+    # Look-alikes NFC replaces: the Ångström sign, a CJK compatibility ideograph.
+    assert printable("\u212bngstr\u00f6m \uf900") == "\\u212bngstr\u00f6m \\uf900"
+    # Text merely not in NFC order keeps its marks as text: Hebrew points typed in keyboard order, a
+    # virama beside a decomposed é — only the acute, which NFC composes, is escaped.
+    hebrew = "\u05e9\u05c1\u05b8\u05dc\u05d5\u05b9\u05dd"
+    assert printable(hebrew) == hebrew
+    assert printable("\u0928\u094d e\u0301") == "\u0928\u094d e\\u0301"
 
 
 def test_a_document_keeps_its_lines() -> None:

@@ -19,7 +19,9 @@ from triage.metrics.results import (
     ReferenceInfo,
     ReliabilityPoint,
     WindowInfo,
+    drift_rank,
 )
+from triage.report import top_drift
 from triage.tui import format as fmt
 from triage.tui import views
 from triage.tui.data import (
@@ -666,6 +668,21 @@ def test_a_grid_cell_shows_the_worse_of_its_psi_and_blind_ks_levels(psi, ks_d, b
     row = replace(row, psi=psi, ks_d=ks_d, ks_d_psi_blind=ks_d if blind else None)
     assert (views.psi_level(row), views.ks_level(row), views.drift_level(row)) == levels
     assert views.drift_level(replace(row, enough_data=False)) == "none"
+
+
+def test_a_flag_that_turned_on_ranks_by_its_ks_d_where_psi_is_blind() -> None:
+    """A 0/1 flag at PSI 0 and KS D 0.15 where PSI is blind ranks as PSI ≈ 0.175 would (between
+    0.1 and 0.25, as D is between 0.1 and 0.2): above a feature at PSI 0.15, in the report's top
+    drift and in the TUI grid's sort; a KS D where PSI can see is not used."""
+    row = next(r for r in drift_rows() if r.enough_data and r.kind == "numeric" and r.segment is None)
+    flag = replace(row, feature="flag", psi=0.0, ks_d=0.15, ks_d_psi_blind=0.15)
+    amount = replace(row, feature="amount", psi=0.15, ks_d=0.4, ks_d_psi_blind=None)
+    assert drift_rank(flag) == pytest.approx(0.175) and drift_rank(amount) == 0.15
+    assert drift_rank(replace(flag, ks_d_psi_blind=0.05)) == pytest.approx(0.05)
+    assert drift_rank(replace(flag, ks_d_psi_blind=0.3)) == pytest.approx(0.4)
+    assert [r.feature for r in top_drift([amount, flag])] == ["flag", "amount"]
+    model = replace(fraud_model(), drift=(amount, flag))
+    assert views.drift_grid(model, row.window_start, row.version).features[:2] == ("flag", "amount")
 
 
 def test_drift_grid_sorts_the_worst_cell_first_and_filters() -> None:

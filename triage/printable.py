@@ -44,15 +44,26 @@ def printable_lines(text: str) -> str:
 
 def printable(value: object, width: int | None = WIDTH) -> str:
     """`value` as text that cannot act on a terminal: each control or bidi character shown as its
-    Python escape (ESC as `\\x1b`, a newline as `\\n`, U+202E as `\\u202e`), the combining marks
-    of text not in its composed normal form too (`cafe\\u0301`, not a second `café`), and at most
-    `width` characters (None: all), the last one `…` when cut."""
+    Python escape (ESC as `\\x1b`, a newline as `\\n`, U+202E as `\\u202e`), in text not in NFC
+    each character NFC would compose or replace too (`cafe\\u0301`, not a second `café`:
+    `_composable_escaped`), and at most `width` characters (None: all), the last one `…` when cut."""
     text = _UNSAFE.sub(_escape, str(value))
     if not unicodedata.is_normalized("NFC", text):
-        # A decomposed é (e + U+0301) looks like the composed one it is not equal to: the
-        # category "café" unseen beside a reference "café". Its combining marks are shown escaped.
-        text = "".join(f"\\u{ord(c):04x}" if unicodedata.combining(c) else c for c in text)
+        text = _composable_escaped(text)
     return text if width is None or len(text) <= width else text[: width - 1] + "…"
+
+
+def _composable_escaped(text: str) -> str:
+    """A decomposed é (e + U+0301) looks like the composed é it is not equal to: the category
+    "café" unseen beside the reference's "café". Each character that NFC would compose with the
+    one before it, or replace (Å U+212B by Å U+00C5, a CJK compatibility ideograph), is shown
+    escaped; marks NFC only reorders or keeps (Hebrew points, a Devanagari virama) stay as text."""
+    shown = []
+    for i, char in enumerate(text):
+        replaced = unicodedata.normalize("NFC", char) != char
+        composes = i > 0 and len(unicodedata.normalize("NFC", text[i - 1] + char)) == 1
+        shown.append(f"\\u{ord(char):04x}" if replaced or composes else char)
+    return "".join(shown)
 
 
 def pad(text: str, width: int, right: bool = False) -> str:

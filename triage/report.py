@@ -41,7 +41,7 @@ from triage.alerts.rules import elapsed_text, value_text
 from triage.alerts.state import RESOLVED, Alert, AlertEvent
 from triage.config import Config, ModelConfig
 from triage.engine import Engine, EngineError, ModelReport
-from triage.metrics.results import CalibrationRow, DriftRow, PerformanceRow, Row
+from triage.metrics.results import CalibrationRow, DriftRow, PerformanceRow, Row, drift_rank
 from triage.printable import printable_lines
 from triage.replay import Timeline, default_start, replay_span, run_replay
 from triage.runbooks.audit import OK, VERIFY_FAILED, AuditEntry, AuditLog
@@ -566,16 +566,17 @@ def _no_drift(report: ModelReport) -> str:
 
 
 def top_drift(rows: Iterable[DriftRow], limit: int = TOP_DRIFT) -> tuple[DriftRow, ...]:
-    """The worst window of each (version, slice, feature), worst PSI first."""
+    """The worst window of each (version, slice, feature), worst first: by PSI, or by KS D where
+    PSI is blind (`drift_rank`: a 0/1 flag that turned on has PSI 0)."""
     worst: dict[tuple[str | None, ...], DriftRow] = {}
     for row in rows:
         if row.psi is None:
             continue
         key = (row.version, row.segment, row.segment_value, row.feature)
         best = worst.get(key)
-        if best is None or (best.psi is not None and row.psi > best.psi):
+        if best is None or drift_rank(row) > drift_rank(best):
             worst[key] = row
-    ranked = sorted(worst.values(), key=lambda r: (-(r.psi or 0.0), r.feature, r.window_start))
+    ranked = sorted(worst.values(), key=lambda r: (-drift_rank(r), r.feature, r.window_start))
     return tuple(ranked[:limit])
 
 

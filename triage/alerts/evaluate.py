@@ -503,18 +503,19 @@ def _evaluate_rule(
     else:
         judged = memo.judged(model.name, rule, minimum, reference_rows)
     # A window inside a time-range reference is what normal is: it is not judged against itself.
-    # A distribution is judged once its window has ended (`_in_progress`).
-    distribution = table in DISTRIBUTION_TABLES
     current = sorted(
         (
             (s, rows)
             for s, rows in windows.get(table, {}).items()
-            if s <= now
-            and not _in_range(model.reference, rows[0])
-            and not (distribution and _in_progress(model, rows[0], now))
+            if s <= now and not _in_range(model.reference, rows[0])
         ),
         key=_START,
     )
+    # A distribution is judged once its window has ended (`_in_progress`) — unless no evaluated
+    # window has (`check --last 1` in the day): the day so far is then all there is to judge.
+    if table in DISTRIBUTION_TABLES:
+        ended = [(s, rows) for s, rows in current if not _in_progress(model, rows[0], now)]
+        current = ended or current
     series = judged.cells(current)
     q = significance_q(rule)
     if q is not None:

@@ -18,7 +18,7 @@ from triage.alerts.rules import PRECISION_MIN_COVERAGE, REGRESSION_MIN_COVERAGE,
 from triage.cli import UserError
 from triage.commands.alerts_cmd import alerts_text, time_text
 from triage.commands.argtypes import http_url, time_arg, window_arg, window_count
-from triage.config import Config, Costs, ModelConfig, load_config
+from triage.config import SCORE_FEATURE, Config, Costs, ModelConfig, load_config
 from triage.metrics.operations import FEED_COMPARE_AFTER_S, FEED_USUAL_MIN, VOLUME_USUAL_MIN
 from triage.printable import columns, pad, printable
 from triage.store import Store, StoreError
@@ -33,8 +33,9 @@ VERDICTS = {0: "OK", 1: "WARNING", 2: "CRITICAL"}  # by exit status
 TOP_DRIFT = 8  # features in the drift and data-quality tables
 TOP_UNSEEN = 3  # unseen categories named per feature
 NOTABLE = 0.01  # a change in missing rate, or a share out of range, the data-quality table shows
-# A drift cell the summary calls drifted: PSI ≥ PSI_WARN and its drift test (KS; chi-square with sparse
-# categories pooled), BH-adjusted across the window's cells, at p ≤ this. PSI alone is large on small
+# A drift cell the summary calls drifted: PSI ≥ PSI_WARN (or KS D ≥ KS_SHIFT where PSI is blind) and its
+# drift test (KS; chi-square with sparse categories pooled), BH-adjusted across the window's cells, at
+# p ≤ this. PSI alone is large on small
 # cells by chance: 250 values over a hundred categories give PSI 0.3-0.5 with nothing changed.
 DRIFT_P = 0.01
 # Performance is shown for the latest window whose labels cover this share of its rows, as the default
@@ -430,7 +431,7 @@ def _drift_lines(model: ModelReport, latest: datetime) -> list[str]:
     by PSI alone, and how many of its cells with enough data are drifted (a new category reaches
     every slice: one feature's cells would fill the table and hide the next feature)."""
     from triage.alerts.fdr import bh_adjusted
-    from triage.metrics.results import KS_SHIFT, PSI_WARN
+    from triage.metrics.results import KS_SHIFT, PSI_WARN, drift_rank
 
     cells = [r for r in model.drift if r.window_start == latest and r.enough_data and r.psi is not None]
     tested = [r for r in cells if _drift_p(r) is not None]
@@ -439,7 +440,9 @@ def _drift_lines(model: ModelReport, latest: datetime) -> list[str]:
 
     def drifted(r: DriftRow) -> bool:
         p = adjusted.get(r)
-        moved = (r.psi or 0.0) >= PSI_WARN or (r.ks_d_psi_blind or 0.0) >= KS_SHIFT
+        # No rule judges the score by KS D (score-drift is JS): its blind KS does not count.
+        blind = r.ks_d_psi_blind if r.feature != SCORE_FEATURE else None
+        moved = (r.psi or 0.0) >= PSI_WARN or (blind or 0.0) >= KS_SHIFT
         return moved and p is not None and p <= DRIFT_P
 
     title = (
@@ -449,7 +452,7 @@ def _drift_lines(model: ModelReport, latest: datetime) -> list[str]:
     if not cells:
         return [title, "  no cell with enough data"]
     by_feature: dict[str, list[DriftRow]] = {}
-    for r in sorted(cells, key=lambda r: (drifted(r), r.psi or 0.0), reverse=True):
+    for r in sorted(cells, key=lambda r: (drifted(r), drift_rank(r)), reverse=True):
         by_feature.setdefault(r.feature, []).append(r)
 
     def line(found: list[DriftRow]) -> list[str]:

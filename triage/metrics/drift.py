@@ -115,7 +115,10 @@ from triage.store.tables import NUMERIC, table_columns, table_exists
 # Counts (pairs × categories) that `categorical_stats` tabulates at once: ≈ 16 MB a table, a few
 # hundred MB with chi2_tests' temporaries.
 CATEGORY_BATCH = 1 << 21
-CACHE_TABLE = "_triage_cache_drift"
+# Named by its layout: an earlier triage reading a store this one wrote (a rollback, two installs)
+# finds no table of another layout under its own name (its code reads columns by position).
+CACHE_TABLE = "_triage_cache_drift_3"
+_EARLIER_CACHE_TABLES = ("_triage_cache_drift",)
 _ROWS_VIEW = "_triage_drift_rows"  # the rows being cached, as numpy arrays (per connection)
 CACHE_FORMAT = 2
 # DuckDB types of DriftRow's fields, in field order.
@@ -606,7 +609,7 @@ def compute_drift(
 ) -> list[DriftRow]:
     """Drift of every feature (and `__score__`) in every window × version × slice cell of the scope.
 
-    The rows of each window are cached (`_triage_cache_drift`) with the window's token; a later
+    The rows of each window are cached (`CACHE_TABLE`) with the window's token; a later
     call recomputes only the windows whose rows changed or are new. A read-only connection uses
     the valid cached rows and computes the others without storing them. `counts` are the scope's
     `cell_counts` when the caller has them already (the data-quality pass counts the same cells),
@@ -721,6 +724,8 @@ class DriftCache:
         self.writable = writable(con) and not scope.window.trailing
         if self.writable:
             with WRITE_LOCK:
+                for earlier in _EARLIER_CACHE_TABLES:  # their rows are recomputed into this one
+                    con.execute(f"DROP TABLE IF EXISTS {earlier}")
                 if table_exists(con, CACHE_TABLE) and table_columns(con, CACHE_TABLE) != _CACHE_COLUMNS:
                     con.execute(f"DROP TABLE {CACHE_TABLE}")  # rows of an earlier layout: recomputed
                 con.execute(f"CREATE TABLE IF NOT EXISTS {CACHE_TABLE} ({_CACHE_DDL})")

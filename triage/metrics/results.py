@@ -168,6 +168,18 @@ class DriftRow(Row):
     ks_d_psi_blind: float | None = None
 
 
+def drift_rank(row: DriftRow) -> float:
+    """How drifted a cell is, to rank cells by: its PSI, or where PSI is blind its KS D on PSI's
+    scale when larger (KS_SHIFT as PSI_WARN, KS_SHIFT_CRIT as PSI_CRIT, linear between and past)."""
+    d = row.ks_d_psi_blind
+    psi = row.psi or 0.0
+    if d is None:
+        return psi
+    slope = (PSI_CRIT - PSI_WARN) / (KS_SHIFT_CRIT - KS_SHIFT)
+    scaled = d * PSI_WARN / KS_SHIFT if d <= KS_SHIFT else PSI_WARN + (d - KS_SHIFT) * slope
+    return max(psi, scaled)
+
+
 @dataclass(frozen=True, slots=True)
 class DataQualityRow(Row):
     """Missing values, unseen categories and out-of-range values of one feature in one cell."""

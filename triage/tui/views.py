@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from triage.alerts.evaluate import SEVERITY_RANK
 from triage.alerts.groups import slice_groups
-from triage.metrics.results import KS_SHIFT, KS_SHIFT_CRIT, PSI_CRIT, PSI_WARN, DriftRow, Row
+from triage.metrics.results import KS_SHIFT, KS_SHIFT_CRIT, PSI_CRIT, PSI_WARN, DriftRow, Row, drift_rank
 from triage.tui.data import AlertView, ModelView, Snapshot
 
 SCORE_FEATURE = "__score__"
@@ -164,7 +164,8 @@ class DriftGrid:
 
 
 def _worst(rows: Iterable[DriftRow | None]) -> float:
-    values = [r.psi for r in rows if r is not None and r.enough_data and r.psi is not None]
+    """The most drifted of the cells with enough data (`drift_rank`: PSI, or KS D where PSI is blind)."""
+    values = [drift_rank(r) for r in rows if r is not None and r.enough_data and r.psi is not None]
     return max(values, default=-1.0)
 
 
