@@ -175,7 +175,7 @@ async def test_drift_filter_sort_and_drill_down_into_a_cell() -> None:
         await settle(pilot)
         await pilot.press("2")
         await pilot.pause()
-        assert table_column(app, "#grid")[0] == "amount"  # worst PSI first
+        assert table_column(app, "#grid")[0] == "amount"  # worst drift first
         await pilot.press("s")
         assert table_column(app, "#grid") == sorted("score" if f == "__score__" else f for f in FEATURES)
         await pilot.press("s", "slash", *"ip_risk", "enter")

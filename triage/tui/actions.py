@@ -154,7 +154,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("filter.filter", "slash", "filter", "Filter", "Filter the list by text (esc clears)"),
     Action("home.open", "enter", "open", "Open", "Model row: its drift panel; alert row: its evidence"),
     Action("drift.open", "enter", "open", "Open cell", "Histogram, statistics and history of the cell"),
-    Action("drift.sort", "s", "cycle_sort", "Sort", "Sort by worst PSI or by name"),
+    Action("drift.sort", "s", "cycle_sort", "Sort", "Sort by worst drift (PSI, or KS D where blind) or name"),
     Action("cell.older", "less_than_sign", "step_window(-1)", "Older", "Same cell, previous window"),
     Action("cell.newer", "greater_than_sign", "step_window(1)", "Newer", "Same cell, next window"),
     Action(

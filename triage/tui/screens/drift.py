@@ -36,7 +36,7 @@ from triage.tui.widgets import cells
 from triage.tui.widgets.charts import HistogramChart, Series, TimeChart, TimeSeries
 from triage.tui.widgets.table import PanelTable
 
-SORTS = {"psi": "worst PSI first", "name": "name"}
+SORTS = {"psi": "worst drift first", "name": "name"}
 LEGEND = Text.assemble(
     ("PSI ", "bold"),
     (" ≥0.25 ", cells.CRIT),
