@@ -427,11 +427,15 @@ def test_text_summary(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str
     for seconds, said in ((9 / rate, False), (11 / rate, True)):
         _, soon, _ = run(capsys, config, "--at", (last_end + timedelta(seconds=seconds)).isoformat())
         assert ("  stale: last prediction at" in soon) is said, seconds
+    # Drift and data quality read the latest ended window, as the distribution rules judge: at 18:00
+    # the day before; at midnight the day of tripled amounts.
+    assert "Drift, window 2026-01-06 " in out and "Data quality — window 2026-01-06" in out
+    _, out, _ = run(capsys, config, "--at", "2026-01-08T00:00Z")
     drift = out.split("\nDrift")[1].split("\n\n")[0].splitlines()[2:]  # after title and header
     features = [line.split()[0] for line in drift if not line.lstrip().startswith("…")]
     assert features and len(features) == len(set(features))  # one line per feature
     assert features[0] == "amount"
-    rows = check_json(capsys, config, "--at", "2026-01-07T18:00Z")["models"][0]["drift"]
+    rows = check_json(capsys, config, "--at", "2026-01-08T00:00Z")["models"][0]["drift"]
     latest = max(r["window_start"] for r in rows)
     amount = [r for r in rows if r["feature"] == "amount" and r["window_start"] == latest]
     enough = [r for r in amount if r["enough_data"] and r["psi"] is not None]
@@ -489,9 +493,9 @@ def test_text_summary_names_data_quality_changes(
 ) -> None:
     """The tripled amounts leave the reference's range; the merchants are as in the reference."""
     config, _ = store
-    _, out, _ = run(capsys, config, "--at", "2026-01-07T18:00Z")
+    _, out, _ = run(capsys, config, "--at", "2026-01-08T00:00Z")  # the day of tripled amounts, ended
     section = out.split("\nData quality")[1].split("\n\n")[0].splitlines()
-    rows = check_json(capsys, config, "--at", "2026-01-07T18:00Z")["models"][0]["data_quality"]
+    rows = check_json(capsys, config, "--at", "2026-01-08T00:00Z")["models"][0]["data_quality"]
     latest = max(r["window_start"] for r in rows)
     (amount,) = [
         r
@@ -531,13 +535,13 @@ def test_text_summary_puts_the_expected_unseen_share_beside_the_unseen_one(
     reference = [r for r in rows if r["ts"].startswith("2026-01-05")]
     for k, row in enumerate(reference[:10]):
         row["merchant"] = f"rare-{k if k < 6 else 6 + k % 2}"  # rare-0 … rare-5 once, rare-6 and rare-7 twice
-    latest = [r for r in rows if r["ts"].startswith("2026-01-07") and r["ts"] <= "2026-01-07T18:00"]
+    latest = [r for r in rows if r["ts"].startswith("2026-01-07")]  # the day, ended at the as-of time
     for k, row in enumerate(latest[::10]):
         row["merchant"] = f"new-{k % 3}" if k % 3 else ""
     log.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     assert main(["--config", str(copy), "ingest"]) == 0
     capsys.readouterr()
-    _, out, _ = run(capsys, copy, "--at", "2026-01-07T18:00Z")
+    _, out, _ = run(capsys, copy, "--at", "2026-01-08T00:00Z")
     section = out.split("\nData quality")[1].split("\n\n")[0].splitlines()
     assert "unseen (expected)" in section[1]
     (line,) = [line for line in section[2:] if line.split()[0] == "merchant"]

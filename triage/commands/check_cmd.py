@@ -281,6 +281,10 @@ def _model_lines(model: ModelReport, config: ModelConfig) -> list[str]:
     # a few dozen and says nothing yet, yesterday does (the latest window when none has enough).
     judged = [window for window in model.windows if window.n >= config.min_samples]
     latest = (judged or model.windows)[-1].window_start
+    # Drift and data quality as the distribution rules judge them: in the latest of the model's
+    # windows that has ended (at 09:00 the day so far is its night and morning, not a day).
+    ended = [w for w in judged if w.window_end <= model.as_of or model.window != config.window]
+    distribution = (ended or judged or model.windows)[-1].window_start
     lines += (
         _stale_lines(model, latest)
         + _ahead_lines(model)
@@ -289,7 +293,13 @@ def _model_lines(model: ModelReport, config: ModelConfig) -> list[str]:
         + _unjudged_version_lines(model, config.min_samples)
     )
     if model.reference.complete:
-        lines += ["", *_drift_lines(model, latest), "", *_quality_lines(model, latest), *_schema_lines(model)]
+        lines += [
+            "",
+            *_drift_lines(model, distribution),
+            "",
+            *_quality_lines(model, distribution),
+            *_schema_lines(model),
+        ]
     else:
         lines.append(f"  {model.reference.note}")
     if config.task != "regression":  # a regression model has no decision or probability to calibrate
