@@ -194,12 +194,8 @@ def _in_progress(model: ModelConfig, row: Row, now: datetime) -> bool:
     `now`: what the distribution rules do not judge yet. The day so far (at 09:00, its night and
     morning) is not a day: with traffic on a daily cycle its features' mix differs from every
     whole reference day's, and a check every few minutes paged on it each morning."""
-    start = row.window_start
-    return (
-        now < row.window_end
-        and model.window.start_of(start) == start
-        and (model.window.end_of(start) == row.window_end)
-    )
+    start, end = row.window_start, row.window_end
+    return now < end and model.window.start_of(start) == start and model.window.end_of(start) == end
 
 
 def _reference_rows(windows: Windows, reference: Reference) -> list[Row]:

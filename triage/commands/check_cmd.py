@@ -437,9 +437,10 @@ def _drift_lines(model: ModelReport, latest: datetime) -> list[str]:
     """One line per feature, the most drifted first: its worst drifted cell (PSI ≥ PSI_WARN, or
     KS D ≥ KS_SHIFT where PSI's bins cannot see a move, test p ≤ DRIFT_P once Benjamini–Hochberg
     adjusted across the window's cells, as the alert rules adjust theirs: among hundreds of
-    slices a few quiet ones reach p 0.006 by chance) in the latest window by PSI, else its worst
-    by PSI alone, and how many of its cells with enough data are drifted (a new category reaches
-    every slice: one feature's cells would fill the table and hide the next feature)."""
+    slices a few quiet ones reach p 0.006 by chance) in the window, else its worst cell — worst by
+    `drift_rank` (PSI, or KS D where PSI is blind) — and how many of its cells with enough data
+    are drifted (a new category reaches every slice: one feature's cells would fill the table and
+    hide the next feature)."""
     from triage.alerts.fdr import bh_adjusted
     from triage.metrics.results import KS_SHIFT, PSI_WARN, drift_rank
 
