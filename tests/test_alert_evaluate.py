@@ -544,6 +544,40 @@ def test_a_one_day_window_alerts_only_outside_the_band_of_weekends_or_of_weekday
     assert judged(tuesday, 0.21).condition == FIRING
 
 
+def test_a_small_slices_weekend_is_not_judged_by_its_weekdays():
+    """A small slice whose reference weekends all held too few rows (120 < min_samples) has no
+    weekend band; its weekdays' band would judge a busy Saturday by Tuesdays (a feature with a
+    weekly cycle pages critical): the Saturday is unknown, with the reason, and a Tuesday is still
+    judged. A reference without any weekend day judges a Saturday by all its days (the README)."""
+    weeks = model_config(reference=Reference(start=T0, end=T0 + 14 * DAY))
+    rule = next(r for r in default_rules(weeks) if r.name == "feature-drift")
+    rng = np.random.default_rng(6)
+    days = {day: (T0 + day * DAY).weekday() >= 5 for day in range(14)}
+    reference = [
+        drift_row(day, None, n=120, enough_data=False)
+        if weekend
+        else drift_row(day, 0.05 + rng.uniform(-0.01, 0.01), ks_p=1e-12)
+        for day, weekend in days.items()
+    ]
+
+    def judged(day: int, psi: float, earlier: list[DriftRow]) -> AlertEvaluation:
+        drift = [*earlier, drift_row(day, psi, ks_p=1e-12)]
+        return only(evaluate(rule, weeks, now=T0 + (day + 1) * DAY, drift=drift), feature="amount")
+
+    saturday, tuesday = 16, 19
+    busy = judged(saturday, 2.0, reference)
+    assert busy.condition == UNKNOWN and busy.latest is None
+    assert busy.cells[-1].note == (
+        "no reference window on weekends with enough data: its cycle cannot be told from news"
+    )
+    assert (judged(tuesday, 2.0, reference).condition, judged(tuesday, 2.0, reference).severity) == (
+        FIRING,
+        CRITICAL,
+    )
+    weekdays_only = [row for day, row in enumerate(reference) if not days[day]]
+    assert judged(saturday, 2.0, weekdays_only).condition == FIRING
+
+
 # -- persistence ----------------------------------------------------------------------------------
 
 

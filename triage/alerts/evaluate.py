@@ -16,7 +16,7 @@ Each cell (window × scope) of a rule's signal is judged in this order:
    with `outside_band`, a crossed cell inside the prediction band of the reference windows at its
    place in the cycles the reference repeats (`_phase`: its time of day for windows under a day,
    weekend or weekday for one-day windows; all of them otherwise) is ok: the reference's own daily
-   or weekly cycle;
+   or weekly cycle (unknown where the reference's windows in its phase all hold too few rows);
 3. an effect-size floor (`min_effect` on `effect`, default the signal itself);
 4. a significance gate when the rule has `q` (p-value signals always do): the cell's p-value —
    the signal itself, the drift test of a drift statistic (KS for numeric, the chi-square with
@@ -722,8 +722,9 @@ class _Judge:
             return CellResult(*window, UNKNOWN, note="no baseline for this scope")
         status, note, effect, p_value = (CROSSED if crossing.level else OK), None, None, None
         if status == CROSSED and self.outside_sigmas is not None:
-            note = self.within_band(row, value)
-            status = OK if note else CROSSED
+            status, note = self.within_band(row, value)
+            if status == UNKNOWN:
+                return CellResult(*window, UNKNOWN, note=note)
         if self.floor is not None:
             effect = _number(getattr(row, self.floor[0]))
             if effect is None:
@@ -830,14 +831,16 @@ class _Judge:
             return _Crossing(WARNING, lower, band.mean)
         return _Crossing(None, lower if self.direction == "below" else upper, band.mean)
 
-    def within_band(self, row: Row, value: float) -> str | None:
-        """Why a crossed cell is not news (`outside_band`): its value lies inside the prediction
-        band of the reference windows in its phase (`_phase`: at its time of day, or on weekends
-        or weekdays like it; all of them for windows longer than a day) — of all the scope's
+    def within_band(self, row: Row, value: float) -> tuple[str, str | None]:
+        """A crossed cell's status under `outside_band`, and why: OK inside the prediction band of
+        the reference windows in its phase (`_phase`: at its time of day, or on weekends or
+        weekdays like it; all of them for windows longer than a day) — of all the scope's
         reference windows when fewer than 3 in its phase have enough data (a small slice's
         evening hours: a cycling feature differs from the pooled reference in every hour, and
-        the hours with enough data show by how much); None when it lies outside, or when fewer
-        than 3 windows give no band at all.
+        the hours with enough data show by how much), as long as one of those is in its phase;
+        UNKNOWN when the reference has windows in its phase but none with enough data (a small
+        slice's weekends: the band of its weekdays would judge a Saturday by Tuesdays); CROSSED
+        outside the band, or when fewer than 3 windows give no band at all.
 
         k·σ becomes t·σ·√(1 + 1/m), t the Student quantile (m − 1 degrees of freedom) of k·σ's
         normal coverage: from m windows σ is itself an estimate (five windows' σ is off by a
@@ -848,14 +851,19 @@ class _Judge:
         band = self.band(row, at)
         when = f" starting at {at:%H:%M}" if isinstance(at, time) else f" on {at}s" if at else ""
         if band is None and at is not None:
+            like = [r for r in self.reference.get(self.scope_of(row), ()) if _phase(r) == at and r.n]
+            if like and not any(r.enough_data for r in like):
+                return UNKNOWN, (
+                    f"no reference window{when} with enough data: its cycle cannot be told from news"
+                )
             band, when = self.band(row), f" (too few{when})"
         if band is None:
-            return None
+            return CROSSED, None
         m = band.windows
         sigmas = float(special.stdtrit(m - 1, special.ndtr(self.outside_sigmas))) * math.sqrt(1 + 1 / m)
         if self.banded(value, band, self.weight(row), sigmas).level:
-            return None
-        return (
+            return CROSSED, None
+        return OK, (
             f"within the {self.outside_sigmas:g}σ prediction band of the {m} reference windows{when} "
             f"(mean {band.mean:.4g}, σ {band.sigma:.3g})"
         )
