@@ -225,7 +225,7 @@ def test_a_mistake_is_one_line_naming_file_and_key(
 ) -> None:
     text = GOOD.replace(*mistake)
     assert text != GOOD
-    status, out, err = check(tmp_path, capsys, text)
+    status, out, err = check(tmp_path, capsys, text, "--no-logs")  # no logs here: only this mistake
     line = one_line_error(status, err, tmp_path / "triage.toml", key)
     assert expected in line
     assert out == ""
@@ -534,3 +534,54 @@ def test_check_finds_the_alert_rules_mistakes_too(tmp_path: Path, capsys: pytest
 def test_a_reference_range_is_described_in_utc(start: str | None, end: str, text: str) -> None:
     reference = Reference(start=parse_time(start) if start else None, end=parse_time(end))
     assert reference.describe() == text
+
+
+def test_every_part_of_the_config_names_its_own_mistake(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One reading finds each model's, each alert rule's and each target's first mistake — a line
+    each, in the file's order — not only the first of the file."""
+    model = GOOD[GOOD.index("[[model]]") :]
+    text = (
+        GOOD.replace("threshold = 0.5", "threshold = 1.5")
+        + model.replace('name = "fraud"', 'name = "second"').replace('window = "1d"', 'window = "3x"')
+        + model.replace('name = "fraud"', 'name = "third"')
+        + '\n[[model.alert]]\nname = "a"\nsignal = "drift.psi"\nwarn = "high"\n'
+        + '\n[[model.alert]]\nname = "b"\nsignal = "drift.psi"\nwarn = 0.2\nfor_windows = "two"\n'
+        + '\n[targets.kserve]\nbase_url = "ftp://models"\n'
+        + '\n[targets.argo]\nbase_url = "https://argo"\ntoken = "s3cret"\n'
+    )
+    status, out, err = check(tmp_path, capsys, text, "--no-logs")
+    path = tmp_path / "triage.toml"
+    assert (status, out) == (2, "")
+    assert [line.split(": ")[2] for line in err.splitlines()] == [
+        "model[0].threshold",
+        "model[1].window",
+        "model[2].alert[0].warn",
+        "model[2].alert[1].for_windows",
+        "targets.kserve.base_url",
+        "targets.argo.token",
+    ]
+    assert all(line.startswith(f"triage: {path}: ") for line in err.splitlines())
+    assert "s3cret" not in err
+
+
+def test_config_check_names_every_rule_and_log_mistake(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rules that parse but cannot run, in two models, and a model whose logs match nothing: all
+    of them, one line each, exit status 2."""
+    model = GOOD[GOOD.index("[[model]]") :]
+    text = (
+        GOOD
+        + '\n[[model.alert]]\nname = "x"\nsignal = "drift.nope"\nwarn = 1\n'
+        + model.replace('name = "fraud"', 'name = "second"')
+        + '\n[[model.alert]]\nname = "y"\nsignal = "drift.psi"\nwarn = 0.2\n'
+        + '\n[[model.alert]]\nname = "y"\nsignal = "drift.psi"\nwarn = 0.3\n'
+    )
+    status, _, err = check(tmp_path, capsys, text)
+    keys = [line.split(": ")[2] for line in err.splitlines()]
+    assert status == 2 and "Traceback" not in err
+    assert keys[:2] == ["model[0].alert[0].signal", "model[1].alert[1].name"]
+    assert "drift has no numeric field 'nope'" in err and "duplicate rule name 'y'" in err
+    assert {"model[0].predictions", "model[1].predictions"} <= set(keys[2:])

@@ -178,7 +178,8 @@ def _run(args: argparse.Namespace, error_status: int) -> int:
         status = args.handler(args)
         sys.stdout.flush()
     except ConfigError as exc:
-        print(f"triage: {exc}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"triage: {problem}", file=sys.stderr)
         return error_status
     except UserError as exc:
         print(f"triage: {exc}", file=sys.stderr)

@@ -10,11 +10,12 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 DEFAULT_CONFIG = "triage.toml"
 DEFAULT_MIN_SAMPLES = 200
@@ -39,6 +40,7 @@ ALL_ROLES = REQUIRED_ROLES + OPTIONAL_ROLES + LABEL_ROLES
 # ASCII digits then the unit, nothing around them: `\d` would take any script's digits ("１d").
 _WINDOW_RE = re.compile(r"([0-9]+)(h|d|w|mo)")
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+T = TypeVar("T")
 
 
 class ConfigError(Exception):
@@ -50,6 +52,51 @@ class ConfigError(Exception):
         self.expected = expected
         where = f"{self.file}: {key}" if key else self.file
         super().__init__(f"{where}: {expected}")
+
+    @property
+    def problems(self) -> tuple[ConfigError, ...]:
+        """Each mistake: one line each."""
+        return (self,)
+
+
+class ConfigErrors(ConfigError):
+    """Several configuration mistakes, found in one reading (each model, alert rule and target
+    stops at its own first one): `problems`, one line each; where and what of the first."""
+
+    def __init__(self, problems: Sequence[ConfigError]) -> None:
+        first = problems[0]
+        super().__init__(first.file, first.key, first.expected)
+        self.args = ("\n".join(str(problem) for problem in problems),)
+        self._problems = tuple(problems)
+
+    @property
+    def problems(self) -> tuple[ConfigError, ...]:
+        return self._problems
+
+
+class Mistakes:
+    """Collects the mistakes of independent parts of a config (`part`), to raise them together."""
+
+    def __init__(self) -> None:
+        self.found: list[ConfigError] = []
+
+    def part(self, read: Callable[[], T]) -> T | None:
+        """`read()`, or None with its mistakes kept."""
+        try:
+            return read()
+        except ConfigError as exc:
+            self.found.extend(exc.problems)
+            return None
+
+    def add(self, problem: ConfigError) -> None:
+        self.found.append(problem)
+
+    def raise_any(self) -> None:
+        """Raise what was found: the one mistake, or all of them."""
+        if len(self.found) == 1:
+            raise self.found[0]
+        if self.found:
+            raise ConfigErrors(self.found)
 
 
 # The feature name of the model's score in drift and data-quality rows (and a rule's `where`).
@@ -668,10 +715,15 @@ def _alert(reader: _Reader) -> AlertRule:
 def _alerts(reader: _Reader, tables: list[Any]) -> list[AlertRule]:
     """The `[[model.alert]]` tables under `reader`'s model table."""
     alerts: list[AlertRule] = []
+    mistakes = Mistakes()
     for i, alert_table in enumerate(tables):
         if not isinstance(alert_table, dict):
-            raise reader.error(f"alert[{i}]", "expected a [[model.alert]] table")
-        alerts.append(_alert(_Reader(reader.file, alert_table, reader.key(f"alert[{i}]"))))
+            mistakes.add(reader.error(f"alert[{i}]", "expected a [[model.alert]] table"))
+            continue
+        rule = mistakes.part(partial(_alert, _Reader(reader.file, alert_table, reader.key(f"alert[{i}]"))))
+        if rule is not None:
+            alerts.append(rule)
+    mistakes.raise_any()
     return alerts
 
 
@@ -850,6 +902,16 @@ def _target(file: Path, name: str, table: Any) -> Target:
     )
 
 
+def _store(reader: _Reader) -> tuple[str, str]:
+    """The `[store]` table: the store's path and the audit log's."""
+    store = reader.sub("store")
+    store_path = store.text("path", "triage.duckdb")
+    audit_path = store.text("audit", "triage-audit.jsonl")
+    store.done()
+    assert store_path is not None and audit_path is not None
+    return store_path, audit_path
+
+
 def parse_config(text: str, path: Path) -> Config:
     """Validate the TOML text of a config found at `path` (paths resolve against its folder)."""
     try:
@@ -857,33 +919,42 @@ def parse_config(text: str, path: Path) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "", f"not valid TOML ({exc})") from None
     reader = _Reader(path, data, "")
-    store = reader.sub("store")
-    store_path = store.text("path", "triage.duckdb")
-    audit_path = store.text("audit", "triage-audit.jsonl")
-    store.done()
-    runbooks_dir = reader.text("runbooks", "runbooks")
-    model_tables = reader.require("model", list, "at least one [[model]] table")
-    if not model_tables:
-        raise reader.error("model", "expected at least one [[model]] table")
-    models: list[ModelConfig] = []
-    for index, table in enumerate(model_tables):
+    mistakes = Mistakes()
+    store = mistakes.part(partial(_store, reader))
+    runbooks_dir = mistakes.part(partial(reader.text, "runbooks", "runbooks"))
+    model_tables = mistakes.part(partial(reader.require, "model", list, "at least one [[model]] table"))
+    if model_tables == []:
+        mistakes.add(reader.error("model", "expected at least one [[model]] table"))
+    models: dict[int, ModelConfig] = {}
+    for index, table in enumerate(model_tables or []):
         if not isinstance(table, dict):
-            raise reader.error(f"model[{index}]", "expected a [[model]] table")
-        models.append(_model(path, table, index))
+            mistakes.add(reader.error(f"model[{index}]", "expected a [[model]] table"))
+            continue
+        model = mistakes.part(partial(_model, path, table, index))
+        if model is not None:
+            models[index] = model
     seen: set[str] = set()
-    for index, model in enumerate(models):
+    for index, model in models.items():
         if model.name in seen:
-            raise reader.error(f"model[{index}].name", f"duplicate model name {model.name!r}")
+            mistakes.add(reader.error(f"model[{index}].name", f"duplicate model name {model.name!r}"))
         seen.add(model.name)
-    target_tables = reader.get("targets", dict, "a table of [targets.NAME] tables", {})
-    targets = {name: _target(path, name, table) for name, table in target_tables.items()}
-    reader.done()
+    target_tables = mistakes.part(
+        partial(reader.get, "targets", dict, "a table of [targets.NAME] tables", {})
+    )
+    targets: dict[str, Target] = {}
+    for name, table in (target_tables or {}).items():
+        target = mistakes.part(partial(_target, path, name, table))
+        if target is not None:
+            targets[name] = target
+    mistakes.part(reader.done)
+    mistakes.raise_any()
     base = path.parent
-    assert store_path is not None and audit_path is not None and runbooks_dir is not None
+    assert store is not None and runbooks_dir is not None
+    store_path, audit_path = store
     return Config(
         path=path,
         store_path=(base / store_path) if store_path != ":memory:" else Path(store_path),
-        models=tuple(models),
+        models=tuple(models.values()),
         targets=targets,
         runbooks_dir=base / runbooks_dir,
         audit_path=base / audit_path,

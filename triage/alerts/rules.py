@@ -14,9 +14,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
-from triage.config import SCORE_FEATURE, AlertRule, Config, ConfigError, ModelConfig
+from triage.config import SCORE_FEATURE, AlertRule, Config, ConfigError, Mistakes, ModelConfig
 from triage.metrics.results import (
     KS_SHIFT,
     KS_SHIFT_CRIT,
@@ -567,32 +568,41 @@ def _inverted(rule: AlertRule) -> tuple[str, str] | None:
 
 
 def validate_rules(config: Config) -> None:
-    """Raise ConfigError (file, key, expected) for the first rule that cannot be evaluated."""
+    """Raise ConfigError (file, key, expected) for the rules that cannot be evaluated: each one's
+    first mistake (ConfigErrors for several)."""
+    mistakes = Mistakes()
     for m, model in enumerate(config.models):
-        validate_rule_list(config.path, f"model[{m}]", model.alerts, model)
+        mistakes.part(partial(validate_rule_list, config.path, f"model[{m}]", model.alerts, model))
         if model.stale_after is not None and model.alerts_configured:
             signals = f"a {FEED_SIGNAL} rule"
             if model.segments:
                 signals = f"{FEED_SIGNAL} and {SLICE_FEED_SIGNAL} rules"
-            raise ConfigError(
-                config.path,
-                f"model[{m}].stale_after",
-                f"adds to the default rules; with [[model.alert]] tables write {signals} instead "
-                "(`triage alerts rules` without them prints the defaults)",
+            mistakes.add(
+                ConfigError(
+                    config.path,
+                    f"model[{m}].stale_after",
+                    f"adds to the default rules; with [[model.alert]] tables write {signals} instead "
+                    "(`triage alerts rules` without them prints the defaults)",
+                )
             )
+    mistakes.raise_any()
 
 
 def validate_rule_list(path: Path, model_key: str, rules: Sequence[AlertRule], model: ModelConfig) -> None:
-    """Raise ConfigError for the first of `model`'s rules (at `model_key` in `path`) that cannot run."""
+    """Raise ConfigError for `model`'s rules (at `model_key` in `path`) that cannot run: each
+    one's first mistake."""
+    mistakes = Mistakes()
     seen: set[str] = set()
     for a, rule in enumerate(rules):
         prefix = f"{model_key}.alert[{a}]"
         if rule.name in seen:
-            raise ConfigError(path, f"{prefix}.name", f"duplicate rule name {rule.name!r}")
+            mistakes.add(ConfigError(path, f"{prefix}.name", f"duplicate rule name {rule.name!r}"))
+            continue
         seen.add(rule.name)
         mistake = check_rule(rule) or _task_mistake(rule, model.task) or _scope_mistake(rule, model)
         if mistake is not None:
-            raise ConfigError(path, f"{prefix}.{mistake[0]}", mistake[1])
+            mistakes.add(ConfigError(path, f"{prefix}.{mistake[0]}", mistake[1]))
+    mistakes.raise_any()
 
 
 def _task_mistake(rule: AlertRule, task: str) -> tuple[str, str] | None:

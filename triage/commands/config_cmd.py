@@ -7,7 +7,7 @@ import sys
 
 from triage.alerts.rules import validate_rules
 from triage.cli import EXIT_USAGE
-from triage.config import load_config
+from triage.config import ConfigError, load_config
 from triage.store.check import check_sources
 
 
@@ -27,15 +27,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_check(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    validate_rules(config)  # the alert rules' mistakes, as `check` and `alerts rules` find them
+    problems: list[ConfigError] = []
+    try:
+        validate_rules(config)  # the alert rules' mistakes, as `check` and `alerts rules` find them
+    except ConfigError as exc:
+        problems.extend(exc.problems)
     if not args.no_logs:
         result = check_sources(config)
-        for problem in result.problems:
-            print(f"triage: {problem}", file=sys.stderr)
+        problems.extend(result.problems)
         for note in result.notes:
             print(f"note: {note}")
-        if result.problems:
-            return EXIT_USAGE
+    for problem in problems:
+        print(f"triage: {problem}", file=sys.stderr)
+    if problems:
+        return EXIT_USAGE
     models = ", ".join(model.name for model in config.models)
     print(f"{config.path}: ok ({len(config.models)} model(s): {models}; {len(config.targets)} target(s))")
     return 0

@@ -118,7 +118,11 @@ def run_ingest(args: argparse.Namespace) -> int:
     try:
         validate_rules(config)
     except ConfigError as exc:  # the logs do not wait for a rule's typo: ingest them, and say so
-        print(f"triage: warning: {exc} (ingesting anyway; check, ui and replay refuse it)", file=sys.stderr)
+        for problem in exc.problems:
+            print(
+                f"triage: warning: {problem} (ingesting anyway; check, ui and replay refuse it)",
+                file=sys.stderr,
+            )
     if args.follow:
         return _follow(config, args.interval, args.polls, args.rebuild, args.warm)
     summary = _ingest_once(config, args.rebuild, args.warm)
