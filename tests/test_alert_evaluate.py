@@ -471,10 +471,50 @@ def test_under_a_day_a_crossed_cell_alerts_only_outside_the_band_of_its_time_of_
         assert {r.name for r in rules if r.outside_band} == gated, window
 
 
+def test_an_hour_is_judged_by_the_same_hour_on_the_same_kind_of_day():
+    """Two reference weeks whose Saturday and Sunday evenings differ from the pooled reference
+    (PSI ≈ 5: a weekend crowd), their weekday evenings not (≈ 0.1): a Saturday 18:00 at 5.2 is the
+    reference's own weekend, judged by the four weekend evenings; a Tuesday 18:00 at 5.2 is news,
+    judged by the ten weekday evenings — where the band of all fourteen evenings held it."""
+    hourly = model_config(window=Window(1, "h"), reference=Reference(start=T0, end=T0 + 14 * DAY))
+    rule = next(r for r in default_rules(hourly) if r.name == "feature-drift")
+    rng = np.random.default_rng(9)
+
+    def weekend(hour: int) -> bool:
+        return (T0 + hour * HOUR).weekday() >= 5
+
+    reference = [
+        hourly_drift(hour, (5.0 if weekend(hour) and hour % 24 == 18 else 0.1) + rng.uniform(-0.05, 0.05))
+        for hour in range(14 * 24)
+    ]
+    evenings = [r.psi for h, r in enumerate(reference) if h % 24 == 18 and weekend(h)]
+    assert len(evenings) == 4
+
+    def judged(hour: int, psi: float) -> AlertEvaluation:
+        drift = [*reference, hourly_drift(hour, psi)]
+        return only(evaluate(rule, hourly, now=T0 + (hour + 1) * HOUR, drift=drift), feature="amount")
+
+    saturday, tuesday = 16 * 24 + 18, 19 * 24 + 18
+    assert [(T0 + h * HOUR).strftime("%a %H") for h in (saturday, tuesday)] == ["Sat 18", "Tue 18"]
+    quiet = judged(saturday, 5.2)
+    assert quiet.condition == OK and quiet.latest is not None
+    assert quiet.latest.note == (
+        "within the 3σ prediction band of the 4 reference windows on weekends starting at 18:00 "
+        f"(mean {np.mean(evenings):.4g}, σ {np.std(evenings):.3g})"
+    )
+    loud = judged(tuesday, 5.2)
+    assert (loud.condition, loud.severity) == (FIRING, CRITICAL)
+    every = [r.psi for h, r in enumerate(reference) if h % 24 == 18]
+    pooled = stats.t.ppf(stats.norm.cdf(3), 13) * math.sqrt(1 + 1 / 14) * np.std(every)
+    assert np.mean(every) + pooled > 5.2  # inside the band of all fourteen evenings
+
+
 def test_an_hour_with_too_few_reference_windows_is_judged_by_all_of_them():
-    """A small slice's 03:00 had enough rows on one reference night only: its own band cannot be
-    made, so the band of all the scope's reference windows judges it (a night at 0.31 is within
-    the nights' and days' spread; 0.9 is not), not the bare threshold."""
+    """A small slice's 03:00 had enough rows on one reference night only (a Thursday): its own band
+    cannot be made, so the band of all the scope's reference windows judges a weekday's 03:00 (a
+    night at 0.31 is within the nights' and days' spread; 0.9 is not), not the bare threshold. Its
+    reference weekend nights all had too few rows: a Sunday's 03:00 is unknown, not judged by
+    the weekdays."""
     hourly = model_config(window=Window(1, "h"))
     rule = next(r for r in default_rules(hourly) if r.name == "feature-drift")
     rng = np.random.default_rng(8)
@@ -487,9 +527,10 @@ def test_an_hour_with_too_few_reference_windows_is_judged_by_all_of_them():
     ]
     judged = [row.psi for row in reference if row.enough_data]
     assert len(judged) == REFERENCE_DAYS * 24 - (REFERENCE_DAYS - 1)
-    night = 10 * 24 + 3
+    monday, sunday = 11 * 24 + 3, 10 * 24 + 3
+    assert [(T0 + h * HOUR).strftime("%a %H") for h in (monday, sunday)] == ["Mon 03", "Sun 03"]
 
-    def evaluated(psi: float) -> AlertEvaluation:
+    def evaluated(psi: float, night: int = monday) -> AlertEvaluation:
         drift = [*reference, hourly_drift(night, psi)]
         return only(evaluate(rule, hourly, now=T0 + (night + 1) * HOUR, drift=drift), feature="amount")
 
@@ -500,6 +541,11 @@ def test_an_hour_with_too_few_reference_windows_is_judged_by_all_of_them():
         f"03:00) (mean {np.mean(judged):.4g}, σ {np.std(judged):.3g})"
     )
     assert evaluated(0.9).condition == FIRING
+    weekend = evaluated(0.9, sunday)
+    assert weekend.condition == UNKNOWN and weekend.cells[-1].note == (
+        "no reference window on weekends starting at 03:00 with enough data: its cycle cannot be told "
+        "from news"
+    )
 
 
 def test_a_one_day_window_alerts_only_outside_the_band_of_weekends_or_of_weekdays():
@@ -1144,8 +1190,30 @@ def test_windows_waiting_for_labels_keep_old_evidence_alive():
     assert result.condition == FIRING and result.latest is not None
     assert result.latest.window_start == T0 + 10 * DAY
     assert all(cell.awaiting_labels for cell in result.cells[1:])
-    starved = [performance_row(day, 0.9, n_labeled=50) for day in range(11, 21)]  # too few rows
+    starved = [performance_row(day, 0.9, n=62, n_labeled=50) for day in range(11, 21)]  # too few rows
     assert only(evaluate(rule, performance=[mature, *starved])).condition == OK
+
+
+def test_windows_whose_labels_are_still_too_few_keep_old_evidence_alive():
+    """A slow slice: a day's 400 predictions reach 200 labels (min_samples) only 12 days after it
+    ends, past the horizon of old evidence (for_windows + 7 windows). Its precision falls on day
+    10; judged on day 23, the newer days wait for their labels (not a slice that went away), so
+    the drop fires — before, it resolved as stale the moment it could be judged. A day of 60
+    predictions is thin, not waiting."""
+    rule = AlertRule(name="precision", signal="performance.precision", warn=0.7, min_label_coverage=0.3)
+    fallen = performance_row(10, 0.18, n=400, n_labeled=240, label_coverage=0.6)
+    younger = [
+        performance_row(day, None, n=400, n_labeled=15 * (23 - day), label_coverage=15 * (23 - day) / 400)
+        for day in range(11, 23)
+    ]
+    assert all(row.n_labeled < 200 for row in younger)
+    younger = [dataclasses.replace(row, enough_data=False) for row in younger]
+    result = only(evaluate(rule, performance=[fallen, *younger], now=T0 + 23 * DAY))
+    assert result.condition == FIRING and result.latest is not None
+    assert result.latest.window_start == T0 + 10 * DAY
+    assert all(cell.awaiting_labels for cell in result.cells[1:])
+    thin = [dataclasses.replace(row, n=60) for row in younger]
+    assert only(evaluate(rule, performance=[fallen, *thin], now=T0 + 23 * DAY)).condition == OK
 
 
 # -- judgements kept between evaluations (JudgeMemo) ----------------------------------------------

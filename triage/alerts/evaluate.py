@@ -14,9 +14,10 @@ Each cell (window × scope) of a rule's signal is judged in this order:
    and a band (mean ± k·σ of the statistic over the reference windows, σ scaled by
    √(n̄_reference / n) for cells smaller than the reference windows); the worst level crossed wins;
    with `outside_band`, a crossed cell inside the prediction band of the reference windows at its
-   place in the cycles the reference repeats (`_phase`: its time of day for windows under a day,
-   weekend or weekday for one-day windows; all of them otherwise) is ok: the reference's own daily
-   or weekly cycle (unknown where the reference's windows in its phase all hold too few rows);
+   place in the cycles the reference repeats (`_phases`: its time of day on a weekend or a weekday,
+   else on any day, for windows under a day; weekend or weekday for one-day windows; all of them
+   otherwise) is ok: the reference's own daily or weekly cycle (unknown where the reference's
+   windows in its phase all hold too few rows);
 3. an effect-size floor (`min_effect` on `effect`, default the signal itself);
 4. a significance gate when the rule has `q` (p-value signals always do): the cell's p-value —
    the signal itself, the drift test of a drift statistic (KS for numeric, the chi-square with
@@ -35,7 +36,8 @@ Each cell (window × scope) of a rule's signal is judged in this order:
 Persistence: the run of consecutive crossed windows (unknown windows skipped) ending at the latest
 known window; pending below `for_windows`, firing at or above it. A latest known window older than
 `for_windows + STALE_WINDOWS` windows before the table's current one is stale — unless newer windows
-only wait for labels, or hold rows too few to judge and it is within HELD_THIN — and the condition
+only wait for labels (min_samples predictions, too few of them labelled so far), or hold rows too
+few to judge and it is within HELD_THIN — and the condition
 is ok (a slice that stopped getting traffic resolves; a thin night of a small one does not).
 Time is never read from the clock.
 """
@@ -103,7 +105,7 @@ HELD_THIN = timedelta(days=3)
 Tables = Mapping[str, Sequence[Row]]
 Windows = Mapping[datetime, tuple[Row, ...]]  # one table's rows by window start
 ScopeKey = tuple[str | None, ...]
-Phase = time | str | None  # `_phase`: a time of day, "weekend" or "weekday", or None
+Phase = tuple[str, time] | time | str  # `_phases`: (kind of day, time of day), a time of day, a kind
 _WINDOW_START = operator.attrgetter("window_start")
 _START = operator.itemgetter(0)
 
@@ -696,8 +698,8 @@ class _Judge:
         # Shares with known trials: tested exactly (Fisher) against the pooled baseline counts.
         self.proportion = _is_proportion(self.name)
         self.tested_against_baseline = self.q is not None and (self.interval or self.proportion)
-        self._references: dict[tuple[ScopeKey, Phase], _Baseline | None] = {}
-        self._bands: dict[tuple[ScopeKey, Phase], _Band | None] = {}
+        self._references: dict[tuple[ScopeKey, Phase | None], _Baseline | None] = {}
+        self._bands: dict[tuple[ScopeKey, Phase | None], _Band | None] = {}
         self._reliability: dict[ScopeKey, tuple[ReliabilityPoint, ...]] = {}
 
     def weight(self, row: Row) -> int:
@@ -747,14 +749,17 @@ class _Judge:
         )
 
     def gate(self, row: Row, value: float | None) -> tuple[str, bool] | None:
-        """Why the cell cannot be judged, and whether only missing labels are why; None if it can."""
+        """Why the cell cannot be judged, and whether only missing labels are why (a labelled
+        signal's window with min_samples predictions: labels arrive days late, a slow slice's
+        after the old evidence's horizon); None if it can."""
+        waiting = self.labelled and row.n >= self.min_samples
         if value is None:
-            return row.note or "no value", False
+            return row.note or "no value", waiting
         if not row.enough_data:
-            return row.note or "not enough data", False
+            return row.note or "not enough data", waiting
         count = self.weight(row)
         if count < self.min_samples:
-            return f"{count} rows < min_samples {self.min_samples}", False
+            return f"{count} rows < min_samples {self.min_samples}", waiting
         if not self.mature(row):
             coverage = self.coverage(row)
             shown = "unknown" if coverage is None else f"{coverage:.3f}"
@@ -833,30 +838,34 @@ class _Judge:
 
     def within_band(self, row: Row, value: float) -> tuple[str, str | None]:
         """A crossed cell's status under `outside_band`, and why: OK inside the prediction band of
-        the reference windows in its phase (`_phase`: at its time of day, or on weekends or
-        weekdays like it; all of them for windows longer than a day) — of all the scope's
-        reference windows when fewer than 3 in its phase have enough data (a small slice's
-        evening hours: a cycling feature differs from the pooled reference in every hour, and
-        the hours with enough data show by how much), as long as one of those is in its phase;
-        UNKNOWN when the reference has windows in its phase but none with enough data (a small
-        slice's weekends: the band of its weekdays would judge a Saturday by Tuesdays); CROSSED
-        outside the band, or when fewer than 3 windows give no band at all.
+        the reference windows in its most alike phase with 3 windows of enough data (`_phases`: at
+        its time of day on the same kind of day, then on any day; on weekends or weekdays like it;
+        all of them for windows longer than a day) — of all the scope's reference windows when no
+        phase has (a small slice's evening hours: a cycling feature differs from the pooled
+        reference in every hour, and the hours with enough data show by how much); UNKNOWN when
+        the reference has windows in a phase it passes but none with enough data (a small slice's
+        weekends: the band of its weekdays would judge a Saturday by Tuesdays); CROSSED outside the
+        band, or when fewer than 3 windows give no band at all.
 
         k·σ becomes t·σ·√(1 + 1/m), t the Student quantile (m − 1 degrees of freedom) of k·σ's
         normal coverage: from m windows σ is itself an estimate (five windows' σ is off by a
         third or more about a third of the time), and a new window is not one of them.
         """
         assert self.outside_sigmas is not None
-        at = _phase(row)
-        band = self.band(row, at)
-        when = f" starting at {at:%H:%M}" if isinstance(at, time) else f" on {at}s" if at else ""
-        if band is None and at is not None:
-            like = [r for r in self.reference.get(self.scope_of(row), ()) if _phase(r) == at and r.n]
+        band, when = None, ""
+        phases = _phases(row)
+        for at in phases:
+            band = self.band(row, at)
+            if band is not None:
+                when = _when(at)
+                break
+            like = [r for r in self.reference.get(self.scope_of(row), ()) if at in _phases(r) and r.n]
             if like and not any(r.enough_data for r in like):
                 return UNKNOWN, (
-                    f"no reference window{when} with enough data: its cycle cannot be told from news"
+                    f"no reference window{_when(at)} with enough data: its cycle cannot be told from news"
                 )
-            band, when = self.band(row), f" (too few{when})"
+        if band is None and phases:
+            band, when = self.band(row), f" (too few{_when(phases[-1])})"
         if band is None:
             return CROSSED, None
         m = band.windows
@@ -868,15 +877,15 @@ class _Judge:
             f"(mean {band.mean:.4g}, σ {band.sigma:.3g})"
         )
 
-    def band(self, row: Row, at: Phase = None) -> _Band | None:
+    def band(self, row: Row, at: Phase | None = None) -> _Band | None:
         """The band of the row's scope from its reference windows with enough data (at least 3);
-        with `at`, only those in that phase (`_phase`)."""
+        with `at`, only those in that phase (`_phases`)."""
         key = (self.scope_of(row), at)
         if key not in self._bands:
             rows = [
                 r
                 for r in self.reference_rows(row, MIN_BAND_WINDOWS)
-                if r.enough_data and (at is None or _phase(r) == at)
+                if r.enough_data and (at is None or at in _phases(r))
             ]
             band = None
             if len(rows) >= MIN_BAND_WINDOWS:
@@ -925,19 +934,24 @@ class _Judge:
 
     def baseline(self, row: Row, baseline: str) -> _Baseline | None:
         """The statistic over the reference or the preceding span (`baseline_of`). The reference's
-        windows in the row's phase (`_phase`: at its time of day, on weekends or weekdays like it)
-        when at least 3 of them have enough data, else all of them: a night hour's latency is the
-        reference's nights', not the day's — judged by the pooled hours, an incident that doubled
-        latency cleared every night and fired again every morning."""
+        windows in the row's most alike phase (`_phases`: at its time of day on the same kind of
+        day, at its time of day, on weekends or weekdays like it) where at least 3 of them have
+        enough data, else all of them: a night hour's latency is the reference's nights', not the
+        day's — judged by the pooled hours, an incident that doubled latency cleared every night
+        and fired again every morning."""
         span = previous_span(baseline)
         if span is None:
-            at = _phase(row)
-            key = (self.scope_of(row), at)
+            phases = _phases(row)
+            key = (self.scope_of(row), phases[0] if phases else None)
             if key not in self._references:
                 rows = self.reference_rows(row)
-                in_phase = [r for r in rows if _phase(r) == at]
-                enough = sum(r.enough_data for r in in_phase) >= MIN_BAND_WINDOWS
-                self._references[key] = self.summary(in_phase if at is not None and enough else rows)
+                chosen = rows
+                for at in phases:
+                    in_phase = [r for r in rows if at in _phases(r)]
+                    if sum(r.enough_data for r in in_phase) >= MIN_BAND_WINDOWS:
+                        chosen = in_phase
+                        break
+                self._references[key] = self.summary(chosen)
             return self._references[key]
         start = row.window_start - span
         return self.summary(
@@ -1020,17 +1034,27 @@ class _Judge:
 WEEKEND = (5, 6)  # Saturday and Sunday (`datetime.weekday`), in UTC like the windows
 
 
-def _phase(row: Row) -> Phase:
-    """Where a window sits in the cycles a reference repeats: for a window shorter than a day, its
-    start time of day (night traffic is not the afternoon's); for a one-day window, "weekend" or
-    "weekday" (a Saturday is not a Tuesday, and a reference of two weeks has four Saturdays and
-    Sundays, not four Saturdays); None for longer windows, which hold whole cycles."""
+def _phases(row: Row) -> tuple[Phase, ...]:
+    """Where a window sits in the cycles a reference repeats, most alike first: for a window shorter
+    than a day, its start time of day on a weekend or on a weekday, then its time of day on any day
+    (night traffic is not the afternoon's, and a Saturday evening not a Tuesday's); for a one-day
+    window, "weekend" or "weekday" (a Saturday is not a Tuesday, and a reference of two weeks has
+    four Saturdays and Sundays, not four Saturdays); none for longer windows, which hold whole
+    cycles."""
     length = row.window_end - row.window_start
+    kind = "weekend" if row.window_start.weekday() in WEEKEND else "weekday"
     if length < timedelta(days=1):
-        return row.window_start.time()
+        return (kind, row.window_start.time()), row.window_start.time()
     if length == timedelta(days=1):
-        return "weekend" if row.window_start.weekday() in WEEKEND else "weekday"
-    return None
+        return (kind,)
+    return ()
+
+
+def _when(at: Phase) -> str:
+    """A phase as words after "windows": " on weekends starting at 18:00"."""
+    if isinstance(at, tuple):
+        return f" on {at[0]}s starting at {at[1]:%H:%M}"
+    return f" starting at {at:%H:%M}" if isinstance(at, time) else f" on {at}s"
 
 
 def _beyond(value: float, threshold: float, side: str) -> bool:
