@@ -642,8 +642,8 @@ def test_errors_exit_3(store: tuple[Path, Any], capsys: pytest.CaptureFixture[st
     assert "no predictions in the evaluated windows" in out  # the summary is printed all the same
     assert out.splitlines()[0] == "triage check — as of 2026-03-01 — UNKNOWN"
     # --config may follow the command too.
-    assert main(["check", "--config", str(config), "--json", "--at", "2026-01-05T00:20Z"]) in (0, 1, 2)
-    assert json.loads(capsys.readouterr().out)["as_of"] == "2026-01-05T00:20:00Z"
+    assert main(["check", "--config", str(config), "--json", "--at", "2026-01-07T18:00Z"]) in (0, 1, 2)
+    assert json.loads(capsys.readouterr().out)["as_of"] == "2026-01-07T18:00:00Z"
 
 
 def _ingested_with(config: Path, extra: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
@@ -694,7 +694,10 @@ def test_predictions_stamped_after_the_current_time_are_named_and_end_no_replay(
 
 def test_no_nan_anywhere(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str]) -> None:
     config, _ = store
-    document = check_json(capsys, config, "--at", "2026-01-05T00:20Z")  # 20 minutes in: tiny cells
+    # 20 minutes in: tiny cells, none judged (exit 3), the document written all the same.
+    status, out, _ = run(capsys, config, "--json", "--at", "2026-01-05T00:20Z")
+    assert status == 3
+    document = json.loads(out)
 
     def walk(value: Any) -> None:
         if isinstance(value, float):
@@ -977,6 +980,35 @@ def test_a_model_without_predictions_makes_an_otherwise_ok_check_unknown(
     assert status == 3 and out.splitlines()[0].endswith("— UNKNOWN")
     assert err.strip() == "triage: no predictions in the evaluated windows of later as of 2026-01-07 18:00Z"
     status, out, _ = run(capsys, both, "--at", "2026-01-07T18:00Z", "--model", "fraud")
+    assert status == 0 and out.splitlines()[0].endswith("— OK")
+
+
+def test_a_check_whose_windows_are_all_too_thin_to_judge_is_unknown(
+    store: tuple[Path, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Predictions in every window, none with min_samples of them (an hourly view of a quiet
+    model): every cell is "not enough data", so "OK" would read as healthy — unknown (3), with the
+    largest window's count; a rule that judges fewer rows makes it a judged check again."""
+    config, _ = store
+    shutil.copytree(config.parent / "logs", tmp_path / "logs")
+    strict = tmp_path / "triage.toml"
+    strict.write_text(CONFIG.replace("min_samples = 20\n", "min_samples = 100000\n"), encoding="utf-8")
+    assert main(["--config", str(strict), "ingest"]) == 0
+    capsys.readouterr()
+    status, out, _ = run(capsys, strict, "--json", "--at", "2026-01-07T18:00Z")
+    most = max(window["n"] for window in json.loads(out)["models"][0]["windows"])
+    assert status == 3 and 0 < most < 100000
+    status, out, err = run(capsys, strict, "--at", "2026-01-07T18:00Z")
+    assert status == 3 and out.splitlines()[0].endswith("— UNKNOWN")
+    assert err.strip() == (
+        f"triage: nothing judged: no evaluated window holds min_samples 100000 predictions (at most {most}) "
+        "as of 2026-01-07 18:00Z"
+    )
+    rule = (
+        '[[model.alert]]\nname = "errors"\nsignal = "operations.error_rate"\nwarn = 0.99\nmin_samples = 5\n'
+    )
+    strict.write_text(strict.read_text(encoding="utf-8") + rule, encoding="utf-8")
+    status, out, _ = run(capsys, strict, "--at", "2026-01-07T18:00Z")
     assert status == 0 and out.splitlines()[0].endswith("— OK")
 
 

@@ -17,7 +17,7 @@ from triage.config import load_config
 from triage.generate import DEFAULT_START, SCORE_COMPRESSION, generate, plan_incidents, read_manifest
 from triage.runbooks.simulator import ControlPlane
 
-TINY_ROWS = 3000
+TINY_ROWS = 6000  # the fewest whose busiest 6h windows hold min_samples (200): a judged check
 T0 = datetime(2026, 1, 5, 18, tzinfo=UTC)
 
 

@@ -14,7 +14,13 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 
-from triage.alerts.rules import PRECISION_MIN_COVERAGE, REGRESSION_MIN_COVERAGE, duration_text, validate_rules
+from triage.alerts.rules import (
+    PRECISION_MIN_COVERAGE,
+    REGRESSION_MIN_COVERAGE,
+    duration_text,
+    effective_rules,
+    validate_rules,
+)
 from triage.cli import UserError
 from triage.commands.alerts_cmd import alerts_text, time_text
 from triage.commands.argtypes import http_url, time_arg, window_arg, window_count
@@ -156,7 +162,10 @@ def run_check(args: argparse.Namespace) -> int:
     status = exit_status(alerts, report.as_of)
     # Nothing judged is not "OK" for a cron job: unknown, as with nothing ingested yet — for the
     # whole check, or for one of its models when no alert says worse.
-    unjudged = [model.name for model in report.models if not any(window.n for window in model.windows)]
+    fewest = {model.name: _fewest_judged(config.model(model.name)) for model in report.models}
+    unjudged = [
+        model.name for model in report.models if not any(w.n >= fewest[model.name] for w in model.windows)
+    ]
     judged = status != EXIT_OK or not unjudged
     if args.json:
         from triage.metrics.results import write_json
@@ -180,8 +189,28 @@ def run_check(args: argparse.Namespace) -> int:
     if not judged:
         which = "" if len(unjudged) == len(report.models) else f" of {', '.join(unjudged)}"
         when = time_text(report.as_of)
-        raise UserError(f"no predictions in the evaluated windows{which} as of {when}", status=EXIT_UNKNOWN)
+        most = max(
+            (w.n for model in report.models if model.name in unjudged for w in model.windows), default=0
+        )
+        if not most:
+            raise UserError(
+                f"no predictions in the evaluated windows{which} as of {when}", status=EXIT_UNKNOWN
+            )
+        fewest_rows = min(fewest[name] for name in unjudged)
+        raise UserError(
+            f"nothing judged: no evaluated window{which} holds min_samples {fewest_rows} predictions "
+            f"(at most {most}) as of {when}",
+            status=EXIT_UNKNOWN,
+        )
     return status
+
+
+def _fewest_judged(model: ModelConfig) -> int:
+    """The fewest predictions in a window that any of the model's rules judges (its min_samples,
+    or a rule's own)."""
+    return min(
+        (rule.min_samples or model.min_samples for rule in effective_rules(model)), default=model.min_samples
+    )
 
 
 def _mend_recorded_ahead(alert_store: AlertStore, models: Sequence[ModelReport], now: datetime) -> None:
@@ -546,10 +575,12 @@ def _unseen(row: DataQualityRow) -> str:
 def _calibration_lines(model: ModelReport, latest: datetime) -> list[str]:
     """Per version (all traffic): the latest window's decision rate against the reference's, and
     the calibration of the latest window with enough labelled rows — with labels days late, the
-    latest window has none yet."""
+    latest window has none yet — its ECE and Brier against the reference's (as the rules' baseline
+    takes them), so that a miscalibrated canary stands out from a version as calibrated as ever.
+    MCE and log loss are in the JSON document: a window's MCE is its emptiest bin's (1–2 rows)."""
     title = (
-        f"Calibration — decision rate in {time_text(latest)} (reference),"
-        " calibration of the latest window with labels"
+        f"Calibration — decision rate in {time_text(latest)} and calibration of the latest labelled"
+        " window (reference)"
     )
     rows = []
     borrowed: list[str] = []
@@ -569,8 +600,10 @@ def _calibration_lines(model: ModelReport, latest: datetime) -> list[str]:
                 time_text(labelled.window_start)[5:] if labelled else "-",
                 _count(labelled.n_labeled) if labelled else "-",
                 *(
-                    _num(getattr(labelled, name) if labelled else None)
-                    for name in ("ece", "ece_equal_mass", "mce", "brier", "log_loss")
+                    _versus(getattr(labelled, name), _baseline("calibration", name, reference), mark=mark)
+                    if labelled and name in ("ece", "brier")
+                    else _num(getattr(labelled, name) if labelled else None)
+                    for name in ("ece", "ece_equal_mass", "brier")
                 ),
             ]
         )
@@ -582,9 +615,7 @@ def _calibration_lines(model: ModelReport, latest: datetime) -> list[str]:
         "labelled",
         "ECE",
         "ECE mass",
-        "MCE",
         "Brier",
-        "log loss",
     ]
     return [title, *_table(headers, rows), *_borrowed_note(borrowed), *thin]
 
