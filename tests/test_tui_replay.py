@@ -18,6 +18,7 @@ from triage.tui.messages import SnapshotFailed, SnapshotLoaded
 from triage.tui.screens.drift import DriftScreen
 from triage.tui.screens.modals import PromptScreen
 from triage.tui.screens.timeline import TimelineScreen
+from triage.tui.widgets.status import StatusLine
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 END = datetime(2026, 1, 15, tzinfo=UTC)
@@ -127,6 +128,18 @@ async def test_a_snapshot_that_lands_while_the_app_closes_is_dropped() -> None:
     assert not app.screen_stack
     app._snapshot_loaded(SnapshotLoaded(generation, demo_snapshot(), NOW, None))
     app._snapshot_failed(SnapshotFailed(generation, "boom"))
+
+
+async def test_a_snapshot_that_lands_while_the_screen_is_torn_down_is_not_painted() -> None:
+    """Closing removes a screen's widgets before the screen itself: a snapshot landing then finds
+    a mounted screen without its status line, and is kept, not painted (it raised NoMatches)."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        generation = app.requested
+        await app.screen.query_one(StatusLine).remove()
+        app._snapshot_loaded(SnapshotLoaded(generation, demo_snapshot(), NOW, None))
+        assert app.snapshot is not None and not app.screen.query(StatusLine)
 
 
 async def test_replay_keys_do_nothing_on_a_live_clock() -> None:

@@ -342,6 +342,8 @@ class TriageApp(App[None]):
             return
         if not isinstance(screen, TriageScreen) or not screen.is_mounted:
             return
+        if not screen.query(StatusLine):  # the app is closing: the screen's widgets are gone already
+            return
         with self.batch_update():
             screen.query_one(StatusLine).show(self.status_info())
             screen.query_one(KeyBar).show_keys()
