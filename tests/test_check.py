@@ -952,6 +952,34 @@ def test_a_version_without_enough_data_says_why() -> None:
     assert len(_operations_lines(model, latest)) == 3  # type: ignore[arg-type]
 
 
+def test_calibration_is_shown_for_a_window_labelled_like_the_rule_wants() -> None:
+    """The newest window's few early labels are the reviewed, flagged requests (ECE 0.27 on 3 % of
+    its rows): the summary shows the latest window with labels on at least half its rows, as the
+    ECE rule judges, beside the reference's ECE weighted by labelled rows (0.02·3000 + 0.04·1000)."""
+    from types import SimpleNamespace
+
+    from tests.test_alert_evaluate import calibration_row
+    from triage.commands.check_cmd import _calibration_lines
+
+    model = SimpleNamespace(
+        calibration=[
+            calibration_row(10, ece=0.061, n_labeled=3000),
+            calibration_row(12, ece=0.27, n_labeled=170),
+        ],
+        reference_calibration=[
+            calibration_row(0, ece=0.02, n_labeled=3000),
+            calibration_row(1, ece=0.04, n_labeled=1000),
+        ],
+    )
+    lines = _calibration_lines(model, model.calibration[1].window_start)  # type: ignore[arg-type]
+    assert lines[0].endswith("latest window ≥ 50% labelled (reference)")
+    row = lines[2].split()
+    assert row[0] == "all" and row[4] == time_text_day(10) and row[5] == "3,000"
+    assert row[6:8] == ["0.061", f"({(0.02 * 3000 + 0.04 * 1000) / 4000:.3f})"]
+    model.calibration = model.calibration[1:]
+    assert _calibration_lines(model, model.calibration[0].window_start)[-1] == "  all: no such window yet"  # type: ignore[arg-type]
+
+
 def time_text_day(day: int) -> str:
     """A window's start as the summary's tables show it (month-day)."""
     from tests.test_alert_evaluate import DAY, T0

@@ -107,6 +107,8 @@ DEFAULT_Q = 0.05
 PRECISION_MIN_COVERAGE = 0.1
 # The default MAE rule's: the first labels may be the cases someone looked at first.
 REGRESSION_MIN_COVERAGE = 0.5
+# The default ECE rule's: calibration needs a representative set, not the reviewed (flagged) requests.
+CALIBRATION_MIN_COVERAGE = 0.5
 
 # The feed's silence is judged against fixed thresholds: `stale_after` warns, this many times it is critical.
 FEED_SIGNAL = "feed.silence_s"
@@ -346,8 +348,7 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
                 # the cell must also differ from the reference's reliability diagram, bin by bin,
                 # beyond sampling noise (chi-square, BH across the grid).
                 q=DEFAULT_Q,
-                # Early labels are the reviewed (flagged) requests: calibration needs a representative set.
-                min_label_coverage=0.5,
+                min_label_coverage=CALIBRATION_MIN_COVERAGE,
             ),
             # Flagged requests are labelled first (review), so precision is usable early; recall
             # also needs the missed positives, which arrive late (chargebacks): it waits for

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
 
 from triage.alerts.rules import (
+    CALIBRATION_MIN_COVERAGE,
     PRECISION_MIN_COVERAGE,
     REGRESSION_MIN_COVERAGE,
     duration_text,
@@ -574,20 +575,27 @@ def _unseen(row: DataQualityRow) -> str:
 
 def _calibration_lines(model: ModelReport, latest: datetime) -> list[str]:
     """Per version (all traffic): the latest window's decision rate against the reference's, and
-    the calibration of the latest window with enough labelled rows — with labels days late, the
-    latest window has none yet — its ECE and Brier against the reference's (as the rules' baseline
-    takes them), so that a miscalibrated canary stands out from a version as calibrated as ever.
-    MCE and log loss are in the JSON document: a window's MCE is its emptiest bin's (1–2 rows)."""
+    the calibration of the latest window with enough labelled rows on at least half its rows (the
+    default ECE rule's gate: the first labels are the reviewed, flagged requests, whose calibration
+    looks dreadful) — with labels days late, the latest window has none yet — its ECE and Brier
+    against the reference's (as the rules' baseline takes them), so that a miscalibrated canary
+    stands out from a version as calibrated as ever. MCE and log loss are in the JSON document: a
+    window's MCE is its emptiest bin's."""
     title = (
-        f"Calibration — decision rate in {time_text(latest)} and calibration of the latest labelled"
-        " window (reference)"
+        f"Calibration — decision rate in {time_text(latest)}; latest window"
+        f" ≥ {CALIBRATION_MIN_COVERAGE:.0%} labelled (reference)"
     )
     rows = []
     borrowed: list[str] = []
     thin: list[str] = []
+    unlabelled: list[str] = []
     for version, mine, reference, mark in _per_version(model.calibration, model.reference_calibration):
         now = next((r for r in mine if r.window_start == latest), None)
-        labelled = max((r for r in mine if r.ece is not None), key=lambda r: r.window_start, default=None)
+        mature = [
+            r for r in mine if r.ece is not None and r.n and r.n_labeled / r.n >= CALIBRATION_MIN_COVERAGE
+        ]
+        labelled = max(mature, key=lambda r: r.window_start, default=None)
+        unlabelled += [] if labelled else [version or "all"]
         borrowed += [str(version)] if mark else []
         if now is not None and now.decision_rate is None and now.note:
             thin.append(f"  {printable(version or 'all')}: {now.note}")
@@ -617,7 +625,8 @@ def _calibration_lines(model: ModelReport, latest: datetime) -> list[str]:
         "ECE mass",
         "Brier",
     ]
-    return [title, *_table(headers, rows), *_borrowed_note(borrowed), *thin]
+    missing = [f"  {', '.join(map(printable, unlabelled))}: no such window yet"] if unlabelled else []
+    return [title, *_table(headers, rows), *_borrowed_note(borrowed), *missing, *thin]
 
 
 def _per_version(
