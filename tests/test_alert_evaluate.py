@@ -623,6 +623,16 @@ def test_a_small_slices_weekend_is_not_judged_by_its_weekdays():
     weekdays_only = [row for day, row in enumerate(reference) if not days[day]]
     assert judged(saturday, 2.0, weekdays_only).condition == FIRING
 
+    # A canary without a reference of its own is judged by all versions' windows: its Saturday too.
+    canary_rule = dataclasses.replace(rule, where={**rule.where, "version": "*"})
+    drift = [*reference, drift_row(saturday, 2.0, ks_p=1e-12, version="v2")]
+    canary = only(
+        evaluate(canary_rule, weeks, now=T0 + (saturday + 1) * DAY, drift=drift),
+        feature="amount",
+        version="v2",
+    )
+    assert canary.condition == UNKNOWN and canary.cells[-1].note.startswith("no reference window on weekends")
+
 
 # -- persistence ----------------------------------------------------------------------------------
 
@@ -1130,9 +1140,9 @@ def test_old_evidence_is_stale_and_resolves():
     alive = [drift_row(day, 0.01, segment="country", segment_value="US") for day in range(10, 21)]
     scope = {"feature": "amount", "segment": "country", "segment_value": "IN"}
     recent = only(evaluate(rule, now=T0 + 17 * DAY, drift=gone + alive[:8]), **scope)
-    assert recent.condition == FIRING  # day 10 is within the last 1 + 7 windows of day 17
+    assert recent.condition == FIRING and recent.judged  # day 10 is within the last 1 + 7 windows of day 17
     stale = only(evaluate(rule, drift=gone + alive), **scope)
-    assert stale.condition == OK and stale.run == 0
+    assert stale.condition == OK and stale.run == 0 and not stale.judged  # `check`: nothing judged here
     assert stale.latest is not None and stale.latest.note == "no window judged since 2026-01-12T00:00:00Z"
 
 
@@ -1214,6 +1224,32 @@ def test_windows_whose_labels_are_still_too_few_keep_old_evidence_alive():
     assert all(cell.awaiting_labels for cell in result.cells[1:])
     thin = [dataclasses.replace(row, n=60) for row in younger]
     assert only(evaluate(rule, performance=[fallen, *thin], now=T0 + 23 * DAY)).condition == OK
+
+
+def test_labels_that_stopped_coming_hold_old_evidence_for_a_month_only():
+    """The label pipeline died after day 10: every later day has its 400 predictions and no label.
+    They wait for their labels for 30 days after the alert's last judged window (LABEL_WAIT), then
+    the alert resolves as stale. A day whose labels are in (90 % coverage) but whose statistic has
+    no value (no positive label: recall undefined) is not waiting for anything."""
+    rule = AlertRule(name="precision", signal="performance.precision", warn=0.7, min_label_coverage=0.3)
+    fallen = performance_row(10, 0.18, n=400, n_labeled=240, label_coverage=0.6)
+
+    def condition(days: int, **kw: Any) -> str:
+        later = [
+            dataclasses.replace(performance_row(day, None, n=400, **kw), enough_data=False)
+            for day in range(11, 11 + days)
+        ]
+        return only(evaluate(rule, performance=[fallen, *later], now=T0 + (11 + days) * DAY)).condition
+
+    assert condition(29, n_labeled=0, label_coverage=0.0) == FIRING
+    assert condition(31, n_labeled=0, label_coverage=0.0) == OK
+    recall = AlertRule(name="recall", signal="performance.recall", warn=0.5)
+    undefined = [
+        performance_row(day, None, n=5000, n_labeled=4500, label_coverage=0.9) for day in range(11, 21)
+    ]
+    caught = dataclasses.replace(performance_row(10, None, n=5000), recall=0.3, recall_ci_low=0.28)
+    result = only(evaluate(recall, performance=[caught, *undefined], now=T0 + 21 * DAY))
+    assert result.condition == OK and not any(cell.awaiting_labels for cell in result.cells[1:])
 
 
 # -- judgements kept between evaluations (JudgeMemo) ----------------------------------------------

@@ -598,16 +598,17 @@ def test_text_summary_names_schema_changes(
 def test_inside_the_reference_period(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str]) -> None:
     """As of a time inside the reference range, the windows would be compared with themselves."""
     config, _ = store
-    model = check_json(capsys, config, "--at", "2026-01-05T18:00Z")["models"][0]
+    model = json.loads(run(capsys, config, "--json", "--at", "2026-01-05T18:00Z")[1])["models"][0]
     reference = model["reference"]
     assert reference["complete"] is False and reference["n"] == model["windows"][0]["n"] > 0
     assert reference["note"].startswith("reference period open until 2026-01-06 00:00 UTC")
     assert model["drift"] == [] and model["data_quality"] == [] and model["schema_changes"] == []
     assert model["calibration"] and model["performance"] and model["operations"]
-    status, out, _ = run(capsys, config, "--at", "2026-01-05T18:00Z")
-    assert status in (0, 1, 2)
+    status, out, err = run(capsys, config, "--at", "2026-01-05T18:00Z")
+    assert status == 3 and "nothing judged" in err  # every window is the reference's
     assert "reference period open until 2026-01-06 00:00 UTC" in out and "Drift" not in out
-    assert check_json(capsys, config, "--at", "2026-01-06T00:00Z")["models"][0]["reference"]["complete"]
+    at_end = json.loads(run(capsys, config, "--json", "--at", "2026-01-06T00:00Z")[1])
+    assert at_end["models"][0]["reference"]["complete"]
 
 
 def test_errors_exit_3(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -1016,7 +1017,7 @@ def test_a_check_whose_windows_are_all_too_thin_to_judge_is_unknown(
 ) -> None:
     """Predictions in every window, none with min_samples of them (an hourly view of a quiet
     model): every cell is "not enough data", so "OK" would read as healthy — unknown (3), with the
-    largest window's count; a rule that judges fewer rows makes it a judged check again."""
+    largest window's count (`AlertEvaluation.judged`: old evidence is not judged either)."""
     config, _ = store
     shutil.copytree(config.parent / "logs", tmp_path / "logs")
     strict = tmp_path / "triage.toml"
@@ -1029,15 +1030,11 @@ def test_a_check_whose_windows_are_all_too_thin_to_judge_is_unknown(
     status, out, err = run(capsys, strict, "--at", "2026-01-07T18:00Z")
     assert status == 3 and out.splitlines()[0].endswith("— UNKNOWN")
     assert err.strip() == (
-        f"triage: nothing judged: no evaluated window holds min_samples 100000 predictions (at most {most}) "
-        "as of 2026-01-07 18:00Z"
+        "triage: nothing judged as of 2026-01-07 18:00Z: no rule judged a recent window (the largest "
+        f"holds {most} predictions; min_samples 100000)"
     )
-    rule = (
-        '[[model.alert]]\nname = "errors"\nsignal = "operations.error_rate"\nwarn = 0.99\nmin_samples = 5\n'
-    )
-    strict.write_text(strict.read_text(encoding="utf-8") + rule, encoding="utf-8")
-    status, out, _ = run(capsys, strict, "--at", "2026-01-07T18:00Z")
-    assert status == 0 and out.splitlines()[0].endswith("— OK")
+    status, out, _ = run(capsys, config, "--at", "2026-01-07T18:00Z")  # min_samples 20: judged
+    assert status != 3 and not out.splitlines()[0].endswith("— UNKNOWN")
 
 
 def test_the_feed_row_and_a_silence_alert_fire_and_resolve(
@@ -1538,10 +1535,12 @@ def test_a_slice_whose_volume_halves_or_spikes_against_every_earlier_day_alerts(
     # A day earlier nothing was unusual; with only the last window nothing is compared.
     quiet = check_json(capsys, config, "--at", (at - timedelta(days=1)).isoformat())
     assert not [a for a in quiet["alerts"] if a["status"] == "firing"]
-    # Fewer than 7 earlier days (here 6): no judgement, as in the first week of a store's history.
+    # Fewer than 7 earlier days (here 6): no judgement, as in the first week of a store's history
+    # (and no rule judges anything else in this world: constant scores after an empty reference).
     for last in ("1", "7"):
-        alone = check_json(capsys, config, "--at", at.isoformat(), "--last", last)
-        feed = alone["models"][0]["feed"]
+        status, out, err = run(capsys, config, "--json", "--at", at.isoformat(), "--last", last)
+        assert status == 3 and "nothing judged" in err
+        feed = json.loads(out)["models"][0]["feed"]
         assert all(row["volume_ratio"] is None and row["fewest_n"] is None for row in feed)
     # A slice new today spikes over nothing: not judged (no traffic in that hour on every earlier day).
     with open(tmp_path / "predictions.jsonl", "a", encoding="utf-8") as handle:

@@ -187,6 +187,12 @@ def test_a_bad_rules_file_names_file_key_and_expectation(world: Path, tmp_path: 
     err = capsys.readouterr().err
     assert status == 2 and "unknown.toml: model[0].name: expected one of the configured models" in err
     assert "Traceback" not in err
+    # Each model table's mistake, one line each.
+    unknown.write_text(unknown.read_text() + bad.read_text())
+    status = main(["--config", str(world / "triage.toml"), "replay", "--headless", "--rules", str(unknown)])
+    lines = capsys.readouterr().err.splitlines()
+    assert status == 2
+    assert [line.split(": ")[2] for line in lines] == ["model[0].name", "model[1].alert[0].warn"]
 
 
 def test_headless_text_says_why_a_change_was_not_a_crossing(world: Path, capsys):

@@ -976,23 +976,30 @@ def load_rules(path: str | Path, config: Config) -> dict[str, tuple[AlertRule, .
     reader = _Reader(chosen, data, "")
     tables = reader.require("model", list, "at least one [[model]] table with [[model.alert]] tables")
     reader.done()
-    known = [model.name for model in config.models]
     rules: dict[str, tuple[AlertRule, ...]] = {}
+    mistakes = Mistakes()
     for index, table in enumerate(tables):
         if not isinstance(table, dict):
-            raise reader.error(f"model[{index}]", "expected a [[model]] table")
-        model_reader = _Reader(chosen, table, f"model[{index}]")
-        name = model_reader.text("name", required=True)
-        if name not in known:
-            raise model_reader.error(
-                "name", f"expected one of the configured models ({', '.join(known)}), got {name!r}"
-            )
-        if name in rules:
-            raise model_reader.error("name", f"expected each model once, got {name!r} again")
-        alert_tables = model_reader.require("alert", list, "a list of [[model.alert]] tables")
-        rules[name] = tuple(_alerts(model_reader, alert_tables))
-        model_reader.done()
+            mistakes.add(reader.error(f"model[{index}]", "expected a [[model]] table"))
+            continue
+        mistakes.part(partial(_model_rules, _Reader(chosen, table, f"model[{index}]"), config, rules))
+    mistakes.raise_any()
     return rules
+
+
+def _model_rules(reader: _Reader, config: Config, rules: dict[str, tuple[AlertRule, ...]]) -> None:
+    """One `[[model]]` table of a rule set: its model's rules, into `rules`."""
+    known = [model.name for model in config.models]
+    name = reader.text("name", required=True)
+    if name not in known:
+        raise reader.error(
+            "name", f"expected one of the configured models ({', '.join(known)}), got {name!r}"
+        )
+    if name in rules:
+        raise reader.error("name", f"expected each model once, got {name!r} again")
+    alert_tables = reader.require("alert", list, "a list of [[model.alert]] tables")
+    rules[name] = tuple(_alerts(reader, alert_tables))
+    reader.done()
 
 
 def load_config(path: str | Path | None = None) -> Config:

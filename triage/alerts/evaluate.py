@@ -101,6 +101,9 @@ _RATE_FLOOR = 1e-3
 # up to HELD_THIN.
 STALE_WINDOWS = 7
 HELD_THIN = timedelta(days=3)
+# Windows waiting for their labels hold older evidence for up to this long: labels that have not
+# come in a month (a label pipeline that stopped) are not coming.
+LABEL_WAIT = timedelta(days=30)
 
 Tables = Mapping[str, Sequence[Row]]
 Windows = Mapping[datetime, tuple[Row, ...]]  # one table's rows by window start
@@ -154,6 +157,12 @@ class AlertEvaluation:
     runbook: str | None
     latest: CellResult | None  # the latest known window (None: every window is unknown)
     cells: tuple[CellResult, ...]
+    stale: bool = False  # the latest known window is older evidence than the horizon: ok
+
+    @property
+    def judged(self) -> bool:
+        """Whether a window of the scope was judged recently enough to count."""
+        return self.latest is not None and not self.stale
 
     @property
     def scope_dict(self) -> dict[str, str]:
@@ -518,17 +527,18 @@ def _evaluate_rule(
     q = significance_q(rule)
     if q is not None:
         series = judged.adjusted(q)
-    horizon = held = now
+    horizon = held = waited = now
     latest = judged.latest
     if latest is not None:
         try:
             stale = (rule.for_windows + STALE_WINDOWS - 1) * (latest.window_end - latest.window_start)
             horizon, held = latest.window_start - stale, latest.window_start - max(stale, HELD_THIN)
+            waited = latest.window_start - max(stale, LABEL_WAIT)
         except OverflowError:  # so many (or so long) windows that the horizon is before the year 1
-            horizon = held = datetime.min.replace(tzinfo=UTC)
+            horizon = held = waited = datetime.min.replace(tzinfo=UTC)
     side = direction(rule)
     return [
-        _summarise(rule, model.name, judged.fields, key, cells, side, (horizon, held))
+        _summarise(rule, model.name, judged.fields, key, cells, side, (horizon, held, waited))
         for key, cells in series.items()
     ]
 
@@ -750,9 +760,14 @@ class _Judge:
 
     def gate(self, row: Row, value: float | None) -> tuple[str, bool] | None:
         """Why the cell cannot be judged, and whether only missing labels are why (a labelled
-        signal's window with min_samples predictions: labels arrive days late, a slow slice's
-        after the old evidence's horizon); None if it can."""
-        waiting = self.labelled and row.n >= self.min_samples
+        signal's window with min_samples predictions but too few labelled rows or too low a
+        coverage so far: labels arrive days late, a slow slice's after the old evidence's
+        horizon); None if it can."""
+        waiting = (
+            self.labelled
+            and row.n >= self.min_samples
+            and (self.weight(row) < self.min_samples or not self.mature(row))
+        )
         if value is None:
             return row.note or "no value", waiting
         if not row.enough_data:
@@ -859,8 +874,10 @@ class _Judge:
             if band is not None:
                 when = _when(at)
                 break
-            like = [r for r in self.reference.get(self.scope_of(row), ()) if at in _phases(r) and r.n]
-            if like and not any(r.enough_data for r in like):
+            # The windows of the scope whose band this is (all versions' for a new canary).
+            scope, _ = self._reference(row, MIN_BAND_WINDOWS)
+            like = [r for r in self.reference.get(scope, ()) if at in _phases(r) and r.n] if scope else []
+            if like and not any(r.enough_data and self.mature(r) for r in like):
                 return UNKNOWN, (
                     f"no reference window{_when(at)} with enough data: its cycle cannot be told from news"
                 )
@@ -905,6 +922,10 @@ class _Judge:
         Only windows that pass the rule's label-coverage gate count (like the cells they judge).
         Too thin: fewer than `min_samples` rows, or fewer than `windows` windows with enough data.
         """
+        return self._reference(row, windows)[1]
+
+    def _reference(self, row: Row, windows: int = 0) -> tuple[ScopeKey | None, list[Row]]:
+        """`reference_rows`, and the scope they are of (None: none)."""
         key = self.scope_of(row)
         keys = [key]
         if "version" in self.fields and row.version is not None:
@@ -914,8 +935,8 @@ class _Judge:
         for candidate in keys:
             rows = self._usable(candidate, windows)
             if rows:
-                return rows
-        return []
+                return candidate, rows
+        return None, []
 
     def _usable(self, key: ScopeKey, windows: int = 0) -> list[Row]:
         """The reference windows of a scope with the statistic, if they are not too thin."""
@@ -1241,26 +1262,27 @@ def _summarise(
     key: ScopeKey,
     cells: Sequence[CellResult],
     side: str,
-    horizons: tuple[datetime, datetime],
+    horizons: tuple[datetime, datetime, datetime],
 ) -> AlertEvaluation:
     """The condition of one scope from its judged windows. Known windows before the first of
-    `horizons` are stale, unless the newer windows wait for their labels, or have rows too few to
-    judge and the known one is not before the second."""
+    `horizons` are stale, unless the newer windows wait for their labels and the known one is not
+    before the third, or have rows too few to judge and it is not before the second."""
     scope = tuple((name, value) for name, value in zip(fields, key, strict=True) if value is not None)
     known = [cell for cell in cells if cell.status != UNKNOWN]
     run = next((i for i, cell in enumerate(reversed(known)) if cell.status != CROSSED), len(known))
     latest = known[-1] if known else None
     newer = [cell for cell in cells if latest is not None and cell.window_start > latest.window_start]
+    stale = False
     if latest is None:
         condition = UNKNOWN
     elif (
         latest.window_start < horizons[0]
-        and not any(cell.awaiting_labels for cell in newer)
+        and not (latest.window_start >= horizons[2] and any(cell.awaiting_labels for cell in newer))
         and not (latest.window_start >= horizons[1] and any(cell.n > 0 for cell in newer))
     ):
         # Old evidence is no evidence: like a Prometheus series that vanished, the alert resolves
         # (unless newer windows only wait for their labels, or are a thin stretch of the slice).
-        condition, run = OK, 0
+        condition, run, stale = OK, 0, True
         latest = dataclasses.replace(latest, note=f"no window judged since {_iso(latest.window_end)}")
     elif run == 0:
         condition = OK
@@ -1280,6 +1302,7 @@ def _summarise(
         runbook=rule.runbook,
         latest=latest,
         cells=tuple(cells),
+        stale=stale,
     )
 
 

@@ -563,6 +563,13 @@ def check_alerts(
     (a view other than the configured one: another window size, other slices), the alerts are
     this evaluation's alone: nothing is read from the store or written to it."""
     evaluations = evaluate_rules(effective_rules(model), tables, model, now, reference, memo)
+    return record_alerts(store, evaluations, now, record)
+
+
+def record_alerts(
+    store: AlertStore, evaluations: Sequence[AlertEvaluation], now: datetime, record: bool = True
+) -> list[Alert]:
+    """The alerts of `evaluations` at `now`, recorded (see `check_alerts`)."""
     if not record:
         return _moved_on(evaluations, lambda _: None, now)
     return store.record(evaluations, now)

@@ -31,7 +31,7 @@ from triage.printable import columns, pad, printable
 from triage.store import Store, StoreError
 
 if TYPE_CHECKING:
-    from triage.alerts.state import AlertStore
+    from triage.alerts.state import Alert, AlertStore
     from triage.engine import CheckReport, ModelReport
     from triage.metrics.results import DataQualityRow, DriftRow, OperationsRow, PerformanceRow, Row
 
@@ -102,7 +102,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_check(args: argparse.Namespace) -> int:
     from triage.alerts.alertmanager import AlertmanagerError, push
-    from triage.alerts.state import EXIT_CRITICAL, EXIT_OK, AlertStore, check_alerts, exit_status
+    from triage.alerts.state import EXIT_CRITICAL, EXIT_OK, AlertStore, exit_status
     from triage.engine import Engine, EngineError  # numpy/scipy load only when `check` runs
 
     config = load_config(args.config)
@@ -146,27 +146,14 @@ def run_check(args: argparse.Namespace) -> int:
             alert_store = AlertStore(store.connection, read_only=store.read_only or ahead)
             if args.at is None:
                 _mend_recorded_ahead(alert_store, report.models, report.as_of)
-            alerts = [
-                alert
-                for model in report.models
-                for alert in check_alerts(
-                    alert_store,
-                    config.model(model.name),
-                    model.tables(),
-                    report.as_of,
-                    model.reference_tables(),
-                    record=_configured_view(args, config.model(model.name)),
-                )
-            ]
+            alerts, judged_models = _evaluate(report, config, alert_store, args)
     except (StoreError, EngineError) as exc:
         raise UserError(str(exc), status=EXIT_UNKNOWN) from None
     status = exit_status(alerts, report.as_of)
     # Nothing judged is not "OK" for a cron job: unknown, as with nothing ingested yet — for the
-    # whole check, or for one of its models when no alert says worse.
-    fewest = {model.name: _fewest_judged(config.model(model.name)) for model in report.models}
-    unjudged = [
-        model.name for model in report.models if not any(w.n >= fewest[model.name] for w in model.windows)
-    ]
+    # whole check, or for one of its models when no alert says worse. Judged: a rule's cell within
+    # its horizon (not old evidence, not a thin or unlabelled window).
+    unjudged = [model for model in report.models if model.name not in judged_models]
     judged = status != EXIT_OK or not unjudged
     if args.json:
         from triage.metrics.results import write_json
@@ -188,30 +175,53 @@ def run_check(args: argparse.Namespace) -> int:
                 raise UserError(str(exc), status=EXIT_UNKNOWN) from None
             print(f"triage: {exc}", file=sys.stderr)
     if not judged:
-        which = "" if len(unjudged) == len(report.models) else f" of {', '.join(unjudged)}"
-        when = time_text(report.as_of)
-        most = max(
-            (w.n for model in report.models if model.name in unjudged for w in model.windows), default=0
-        )
-        if not most:
-            raise UserError(
-                f"no predictions in the evaluated windows{which} as of {when}", status=EXIT_UNKNOWN
-            )
-        fewest_rows = min(fewest[name] for name in unjudged)
         raise UserError(
-            f"nothing judged: no evaluated window{which} holds min_samples {fewest_rows} predictions "
-            f"(at most {most}) as of {when}",
-            status=EXIT_UNKNOWN,
+            _unjudged_text(unjudged, len(report.models), config, report.as_of), status=EXIT_UNKNOWN
         )
     return status
 
 
-def _fewest_judged(model: ModelConfig) -> int:
-    """The fewest predictions in a window that any of the model's rules judges (its min_samples,
-    or a rule's own)."""
-    return min(
-        (rule.min_samples or model.min_samples for rule in effective_rules(model)), default=model.min_samples
-    )
+def _evaluate(
+    report: CheckReport, config: Config, alert_store: AlertStore, args: argparse.Namespace
+) -> tuple[list[Alert], set[str]]:
+    """Every model's alerts at the report's time (recorded for a configured view), and the names
+    of the models a rule judged: a cell within its horizon (without rules, a window that holds
+    min_samples predictions)."""
+    from triage.alerts.evaluate import evaluate_rules
+    from triage.alerts.state import record_alerts
+
+    alerts: list[Alert] = []
+    judged: set[str] = set()
+    for summary in report.models:
+        model = config.model(summary.name)
+        rules = effective_rules(model)
+        evaluations = evaluate_rules(rules, summary.tables(), model, report.as_of, summary.reference_tables())
+        alerts += record_alerts(alert_store, evaluations, report.as_of, record=_configured_view(args, model))
+        if any(e.judged for e in evaluations) or (
+            not rules and any(w.n >= model.min_samples for w in summary.windows)
+        ):
+            judged.add(summary.name)
+    return alerts, judged
+
+
+def _unjudged_text(unjudged: Sequence[ModelReport], models: int, config: Config, as_of: datetime) -> str:
+    """Why nothing was judged, per model (named when the check has several): no predictions, or no
+    rule's cell within its horizon (the largest window's predictions against min_samples)."""
+    which = "" if len(unjudged) == models else f" of {', '.join(model.name for model in unjudged)}"
+    when = time_text(as_of)
+    if not any(w.n for model in unjudged for w in model.windows):
+        return f"no predictions in the evaluated windows{which} as of {when}"
+    reasons = []
+    for model in unjudged:
+        most = max((w.n for w in model.windows), default=0)
+        why = (
+            f"no rule judged a recent window (the largest holds {most} predictions; "
+            f"min_samples {config.model(model.name).min_samples})"
+            if most
+            else "no predictions in the evaluated windows"
+        )
+        reasons.append(f"{model.name}: {why}" if models > 1 else why)
+    return f"nothing judged as of {when}: " + "; ".join(reasons)
 
 
 def _mend_recorded_ahead(alert_store: AlertStore, models: Sequence[ModelReport], now: datetime) -> None:

@@ -11,12 +11,13 @@ import argparse
 import json
 import sys
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from triage.alerts.rules import value_text
 from triage.cli import UserError
 from triage.commands.argtypes import duration_arg, speed_arg, time_arg, up_to_now
-from triage.config import Config, load_config, load_rules
+from triage.config import Config, Mistakes, load_config, load_rules
 from triage.printable import columns, pad, printable
 
 if TYPE_CHECKING:
@@ -77,8 +78,12 @@ def run_replay_command(args: argparse.Namespace) -> int:
     candidate = None
     if args.rules:
         candidate = load_rules(args.rules, config)
+        mistakes = Mistakes()
         for index, (name, rules) in enumerate(candidate.items()):
-            validate_rule_list(args.rules, f"model[{index}]", rules, config.model(name))
+            mistakes.part(
+                partial(validate_rule_list, args.rules, f"model[{index}]", rules, config.model(name))
+            )
+        mistakes.raise_any()
     if args.start and args.end and args.end < args.start:
         raise UserError("--to is before --from")
     args.end = up_to_now("--to", args.end)

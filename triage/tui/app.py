@@ -342,7 +342,7 @@ class TriageApp(App[None]):
             return
         if not isinstance(screen, TriageScreen) or not screen.is_mounted:
             return
-        if not screen.query(StatusLine):  # the app is closing: the screen's widgets are gone already
+        if not screen.query(StatusLine) or not screen.query(KeyBar):  # closing: its widgets are gone
             return
         with self.batch_update():
             screen.query_one(StatusLine).show(self.status_info())
