@@ -452,6 +452,11 @@ def test_under_a_day_a_crossed_cell_alerts_only_outside_the_band_of_its_time_of_
     assert judged(rule, night, edge - 1e-6).condition == OK
     assert judged(rule, night, edge + 1e-6).condition == FIRING
     assert (judged(rule, night, 0.6).condition, judged(rule, night, 0.6).severity) == (FIRING, CRITICAL)
+    loud = judged(rule, night, 0.6).latest
+    assert loud is not None and loud.note == (
+        "past its threshold and outside the 3σ prediction band of the 7 reference windows starting at "
+        f"03:00 (mean {np.mean(nights):.4g}, σ {np.std(nights):.3g}): edge {edge:.4g}"
+    )
     assert (judged(rule, noon, 0.15).condition, judged(rule, noon, 0.15).severity) == (FIRING, WARNING)
     # Without the gate (a week-long window's default), the night's own cycle fires.
     assert judged(dataclasses.replace(rule, outside_band=None), night, 0.31).condition == FIRING

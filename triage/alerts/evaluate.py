@@ -887,12 +887,16 @@ class _Judge:
             return CROSSED, None
         m = band.windows
         sigmas = float(special.stdtrit(m - 1, special.ndtr(self.outside_sigmas))) * math.sqrt(1 + 1 / m)
-        if self.banded(value, band, self.weight(row), sigmas).level:
-            return CROSSED, None
-        return OK, (
-            f"within the {self.outside_sigmas:g}σ prediction band of the {m} reference windows{when} "
+        crossed = self.banded(value, band, self.weight(row), sigmas)
+        where = (
+            f"the {self.outside_sigmas:g}σ prediction band of the {m} reference windows{when} "
             f"(mean {band.mean:.4g}, σ {band.sigma:.3g})"
         )
+        # Crossed, the band's edge says how far past its own cycle the cell is (a threshold of 0.25
+        # alone reads as four times over for an hour whose PSI is 0.2–0.7 every day).
+        if crossed.level:
+            return CROSSED, f"past its threshold and outside {where}: edge {crossed.threshold:.4g}"
+        return OK, f"within {where}"
 
     def band(self, row: Row, at: Phase | None = None) -> _Band | None:
         """The band of the row's scope from its reference windows with enough data (at least 3);
