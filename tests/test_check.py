@@ -4,6 +4,7 @@ on a store built by `triage ingest` from logs written here."""
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import json
 import math
 import re
@@ -979,6 +980,28 @@ def test_calibration_is_shown_for_a_window_labelled_like_the_rule_wants() -> Non
     assert row[6:8] == ["0.061", f"({(0.02 * 3000 + 0.04 * 1000) / 4000:.3f})"]
     model.calibration = model.calibration[1:]
     assert _calibration_lines(model, model.calibration[0].window_start)[-1] == "  all: no such window yet"  # type: ignore[arg-type]
+
+
+def test_an_hourly_drift_table_says_what_drifted_is_against() -> None:
+    """Drifted cells in an hourly view are against the whole reference, which an hour's mix never
+    matches: the table says so, and that the rules compare with the reference's same hour."""
+    from types import SimpleNamespace
+
+    from tests.test_alert_evaluate import HOUR, drift_row
+    from triage.commands.check_cmd import _drift_lines
+
+    def rows(length: timedelta) -> list[Any]:
+        row = drift_row(3, 0.4, ks_p=1e-9)
+        return [dataclasses.replace(row, window_end=row.window_start + length)]
+
+    note = (
+        "  against the whole reference; the alert rules compare each window with the reference's"
+        " at its time of day"
+    )
+    hourly = SimpleNamespace(drift=rows(HOUR))
+    assert _drift_lines(hourly, hourly.drift[0].window_start)[-1] == note  # type: ignore[arg-type]
+    daily = SimpleNamespace(drift=rows(24 * HOUR))
+    assert note not in _drift_lines(daily, daily.drift[0].window_start)  # type: ignore[arg-type]
 
 
 def time_text_day(day: int) -> str:

@@ -11,7 +11,7 @@ import argparse
 import math
 import sys
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
 from triage.alerts.rules import (
@@ -526,6 +526,12 @@ def _drift_lines(model: ModelReport, latest: datetime) -> list[str]:
     # A feature missing from the table must say why: mostly missing values, or none at all yet.
     thin = sorted({r.feature for r in model.drift if r.window_start == latest} - set(by_feature))
     unjudged = [f"  no cell with enough values: {', '.join(thin)}"] if thin else []
+    if cells and cells[0].window_end - cells[0].window_start < timedelta(days=1):
+        # An hour's mix differs from the whole day's: the rules judge it against the same hours.
+        unjudged.append(
+            "  against the whole reference; the alert rules compare each window with the reference's"
+            " at its time of day"
+        )
     return [title, *_table(headers, rows[:TOP_DRIFT]), *_more_features(len(rows)), *unjudged]
 
 
