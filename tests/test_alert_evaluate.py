@@ -628,6 +628,9 @@ def test_a_small_slices_weekend_is_not_judged_by_its_weekdays():
     weekdays_only = [row for day, row in enumerate(reference) if not days[day]]
     assert judged(saturday, 2.0, weekdays_only).condition == FIRING
 
+    # A slice whose reference days were all thin has no band anywhere: its Saturday is unknown too.
+    all_thin = [drift_row(day, None, n=120, enough_data=False) for day in range(14)]
+    assert judged(saturday, 2.0, all_thin).condition == UNKNOWN
     # A canary without a reference of its own is judged by all versions' windows: its Saturday too.
     canary_rule = dataclasses.replace(rule, where={**rule.where, "version": "*"})
     drift = [*reference, drift_row(saturday, 2.0, ks_p=1e-12, version="v2")]

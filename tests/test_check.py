@@ -607,6 +607,7 @@ def test_inside_the_reference_period(store: tuple[Path, Any], capsys: pytest.Cap
     assert model["calibration"] and model["performance"] and model["operations"]
     status, out, err = run(capsys, config, "--at", "2026-01-05T18:00Z")
     assert status == 3 and "nothing judged" in err  # every window is the reference's
+    assert "reference period open until 2026-01-06 00:00 UTC" in err
     assert "reference period open until 2026-01-06 00:00 UTC" in out and "Drift" not in out
     at_end = json.loads(run(capsys, config, "--json", "--at", "2026-01-06T00:00Z")[1])
     assert at_end["models"][0]["reference"]["complete"]
@@ -987,8 +988,9 @@ def test_an_hourly_drift_table_says_what_drifted_is_against() -> None:
     matches: the table says so, and that the rules compare with the reference's same hour."""
     from types import SimpleNamespace
 
-    from tests.test_alert_evaluate import HOUR, drift_row
-    from triage.commands.check_cmd import _drift_lines
+    from tests.test_alert_evaluate import HOUR, drift_row, model_config
+    from triage.commands.check_cmd import _drift_by_phase, _drift_lines
+    from triage.config import Window
 
     def rows(length: timedelta) -> list[Any]:
         row = drift_row(3, 0.4, ks_p=1e-9)
@@ -999,9 +1001,38 @@ def test_an_hourly_drift_table_says_what_drifted_is_against() -> None:
         " at its time of day"
     )
     hourly = SimpleNamespace(drift=rows(HOUR))
-    assert _drift_lines(hourly, hourly.drift[0].window_start)[-1] == note  # type: ignore[arg-type]
+    assert _drift_lines(hourly, hourly.drift[0].window_start, True)[-1] == note  # type: ignore[arg-type]
     daily = SimpleNamespace(drift=rows(24 * HOUR))
-    assert note not in _drift_lines(daily, daily.drift[0].window_start)  # type: ignore[arg-type]
+    assert note not in _drift_lines(daily, daily.drift[0].window_start, True)  # type: ignore[arg-type]
+    # Without a drift rule that compares by phase (a feed-only rule set), nothing to say.
+    assert note not in _drift_lines(hourly, hourly.drift[0].window_start, False)  # type: ignore[arg-type]
+    hourly_model = model_config(window=Window(1, "h"))
+    assert _drift_by_phase(hourly_model)
+    assert not _drift_by_phase(dataclasses.replace(hourly_model, alerts=(), alerts_configured=True))
+
+
+def test_nothing_judged_says_why() -> None:
+    """Labels still arriving (every window under the precision rule's coverage gate) is named as
+    the reason, not min_samples, which the windows' predictions pass."""
+    from types import SimpleNamespace
+
+    from tests.test_alert_evaluate import T0, AlertRule, evaluate, performance_row
+    from triage.commands.check_cmd import _why_unjudged
+
+    rule = AlertRule(name="precision", signal="performance.precision", warn=0.7, min_label_coverage=0.5)
+    young = [performance_row(day, 0.9, n=1386, label_coverage=0.14) for day in range(10, 12)]
+    evaluations = evaluate(rule, performance=young, now=T0 + 12 * timedelta(days=1))
+    assert not any(e.judged for e in evaluations)
+    summary = SimpleNamespace(reference=SimpleNamespace(complete=True, note=None))
+    model = SimpleNamespace(min_samples=200)
+    why = _why_unjudged(summary, model, evaluations, 1386)  # type: ignore[arg-type]
+    assert why == "its windows wait for their labels (too few labelled rows, or too low a coverage, so far)"
+    thin = evaluate(
+        rule, performance=[performance_row(10, 0.9, n=150, n_labeled=150)], now=T0 + 11 * timedelta(days=1)
+    )
+    assert _why_unjudged(summary, model, thin, 150) == (  # type: ignore[arg-type]
+        "no rule judged a recent window (the largest holds 150 predictions; min_samples 200)"
+    )
 
 
 def time_text_day(day: int) -> str:

@@ -869,14 +869,16 @@ class _Judge:
         assert self.outside_sigmas is not None
         band, when = None, ""
         phases = _phases(row)
+        # The windows of the scope whose band this is (all versions' for a new canary); with no
+        # scope of 3 windows with enough data, the first that has windows at all.
+        scope, _ = self._reference(row, MIN_BAND_WINDOWS)
+        scopes = [scope] if scope is not None else self._candidates(row)
         for at in phases:
             band = self.band(row, at)
             if band is not None:
                 when = _when(at)
                 break
-            # The windows of the scope whose band this is (all versions' for a new canary).
-            scope, _ = self._reference(row, MIN_BAND_WINDOWS)
-            like = [r for r in self.reference.get(scope, ()) if at in _phases(r) and r.n] if scope else []
+            like = self._in_phase(scopes, at)
             if like and not any(r.enough_data and self.mature(r) for r in like):
                 return UNKNOWN, (
                     f"no reference window{_when(at)} with enough data: its cycle cannot be told from news"
@@ -930,17 +932,30 @@ class _Judge:
 
     def _reference(self, row: Row, windows: int = 0) -> tuple[ScopeKey | None, list[Row]]:
         """`reference_rows`, and the scope they are of (None: none)."""
+        for candidate in self._candidates(row):
+            rows = self._usable(candidate, windows)
+            if rows:
+                return candidate, rows
+        return None, []
+
+    def _in_phase(self, scopes: Sequence[ScopeKey], at: Phase) -> list[Row]:
+        """The reference windows with rows in phase `at` of the first of `scopes` that has any."""
+        for key in scopes:
+            found = [r for r in self.reference.get(key, ()) if at in _phases(r) and r.n]
+            if found:
+                return found
+        return []
+
+    def _candidates(self, row: Row) -> list[ScopeKey]:
+        """The scopes whose reference windows may judge the row: its own, then all versions' for a
+        version without any of its own anywhere (a new canary)."""
         key = self.scope_of(row)
         keys = [key]
         if "version" in self.fields and row.version is not None:
             position = self.fields.index("version")
             if not self._usable(self._all_traffic(key)):
                 keys.append((*key[:position], None, *key[position + 1 :]))
-        for candidate in keys:
-            rows = self._usable(candidate, windows)
-            if rows:
-                return candidate, rows
-        return None, []
+        return keys
 
     def _usable(self, key: ScopeKey, windows: int = 0) -> list[Row]:
         """The reference windows of a scope with the statistic, if they are not too thin."""

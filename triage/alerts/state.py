@@ -562,17 +562,23 @@ def check_alerts(
     (`memo`: the judgements of an earlier call, see `evaluate.JudgeMemo`). Without `record`
     (a view other than the configured one: another window size, other slices), the alerts are
     this evaluation's alone: nothing is read from the store or written to it."""
+    return judge_and_record(store, model, tables, now, reference, memo, record)[0]
+
+
+def judge_and_record(
+    store: AlertStore,
+    model: ModelConfig,
+    tables: Mapping[str, Sequence[Row]],
+    now: datetime,
+    reference: Mapping[str, Sequence[Row]] | None = None,
+    memo: JudgeMemo | None = None,
+    record: bool = True,
+) -> tuple[list[Alert], list[AlertEvaluation]]:
+    """`check_alerts`, and the evaluations behind its alerts (what was judged, and how)."""
     evaluations = evaluate_rules(effective_rules(model), tables, model, now, reference, memo)
-    return record_alerts(store, evaluations, now, record)
-
-
-def record_alerts(
-    store: AlertStore, evaluations: Sequence[AlertEvaluation], now: datetime, record: bool = True
-) -> list[Alert]:
-    """The alerts of `evaluations` at `now`, recorded (see `check_alerts`)."""
     if not record:
-        return _moved_on(evaluations, lambda _: None, now)
-    return store.record(evaluations, now)
+        return _moved_on(evaluations, lambda _: None, now), evaluations
+    return store.record(evaluations, now), evaluations
 
 
 def _moved_on(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
@@ -31,11 +31,13 @@ from triage.printable import columns, pad, printable
 from triage.store import Store, StoreError
 
 if TYPE_CHECKING:
+    from triage.alerts.evaluate import AlertEvaluation
     from triage.alerts.state import Alert, AlertStore
     from triage.engine import CheckReport, ModelReport
     from triage.metrics.results import DataQualityRow, DriftRow, OperationsRow, PerformanceRow, Row
 
 EXIT_UNKNOWN = 3
+NO_PREDICTIONS = "no predictions in the evaluated windows"
 VERDICTS = {0: "OK", 1: "WARNING", 2: "CRITICAL"}  # by exit status
 TOP_DRIFT = 8  # features in the drift and data-quality tables
 TOP_UNSEEN = 3  # unseen categories named per feature
@@ -146,14 +148,13 @@ def run_check(args: argparse.Namespace) -> int:
             alert_store = AlertStore(store.connection, read_only=store.read_only or ahead)
             if args.at is None:
                 _mend_recorded_ahead(alert_store, report.models, report.as_of)
-            alerts, judged_models = _evaluate(report, config, alert_store, args)
+            alerts, unjudged = _evaluate(report, config, alert_store, args)
     except (StoreError, EngineError) as exc:
         raise UserError(str(exc), status=EXIT_UNKNOWN) from None
     status = exit_status(alerts, report.as_of)
     # Nothing judged is not "OK" for a cron job: unknown, as with nothing ingested yet — for the
     # whole check, or for one of its models when no alert says worse. Judged: a rule's cell within
     # its horizon (not old evidence, not a thin or unlabelled window).
-    unjudged = [model for model in report.models if model.name not in judged_models]
     judged = status != EXIT_OK or not unjudged
     if args.json:
         from triage.metrics.results import write_json
@@ -175,52 +176,65 @@ def run_check(args: argparse.Namespace) -> int:
                 raise UserError(str(exc), status=EXIT_UNKNOWN) from None
             print(f"triage: {exc}", file=sys.stderr)
     if not judged:
-        raise UserError(
-            _unjudged_text(unjudged, len(report.models), config, report.as_of), status=EXIT_UNKNOWN
-        )
+        raise UserError(_unjudged_text(unjudged, len(report.models), report.as_of), status=EXIT_UNKNOWN)
     return status
 
 
 def _evaluate(
     report: CheckReport, config: Config, alert_store: AlertStore, args: argparse.Namespace
-) -> tuple[list[Alert], set[str]]:
-    """Every model's alerts at the report's time (recorded for a configured view), and the names
-    of the models a rule judged: a cell within its horizon (without rules, a window that holds
+) -> tuple[list[Alert], dict[str, str]]:
+    """Every model's alerts at the report's time (recorded for a configured view), and why each
+    model that nothing judged was not: judged is a rule's cell within its horizon, or evidence
+    held over newer windows that are thin or wait for their labels (without rules: a window with
     min_samples predictions)."""
-    from triage.alerts.evaluate import evaluate_rules
-    from triage.alerts.state import record_alerts
+    from triage.alerts.state import judge_and_record
 
     alerts: list[Alert] = []
-    judged: set[str] = set()
+    unjudged: dict[str, str] = {}
     for summary in report.models:
         model = config.model(summary.name)
-        rules = effective_rules(model)
-        evaluations = evaluate_rules(rules, summary.tables(), model, report.as_of, summary.reference_tables())
-        alerts += record_alerts(alert_store, evaluations, report.as_of, record=_configured_view(args, model))
-        if any(e.judged for e in evaluations) or (
-            not rules and any(w.n >= model.min_samples for w in summary.windows)
-        ):
-            judged.add(summary.name)
-    return alerts, judged
-
-
-def _unjudged_text(unjudged: Sequence[ModelReport], models: int, config: Config, as_of: datetime) -> str:
-    """Why nothing was judged, per model (named when the check has several): no predictions, or no
-    rule's cell within its horizon (the largest window's predictions against min_samples)."""
-    which = "" if len(unjudged) == models else f" of {', '.join(model.name for model in unjudged)}"
-    when = time_text(as_of)
-    if not any(w.n for model in unjudged for w in model.windows):
-        return f"no predictions in the evaluated windows{which} as of {when}"
-    reasons = []
-    for model in unjudged:
-        most = max((w.n for w in model.windows), default=0)
-        why = (
-            f"no rule judged a recent window (the largest holds {most} predictions; "
-            f"min_samples {config.model(model.name).min_samples})"
-            if most
-            else "no predictions in the evaluated windows"
+        found, evaluations = judge_and_record(
+            alert_store,
+            model,
+            summary.tables(),
+            report.as_of,
+            summary.reference_tables(),
+            record=_configured_view(args, model),
         )
-        reasons.append(f"{model.name}: {why}" if models > 1 else why)
+        alerts += found
+        most = max((w.n for w in summary.windows), default=0)
+        if not most:
+            unjudged[summary.name] = NO_PREDICTIONS
+        elif not effective_rules(model):
+            if most < model.min_samples:
+                unjudged[summary.name] = (
+                    f"no window holds min_samples {model.min_samples} predictions (at most {most})"
+                )
+        elif not any(e.judged for e in evaluations):
+            unjudged[summary.name] = _why_unjudged(summary, model, evaluations, most)
+    return alerts, unjudged
+
+
+def _why_unjudged(
+    summary: ModelReport, model: ModelConfig, evaluations: Sequence[AlertEvaluation], most: int
+) -> str:
+    """Why no rule judged a cell of a model with predictions: its reference still open, its
+    windows waiting for their labels, or too thin (the largest window against min_samples)."""
+    if not summary.reference.complete and summary.reference.note:
+        return summary.reference.note
+    if any(cell.awaiting_labels for e in evaluations for cell in e.cells):
+        return "its windows wait for their labels (too few labelled rows, or too low a coverage, so far)"
+    largest = f"the largest holds {most} predictions; min_samples {model.min_samples}"
+    return f"no rule judged a recent window ({largest})"
+
+
+def _unjudged_text(unjudged: Mapping[str, str], models: int, as_of: datetime) -> str:
+    """The error line of a check that judged nothing in some model (named when it has several)."""
+    when = time_text(as_of)
+    if all(why == NO_PREDICTIONS for why in unjudged.values()):
+        which = "" if len(unjudged) == models else f" of {', '.join(unjudged)}"
+        return f"{NO_PREDICTIONS}{which} as of {when}"
+    reasons = [f"{name}: {why}" if models > 1 else why for name, why in unjudged.items()]
     return f"nothing judged as of {when}: " + "; ".join(reasons)
 
 
@@ -335,7 +349,7 @@ def _model_lines(model: ModelReport, config: ModelConfig) -> list[str]:
     if model.reference.complete:
         lines += [
             "",
-            *_drift_lines(model, distribution),
+            *_drift_lines(model, distribution, _drift_by_phase(config)),
             "",
             *_quality_lines(model, distribution),
             *_schema_lines(model),
@@ -473,7 +487,12 @@ def _drift_p(row: DriftRow) -> float | None:
     return row.ks_p if row.kind == "numeric" else row.chi2_pooled_p
 
 
-def _drift_lines(model: ModelReport, latest: datetime) -> list[str]:
+def _drift_by_phase(model: ModelConfig) -> bool:
+    """Whether a drift rule of the model judges a window against the reference's in its phase."""
+    return any(rule.outside_band and rule.signal.startswith("drift.") for rule in effective_rules(model))
+
+
+def _drift_lines(model: ModelReport, latest: datetime, by_phase: bool = False) -> list[str]:
     """One line per feature, the most drifted first: its worst drifted cell (PSI ≥ PSI_WARN, or
     KS D ≥ KS_SHIFT where PSI's bins cannot see a move, test p ≤ DRIFT_P once Benjamini–Hochberg
     adjusted across the window's cells, as the alert rules adjust theirs: among hundreds of
@@ -526,7 +545,7 @@ def _drift_lines(model: ModelReport, latest: datetime) -> list[str]:
     # A feature missing from the table must say why: mostly missing values, or none at all yet.
     thin = sorted({r.feature for r in model.drift if r.window_start == latest} - set(by_feature))
     unjudged = [f"  no cell with enough values: {', '.join(thin)}"] if thin else []
-    if cells and cells[0].window_end - cells[0].window_start < timedelta(days=1):
+    if by_phase and cells and cells[0].window_end - cells[0].window_start < timedelta(days=1):
         # An hour's mix differs from the whole day's: the rules judge it against the same hours.
         unjudged.append(
             "  against the whole reference; the alert rules compare each window with the reference's"

@@ -212,7 +212,8 @@ def timeline_text(timeline: Timeline) -> str:
             f"{name} rules: {track['firing_alerts']} alert(s) fired, {track['judged_cells']} cells judged",
         ]
         for event in track["timeline"]:
-            # Why a cell did not count as crossing (a resolve above the threshold, say).
+            # The evidence's note: why a cell did not count as crossing (a resolve above the
+            # threshold, say), or the band a crossed one lies outside.
             why = event["evidence"].get("note")
             lines.append(
                 f"  {event['at'][:16].replace('T', ' ')}Z  {event['event']:<9}{event['severity'] or '':<9}"
