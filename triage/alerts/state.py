@@ -557,24 +557,12 @@ def check_alerts(
     reference: Mapping[str, Sequence[Row]] | None = None,
     memo: JudgeMemo | None = None,
     record: bool = True,
-) -> list[Alert]:
-    """Evaluate a model's effective rules on its result tables at `now` and record the outcome
-    (`memo`: the judgements of an earlier call, see `evaluate.JudgeMemo`). Without `record`
-    (a view other than the configured one: another window size, other slices), the alerts are
-    this evaluation's alone: nothing is read from the store or written to it."""
-    return judge_and_record(store, model, tables, now, reference, memo, record)[0]
-
-
-def judge_and_record(
-    store: AlertStore,
-    model: ModelConfig,
-    tables: Mapping[str, Sequence[Row]],
-    now: datetime,
-    reference: Mapping[str, Sequence[Row]] | None = None,
-    memo: JudgeMemo | None = None,
-    record: bool = True,
 ) -> tuple[list[Alert], list[AlertEvaluation]]:
-    """`check_alerts`, and the evaluations behind its alerts (what was judged, and how)."""
+    """Evaluate a model's effective rules on its result tables at `now` and record the outcome
+    (`memo`: the judgements of an earlier call, see `evaluate.JudgeMemo`): the alerts, and the
+    evaluations behind them (what was judged, and how). Without `record` (a view other than the
+    configured one: another window size, other slices), the alerts are this evaluation's alone:
+    nothing is read from the store or written to it."""
     evaluations = evaluate_rules(effective_rules(model), tables, model, now, reference, memo)
     if not record:
         return _moved_on(evaluations, lambda _: None, now), evaluations

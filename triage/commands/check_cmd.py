@@ -187,13 +187,13 @@ def _evaluate(
     model that nothing judged was not: judged is a rule's cell within its horizon, or evidence
     held over newer windows that are thin or wait for their labels (without rules: a window with
     min_samples predictions)."""
-    from triage.alerts.state import judge_and_record
+    from triage.alerts.state import check_alerts
 
     alerts: list[Alert] = []
     unjudged: dict[str, str] = {}
     for summary in report.models:
         model = config.model(summary.name)
-        found, evaluations = judge_and_record(
+        found, evaluations = check_alerts(
             alert_store,
             model,
             summary.tables(),
