@@ -457,6 +457,13 @@ def test_under_a_day_a_crossed_cell_alerts_only_outside_the_band_of_its_time_of_
         "past its threshold and outside the 3σ prediction band of the 7 reference windows starting at "
         f"03:00 (mean {np.mean(nights):.4g}, σ {np.std(nights):.3g}): edge {edge:.4g}"
     )
+    small = dataclasses.replace(hourly_drift(night, 2.0), n=500)  # σ widened by √(5000 / 500)
+    cell = only(
+        evaluate(rule, hourly, now=T0 + (night + 1) * HOUR, drift=[*reference, small]), feature="amount"
+    ).latest
+    wide = np.mean(nights) + width * math.sqrt(10)
+    assert cell is not None and cell.note is not None
+    assert cell.note.endswith(f": edge {wide:.4g}, σ widened for its 500 rows")
     assert (judged(rule, noon, 0.15).condition, judged(rule, noon, 0.15).severity) == (FIRING, WARNING)
     # Without the gate (a week-long window's default), the night's own cycle fires.
     assert judged(dataclasses.replace(rule, outside_band=None), night, 0.31).condition == FIRING

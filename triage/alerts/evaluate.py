@@ -889,7 +889,8 @@ class _Judge:
             return CROSSED, None
         m = band.windows
         sigmas = float(special.stdtrit(m - 1, special.ndtr(self.outside_sigmas))) * math.sqrt(1 + 1 / m)
-        crossed = self.banded(value, band, self.weight(row), sigmas)
+        count = self.weight(row)
+        crossed = self.banded(value, band, count, sigmas)
         where = (
             f"the {self.outside_sigmas:g}σ prediction band of the {m} reference windows{when} "
             f"(mean {band.mean:.4g}, σ {band.sigma:.3g})"
@@ -897,7 +898,8 @@ class _Judge:
         # Crossed, the band's edge says how far past its own cycle the cell is (a threshold of 0.25
         # alone reads as four times over for an hour whose PSI is 0.2–0.7 every day).
         if crossed.level:
-            return CROSSED, f"past its threshold and outside {where}: edge {crossed.threshold:.4g}"
+            widened = f", σ widened for its {count} rows" if count < band.size else ""
+            return CROSSED, f"past its threshold and outside {where}: edge {crossed.threshold:.4g}{widened}"
         return OK, f"within {where}"
 
     def band(self, row: Row, at: Phase | None = None) -> _Band | None:
