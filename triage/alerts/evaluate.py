@@ -161,7 +161,8 @@ class AlertEvaluation:
 
     @property
     def judged(self) -> bool:
-        """Whether a window of the scope was judged recently enough to count."""
+        """Whether the scope has a judged window within its horizon, or held over newer windows
+        that are thin or wait for their labels (not old evidence resolved as stale)."""
         return self.latest is not None and not self.stale
 
     @property
@@ -860,7 +861,8 @@ class _Judge:
         reference in every hour, and the hours with enough data show by how much); UNKNOWN when
         the reference has windows in a phase it passes but none with enough data (a small slice's
         weekends: the band of its weekdays would judge a Saturday by Tuesdays); CROSSED outside the
-        band, or when fewer than 3 windows give no band at all.
+        band (the note gives the band and its edge), or when fewer than 3 windows give no band at
+        all (no note).
 
         k·σ becomes t·σ·√(1 + 1/m), t the Student quantile (m − 1 degrees of freedom) of k·σ's
         normal coverage: from m windows σ is itself an estimate (five windows' σ is off by a

@@ -153,8 +153,7 @@ def run_check(args: argparse.Namespace) -> int:
         raise UserError(str(exc), status=EXIT_UNKNOWN) from None
     status = exit_status(alerts, report.as_of)
     # Nothing judged is not "OK" for a cron job: unknown, as with nothing ingested yet — for the
-    # whole check, or for one of its models when no alert says worse. Judged: a rule's cell within
-    # its horizon (not old evidence, not a thin or unlabelled window).
+    # whole check, or for one of its models when no alert says worse (`_evaluate`: what counts).
     judged = status != EXIT_OK or not unjudged
     if args.json:
         from triage.metrics.results import write_json
