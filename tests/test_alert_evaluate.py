@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
+from scipy.spatial.distance import jensenshannon
 
 from triage.alerts import evaluate as evaluate_module
 from triage.alerts.evaluate import (
@@ -79,6 +80,12 @@ def _cell(day: int, **scope: Any) -> dict[str, Any]:
     }
 
 
+def _js_like(psi: float) -> float:
+    """The JS distance (base 2) that goes with a PSI for a small move: both are Σ (q − p)² / p to
+    first order, PSI once and JS divergence an eighth of it (in nats)."""
+    return math.sqrt(psi / (8 * math.log(2)))
+
+
 def drift_row(day: int, psi: float | None = 0.01, feature: str = "amount", **kw: Any) -> DriftRow:
     kind = kw.pop("kind", "numeric")
     return DriftRow(
@@ -87,7 +94,7 @@ def drift_row(day: int, psi: float | None = 0.01, feature: str = "amount", **kw:
         kind=kind,
         n_reference=100_000,
         psi=psi,
-        js=kw.get("js", 0.01),
+        js=kw.get("js", 0.01 if psi is None else _js_like(psi)),
         ks_d=kw.get("ks_d", 0.01),
         ks_p=kw.get("ks_p", 0.5) if kind == "numeric" else None,
         chi2=None,
@@ -373,9 +380,12 @@ def test_windows_inside_a_time_range_reference_are_not_judged():
 HOUR = timedelta(hours=1)
 
 
-def hourly_drift(hour: int, psi: float) -> DriftRow:
+MOVED_JS = 0.5  # a JS distance past any band of these tests: a move that JS sees as well as PSI
+
+
+def hourly_drift(hour: int, psi: float, **kw: Any) -> DriftRow:
     """The drift row of the hour `hour` hours after T0, its KS test significant."""
-    row = drift_row(0, psi=psi, ks_p=1e-12)
+    row = drift_row(0, psi=psi, ks_p=1e-12, **kw)
     return dataclasses.replace(row, window_start=T0 + hour * HOUR, window_end=T0 + (hour + 1) * HOUR)
 
 
@@ -435,7 +445,7 @@ def test_under_a_day_a_crossed_cell_alerts_only_outside_the_band_of_its_time_of_
     assert len(nights) == REFERENCE_DAYS
 
     def judged(rule: AlertRule, at: int, psi: float) -> AlertEvaluation:
-        drift = [*reference, hourly_drift(at, psi)]
+        drift = [*reference, hourly_drift(at, psi, js=MOVED_JS)]
         return only(evaluate(rule, hourly, now=T0 + (at + 1) * HOUR, drift=drift), feature="amount")
 
     night, noon = 10 * 24 + 3, 10 * 24 + 14
@@ -457,7 +467,7 @@ def test_under_a_day_a_crossed_cell_alerts_only_outside_the_band_of_its_time_of_
         "past its threshold and outside the 3σ prediction band of the 7 reference windows starting at "
         f"03:00 (mean {np.mean(nights):.4g}, σ {np.std(nights):.3g}): edge {edge:.4g}"
     )
-    small = dataclasses.replace(hourly_drift(night, 2.0), n=500)  # σ widened by √(5000 / 500)
+    small = dataclasses.replace(hourly_drift(night, 2.0, js=MOVED_JS), n=500)  # σ widened by √(5000 / 500)
     cell = only(
         evaluate(rule, hourly, now=T0 + (night + 1) * HOUR, drift=[*reference, small]), feature="amount"
     ).latest
@@ -560,6 +570,68 @@ def test_an_hour_with_too_few_reference_windows_is_judged_by_all_of_them():
     )
 
 
+def test_a_psi_past_its_band_from_one_emptied_bin_alone_is_ok_a_move_is_not():
+    """An hour of a small slice (100 rows) whose feature puts 1 % of its rows in the pooled
+    reference's lowest decile: one or two rows land there each reference day; the day none does,
+    PSI's floored log ratio adds (ε − 0.1)·ln(ε/0.1) − (0.01 − 0.1)·ln(0.1) ≈ 0.48 for that one row,
+    past the band of the reference's hours, where a fifth of the rows moving to the top decile
+    adds 0.40. JS on the same bins hardly moves for the one row: the cell is OK and says why. The
+    move moves both and fires."""
+    hourly = model_config(window=Window(1, "h"), min_samples=100)
+    rule = next(r for r in default_rules(hourly) if r.name == "feature-drift")
+    pooled = np.full(10, 0.1)
+
+    def hour(at: int, counts: np.ndarray) -> DriftRow:
+        share = counts / counts.sum()
+        floored = np.maximum(share, 1e-4)
+        psi = float(np.sum((floored - pooled) * np.log(floored / pooled)))
+        return dataclasses.replace(
+            hourly_drift(at, psi, js=float(jensenshannon(share, pooled, base=2))), n=int(counts.sum())
+        )
+
+    typical = np.array([1, 13, 12, 11, 10, 10, 11, 11, 11, 10])
+    reference = []
+    for day in range(REFERENCE_DAYS):
+        counts = typical.copy()
+        counts[0] += day % 2  # one or two rows in the lowest decile
+        counts[1 + day % 3] -= day % 2
+        reference.append(hour(day * 24 + 3, counts))
+    tuesday = 12 * 24 + 3
+    assert (T0 + tuesday * HOUR).strftime("%a %H") == "Tue 03"
+    emptied = typical.copy()
+    emptied[:2] = [0, 14]
+    moved = typical.copy()
+    moved[1:5] -= 6
+    moved[9] += 24
+    weekdays = [r for r in reference if r.window_start.weekday() < 5]
+
+    def edge(values: np.ndarray) -> float:
+        m = len(values)
+        return values.mean() + stats.t.ppf(stats.norm.cdf(3), m - 1) * math.sqrt(1 + 1 / m) * values.std()
+
+    psi_edge = edge(np.array([r.psi for r in weekdays]))
+    # JS's band is on the divergence (JS²), like PSI to first order
+    js_edge = math.sqrt(edge(np.array([r.js for r in weekdays]) ** 2))
+
+    def judged(counts: np.ndarray) -> AlertEvaluation:
+        cell = hour(tuesday, counts)
+        drift = [*reference, cell]
+        return only(evaluate(rule, hourly, now=T0 + (tuesday + 1) * HOUR, drift=drift), feature="amount")
+
+    alone, both = hour(tuesday, emptied), hour(tuesday, moved)
+    assert alone.psi is not None and both.psi is not None and alone.js is not None and both.js is not None
+    assert alone.psi > both.psi > psi_edge > rule.critical  # both past PSI's band and critical
+    assert alone.js < js_edge < both.js
+    quiet = judged(emptied)
+    assert quiet.condition == OK and quiet.latest is not None and quiet.latest.note is not None
+    assert quiet.latest.note.endswith(
+        f"; but JS {alone.js:.4g} is within its own band (edge {js_edge:.4g}): "
+        "PSI alone, from a bin it left (nearly) empty"
+    )
+    loud = judged(moved)
+    assert (loud.condition, loud.severity) == (FIRING, CRITICAL)
+
+
 def test_a_one_day_window_alerts_only_outside_the_band_of_weekends_or_of_weekdays():
     """Two reference weeks whose weekends drift from the pooled reference every weekend (PSI ≈ 0.2),
     their weekdays not (≈ 0.02): a Saturday at 0.21 is the reference's own week; a Saturday at 0.6,
@@ -581,7 +653,7 @@ def test_a_one_day_window_alerts_only_outside_the_band_of_weekends_or_of_weekday
     assert len(weekends) == 4 and all(psi is not None for psi in weekends)
 
     def judged(day: int, psi: float) -> AlertEvaluation:
-        drift = [*reference, drift_row(day, psi, ks_p=1e-12)]
+        drift = [*reference, drift_row(day, psi, ks_p=1e-12, js=MOVED_JS)]
         return only(evaluate(rule, weeks, now=T0 + (day + 1) * DAY, drift=drift), feature="amount")
 
     saturday, tuesday = 16, 19

@@ -710,7 +710,7 @@ class _Judge:
         self.proportion = _is_proportion(self.name)
         self.tested_against_baseline = self.q is not None and (self.interval or self.proportion)
         self._references: dict[tuple[ScopeKey, Phase | None], _Baseline | None] = {}
-        self._bands: dict[tuple[ScopeKey, Phase | None], _Band | None] = {}
+        self._bands: dict[tuple[ScopeKey, Phase | None, str], _Band | None] = {}
         self._reliability: dict[ScopeKey, tuple[ReliabilityPoint, ...]] = {}
 
     def weight(self, row: Row) -> int:
@@ -861,15 +861,16 @@ class _Judge:
         reference in every hour, and the hours with enough data show by how much); UNKNOWN when
         the reference has windows in a phase it passes but none with enough data (a small slice's
         weekends: the band of its weekdays would judge a Saturday by Tuesdays); CROSSED outside the
-        band (the note gives the band and its edge), or when fewer than 3 windows give no band at
-        all (no note).
+        band (the note gives the band and its edge) — but OK for a PSI whose JS divergence stays
+        within its own band (`psi_alone`) —, or when fewer than 3 windows give no band at all (no
+        note).
 
         k·σ becomes t·σ·√(1 + 1/m), t the Student quantile (m − 1 degrees of freedom) of k·σ's
         normal coverage: from m windows σ is itself an estimate (five windows' σ is off by a
         third or more about a third of the time), and a new window is not one of them.
         """
         assert self.outside_sigmas is not None
-        band, when = None, ""
+        band, when, found = None, "", None
         phases = _phases(row)
         # The windows of the scope whose band this is (all versions' for a new canary); with no
         # scope of 3 windows with enough data, the first that has windows at all.
@@ -878,7 +879,7 @@ class _Judge:
         for at in phases:
             band = self.band(row, at)
             if band is not None:
-                when = _when(at)
+                when, found = _when(at), at
                 break
             like = self._in_phase(scopes, at)
             if like and not any(r.enough_data and self.mature(r) for r in like):
@@ -889,37 +890,64 @@ class _Judge:
             band, when = self.band(row), f" (too few{_when(phases[-1])})"
         if band is None:
             return CROSSED, None
-        m = band.windows
-        sigmas = float(special.stdtrit(m - 1, special.ndtr(self.outside_sigmas))) * math.sqrt(1 + 1 / m)
         count = self.weight(row)
-        crossed = self.banded(value, band, count, sigmas)
+        crossed = self.banded(value, band, count, self.prediction_sigmas(band))
         where = (
-            f"the {self.outside_sigmas:g}σ prediction band of the {m} reference windows{when} "
+            f"the {self.outside_sigmas:g}σ prediction band of the {band.windows} reference windows{when} "
             f"(mean {band.mean:.4g}, σ {band.sigma:.3g})"
         )
+        if not crossed.level:
+            return OK, f"within {where}"
         # Crossed, the band's edge says how far past its own cycle the cell is (a threshold of 0.25
         # alone reads as four times over for an hour whose PSI is 0.2–0.7 every day).
-        if crossed.level:
-            widened = f", σ widened for its {count} rows" if count < band.size else ""
-            return CROSSED, f"past its threshold and outside {where}: edge {crossed.threshold:.4g}{widened}"
-        return OK, f"within {where}"
+        widened = f", σ widened for its {count} rows" if count < band.size else ""
+        past = f"past its threshold and outside {where}: edge {crossed.threshold:.4g}{widened}"
+        alone = self.psi_alone(row, found, count)
+        return (OK, f"{past}; {alone}") if alone else (CROSSED, past)
 
-    def band(self, row: Row, at: Phase | None = None) -> _Band | None:
+    def prediction_sigmas(self, band: _Band) -> float:
+        """The band's k·σ as t·√(1 + 1/m) (`within_band`)."""
+        assert self.outside_sigmas is not None
+        m = band.windows
+        return float(special.stdtrit(m - 1, special.ndtr(self.outside_sigmas))) * math.sqrt(1 + 1 / m)
+
+    def psi_alone(self, row: Row, at: Phase | None, count: int) -> str | None:
+        """Why a PSI past its band is no move, or None: the Jensen–Shannon divergence on the same
+        bins stays within its own band of the same windows. To first order both are Σ (q − p)² / p
+        (the divergence an eighth of it, in nats), so a move crosses both bands; but PSI's log
+        ratio makes a bin the cell leaves empty worth (ε − p)·ln(ε/p) — 0.69 for a decile — so in
+        a cell of ~100 rows, where an hour's feature leaves a bin (nearly) empty every few days,
+        PSI is two-humped and no band holds it, while JS is bounded."""
+        js = _number(getattr(row, "js", None)) if self.name == "psi" else None
+        band = self.band(row, at, JS_DIVERGENCE) if js is not None else None
+        if js is None or band is None:
+            return None
+        crossed = self.banded(js**2, band, count, self.prediction_sigmas(band))
+        if crossed.level:
+            return None
+        return (
+            f"but JS {js:.4g} is within its own band (edge {math.sqrt(crossed.threshold or 0.0):.4g}): "
+            "PSI alone, from a bin it left (nearly) empty"
+        )
+
+    def band(self, row: Row, at: Phase | None = None, name: str | None = None) -> _Band | None:
         """The band of the row's scope from its reference windows with enough data (at least 3);
-        with `at`, only those in that phase (`_phases`)."""
-        key = (self.scope_of(row), at)
+        with `at`, only those in that phase (`_phases`); of the statistic `name`, else the rule's."""
+        name = name or self.name
+        key = (self.scope_of(row), at, name)
         if key not in self._bands:
             rows = [
                 r
                 for r in self.reference_rows(row, MIN_BAND_WINDOWS)
-                if r.enough_data and (at is None or at in _phases(r))
+                if r.enough_data and _statistic(r, name) is not None and (at is None or at in _phases(r))
             ]
             band = None
             if len(rows) >= MIN_BAND_WINDOWS:
-                values = [float(getattr(r, self.name)) for r in rows]
+                values = [float(_statistic(r, name)) for r in rows]
                 mean = sum(values) / len(values)
                 sigma = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
-                band = _Band(mean, sigma, sum(self.weight(r) for r in rows) / len(rows), len(rows))
+                size = sum(self.weight(r) for r in rows) / len(rows)
+                band = _Band(mean, sigma, size, len(rows))
             self._bands[key] = band
         return self._bands[key]
 
@@ -1076,6 +1104,17 @@ class _Judge:
 
 
 WEEKEND = (5, 6)  # Saturday and Sunday (`datetime.weekday`), in UTC like the windows
+
+
+JS_DIVERGENCE = "js²"  # a band's statistic: the square of the row's JS distance
+
+
+def _statistic(row: Row, name: str) -> Any:
+    """The row's field `name`, or `JS_DIVERGENCE`."""
+    if name == JS_DIVERGENCE:
+        js = getattr(row, "js", None)
+        return None if js is None else js**2
+    return getattr(row, name)
 
 
 def _phases(row: Row) -> tuple[Phase, ...]:
