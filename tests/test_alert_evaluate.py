@@ -151,6 +151,7 @@ def performance_row(day: int, precision: float | None = 0.8, **kw: Any) -> Perfo
         **_cell(day, **kw),
         "n_labeled": n_labeled,
         "label_coverage": kw.get("label_coverage", 0.8),
+        "decision_label_coverage": kw.get("decision_label_coverage", 0.9),
         "precision": precision,
         "precision_ci_low": low,
         "precision_ci_high": high,
@@ -801,13 +802,17 @@ def test_min_samples_of_the_rule_and_labelled_rows():
 
 def test_label_coverage_gate():
     rule = AlertRule(name="precision", signal="performance.precision", warn=0.7, min_label_coverage=0.3)
-    immature = performance_row(10, 0.5, label_coverage=0.2)
+    immature = performance_row(10, 0.5, decision_label_coverage=0.2)
     result = only(evaluate(rule, performance=[immature]))
     assert result.condition == UNKNOWN
-    assert result.cells[0].note == "label coverage 0.200 < 0.3"
+    assert result.cells[0].note == "label coverage of the positive decisions 0.200 < 0.3"
     assert (
-        only(evaluate(rule, performance=[performance_row(10, 0.5, label_coverage=0.3)])).condition == FIRING
+        only(evaluate(rule, performance=[performance_row(10, 0.5, decision_label_coverage=0.3)])).condition
+        == FIRING
     )
+    # precision's coverage is its denominator's: flagged rows reviewed while the rest wait for chargebacks
+    reviewed = performance_row(10, 0.5, label_coverage=0.05, decision_label_coverage=0.95)
+    assert only(evaluate(rule, performance=[reviewed])).condition == FIRING
     # calibration rows have no coverage field: n_labeled / n
     ece = AlertRule(name="ece", signal="calibration.ece", warn=0.05, min_label_coverage=0.5)
     assert (
@@ -820,8 +825,8 @@ def test_reference_baseline_uses_only_windows_past_the_coverage_gate():
     # Early labels are a biased sample (reviewed flags first): days 0-2 are labelled at 20 % and
     # read 0.9, days 3-6 at 70 % read 0.7. Pooled, the baseline would be (3·0.9 + 4·0.7)/7 = 0.786
     # and a mature 0.66 would read as 16 % down; against the mature windows it is 5.7 % down.
-    immature = [performance_row(day, 0.9, label_coverage=0.2) for day in range(3)]
-    mature = [performance_row(day, 0.7, label_coverage=0.7) for day in range(3, REFERENCE_DAYS)]
+    immature = [performance_row(day, 0.9, decision_label_coverage=0.2) for day in range(3)]
+    mature = [performance_row(day, 0.7, decision_label_coverage=0.7) for day in range(3, REFERENCE_DAYS)]
     rule = AlertRule(
         name="precision-drop",
         signal="performance.precision",
@@ -830,14 +835,20 @@ def test_reference_baseline_uses_only_windows_past_the_coverage_gate():
         min_label_coverage=0.6,
     )
     reference = [*immature, *mature]
-    steady = only(evaluate(rule, performance=[*reference, performance_row(10, 0.66, label_coverage=0.7)]))
+    steady = only(
+        evaluate(rule, performance=[*reference, performance_row(10, 0.66, decision_label_coverage=0.7)])
+    )
     assert steady.latest is not None and steady.latest.baseline == pytest.approx(0.7)
     assert steady.latest.threshold == pytest.approx(0.63)
     assert steady.condition == OK
-    dropped = only(evaluate(rule, performance=[*reference, performance_row(10, 0.6, label_coverage=0.7)]))
+    dropped = only(
+        evaluate(rule, performance=[*reference, performance_row(10, 0.6, decision_label_coverage=0.7)])
+    )
     assert dropped.condition == FIRING
     # no reference window is mature yet: no baseline, the cell is unknown rather than misjudged
-    young = only(evaluate(rule, performance=[*immature, performance_row(10, 0.6, label_coverage=0.7)]))
+    young = only(
+        evaluate(rule, performance=[*immature, performance_row(10, 0.6, decision_label_coverage=0.7)])
+    )
     assert young.condition == UNKNOWN and young.cells[-1].note == "no baseline for this scope"
 
 
@@ -1282,7 +1293,7 @@ def test_reference_windows_come_from_the_tables_when_not_given():
 def test_windows_waiting_for_labels_keep_old_evidence_alive():
     rule = AlertRule(name="precision", signal="performance.precision", warn=0.7, min_label_coverage=0.5)
     mature = performance_row(10, 0.5)
-    waiting = [performance_row(day, 0.9, label_coverage=0.2) for day in range(11, 21)]
+    waiting = [performance_row(day, 0.9, decision_label_coverage=0.2) for day in range(11, 21)]
     result = only(evaluate(rule, performance=[mature, *waiting]))
     assert result.condition == FIRING and result.latest is not None
     assert result.latest.window_start == T0 + 10 * DAY

@@ -567,12 +567,13 @@ def test_text_summary_compares_a_version_without_reference_with_all_versions(
     copy.write_text(CONFIG.replace(reference, first_day_of_v1), encoding="utf-8")
     _, out, _ = run(capsys, copy, "--at", "2026-01-07T18:00Z")
     lines = out.split("\nPerformance")[1].split("\n\n")[0].splitlines()
-    rows = {line.split()[0]: line for line in lines[2:] if not line.lstrip().startswith("*")}
+    table = lines[2 : next(i for i, line in enumerate(lines) if line.lstrip()[:1] in ("*", "†"))]
+    rows = {line.split()[0]: line for line in table}
     assert set(rows) == {"all", "v1", "v2"}
     assert "*)" not in rows["all"] and "*)" not in rows["v1"] and "*)" in rows["v2"]
     references = {name: re.findall(r"\(([^)]*)\)", line) for name, line in rows.items()}
     assert references["v2"] == [f"{value}*" for value in references["all"]]
-    assert lines[-1] == "  * all versions' reference: no reference window of v2 has enough data"
+    assert "  * all versions' reference: no reference window of v2 has enough data" in lines
 
 
 def test_text_summary_names_schema_changes(
@@ -867,8 +868,8 @@ def test_calibration_and_performance_read_windows_whose_labels_have_come() -> No
         calibration_row(10, decision_rate=0.10, n_labeled=3000, ece=0.031),
     ]
     performance = [
-        performance_row(11, 0.95, n_labeled=300, label_coverage=0.04),  # the flagged ones first
-        performance_row(10, 0.62, n_labeled=3000, label_coverage=0.6),
+        performance_row(11, 0.95, n_labeled=300, label_coverage=0.04, decision_label_coverage=0.3),
+        performance_row(10, 0.62, n_labeled=3000, label_coverage=0.6, auroc=0.8),  # its flagged 0.9
     ]
     reference_calibration = [calibration_row(day, decision_rate=0.1) for day in range(7)]
     reference_performance = [performance_row(day, 0.6) for day in range(7)]
@@ -881,10 +882,18 @@ def test_calibration_and_performance_read_windows_whose_labels_have_come() -> No
     latest = calibration[0].window_start
     (line,) = _calibration_lines(model, latest)[2:]  # type: ignore[arg-type]
     assert line.split()[:7] == ["all", "5,000", "0.240", "(0.100)", time_text_day(10), "3,000", "0.031"]
-    (line,) = _performance_lines(model, "binary")[2:]  # type: ignore[arg-type]
+    # Day 11's flagged rows are still under review (30 % labelled): day 10 it is, its labels 60 %
+    # of its rows against the reference's 4000 of 5000 (80 %): under 90 % of it, so its recall,
+    # AUROC and cost are marked; precision, on its flagged rows (90 % labelled), is not.
+    title, _, line, *notes = _performance_lines(model, "binary")  # type: ignore[arg-type]
+    assert "≥ 50% of its flagged rows labelled" in title
     low, high = wilson(round(0.62 * 3000), 3000)
     half = f"{(high - low) / 2:.2f}".removeprefix("0")
-    assert line.split()[:5] == ["all", time_text_day(10), "60.0%", f"0.62±{half}", "(0.60)"]
+    assert line.split()[:5] == ["all", time_text_day(10), "60.0%†", f"0.62±{half}", "(0.60)"]
+    assert notes[0] == "  † labels on under 90% of the reference's share: all 80.0%"
+    mature = dataclasses.replace(performance[1], label_coverage=0.75)
+    settled = SimpleNamespace(**{**vars(model), "performance": [mature]})
+    assert "†" not in "".join(_performance_lines(settled, "binary"))  # type: ignore[arg-type]
 
 
 def test_the_reference_in_the_summary_is_the_alerts_baseline() -> None:
@@ -1020,7 +1029,7 @@ def test_nothing_judged_says_why() -> None:
     from triage.commands.check_cmd import _why_unjudged
 
     rule = AlertRule(name="precision", signal="performance.precision", warn=0.7, min_label_coverage=0.5)
-    young = [performance_row(day, 0.9, n=1386, label_coverage=0.14) for day in range(10, 12)]
+    young = [performance_row(day, 0.9, n=1386, decision_label_coverage=0.14) for day in range(10, 12)]
     evaluations = evaluate(rule, performance=young, now=T0 + 12 * timedelta(days=1))
     assert not any(e.judged for e in evaluations)
     summary = SimpleNamespace(reference=SimpleNamespace(complete=True, note=None))

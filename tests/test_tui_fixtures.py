@@ -229,6 +229,7 @@ def performance_rows() -> list[PerformanceRow]:
                     **base,
                     n_labeled=labeled,
                     label_coverage=labeled / n if n else None,
+                    decision_label_coverage=0.95 if labeled else None,
                     label_lag_p50_s=36 * 3600.0,
                     label_lag_p95_s=96 * 3600.0,
                     precision=metric["precision"][0],

@@ -779,12 +779,16 @@ class _Judge:
         if not self.mature(row):
             coverage = self.coverage(row)
             shown = "unknown" if coverage is None else f"{coverage:.3f}"
-            return f"label coverage {shown} < {self.rule.min_label_coverage}", True
+            of = " of the positive decisions" if self.name == "precision" else ""
+            return f"label coverage{of} {shown} < {self.rule.min_label_coverage}", True
         return None
 
     def coverage(self, row: Row) -> float | None:
-        """The row's label coverage: its own field, else labelled rows / rows."""
-        coverage = _number(getattr(row, "label_coverage", None))
+        """The labelled share of what the row's statistic rests on: for precision the rows decided
+        positive (flagged requests are reviewed within hours, the rest wait days for chargebacks),
+        else all its rows; labelled rows / rows when the row has no such field."""
+        field = "decision_label_coverage" if self.name == "precision" else "label_coverage"
+        coverage = _number(getattr(row, field, None))
         if coverage is None and row.n:
             coverage = self.weight(row) / row.n
         return coverage

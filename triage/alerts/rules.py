@@ -102,9 +102,10 @@ LABELLED_TABLES = frozenset({"calibration", "performance"})
 # The effect-size floor of a p-value signal when the rule names none (DESIGN §4 conventions).
 DEFAULT_EFFECT = {"ks_p": ("wasserstein_norm", 0.1), "chi2_p": ("psi", 0.1)}
 DEFAULT_Q = 0.05
-# The default precision rule's label-coverage gate: flagged requests are reviewed (labelled) first, so a
-# window's earliest labels are a biased sample; from a tenth of its rows on, precision is usable.
-PRECISION_MIN_COVERAGE = 0.1
+# The default precision rule's label-coverage gate, on the rows decided positive (precision's
+# denominator, `_Judge.coverage`): flagged requests are reviewed within hours while the rest wait
+# days for chargebacks, so a window's coverage of all its rows says nothing of precision's.
+PRECISION_MIN_COVERAGE = 0.5
 # The default MAE rule's: the first labels may be the cases someone looked at first.
 REGRESSION_MIN_COVERAGE = 0.5
 # The default ECE rule's: calibration needs a representative set, not the reviewed (flagged) requests.

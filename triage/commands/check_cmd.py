@@ -47,9 +47,12 @@ NOTABLE = 0.01  # a change in missing rate, or a share out of range, the data-qu
 # p ≤ this. PSI alone is large on small
 # cells by chance: 250 values over a hundred categories give PSI 0.3-0.5 with nothing changed.
 DRIFT_P = 0.01
-# Performance is shown for the latest window whose labels cover this share of its rows, as the default
-# precision rule (a regression model's: the MAE rule) judges it.
+# Performance is shown for the latest window whose labels cover this share of what the default rule
+# judges: a classifier's positive decisions (precision's), a regression model's rows (the MAE rule's).
 MATURE_COVERAGE = PRECISION_MIN_COVERAGE
+# A window's labels are still arriving while they cover less than this share of its reference's
+# coverage: its recall, AUROC and cost, which rest on every class's labels, are marked.
+SETTLED_LABELS = 0.9
 R = TypeVar("R", bound="Row")
 
 
@@ -731,32 +734,42 @@ def _performance_lines(model: ModelReport, task: str) -> list[str]:
     """Per version (all traffic): the latest window with enough labelled rows and a label coverage
     of at least its default rule's gate (early labels are a biased sample), against the reference,
     each value with half its 95 % interval: a classifier's precision, recall, AUROC and expected
-    cost, a regression model's MAE, RMSE and MAPE."""
+    cost — the window by the coverage of its flagged rows, precision's, its labels marked while they
+    cover less than `SETTLED_LABELS` of the reference's share (recall, AUROC and cost need the
+    missed positives, which come last) —, a regression model's MAE, RMSE and MAPE."""
     regression = task == "regression"
+    coverage = "label_coverage" if regression else "decision_label_coverage"
     mature_coverage = REGRESSION_MIN_COVERAGE if regression else MATURE_COVERAGE
     shown = ("mae", "rmse", "mape") if regression else ("precision", "recall", "auroc", "expected_cost")
+    of = "rows" if regression else "flagged rows"
     title = (
-        f"Performance — latest window with labels on ≥ {mature_coverage:.0%} of its rows,"
+        f"Performance — latest window with ≥ {mature_coverage:.0%} of its {of} labelled,"
         " ±95 % interval (reference)"
     )
     rows = []
     borrowed: list[str] = []
     unlabelled: list[str] = []
+    unsettled: list[str] = []
     zeros = False
     for version, mine, reference, mark in _per_version(model.performance, model.reference_performance):
-        mature = [r for r in mine if r.enough_data and (r.label_coverage or 0.0) >= mature_coverage]
+        mature = [r for r in mine if r.enough_data and (getattr(r, coverage) or 0.0) >= mature_coverage]
         if not mature:
             unlabelled.append(version or "all")
             continue
         now = max(mature, key=lambda r: r.window_start)
         zeros |= regression and "labels of 0" in (now.note or "")
         borrowed += [str(version)] if mark else []
-
+        settled = _reference_coverage(reference)
+        arriving = (
+            not regression and settled is not None and (now.label_coverage or 0.0) < SETTLED_LABELS * settled
+        )
+        if arriving:
+            unsettled.append(f"{printable(version or 'all')} {_pct(settled)}")
         rows.append(
             [
                 version or "all",
                 time_text(now.window_start)[5:],
-                _pct(now.label_coverage),
+                _pct(now.label_coverage) + ("†" if arriving else ""),
                 *(
                     _versus(
                         getattr(now, field),
@@ -778,7 +791,18 @@ def _performance_lines(model: ModelReport, task: str) -> list[str]:
     missing = [f"  {', '.join(map(printable, unlabelled))}: no such window yet"] if unlabelled else []
     if zeros:
         missing.append("  MAPE divides by machine epsilon where a label is 0, as scikit-learn does")
+    if unsettled:
+        missing += [
+            f"  † labels on under {SETTLED_LABELS:.0%} of the reference's share: {', '.join(unsettled)}",
+            "    missed positives come last, so recall, AUROC and cost/pred read off until the labels settle",
+        ]
     return [title, *_table(headers, rows), *_borrowed_note(borrowed), *missing]
+
+
+def _reference_coverage(rows: Sequence[PerformanceRow]) -> float | None:
+    """The labelled share of the reference windows' rows, pooled."""
+    total = sum(r.n for r in rows)
+    return sum(r.n_labeled for r in rows) / total if total else None
 
 
 def _cost_lines(model: ModelReport, costs: Costs) -> list[str]:

@@ -1,8 +1,9 @@
 """Delayed-label performance per window × version × slice (DESIGN §4), as of T.
 
 With the labels that count as of T (label > 0 is positive) and the logged decision:
-- label coverage = labelled rows / rows; label lag p50/p95 = `quantile_cont` of seconds from
-  `_ts` to the counting label's `_labeled_at` (numpy's linear percentile);
+- label coverage = labelled rows / rows, and of the rows decided positive (precision's); label
+  lag p50/p95 = `quantile_cont` of seconds from `_ts` to the counting label's `_labeled_at`
+  (numpy's linear percentile);
 - precision = TP/(TP+FP), recall = TP/(TP+FN), F1 = 2TP/(2TP+FP+FN), FPR = FP/(FP+TN),
   FNR = FN/(FN+TP), accuracy = (TP+TN)/n_labeled, each proportion with a 95 % Wilson interval;
 - AUROC = Mann–Whitney U/(P·N) with ties counted ½ (= `roc_auc_score`), from counts per distinct
@@ -135,6 +136,7 @@ def _labelled_row(
     else:
         values.update(
             label_coverage=cell.n_labeled / cell.n,
+            decision_label_coverage=_ratio(cell.tp + cell.fp, cell.n_decision),
             label_lag_p50_s=cell.lag_p50_s,
             label_lag_p95_s=cell.lag_p95_s,
         )

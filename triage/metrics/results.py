@@ -243,6 +243,9 @@ class PerformanceRow(Row):
 
     n_labeled: int
     label_coverage: float | None
+    # Labelled share of the rows decided positive: precision's denominator (flagged requests are
+    # reviewed within hours, the rest wait for chargebacks): None without positive decisions.
+    decision_label_coverage: float | None
     label_lag_p50_s: float | None
     label_lag_p95_s: float | None
     precision: float | None
