@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -470,6 +471,150 @@ def test_label_id_names_the_label_logs_id_column(tmp_path: Path, capsys: pytest.
     status, _, err = check(tmp_path, capsys, text)
     line = one_line_error(status, err, tmp_path / "triage.toml", "model[0].columns.label_id")
     assert "expected a column 'txn'" in line
+
+
+LABELED_AT = "2026-01-02T00:00:00Z"  # a label log's `labeled_at`
+
+
+def test_a_label_log_without_the_prediction_logs_id_names_label_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A label log naming the id its own way: the error says which key maps it (`columns.label_id`,
+    documented far from `columns.id`), and with it set the config passes."""
+    write_logs(tmp_path)
+    write_jsonl(
+        tmp_path / "logs" / "labels" / "l.jsonl", [{"txn": "r1-0", "is_fraud": 1, "labeled_at": LABELED_AT}]
+    )
+    status, _, err = check(tmp_path, capsys, GOOD)
+    line = one_line_error(status, err, tmp_path / "triage.toml", "model[0].columns.id")
+    assert line.endswith(
+        "expected a column 'request_id' in the first MiB of logs/labels/l.jsonl "
+        "(it has: txn, is_fraud, labeled_at); "
+        "set model[0].columns.label_id to the label log's id column if it names the id differently"
+    )
+    labelled = GOOD.replace('labeled_at = "labeled_at"', 'labeled_at = "labeled_at"\nlabel_id = "txn"')
+    assert check(tmp_path, capsys, labelled)[:3:2] == (0, "")
+
+
+# Labels as a label log names its classes: "NA" and null are no class (a missing label).
+NAMED_LABELS = ["FRAUD", " fraud ", "legit", "LEGIT", "legit", "Chargeback", "NA", None]
+
+
+def _most_frequent(values: list[str | None]) -> str:
+    """The values a class name is looked for among, most frequent first (then as text), counted here."""
+    counts = Counter(v for v in values if v is not None and v.strip().lower() not in ("", "na"))
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:5]
+    return f"{sum(counts.values())} values in the sampled files (most frequent: " + ", ".join(
+        f"'{value}' {n}" for value, n in ranked
+    )
+
+
+@pytest.mark.parametrize(
+    ("label", "prediction", "key", "expected"),
+    [
+        (
+            '["fraudulent"]',
+            '"flag"',
+            "model[0].positive.label",
+            "expected class names that column 'is_fraud' holds (trimmed, in any case): 'fraudulent' "
+            f"matches none of its {_most_frequent(NAMED_LABELS)}); every label reads as 0",
+        ),
+        (
+            '"Fraud"',
+            '"flagged"',
+            "model[0].positive.prediction",
+            "expected class names that column 'decision' holds (trimmed, in any case): 'flagged' "
+            f"matches none of its {_most_frequent(['FLAG', 'pass', 'pass'])}); "
+            "every logged decision reads as negative",
+        ),
+    ],
+)
+def test_class_names_no_logged_value_has_are_a_mistake(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], label: str, prediction: str, key: str, expected: str
+) -> None:
+    """`[model.positive]` naming a class no sampled label (or logged decision) has reads every one
+    as negative: `check` said OK with precision 0. The mistake names the column and what it holds,
+    in a JSON Lines label log and a Parquet prediction log alike."""
+    write_named_classes(tmp_path)
+    status, _, err = check(tmp_path, capsys, with_classes(label, prediction))
+    assert line_is(one_line_error(status, err, tmp_path / "triage.toml", key), key, expected)
+
+
+def test_class_names_match_trimmed_in_any_case_and_one_of_several_unseen_is_a_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As ingest matches them: `" FRAUD "` is `fraud`. A name among others that no sampled value has
+    may be a rare class the sample lacks: a note, not a mistake."""
+    write_named_classes(tmp_path)
+    status, out, err = check(tmp_path, capsys, with_classes('[" FRAUD ", "chargeback"]', '" Flag "'))
+    assert (status, err) == (0, "")
+    assert out.strip() == f"{tmp_path / 'triage.toml'}: ok (1 model(s): fraud; 0 target(s))"
+    status, out, err = check(tmp_path, capsys, with_classes('["fraud", "chargebak"]', '"flag"'))
+    assert (status, err) == (0, "")
+    assert out.splitlines()[0] == (
+        "note: model[0].positive.label: expected class names that column 'is_fraud' holds (trimmed, in "
+        f"any case): 'chargebak' matches none of its {_most_frequent(NAMED_LABELS)})"
+    )
+
+
+def write_named_classes(tmp_path: Path) -> None:
+    """Logs naming their classes: decisions FLAG / pass (Parquet), labels `NAMED_LABELS` (JSON Lines)."""
+    write_logs(tmp_path, extra=", CASE WHEN i = 0 THEN 'FLAG' ELSE 'pass' END AS decision")
+    rows = [
+        {"request_id": f"r1-{i}", "is_fraud": y, "labeled_at": LABELED_AT} for i, y in enumerate(NAMED_LABELS)
+    ]
+    write_jsonl(tmp_path / "logs" / "labels" / "l.jsonl", rows)
+
+
+def with_classes(label: str, prediction: str) -> str:
+    """GOOD with a logged decision and class names (TOML values) for its labels and decisions."""
+    positive = f"[model.positive]\nlabel = {label}\nprediction = {prediction}\n\n[model.reference]"
+    mapped = GOOD.replace('label = "is_fraud"', 'label = "is_fraud"\nprediction = "decision"')
+    return mapped.replace("[model.reference]", positive)
+
+
+def test_a_log_whose_rows_are_all_quarantined_is_a_mistake(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Once ingested: a log with quarantined rows is a note (how many of how many, the top reason
+    with an example, the command listing them); one whose every row was quarantined — text labels
+    without `[model.positive]` — a mistake, not "ok": `check` would judge the model on none."""
+    write_logs(tmp_path)
+    labels = ["fraud", "legit", "legit", None]
+    write_jsonl(
+        tmp_path / "logs" / "labels" / "l.jsonl",
+        [{"request_id": "r1-0", "is_fraud": y, "labeled_at": LABELED_AT} for y in labels],
+    )
+    config = write(tmp_path, GOOD)
+    assert main(["--config", str(config), "ingest", "--no-warm"]) == 0
+    capsys.readouterr()
+    status, _, err = check(tmp_path, capsys, GOOD)
+    key = "model[0].labels"
+    bad_type = [y for y in labels if y is not None]
+    expected = (
+        f"expected rows the store keeps, got all {len(labels)} label rows ingested quarantined: "
+        f"{len(bad_type)} as 'bad type' (e.g. is_fraud: {bad_type[0]} is not 0/1 or true/false "
+        "(class names: [model.positive])); `triage quarantine --model fraud` lists them"
+    )
+    assert line_is(one_line_error(status, err, config, key), key, expected)
+
+    labels = [1, 0, "maybe", 0, 1]
+    write_jsonl(
+        tmp_path / "logs" / "labels" / "l.jsonl",
+        [{"request_id": "r1-0", "is_fraud": y, "labeled_at": LABELED_AT} for y in labels],
+    )
+    assert main(["--config", str(config), "ingest", "--no-warm"]) == 0
+    capsys.readouterr()
+    status, out, err = check(tmp_path, capsys, GOOD)
+    assert (status, err) == (0, "")
+    assert out.splitlines() == [
+        f"note: {key}: 1 of the {len(labels)} label rows ingested are quarantined: 1 as 'bad type' (e.g. "
+        "is_fraud: maybe is not 0/1 or true/false (class names: [model.positive])); "
+        "`triage quarantine --model fraud` lists them",
+        f"{config}: ok (1 model(s): fraud; 0 target(s))",
+    ]
+    assert main(["--config", str(config), "quarantine", "--model", "fraud"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "1 of 1 quarantined rows shown"
 
 
 @pytest.mark.parametrize("module", ["triage", "triage.cli"])

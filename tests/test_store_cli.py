@@ -263,6 +263,27 @@ def test_info_shows_names_and_paths_from_the_logs_escaped(
     assert "b\\x1b[31m.csv.gz" in out and not any(char in out for char in "\x1b\x07")
 
 
+def test_a_label_log_without_the_prediction_logs_id_names_label_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A label file whose id column is named its own way is not read, and the error says which key
+    would map it (`columns.label_id`), not only the prediction log's `columns.id`."""
+    write_jsonl(tmp_path / "logs" / "a.jsonl", [{"id": "r0", "at": "2026-01-01T00:00:00Z", "p": 0.5}])
+    write_parquet(tmp_path / "labels" / "l.parquet", "SELECT 'r0' AS txn_ref, 1 AS y")
+    config = tmp_path / "triage.toml"
+    text = minimal_config("logs").replace('score = "p"', 'score = "p"\nlabel = "y"')
+    config.write_text(text.replace('predictions = "logs"', 'predictions = "logs"\nlabels = "labels"'))
+    status, _, err = run(capsys, "--config", str(config), "ingest", "--no-warm")
+    assert status == 1
+    assert err == (
+        f"triage: {tmp_path / 'labels' / 'l.parquet'}: no column 'id' (model[0].columns.id); "
+        "set model[0].columns.label_id to the label log's id column if it names the id differently\n"
+    )
+    config.write_text(config.read_text().replace('label = "y"', 'label = "y"\nlabel_id = "txn_ref"'))
+    assert run(capsys, "--config", str(config), "ingest", "--no-warm", "--rebuild")[::2] == (0, "")
+    assert query(config, "SELECT _id, _label FROM labels_m") == [("r0", 1.0)]
+
+
 def test_info_before_any_ingest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "triage.toml"
     config.write_text(minimal_config("x"))

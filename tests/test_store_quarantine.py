@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -267,6 +268,7 @@ def test_labels_and_decisions_named_by_class(tmp_path: Path, capsys: pytest.Capt
     config_path = write_config(tmp_path, body)
     summary = ingest(config_path)
     assert dict(summary.quarantined_by_reason) == {"bad type": 1, "missing label": 1}
+    assert summary.warnings == ()  # each class name matched some value
     assert query(config_path, "SELECT detail FROM _triage_quarantine WHERE reason = 'bad type'") == [
         ("y: NA is not a class",)
     ]
@@ -287,6 +289,68 @@ def test_labels_and_decisions_named_by_class(tmp_path: Path, capsys: pytest.Capt
     assert cell["n_labeled"] == len(labels)
     assert cell["precision"] == pytest.approx(precision_score(truth, said, pos_label="fraud"), abs=1e-12)
     assert cell["recall"] == pytest.approx(recall_score(truth, said, pos_label="fraud"), abs=1e-12)
+
+
+def test_class_names_no_value_has_are_warned_once_per_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A class name of `[model.positive]` that none of the values ingested has (`"flagged"` where
+    the log says `FLAG`) turns every decision negative, silently: ingest warns on stderr, once per
+    column over all its files, with the column's most frequent values as logged."""
+    decisions = ["FLAG", "pass", "pass", "pass", " Flag", "", "pass"]
+    rows = [
+        {"request_id": f"r{i}", "ts": "2026-01-01", "score": 0.5, "decision": d}
+        for i, d in enumerate(decisions)
+    ]
+    write_jsonl(tmp_path / "p.jsonl", rows[:4])
+    (tmp_path / "p.csv").write_text(
+        "request_id,ts,score,decision\n"
+        + "".join(f"r{i},2026-01-01,0.5,{d}\n" for i, d in enumerate(decisions) if i >= 4)
+    )
+    labels = ["FRAUD", " fraud ", "legit", "LEGIT", "legit", "Chargeback", "NA", "legit"]
+    write_jsonl(tmp_path / "l1.jsonl", [{"request_id": f"r{i}", "y": y} for i, y in enumerate(labels[:5])])
+    write_parquet(
+        tmp_path / "l2.parquet",
+        "SELECT * FROM (VALUES "
+        + ", ".join(f"('r{i}', '{y}')" for i, y in enumerate(labels) if i >= 5)
+        + ") t(request_id, y)",
+    )
+    body = (
+        'name = "fraud"\npredictions = "p.*"\nlabels = "l*"\n\n'
+        '[model.columns]\nid = "request_id"\ntimestamp = "ts"\nscore = "score"\nprediction = "decision"\n'
+        'label = "y"\n\n[model.positive]\nlabel = ["fraudulent", "chargeback"]\nprediction = "flagged"\n'
+    )
+    config_path = write_config(tmp_path, body)
+    assert main(["--config", str(config_path), "ingest", "--no-warm"]) == 0
+    out, err = capsys.readouterr()
+    assert "warning" not in out
+
+    def seen(values: list[str]) -> str:
+        """How many values there are (no null word), and the most frequent, counted here."""
+        counts = Counter(v for v in values if v.strip().lower() not in ("", "na"))
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:5]
+        listed = ", ".join(f"'{value}' {n}" for value, n in ranked)
+        return f"{sum(counts.values())} values read by this ingest (most frequent: {listed})"
+
+    expected = (
+        "triage: warning: {}: model[0].positive.{}: expected class names that column {!r} holds "
+        "(trimmed, in any case): {}"
+    )
+    assert err.splitlines() == [
+        expected.format(config_path, "label", "y", f"'fraudulent' matches none of its {seen(labels)}"),
+        expected.format(
+            config_path,
+            "prediction",
+            "decision",
+            f"'flagged' matches none of its {seen(decisions)}; every logged decision reads as negative",
+        ),
+    ]
+    # The decisions are what the warning says: every one negative (the blank one left to the threshold).
+    decided = dict(query(config_path, "SELECT _id, _decision FROM predictions_fraud"))
+    assert decided == {f"r{i}": d == "" for i, d in enumerate(decisions)}
+    # A pass that reads nothing new says nothing.
+    assert main(["--config", str(config_path), "ingest", "--no-warm"]) == 0
+    assert capsys.readouterr().err == ""
 
 
 def test_class_names_are_part_of_what_built_the_store(tmp_path: Path) -> None:

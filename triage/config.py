@@ -251,6 +251,11 @@ class Columns:
         return {role: getattr(self, role) for role in roles if getattr(self, role) is not None}
 
 
+def label_id_hint(model_key: str) -> str:
+    """What to do when a label log lacks the prediction log's id column (`columns.id`): map its own."""
+    return f"set {model_key}.columns.label_id to the label log's id column if it names the id differently"
+
+
 @dataclass(frozen=True)
 class Reference:
     """What "normal" means: a time range, a file set, or the first days of a version."""

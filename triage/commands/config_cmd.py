@@ -18,8 +18,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "check",
         help="validate the config without ingesting",
         description="Validate triage.toml, then check it against the logs: every prediction source "
-        "(and a file-set reference) matches readable files, and every configured column exists in them. "
-        "Each mistake is one line naming the file and the key; exit status 2.",
+        "(and a file-set reference) matches readable files, every configured column exists in them, and "
+        "the class names of [model.positive] are among their values; once ingested, against the store: "
+        "what the rules and the reference name exists, and what was quarantined (a log whose every row "
+        "was is a mistake). Each mistake is one line naming the file and the key; exit status 2.",
     )
     check.add_argument("--no-logs", action="store_true", help="check the config file only, not the logs")
     check.set_defaults(handler=run_check)

@@ -190,7 +190,8 @@ def _files_phrase(summary: IngestSummary) -> str:
 
 
 def print_summary(summary: IngestSummary) -> None:
-    """Print what an ingest pass did: files, rows added, rows quarantined by reason, per model and kind."""
+    """Print what an ingest pass did: files, rows added, rows quarantined by reason, per model and kind;
+    its warnings on stderr."""
     files = len(summary.files)
     print(
         f"ingested {files} file{'s' if files != 1 else ''} ({_files_phrase(summary) or 'none'}): "
@@ -215,7 +216,7 @@ def print_summary(summary: IngestSummary) -> None:
         reasons = ", ".join(f"{reason} {count}" for reason, count in summary.quarantined_by_reason)
         print(f"  quarantined by reason: {reasons} (see `triage quarantine`)")
     for warning in summary.warnings:
-        print(f"  warning: {warning}")
+        print(f"triage: warning: {printable(warning, None)}", file=sys.stderr)
 
 
 def run_info(args: argparse.Namespace) -> int:

@@ -159,12 +159,21 @@ def bool_sql(expr: str, duckdb_type: str) -> str:
     return f"CASE WHEN {_one_of(word, TRUE_WORDS)} THEN true WHEN {_one_of(word, FALSE_WORDS)} THEN false END"
 
 
+def class_absent_sql(expr: str, duckdb_type: str) -> str:
+    """TRUE where a class column holds no class: a null, a blank, a null word such as "NA"."""
+    return nullish_sql(text_sql(expr, duckdb_type), "VARCHAR")
+
+
+def class_name_sql(expr: str, duckdb_type: str, names: tuple[str, ...]) -> str:
+    """TRUE where the value (as text, trimmed, any case) is one of the class `names`."""
+    return _one_of(text_sql(expr, duckdb_type), names)
+
+
 def class_sql(expr: str, duckdb_type: str, positive: tuple[str, ...], yes: str, no: str) -> str:
-    """`yes` where the value (as text, trimmed, any case) is one of the `positive` class names, `no`
-    for any other class; NULL for none (a null, a blank, a null word such as "NA")."""
-    word = text_sql(expr, duckdb_type)
-    absent = nullish_sql(word, "VARCHAR")
-    return f"CASE WHEN {absent} THEN NULL WHEN {_one_of(word, positive)} THEN {yes} ELSE {no} END"
+    """`yes` where the value is one of the `positive` class names (`class_name_sql`), `no` for any
+    other class; NULL for none (`class_absent_sql`)."""
+    absent, named = class_absent_sql(expr, duckdb_type), class_name_sql(expr, duckdb_type, positive)
+    return f"CASE WHEN {absent} THEN NULL WHEN {named} THEN {yes} ELSE {no} END"
 
 
 def label_sql(expr: str, duckdb_type: str) -> str:

@@ -11,6 +11,9 @@ from triage.config import Config, ModelConfig
 from triage.store.schema import (
     FAILURES_TABLE,
     FILES_TABLE,
+    KIND_LABELS,
+    KIND_PREDICTIONS,
+    KIND_REFERENCE,
     QUARANTINE_TABLE,
     REASON_BAD_VALUE,
     labels_table,
@@ -77,6 +80,48 @@ class QuarantinedRow:
     reason: str
     detail: str | None
     raw: str | None
+
+
+@dataclass(frozen=True)
+class QuarantineShare:
+    """A model's log of one kind (predictions, labels, reference) with quarantined rows: the rows
+    ingested from it, those quarantined, and its most frequent reason with the first such row's detail."""
+
+    kind: str
+    rows: int  # stored and quarantined
+    quarantined: int
+    reason: str
+    reason_rows: int
+    detail: str | None
+
+
+def quarantine_shares(con: duckdb.DuckDBPyConnection, model: str) -> tuple[QuarantineShare, ...]:
+    """Each kind of log of `model` with quarantined rows: predictions, labels, reference (values
+    stored as NULL in kept rows, `REASON_BAD_VALUE`, are no rows). Counts from the file registry."""
+    if not table_exists(con, FILES_TABLE):
+        return ()
+    rows = con.execute(
+        f"""
+        WITH files AS (
+            SELECT kind, sum(rows_added) AS added, sum(rows_quarantined) AS quarantined
+            FROM {FILES_TABLE} WHERE model = $model GROUP BY kind
+        ),
+        reasons AS (
+            SELECT kind, reason, count(*) AS n, first(detail ORDER BY file_id, line) AS detail
+            FROM {QUARANTINE_TABLE} WHERE model = $model AND reason <> $kept GROUP BY kind, reason
+        )
+        SELECT f.kind, f.added + f.quarantined, f.quarantined, r.reason, r.n, r.detail
+        FROM files AS f JOIN reasons AS r USING (kind)
+        WHERE f.quarantined > 0
+        QUALIFY row_number() OVER (PARTITION BY f.kind ORDER BY r.n DESC, r.reason) = 1
+        ORDER BY list_position($kinds, f.kind)
+        """,
+        {"model": model, "kept": REASON_BAD_VALUE, "kinds": [KIND_PREDICTIONS, KIND_LABELS, KIND_REFERENCE]},
+    ).fetchall()
+    return tuple(
+        QuarantineShare(str(kind), int(n), int(q), str(reason), int(rn), detail)
+        for kind, n, q, reason, rn, detail in rows
+    )
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> int:

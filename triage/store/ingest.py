@@ -42,8 +42,9 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from triage.config import OPTIONAL_ROLES, REQUIRED_ROLES, Config, ModelConfig
+from triage.config import OPTIONAL_ROLES, REQUIRED_ROLES, Config, ModelConfig, label_id_hint
 from triage.store import readers
+from triage.store.classes import ClassTally, class_tallies
 from triage.store.coerce import (
     blank_sql,
     bool_sql,
@@ -225,6 +226,8 @@ class _Run:
     files: list[FileIngest] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     unmatched: list[tuple[str, str]] = field(default_factory=list)
+    # The current model's class columns (`[model.positive]`) by kind of log, over the files read
+    tallies: dict[str, ClassTally] = field(default_factory=dict)
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
@@ -284,6 +287,7 @@ def _ingest_model(run: _Run, model: ModelConfig, index: int) -> None:
         raise
     registry = _registry(run, model.name)
     first = len(run.files)
+    run.tallies = class_tallies(model)
     for source in predictions if layout is not None else []:
         _ingest_file(run, model, key, KIND_PREDICTIONS, source, layout, registry)
     if any(f.action == REPLACED for f in run.files[first:]):
@@ -297,6 +301,10 @@ def _ingest_model(run: _Run, model: ModelConfig, index: int) -> None:
         for source in references:
             _ingest_file(run, model, key, KIND_REFERENCE, source, layout, registry)
     _record_failures(run, model, run.files[first:])
+    for tally in run.tallies.values():
+        mistake = tally.mistake(run.config.path, key, "read by this ingest")
+        if mistake is not None:
+            run.warn(str(mistake))
 
 
 def _record_failures(run: _Run, model: ModelConfig, files: list[FileIngest]) -> None:
@@ -519,9 +527,11 @@ def _load(
         _check_present(run, model, key, kind, source, wanted, present)
     columns: dict[str, _Column] = {}
     for index, name in enumerate(names):
-        duckdb_type = file_types.get(name, "VARCHAR")
-        columns[name] = _Column(readers.alias(index), duckdb_type)
+        columns[name] = _Column(readers.alias(index), readers.value_type(source, file_types, name))
 
+    tally = run.tallies.get(kind)
+    # This file's values apart, so that a file that cannot be read whole counts none of them.
+    read = (tally.fresh(), columns[tally.column]) if tally is not None and tally.column in columns else None
     staged_columns = _staged_columns(kind, layout)
     sink = _ChunkSink(
         con,
@@ -531,6 +541,7 @@ def _load(
         file_id=file_id,
         quarantine_params=[model.name, kind, file_id, source.path, run.now],
         known_ids=_known_ids_sql(con, model) if kind == KIND_LABELS else None,
+        classes=read,
     )
     lines_consumed = bytes_consumed = 0
     ends_with_newline = True
@@ -604,6 +615,8 @@ def _load(
             f"WHERE file_id = ?",
             [file_id, *values, previous.file_id],
         )
+    if tally is not None and read is not None:
+        tally.merge(read[0])
     return FileIngest(
         model=model.name,
         kind=kind,
@@ -669,6 +682,7 @@ class _ChunkSink:
         file_id: int,
         quarantine_params: list[object],
         known_ids: str | None,
+        classes: tuple[ClassTally, _Column] | None,
     ) -> None:
         self.con = con
         self.stage = stage.sql.replace("{source}", ROWS)
@@ -680,6 +694,7 @@ class _ChunkSink:
         self.file_id = file_id
         self.quarantine_params = quarantine_params
         self.known_ids = known_ids
+        self.classes = classes  # the values of a class column (`[model.positive]`) are counted there
         self.added = 0
         self.unknown_ids = 0
         self.reasons: Counter[str] = Counter()
@@ -694,6 +709,9 @@ class _ChunkSink:
         """
         con = self.con
         con.execute(f"CREATE OR REPLACE TEMP TABLE {ROWS} AS {reader_sql}", params)
+        if self.classes is not None:
+            tally, column = self.classes
+            tally.add(con, f"SELECT * FROM {ROWS}", None, column.alias, column.duckdb_type)
         con.execute(f"CREATE OR REPLACE TEMP TABLE {STAGED} AS {self.stage}")
         counts = con.execute(f"SELECT _reason, count(*) FROM {STAGED} GROUP BY ALL").fetchall()
         quarantined = 0
@@ -795,7 +813,9 @@ def _check_present(
         if name in present:
             continue
         if config_key in _REQUIRED_KEYS[kind]:
-            raise SourceError(f"no column {name!r} ({key}.{config_key})")
+            # The label log's id read under the prediction log's name: it may have its own.
+            hint = f"; {label_id_hint(key)}" if (kind, config_key) == (KIND_LABELS, "columns.id") else ""
+            raise SourceError(f"no column {name!r} ({key}.{config_key}){hint}")
         if kind == KIND_REFERENCE and config_key.startswith("columns."):
             continue  # training data rarely has ids, times or scores
         run.warn(

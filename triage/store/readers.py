@@ -22,6 +22,7 @@ from triage.store.schema import REASON_NOT_UTF8, quote
 from triage.store.sources import CsvHeader, SourceError, SourceFile, TextChunk, csv_header, head_text
 
 SNIFF_FILES = 10
+SAMPLE_PARQUET_ROWS = 1_000_000  # the rows of a Parquet file `sample_sql` reads
 # Share of a text log's sampled values that must be numbers for the column to count as numeric;
 # the rest are then quarantined as "bad type" instead of turning the feature categorical.
 NUMERIC_SHARE = 0.9
@@ -275,6 +276,28 @@ def _jsonl_columns(con: duckdb.DuckDBPyConnection, source: SourceFile) -> dict[s
         else:
             found[str(key)] = "VARCHAR"
     return found
+
+
+def value_type(source: SourceFile, file_types: dict[str, str], name: str) -> str:
+    """The type of a column's values as a reader yields them: a Parquet file's own (`file_types`),
+    text for a text log (and for a column the file lacks, which reads as NULL)."""
+    return file_types.get(name, "VARCHAR") if source.format == "parquet" else "VARCHAR"
+
+
+def sample_sql(
+    source: SourceFile, names: list[str], file_types: dict[str, str]
+) -> tuple[str, dict[str, object] | None]:
+    """A reader query over a sample of a log, and its parameters: the complete lines in the first
+    MiB of a text log (those `file_columns` reads), the first `SAMPLE_PARQUET_ROWS` of a Parquet
+    file (`file_types`: its columns, as `file_columns` gives them)."""
+    if source.format == "parquet":
+        return parquet_sql(source, names, file_types, (0, SAMPLE_PARQUET_ROWS)), None
+    partitions = dict(source.partitions)
+    params = chunk_params(head_text(source))
+    if source.format == "csv":
+        header = csv_header(source) or CsvHeader(",", ())  # an empty file: no rows
+        return csv_sql(names, header, partitions), params
+    return jsonl_sql(names, partitions), params
 
 
 def union_columns(con: duckdb.DuckDBPyConnection, sources: list[SourceFile]) -> dict[str, str]:
