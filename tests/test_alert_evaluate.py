@@ -24,6 +24,7 @@ from triage.alerts.evaluate import (
     UNKNOWN,
     WARNING,
     AlertEvaluation,
+    CellResult,
     JudgeMemo,
     _by_window,
     _Judge,
@@ -123,9 +124,11 @@ def quality_row(day: int, feature: str = "amount", **kw: Any) -> DataQualityRow:
 
 
 def calibration_row(day: int, **kw: Any) -> CalibrationRow:
+    """A window labelled on 80 % of its rows unless `n` says otherwise."""
+    n_labeled = kw.get("n_labeled", 4000)
     return CalibrationRow(
-        **_cell(day, **kw),
-        n_labeled=kw.get("n_labeled", 4000),
+        **_cell(day, **{"n": round(n_labeled / 0.8), **kw}),
+        n_labeled=n_labeled,
         decision_rate=kw.get("decision_rate", 0.1),
         ece=kw.get("ece", 0.02),
         ece_equal_mass=None,
@@ -492,6 +495,13 @@ def test_under_a_day_a_crossed_cell_alerts_only_outside_the_band_of_its_time_of_
         rules = default_rules(model_config(window=window, labels="labels.jsonl"))
         assert {r.name for r in rules} >= distribution | rates
         assert {r.name for r in rules if r.outside_band} == gated, window
+    # Latency and cost take it with one-day windows too: a p95 over a mix of routes moves with the
+    # mix day to day; an error rate is a fixed share.
+    operations = {"latency-p95", "cost-per-1k", "error-rate"}
+    logged = Columns(id="id", timestamp="ts", score="score", latency_ms="ms", cost="usd", error="err")
+    for window, gated in ((Window(1, "d"), {"latency-p95", "cost-per-1k"}), (Window(1, "w"), set())):
+        rules = default_rules(model_config(window=window, columns=logged))
+        assert {r.name for r in rules if r.name in operations and r.outside_band} == gated, window
 
 
 def test_an_hour_is_judged_by_the_same_hour_on_the_same_kind_of_day():
@@ -675,6 +685,31 @@ def test_a_one_day_window_alerts_only_outside_the_band_of_weekends_or_of_weekday
     assert judged(tuesday, 0.21).condition == FIRING
 
 
+def test_a_daily_latency_band_needs_a_week_of_reference_days():
+    """An all-route p95 that sits where a 5 % LLM route begins moves with the mix: 212–529 ms over
+    its 14 reference days. A Saturday at 470 ms is past +50 % of the reference's weekends (275 ms),
+    and inside the band of its days: OK. A route's p95 up 53 % by a failover, judged from 3
+    reference days (a band of t(2), 19σ wide, would hold it), fires on its threshold alone."""
+    logged = Columns(id="id", timestamp="ts", score="score", latency_ms="ms")
+    weeks = model_config(columns=logged, reference=Reference(start=T0, end=T0 + 14 * DAY))
+    rule = next(r for r in default_rules(weeks) if r.name == "latency-p95")
+    assert rule.outside_band == "3sigma"
+    mixed = [212, 529, 250, 300, 480, 260, 230, 280, 320, 240, 310, 270, 290, 300]
+    assert [mixed[day] for day in range(14) if (T0 + day * DAY).weekday() >= 5] == [250, 300, 240, 310]
+    reference = [operations_row(day, latency_p95_ms=float(p95)) for day, p95 in enumerate(mixed)]
+    saturday = operations_row(16, latency_p95_ms=470.0)
+    result = only(evaluate(rule, weeks, now=T0 + 17 * DAY, operations=[*reference, saturday]))
+    assert result.condition == OK and result.latest is not None
+    assert result.latest.note is not None and result.latest.note.startswith(
+        "within the 3σ prediction band of the 14 reference windows (too few on weekends)"
+    )
+    days = model_config(columns=logged, reference=Reference(start=T0, end=T0 + 3 * DAY))
+    short = [operations_row(day, latency_p95_ms=p95) for day, p95 in enumerate([1939.0, 2057.0, 1921.0])]
+    tuesday = operations_row(12, latency_p95_ms=3013.0)
+    failover = only(evaluate(rule, days, now=T0 + 13 * DAY, operations=[*short, tuesday]))
+    assert (failover.condition, failover.severity) == (FIRING, WARNING)
+
+
 def test_a_small_slices_weekend_is_not_judged_by_its_weekdays():
     """A small slice whose reference weekends all held too few rows (120 < min_samples) has no
     weekend band; its weekdays' band would judge a busy Saturday by Tuesdays (a feature with a
@@ -816,9 +851,35 @@ def test_label_coverage_gate():
     # calibration rows have no coverage field: n_labeled / n
     ece = AlertRule(name="ece", signal="calibration.ece", warn=0.05, min_label_coverage=0.5)
     assert (
-        only(evaluate(ece, calibration=[calibration_row(10, ece=0.2, n_labeled=2000)])).condition == UNKNOWN
+        only(evaluate(ece, calibration=[calibration_row(10, ece=0.2, n=5000, n_labeled=2000)])).condition
+        == UNKNOWN
     )
-    assert only(evaluate(ece, calibration=[calibration_row(10, ece=0.2, n_labeled=3000)])).condition == FIRING
+    cell = calibration_row(10, ece=0.2, n=5000, n_labeled=3000)
+    assert only(evaluate(ece, calibration=[cell])).condition == FIRING
+
+
+def test_calibration_waits_for_labels_as_settled_as_the_reference():
+    """Frauds are labelled within days, legitimate requests after a month: at 60 % of its rows a
+    window's labels hold too many frauds against a reference labelled on 80 %, and its ECE reads
+    high. It waits, holding older evidence, until its labels cover 90 % of the reference's share."""
+    rule = AlertRule(name="ece", signal="calibration.ece", warn=0.05, min_label_coverage=0.5)
+    reference = [calibration_row(day, ece=0.02, n=5000, n_labeled=4000) for day in range(REFERENCE_DAYS)]
+
+    def judged(labelled: int) -> CellResult:
+        cell = calibration_row(10, ece=0.09, n=5000, n_labeled=labelled)
+        return only(evaluate(rule, calibration=[*reference, cell])).cells[-1]
+
+    young = judged(3000)
+    assert (young.status, young.awaiting_labels) == (UNKNOWN, True)
+    assert young.note == (
+        "labels still arriving: 0.600 of its rows, under 90% of the reference's 0.800 "
+        "(the first labels are the classes that come first)"
+    )
+    assert judged(3700).status == CROSSED  # 74 %: settled
+    # precision rests on the flagged rows, reviewed first: it does not wait for the rest
+    precision = AlertRule(name="p", signal="performance.precision", warn=0.7, min_label_coverage=0.5)
+    early = performance_row(10, 0.5, n_labeled=600, label_coverage=0.12, decision_label_coverage=0.9)
+    assert only(evaluate(precision, performance=[early])).condition == FIRING
 
 
 def test_reference_baseline_uses_only_windows_past_the_coverage_gate():

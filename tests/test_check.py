@@ -863,15 +863,17 @@ def test_calibration_and_performance_read_windows_whose_labels_have_come() -> No
     from triage.metrics.intervals import wilson
 
     calibration = [
-        calibration_row(12, decision_rate=0.24, n_labeled=0, ece=None),
-        calibration_row(11, decision_rate=0.11, n_labeled=30, ece=None),
-        calibration_row(10, decision_rate=0.10, n_labeled=3000, ece=0.031),
+        calibration_row(12, decision_rate=0.24, n=5000, n_labeled=0, ece=None),
+        calibration_row(11, decision_rate=0.11, n=5000, n_labeled=30, ece=None),
+        calibration_row(10, decision_rate=0.10, n=5000, n_labeled=3000, ece=0.031),
     ]
     performance = [
         performance_row(11, 0.95, n_labeled=300, label_coverage=0.04, decision_label_coverage=0.3),
         performance_row(10, 0.62, n_labeled=3000, label_coverage=0.6, auroc=0.8),  # its flagged 0.9
     ]
-    reference_calibration = [calibration_row(day, decision_rate=0.1) for day in range(7)]
+    reference_calibration = [
+        calibration_row(day, decision_rate=0.1, n_labeled=3000, n=5000) for day in range(7)
+    ]
     reference_performance = [performance_row(day, 0.6) for day in range(7)]
     model = SimpleNamespace(
         calibration=calibration,
@@ -975,21 +977,44 @@ def test_calibration_is_shown_for_a_window_labelled_like_the_rule_wants() -> Non
 
     model = SimpleNamespace(
         calibration=[
-            calibration_row(10, ece=0.061, n_labeled=3000),
-            calibration_row(12, ece=0.27, n_labeled=170),
+            calibration_row(10, ece=0.061, n=5000, n_labeled=3000),
+            calibration_row(12, ece=0.27, n=5000, n_labeled=170),
         ],
         reference_calibration=[
-            calibration_row(0, ece=0.02, n_labeled=3000),
-            calibration_row(1, ece=0.04, n_labeled=1000),
+            calibration_row(0, ece=0.02, n=5000, n_labeled=3000),
+            calibration_row(1, ece=0.04, n=5000, n_labeled=1000),
         ],
     )
     lines = _calibration_lines(model, model.calibration[1].window_start)  # type: ignore[arg-type]
-    assert lines[0].endswith("latest window ≥ 50% labelled (reference)")
+    assert lines[0].endswith("latest window ≥ 50% labelled, settled (reference)")
     row = lines[2].split()
     assert row[0] == "all" and row[4] == time_text_day(10) and row[5] == "3,000"
     assert row[6:8] == ["0.061", f"({(0.02 * 3000 + 0.04 * 1000) / 4000:.3f})"]
     model.calibration = model.calibration[1:]
     assert _calibration_lines(model, model.calibration[0].window_start)[-1] == "  all: no such window yet"  # type: ignore[arg-type]
+
+
+def test_calibration_waits_for_labels_as_settled_as_the_reference() -> None:
+    """Legitimate requests are confirmed by a month without dispute, frauds by chargebacks within
+    days: a window labelled on 60 % of its rows against a reference labelled on 80 % holds too many
+    frauds, and its ECE reads high. The summary shows the latest window labelled on at least 90 %
+    of the reference's share (72 %) and says which wait."""
+    from types import SimpleNamespace
+
+    from tests.test_alert_evaluate import calibration_row
+    from triage.commands.check_cmd import _calibration_lines
+
+    model = SimpleNamespace(
+        calibration=[
+            calibration_row(10, ece=0.021, n=5000, n_labeled=3700),  # 74 %
+            calibration_row(12, ece=0.09, n=5000, n_labeled=3000),  # 60 %
+        ],
+        reference_calibration=[calibration_row(day, ece=0.02, n=5000, n_labeled=4000) for day in range(7)],
+    )
+    *_, row, wait, why = _calibration_lines(model, model.calibration[1].window_start)  # type: ignore[arg-type]
+    assert row.split()[4:7] == [time_text_day(10), "3,700", "0.021"]
+    assert wait == "  newer windows wait: labels on under 90% of the reference's share: all 80.0%"
+    assert why.startswith("    the first labels are the classes that come first")
 
 
 def test_an_hourly_drift_table_says_what_drifted_is_against() -> None:

@@ -69,6 +69,7 @@ from triage.alerts.rules import (
     RATE_FIELDS,
     RELIABILITY_FIELDS,
     SCOPE_FIELDS,
+    SETTLED_LABELS,
     WILSON_FIELDS,
     band_sigmas,
     direction,
@@ -92,6 +93,10 @@ SEVERITY_RANK = {None: 0, WARNING: 1, CRITICAL: 2}  # higher is worse
 DISTRIBUTION_TABLES = frozenset({"drift", "data_quality"})
 _Z95 = float(special.ndtri(0.975))
 MIN_BAND_WINDOWS = 3
+# An operations band needs a week of windows: from 3, t(2) makes it 19σ wide, and a failover that
+# doubled a route's p95 — 17σ from its 3 reference days — sat inside it. Its σ is the day-to-day
+# spread of a p95 or a cost, small against what an incident does to them.
+OPERATIONS_BAND_WINDOWS = 7
 # Expected positives (and negatives) per group of reliability bins in the calibration test.
 MIN_EXPECTED = 5.0
 _RATE_FLOOR = 1e-3
@@ -704,6 +709,7 @@ class _Judge:
         self.interval = has_interval(table, self.name)
         self.sigmas = band_sigmas(rule.band) if rule.band else None
         self.outside_sigmas = band_sigmas(rule.outside_band) if rule.outside_band else None
+        self.band_windows = OPERATIONS_BAND_WINDOWS if table == "operations" else MIN_BAND_WINDOWS
         # The baseline a significance test compares with: the rule's own, else the reference.
         self.expected_baseline = rule.baseline or "reference"
         # Shares with known trials: tested exactly (Fisher) against the pooled baseline counts.
@@ -781,6 +787,28 @@ class _Judge:
             shown = "unknown" if coverage is None else f"{coverage:.3f}"
             of = " of the positive decisions" if self.name == "precision" else ""
             return f"label coverage{of} {shown} < {self.rule.min_label_coverage}", True
+        settled = self.settled_coverage(row)
+        if settled is not None and count < SETTLED_LABELS * settled * row.n:
+            return (
+                f"labels still arriving: {count / row.n:.3f} of its rows, under {SETTLED_LABELS:.0%} of "
+                f"the reference's {settled:.3f} (the first labels are the classes that come first)",
+                True,
+            )
+        return None
+
+    def settled_coverage(self, row: Row) -> float | None:
+        """A calibration signal's reference coverage — labelled rows / rows pooled over the reference
+        windows of the row's scope (all versions' for a new canary) — which its cells' labels must
+        nearly reach (`SETTLED_LABELS`) to be judged: calibration compares label rates score bin by
+        score bin, and any class whose labels come later (legitimate requests confirmed by a month
+        without dispute) biases them until then; None for other signals, or without a reference."""
+        if self.table != "calibration" or not self.labelled:
+            return None
+        for key in self._candidates(row):
+            rows = self.reference.get(key, ())
+            total = sum(r.n for r in rows)
+            if total:
+                return sum(self.weight(r) for r in rows) / total
         return None
 
     def coverage(self, row: Row) -> float | None:
@@ -858,7 +886,8 @@ class _Judge:
 
     def within_band(self, row: Row, value: float) -> tuple[str, str | None]:
         """A crossed cell's status under `outside_band`, and why: OK inside the prediction band of
-        the reference windows in its most alike phase with 3 windows of enough data (`_phases`: at
+        the reference windows in its most alike phase with 3 windows of enough data (7 for operations,
+        `OPERATIONS_BAND_WINDOWS`; `_phases`: at
         its time of day on the same kind of day, then on any day; on weekends or weekdays like it;
         all of them for windows longer than a day) — of all the scope's reference windows when no
         phase has (a small slice's evening hours: a cycling feature differs from the pooled
@@ -866,7 +895,7 @@ class _Judge:
         the reference has windows in a phase it passes but none with enough data (a small slice's
         weekends: the band of its weekdays would judge a Saturday by Tuesdays); CROSSED outside the
         band (the note gives the band and its edge) — but OK for a PSI whose JS divergence stays
-        within its own band (`psi_alone`) —, or when fewer than 3 windows give no band at all (no
+        within its own band (`psi_alone`) —, or when too few windows give no band at all (no
         note).
 
         k·σ becomes t·σ·√(1 + 1/m), t the Student quantile (m − 1 degrees of freedom) of k·σ's
@@ -878,7 +907,7 @@ class _Judge:
         phases = _phases(row)
         # The windows of the scope whose band this is (all versions' for a new canary); with no
         # scope of 3 windows with enough data, the first that has windows at all.
-        scope, _ = self._reference(row, MIN_BAND_WINDOWS)
+        scope, _ = self._reference(row, self.band_windows)
         scopes = [scope] if scope is not None else self._candidates(row)
         for at in phases:
             band = self.band(row, at)
@@ -942,11 +971,11 @@ class _Judge:
         if key not in self._bands:
             rows = [
                 r
-                for r in self.reference_rows(row, MIN_BAND_WINDOWS)
+                for r in self.reference_rows(row, self.band_windows)
                 if r.enough_data and _statistic(r, name) is not None and (at is None or at in _phases(r))
             ]
             band = None
-            if len(rows) >= MIN_BAND_WINDOWS:
+            if len(rows) >= self.band_windows:
                 values = [float(_statistic(r, name)) for r in rows]
                 mean = sum(values) / len(values)
                 sigma = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))

@@ -18,6 +18,7 @@ from triage.alerts.rules import (
     CALIBRATION_MIN_COVERAGE,
     PRECISION_MIN_COVERAGE,
     REGRESSION_MIN_COVERAGE,
+    SETTLED_LABELS,
     duration_text,
     effective_rules,
     validate_rules,
@@ -34,7 +35,14 @@ if TYPE_CHECKING:
     from triage.alerts.evaluate import AlertEvaluation
     from triage.alerts.state import Alert, AlertStore
     from triage.engine import CheckReport, ModelReport
-    from triage.metrics.results import DataQualityRow, DriftRow, OperationsRow, PerformanceRow, Row
+    from triage.metrics.results import (
+        CalibrationRow,
+        DataQualityRow,
+        DriftRow,
+        OperationsRow,
+        PerformanceRow,
+        Row,
+    )
 
 EXIT_UNKNOWN = 3
 NO_PREDICTIONS = "no predictions in the evaluated windows"
@@ -50,9 +58,6 @@ DRIFT_P = 0.01
 # Performance is shown for the latest window whose labels cover this share of what the default rule
 # judges: a classifier's positive decisions (precision's), a regression model's rows (the MAE rule's).
 MATURE_COVERAGE = PRECISION_MIN_COVERAGE
-# A window's labels are still arriving while they cover less than this share of its reference's
-# coverage: its recall, AUROC and cost, which rest on every class's labels, are marked.
-SETTLED_LABELS = 0.9
 R = TypeVar("R", bound="Row")
 
 
@@ -620,18 +625,26 @@ def _calibration_lines(model: ModelReport, latest: datetime) -> list[str]:
     window's MCE is its emptiest bin's."""
     title = (
         f"Calibration — decision rate in {time_text(latest)}; latest window"
-        f" ≥ {CALIBRATION_MIN_COVERAGE:.0%} labelled (reference)"
+        f" ≥ {CALIBRATION_MIN_COVERAGE:.0%} labelled, settled (reference)"
     )
     rows = []
     borrowed: list[str] = []
     thin: list[str] = []
     unlabelled: list[str] = []
+    unsettled: list[str] = []
     for version, mine, reference, mark in _per_version(model.calibration, model.reference_calibration):
         now = next((r for r in mine if r.window_start == latest), None)
+        settled = _reference_coverage(reference) or 0.0
         mature = [
             r for r in mine if r.ece is not None and r.n and r.n_labeled / r.n >= CALIBRATION_MIN_COVERAGE
         ]
-        labelled = max(mature, key=lambda r: r.window_start, default=None)
+        labelled = max(
+            (r for r in mature if r.n_labeled >= SETTLED_LABELS * settled * r.n),
+            key=lambda r: r.window_start,
+            default=None,
+        )
+        if mature and (labelled is None or labelled.window_start < max(r.window_start for r in mature)):
+            unsettled.append(f"{printable(version or 'all')} {_pct(settled)}")
         unlabelled += [] if labelled else [version or "all"]
         borrowed += [str(version)] if mark else []
         if now is not None and now.decision_rate is None and now.note:
@@ -663,7 +676,12 @@ def _calibration_lines(model: ModelReport, latest: datetime) -> list[str]:
         "Brier",
     ]
     missing = [f"  {', '.join(map(printable, unlabelled))}: no such window yet"] if unlabelled else []
-    return [title, *_table(headers, rows), *_borrowed_note(borrowed), *missing, *thin]
+    settling = _unsettled_note(
+        "newer windows wait:",
+        unsettled,
+        "the first labels are the classes that come first, which calibration cannot tell from news",
+    )
+    return [title, *_table(headers, rows), *_borrowed_note(borrowed), *missing, *settling, *thin]
 
 
 def _per_version(
@@ -791,15 +809,21 @@ def _performance_lines(model: ModelReport, task: str) -> list[str]:
     missing = [f"  {', '.join(map(printable, unlabelled))}: no such window yet"] if unlabelled else []
     if zeros:
         missing.append("  MAPE divides by machine epsilon where a label is 0, as scikit-learn does")
-    if unsettled:
-        missing += [
-            f"  † labels on under {SETTLED_LABELS:.0%} of the reference's share: {', '.join(unsettled)}",
-            "    missed positives come last, so recall, AUROC and cost/pred read off until the labels settle",
-        ]
+    missing += _unsettled_note(
+        "†", unsettled, "missed positives come last: recall, AUROC and cost/pred read off until they settle"
+    )
     return [title, *_table(headers, rows), *_borrowed_note(borrowed), *missing]
 
 
-def _reference_coverage(rows: Sequence[PerformanceRow]) -> float | None:
+def _unsettled_note(lead: str, versions: Sequence[str], why: str) -> list[str]:
+    """The footnote of the versions whose labels are still arriving (`SETTLED_LABELS`), if any."""
+    if not versions:
+        return []
+    shown = ", ".join(versions)
+    return [f"  {lead} labels on under {SETTLED_LABELS:.0%} of the reference's share: {shown}", f"    {why}"]
+
+
+def _reference_coverage(rows: Sequence[CalibrationRow | PerformanceRow]) -> float | None:
     """The labelled share of the reference windows' rows, pooled."""
     total = sum(r.n for r in rows)
     return sum(r.n_labeled for r in rows) / total if total else None

@@ -409,6 +409,8 @@ class _Handler(BaseHTTPRequestHandler):
         fault: str | None = None,
     ) -> None:
         data = json.dumps(body).encode()
+        # Recorded before the answer goes out: a client that has it may count the request at once.
+        self.server.control.record(RequestRecord(self.command, path, status, fault))
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -416,7 +418,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
-        self.server.control.record(RequestRecord(self.command, path, status, fault))
 
     def _drop(self, path: str, fault: str) -> None:
         self.server.control.record(RequestRecord(self.command, path, None, fault))
