@@ -495,13 +495,6 @@ def test_under_a_day_a_crossed_cell_alerts_only_outside_the_band_of_its_time_of_
         rules = default_rules(model_config(window=window, labels="labels.jsonl"))
         assert {r.name for r in rules} >= distribution | rates
         assert {r.name for r in rules if r.outside_band} == gated, window
-    # Latency and cost take it with one-day windows too: a p95 over a mix of routes moves with the
-    # mix day to day; an error rate is a fixed share.
-    operations = {"latency-p95", "cost-per-1k", "error-rate"}
-    logged = Columns(id="id", timestamp="ts", score="score", latency_ms="ms", cost="usd", error="err")
-    for window, gated in ((Window(1, "d"), {"latency-p95", "cost-per-1k"}), (Window(1, "w"), set())):
-        rules = default_rules(model_config(window=window, columns=logged))
-        assert {r.name for r in rules if r.name in operations and r.outside_band} == gated, window
 
 
 def test_an_hour_is_judged_by_the_same_hour_on_the_same_kind_of_day():
@@ -685,31 +678,6 @@ def test_a_one_day_window_alerts_only_outside_the_band_of_weekends_or_of_weekday
     assert judged(tuesday, 0.21).condition == FIRING
 
 
-def test_a_daily_latency_band_needs_a_week_of_reference_days():
-    """An all-route p95 that sits where a 5 % LLM route begins moves with the mix: 212–529 ms over
-    its 14 reference days. A Saturday at 470 ms is past +50 % of the reference's weekends (275 ms),
-    and inside the band of its days: OK. A route's p95 up 53 % by a failover, judged from 3
-    reference days (a band of t(2), 19σ wide, would hold it), fires on its threshold alone."""
-    logged = Columns(id="id", timestamp="ts", score="score", latency_ms="ms")
-    weeks = model_config(columns=logged, reference=Reference(start=T0, end=T0 + 14 * DAY))
-    rule = next(r for r in default_rules(weeks) if r.name == "latency-p95")
-    assert rule.outside_band == "3sigma"
-    mixed = [212, 529, 250, 300, 480, 260, 230, 280, 320, 240, 310, 270, 290, 300]
-    assert [mixed[day] for day in range(14) if (T0 + day * DAY).weekday() >= 5] == [250, 300, 240, 310]
-    reference = [operations_row(day, latency_p95_ms=float(p95)) for day, p95 in enumerate(mixed)]
-    saturday = operations_row(16, latency_p95_ms=470.0)
-    result = only(evaluate(rule, weeks, now=T0 + 17 * DAY, operations=[*reference, saturday]))
-    assert result.condition == OK and result.latest is not None
-    assert result.latest.note is not None and result.latest.note.startswith(
-        "within the 3σ prediction band of the 14 reference windows (too few on weekends)"
-    )
-    days = model_config(columns=logged, reference=Reference(start=T0, end=T0 + 3 * DAY))
-    short = [operations_row(day, latency_p95_ms=p95) for day, p95 in enumerate([1939.0, 2057.0, 1921.0])]
-    tuesday = operations_row(12, latency_p95_ms=3013.0)
-    failover = only(evaluate(rule, days, now=T0 + 13 * DAY, operations=[*short, tuesday]))
-    assert (failover.condition, failover.severity) == (FIRING, WARNING)
-
-
 def test_a_small_slices_weekend_is_not_judged_by_its_weekdays():
     """A small slice whose reference weekends all held too few rows (120 < min_samples) has no
     weekend band; its weekdays' band would judge a busy Saturday by Tuesdays (a feature with a
@@ -837,7 +805,7 @@ def test_min_samples_of_the_rule_and_labelled_rows():
 
 def test_label_coverage_gate():
     rule = AlertRule(name="precision", signal="performance.precision", warn=0.7, min_label_coverage=0.3)
-    immature = performance_row(10, 0.5, decision_label_coverage=0.2)
+    immature = performance_row(10, 0.5, decision_label_coverage=0.2, trials=150)
     result = only(evaluate(rule, performance=[immature]))
     assert result.condition == UNKNOWN
     assert result.cells[0].note == "label coverage of the positive decisions 0.200 < 0.3"
@@ -846,8 +814,11 @@ def test_label_coverage_gate():
         == FIRING
     )
     # precision's coverage is its denominator's: flagged rows reviewed while the rest wait for chargebacks
-    reviewed = performance_row(10, 0.5, label_coverage=0.05, decision_label_coverage=0.95)
+    reviewed = performance_row(10, 0.5, label_coverage=0.05, decision_label_coverage=0.95, trials=150)
     assert only(evaluate(rule, performance=[reviewed])).condition == FIRING
+    # flags that outrun review: a fifth of them labelled, but 1500 of them, past min_samples
+    flood = performance_row(10, 0.5, decision_label_coverage=0.2, trials=1500)
+    assert only(evaluate(rule, performance=[flood])).condition == FIRING
     # calibration rows have no coverage field: n_labeled / n
     ece = AlertRule(name="ece", signal="calibration.ece", warn=0.05, min_label_coverage=0.5)
     assert (
@@ -861,7 +832,7 @@ def test_label_coverage_gate():
 def test_calibration_waits_for_labels_as_settled_as_the_reference():
     """Frauds are labelled within days, legitimate requests after a month: at 60 % of its rows a
     window's labels hold too many frauds against a reference labelled on 80 %, and its ECE reads
-    high. It waits, holding older evidence, until its labels cover 90 % of the reference's share."""
+    high. It waits, holding older evidence, until its labels cover 80 % of the reference's share."""
     rule = AlertRule(name="ece", signal="calibration.ece", warn=0.05, min_label_coverage=0.5)
     reference = [calibration_row(day, ece=0.02, n=5000, n_labeled=4000) for day in range(REFERENCE_DAYS)]
 
@@ -872,10 +843,11 @@ def test_calibration_waits_for_labels_as_settled_as_the_reference():
     young = judged(3000)
     assert (young.status, young.awaiting_labels) == (UNKNOWN, True)
     assert young.note == (
-        "labels still arriving: 0.600 of its rows, under 90% of the reference's 0.800 "
+        "labels still arriving: 0.600 of its rows, under 80% of the reference's 0.800 "
         "(the first labels are the classes that come first)"
     )
-    assert judged(3700).status == CROSSED  # 74 %: settled
+    assert judged(3199).status == UNKNOWN
+    assert judged(3200).status == CROSSED  # 64 % of its rows: 80 % of the reference's 80 %, settled
     # precision rests on the flagged rows, reviewed first: it does not wait for the rest
     precision = AlertRule(name="p", signal="performance.precision", warn=0.7, min_label_coverage=0.5)
     early = performance_row(10, 0.5, n_labeled=600, label_coverage=0.12, decision_label_coverage=0.9)
@@ -886,7 +858,7 @@ def test_reference_baseline_uses_only_windows_past_the_coverage_gate():
     # Early labels are a biased sample (reviewed flags first): days 0-2 are labelled at 20 % and
     # read 0.9, days 3-6 at 70 % read 0.7. Pooled, the baseline would be (3·0.9 + 4·0.7)/7 = 0.786
     # and a mature 0.66 would read as 16 % down; against the mature windows it is 5.7 % down.
-    immature = [performance_row(day, 0.9, decision_label_coverage=0.2) for day in range(3)]
+    immature = [performance_row(day, 0.9, decision_label_coverage=0.2, trials=150) for day in range(3)]
     mature = [performance_row(day, 0.7, decision_label_coverage=0.7) for day in range(3, REFERENCE_DAYS)]
     rule = AlertRule(
         name="precision-drop",
@@ -1354,7 +1326,7 @@ def test_reference_windows_come_from_the_tables_when_not_given():
 def test_windows_waiting_for_labels_keep_old_evidence_alive():
     rule = AlertRule(name="precision", signal="performance.precision", warn=0.7, min_label_coverage=0.5)
     mature = performance_row(10, 0.5)
-    waiting = [performance_row(day, 0.9, decision_label_coverage=0.2) for day in range(11, 21)]
+    waiting = [performance_row(day, 0.9, decision_label_coverage=0.2, trials=150) for day in range(11, 21)]
     result = only(evaluate(rule, performance=[mature, *waiting]))
     assert result.condition == FIRING and result.latest is not None
     assert result.latest.window_start == T0 + 10 * DAY

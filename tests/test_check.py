@@ -868,7 +868,9 @@ def test_calibration_and_performance_read_windows_whose_labels_have_come() -> No
         calibration_row(10, decision_rate=0.10, n=5000, n_labeled=3000, ece=0.031),
     ]
     performance = [
-        performance_row(11, 0.95, n_labeled=300, label_coverage=0.04, decision_label_coverage=0.3),
+        performance_row(
+            11, 0.95, n_labeled=300, label_coverage=0.04, decision_label_coverage=0.3, trials=120
+        ),
         performance_row(10, 0.62, n_labeled=3000, label_coverage=0.6, auroc=0.8),  # its flagged 0.9
     ]
     reference_calibration = [
@@ -885,17 +887,17 @@ def test_calibration_and_performance_read_windows_whose_labels_have_come() -> No
     (line,) = _calibration_lines(model, latest)[2:]  # type: ignore[arg-type]
     assert line.split()[:7] == ["all", "5,000", "0.240", "(0.100)", time_text_day(10), "3,000", "0.031"]
     # Day 11's flagged rows are still under review (30 % labelled): day 10 it is, its labels 60 %
-    # of its rows against the reference's 4000 of 5000 (80 %): under 90 % of it, so its recall,
+    # of its rows against the reference's 4000 of 5000 (80 %): under 80 % of it, so its recall,
     # AUROC and cost are marked; precision, on its flagged rows (90 % labelled), is not.
-    title, _, line, *notes = _performance_lines(model, "binary")  # type: ignore[arg-type]
+    title, _, line, *notes = _performance_lines(model, "binary", 200)  # type: ignore[arg-type]
     assert "≥ 50% of its flagged rows labelled" in title
     low, high = wilson(round(0.62 * 3000), 3000)
     half = f"{(high - low) / 2:.2f}".removeprefix("0")
     assert line.split()[:5] == ["all", time_text_day(10), "60.0%†", f"0.62±{half}", "(0.60)"]
-    assert notes[0] == "  † labels on under 90% of the reference's share: all 80.0%"
+    assert notes[0] == "  † labels on under 80% of the reference's share: all 80.0%"
     mature = dataclasses.replace(performance[1], label_coverage=0.75)
     settled = SimpleNamespace(**{**vars(model), "performance": [mature]})
-    assert "†" not in "".join(_performance_lines(settled, "binary"))  # type: ignore[arg-type]
+    assert "†" not in "".join(_performance_lines(settled, "binary", 200))  # type: ignore[arg-type]
 
 
 def test_the_reference_in_the_summary_is_the_alerts_baseline() -> None:
@@ -922,7 +924,7 @@ def test_the_reference_in_the_summary_is_the_alerts_baseline() -> None:
         reference_calibration=reference_calibration,
         reference_performance=reference_performance,
     )
-    (line,) = _performance_lines(model, "binary")[2:]  # type: ignore[arg-type]
+    (line,) = _performance_lines(model, "binary", 200)[2:]  # type: ignore[arg-type]
     assert line.split()[4] == f"({2320 / 3100:.2f})" == "(0.75)"
     pooled = baseline_of("performance", "precision", reference_performance)
     assert pooled is not None and pooled.value == pytest.approx(2320 / 3100)
@@ -954,7 +956,7 @@ def test_a_version_without_enough_data_says_why() -> None:
     calibration = _calibration_lines(model, latest)  # type: ignore[arg-type]
     assert calibration[-1] == f"  v2: {note}"
     assert [line.split()[:3] for line in calibration[2:4]] == [["all", "5,000", "0.100"], ["v2", "36", "-"]]
-    performance = _performance_lines(model, "binary")  # type: ignore[arg-type]
+    performance = _performance_lines(model, "binary", 200)  # type: ignore[arg-type]
     assert performance[-1] == "  v2: no such window yet" and len(performance) == 4
     operations = _operations_lines(model, latest)  # type: ignore[arg-type]
     assert operations[-1] == "  - : not enough data in the cell (fewer than min_samples rows)"
@@ -962,7 +964,7 @@ def test_a_version_without_enough_data_says_why() -> None:
         rows[:1] for rows in (model.calibration, model.performance, model.operations)
     )
     assert len(_calibration_lines(model, latest)) == 3  # type: ignore[arg-type]
-    assert len(_performance_lines(model, "binary")) == 3  # type: ignore[arg-type]
+    assert len(_performance_lines(model, "binary", 200)) == 3  # type: ignore[arg-type]
     assert len(_operations_lines(model, latest)) == 3  # type: ignore[arg-type]
 
 
@@ -1013,7 +1015,7 @@ def test_calibration_waits_for_labels_as_settled_as_the_reference() -> None:
     )
     *_, row, wait, why = _calibration_lines(model, model.calibration[1].window_start)  # type: ignore[arg-type]
     assert row.split()[4:7] == [time_text_day(10), "3,700", "0.021"]
-    assert wait == "  newer windows wait: labels on under 90% of the reference's share: all 80.0%"
+    assert wait == "  newer windows wait: labels on under 80% of the reference's share: all 80.0%"
     assert why.startswith("    the first labels are the classes that come first")
 
 
@@ -1054,7 +1056,9 @@ def test_nothing_judged_says_why() -> None:
     from triage.commands.check_cmd import _why_unjudged
 
     rule = AlertRule(name="precision", signal="performance.precision", warn=0.7, min_label_coverage=0.5)
-    young = [performance_row(day, 0.9, n=1386, decision_label_coverage=0.14) for day in range(10, 12)]
+    young = [
+        performance_row(day, 0.9, n=1386, decision_label_coverage=0.14, trials=90) for day in range(10, 12)
+    ]
     evaluations = evaluate(rule, performance=young, now=T0 + 12 * timedelta(days=1))
     assert not any(e.judged for e in evaluations)
     summary = SimpleNamespace(reference=SimpleNamespace(complete=True, note=None))

@@ -46,6 +46,15 @@ def model(predictions: str, labels: str | None = None, label_columns: str = "", 
     )
 
 
+def classes_model(predictions: str, labels: str, column: str, positive: str) -> str:
+    """A model whose labels are class names (column `y`), with one more column and `[model.positive]`."""
+    return (
+        f'name = "fraud"\npredictions = "{predictions}"\nlabels = "{labels}"\n\n'
+        f'[model.columns]\nid = "request_id"\ntimestamp = "ts"\nscore = "score"\n{column}\n'
+        f'label = "y"\n\n[model.positive]\n{positive}\n'
+    )
+
+
 def good(i: int, **extra: object) -> dict[str, object]:
     return {"request_id": f"r{i}", "ts": "2026-01-01T00:00:00Z", "score": 0.5, "model_version": "v1", **extra}
 
@@ -315,12 +324,8 @@ def test_class_names_no_value_has_are_warned_once_per_column(
         + ", ".join(f"('r{i}', '{y}')" for i, y in enumerate(labels) if i >= 5)
         + ") t(request_id, y)",
     )
-    body = (
-        'name = "fraud"\npredictions = "p.*"\nlabels = "l*"\n\n'
-        '[model.columns]\nid = "request_id"\ntimestamp = "ts"\nscore = "score"\nprediction = "decision"\n'
-        'label = "y"\n\n[model.positive]\nlabel = ["fraudulent", "chargeback"]\nprediction = "flagged"\n'
-    )
-    config_path = write_config(tmp_path, body)
+    positive = 'label = ["fraudulent", "chargeback"]\nprediction = "flagged"'
+    config_path = write_config(tmp_path, classes_model("p.*", "l*", 'prediction = "decision"', positive))
     assert main(["--config", str(config_path), "ingest", "--no-warm"]) == 0
     out, err = capsys.readouterr()
     assert "warning" not in out
@@ -351,6 +356,27 @@ def test_class_names_no_value_has_are_warned_once_per_column(
     # A pass that reads nothing new says nothing.
     assert main(["--config", str(config_path), "ingest", "--no-warm"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_a_later_ingest_of_a_rare_class_does_not_warn(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first ingest read the positive class; a later pass reads three new labels, all of the
+    other class — the usual tick under `--follow` with a rare positive class: no warning (only a
+    first read can tell a wrong name; `config check` reads the files whole)."""
+    write_jsonl(tmp_path / "p.jsonl", [good(i) for i in range(6)])
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    write_jsonl(
+        labels / "a.jsonl", [{"request_id": f"r{i}", "y": "legit" if i else "fraud"} for i in range(3)]
+    )
+    body = classes_model("p.jsonl", "labels/*.jsonl", 'version = "model_version"', 'label = "fraud"')
+    config_path = write_config(tmp_path, body)
+    assert main(["--config", str(config_path), "ingest", "--no-warm"]) == 0
+    assert "matches none" not in capsys.readouterr().err
+    write_jsonl(labels / "b.jsonl", [{"request_id": f"r{i}", "y": "legit"} for i in range(3, 6)])
+    assert main(["--config", str(config_path), "ingest", "--no-warm"]) == 0
+    assert "matches none" not in capsys.readouterr().err
 
 
 def test_class_names_are_part_of_what_built_the_store(tmp_path: Path) -> None:

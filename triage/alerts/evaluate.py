@@ -93,10 +93,6 @@ SEVERITY_RANK = {None: 0, WARNING: 1, CRITICAL: 2}  # higher is worse
 DISTRIBUTION_TABLES = frozenset({"drift", "data_quality"})
 _Z95 = float(special.ndtri(0.975))
 MIN_BAND_WINDOWS = 3
-# An operations band needs a week of windows: from 3, t(2) makes it 19σ wide, and a failover that
-# doubled a route's p95 — 17σ from its 3 reference days — sat inside it. Its σ is the day-to-day
-# spread of a p95 or a cost, small against what an incident does to them.
-OPERATIONS_BAND_WINDOWS = 7
 # Expected positives (and negatives) per group of reliability bins in the calibration test.
 MIN_EXPECTED = 5.0
 _RATE_FLOOR = 1e-3
@@ -649,6 +645,29 @@ def baseline_of(table: str, name: str, rows: Sequence[Row]) -> _Baseline | None:
     return _Baseline(value, total, se)
 
 
+def label_share(row: Row, name: str) -> float | None:
+    """The labelled share of what the row's statistic `name` rests on: for precision the rows
+    decided positive (flagged requests are reviewed within hours, the rest wait days for
+    chargebacks), else all its rows; labelled rows / rows where the row has no such value (no
+    positive decision: precision undefined, the rest judged on all rows)."""
+    field = "decision_label_coverage" if name == "precision" else "label_coverage"
+    coverage = _number(getattr(row, field, None))
+    if coverage is None and row.n:
+        coverage = int(getattr(row, "n_labeled", row.n)) / row.n
+    return coverage
+
+
+def labels_mature(row: Row, name: str, min_coverage: float, min_samples: int) -> bool:
+    """Whether the row's labels cover `min_coverage` of what its statistic rests on (`label_share`)
+    — for precision also once its labelled flagged rows alone reach `min_samples`: a model that
+    flags five times as much outruns its reviewers, and its precision must not wait for them."""
+    coverage = label_share(row, name)
+    if coverage is not None and coverage >= min_coverage:
+        return True
+    counts = _counts(row, name) if name == "precision" else None
+    return counts is not None and counts[1] >= min_samples
+
+
 def _is_proportion(name: str) -> bool:
     """Whether the statistic is a share with known trials: tested exactly (Fisher) against the
     pooled counts of its baseline."""
@@ -709,7 +728,6 @@ class _Judge:
         self.interval = has_interval(table, self.name)
         self.sigmas = band_sigmas(rule.band) if rule.band else None
         self.outside_sigmas = band_sigmas(rule.outside_band) if rule.outside_band else None
-        self.band_windows = OPERATIONS_BAND_WINDOWS if table == "operations" else MIN_BAND_WINDOWS
         # The baseline a significance test compares with: the rule's own, else the reference.
         self.expected_baseline = rule.baseline or "reference"
         # Shares with known trials: tested exactly (Fisher) against the pooled baseline counts.
@@ -788,7 +806,7 @@ class _Judge:
             of = " of the positive decisions" if self.name == "precision" else ""
             return f"label coverage{of} {shown} < {self.rule.min_label_coverage}", True
         settled = self.settled_coverage(row)
-        if settled is not None and count < SETTLED_LABELS * settled * row.n:
+        if settled is not None and count / row.n < SETTLED_LABELS * settled - 1e-12:  # at it is settled
             return (
                 f"labels still arriving: {count / row.n:.3f} of its rows, under {SETTLED_LABELS:.0%} of "
                 f"the reference's {settled:.3f} (the first labels are the classes that come first)",
@@ -812,21 +830,13 @@ class _Judge:
         return None
 
     def coverage(self, row: Row) -> float | None:
-        """The labelled share of what the row's statistic rests on: for precision the rows decided
-        positive (flagged requests are reviewed within hours, the rest wait days for chargebacks),
-        else all its rows; labelled rows / rows when the row has no such field."""
-        field = "decision_label_coverage" if self.name == "precision" else "label_coverage"
-        coverage = _number(getattr(row, field, None))
-        if coverage is None and row.n:
-            coverage = self.weight(row) / row.n
-        return coverage
+        return label_share(row, self.name)
 
     def mature(self, row: Row) -> bool:
         """Whether the row passes the rule's `min_label_coverage` (always, when it has none)."""
         if not self.labelled or self.rule.min_label_coverage is None:
             return True
-        coverage = self.coverage(row)
-        return coverage is not None and coverage >= self.rule.min_label_coverage
+        return labels_mature(row, self.name, self.rule.min_label_coverage, self.min_samples)
 
     def crossing(self, row: Row, value: float, expected: _Baseline | None) -> _Crossing | None:
         """The worst level crossed by fixed, relative and band thresholds; None if none applies."""
@@ -886,8 +896,7 @@ class _Judge:
 
     def within_band(self, row: Row, value: float) -> tuple[str, str | None]:
         """A crossed cell's status under `outside_band`, and why: OK inside the prediction band of
-        the reference windows in its most alike phase with 3 windows of enough data (7 for operations,
-        `OPERATIONS_BAND_WINDOWS`; `_phases`: at
+        the reference windows in its most alike phase with 3 windows of enough data (`_phases`: at
         its time of day on the same kind of day, then on any day; on weekends or weekdays like it;
         all of them for windows longer than a day) — of all the scope's reference windows when no
         phase has (a small slice's evening hours: a cycling feature differs from the pooled
@@ -907,7 +916,7 @@ class _Judge:
         phases = _phases(row)
         # The windows of the scope whose band this is (all versions' for a new canary); with no
         # scope of 3 windows with enough data, the first that has windows at all.
-        scope, _ = self._reference(row, self.band_windows)
+        scope, _ = self._reference(row, MIN_BAND_WINDOWS)
         scopes = [scope] if scope is not None else self._candidates(row)
         for at in phases:
             band = self.band(row, at)
@@ -971,12 +980,12 @@ class _Judge:
         if key not in self._bands:
             rows = [
                 r
-                for r in self.reference_rows(row, self.band_windows)
+                for r in self.reference_rows(row, MIN_BAND_WINDOWS)
                 if r.enough_data and _statistic(r, name) is not None and (at is None or at in _phases(r))
             ]
             band = None
-            if len(rows) >= self.band_windows:
-                values = [float(_statistic(r, name)) for r in rows]
+            if len(rows) >= MIN_BAND_WINDOWS:
+                values = [value for r in rows if (value := _statistic(r, name)) is not None]
                 mean = sum(values) / len(values)
                 sigma = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
                 size = sum(self.weight(r) for r in rows) / len(rows)
@@ -1142,12 +1151,10 @@ WEEKEND = (5, 6)  # Saturday and Sunday (`datetime.weekday`), in UTC like the wi
 JS_DIVERGENCE = "js²"  # a band's statistic: the square of the row's JS distance
 
 
-def _statistic(row: Row, name: str) -> Any:
-    """The row's field `name`, or `JS_DIVERGENCE`."""
-    if name == JS_DIVERGENCE:
-        js = getattr(row, "js", None)
-        return None if js is None else js**2
-    return getattr(row, name)
+def _statistic(row: Row, name: str) -> float | None:
+    """The row's field `name`, or `JS_DIVERGENCE`; None where missing or not finite."""
+    value = _number(getattr(row, "js" if name == JS_DIVERGENCE else name))
+    return None if value is None else value**2 if name == JS_DIVERGENCE else value
 
 
 def _phases(row: Row) -> tuple[Phase, ...]:

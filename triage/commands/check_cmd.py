@@ -367,7 +367,7 @@ def _model_lines(model: ModelReport, config: ModelConfig) -> list[str]:
         lines += ["", *_calibration_lines(model, latest)]
     lines += [
         "",
-        *_performance_lines(model, config.task),
+        *_performance_lines(model, config.task, config.min_samples),
         *_cost_lines(model, config.costs),
         "",
         *_operations_lines(model, latest),
@@ -748,7 +748,7 @@ def _versus(
     return f"{_num(now, digits)}{half} ({_num(reference, digits)}{mark if reference is not None else ''})"
 
 
-def _performance_lines(model: ModelReport, task: str) -> list[str]:
+def _performance_lines(model: ModelReport, task: str, min_samples: int) -> list[str]:
     """Per version (all traffic): the latest window with enough labelled rows and a label coverage
     of at least its default rule's gate (early labels are a biased sample), against the reference,
     each value with half its 95 % interval: a classifier's precision, recall, AUROC and expected
@@ -756,7 +756,9 @@ def _performance_lines(model: ModelReport, task: str) -> list[str]:
     cover less than `SETTLED_LABELS` of the reference's share (recall, AUROC and cost need the
     missed positives, which come last) —, a regression model's MAE, RMSE and MAPE."""
     regression = task == "regression"
-    coverage = "label_coverage" if regression else "decision_label_coverage"
+    from triage.alerts.evaluate import labels_mature
+
+    judged = "mae" if regression else "precision"  # the default rule whose label gate picks the window
     mature_coverage = REGRESSION_MIN_COVERAGE if regression else MATURE_COVERAGE
     shown = ("mae", "rmse", "mape") if regression else ("precision", "recall", "auroc", "expected_cost")
     of = "rows" if regression else "flagged rows"
@@ -770,7 +772,7 @@ def _performance_lines(model: ModelReport, task: str) -> list[str]:
     unsettled: list[str] = []
     zeros = False
     for version, mine, reference, mark in _per_version(model.performance, model.reference_performance):
-        mature = [r for r in mine if r.enough_data and (getattr(r, coverage) or 0.0) >= mature_coverage]
+        mature = [r for r in mine if r.enough_data and labels_mature(r, judged, mature_coverage, min_samples)]
         if not mature:
             unlabelled.append(version or "all")
             continue
