@@ -801,12 +801,13 @@ class _Judge:
         if count < self.min_samples:
             return f"{count} rows < min_samples {self.min_samples}", waiting
         if not self.mature(row):
-            coverage = self.coverage(row)
+            coverage = label_share(row, self.name)
             shown = "unknown" if coverage is None else f"{coverage:.3f}"
             of = " of the positive decisions" if self.name == "precision" else ""
             return f"label coverage{of} {shown} < {self.rule.min_label_coverage}", True
         settled = self.settled_coverage(row)
-        if settled is not None and count / row.n < SETTLED_LABELS * settled - 1e-12:  # at it is settled
+        # (the 1e-12: a window exactly at SETTLED_LABELS of the reference's share is settled)
+        if settled is not None and count / row.n < SETTLED_LABELS * settled - 1e-12:
             return (
                 f"labels still arriving: {count / row.n:.3f} of its rows, under {SETTLED_LABELS:.0%} of "
                 f"the reference's {settled:.3f} (the first labels are the classes that come first)",
@@ -828,9 +829,6 @@ class _Judge:
             if total:
                 return sum(self.weight(r) for r in rows) / total
         return None
-
-    def coverage(self, row: Row) -> float | None:
-        return label_share(row, self.name)
 
     def mature(self, row: Row) -> bool:
         """Whether the row passes the rule's `min_label_coverage` (always, when it has none)."""
