@@ -895,7 +895,7 @@ def test_calibration_and_performance_read_windows_whose_labels_have_come() -> No
     half = f"{(high - low) / 2:.2f}".removeprefix("0")
     assert line.split()[:5] == ["all", time_text_day(10), "60.0%†", f"0.62±{half}", "(0.60)"]
     assert notes[0] == "  † labels on under 80% of the reference's share: all 80.0%"
-    mature = dataclasses.replace(performance[1], label_coverage=0.75)
+    mature = dataclasses.replace(performance[1], label_coverage=0.75, n_labeled=3750)
     settled = SimpleNamespace(**{**vars(model), "performance": [mature]})
     assert "†" not in "".join(_performance_lines(settled, "binary", 200))  # type: ignore[arg-type]
 

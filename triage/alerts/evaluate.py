@@ -668,6 +668,12 @@ def labels_mature(row: Row, name: str, min_coverage: float, min_samples: int) ->
     return counts is not None and counts[1] >= min_samples
 
 
+def labels_settled(labelled: int, n: int, reference_share: float | None) -> bool:
+    """Whether `labelled` of `n` rows reach `SETTLED_LABELS` of the reference's labelled share (at
+    it exactly, they do; without a reference share or rows, nothing to wait for)."""
+    return reference_share is None or not n or labelled / n >= SETTLED_LABELS * reference_share - 1e-12
+
+
 def _is_proportion(name: str) -> bool:
     """Whether the statistic is a share with known trials: tested exactly (Fisher) against the
     pooled counts of its baseline."""
@@ -806,8 +812,7 @@ class _Judge:
             of = " of the positive decisions" if self.name == "precision" else ""
             return f"label coverage{of} {shown} < {self.rule.min_label_coverage}", True
         settled = self.settled_coverage(row)
-        # (the 1e-12: a window exactly at SETTLED_LABELS of the reference's share is settled)
-        if settled is not None and count / row.n < SETTLED_LABELS * settled - 1e-12:
+        if settled is not None and not labels_settled(count, row.n, settled):
             return (
                 f"labels still arriving: {count / row.n:.3f} of its rows, under {SETTLED_LABELS:.0%} of "
                 f"the reference's {settled:.3f} (the first labels are the classes that come first)",

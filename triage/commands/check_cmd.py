@@ -623,6 +623,8 @@ def _calibration_lines(model: ModelReport, latest: datetime) -> list[str]:
     against the reference's (as the rules' baseline takes them), so that a miscalibrated canary
     stands out from a version as calibrated as ever. MCE and log loss are in the JSON document: a
     window's MCE is its emptiest bin's."""
+    from triage.alerts.evaluate import labels_settled
+
     title = (
         f"Calibration — decision rate in {time_text(latest)}; latest window"
         f" ≥ {CALIBRATION_MIN_COVERAGE:.0%} labelled, settled (reference)"
@@ -634,12 +636,12 @@ def _calibration_lines(model: ModelReport, latest: datetime) -> list[str]:
     unsettled: list[str] = []
     for version, mine, reference, mark in _per_version(model.calibration, model.reference_calibration):
         now = next((r for r in mine if r.window_start == latest), None)
-        settled = _reference_coverage(reference) or 0.0
+        settled = _reference_coverage(reference)
         mature = [
             r for r in mine if r.ece is not None and r.n and r.n_labeled / r.n >= CALIBRATION_MIN_COVERAGE
         ]
         labelled = max(
-            (r for r in mature if r.n_labeled >= SETTLED_LABELS * settled * r.n),
+            (r for r in mature if labels_settled(r.n_labeled, r.n, settled)),
             key=lambda r: r.window_start,
             default=None,
         )
@@ -756,7 +758,7 @@ def _performance_lines(model: ModelReport, task: str, min_samples: int) -> list[
     cover less than `SETTLED_LABELS` of the reference's share (recall, AUROC and cost need the
     missed positives, which come last) —, a regression model's MAE, RMSE and MAPE."""
     regression = task == "regression"
-    from triage.alerts.evaluate import labels_mature
+    from triage.alerts.evaluate import labels_mature, labels_settled
 
     judged = "mae" if regression else "precision"  # the default rule whose label gate picks the window
     mature_coverage = REGRESSION_MIN_COVERAGE if regression else MATURE_COVERAGE
@@ -780,9 +782,7 @@ def _performance_lines(model: ModelReport, task: str, min_samples: int) -> list[
         zeros |= regression and "labels of 0" in (now.note or "")
         borrowed += [str(version)] if mark else []
         settled = _reference_coverage(reference)
-        arriving = (
-            not regression and settled is not None and (now.label_coverage or 0.0) < SETTLED_LABELS * settled
-        )
+        arriving = not regression and not labels_settled(now.n_labeled, now.n, settled)
         if arriving:
             unsettled.append(f"{printable(version or 'all')} {_pct(settled)}")
         rows.append(
