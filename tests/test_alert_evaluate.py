@@ -678,6 +678,44 @@ def test_a_one_day_window_alerts_only_outside_the_band_of_weekends_or_of_weekday
     assert judged(tuesday, 0.21).condition == FIRING
 
 
+def test_a_daily_latency_band_holds_a_route_mix_and_no_incident():
+    """With one-day windows latency takes the band of the reference's days in its phase — from 7 of
+    them, or fewer where the reference's own days cross the threshold — unwidened for a small cell:
+    - an all-route p95 where a 5 % LLM route begins moves 212–529 ms over its weekdays (two past
+      +50 % of their mean): a Friday at +58 % is inside their band, ok;
+    - a route's p95 up 52 % by a failover, against 3 reference weekdays that never crossed (their
+      band, t(2), is 19σ wide and would hold it): fires;
+    - a new 2 % canary judged by all versions' steady p95 (σ 10 ms): 2.4× fires (a band widened
+      by √50 for its share would reach 518 ms and hold it)."""
+    logged = Columns(id="id", timestamp="ts", score="score", version="v", latency_ms="ms", route="route")
+    weeks = model_config(columns=logged, reference=Reference(start=T0, end=T0 + 14 * DAY))
+    rule = next(r for r in default_rules(weeks) if r.name == "latency-p95")
+    assert rule.outside_band == "3sigma"
+
+    def judged(model: ModelConfig, rows: list[OperationsRow], **scope: str) -> AlertEvaluation:
+        return only(evaluate(rule, model, now=max(r.window_end for r in rows), operations=rows), **scope)
+
+    mixed = [212, 529, 250, 300, 480, 260, 230, 280, 320, 240, 310, 270, 290, 300]
+    mix = [operations_row(day, latency_p95_ms=float(p95)) for day, p95 in enumerate(mixed)]
+    friday = operations_row(15, latency_p95_ms=500.0)
+    result = judged(weeks, [*mix, friday])
+    assert result.condition == OK and result.latest is not None and result.latest.note is not None
+    assert result.latest.note.startswith(
+        "within the 3σ prediction band of the 10 reference windows on weekdays "
+    )
+
+    days = model_config(columns=logged, reference=Reference(start=T0, end=T0 + 5 * DAY))
+    values = [1939.0, 2057.0, 1921.0, 1990.0, 1960.0]  # Thursday to Monday
+    steady = [operations_row(day, latency_p95_ms=p95) for day, p95 in enumerate(values)]
+    failover = judged(days, [*steady, operations_row(12, latency_p95_ms=3013.0)])
+    assert (failover.condition, failover.severity) == (FIRING, WARNING)
+
+    everyone = [operations_row(day, latency_p95_ms=190.0 + 20 * (day % 2), n=15000) for day in range(14)]
+    canary = operations_row(15, latency_p95_ms=480.0, n=300, version="v2")
+    result = judged(weeks, [*everyone, canary], version="v2")
+    assert (result.condition, result.severity) == (FIRING, CRITICAL)
+
+
 def test_a_small_slices_weekend_is_not_judged_by_its_weekdays():
     """A small slice whose reference weekends all held too few rows (120 < min_samples) has no
     weekend band; its weekdays' band would judge a busy Saturday by Tuesdays (a feature with a

@@ -93,6 +93,10 @@ SEVERITY_RANK = {None: 0, WARNING: 1, CRITICAL: 2}  # higher is worse
 DISTRIBUTION_TABLES = frozenset({"drift", "data_quality"})
 _Z95 = float(special.ndtri(0.975))
 MIN_BAND_WINDOWS = 3
+# An operations band of fewer windows judges only where the reference's own windows cross the
+# threshold (`_Judge.reference_crosses`): from 3 days t(2) makes it 19σ wide, and a failover that
+# lifted a route's p95 by half sat inside it.
+OPERATIONS_BAND_WINDOWS = 7
 # Expected positives (and negatives) per group of reliability bins in the calibration test.
 MIN_EXPECTED = 5.0
 _RATE_FLOOR = 1e-3
@@ -734,6 +738,11 @@ class _Judge:
         self.interval = has_interval(table, self.name)
         self.sigmas = band_sigmas(rule.band) if rule.band else None
         self.outside_sigmas = band_sigmas(rule.outside_band) if rule.outside_band else None
+        # An operations statistic's band is the day-to-day spread of a p95 or a cost, not sampling
+        # noise: it is not widened for a smaller cell (a 2 % canary's by √50 held its 2.4× p95); it
+        # is only ever its phase's (all hours pooled, a night's doubling sat inside the day's spread),
+        # and from fewer than OPERATIONS_BAND_WINDOWS windows it needs `reference_crosses`.
+        self.operations = table == "operations"
         # The baseline a significance test compares with: the rule's own, else the reference.
         self.expected_baseline = rule.baseline or "reference"
         # Shares with known trials: tested exactly (Fisher) against the pooled baseline counts.
@@ -931,11 +940,13 @@ class _Judge:
                 return UNKNOWN, (
                     f"no reference window{_when(at)} with enough data: its cycle cannot be told from news"
                 )
-        if band is None and phases:
+        if band is None and phases and not self.operations:
             band, when = self.band(row), f" (too few{_when(phases[-1])})"
-        if band is None:
+        if band is None or (
+            self.operations and band.windows < OPERATIONS_BAND_WINDOWS and not self.reference_crosses(row)
+        ):
             return CROSSED, None
-        count = self.weight(row)
+        count = 0 if self.operations else self.weight(row)  # 0: not widened (`banded`)
         crossed = self.banded(value, band, count, self.prediction_sigmas(band))
         where = (
             f"the {self.outside_sigmas:g}σ prediction band of the {band.windows} reference windows{when} "
@@ -945,10 +956,26 @@ class _Judge:
             return OK, f"within {where}"
         # Crossed, the band's edge says how far past its own cycle the cell is (a threshold of 0.25
         # alone reads as four times over for an hour whose PSI is 0.2–0.7 every day).
-        widened = f", σ widened for its {count} rows" if count < band.size else ""
+        widened = f", σ widened for its {count} rows" if 0 < count < band.size else ""
         past = f"past its threshold and outside {where}: edge {crossed.threshold:.4g}{widened}"
         alone = self.psi_alone(row, found, count)
         return (OK, f"{past}; {alone}") if alone else (CROSSED, past)
+
+    def reference_crosses(self, row: Row) -> bool:
+        """Whether one of the scope's reference windows with enough data crosses the rule's
+        thresholds against the baseline of its own phase: the threshold then lies within the
+        scope's own spread — an all-route p95 where a 5 % LLM route begins moved 212–529 ms over
+        its reference days, past +50 % of their mean on three — and the band decides; else the
+        threshold does (a route's steady p95, doubled by a failover)."""
+        for r in self.reference_rows(row):
+            value = _number(getattr(r, self.name))
+            if not r.enough_data or value is None:
+                continue
+            expected = self.baseline(r, self.expected_baseline) if self.rule.baseline else None
+            crossing = self.crossing(r, value, expected)
+            if crossing is not None and crossing.level:
+                return True
+        return False
 
     def prediction_sigmas(self, band: _Band) -> float:
         """The band's k·σ as t·√(1 + 1/m) (`within_band`)."""

@@ -390,7 +390,7 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
             AlertRule(
                 name="latency-p95",
                 signal="operations.latency_p95_ms",
-                outside_band=cycle,
+                outside_band=weekly,
                 where=per_route,
                 baseline="reference",
                 warn_change=0.5,
@@ -427,7 +427,7 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
             AlertRule(
                 name="cost-per-1k",
                 signal="operations.cost_per_1k",
-                outside_band=cycle,
+                outside_band=weekly,
                 # Per route too: an LLM route's bill can triple while the others hide it in the mean.
                 where=per_route,
                 baseline="reference",
