@@ -715,6 +715,23 @@ def test_a_daily_latency_band_holds_a_route_mix_and_no_incident():
     result = judged(weeks, [*everyone, canary], version="v2")
     assert (result.condition, result.severity) == (FIRING, CRITICAL)
 
+    # One incident day in a week's reference (400 ms among 200s) crosses once: not the scope's spread,
+    # and its band (mean 240, σ 80) would cover a 3.5× rise. Thin reference weekends leave a
+    # Saturday to its threshold, not unknown.
+    week = model_config(columns=logged, reference=Reference(start=T0, end=T0 + 7 * DAY))
+    spiked = [operations_row(day, latency_p95_ms=400.0 if day == 4 else 200.0) for day in range(7)]
+    assert (T0 + 4 * DAY).weekday() < 5
+    rise = judged(week, [*spiked, operations_row(13, latency_p95_ms=700.0)])
+    assert (rise.condition, rise.severity) == (FIRING, CRITICAL)
+    thin = [
+        operations_row(day, latency_p95_ms=200.0, n=100, enough_data=False)
+        if (T0 + day * DAY).weekday() >= 5
+        else operations_row(day, latency_p95_ms=200.0)
+        for day in range(14)
+    ]
+    saturday = judged(weeks, [*thin, operations_row(16, latency_p95_ms=900.0)])
+    assert (saturday.condition, saturday.severity) == (FIRING, CRITICAL)
+
 
 def test_a_small_slices_weekend_is_not_judged_by_its_weekdays():
     """A small slice whose reference weekends all held too few rows (120 < min_samples) has no

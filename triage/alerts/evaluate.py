@@ -750,6 +750,7 @@ class _Judge:
         self.tested_against_baseline = self.q is not None and (self.interval or self.proportion)
         self._references: dict[tuple[ScopeKey, Phase | None], _Baseline | None] = {}
         self._bands: dict[tuple[ScopeKey, Phase | None, str], _Band | None] = {}
+        self._crosses: dict[tuple[ScopeKey, Phase | None], bool] = {}
         self._reliability: dict[ScopeKey, tuple[ReliabilityPoint, ...]] = {}
 
     def weight(self, row: Row) -> int:
@@ -936,15 +937,14 @@ class _Judge:
                 when, found = _when(at), at
                 break
             like = self._in_phase(scopes, at)
-            if like and not any(r.enough_data and self.mature(r) for r in like):
+            if like and not self.operations and not any(r.enough_data and self.mature(r) for r in like):
                 return UNKNOWN, (
                     f"no reference window{_when(at)} with enough data: its cycle cannot be told from news"
                 )
         if band is None and phases and not self.operations:
             band, when = self.band(row), f" (too few{_when(phases[-1])})"
-        if band is None or (
-            self.operations and band.windows < OPERATIONS_BAND_WINDOWS and not self.reference_crosses(row)
-        ):
+        thin = band is not None and band.windows < OPERATIONS_BAND_WINDOWS
+        if band is None or (self.operations and thin and not self.reference_crosses(row, found)):
             return CROSSED, None
         count = 0 if self.operations else self.weight(row)  # 0: not widened (`banded`)
         crossed = self.banded(value, band, count, self.prediction_sigmas(band))
@@ -961,21 +961,26 @@ class _Judge:
         alone = self.psi_alone(row, found, count)
         return (OK, f"{past}; {alone}") if alone else (CROSSED, past)
 
-    def reference_crosses(self, row: Row) -> bool:
-        """Whether one of the scope's reference windows with enough data crosses the rule's
-        thresholds against the baseline of its own phase: the threshold then lies within the
-        scope's own spread — an all-route p95 where a 5 % LLM route begins moved 212–529 ms over
-        its reference days, past +50 % of their mean on three — and the band decides; else the
-        threshold does (a route's steady p95, doubled by a failover)."""
-        for r in self.reference_rows(row):
-            value = _number(getattr(r, self.name))
-            if not r.enough_data or value is None:
-                continue
-            expected = self.baseline(r, self.expected_baseline) if self.rule.baseline else None
-            crossing = self.crossing(r, value, expected)
-            if crossing is not None and crossing.level:
-                return True
-        return False
+    def reference_crosses(self, row: Row, at: Phase | None) -> bool:
+        """Whether 2 or more of the scope's reference windows in phase `at` (all, None) with enough
+        data cross the rule's thresholds against the baseline of their phase: the threshold then
+        lies within the scope's own spread there — an all-route p95 where a 5 % LLM route begins
+        moved 212–529 ms over its reference days, past +50 % of their mean on three — and the band
+        decides; else the threshold does (a route's steady p95 doubled by a failover; one crossing
+        is more likely an incident in the reference than its spread, and its band would cover the
+        next one)."""
+        key = (self.scope_of(row), at)
+        if key not in self._crosses:
+            crossed = 0
+            for r in self.reference_rows(row):
+                value = _number(getattr(r, self.name))
+                if not r.enough_data or value is None or (at is not None and at not in _phases(r)):
+                    continue
+                expected = self.baseline(r, self.expected_baseline) if self.rule.baseline else None
+                crossing = self.crossing(r, value, expected)
+                crossed += bool(crossing is not None and crossing.level)
+            self._crosses[key] = crossed >= 2
+        return self._crosses[key]
 
     def prediction_sigmas(self, band: _Band) -> float:
         """The band's k·σ as t·√(1 + 1/m) (`within_band`)."""
