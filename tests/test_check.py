@@ -443,6 +443,12 @@ def test_text_summary(store: tuple[Path, Any], capsys: pytest.CaptureFixture[str
     drifted = [r for r in enough if (r["psi"] >= 0.1 or r["ks_d"] >= 0.25) and r["ks_p"] <= 0.01]
     assert drifted  # the count is of cells with both effect and evidence
     assert drift[0].split()[-1] == f"{len(drifted)}/{len(enough)}"
+    # KS D for a numeric feature; a categorical's test is the chi-square, whose statistic (n-sized)
+    # is no effect size to read beside KS D's: "-" there.
+    kinds = {r["feature"]: r["kind"] for r in rows}
+    ks_column = {line.split()[0]: line.split()[-4] for line in drift if not line.lstrip().startswith("…")}
+    assert {kinds[f] for f in ks_column} == {"numeric", "categorical"}
+    assert all((ks == "-") == (kinds[f] == "categorical") for f, ks in ks_column.items()), ks_column
     summary = out.split("\nAlerts")[0]  # the alerts table belongs to triage.alerts
     assert max(len(line) for line in summary.splitlines()) <= 100
     # At 00:30 the day just begun has too few rows to say anything: the sections show yesterday.

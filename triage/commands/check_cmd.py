@@ -541,14 +541,14 @@ def _drift_lines(model: ModelReport, latest: datetime, by_phase: bool = False) -
             _count(worst.n),
             _num(worst.psi),
             _num(worst.js),
-            _num(worst.ks_d if worst.kind == "numeric" else worst.chi2),
+            _num(worst.ks_d),  # a categorical's test is the chi-square: its statistic grows with n
             _p_value(adjusted.get(worst)),
             _num(worst.wasserstein_norm),
             f"{sum(map(drifted, found))}/{len(found)}",
         ]
 
     rows = [line(found) for found in by_feature.values()]
-    headers = ["feature", "slice", "version", "n", "PSI", "JS", "KS D/χ²", "p adj.", "W1/σ", "drifted"]
+    headers = ["feature", "slice", "version", "n", "PSI", "JS", "KS D", "p adj.", "W1/σ", "drifted"]
     # A feature missing from the table must say why: mostly missing values, or none at all yet.
     thin = sorted({r.feature for r in model.drift if r.window_start == latest} - set(by_feature))
     unjudged = [f"  no cell with enough values: {', '.join(thin)}"] if thin else []
