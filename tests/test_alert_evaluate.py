@@ -678,6 +678,34 @@ def test_a_one_day_window_alerts_only_outside_the_band_of_weekends_or_of_weekday
     assert judged(tuesday, 0.21).condition == FIRING
 
 
+def test_a_window_longer_than_a_day_takes_the_band_of_all_reference_windows() -> None:
+    """Weekly windows hold whole cycles (no phase): a week whose PSI is the reference weeks' own
+    (0.20 ± 0.01, past the 0.1 threshold every week) is ok within their band; one far outside
+    fires (audit 24: the band was never consulted without a phase, the threshold alone fired)."""
+    week = 7 * DAY
+    model = model_config(reference=Reference(start=T0, end=T0 + 6 * week))
+    rule = AlertRule(name="drift", signal="drift.psi", warn=0.1, critical=0.25, outside_band="3sigma")
+
+    def weekly(i: int, psi: float) -> DriftRow:
+        row = drift_row(0, psi, ks_p=1e-12)
+        return dataclasses.replace(row, window_start=T0 + i * week, window_end=T0 + (i + 1) * week)
+
+    reference = [weekly(i, 0.2 + 0.01 * (-1) ** i) for i in range(6)]
+    psis = [row.psi for row in reference]
+
+    def judged(psi: float) -> AlertEvaluation:
+        drift = [*reference, weekly(7, psi)]
+        return only(evaluate(rule, model, now=T0 + 8 * week, drift=drift), feature="amount")
+
+    quiet = judged(0.205)
+    assert quiet.condition == OK and quiet.latest is not None
+    assert quiet.latest.note == (
+        "within the 3σ prediction band of the 6 reference windows "
+        f"(mean {np.mean(psis):.4g}, σ {np.std(psis):.3g})"
+    )
+    assert judged(0.4).condition == FIRING
+
+
 def test_a_daily_latency_band_holds_a_route_mix_and_no_incident():
     """With one-day windows latency takes the band of the reference's days in its phase — from 7 of
     them, or fewer where the reference's own days cross the threshold — unwidened for a small cell:
@@ -1318,6 +1346,17 @@ def test_effect_floor_on_a_threshold_rule():
     rule = AlertRule(name="ece", signal="calibration.ece", warn=0.01, min_effect=0.05)
     assert only(evaluate(rule, calibration=[calibration_row(10, ece=0.03)])).condition == OK
     assert only(evaluate(rule, calibration=[calibration_row(10, ece=0.06)])).condition == FIRING
+
+
+def test_a_cell_within_its_thresholds_is_ok_without_its_effect_field() -> None:
+    """The effect floor only demotes a crossed cell: a categorical feature (no Wasserstein) within
+    its JS threshold is ok and clears, not unknown (audit 24); a crossed one cannot be judged."""
+    rule = AlertRule(name="js", signal="drift.js", warn=0.1, effect="wasserstein_norm", min_effect=0.05)
+    quiet = drift_row(10, 0.01, kind="categorical", js=0.01, wasserstein_norm=None)
+    assert only(evaluate(rule, drift=[quiet]), feature="amount").cells[-1].status == OK
+    moved = dataclasses.replace(quiet, js=0.3)
+    cell = only(evaluate(rule, drift=[moved]), feature="amount").cells[-1]
+    assert (cell.status, cell.note) == (UNKNOWN, "no wasserstein_norm")
 
 
 def test_old_evidence_is_stale_and_resolves():

@@ -2,8 +2,10 @@
 
 Each cell (window × scope) of a rule's signal is judged in this order:
 1. gates — a None value, `enough_data` False, fewer than `min_samples` rows (`n_labeled` for
-   labelled signals) or a label coverage below `min_label_coverage` make the cell *unknown*: it
-   never alerts and neither confirms nor clears an alert;
+   labelled signals), labels not mature (`labels_mature`: a coverage below `min_label_coverage`,
+   of the flagged rows for precision) or, for calibration, not settled (`labels_settled`: under
+   SETTLED_LABELS of the reference's coverage) make the cell *unknown*: it never alerts and
+   neither confirms nor clears an alert (a cell whose labels are still to come *waits* for them);
 2. thresholds — fixed (`warn`/`critical`), relative to a baseline (`warn_change`/`critical_change`;
    baseline "reference" = the statistic over the reference windows of the same scope
    (`baseline_of`: a proportion's pooled counts, else the mean weighted by (labelled) rows) —
@@ -17,7 +19,10 @@ Each cell (window × scope) of a rule's signal is judged in this order:
    place in the cycles the reference repeats (`_phases`: its time of day on a weekend or a weekday,
    else on any day, for windows under a day; weekend or weekday for one-day windows; all of them
    otherwise) is ok: the reference's own daily or weekly cycle (unknown where the reference's
-   windows in its phase all hold too few rows);
+   windows in its phase all hold too few rows). An operations statistic's band (a p95, a cost:
+   their day-to-day spread, not sampling noise) is not widened for a small cell, is only ever its
+   phase's, is never unknown, and from fewer than OPERATIONS_BAND_WINDOWS windows applies only
+   where 2 of them cross the threshold (`reference_crosses`): else the threshold decides;
 3. an effect-size floor (`min_effect` on `effect`, default the signal itself);
 4. a significance gate when the rule has `q` (p-value signals always do): the cell's p-value —
    the signal itself, the drift test of a drift statistic (KS for numeric, the chi-square with
@@ -93,9 +98,9 @@ SEVERITY_RANK = {None: 0, WARNING: 1, CRITICAL: 2}  # higher is worse
 DISTRIBUTION_TABLES = frozenset({"drift", "data_quality"})
 _Z95 = float(special.ndtri(0.975))
 MIN_BAND_WINDOWS = 3
-# An operations band of fewer windows judges only where the reference's own windows cross the
-# threshold (`_Judge.reference_crosses`): from 3 days t(2) makes it 19σ wide, and a failover that
-# lifted a route's p95 by half sat inside it.
+# An operations band of fewer windows judges only where 2 or more of the reference's own windows in
+# its phase cross the threshold (`_Judge.reference_crosses`): from 3 days t(2) makes it 19σ wide,
+# and a failover that lifted a route's p95 by half sat inside it.
 OPERATIONS_BAND_WINDOWS = 7
 # Expected positives (and negatives) per group of reliability bins in the calibration test.
 MIN_EXPECTED = 5.0
@@ -780,9 +785,9 @@ class _Judge:
                 return CellResult(*window, UNKNOWN, note=note)
         if self.floor is not None:
             effect = _number(getattr(row, self.floor[0]))
-            if effect is None:
+            if effect is None and status == CROSSED:  # only a crossed cell needs its effect
                 return CellResult(*window, UNKNOWN, note=f"no {self.floor[0]}")
-            if status == CROSSED and abs(effect) < self.floor[1]:
+            if status == CROSSED and effect is not None and abs(effect) < self.floor[1]:
                 status, note = OK, f"{self.floor[0]} {effect:.4g} < floor {self.floor[1]}"
         if self.q is not None:
             p_value = self.p_value(row, value, expected)
@@ -918,7 +923,8 @@ class _Judge:
         weekends: the band of its weekdays would judge a Saturday by Tuesdays); CROSSED outside the
         band (the note gives the band and its edge) — but OK for a PSI whose JS divergence stays
         within its own band (`psi_alone`) —, or when too few windows give no band at all (no
-        note).
+        note). An operations statistic's band differs (the module docstring): its phase's only,
+        never unknown, unwidened, and from few windows only where the reference crosses.
 
         k·σ becomes t·σ·√(1 + 1/m), t the Student quantile (m − 1 degrees of freedom) of k·σ's
         normal coverage: from m windows σ is itself an estimate (five windows' σ is off by a
@@ -936,13 +942,17 @@ class _Judge:
             if band is not None:
                 when, found = _when(at), at
                 break
+            if self.operations:
+                continue  # never unknown: without its phase's band the threshold decides
             like = self._in_phase(scopes, at)
-            if like and not self.operations and not any(r.enough_data and self.mature(r) for r in like):
+            if like and not any(r.enough_data and self.mature(r) for r in like):
                 return UNKNOWN, (
                     f"no reference window{_when(at)} with enough data: its cycle cannot be told from news"
                 )
-        if band is None and phases and not self.operations:
-            band, when = self.band(row), f" (too few{_when(phases[-1])})"
+        if band is None and (not phases or not self.operations):
+            # A window longer than a day has no phase: its band is all the reference windows'.
+            band = self.band(row)
+            when = f" (too few{_when(phases[-1])})" if phases else ""
         thin = band is not None and band.windows < OPERATIONS_BAND_WINDOWS
         if band is None or (self.operations and thin and not self.reference_crosses(row, found)):
             return CROSSED, None

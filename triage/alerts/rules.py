@@ -103,7 +103,7 @@ LABELLED_TABLES = frozenset({"calibration", "performance"})
 DEFAULT_EFFECT = {"ks_p": ("wasserstein_norm", 0.1), "chi2_p": ("psi", 0.1)}
 DEFAULT_Q = 0.05
 # The default precision rule's label-coverage gate, on the rows decided positive (precision's
-# denominator, `_Judge.coverage`): flagged requests are reviewed within hours while the rest wait
+# denominator, `evaluate.label_share`): flagged requests are reviewed within hours while the rest wait
 # days for chargebacks, so a window's coverage of all its rows says nothing of precision's.
 PRECISION_MIN_COVERAGE = 0.5
 # The default MAE rule's: the first labels may be the cases someone looked at first.
@@ -264,8 +264,9 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
     needs the cell outside the band of the reference windows in its phase (at its time of day; on
     weekends or on weekdays like it): night traffic that differs from the day's every night, or
     weekend traffic from the week's every weekend, is the reference's own pattern, not drift. With
-    one-day windows only the distribution rules (drift, missing values, unseen categories) take
-    the weekday or weekend band: a band from a week's reference has five weekdays (about ±7σ),
+    one-day windows only the distribution rules (drift, missing values, unseen categories) and
+    latency p95 and cost per 1k (an operations band: `evaluate._Judge.within_band`) take the
+    weekday or weekend band: a band from a week's reference has five weekdays (about ±7σ),
     widened again for a cell smaller than the reference's days — a canary's decision rate on 5 %
     of the traffic by √20, where the generated canary's collapse then never fired — and a day's
     precision or ECE rests on a few hundred labels (a concept drift waited five days).
