@@ -761,6 +761,45 @@ def test_a_daily_latency_band_holds_a_route_mix_and_no_incident():
     assert (saturday.condition, saturday.severity) == (FIRING, CRITICAL)
 
 
+def test_a_canarys_cost_per_1k_alerts_only_beyond_its_sampling_noise() -> None:
+    """A 280-request canary's cost per 1k is a mean of heavy-tailed costs (per request s = 3 per 1k):
+    +33 % over all versions' steady reference (0.60, 15 000 requests a day) is inside its own
+    sampling noise — unknown, not a page (audit 23: a quiet canary's cost alerted twice) — while
+    2.4× is far beyond it and fires critical. The p-value is the z-test of both intervals."""
+    logged = Columns(id="id", timestamp="ts", score="score", version="v", cost="cost", route="route")
+    weeks = model_config(columns=logged, reference=Reference(start=T0, end=T0 + 14 * DAY))
+    rule = next(r for r in default_rules(weeks) if r.name == "cost-per-1k")
+    assert rule.q is not None
+
+    def cost_row(day: int, cost: float, n: int, **kw: Any) -> OperationsRow:
+        half = stats.norm.ppf(0.975) * 3.0 / math.sqrt(n)
+        row = operations_row(day, n=n, **kw)
+        return dataclasses.replace(
+            row, cost_per_1k=cost, cost_per_1k_ci_low=cost - half, cost_per_1k_ci_high=cost + half
+        )
+
+    everyone = [cost_row(day, 0.6 + 0.01 * (-1) ** day, 15_000) for day in range(14)]
+
+    def judged(cost: float) -> AlertEvaluation:
+        rows = [*everyone, cost_row(15, cost, 280, version="v3")]
+        return only(evaluate(rule, weeks, now=T0 + 16 * DAY, operations=rows), version="v3")
+
+    noisy = judged(0.8)
+    assert noisy.condition == UNKNOWN and noisy.cells[-1].status == UNKNOWN
+    spike = judged(1.44)
+    assert (spike.condition, spike.severity) == (FIRING, CRITICAL)
+    # The baseline is the reference's weekdays (the canary's Friday's phase), weighted by their rows.
+    weekdays = [r for r in everyone if r.window_start.weekday() < 5]
+    baseline = np.mean([r.cost_per_1k for r in weekdays])
+    se_baseline = math.sqrt(len(weekdays) * (15_000 * 3.0 / math.sqrt(15_000)) ** 2) / (
+        len(weekdays) * 15_000
+    )
+    z = (1.44 - baseline) / math.hypot(3.0 / math.sqrt(280), se_baseline)
+    assert spike.latest is not None and spike.latest.p_value == pytest.approx(stats.norm.sf(z), rel=1e-6)
+    z_noisy = (0.8 - baseline) / math.hypot(3.0 / math.sqrt(280), se_baseline)
+    assert stats.norm.sf(z_noisy) > 0.05  # why it is unknown: not beyond noise
+
+
 def test_a_small_slices_weekend_is_not_judged_by_its_weekdays():
     """A small slice whose reference weekends all held too few rows (120 < min_samples) has no
     weekend band; its weekdays' band would judge a busy Saturday by Tuesdays (a feature with a

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scipy import stats
 
 from tests.metrics_store import Data, cell_mask, day, generate, model_config, one_window, write
 from triage.metrics.frame import MISSING_SEGMENT, Scope
@@ -41,8 +42,19 @@ def check_rows(data: Data, rows: list[OperationsRow], as_of, min_samples: int = 
         cost = data.cost[mask]
         if (~np.isnan(cost)).any():
             assert row.cost_per_1k == pytest.approx(1000 * np.nansum(cost) / row.n, abs=TOL)
+            # The mean's 95 % normal interval over every row's cost (0 when absent), floored at 0.
+            per_row = 1000 * np.nan_to_num(cost, nan=0.0)
+            if row.n > 1:
+                half = stats.norm.ppf(0.975) * stats.sem(per_row)
+                expected_ci = [max(0.0, per_row.mean() - half), per_row.mean() + half]
+                assert [row.cost_per_1k_ci_low, row.cost_per_1k_ci_high] == pytest.approx(
+                    expected_ci, abs=1e-7
+                )
+            else:
+                assert row.cost_per_1k_ci_low is None and row.cost_per_1k_ci_high is None
         else:
             assert row.cost_per_1k is None and "cost" in row.note
+            assert row.cost_per_1k_ci_low is None and row.cost_per_1k_ci_high is None
         tokens = data.tokens[mask]
         if (~np.isnan(tokens)).any():
             assert row.tokens_per_request == pytest.approx(np.nanmean(tokens), abs=TOL)
@@ -110,7 +122,16 @@ def test_values_too_large_to_sum_are_none_with_a_note() -> None:
     assert (row.cost_per_1k, row.tokens_per_request) == (None, None)
     latency = [row.latency_p50_ms, row.latency_p95_ms, row.latency_p99_ms]
     assert latency == pytest.approx(np.percentile(data.latency, [50, 95, 99]))
-    assert row.note == "too large to compute: cost_per_1k, tokens_per_request"
+    assert row.note == (
+        "too large to compute: cost_per_1k, tokens_per_request, cost_per_1k_ci_low, cost_per_1k_ci_high"
+    )
+    # A sum a double holds, a variance it does not (costs near 1e200): the mean stands alone.
+    data.cost, data.tokens = np.array([1e200, 0.0, 0.0, 0.0]), np.ones(4)
+    write(con, model, data)
+    row = compute_operations(con, Scope.of(model, as_of=day(1)))[0]
+    assert row.cost_per_1k == pytest.approx(1000 * 1e200 / 4)
+    assert (row.cost_per_1k_ci_low, row.cost_per_1k_ci_high) == (None, None)
+    assert row.note == "too large to compute: cost_per_1k_ci_low, cost_per_1k_ci_high"
 
 
 CON = duckdb.connect()

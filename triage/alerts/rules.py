@@ -434,6 +434,9 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
                 baseline="reference",
                 warn_change=0.25,
                 critical_change=0.5,
+                # A mean of a few hundred requests' costs, some of them LLM calls, moves by chance
+                # (a 12 % canary's day swung ±25 % in a quiet world): the z-test of its interval.
+                q=DEFAULT_Q,
             )
         )
     # With `volume_alerts`: the model's or a slice's traffic halved (a client sends half its

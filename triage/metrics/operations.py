@@ -4,7 +4,9 @@
 - latency p50/p95/p99 = `quantile_cont` over the rows with a latency (numpy's linear percentile);
 - error rate, fallback rate = share of true flags among the rows with the flag logged;
 - cost per 1 000 predictions = 1000·Σ cost / rows (rows without a cost count as 0; None when no
-  row has one);
+  row has one), with its 95 % normal interval 1000·(mean ± z·s/√rows), floored at 0, s the rows'
+  costs' standard deviation (ddof 1): a canary's few hundred requests, a few of them LLM calls,
+  move it by chance;
 - tokens per request = mean tokens over the rows with tokens.
 A signal that is not logged in a cell is None and named in the note; so is one whose values
 (finite: ingest stores no ±inf) overflow their sum (costs near 1e308).
@@ -27,6 +29,7 @@ import duckdb
 
 from triage.config import ModelConfig
 from triage.metrics.frame import MISSING_SEGMENT, Scope, cell_grouping, segment_value_sql, text_literal
+from triage.metrics.intervals import normal
 from triage.metrics.results import FeedRow, OperationsRow, WindowInfo, not_enough
 from triage.metrics.source import aware, naive_utc, plain_rows_sql, window_end, window_rows_sql
 from triage.store.schema import predictions_table, quote
@@ -60,7 +63,7 @@ _COLUMNS = (
 )
 _AGGREGATES = (
     "count(*), quantile_cont(_latency_ms, [0.5, 0.95, 0.99]), avg(_error::DOUBLE), "
-    "avg(_fallback::DOUBLE), sum(_cost), count(_cost), avg(_tokens)"
+    "avg(_fallback::DOUBLE), sum(_cost), count(_cost), stddev_samp(coalesce(_cost, 0)), avg(_tokens)"
 )
 
 
@@ -88,7 +91,7 @@ def compute_operations(
 
 
 def _row(scope: Scope, cell: tuple, route: str | None, stats: tuple) -> OperationsRow:
-    n, latency, error_rate, fallback_rate, cost_sum, n_cost, tokens = stats
+    n, latency, error_rate, fallback_rate, cost_sum, n_cost, cost_sd, tokens = stats
     start = aware(cell[0])
     min_samples = scope.model.min_samples
     row = OperationsRow(
@@ -128,6 +131,7 @@ def _row(scope: Scope, cell: tuple, route: str | None, stats: tuple) -> Operatio
         "fallback_rate": fallback_rate,
         "cost_per_1k": None if not n_cost else 1000.0 * cost_sum / n,
         "tokens_per_request": tokens,
+        **_interval_1k(cost_sum / n if n_cost else None, cost_sd, n),
     }
     # Finite values near 1e308 can overflow a sum (DuckDB's percentiles do not): no number to show.
     overflow = [name for name, value in found.items() if value is not None and not math.isfinite(value)]
@@ -136,6 +140,18 @@ def _row(scope: Scope, cell: tuple, route: str | None, stats: tuple) -> Operatio
         notes.append(f"too large to compute: {', '.join(overflow)}")
     found |= dict.fromkeys(overflow)
     return replace(row, note="; ".join(notes) or None, **found)
+
+
+def _interval_1k(mean: float | None, sd: float | None, n: int) -> dict[str, float | None]:
+    """cost_per_1k's 95 % normal interval (`intervals.normal`) from the rows' mean cost and its
+    standard deviation (None from one row); both bounds infinite (too large to compute) when a
+    double cannot hold either."""
+    if mean is None or sd is None:
+        return {"cost_per_1k_ci_low": None, "cost_per_1k_ci_high": None}
+    low, high = normal(n, 1000.0 * mean, (1000.0 * sd) * (1000.0 * sd))
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        low = high = math.inf
+    return {"cost_per_1k_ci_low": low, "cost_per_1k_ci_high": high}
 
 
 def feed_rows(

@@ -29,7 +29,7 @@ from triage.metrics.tokens import TokenState
 from triage.store.tables import table_exists
 
 CACHE_TABLE = "_triage_cache_windows"
-CACHE_FORMAT = 6  # 6: performance rows carry decision_label_coverage (5: data quality n_reference)
+CACHE_FORMAT = 7  # 7: operations rows carry cost_per_1k's interval (6: performance decision_label_coverage)
 _MEMO_KEYS = 8  # evaluation definitions remembered at once (slices, window sizes, references)
 
 Rows = dict[datetime, list[Any]]
