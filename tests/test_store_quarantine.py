@@ -209,6 +209,33 @@ def test_a_jsonl_file_without_a_required_key_on_any_line_says_so(tmp_path: Path)
     assert not [w for w in summary.warnings if "no line of" in w]
 
 
+def test_files_without_a_mapped_column_are_one_warning(tmp_path: Path) -> None:
+    """A column added one day leaves every earlier file without it: one warning for the column
+    (how many files, the first and the last), not one per file; a single file is named."""
+    logs = tmp_path / "logs"
+
+    def day(number: int, latency: str = "") -> Path:
+        rows = f"SELECT 'r{number}' || i AS request_id, TIMESTAMPTZ '2026-01-0{number} 00:00Z' AS ts, "
+        select = f"{rows}0.5 AS score, 'v1' AS model_version{latency} FROM range(3) t(i)"
+        return write_parquet(logs / f"d{number}.parquet", select)
+
+    first, *_, last = [day(number) for number in range(1, 4)]  # before the latency was logged
+    day(4, ", 5.0 AS latency")
+    config = write_config(tmp_path, model("logs/*.parquet"))
+    summary = ingest(config)
+    assert summary.rows_added == 12
+    assert [w for w in summary.warnings if "no column" in w] == [
+        "model[0]: 3 predictions files have no column 'latency' (model[0].columns.latency_ms), "
+        f"from {first} to {last}; stored as NULL"
+    ]
+    assert [w for w in ingest(config).warnings if "no column" in w] == []  # nothing new
+    fifth = day(5)
+    assert [w for w in ingest(config).warnings if "no column" in w] == [
+        f"model[0]: predictions file {fifth} has no column 'latency' (model[0].columns.latency_ms); "
+        "stored as NULL"
+    ]
+
+
 def test_csv_and_parquet_quarantine(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     logs.mkdir()

@@ -228,10 +228,27 @@ class _Run:
     unmatched: list[tuple[str, str]] = field(default_factory=list)
     # The current model's class columns (`[model.positive]`) by kind of log, over the files read
     tallies: dict[str, ClassTally] = field(default_factory=dict)
+    # Per (model key, kind, column, config key): the files without that column, in the order read
+    absent: dict[tuple[str, str, str, str], list[str]] = field(default_factory=dict)
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:
             self.warnings.append(message)
+
+    def absent_warnings(self) -> list[str]:
+        """One warning per mapped column that files lack (a column added or dropped one day leaves
+        every earlier or later file without it): how many, and the first and last of them."""
+        found = []
+        for (key, kind, name, config_key), paths in self.absent.items():
+            column = f"no column {name!r} ({key}.{config_key})"
+            if len(paths) == 1:
+                found.append(f"{key}: {kind} file {paths[0]} has {column}; stored as NULL")
+            else:
+                found.append(
+                    f"{key}: {len(paths)} {kind} files have {column}, from {paths[0]} to {paths[-1]}; "
+                    "stored as NULL"
+                )
+        return found
 
 
 def ingest(con: duckdb.DuckDBPyConnection, config: Config) -> IngestSummary:
@@ -244,7 +261,7 @@ def ingest(con: duckdb.DuckDBPyConnection, config: Config) -> IngestSummary:
         _ingest_model(run, model, index)
     return IngestSummary(
         files=tuple(run.files),
-        warnings=tuple(run.warnings),
+        warnings=(*run.warnings, *run.absent_warnings()),
         unmatched=tuple(run.unmatched),
         duration_s=time.monotonic() - started,
     )
@@ -821,9 +838,7 @@ def _check_present(
             raise SourceError(f"no column {name!r} ({key}.{config_key}){hint}")
         if kind == KIND_REFERENCE and config_key.startswith("columns."):
             continue  # training data rarely has ids, times or scores
-        run.warn(
-            f"{key}: {kind} file {source.path} has no column {name!r} ({key}.{config_key}); stored as NULL"
-        )
+        run.absent.setdefault((key, kind, name, config_key), []).append(str(source.path))
 
 
 def _staged_columns(kind: str, layout: Layout) -> tuple[tuple[str, str], ...]:
