@@ -7,6 +7,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import duckdb
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -29,6 +30,8 @@ from triage.alerts.evaluate import (
     _by_window,
     _Judge,
     _reference_rows,
+    _standard_error,
+    baseline_of,
     binomial_p,
     compound_binomial_p,
     evaluate_rules,
@@ -39,7 +42,8 @@ from triage.alerts.evaluate import (
     wilson_trials,
 )
 from triage.alerts.rules import default_rules, effective_rules, split_signal
-from triage.config import AlertRule, Columns, ModelConfig, Reference, Window
+from triage.alerts.state import AlertStore, check_alerts
+from triage.config import AlertRule, Columns, ModelConfig, Reference, Window, parse_window
 from triage.metrics.intervals import wilson
 from triage.metrics.quality import good_turing
 from triage.metrics.results import (
@@ -798,6 +802,81 @@ def test_a_canarys_cost_per_1k_alerts_only_beyond_its_sampling_noise() -> None:
     assert spike.latest is not None and spike.latest.p_value == pytest.approx(stats.norm.sf(z), rel=1e-6)
     z_noisy = (0.8 - baseline) / math.hypot(3.0 / math.sqrt(280), se_baseline)
     assert stats.norm.sf(z_noisy) > 0.05  # why it is unknown: not beyond noise
+
+
+def test_a_weekly_view_judges_by_the_default_rules_of_weekly_windows() -> None:
+    """`check --window 7d` of an hourly model: the default rules of a 7-day model judge it (no band:
+    a week holds whole cycles), so a new 5 % canary whose decision rate halves fires critical. The
+    hourly model's own rules would take the band of the 4 reference weeks, widened by √20 for the
+    canary (t(3)·√1.25 ≈ 11σ of it), and hold the collapse (audit 25)."""
+    hourly = model_config(window=parse_window("1h"), reference=Reference(start=T0, end=T0 + 28 * DAY))
+    week = 7 * DAY
+
+    def weekly(row: CalibrationRow, i: int) -> CalibrationRow:
+        return dataclasses.replace(row, window_start=T0 + i * week, window_end=T0 + (i + 1) * week)
+
+    reference = [
+        weekly(calibration_row(0, n_labeled=40_000, decision_rate=0.1 + 0.002 * (-1) ** i), i)
+        for i in range(4)
+    ]
+    reference += [dataclasses.replace(row, version="v1") for row in reference]
+    fifth = [
+        weekly(calibration_row(0, n_labeled=40_000, decision_rate=0.1), 5),
+        weekly(calibration_row(0, n_labeled=38_000, decision_rate=0.1025, version="v1"), 5),
+        weekly(calibration_row(0, n_labeled=2_000, decision_rate=0.05, version="v2"), 5),
+    ]
+
+    def canary(rules: tuple[AlertRule, ...]) -> AlertEvaluation:
+        rule = next(r for r in rules if r.name == "decision-rate")
+        evaluations = evaluate_rules([rule], {"calibration": reference + fifth}, hourly, T0 + 6 * week)
+        return only(evaluations, version="v2")
+
+    found, evaluations = check_alerts(
+        AlertStore(duckdb.connect()),
+        hourly,
+        {"calibration": reference + fifth},
+        T0 + 6 * week,
+        record=False,
+        window=parse_window("7d"),
+    )
+    viewed = only([e for e in evaluations if e.rule == "decision-rate"], version="v2")
+    assert (viewed.condition, viewed.severity) == (FIRING, CRITICAL)
+    assert any(a.rule == "decision-rate" and dict(a.scope) == {"version": "v2"} for a in found)
+    assert canary(effective_rules(hourly, parse_window("7d"))).condition == FIRING
+    own = canary(effective_rules(hourly))
+    assert own.condition == OK and own.latest is not None and own.latest.note is not None
+    assert own.latest.note.startswith("within the 3σ prediction band of the 4 reference windows")
+
+
+def test_standard_errors_from_clipped_intervals_and_thin_reference_windows() -> None:
+    """A z-test reads a statistic's standard error off its 95 % interval: from its wider side where
+    the other is clipped (an expected cost floored at 0, an AUROC at 1), not its full width, which
+    understates the error; a reference window without an interval (one request that day) adds its
+    value to the baseline, not an exact one (audit 25: its se became None, read as 0)."""
+    z = stats.norm.ppf(0.975)
+    costs = np.zeros(200)
+    costs[0] = 0.05  # a canary of 200 requests, one of them an LLM call
+    se = costs.std(ddof=1) / math.sqrt(200)
+    floored = dataclasses.replace(
+        performance_row(10),
+        expected_cost=costs.mean(),
+        expected_cost_ci_low=0.0,
+        expected_cost_ci_high=costs.mean() + z * se,
+    )
+    assert _standard_error(floored, "expected_cost") == pytest.approx(se, rel=1e-12)
+    clipped = dataclasses.replace(performance_row(10, auroc=0.99, half_width=0.03), auroc_ci_high=1.0)
+    assert _standard_error(clipped, "auroc") == pytest.approx(0.03 / z, rel=1e-12)
+
+    def costly(day: int, n: int, half: float | None) -> OperationsRow:
+        low, high = (None, None) if half is None else (1.0 - half, 1.0 + half)
+        row = operations_row(day, n=n, route="r")
+        return dataclasses.replace(row, cost_per_1k=1.0, cost_per_1k_ci_low=low, cost_per_1k_ci_high=high)
+
+    full = [costly(day, 300, 0.5) for day in range(7)]
+    with_thin = baseline_of("operations", "cost_per_1k", [*full, costly(7, 1, None)])
+    assert with_thin is not None and with_thin.se is not None
+    expected = math.sqrt(7 * (300 * 0.5 / z) ** 2) / (7 * 300 + 1)
+    assert with_thin.se == pytest.approx(expected, rel=1e-12)
 
 
 def test_a_small_slices_weekend_is_not_judged_by_its_weekdays():

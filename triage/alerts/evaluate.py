@@ -645,11 +645,12 @@ def baseline_of(table: str, name: str, rows: Sequence[Row]) -> _Baseline | None:
     if total <= 0:
         return None
     value = sum(_weight(r, labelled) * float(getattr(r, name)) for r in rows) / total
+    # A window without an interval (one request, or one class) adds its value, not its error.
     errors = (
         [(_weight(r, labelled), _standard_error(r, name)) for r in rows] if has_interval(table, name) else []
     )
     se = None
-    if errors and all(e is not None for _, e in errors):
+    if any(e is not None for _, e in errors):
         se = math.sqrt(sum((w * e) ** 2 for w, e in errors if e is not None)) / total
     return _Baseline(value, total, se)
 
@@ -710,10 +711,17 @@ def _counts(row: Row, name: str) -> tuple[int, int] | None:
 
 
 def _standard_error(row: Row, name: str) -> float | None:
-    """The standard error of the statistic from the row's 95 % interval, if it has one."""
+    """The standard error of the statistic from the row's 95 % interval, if it has one: its wider
+    side over z — an interval clipped at a bound (an expected cost floored at 0, an AUROC at 1)
+    keeps its other side whole, where the full width would understate the error."""
     low = _number(getattr(row, f"{name}_ci_low"))
     high = _number(getattr(row, f"{name}_ci_high"))
-    return None if low is None or high is None else (high - low) / (2 * _Z95)
+    value = _number(getattr(row, name))
+    if low is None or high is None:
+        return None
+    if value is None or not low <= value <= high:
+        return (high - low) / (2 * _Z95)
+    return max(high - value, value - low) / _Z95
 
 
 class _Judge:

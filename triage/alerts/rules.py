@@ -17,7 +17,7 @@ from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
-from triage.config import SCORE_FEATURE, AlertRule, Config, ConfigError, Mistakes, ModelConfig
+from triage.config import SCORE_FEATURE, AlertRule, Config, ConfigError, Mistakes, ModelConfig, Window
 from triage.metrics.results import (
     KS_SHIFT,
     KS_SHIFT_CRIT,
@@ -502,9 +502,14 @@ def _regression_rules(model: ModelConfig, cycle: str | None, per_version: dict[s
     ]
 
 
-def effective_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
-    """The configured rules, or the default set when the model has no `[[model.alert]]` at all."""
-    return model.alerts if model.alerts_configured else default_rules(model)
+def effective_rules(model: ModelConfig, window: Window | None = None) -> tuple[AlertRule, ...]:
+    """The configured rules, or the default set when the model has no `[[model.alert]]` at all —
+    for windows of `window` when a view judges another size than the model's (`check --window`):
+    the default rules' bands follow the windows they judge (a week holds whole cycles; the band of
+    a handful of reference weeks, widened for a canary, would hold its decision rate's collapse)."""
+    if model.alerts_configured:
+        return model.alerts
+    return default_rules(model if window is None else dataclasses.replace(model, window=window))
 
 
 def check_rule(rule: AlertRule) -> tuple[str, str] | None:

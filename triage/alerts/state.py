@@ -38,7 +38,7 @@ from triage.alerts.evaluate import (
 )
 from triage.alerts.groups import excess
 from triage.alerts.rules import effective_rules
-from triage.config import ModelConfig
+from triage.config import ModelConfig, Window
 from triage.metrics.results import Row
 
 RESOLVED = "resolved"
@@ -557,13 +557,15 @@ def check_alerts(
     reference: Mapping[str, Sequence[Row]] | None = None,
     memo: JudgeMemo | None = None,
     record: bool = True,
+    window: Window | None = None,
 ) -> tuple[list[Alert], list[AlertEvaluation]]:
     """Evaluate a model's effective rules on its result tables at `now` and record the outcome
     (`memo`: the judgements of an earlier call, see `evaluate.JudgeMemo`): the alerts, and the
     evaluations behind them (what was judged, and how). Without `record` (a view other than the
     configured one: another window size, other slices), the alerts are this evaluation's alone:
-    nothing is read from the store or written to it."""
-    evaluations = evaluate_rules(effective_rules(model), tables, model, now, reference, memo)
+    nothing is read from the store or written to it; `window`, such a view's window size when it
+    is not the model's (`effective_rules`)."""
+    evaluations = evaluate_rules(effective_rules(model, window), tables, model, now, reference, memo)
     if not record:
         return _moved_on(evaluations, lambda _: None, now), evaluations
     return store.record(evaluations, now), evaluations

@@ -207,6 +207,7 @@ def _evaluate(
             report.as_of,
             summary.reference_tables(),
             record=_configured_view(args, model),
+            window=args.window,
         )
         alerts += found
         most = max((w.n for w in summary.windows), default=0)

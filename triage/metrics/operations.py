@@ -4,7 +4,7 @@
 - latency p50/p95/p99 = `quantile_cont` over the rows with a latency (numpy's linear percentile);
 - error rate, fallback rate = share of true flags among the rows with the flag logged;
 - cost per 1 000 predictions = 1000·Σ cost / rows (rows without a cost count as 0; None when no
-  row has one), with its 95 % normal interval 1000·(mean ± z·s/√rows), floored at 0, s the rows'
+  row has one), with its 95 % normal interval 1000·(mean ± z·s/√rows), not floored, s the rows'
   costs' standard deviation (ddof 1): a canary's few hundred requests, a few of them LLM calls,
   move it by chance;
 - tokens per request = mean tokens over the rows with tokens.
@@ -29,7 +29,7 @@ import duckdb
 
 from triage.config import ModelConfig
 from triage.metrics.frame import MISSING_SEGMENT, Scope, cell_grouping, segment_value_sql, text_literal
-from triage.metrics.intervals import normal
+from triage.metrics.intervals import Z95
 from triage.metrics.results import FeedRow, OperationsRow, WindowInfo, not_enough
 from triage.metrics.source import aware, naive_utc, plain_rows_sql, window_end, window_rows_sql
 from triage.store.schema import predictions_table, quote
@@ -143,13 +143,15 @@ def _row(scope: Scope, cell: tuple, route: str | None, stats: tuple) -> Operatio
 
 
 def _interval_1k(mean: float | None, sd: float | None, n: int) -> dict[str, float | None]:
-    """cost_per_1k's 95 % normal interval (`intervals.normal`) from the rows' mean cost and its
-    standard deviation (None from one row); both bounds infinite (too large to compute) when a
-    double cannot hold either."""
+    """cost_per_1k's 95 % normal interval from the rows' mean cost and its standard deviation (None
+    from one row): not floored at 0 — its half-width is what a z-test reads as z standard errors,
+    and a refund is a negative cost; both bounds infinite (too large to compute) when a double
+    cannot hold either or DuckDB's deviation is not a number."""
     if mean is None or sd is None:
         return {"cost_per_1k_ci_low": None, "cost_per_1k_ci_high": None}
-    low, high = normal(n, 1000.0 * mean, (1000.0 * sd) * (1000.0 * sd))
-    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+    half = Z95 * sd / math.sqrt(n)
+    low, high = 1000.0 * (mean - half), 1000.0 * (mean + half)
+    if not (math.isfinite(low) and math.isfinite(high)):
         low = high = math.inf
     return {"cost_per_1k_ci_low": low, "cost_per_1k_ci_high": high}
 

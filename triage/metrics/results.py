@@ -296,7 +296,7 @@ class OperationsRow(Row):
     cost_per_1k: float | None
     tokens_per_request: float | None
     # The 95 % normal interval of cost_per_1k: 1000 · (mean ± z·s/√n) over each row's cost (0 when
-    # absent), s with ddof 1, floored at 0 — a mean of a few hundred heavy-tailed costs moves by chance.
+    # absent), s with ddof 1, not floored — a mean of a few hundred heavy-tailed costs moves by chance.
     cost_per_1k_ci_low: float | None = None
     cost_per_1k_ci_high: float | None = None
 
