@@ -879,6 +879,44 @@ def test_standard_errors_from_clipped_intervals_and_thin_reference_windows() -> 
     assert with_thin.se == pytest.approx(expected, rel=1e-12)
 
 
+def test_an_hours_latency_takes_the_same_hour_of_every_day_when_its_weekends_are_too_few() -> None:
+    """Hourly windows, a two-week reference: a Saturday 03:00 has 4 reference windows (weekends at
+    03:00) that never cross +50 % — too thin a band to judge by (t(3)) — so the band of 03:00 on
+    every day (14 windows) judges it: an all-route p95 that swings 200–500 ms with the hour's share
+    of LLM calls is within it at 480 (audit 26: 32 weekend-hour alerts in a quiet week); 1 200 ms
+    (a doubling past anything seen) fires. Other hours' windows are not pooled."""
+    logged = Columns(id="id", timestamp="ts", score="score", latency_ms="ms", route="route")
+    hourly = model_config(
+        columns=logged, window=Window(1, "h"), reference=Reference(start=T0, end=T0 + 14 * DAY)
+    )
+    rule = next(r for r in default_rules(hourly) if r.name == "latency-p95")
+    assert rule.outside_band == "3sigma"
+    hour = timedelta(hours=1)
+
+    def at(h: int, p95: float) -> OperationsRow:
+        row = operations_row(0, latency_p95_ms=p95, n=600)
+        return dataclasses.replace(row, window_start=T0 + h * hour, window_end=T0 + (h + 1) * hour)
+
+    swings = [300, 420, 210, 480, 260, 500, 320, 230, 450, 280, 390, 240, 470, 310]  # 03:00 of each day
+    weekend = [day for day in range(14) if (T0 + day * DAY).weekday() >= 5]
+    for day in weekend:  # the weekend's 03:00 never crosses +50 % of the weekends' own mean
+        swings[day] = 300 + 10 * (day % 2)
+    reference = [at(24 * day + 3, float(p95)) for day, p95 in enumerate(swings)]
+    reference += [at(24 * day + 12, 150.0) for day in range(14)]  # noon: another phase, steady
+    saturday = next(day for day in range(14, 21) if (T0 + day * DAY).weekday() == 5)
+
+    def judged(p95: float) -> AlertEvaluation:
+        rows = [*reference, at(24 * saturday + 3, p95)]
+        return only(evaluate(rule, hourly, now=T0 + (24 * saturday + 4) * hour, operations=rows))
+
+    quiet = judged(480.0)
+    assert quiet.condition == OK and quiet.latest is not None and quiet.latest.note is not None
+    assert quiet.latest.note.startswith(
+        "within the 3σ prediction band of the 14 reference windows starting at 03:00"
+    )
+    assert judged(1200.0).condition == FIRING
+
+
 def test_a_small_slices_weekend_is_not_judged_by_its_weekdays():
     """A small slice whose reference weekends all held too few rows (120 < min_samples) has no
     weekend band; its weekdays' band would judge a busy Saturday by Tuesdays (a feature with a

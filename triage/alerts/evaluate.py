@@ -22,7 +22,8 @@ Each cell (window × scope) of a rule's signal is judged in this order:
    windows in its phase all hold too few rows). An operations statistic's band (a p95, a cost:
    their day-to-day spread, not sampling noise) is not widened for a small cell, is only ever its
    phase's, is never unknown, and from fewer than OPERATIONS_BAND_WINDOWS windows applies only
-   where 2 of them cross the threshold (`reference_crosses`): else the threshold decides;
+   where 2 of them cross the threshold (`reference_crosses`): else the next phase's band (the same
+   hour on any day), else the threshold decides;
 3. an effect-size floor (`min_effect` on `effect`, default the signal itself);
 4. a significance gate when the rule has `q` (p-value signals always do): the cell's p-value —
    the signal itself, the drift test of a drift statistic (KS for numeric, the chi-square with
@@ -947,6 +948,8 @@ class _Judge:
         scopes = [scope] if scope is not None else self._candidates(row)
         for at in phases:
             band = self.band(row, at)
+            if band is not None and self.operations and not self.judges_by(row, band, at):
+                band = None  # a thin band its own windows never cross: the next phase's, if any
             if band is not None:
                 when, found = _when(at), at
                 break
@@ -961,8 +964,7 @@ class _Judge:
             # A window longer than a day has no phase: its band is all the reference windows'.
             band = self.band(row)
             when = f" (too few{_when(phases[-1])})" if phases else ""
-        thin = band is not None and band.windows < OPERATIONS_BAND_WINDOWS
-        if band is None or (self.operations and thin and not self.reference_crosses(row, found)):
+        if band is None or (self.operations and not self.judges_by(row, band, found)):
             return CROSSED, None
         count = 0 if self.operations else self.weight(row)  # 0: not widened (`banded`)
         crossed = self.banded(value, band, count, self.prediction_sigmas(band))
@@ -978,6 +980,11 @@ class _Judge:
         past = f"past its threshold and outside {where}: edge {crossed.threshold:.4g}{widened}"
         alone = self.psi_alone(row, found, count)
         return (OK, f"{past}; {alone}") if alone else (CROSSED, past)
+
+    def judges_by(self, row: Row, band: _Band, at: Phase | None) -> bool:
+        """Whether an operations band of phase `at` (all windows: None) judges the row: from
+        OPERATIONS_BAND_WINDOWS windows on, or fewer where its reference crosses the threshold."""
+        return band.windows >= OPERATIONS_BAND_WINDOWS or self.reference_crosses(row, at)
 
     def reference_crosses(self, row: Row, at: Phase | None) -> bool:
         """Whether 2 or more of the scope's reference windows in phase `at` (all, None) with enough
