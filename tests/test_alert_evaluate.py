@@ -171,16 +171,21 @@ def performance_row(day: int, precision: float | None = 0.8, **kw: Any) -> Perfo
 
 
 def operations_row(day: int, **kw: Any) -> OperationsRow:
+    """A window's operations; its p95's interval ± 0.5 % unless `p95_half` says otherwise."""
+    p95 = kw.get("latency_p95_ms", 100.0)
+    half = kw.get("p95_half", None if p95 is None else 0.005 * p95)
     return OperationsRow(
         **_cell(day, **kw),
         route=kw.get("route"),
         latency_p50_ms=None,
-        latency_p95_ms=kw.get("latency_p95_ms", 100.0),
+        latency_p95_ms=p95,
         latency_p99_ms=None,
         error_rate=kw.get("error_rate", 0.001),
         fallback_rate=None,
         cost_per_1k=None,
         tokens_per_request=None,
+        latency_p95_ms_ci_low=None if p95 is None else p95 - half,
+        latency_p95_ms_ci_high=None if p95 is None else p95 + half,
     )
 
 
@@ -915,6 +920,27 @@ def test_an_hours_latency_takes_the_same_hour_of_every_day_when_its_weekends_are
         "within the 3σ prediction band of the 14 reference windows starting at 03:00"
     )
     assert judged(1200.0).condition == FIRING
+
+
+def test_a_canarys_p95_alerts_only_beyond_its_sampling_noise() -> None:
+    """A 200-request canary's p95 is its tenth-largest latency: +60 % over all versions' steady
+    reference, with an interval of ±160 ms (two LLM calls among its slowest ten), is noise —
+    unknown, not a page (audit 26: 35-row canary hours paged) — while 2.4× with the same interval
+    fires critical. Without a test both crossed +50 %."""
+    logged = Columns(id="id", timestamp="ts", score="score", version="v", latency_ms="ms", route="route")
+    weeks = model_config(columns=logged, reference=Reference(start=T0, end=T0 + 14 * DAY))
+    rule = next(r for r in default_rules(weeks) if r.name == "latency-p95")
+    assert rule.q is not None
+    everyone = [operations_row(day, latency_p95_ms=200.0 + 4 * (day % 2), n=15_000) for day in range(14)]
+
+    def judged(p95: float) -> AlertEvaluation:
+        canary = operations_row(15, latency_p95_ms=p95, n=200, version="v3", p95_half=160.0)
+        rows = [*everyone, canary]
+        return only(evaluate(rule, weeks, now=T0 + 16 * DAY, operations=rows), version="v3")
+
+    assert judged(320.0).condition == UNKNOWN
+    spike = judged(480.0)
+    assert (spike.condition, spike.severity) == (FIRING, CRITICAL)
 
 
 def test_a_small_slices_weekend_is_not_judged_by_its_weekdays():

@@ -138,7 +138,7 @@ def test_inferred_settings():
             "where.route",
             "drift rows can be filtered by",
         ),
-        ('signal = "operations.latency_p95_ms"\nwarn = 1\nq = 0.05', "q", "significance applies to"),
+        ('signal = "operations.latency_p99_ms"\nwarn = 1\nq = 0.05', "q", "significance applies to"),
         (
             'signal = "drift.psi"\nwarn = 1\neffect = "nope"\nmin_effect = 1',
             "effect",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import duckdb
 import numpy as np
 import pytest
@@ -35,6 +37,13 @@ def check_rows(data: Data, rows: list[OperationsRow], as_of, min_samples: int = 
             assert [row.latency_p50_ms, row.latency_p95_ms, row.latency_p99_ms] == pytest.approx(
                 expected, abs=TOL
             )
+            # The p95's interval: its asymptotic standard error √(p(1−p)/n) / f, the density f at it
+            # read off numpy's 94th and 96th percentiles.
+            if len(latency) > 1:
+                p94, p96 = np.percentile(latency, [94, 96])
+                half = stats.norm.ppf(0.975) * math.sqrt(0.95 * 0.05 / len(latency)) * (p96 - p94) / 0.02
+                ci = [row.latency_p95_ms_ci_low, row.latency_p95_ms_ci_high]
+                assert ci == pytest.approx([expected[1] - half, expected[1] + half], abs=1e-7)
         else:
             assert row.latency_p50_ms is None and "latency" in row.note
         assert row.error_rate == pytest.approx(data.error[mask].mean(), abs=TOL)

@@ -396,6 +396,9 @@ def default_rules(model: ModelConfig) -> tuple[AlertRule, ...]:
                 baseline="reference",
                 warn_change=0.5,
                 critical_change=1.0,
+                # A small cell's p95 is one of its few slowest requests (a 200-request canary's,
+                # its tenth-largest): the z-test of its interval, as cost-per-1k's.
+                q=DEFAULT_Q,
             )
         )
     if columns.error:

@@ -299,6 +299,9 @@ class OperationsRow(Row):
     # absent), s with ddof 1, not floored — a mean of a few hundred heavy-tailed costs moves by chance.
     cost_per_1k_ci_low: float | None = None
     cost_per_1k_ci_high: float | None = None
+    # The 95 % interval of latency_p95_ms: ± z·√(0.95·0.05/n) / f, f ≈ 0.02 / (p96 − p94).
+    latency_p95_ms_ci_low: float | None = None
+    latency_p95_ms_ci_high: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from triage.metrics.tokens import TokenState
 from triage.store.tables import table_exists
 
 CACHE_TABLE = "_triage_cache_windows"
-CACHE_FORMAT = 7  # 7: operations rows carry cost_per_1k's interval (6: performance decision_label_coverage)
+CACHE_FORMAT = 8  # 8: operations rows carry latency_p95_ms's interval (7: cost_per_1k's)
 _MEMO_KEYS = 8  # evaluation definitions remembered at once (slices, window sizes, references)
 
 Rows = dict[datetime, list[Any]]
