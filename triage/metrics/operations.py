@@ -153,23 +153,31 @@ def _p95_interval(latency: Sequence[float] | None, n: int) -> dict[str, float | 
     (f ≈ 0.02 / (p96 − p94)): of width 0 where p94 = p96 (a tie holds the p95 in place); None
     below two latencies."""
     if latency is None or n < 2:
-        return {"latency_p95_ms_ci_low": None, "latency_p95_ms_ci_high": None}
-    half = Z95 * math.sqrt(0.95 * 0.05 / n) * max(0.0, latency[4] - latency[3]) / 0.02
-    return {"latency_p95_ms_ci_low": latency[1] - half, "latency_p95_ms_ci_high": latency[1] + half}
+        return _interval("latency_p95_ms", None, 0.0)
+    return _interval(
+        "latency_p95_ms", latency[1], math.sqrt(0.95 * 0.05 / n) * max(0.0, latency[4] - latency[3]) / 0.02
+    )
 
 
 def _interval_1k(mean: float | None, sd: float | None, n: int) -> dict[str, float | None]:
     """cost_per_1k's 95 % normal interval from the rows' mean cost and its standard deviation (None
     from one row): not floored at 0 — its half-width is what a z-test reads as z standard errors,
-    and a refund is a negative cost; both bounds infinite (too large to compute) when a double
-    cannot hold either or DuckDB's deviation is not a number."""
+    and a refund is a negative cost."""
     if mean is None or sd is None:
-        return {"cost_per_1k_ci_low": None, "cost_per_1k_ci_high": None}
-    half = Z95 * sd / math.sqrt(n)
-    low, high = 1000.0 * (mean - half), 1000.0 * (mean + half)
+        return _interval("cost_per_1k", None, 0.0)
+    return _interval("cost_per_1k", 1000.0 * mean, 1000.0 * sd / math.sqrt(n))
+
+
+def _interval(name: str, value: float | None, se: float) -> dict[str, float | None]:
+    """`name`'s 95 % normal interval value ± z·se as its `_ci_low`/`_ci_high` fields (None without a
+    value); both bounds infinite (too large to compute) when a double cannot hold either or the
+    error is not a number."""
+    if value is None:
+        return {f"{name}_ci_low": None, f"{name}_ci_high": None}
+    low, high = value - Z95 * se, value + Z95 * se
     if not (math.isfinite(low) and math.isfinite(high)):
         low = high = math.inf
-    return {"cost_per_1k_ci_low": low, "cost_per_1k_ci_high": high}
+    return {f"{name}_ci_low": low, f"{name}_ci_high": high}
 
 
 def feed_rows(
