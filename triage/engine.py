@@ -16,8 +16,8 @@ so this orchestration lives here.)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import duckdb
 
 from triage.config import Config, ModelConfig, Window
+from triage.metrics.arrival import ArrivalKey, LabelArrival, label_arrival
 from triage.metrics.calibration import calibration_sums, compute_calibration
 from triage.metrics.drift import cached_drift, compute_drift
 from triage.metrics.frame import Scope
@@ -102,6 +103,9 @@ class ModelReport:
     # (`last`): the alert rules draw their time-of-day and weekday bands from them (`_band_tables`).
     reference_drift: tuple[DriftRow, ...] = ()
     reference_quality: tuple[DataQualityRow, ...] = ()
+    # When the reference's labels came, per scope (`metrics.arrival`): what the calibration rule
+    # expects of a window whose labels are still coming. Empty without labels.
+    reference_arrival: Mapping[ArrivalKey, LabelArrival] = field(default_factory=dict)
 
     def tables(self) -> dict[str, tuple[Row, ...]]:
         """The result tables by their JSON name (the `table` of an alert signal `table.field`)."""
@@ -363,6 +367,7 @@ def _evaluate(
         con, scope, reference, calibration, performance, tables["operations"]
     )
     operations = ordered("operations", tables["operations"])
+    arrival = _label_arrival(con, scope, reference, tokens, memo)
     totals: dict[CellKey, CellCounts] = {
         (w, None, None, None): cells[0] for w, cells in tables["totals"].items()
     }
@@ -386,6 +391,7 @@ def _evaluate(
         pending_labels=tuple(sorted(pending.items())),
         task=model.task,
         ahead=after(con, model, datetime.now(UTC)),
+        reference_arrival=arrival,
         **_band_tables(con, scope, reference, memo),
     )
 
@@ -557,7 +563,42 @@ def _reference_tables(
     return calibration, performance, operations
 
 
-def _reference_windows(scope: Scope) -> Callable[[Row], bool] | None:
+def _label_arrival(
+    con: duckdb.DuckDBPyConnection,
+    scope: Scope,
+    reference: ReferenceInfo,
+    tokens: Mapping[datetime, WindowToken],
+    memo: WindowMemo,
+) -> dict[ArrivalKey, LabelArrival]:
+    """When the reference's labels came (`metrics.arrival`), for a classifier with labels: kept in
+    `memo` while the labelled tokens of the reference's windows are unchanged when the reference is
+    a run of the evaluated windows (replay steps, live refreshes), else counted afresh."""
+    model = scope.model
+    if model.labels is None or model.task == "regression" or not reference.n:
+        return {}
+    source = reference_rows_sql(scope)
+    inside = _reference_windows(scope)
+    if inside is None:
+        return label_arrival(con, scope, source)
+    labelled = "|".join(
+        token.labelled
+        for w, token in sorted(tokens.items())
+        if inside(WindowInfo(w, scope.window.end_of(w), token.n))
+    )
+    key = cache_key(model, scope.window.key, scope.segments)
+    kept = memo.get(key, "label_arrival", {_WHOLE: labelled})
+    if _WHOLE in kept:
+        return kept[_WHOLE][0]
+    found = label_arrival(con, scope, source)
+    memo.put(key, "label_arrival", {_WHOLE: [found]}, {_WHOLE: labelled})
+    return found
+
+
+# `_label_arrival`'s memo entry: one for the whole reference, not per window.
+_WHOLE = datetime.min.replace(tzinfo=UTC)
+
+
+def _reference_windows(scope: Scope) -> Callable[[Any], bool] | None:
     """When the reference is a time range of whole windows inside the evaluated ones, the test of a
     window row lying in it: the reference tables are then those windows' rows, exactly (the same
     rows cut into the same cells). None when the reference must be evaluated on its own."""

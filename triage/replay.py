@@ -178,6 +178,7 @@ class Replayer:
                     at,
                     report.reference_tables(),
                     track.judgements,
+                    report.reference_arrival,
                 )
                 events += track.advance(evaluations, at)
             changes[name] = events

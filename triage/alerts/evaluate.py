@@ -35,7 +35,8 @@ Each cell (window × scope) of a rule's signal is judged in this order:
    `unseen_share_expected`, with that estimate's own error, `compound_binomial_p`), or a
    z-test against the baseline with both standard errors from the 95 % intervals (AUROC, expected
    cost), a chi-square of the cell's reliability diagram against the reference's per-bin
-   calibration (ECE; see `reliability_p`) — is Benjamini–Hochberg adjusted across every tested
+   calibration, with the classes its labels hold at its age (ECE; see `reliability_p` and
+   `metrics.arrival`) — is Benjamini–Hochberg adjusted across every tested
    cell of the rule (feature × slice × window); a crossed cell alerts only if it is ≤ q, and
    above q it is unknown (past the threshold, but not beyond noise: it neither alerts nor clears).
 
@@ -89,7 +90,8 @@ from triage.alerts.rules import (
     split_signal,
 )
 from triage.config import AlertRule, ModelConfig, Reference
-from triage.metrics.calibration import pooled_reliability
+from triage.metrics.arrival import ArrivalKey, LabelArrival
+from triage.metrics.calibration import N_BINS, pooled_reliability
 from triage.metrics.results import ReliabilityPoint, Row
 
 OK, CROSSED, UNKNOWN = "ok", "crossed", "unknown"
@@ -117,6 +119,7 @@ HELD_THIN = timedelta(days=3)
 LABEL_WAIT = timedelta(days=30)
 
 Tables = Mapping[str, Sequence[Row]]
+Arrivals = Mapping[ArrivalKey, LabelArrival]  # when the reference's labels came, per scope
 Windows = Mapping[datetime, tuple[Row, ...]]  # one table's rows by window start
 ScopeKey = tuple[str | None, ...]
 Phase = tuple[str, time] | time | str  # `_phases`: (kind of day, time of day), a time of day, a kind
@@ -254,23 +257,32 @@ class JudgeMemo:
 
     A cell's judgement (gates, thresholds, effect floor, p-value: everything before the
     Benjamini–Hochberg step, which is redone over all cells) depends on its row, the rule, the
-    rule's `min_samples` and the reference rows of the rule's table — for a reference baseline,
-    on nothing else: not on `now`, nor on the other windows. So a rule's judgements are kept while
-    those are equal, window by window (`_Judged`): the engine hands back the very row objects of
-    windows it did not recompute. Rules with a "previous:…" baseline are judged afresh.
+    rule's `min_samples`, the reference rows of the rule's table and when their labels came — for
+    a reference baseline, on nothing else: not on the other windows, nor on `now` except for the
+    calibration test of a window younger than the reference's labels took to come (judged again
+    as `now` moves, `_Judged.cells`). So a rule's judgements are kept while those are equal,
+    window by window (`_Judged`): the engine hands back the very row objects of windows it did
+    not recompute. Rules with a "previous:…" baseline are judged afresh.
     Not thread-safe: one evaluation at a time.
     """
 
     def __init__(self) -> None:
         self._rules: dict[tuple[str, str], _Judged] = {}
 
-    def judged(self, model: str, rule: AlertRule, min_samples: int, reference: tuple[Row, ...]) -> _Judged:
-        """The kept judgements of `rule`, or new ones if the rule, its `min_samples` or its
-        reference rows changed."""
+    def judged(
+        self,
+        model: str,
+        rule: AlertRule,
+        min_samples: int,
+        reference: tuple[Row, ...],
+        arrival: Arrivals,
+    ) -> _Judged:
+        """The kept judgements of `rule`, or new ones if the rule, its `min_samples`, its
+        reference rows or their labels' arrival changed."""
         key = (model, rule.name)
         kept = self._rules.get(key)
-        if kept is None or not kept.keeps(rule, min_samples, reference):
-            kept = self._rules[key] = _Judged(rule, min_samples, reference)
+        if kept is None or not kept.keeps(rule, min_samples, reference, arrival):
+            kept = self._rules[key] = _Judged(rule, min_samples, reference, arrival)
         return kept
 
 
@@ -341,12 +353,16 @@ class _Judged:
     are: only the Benjamini–Hochberg arithmetic itself runs over every cell (in numpy).
     """
 
-    def __init__(self, rule: AlertRule, min_samples: int, reference: tuple[Row, ...]) -> None:
+    def __init__(
+        self, rule: AlertRule, min_samples: int, reference: tuple[Row, ...], arrival: Arrivals
+    ) -> None:
         self.rule = rule
         self.table = split_signal(rule.signal)[0]
         self.fields = SCOPE_FIELDS[self.table]
         self.min_samples = min_samples
         self.reference = reference
+        self.arrival = arrival
+        self._now = datetime.min.replace(tzinfo=UTC)  # of the last `cells` call
         self.previous = _previous_baseline(rule)
         self.latest: Row | None = None  # a row of the latest window with a covered scope
         self._where = _Where(rule, self.fields)
@@ -362,26 +378,39 @@ class _Judged:
         self._generation = 0  # `cells` calls so far
         self._adjusted_at = -1  # the `cells` call the last adjustment followed
 
-    def keeps(self, rule: AlertRule, min_samples: int, reference: tuple[Row, ...]) -> bool:
-        return self.rule == rule and self.min_samples == min_samples and self.reference == reference
+    def keeps(self, rule: AlertRule, min_samples: int, reference: tuple[Row, ...], arrival: Arrivals) -> bool:
+        return (
+            self.rule == rule
+            and self.min_samples == min_samples
+            and self.reference == reference
+            and self.arrival == arrival  # the same LabelArrival objects (compared by identity)
+        )
 
-    def cells(self, windows: Sequence[tuple[datetime, tuple[Row, ...]]]) -> dict[ScopeKey, list[CellResult]]:
-        """Each covered scope's cells over `windows` (in window order); only these windows are kept.
+    def cells(
+        self, windows: Sequence[tuple[datetime, tuple[Row, ...]]], now: datetime
+    ) -> dict[ScopeKey, list[CellResult]]:
+        """Each covered scope's cells over `windows` (in window order) as of `now`; only these
+        windows are kept. A window younger than the reference's labels took to come in
+        (`LabelArrival.settled_age`) is judged by its age: judged again when `now` moves.
 
         The kept state changes only once all is judged: a judgement that raises leaves it as it was.
         """
         current: dict[datetime, _Window] = {}
         changed = set(self._windows)  # windows gone, then also those new or with other rows
+        young = self._young(now)
         for start, rows in windows:
             window = self._windows.get(start)
-            if window is not None and window.rows == rows:
+            aged = young is not None and start >= young
+            if window is not None and window.rows == rows and not aged:
                 changed.discard(start)
             else:
                 selected = self._where.index(rows)
                 versions = frozenset(key[self._where.version] for key in selected)
-                window = _Window(rows, selected, versions, window)
+                window = _Window(rows, selected, versions, None if aged else window)
                 changed.add(start)
             current[start] = window
+        if self._judge is not None:
+            self._judge.now = now
         versions = frozenset().union(*(window.versions for window in current.values()))
         single = self._where.each_version and len(versions - {None}) == 1
         series = self._series
@@ -389,8 +418,9 @@ class _Judged:
             series, changed = {}, set(current)
         heads = {key: len(cells) for key, cells in series.items()}
         if changed:
-            series, heads = self._patch(current, series, min(changed), single)
+            series, heads = self._patch(current, series, min(changed), single, now)
         self._windows, self._single, self._series, self._kept = current, single, series, heads
+        self._now = now
         self._generation += 1
         self.latest = next(
             (
@@ -409,6 +439,7 @@ class _Judged:
         series: dict[ScopeKey, list[CellResult]],
         since: datetime,
         single: bool,
+        now: datetime,
     ) -> tuple[dict[ScopeKey, list[CellResult]], dict[ScopeKey, int]]:
         """Each series cut before window `since`, then extended with the windows from it on (a
         scope first seen in those comes after the others, as in a fresh evaluation); and how many
@@ -419,7 +450,7 @@ class _Judged:
             if cut:
                 patched[key] = cells[:cut]
         heads = {key: len(cells) for key, cells in patched.items()}
-        judge = self._judge_for(windows, single)
+        judge = self._judge_for(windows, single, now)
         for start, window in windows.items():
             if start < since:
                 continue
@@ -433,7 +464,18 @@ class _Judged:
             window.before = None
         return patched, heads
 
-    def _judge_for(self, windows: dict[datetime, _Window], single: bool) -> _Judge:
+    def _young(self, now: datetime) -> datetime | None:
+        """The earliest window start whose judgement moves with `now` since the last call (None:
+        none — the same `now`, or no arrival to match)."""
+        if not self.arrival or now == self._now:
+            return None
+        settled = max(arrival.settled_age for arrival in self.arrival.values())
+        try:
+            return min(now, self._now) - timedelta(seconds=settled)
+        except OverflowError:  # labels of every age: every window
+            return datetime.min.replace(tzinfo=UTC)
+
+    def _judge_for(self, windows: dict[datetime, _Window], single: bool, now: datetime) -> _Judge:
         """The rule's judge (made once; with the scopes' history for a "previous:…" baseline)."""
         if self._judge is None:
             history: dict[ScopeKey, list[Row]] = defaultdict(list)
@@ -443,7 +485,10 @@ class _Judged:
                         if self._where.covers(key, single):
                             history[key] += rows
             reference = _index(self.reference, self.fields)
-            self._judge = _Judge(self.rule, self.table, self.fields, self.min_samples, reference, history)
+            self._judge = _Judge(
+                self.rule, self.table, self.fields, self.min_samples, reference, history, self.arrival
+            )
+            self._judge.now = now
         return self._judge
 
     def adjusted(self, q: float) -> dict[ScopeKey, list[CellResult]]:
@@ -485,13 +530,16 @@ def evaluate_rules(
     now: datetime,
     reference: Tables | None = None,
     memo: JudgeMemo | None = None,
+    arrival: Arrivals | None = None,
 ) -> list[AlertEvaluation]:
     """Evaluate `rules` on the result tables as of `now` (rows of windows starting after it are ignored).
 
     `tables` maps table names ("drift", "data_quality", "calibration", "performance",
     "operations") to result rows over all evaluated windows; `reference` holds tables over the
     reference period cut into windows; a table it lacks is taken from the windows of `tables`
-    inside the reference. A `memo` keeps the cells' judgements for the next call (`JudgeMemo`).
+    inside the reference; `arrival`, when the reference's labels came, per scope
+    (`metrics.arrival`: the calibration test's expectation for a window whose labels are still
+    coming). A `memo` keeps the cells' judgements for the next call (`JudgeMemo`).
     """
     windows = {table: _by_window(rows) for table, rows in tables.items()}
     given = reference or {}
@@ -502,7 +550,7 @@ def evaluate_rules(
     } | dict(given)
     evaluations: list[AlertEvaluation] = []
     for rule in rules:
-        evaluations += _evaluate_rule(rule, windows, reference, model, now, memo)
+        evaluations += _evaluate_rule(rule, windows, reference, model, now, memo, arrival or {})
     return evaluations
 
 
@@ -513,14 +561,17 @@ def _evaluate_rule(
     model: ModelConfig,
     now: datetime,
     memo: JudgeMemo | None,
+    arrival: Arrivals,
 ) -> list[AlertEvaluation]:
     table = split_signal(rule.signal)[0]
     minimum = rule.min_samples or model.min_samples
     reference_rows = tuple(reference.get(table, ()))
+    if table != "calibration":
+        arrival = {}  # only the calibration test reads it: no other rule is judged again for it
     if memo is None or _previous_baseline(rule):
-        judged = _Judged(rule, minimum, reference_rows)
+        judged = _Judged(rule, minimum, reference_rows, arrival)
     else:
-        judged = memo.judged(model.name, rule, minimum, reference_rows)
+        judged = memo.judged(model.name, rule, minimum, reference_rows, arrival)
     # A window inside a time-range reference is what normal is: it is not judged against itself.
     current = sorted(
         (
@@ -535,7 +586,7 @@ def _evaluate_rule(
     if table in DISTRIBUTION_TABLES:
         ended = [(s, rows) for s, rows in current if not _in_progress(model, rows[0], now)]
         current = ended or current
-    series = judged.cells(current)
+    series = judged.cells(current, now)
     q = significance_q(rule)
     if q is not None:
         series = judged.adjusted(q)
@@ -736,6 +787,7 @@ class _Judge:
         min_samples: int,
         reference: Mapping[ScopeKey, list[Row]],
         history: Mapping[ScopeKey, list[Row]],
+        arrival: Arrivals,
     ) -> None:
         self.rule = rule
         self.table = table
@@ -747,6 +799,8 @@ class _Judge:
         self.min_samples = min_samples
         self.reference = reference
         self.history = history
+        self.arrival = arrival
+        self.now = datetime.min.replace(tzinfo=UTC)  # the evaluation's time (`_Judged.cells` sets it)
         self.q = significance_q(rule)
         self.floor = effect_floor(rule)
         self.interval = has_interval(table, self.name)
@@ -1147,6 +1201,17 @@ class _Judge:
             self._reliability[key] = pooled_reliability(rows)  # type: ignore[arg-type]
         return self._reliability[key]
 
+    def class_shares(self, row: Row) -> np.ndarray | None:
+        """The shares of the reference's negatives and positives per score bin that were labelled
+        as long after their window's start as the row's window is old at `now`
+        (`LabelArrival.class_shares`), from the scope whose reference windows judge it; None
+        without them, or once the reference's labels were all in at that age."""
+        key = self._reference(row)[0]
+        arrival = None if key is None else self.arrival.get(key)
+        if arrival is None:
+            return None
+        return arrival.class_shares((self.now - row.window_start).total_seconds())
+
     def summary(self, rows: Sequence[Row]) -> _Baseline | None:
         return baseline_of(self.table, self.name, rows)
 
@@ -1185,7 +1250,7 @@ class _Judge:
         if self.name in RELIABILITY_FIELDS and self.table == "calibration":
             points = getattr(row, "reliability", ())
             pooled = self.reference_reliability(row)
-            return reliability_p(points, pooled) if points and pooled else None
+            return reliability_p(points, pooled, self.class_shares(row)) if points and pooled else None
         if expected is None:
             return None
         if self.proportion:
@@ -1256,12 +1321,20 @@ def _tails(side: str, upper: float, lower: float) -> float:
     return min(1.0, 2 * min(upper, lower))
 
 
-def reliability_p(cell: Sequence[ReliabilityPoint], reference: Sequence[ReliabilityPoint]) -> float:
+def reliability_p(
+    cell: Sequence[ReliabilityPoint],
+    reference: Sequence[ReliabilityPoint],
+    shares: np.ndarray | None = None,
+) -> float:
     """p-value of "the cell is calibrated like the reference", from the two reliability diagrams.
 
     In bin b the cell has n_b rows with mean score s_b and O_b = n_b·o_b positives; the reference
     has N_b rows whose positive rate exceeds their mean score by d_b. Under the null the cell's
-    positive rate is e_b = s_b + d_b (clipped to [0.001, 0.999]), and O_b − n_b·e_b
+    positive rate is e_b = s_b + d_b — of its labelled rows: with `shares[b] = (r0, r1)`, the
+    shares of the reference's negatives and positives in bin b labelled when it was labelled as
+    much as the cell (`LabelArrival.class_shares`), e_b·r1 / (e_b·r1 + (1 − e_b)·r0): a window
+    whose frauds are labelled and whose legitimate rows are not yet expects more frauds among its
+    labels — clipped to [0.001, 0.999], and O_b − n_b·e_b
     has mean 0 and variance at most n_b·e_b(1 − e_b)·(1 + n_b/N_b) (the reference's d_b is itself
     an estimate; a bin the reference lacks is taken as calibrated, d_b = 0, N_b = ∞).
     Adjacent bins are merged, in score order, until each group expects at least
@@ -1278,7 +1351,12 @@ def reliability_p(cell: Sequence[ReliabilityPoint], reference: Sequence[Reliabil
         if point.n <= 0:
             continue
         size, shift = residual.get((point.bin_low, point.bin_high), (0, 0.0))
-        expected = min(max(point.mean_score + shift, _RATE_FLOOR), 1.0 - _RATE_FLOOR)
+        expected = _clipped_rate(point.mean_score + shift)
+        if shares is not None:
+            negatives, positives = shares[round(point.bin_low * N_BINS)]
+            labelled = expected * positives + (1.0 - expected) * negatives
+            if labelled > 0:
+                expected = _clipped_rate(expected * positives / labelled)
         inflation = 1.0 + (point.n / size if size else 0.0)
         current[0] += point.n * point.positive_rate
         current[1] += point.n * expected
@@ -1295,6 +1373,10 @@ def reliability_p(cell: Sequence[ReliabilityPoint], reference: Sequence[Reliabil
     statistic = sum((o - e) ** 2 / v for o, e, v, _ in groups if v > 0)
     dof = sum(1 for *_, v, _ in groups if v > 0)
     return 1.0 if dof == 0 else float(special.chdtrc(dof, statistic))
+
+
+def _clipped_rate(rate: float) -> float:
+    return min(max(rate, _RATE_FLOOR), 1.0 - _RATE_FLOOR)
 
 
 def wilson_trials(value: float, low: float, high: float) -> int | None:

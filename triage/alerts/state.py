@@ -33,6 +33,7 @@ from triage.alerts.evaluate import (
     UNKNOWN,
     WARNING,
     AlertEvaluation,
+    Arrivals,
     JudgeMemo,
     evaluate_rules,
 )
@@ -558,14 +559,16 @@ def check_alerts(
     memo: JudgeMemo | None = None,
     record: bool = True,
     window: Window | None = None,
+    arrival: Arrivals | None = None,
 ) -> tuple[list[Alert], list[AlertEvaluation]]:
     """Evaluate a model's effective rules on its result tables at `now` and record the outcome
     (`memo`: the judgements of an earlier call, see `evaluate.JudgeMemo`): the alerts, and the
     evaluations behind them (what was judged, and how). Without `record` (a view other than the
     configured one: another window size, other slices), the alerts are this evaluation's alone:
     nothing is read from the store or written to it; `window`, such a view's window size when it
-    is not the model's (`effective_rules`)."""
-    evaluations = evaluate_rules(effective_rules(model, window), tables, model, now, reference, memo)
+    is not the model's (`effective_rules`); `arrival`, when the reference's labels came
+    (`metrics.arrival`)."""
+    evaluations = evaluate_rules(effective_rules(model, window), tables, model, now, reference, memo, arrival)
     if not record:
         return _moved_on(evaluations, lambda _: None, now), evaluations
     return store.record(evaluations, now), evaluations

@@ -207,6 +207,7 @@ def _evaluate(
             report.as_of,
             summary.reference_tables(),
             record=_configured_view(args, model),
+            arrival=summary.reference_arrival,
             window=args.window,
         )
         alerts += found

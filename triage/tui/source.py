@@ -428,7 +428,9 @@ class EngineSource:
         now = datetime.now(UTC)
         tables, reference = report.tables(), report.reference_tables()
         if self.record_alerts:
-            check_alerts(state, model, tables, as_of, reference, self._judgements)
+            check_alerts(
+                state, model, tables, as_of, reference, self._judgements, arrival=report.reference_arrival
+            )
             recent = as_of - RESOLVED_SHOWN_FOR
             return [
                 alert_view(alert, now, _serving(books, alert.signal, alert.rule))
@@ -436,7 +438,13 @@ class EngineSource:
                 if alert.active or (alert.resolved_at is not None and alert.resolved_at >= recent)
             ]
         evaluations = evaluate_rules(
-            effective_rules(model), tables, model, as_of, reference, self._judgements
+            effective_rules(model),
+            tables,
+            model,
+            as_of,
+            reference,
+            self._judgements,
+            report.reference_arrival,
         )
         return [
             evaluation_view(e, state.get(e.fingerprint), now, _serving(books, e.signal, e.rule))
