@@ -4,7 +4,7 @@ calibration test that expects a young window's labels to hold the classes that c
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import duckdb
 import numpy as np
@@ -22,13 +22,18 @@ from triage.metrics.results import ReliabilityPoint
 from triage.metrics.source import reference_rows_sql
 
 
-def counting_labels(data: Data, as_of: datetime) -> dict[str, tuple[float, np.datetime64]]:
-    """id → (label, labeled_at) of the label that counts as of T: the latest with labeled_at ≤ T."""
-    cut = np.datetime64(as_of.astimezone(UTC).replace(tzinfo=None), "us")
-    found: dict[str, tuple[float, np.datetime64]] = {}
+def labels_then(data: Data, cutoffs: np.ndarray) -> np.ndarray:
+    """Each prediction row's label as it stood at its cutoff (the latest with labeled_at ≤ it, a
+    later row of the log winning a tie, as the store's one file orders them; NaN: none yet)."""
+    history: dict[str, list[tuple[np.datetime64, float]]] = {}
     for i in np.argsort(data.labeled_at, kind="stable"):
-        if data.labeled_at[i] <= cut:
-            found[str(data.label_ids[i])] = (float(data.label[i]), data.labeled_at[i])
+        history.setdefault(str(data.label_ids[i]), []).append((data.labeled_at[i], float(data.label[i])))
+    found = np.full(data.ids.size, np.nan)
+    for row, (name, cutoff) in enumerate(zip(data.ids.tolist(), cutoffs, strict=True)):
+        for at, label in history.get(name, []):
+            if at > cutoff:
+                break
+            found[row] = label
     return found
 
 
@@ -50,26 +55,39 @@ def class_skewed(data: Data, seed: int) -> Data:
 
 
 def test_label_arrival_counts_the_reference_rows_by_bin_class_and_age() -> None:
-    data = class_skewed(generate(4000, seed=5, days=6, round_scores=3), seed=5)
+    """Exact at every bucket edge against each row's label as it stood then — corrections
+    included: a quarter of the labels are flipped a day later, and 40 % of the ids get a
+    provisional negative label half an hour after their prediction (a "legitimate" that a
+    chargeback overturns is a labelled negative until it does)."""
+    data = generate(4000, seed=5, days=6, round_scores=3)
+    rng = np.random.default_rng(6)
+    provisional = rng.choice(data.ids, 1600, replace=False)
+    ts = dict(zip(data.ids.tolist(), data.ts, strict=True))
+    data = dataclasses.replace(
+        data,
+        label_ids=np.concatenate([data.label_ids, provisional]),
+        label=np.concatenate([data.label, np.zeros(provisional.size)]),
+        labeled_at=np.concatenate(
+            [data.labeled_at, np.array([ts[i] for i in provisional.tolist()]) + np.timedelta64(30, "m")]
+        ),
+    )
     model = dataclasses.replace(model_config(), reference=Reference(end=day(4)))
-    as_of = day(12)
+    as_of = day(5) + timedelta(hours=7)
     con = duckdb.connect()
     write(con, model, data)
     scope = Scope.of(model, as_of=as_of)
     found = label_arrival(con, scope, reference_rows_sql(scope))
 
-    labels = counting_labels(data, as_of)
     inside = data.ts < np.datetime64(day(4).replace(tzinfo=None), "us")
     start = data.ts.astype("datetime64[D]").astype("datetime64[us]")  # the row's 1d window
-    labelled = np.array([str(i) in labels for i in data.ids])
-    y = np.array([labels[str(i)][0] > 0 if str(i) in labels else False for i in data.ids])
-    age = np.array(
-        [
-            (labels[str(i)][1] - s) / np.timedelta64(1, "s") if str(i) in labels else np.nan
-            for i, s in zip(data.ids, start, strict=True)
-        ]
-    )
+    cut = np.datetime64(as_of.replace(tzinfo=None), "us")
+    final = labels_then(data, np.full(data.ids.size, cut))
     score_bin = np.searchsorted(np.linspace(0, 1, 11)[1:-1], data.score)  # calibration_curve's rule
+    edges = [AGE_FIRST * AGE_RATIO**k for k in (20, 30, 33, 36, 38)]
+    then = {
+        k: labels_then(data, np.minimum(start + np.timedelta64(round(edge * 1e6), "us"), cut))
+        for k, edge in zip((20, 30, 33, 36, 38), edges, strict=True)
+    }
     checked = 0
     for key, arrival in found.items():
         version, segment, value = key
@@ -79,29 +97,29 @@ def test_label_arrival_counts_the_reference_rows_by_bin_class_and_age() -> None:
         if segment is not None:
             rows &= data.segments[segment] == value
         assert arrival.n == rows.sum()
-        assert arrival.labelled.sum() == (rows & labelled).sum()
-        for b in range(10):
-            for c in (0, 1):
-                cell = rows & labelled & (score_bin == b) & (y == bool(c))
-                assert arrival.classes[b, c].sum() == cell.sum()
-        # At a bucket's upper edge the shares are exact: each bin's and class's labels that came
-        # by that age (from their window's start) over all of them.
-        for k in (20, 30, 35, 40):
-            edge = AGE_FIRST * AGE_RATIO**k
-            shares = arrival.class_shares(edge)
-            assert shares is not None
+        assert arrival.labelled.sum() == (rows & ~np.isnan(final)).sum()
+        for k, labels in then.items():
+            assert arrival.labelled[: k + 1].sum() == (rows & ~np.isnan(labels)).sum()
+            shares = arrival.class_shares(AGE_FIRST * AGE_RATIO**k)
             for b in range(10):
-                for c in (0, 1):
-                    cell = rows & labelled & (score_bin == b) & (y == bool(c))
-                    expected = (cell & (age <= edge)).sum() / cell.sum() if cell.sum() else 1.0
-                    assert shares[b, c] == pytest.approx(expected, abs=1e-12)
+                stood = [(rows & (score_bin == b) & (labels > 0 if c else labels <= 0)).sum() for c in (0, 1)]
+                assert list(arrival.classes[b, :, : k + 1].sum(axis=1)) == stood
+                if shares is None:  # a small slice's labels all in by then
+                    assert AGE_FIRST * AGE_RATIO**k >= arrival.settled_age
+                    continue
+                # what the calibration test expects of the labels at that age, from the final
+                # positive rate e: e·r1 / (e·r1 + (1 − e)·r0) — the rate among them, exactly
+                ends = [(rows & (score_bin == b) & (final > 0 if c else final <= 0)).sum() for c in (0, 1)]
+                if min(ends) and sum(stood):
+                    e = ends[1] / sum(ends)
+                    expected = e * shares[b, 1] / (e * shares[b, 1] + (1 - e) * shares[b, 0])
+                    assert expected == pytest.approx(stood[1] / sum(stood), abs=1e-12)
                     checked += 1
         # by the age every label had come: nothing to correct
-        oldest = np.nanmax(age[rows & labelled])
-        assert arrival.settled_age >= oldest > arrival.settled_age / AGE_RATIO
         assert arrival.class_shares(arrival.settled_age) is None
     assert len(found) == 1 + 2 + 3 + 2 * 3  # all, each version; all traffic, each country
-    assert checked == len(found) * 4 * 20
+    assert checked > len(found) * 5 * 8
+    assert (found[(None, None, None)].classes < 0).any()  # labels overturned: rows leave a class
 
 
 def test_the_reliability_test_expects_the_classes_labelled_so_far() -> None:
@@ -113,14 +131,15 @@ def test_the_reliability_test_expects_the_classes_labelled_so_far() -> None:
     reference = [ReliabilityPoint(0.1, 0.2, 100_000, 0.18, 0.23)]
     shares = np.ones((10, 2))
     shares[1] = (0.5, 1.0)  # (negatives, positives) of bin 1 labelled by then
-    inflation = 1 + 1000 / 100_000  # the reference's residual is itself estimated
 
-    def p_value(expected: float) -> float:
-        variance = 1000 * expected * (1 - expected) * inflation
+    def p_value(expected: float, reference_rows: float) -> float:
+        # the reference's residual is itself estimated, on the rows labelled at that age
+        variance = 1000 * expected * (1 - expected) * (1 + 1000 / reference_rows)
         return float(stats.chi2.sf((380 - 1000 * expected) ** 2 / variance, 1))
 
-    assert reliability_p(cell, reference, shares) == pytest.approx(p_value(0.4), rel=1e-9)
-    assert reliability_p(cell, reference) == pytest.approx(p_value(0.25), rel=1e-9)
+    labelled_then = 100_000 * (0.23 * 1.0 + 0.77 * 0.5)
+    assert reliability_p(cell, reference, shares) == pytest.approx(p_value(0.4, labelled_then), rel=1e-9)
+    assert reliability_p(cell, reference) == pytest.approx(p_value(0.25, 100_000), rel=1e-9)
     assert reliability_p(cell, reference) < 1e-9 and reliability_p(cell, reference, shares) > 0.1
 
 
@@ -183,7 +202,8 @@ def test_a_young_window_is_judged_against_the_reference_labelled_as_much() -> No
 
 def test_kept_judgements_of_young_windows_move_with_now() -> None:
     """A replay step or a live refresh keeps the judgements of windows whose rows did not change
-    (`JudgeMemo`) — but a young window's calibration test depends on its age: judged again."""
+    (`JudgeMemo`) — but a young window's calibration test depends on its age: judged again; and
+    the reference's label arrival counted afresh to the same counts keeps them."""
     data, model = skewed_world()
     con = duckdb.connect()
     write(con, model, data)
@@ -198,3 +218,10 @@ def test_kept_judgements_of_young_windows_move_with_now() -> None:
         fresh = evaluate_rules(rules, tables, model, now, arrival=arrival)
         assert [e.cells for e in kept] == [e.cells for e in fresh]
     assert any(cell.p_value is not None for e in fresh for cell in e.cells)
+    # the same counts counted again (a `--last` view, a version's reference): judgements kept
+    recounted = label_arrival(con, scope, reference_rows_sql(scope))
+    assert recounted is not arrival
+    again = evaluate_rules(rules, tables, model, as_of, memo=memo, arrival=recounted)
+    assert all(
+        a is b for e, f in zip(kept, again, strict=True) for a, b in zip(e.cells, f.cells, strict=True)
+    )

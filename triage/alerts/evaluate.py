@@ -383,7 +383,7 @@ class _Judged:
             self.rule == rule
             and self.min_samples == min_samples
             and self.reference == reference
-            and self.arrival == arrival  # the same LabelArrival objects (compared by identity)
+            and self.arrival == arrival  # the same counts (`LabelArrival.__eq__`)
         )
 
     def cells(
@@ -1336,7 +1336,8 @@ def reliability_p(
     whose frauds are labelled and whose legitimate rows are not yet expects more frauds among its
     labels — clipped to [0.001, 0.999], and O_b − n_b·e_b
     has mean 0 and variance at most n_b·e_b(1 − e_b)·(1 + n_b/N_b) (the reference's d_b is itself
-    an estimate; a bin the reference lacks is taken as calibrated, d_b = 0, N_b = ∞).
+    an estimate — from N_b·(ρ_b·r1 + (1 − ρ_b)·r0) rows with shares, ρ_b its positive rate: those
+    labelled at that age; a bin the reference lacks is taken as calibrated, d_b = 0, N_b = ∞).
     Adjacent bins are merged, in score order, until each group expects at least
     `MIN_EXPECTED` positives and as many negatives (Cochran's rule for the χ² approximation; a
     short last group joins the one before): one row in a sparse top bin would otherwise weigh
@@ -1344,19 +1345,21 @@ def reliability_p(
     Hosmer–Lemeshow statistic against the reference's calibration instead of perfect calibration,
     so a 0.07 ECE on 250 labelled rows reads as the noise it mostly is, and on 25 000 it does not.
     """
-    residual = {(p.bin_low, p.bin_high): (p.n, p.positive_rate - p.mean_score) for p in reference if p.n > 0}
+    residual = {(p.bin_low, p.bin_high): (p.n, p.mean_score, p.positive_rate) for p in reference if p.n > 0}
     groups: list[list[float]] = []  # [observed, expected, variance, rows]
     current = [0.0, 0.0, 0.0, 0.0]
     for point in sorted(cell, key=lambda p: p.bin_low):
         if point.n <= 0:
             continue
-        size, shift = residual.get((point.bin_low, point.bin_high), (0, 0.0))
-        expected = _clipped_rate(point.mean_score + shift)
+        size, score, rate = residual.get((point.bin_low, point.bin_high), (0, 0.0, 0.0))
+        expected = _clipped_rate(point.mean_score + (rate - score))
         if shares is not None:
             negatives, positives = shares[round(point.bin_low * N_BINS)]
             labelled = expected * positives + (1.0 - expected) * negatives
             if labelled > 0:
                 expected = _clipped_rate(expected * positives / labelled)
+            if size:  # the reference's rows of the bin labelled at that age
+                size = max(size * (rate * positives + (1.0 - rate) * negatives), 1.0)
         inflation = 1.0 + (point.n / size if size else 0.0)
         current[0] += point.n * point.positive_rate
         current[1] += point.n * expected

@@ -11,7 +11,9 @@ geometric buckets — per scope (all versions and each, all traffic and each sli
 bin's positives and negatives that had come by that age: what the window's labelled rows are a
 sample of. The age, not the window's label coverage, is matched: a window of more frauds than the
 reference's (the afternoon's) is labelled further at the same age, and matching its coverage
-would take it for an older one (audit 26's hourly world).
+would take it for an older one (audit 26's hourly world). A judged window starts after the
+reference's windows, so at its age every one of theirs is older: the reference's labels at that
+age are all observed as of T, even while its latest windows still wait for their last labels.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import numpy as np
 
 from triage.metrics.calibration import N_BINS, UNIFORM_EDGES
 from triage.metrics.frame import Scope, cell_grouping
-from triage.metrics.source import labelled_rows_sql
+from triage.metrics.source import plain_rows_sql
+from triage.store.queries import label_events_sql
 
 # Ages are bucketed geometrically: bucket 0 holds labels within AGE_FIRST seconds of their window's
 # start, bucket k those up to AGE_FIRST·AGE_RATIO^k, the last everything later (past 450 days).
@@ -38,9 +41,11 @@ ArrivalKey = tuple[str | None, ...]  # version, segment, segment_value
 
 @dataclass(frozen=True, eq=False)
 class LabelArrival:
-    """One scope's reference rows (`n`) and when their labels came: `labelled` counts labelled rows
-    by age bucket (scored or not), `classes[b, y, k]` the scored ones of uniform bin b and class y
-    (0 negative, 1 positive) in age bucket k."""
+    """One scope's reference rows (`n`) and when their labels came: `labelled[k]` counts the rows
+    (scored or not) first labelled in age bucket k, `classes[b, y, k]` how many more scored rows of
+    uniform bin b were labelled class y (0 negative, 1 positive) in age bucket k — fewer when
+    corrections took rows out of the class (negative counts); summed up to bucket k, the rows of
+    each class as their labels stood at that age."""
 
     version: str | None
     segment: str | None
@@ -52,9 +57,21 @@ class LabelArrival:
     @functools.cached_property
     def settled_age(self) -> float:
         """The age (seconds from a window's start) by which every label the reference holds had
-        come: the upper edge of its latest bucket with any (0 without labels)."""
-        filled = np.flatnonzero(self.labelled)
+        come, corrections included: the upper edge of its latest bucket with any (0 without)."""
+        filled = np.flatnonzero((self.labelled != 0) | self.classes.any(axis=(0, 1)))
         return 0.0 if not filled.size else _upper_edge(int(filled[-1]))
+
+    def __eq__(self, other: object) -> bool:
+        """Equal counts (an evaluation that counts the reference afresh — a `--last` view, a
+        version's reference — keeps the rules' judgements while they are unchanged)."""
+        if not isinstance(other, LabelArrival):
+            return NotImplemented
+        return (
+            (self.version, self.segment, self.segment_value, self.n)
+            == (other.version, other.segment, other.segment_value, other.n)
+            and np.array_equal(self.labelled, other.labelled)
+            and np.array_equal(self.classes, other.classes)
+        )
 
     def class_shares(self, age: float) -> np.ndarray | None:
         """`[b, y]`: the share of bin b's labelled rows of class y (as of T) that had come `age`
@@ -79,36 +96,45 @@ def _upper_edge(bucket: int) -> float:
 def label_arrival(
     con: duckdb.DuckDBPyConnection, scope: Scope, source: str
 ) -> dict[ArrivalKey, LabelArrival]:
-    """Each scope's `LabelArrival` over `source` (a SELECT of the reference's prediction rows), with
-    the labels that count as of T; one GROUPING SETS pass."""
-    rows = labelled_rows_sql(scope, source, "p._score, p._ts AS _at")
-    score_bin = " + ".join(f"(_score > {edge!r})::INT" for edge in UNIFORM_EDGES[1:-1].tolist())
-    age = "(date_diff('microsecond', window_start, _at) / 1e6 + _lag_s)"
+    """Each scope's `LabelArrival` over `source` (a SELECT of the reference's prediction rows), from
+    every label up to T (`label_events_sql`): a label counts for its class from its age on, and
+    against the class it superseded (a provisional "legitimate" flipped by a chargeback was a
+    labelled negative until then); one GROUPING SETS pass."""
+    events = label_events_sql(scope.model, scope.as_of)
+    joined = (
+        f"SELECT p.*, e._label AS _event, e._previous, e._labeled_at AS _event_at "
+        f"FROM ({source}) p LEFT JOIN ({events}) e ON p._id = e._id"
+    )
+    score_bin = " + ".join(f"(p._score > {edge!r})::INT" for edge in UNIFORM_EDGES[1:-1].tolist())
+    rows = plain_rows_sql(scope, joined, f"{score_bin} AS _bin, p._event, p._previous, p._event_at")
+    age = "(date_diff('microsecond', window_start, _event_at) / 1e6)"
     bucket = (
         f"CASE WHEN {age} <= {AGE_FIRST} THEN 0 "
         f"ELSE least({AGE_BUCKETS - 1}, ceil(ln({age} / {AGE_FIRST}) / ln({AGE_RATIO})))::INT END"
     )
-    grouping = cell_grouping(scope, extra=["_bin", "_class", "_bucket"], by_window=False)
+    grouping = cell_grouping(scope, extra=["_bin", "_bucket"], by_window=False)
     found = con.execute(
-        f"""SELECT {grouping.select}, count(*) FROM (
-            SELECT *, {score_bin} AS _bin,
-                CASE WHEN _labelled THEN _positive::INT END AS _class,
-                CASE WHEN _labelled THEN {bucket} END AS _bucket
-            FROM ({rows})) GROUP BY {grouping.group_by}"""
+        f"""SELECT {grouping.select},
+                count(*) FILTER (WHERE _previous IS NULL) AS n,
+                count(*) FILTER (WHERE _event IS NOT NULL AND _previous IS NULL) AS first,
+                count(*) FILTER (WHERE _event <= 0) - count(*) FILTER (WHERE _previous <= 0) AS negatives,
+                count(*) FILTER (WHERE _event > 0) - count(*) FILTER (WHERE _previous > 0) AS positives
+            FROM (SELECT *, CASE WHEN _event IS NOT NULL THEN {bucket} END AS _bucket FROM ({rows}))
+            GROUP BY {grouping.group_by}"""
     ).fetchall()
     counts: dict[ArrivalKey, tuple[list[int], np.ndarray, np.ndarray]] = {}
-    for _, version, segment, value, score_bin_, label, age_bucket, count in found:
-        n, labelled, classes = counts.setdefault(
+    for _, version, segment, value, score_bin_, age_bucket, n, first, negatives, positives in found:
+        total, labelled, classes = counts.setdefault(
             (version, segment, value),
             ([0], np.zeros(AGE_BUCKETS, dtype=np.int64), np.zeros((N_BINS, 2, AGE_BUCKETS), dtype=np.int64)),
         )
-        n[0] += count
+        total[0] += n
         if age_bucket is None:
             continue
-        labelled[age_bucket] += count
+        labelled[age_bucket] += first
         if score_bin_ is not None:
-            classes[score_bin_, label, age_bucket] += count
+            classes[score_bin_, :, age_bucket] += (negatives, positives)
     return {
-        key: LabelArrival(key[0], key[1], key[2], n[0], labelled, classes)
-        for key, (n, labelled, classes) in counts.items()
+        key: LabelArrival(key[0], key[1], key[2], total[0], labelled, classes)
+        for key, (total, labelled, classes) in counts.items()
     }

@@ -105,17 +105,33 @@ def labels_as_of_sql(
     file (`label_file_ranks_sql`) / line wins — the same whichever file was ingested first.
     Columns: _id, _label, _labeled_at, _ingested_at, _file_id, _row.
     """
-    where = f" WHERE _labeled_at <= {timestamp_literal(at)}" if at is not None else ""
     rows = rows or labels_sql(model)
     if ids is not None:
         rows = stored_rows_sql(rows, ids)
-    # The registry is small: joining it costs a hash probe per label row.
     return (
         f"SELECT _id, _label, _labeled_at, _ingested_at, _file_id, _row "
-        f"FROM ({rows}) LEFT JOIN ({label_file_ranks_sql(model)}) ON _file_id = _rank_file_id{where} "
+        f"{_ranked_labels_sql(model, at, rows)} "
         f"QUALIFY row_number() OVER "
         f"(PARTITION BY _id ORDER BY _labeled_at DESC, _file_rank DESC, _row DESC) = 1"
     )
+
+
+def label_events_sql(model: ModelConfig, at: datetime) -> str:
+    """Every label with _labeled_at <= `at`, and the one it superseded (`_previous`: the label
+    before it of the same id in `labels_as_of_sql`'s order, NULL for an id's first): how each id's
+    label stood at any time up to `at`. Columns: _id, _label, _labeled_at, _previous."""
+    return (
+        f"SELECT _id, _label, _labeled_at, lag(_label) OVER "
+        f"(PARTITION BY _id ORDER BY _labeled_at, _file_rank, _row) AS _previous "
+        f"{_ranked_labels_sql(model, at, labels_sql(model))}"
+    )
+
+
+def _ranked_labels_sql(model: ModelConfig, at: datetime | None, rows: str) -> str:
+    """FROM the label `rows` (up to `at`) with each file's `_file_rank`."""
+    where = f" WHERE _labeled_at <= {timestamp_literal(at)}" if at is not None else ""
+    # The registry is small: joining it costs a hash probe per label row.
+    return f"FROM ({rows}) LEFT JOIN ({label_file_ranks_sql(model)}) ON _file_id = _rank_file_id{where}"
 
 
 def labeled_predictions_sql(
