@@ -97,13 +97,13 @@ def test_label_arrival_counts_the_reference_rows_by_bin_class_and_age() -> None:
         if segment is not None:
             rows &= data.segments[segment] == value
         assert arrival.n == rows.sum()
-        assert arrival.labelled.sum() == (rows & ~np.isnan(final)).sum()
+        assert arrival.labelled_counts.sum() == (rows & ~np.isnan(final)).sum()
         for k, labels in then.items():
-            assert arrival.labelled[: k + 1].sum() == (rows & ~np.isnan(labels)).sum()
+            assert arrival.labelled_counts[: k + 1].sum() == (rows & ~np.isnan(labels)).sum()
             shares = arrival.class_shares(AGE_FIRST * AGE_RATIO**k)
             for b in range(10):
                 stood = [(rows & (score_bin == b) & (labels > 0 if c else labels <= 0)).sum() for c in (0, 1)]
-                assert list(arrival.classes[b, :, : k + 1].sum(axis=1)) == stood
+                assert list(arrival.class_counts[b, :, : k + 1].sum(axis=1)) == stood
                 if shares is None:  # a small slice's labels all in by then
                     assert AGE_FIRST * AGE_RATIO**k >= arrival.settled_age
                     continue
@@ -119,7 +119,7 @@ def test_label_arrival_counts_the_reference_rows_by_bin_class_and_age() -> None:
         assert arrival.class_shares(arrival.settled_age) is None
     assert len(found) == 1 + 2 + 3 + 2 * 3  # all, each version; all traffic, each country
     assert checked > len(found) * 5 * 8
-    assert (found[(None, None, None)].classes < 0).any()  # labels overturned: rows leave a class
+    assert (found[(None, None, None)].class_counts < 0).any()  # labels overturned: rows leave a class
 
 
 def test_the_reliability_test_expects_the_classes_labelled_so_far() -> None:

@@ -16,6 +16,7 @@ so this orchestration lives here.)
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -367,7 +368,7 @@ def _evaluate(
         con, scope, reference, calibration, performance, tables["operations"]
     )
     operations = ordered("operations", tables["operations"])
-    arrival = _label_arrival(con, scope, reference, tokens, memo)
+    arrival = _label_arrival(con, scope, reference, tokens, plain)
     totals: dict[CellKey, CellCounts] = {
         (w, None, None, None): cells[0] for w, cells in tables["totals"].items()
     }
@@ -568,11 +569,13 @@ def _label_arrival(
     scope: Scope,
     reference: ReferenceInfo,
     tokens: Mapping[datetime, WindowToken],
-    memo: WindowMemo,
+    plain: WindowRows,
 ) -> dict[ArrivalKey, LabelArrival]:
-    """When the reference's labels came (`metrics.arrival`), for a classifier with labels: kept in
-    `memo` while the labelled tokens of the reference's windows are unchanged when the reference is
-    a run of the evaluated windows (replay steps, live refreshes), else counted afresh."""
+    """When the reference's labels came (`metrics.arrival`), for a classifier with labels: kept
+    (in this process and the store, as a window's rows are) while the labelled tokens of the
+    reference's windows are unchanged when the reference is a run of the evaluated windows — a
+    pass over the reference's rows and every label of theirs, seconds on a 10 M-row store, paid by
+    ingest's warm-up rather than by each check —, else counted afresh."""
     model = scope.model
     if model.labels is None or model.task == "regression" or not reference.n:
         return {}
@@ -585,16 +588,16 @@ def _label_arrival(
         for w, token in sorted(tokens.items())
         if inside(WindowInfo(w, scope.window.end_of(w), token.n))
     )
-    key = cache_key(model, scope.window.key, scope.segments)
-    kept = memo.get(key, "label_arrival", {_WHOLE: labelled})
+    token = {_WHOLE: hashlib.sha256(labelled.encode()).hexdigest()}
+    kept = plain.held("label_arrival", LabelArrival, token)
     if _WHOLE in kept:
-        return kept[_WHOLE][0]
+        return {(a.version, a.segment, a.segment_value): a for a in kept[_WHOLE]}
     found = label_arrival(con, scope, source)
-    memo.put(key, "label_arrival", {_WHOLE: [found]}, {_WHOLE: labelled})
+    plain.keep("label_arrival", {_WHOLE: list(found.values())}, token)
     return found
 
 
-# `_label_arrival`'s memo entry: one for the whole reference, not per window.
+# `_label_arrival`'s cache entry: one for the whole reference, not per window.
 _WHOLE = datetime.min.replace(tzinfo=UTC)
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from triage.metrics.calibration import N_BINS, UNIFORM_EDGES
 from triage.metrics.frame import Scope, cell_grouping
 from triage.metrics.source import plain_rows_sql
-from triage.store.queries import label_events_sql
+from triage.store.queries import label_history_sql
 
 # Ages are bucketed geometrically: bucket 0 holds labels within AGE_FIRST seconds of their window's
 # start, bucket k those up to AGE_FIRST·AGE_RATIO^k, the last everything later (past 450 days).
@@ -39,39 +39,38 @@ AGE_BUCKETS = 62
 ArrivalKey = tuple[str | None, ...]  # version, segment, segment_value
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class LabelArrival:
     """One scope's reference rows (`n`) and when their labels came: `labelled[k]` counts the rows
-    (scored or not) first labelled in age bucket k, `classes[b, y, k]` how many more scored rows of
+    (scored or not) first labelled in age bucket k, `classes[b][y][k]` how many more scored rows of
     uniform bin b were labelled class y (0 negative, 1 positive) in age bucket k — fewer when
     corrections took rows out of the class (negative counts); summed up to bucket k, the rows of
-    each class as their labels stood at that age."""
+    each class as their labels stood at that age. Plain tuples: kept in the store's window cache,
+    and equal counts compare equal (an evaluation that counts the reference afresh — a `--last`
+    view, a version's reference — keeps the rules' judgements while they are unchanged)."""
 
     version: str | None
     segment: str | None
     segment_value: str | None
     n: int
-    labelled: np.ndarray
-    classes: np.ndarray
+    labelled: tuple[int, ...]
+    classes: tuple[tuple[tuple[int, ...], ...], ...]
+
+    @functools.cached_property
+    def labelled_counts(self) -> np.ndarray:
+        return np.asarray(self.labelled, dtype=np.int64)
+
+    @functools.cached_property
+    def class_counts(self) -> np.ndarray:
+        """`classes` as an array [N_BINS, 2, AGE_BUCKETS]."""
+        return np.asarray(self.classes, dtype=np.int64).reshape(N_BINS, 2, AGE_BUCKETS)
 
     @functools.cached_property
     def settled_age(self) -> float:
         """The age (seconds from a window's start) by which every label the reference holds had
         come, corrections included: the upper edge of its latest bucket with any (0 without)."""
-        filled = np.flatnonzero((self.labelled != 0) | self.classes.any(axis=(0, 1)))
+        filled = np.flatnonzero((self.labelled_counts != 0) | self.class_counts.any(axis=(0, 1)))
         return 0.0 if not filled.size else _upper_edge(int(filled[-1]))
-
-    def __eq__(self, other: object) -> bool:
-        """Equal counts (an evaluation that counts the reference afresh — a `--last` view, a
-        version's reference — keeps the rules' judgements while they are unchanged)."""
-        if not isinstance(other, LabelArrival):
-            return NotImplemented
-        return (
-            (self.version, self.segment, self.segment_value, self.n)
-            == (other.version, other.segment, other.segment_value, other.n)
-            and np.array_equal(self.labelled, other.labelled)
-            and np.array_equal(self.classes, other.classes)
-        )
 
     def class_shares(self, age: float) -> np.ndarray | None:
         """`[b, y]`: the share of bin b's labelled rows of class y (as of T) that had come `age`
@@ -82,8 +81,9 @@ class LabelArrival:
         k = 0 if age <= AGE_FIRST else min(AGE_BUCKETS - 1, math.ceil(math.log(age / AGE_FIRST, AGE_RATIO)))
         low = -math.inf if k == 0 else _upper_edge(k - 1)
         fraction = 1.0 if k == 0 else min(max((age - low) / (_upper_edge(k) - low), 0.0), 1.0)
-        classes = np.cumsum(self.classes, axis=2)
-        come = (classes[..., k - 1] if k else 0.0) + fraction * self.classes[..., k]
+        counts = self.class_counts
+        classes = np.cumsum(counts, axis=2)
+        come = (classes[..., k - 1] if k else 0.0) + fraction * counts[..., k]
         total = classes[..., -1].astype(float)
         return np.divide(come, total, out=np.ones_like(total), where=total > 0)
 
@@ -97,14 +97,10 @@ def label_arrival(
     con: duckdb.DuckDBPyConnection, scope: Scope, source: str
 ) -> dict[ArrivalKey, LabelArrival]:
     """Each scope's `LabelArrival` over `source` (a SELECT of the reference's prediction rows), from
-    every label up to T (`label_events_sql`): a label counts for its class from its age on, and
+    every label up to T (`label_history_sql`): a label counts for its class from its age on, and
     against the class it superseded (a provisional "legitimate" flipped by a chargeback was a
     labelled negative until then); one GROUPING SETS pass."""
-    events = label_events_sql(scope.model, scope.as_of)
-    joined = (
-        f"SELECT p.*, e._label AS _event, e._previous, e._labeled_at AS _event_at "
-        f"FROM ({source}) p LEFT JOIN ({events}) e ON p._id = e._id"
-    )
+    joined = label_history_sql(scope.model, scope.as_of, source)
     score_bin = " + ".join(f"(p._score > {edge!r})::INT" for edge in UNIFORM_EDGES[1:-1].tolist())
     rows = plain_rows_sql(scope, joined, f"{score_bin} AS _bin, p._event, p._previous, p._event_at")
     age = "(date_diff('microsecond', window_start, _event_at) / 1e6)"
@@ -135,6 +131,10 @@ def label_arrival(
         if score_bin_ is not None:
             classes[score_bin_, :, age_bucket] += (negatives, positives)
     return {
-        key: LabelArrival(key[0], key[1], key[2], total[0], labelled, classes)
+        key: LabelArrival(key[0], key[1], key[2], total[0], tuple(labelled.tolist()), _nested(classes))
         for key, (total, labelled, classes) in counts.items()
     }
+
+
+def _nested(counts: np.ndarray) -> tuple[tuple[tuple[int, ...], ...], ...]:
+    return tuple(tuple(tuple(by_age) for by_age in by_class) for by_class in counts.tolist())

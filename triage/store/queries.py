@@ -116,14 +116,17 @@ def labels_as_of_sql(
     )
 
 
-def label_events_sql(model: ModelConfig, at: datetime) -> str:
-    """Every label with _labeled_at <= `at`, and the one it superseded (`_previous`: the label
-    before it of the same id in `labels_as_of_sql`'s order, NULL for an id's first): how each id's
-    label stood at any time up to `at`. Columns: _id, _label, _labeled_at, _previous."""
+def label_history_sql(model: ModelConfig, at: datetime, source: str) -> str:
+    """The rows of `source` (a SELECT of stored prediction rows), each joined to every label of its
+    id with _labeled_at <= `at` — one row with NULLs where none — and the label each superseded
+    (`_previous`: the one before it in `labels_as_of_sql`'s order, NULL for the first): how the
+    row's label stood at any time up to `at`. Adds _event, _event_at and _previous."""
+    ranked = _ranked_labels_sql(model, at, labels_sql(model))
+    labels = f"SELECT _id, _label, _labeled_at, _file_rank, _row {ranked}"
     return (
-        f"SELECT _id, _label, _labeled_at, lag(_label) OVER "
-        f"(PARTITION BY _id ORDER BY _labeled_at, _file_rank, _row) AS _previous "
-        f"{_ranked_labels_sql(model, at, labels_sql(model))}"
+        f"SELECT p.*, l._label AS _event, l._labeled_at AS _event_at, lag(l._label) OVER "
+        f"(PARTITION BY p._file_id, p._row ORDER BY l._labeled_at, l._file_rank, l._row) AS _previous "
+        f"FROM ({source}) AS p LEFT JOIN ({labels}) AS l ON p._id = l._id"
     )
 
 
