@@ -17,6 +17,7 @@ from triage import engine as engine_module
 from triage.cli import main
 from triage.engine import Engine, ModelReport, _labelled, _ordered
 from triage.metrics import profile as profile_module
+from triage.metrics.arrival import label_arrival
 from triage.metrics.frame import Scope
 from triage.metrics.operations import compute_operations
 from triage.metrics.profile import SCORE_FEATURE
@@ -543,3 +544,36 @@ def test_the_reference_label_arrival_is_kept_while_its_labels_are(
     with Engine(config) as reader:
         assert reader.evaluate("fraud").reference_arrival == again
     assert counted == []
+
+
+def test_a_label_backfilled_before_the_one_that_counts_renews_the_stored_arrival(config_path: Path) -> None:
+    """A provisional decision ingested after the label that superseded it changes no counting label
+    — nor any window's token — but it changes how the reference's labels stood over time: the
+    stored label arrival must be counted again, not read (audit 41)."""
+    config = config_of(config_path)
+    settled = DAY0 + timedelta(days=9)
+    with Store.open(config.store_path) as store, Engine(config, store) as engine:
+        store.ingest(config)
+        engine.warm()
+        before = engine.evaluate("fraud", as_of=settled).reference_arrival
+    logs = config_path.parent / "logs"
+    step = 86_000 // 600
+    provisional = [
+        {
+            "request_id": f"d0-{i}",
+            "label": (i * 31) % 5 != 0,  # the other class, a second after the prediction
+            "labeled_at": (DAY0 + timedelta(seconds=i * step + 1)).isoformat(),
+        }
+        for i in range(0, 600, 2)
+        if (i * 7919) % 96  # its label came hours later: the provisional one never counts
+    ]
+    write_jsonl(logs / "labels-a-provisional.jsonl", provisional)
+    with Store.open(config.store_path) as store, Engine(config, store) as engine:
+        store.ingest(config)
+        engine.warm()
+    with Engine(config) as reader:
+        after = reader.evaluate("fraud", as_of=settled).reference_arrival
+        con = reader.store.cursor()
+        scope = Scope.of(config.model("fraud"), as_of=settled, segments=("country",))
+        counted = label_arrival(con, scope, reference_rows_sql(scope))
+    assert after == counted and after != before

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import duckdb
 
 from triage.config import Config, ModelConfig, Window
-from triage.metrics.arrival import ArrivalKey, LabelArrival, label_arrival
+from triage.metrics.arrival import ARRIVAL_LAYOUT, ArrivalKey, LabelArrival, label_arrival
 from triage.metrics.calibration import calibration_sums, compute_calibration
 from triage.metrics.drift import cached_drift, compute_drift
 from triage.metrics.frame import Scope
@@ -52,6 +52,7 @@ from triage.metrics.tokens import WindowToken, window_tokens
 from triage.metrics.window_cache import LabelDebt, WindowMemo, WindowRows, cache_key
 from triage.store import IngestSummary, Store
 from triage.store.info import after
+from triage.store.queries import label_history_token_sql
 from triage.store.schema import reference_table
 from triage.store.tables import CATEGORICAL, check_settings, stored_layout, table_exists
 
@@ -572,10 +573,12 @@ def _label_arrival(
     plain: WindowRows,
 ) -> dict[ArrivalKey, LabelArrival]:
     """When the reference's labels came (`metrics.arrival`), for a classifier with labels: kept
-    (in this process and the store, as a window's rows are) while the labelled tokens of the
-    reference's windows are unchanged when the reference is a run of the evaluated windows — a
-    pass over the reference's rows and every label of theirs, seconds on a 10 M-row store, paid by
-    ingest's warm-up rather than by each check —, else counted afresh."""
+    (in this process and the store, as a window's rows are) while the reference's windows' tokens,
+    the digest of every label of their ids up to T (`label_history_token_sql`: a fraction of a
+    second on a 10 M-row store) and the counts' layout are unchanged, when the reference is a run
+    of the evaluated windows — counting is a pass over the reference's rows and every label of
+    theirs, seconds on such a store, paid by ingest's warm-up rather than by each check —; else
+    counted afresh."""
     model = scope.model
     if model.labels is None or model.task == "regression" or not reference.n:
         return {}
@@ -588,7 +591,9 @@ def _label_arrival(
         for w, token in sorted(tokens.items())
         if inside(WindowInfo(w, scope.window.end_of(w), token.n))
     )
-    token = {_WHOLE: hashlib.sha256(labelled.encode()).hexdigest()}
+    history = con.execute(label_history_token_sql(model, scope.as_of, source)).fetchone()
+    key = f"{ARRIVAL_LAYOUT}|{history}|{labelled}"
+    token = {_WHOLE: hashlib.sha256(key.encode()).hexdigest()}
     kept = plain.held("label_arrival", LabelArrival, token)
     if _WHOLE in kept:
         return {(a.version, a.segment, a.segment_value): a for a in kept[_WHOLE]}

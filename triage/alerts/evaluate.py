@@ -14,8 +14,7 @@ Each cell (window × scope) of a rule's signal is judged in this order:
    baseline windows pass the cell's own label-coverage gate, so a mature cell is never compared
    with immature windows whose early labels are a biased sample),
    and a band (mean ± k·σ of the statistic over the reference windows, σ their sample standard
-   deviation scaled by √(n̄_reference / n) for cells smaller than the reference windows — a phase's
-   never below the spread within a phase pooled over all of the scope's, `phase_spread`); the
+   deviation scaled by √(n̄_reference / n) for cells smaller than the reference windows); the
    worst level crossed wins;
    with `outside_band`, a crossed cell inside the prediction band of the reference windows at its
    place in the cycles the reference repeats (`_phases`: its time of day on a weekend or a weekday,
@@ -820,7 +819,6 @@ class _Judge:
         self.tested_against_baseline = self.q is not None and (self.interval or self.proportion)
         self._references: dict[tuple[ScopeKey, Phase | None], _Baseline | None] = {}
         self._bands: dict[tuple[ScopeKey, Phase | None, str], _Band | None] = {}
-        self._spreads: dict[tuple[ScopeKey, str], float] = {}  # `phase_spread`'s, per row
         self._crosses: dict[tuple[ScopeKey, Phase | None], bool] = {}
         self._reliability: dict[ScopeKey, tuple[ReliabilityPoint, ...]] = {}
 
@@ -1106,38 +1104,9 @@ class _Judge:
                 mean = sum(values) / len(values)
                 sigma = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
                 size = sum(self.weight(r) for r in rows) / len(rows)
-                if at is not None and not self.operations:
-                    sigma = max(sigma, self.phase_spread(row, name, size))
                 band = _Band(mean, sigma, size, len(rows))
             self._bands[key] = band
         return self._bands[key]
-
-    def phase_spread(self, row: Row, name: str, size: float) -> float:
-        """The spread of the statistic within a phase, pooled over all the scope's phases, for a
-        window of `size` rows: Σ_p Σ_w (x − x̄_p)²·n̄_p / Σ_p (m_p − 1) over each phase p's m_p ≥ 2
-        reference windows with enough data (their most alike phase, `_phases`), n̄_p their mean
-        rows, taken over `size` — a sampling spread, as for a smaller cell's widening. A phase's
-        band is never narrower: four weekend windows' σ is off by half or more one time in eight,
-        and a weekend hour's categorical mix (PSI 0.095, σ 0.004 from its four) paged at 0.150
-        (audit 26's quiet world) — the other hours showed that much spread is sampling noise."""
-        key = (self.scope_of(row), name)
-        if key not in self._spreads:
-            by_phase: dict[Phase, list[Row]] = defaultdict(list)
-            for r in self.reference_rows(row, MIN_BAND_WINDOWS):
-                phases = _phases(r)
-                if r.enough_data and phases and _statistic(r, name) is not None:
-                    by_phase[phases[0]].append(r)
-            squares, freedom = 0.0, 0
-            for rows in by_phase.values():
-                if len(rows) < 2:
-                    continue
-                values = [_statistic(r, name) or 0.0 for r in rows]
-                mean = sum(values) / len(values)
-                rows_per_window = sum(self.weight(r) for r in rows) / len(rows)
-                squares += sum((v - mean) ** 2 for v in values) * rows_per_window
-                freedom += len(rows) - 1
-            self._spreads[key] = squares / freedom if freedom else 0.0
-        return math.sqrt(self._spreads[key] / size) if size > 0 else 0.0
 
     def reference_rows(self, row: Row, windows: int = 0) -> list[Row]:
         """The scope's reference windows with the statistic; all versions' if its own are too thin

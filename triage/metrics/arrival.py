@@ -37,6 +37,9 @@ AGE_RATIO = 1.25
 AGE_BUCKETS = 62
 
 ArrivalKey = tuple[str | None, ...]  # version, segment, segment_value
+# What a stored count means (part of its cache token): a change to the buckets, the bins or the
+# counting must change this, or a store would serve counts of another layout.
+ARRIVAL_LAYOUT = f"arrival 1: bins {N_BINS}, ages {AGE_FIRST} × {AGE_RATIO}^k, {AGE_BUCKETS} buckets"
 
 
 @dataclass(frozen=True)

@@ -124,9 +124,23 @@ def label_history_sql(model: ModelConfig, at: datetime, source: str) -> str:
     ranked = _ranked_labels_sql(model, at, labels_sql(model))
     labels = f"SELECT _id, _label, _labeled_at, _file_rank, _row {ranked}"
     return (
-        f"SELECT p.*, l._label AS _event, l._labeled_at AS _event_at, lag(l._label) OVER "
-        f"(PARTITION BY p._file_id, p._row ORDER BY l._labeled_at, l._file_rank, l._row) AS _previous "
+        # A label file without a rank sorts first here as it sorts last in labels_as_of_sql's DESC.
+        f"SELECT p.*, l._label AS _event, l._labeled_at AS _event_at, lag(l._label) OVER (PARTITION BY "
+        f"p._file_id, p._row ORDER BY l._labeled_at, l._file_rank NULLS FIRST, l._row) AS _previous "
         f"FROM ({source}) AS p LEFT JOIN ({labels}) AS l ON p._id = l._id"
+    )
+
+
+def label_history_token_sql(model: ModelConfig, at: datetime, source: str) -> str:
+    """One row: how many labels up to `at` the ids of `source` (a SELECT of stored prediction rows)
+    have, and the xor of their hashes — every label, not only those that count (a provisional
+    label ingested after the one that superseded it changes no counting label, but the history
+    `label_history_sql` reads). Ids are matched by their stored hash (`_idh`): another id's label
+    that shares one only adds to the digest."""
+    return (
+        f"SELECT count(*), bit_xor(hash(_idh, _label, _labeled_at, _file_id, _row)) "
+        f"FROM ({labels_sql(model)}) "
+        f"WHERE _labeled_at <= {timestamp_literal(at)} AND _idh IN (SELECT _idh FROM ({source}))"
     )
 
 
