@@ -51,7 +51,7 @@ from triage.metrics.source import CellKey, LabelledCells, LabelledRows, Reducer,
 from triage.metrics.tokens import WindowToken, window_tokens
 from triage.metrics.window_cache import LabelDebt, WindowMemo, WindowRows, cache_key
 from triage.store import IngestSummary, Store
-from triage.store.info import after
+from triage.store.info import after, looks_back
 from triage.store.queries import label_history_token_sql
 from triage.store.schema import reference_table
 from triage.store.tables import CATEGORICAL, check_settings, stored_layout, table_exists
@@ -353,23 +353,27 @@ def _evaluate(
     model = scope.model
     reference = _reference_info(con, scope)
     key = cache_key(model, scope.window.key, scope.segments)
-    plain = WindowRows(con, memo, key, persist=not scope.window.trailing)
+    # A look back (`check --at` an earlier time) keeps its labelled windows in this process only:
+    # stored, they would replace the present's, and the next check of the present would compute
+    # again every window whose labels came since (on 10 M rows, 35 s and 2.3 GB instead of 10 s).
+    present = not looks_back(con, model, scope.as_of, datetime.now(UTC))
+    plain = WindowRows(con, memo, key, persist=present and not scope.window.trailing)
     tokens, calibration, performance, pending = _labelled_tables(con, scope, plain, label_slack)
     rows = {w: token.rows for w, token in tokens.items()}
     profile = (
         ensure_profile(con, model, scope.segments, scope.as_of, memo.ecdfs) if reference.complete else None
     )
     tables = _row_tables(con, scope, plain, rows, profile)
+    view = _Evaluated(scope, tokens, {"calibration": calibration, "performance": performance, **tables})
+    own = _reference_view(con, scope, reference, plain, profile)
 
     def ordered(family: str, family_rows: dict[datetime, list[R]]) -> tuple[R, ...]:
         return memo.ordered(plain.key, family, family_rows, _ordered)
 
     windows = tuple(WindowInfo(w, scope.window.end_of(w), token.n) for w, token in sorted(tokens.items()))
-    reference_tables = _reference_tables(
-        con, scope, reference, calibration, performance, tables["operations"]
-    )
+    reference_tables = _reference_tables(con, scope, reference, own or view)
     operations = ordered("operations", tables["operations"])
-    arrival = _label_arrival(con, scope, reference, tokens, plain)
+    arrival = _label_arrival(con, scope, reference, own or view, plain)
     totals: dict[CellKey, CellCounts] = {
         (w, None, None, None): cells[0] for w, cells in tables["totals"].items()
     }
@@ -394,43 +398,68 @@ def _evaluate(
         task=model.task,
         ahead=after(con, model, datetime.now(UTC)),
         reference_arrival=arrival,
-        **_band_tables(con, scope, reference, memo),
+        **_band_tables(reference, own if profile is not None else None),
     )
 
 
-def _band_tables(
-    con: duckdb.DuckDBPyConnection, scope: Scope, reference: ReferenceInfo, memo: WindowMemo
-) -> dict[str, tuple[Any, ...]]:
-    """`ModelReport.reference_drift` and `reference_quality` of a view of the last N windows: the
-    reference's own windows evaluated too (cached like any), so that a check of the last day
-    judges an hourly feature against the reference at its hour, as the full check does — without
-    them a daily cycle pages. Nothing for a full view, whose windows hold the reference's."""
+@dataclass(frozen=True)
+class _Evaluated:
+    """Some windows of a scope: their tokens and rows by family and window (calibration,
+    performance, operations; with the reference profile totals, data quality and drift)."""
+
+    scope: Scope
+    tokens: Mapping[datetime, WindowToken]
+    tables: Mapping[str, dict[datetime, list[Any]]]
+
+
+def _reference_view(
+    con: duckdb.DuckDBPyConnection,
+    scope: Scope,
+    reference: ReferenceInfo,
+    plain: WindowRows,
+    profile: Profile | None,
+) -> _Evaluated | None:
+    """The windows of a time-range reference, evaluated like any (their rows kept and reused by
+    token, shared with the full view's), for a view that leaves them out (`last`, `since`): the
+    reference's calibration, performance and operations, the drift and data quality the rules
+    draw their bands from and the labels' arrival are then those of the full view, read from the
+    cache a full check or ingest's warm-up filled — not evaluated afresh on each such check. As
+    of T (the reference's labels keep arriving after its end); its rows only, to its end. None
+    for a full view or another kind of reference."""
+    bounds = (scope.model.reference.start, scope.model.reference.end)
     if (
-        scope.last is None
+        (scope.last is None and scope.since is None)
         or scope.model.reference.kind != "range"
-        or not reference.complete
-        or reference.start is None
-        or reference.end is None
+        or not reference.n
     ):
+        return None
+    start, end = bounds
+    if start is None or end is None:
+        return None
+    inside = replace(scope, last=None, since=scope.window.start_of(start), until=end)
+    tokens, _ = window_tokens(con, inside)
+    labelled = {w: token.labelled for w, token in tokens.items()}
+    calibration, performance, stale = _held_labelled(plain, labelled)
+    _fresh_labelled(con, inside, plain, labelled, stale, calibration, performance)
+    tables = _row_tables(con, inside, plain, {w: token.rows for w, token in tokens.items()}, profile)
+    return _Evaluated(inside, tokens, {"calibration": calibration, "performance": performance, **tables})
+
+
+def _band_tables(reference: ReferenceInfo, own: _Evaluated | None) -> dict[str, tuple[Any, ...]]:
+    """`ModelReport.reference_drift` and `reference_quality` of a view that leaves the reference's
+    windows out: those windows' rows (`_reference_view`), so that a check of the last day judges
+    an hourly feature against the reference at its hour, as the full check does — without them a
+    daily cycle pages. Nothing for a full view, whose windows hold the reference's."""
+    if own is None or reference.end is None:
         return {}
     end = reference.end
-    # As of the reference's end, where it is complete; the window starting there is left out.
-    inside = replace(
-        scope, as_of=min(scope.as_of, end), last=None, since=scope.window.start_of(reference.start)
+    drift, quality = (
+        tuple(row for w, rows in sorted(own.tables[family].items()) for row in _ordered(rows))
+        for family in ("drift", "data_quality")
     )
-    tokens, _ = window_tokens(con, inside)
-    key = cache_key(inside.model, inside.window.key, inside.segments)
-    plain = WindowRows(con, memo, key, persist=not inside.window.trailing)
-    profile = ensure_profile(con, inside.model, inside.segments, inside.as_of, memo.ecdfs)
-    rows = {w: token.rows for w, token in tokens.items()}
-    # Drift and data quality only: the rules take nothing else from these windows.
-    tables = _row_tables(con, inside, plain, rows, profile, operations=False)
-    found = {
-        family: memo.ordered(key, family, tables[family], _ordered) for family in ("drift", "data_quality")
-    }
     return {
-        "reference_drift": tuple(r for r in found["drift"] if r.window_end <= end),
-        "reference_quality": tuple(r for r in found["data_quality"] if r.window_end <= end),
+        "reference_drift": tuple(r for r in drift if r.window_end <= end),
+        "reference_quality": tuple(r for r in quality if r.window_end <= end),
     }
 
 
@@ -456,9 +485,7 @@ def _labelled_tables(
     tokens, state = window_tokens(con, scope, memo.token_state(key), debt.as_of if debt is not None else None)
     memo.keep_token_state(key, state)
     labelled = {w: token.labelled for w, token in tokens.items()}
-    calibration = plain.held("calibration", CalibrationRow, labelled)
-    performance = plain.held("performance", PerformanceRow, labelled)
-    stale = sorted(w for w in tokens if w not in calibration or w not in performance)
+    calibration, performance, stale = _held_labelled(plain, labelled)
     pending: dict[datetime, int] = {}
     if debt is not None and stale:
         kept = {family: memo.latest(key, family) for family in ("calibration", "performance")}
@@ -470,22 +497,47 @@ def _labelled_tables(
                 calibration[w], performance[w] = kept["calibration"][w], kept["performance"][w]
                 pending[w] = owed
                 stale.remove(w)
-    if stale:
-        # Only the rows from the first stale window on are joined to their labels.
-        every = len(stale) == len(tokens)
-        rows = LabelledRows(con, scope if every else replace(scope, since=stale[0]))
-        cells = rows.cells(_reducers(scope), None if every else stale)
-        fresh_calibration = _by_window(compute_calibration(con, scope, labelled=cells))
-        fresh_performance = _by_window(compute_performance(con, scope, labelled=cells))
-        plain.keep("calibration", fresh_calibration, labelled)
-        plain.keep("performance", fresh_performance, labelled)
-        calibration.update(fresh_calibration)
-        performance.update(fresh_performance)
+    _fresh_labelled(con, scope, plain, labelled, stale, calibration, performance)
     computed = {w: (token.rows, token.n_labelled) for w, token in tokens.items() if w not in pending}
     if debt is not None:
         computed |= {w: debt.computed[w] for w in pending}
     memo.owe(key, LabelDebt(scope.as_of, computed, pending))
     return tokens, calibration, performance, pending
+
+
+def _held_labelled(
+    plain: WindowRows, labelled: Mapping[datetime, str]
+) -> tuple[dict[datetime, list[Any]], dict[datetime, list[Any]], list[datetime]]:
+    """The calibration and performance rows kept for windows of these labelled tokens, and the
+    windows either lacks (in time order)."""
+    calibration = plain.held("calibration", CalibrationRow, labelled)
+    performance = plain.held("performance", PerformanceRow, labelled)
+    stale = sorted(w for w in labelled if w not in calibration or w not in performance)
+    return calibration, performance, stale
+
+
+def _fresh_labelled(
+    con: duckdb.DuckDBPyConnection,
+    scope: Scope,
+    plain: WindowRows,
+    labelled: Mapping[datetime, str],
+    stale: Sequence[datetime],
+    calibration: dict[datetime, list[Any]],
+    performance: dict[datetime, list[Any]],
+) -> None:
+    """Compute the `stale` windows' calibration and performance into the tables, and keep them."""
+    if not stale:
+        return
+    # Only the rows from the first stale window on are joined to their labels.
+    every = len(stale) == len(labelled)
+    rows = LabelledRows(con, scope if every else replace(scope, since=stale[0]))
+    cells = rows.cells(_reducers(scope), None if every else list(stale))
+    fresh_calibration = _by_window(compute_calibration(con, scope, labelled=cells))
+    fresh_performance = _by_window(compute_performance(con, scope, labelled=cells))
+    plain.keep("calibration", fresh_calibration, labelled)
+    plain.keep("performance", fresh_performance, labelled)
+    calibration.update(fresh_calibration)
+    performance.update(fresh_performance)
 
 
 def _row_tables(
@@ -497,7 +549,8 @@ def _row_tables(
     operations: bool = True,
 ) -> dict[str, dict[datetime, list[Any]]]:
     """The families that depend on a window's predictions only, by window: `operations` (kept in
-    `plain`), and with the reference `profile` the totals, data quality and drift (empty without it)."""
+    `plain`), and with the reference `profile` the totals, data quality and drift (empty without it);
+    stored where `plain` stores (not for a look back)."""
     model = scope.model
     tables: dict[str, dict[datetime, list[Any]]] = {}
     stores: dict[str, WindowRows] = {}
@@ -508,7 +561,7 @@ def _row_tables(
         tables |= {"totals": {}, "data_quality": {}, "drift": {}}
     else:
         key = cache_key(model, scope.window.key, scope.segments, profile.keys)
-        profiled = WindowRows(con, plain.memo, key, persist=not scope.window.trailing)
+        profiled = WindowRows(con, plain.memo, key, persist=plain.writable)
         tables |= {
             "totals": profiled.held("totals", CellCounts, rows),
             "data_quality": profiled.held("data_quality", DataQualityRow, rows),
@@ -530,7 +583,7 @@ def _row_tables(
         fresh |= {
             "totals": {key[0]: [cell] for key, cell in counts.items() if key[1:] == (None, None, None)},
             "data_quality": _by_window(compute_quality(con, since, counts, profile)),
-            "drift": _by_window(compute_drift(con, since, counts, profile, plain.memo.ecdfs)),
+            "drift": _by_window(compute_drift(con, since, counts, profile, plain.memo.ecdfs, plain.writable)),
         }
     computed = [w for w in rows if w >= first]
     for family, found in fresh.items():
@@ -542,21 +595,19 @@ def _row_tables(
 
 
 def _reference_tables(
-    con: duckdb.DuckDBPyConnection,
-    scope: Scope,
-    reference: ReferenceInfo,
-    *window_tables: dict[datetime, list[Any]],
+    con: duckdb.DuckDBPyConnection, scope: Scope, reference: ReferenceInfo, evaluated: _Evaluated
 ) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
     """Calibration, performance and operations of the reference, cut into windows: read off the
-    evaluated windows when the reference is a run of them, else evaluated on its own."""
+    `evaluated` windows (the view's, or the reference's own: `_reference_view`) when the reference
+    is a run of them, else evaluated on its own."""
     if not reference.n:
         return (), (), ()
-    inside = _reference_windows(scope)
+    inside = _reference_windows(evaluated.scope)
     if inside is not None:
         # The rows of a window share its bounds: a window's first row decides for all of them.
         found = [
-            [row for rows in table.values() if rows and inside(rows[0]) for row in rows]
-            for table in window_tables
+            [row for rows in evaluated.tables[family].values() if rows and inside(rows[0]) for row in rows]
+            for family in ("calibration", "performance", "operations")
         ]
     else:
         source = reference_rows_sql(scope)
@@ -569,26 +620,26 @@ def _label_arrival(
     con: duckdb.DuckDBPyConnection,
     scope: Scope,
     reference: ReferenceInfo,
-    tokens: Mapping[datetime, WindowToken],
+    evaluated: _Evaluated,
     plain: WindowRows,
 ) -> dict[ArrivalKey, LabelArrival]:
     """When the reference's labels came (`metrics.arrival`), for a classifier with labels: kept
     (in this process and the store, as a window's rows are) while the reference's windows' tokens,
     the digest of every label of their ids up to T (`label_history_token_sql`: a fraction of a
     second on a 10 M-row store) and the counts' layout are unchanged, when the reference is a run
-    of the evaluated windows — counting is a pass over the reference's rows and every label of
-    theirs, seconds on such a store, paid by ingest's warm-up rather than by each check —; else
-    counted afresh."""
+    of the `evaluated` windows (the view's, or the reference's own: `_reference_view`) — counting
+    is a pass over the reference's rows and every label of theirs, seconds on such a store, paid
+    by ingest's warm-up rather than by each check —; else counted afresh."""
     model = scope.model
     if model.labels is None or model.task == "regression" or not reference.n:
         return {}
     source = reference_rows_sql(scope)
-    inside = _reference_windows(scope)
+    inside = _reference_windows(evaluated.scope)
     if inside is None:
         return label_arrival(con, scope, source)
     labelled = "|".join(
         token.labelled
-        for w, token in sorted(tokens.items())
+        for w, token in sorted(evaluated.tokens.items())
         if inside(WindowInfo(w, scope.window.end_of(w), token.n))
     )
     history = con.execute(label_history_token_sql(model, scope.as_of, source)).fetchone()
@@ -607,16 +658,19 @@ _WHOLE = datetime.min.replace(tzinfo=UTC)
 
 
 def _reference_windows(scope: Scope) -> Callable[[Any], bool] | None:
-    """When the reference is a time range of whole windows inside the evaluated ones, the test of a
+    """When the reference is a time range of whole windows inside the scope's, the test of a
     window row lying in it: the reference tables are then those windows' rows, exactly (the same
     rows cut into the same cells). None when the reference must be evaluated on its own."""
     reference = scope.model.reference
-    bounds = (reference.start, reference.end)
-    if reference.kind != "range" or scope.last is not None or scope.since is not None:
+    start, end = reference.start, reference.end
+    if reference.kind != "range" or scope.last is not None:
         return None
-    if any(t is not None and scope.window.start_of(t) != t for t in bounds):
+    if any(t is not None and scope.window.start_of(t) != t for t in (start, end)):
         return None
-    start, end = bounds
+    if scope.since is not None and (start is None or start < scope.since):
+        return None
+    if scope.until is not None and (end is None or end > scope.until):
+        return None
     return lambda row: (start is None or row.window_start >= start) and (end is None or row.window_end <= end)
 
 

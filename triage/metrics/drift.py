@@ -606,12 +606,14 @@ def compute_drift(
     counts: dict[CellKey, CellCounts] | None = None,
     profile: Profile | None = None,
     ecdfs: EcdfMemo | None = None,
+    store: bool = True,
 ) -> list[DriftRow]:
     """Drift of every feature (and `__score__`) in every window × version × slice cell of the scope.
 
     The rows of each window are cached (`CACHE_TABLE`) with the window's token; a later
-    call recomputes only the windows whose rows changed or are new. A read-only connection uses
-    the valid cached rows and computes the others without storing them. `counts` are the scope's
+    call recomputes only the windows whose rows changed or are new. A read-only connection (or
+    `store` False: a look back) uses the valid cached rows and computes the others without storing
+    them. `counts` are the scope's
     `cell_counts` when the caller has them already (the data-quality pass counts the same cells),
     `profile` its `ensure_profile`; `ecdfs` keeps the reference ECDFs for the caller's next call.
     """
@@ -626,7 +628,7 @@ def compute_drift(
     if counts is None:
         counts = cell_counts(con, scope, profile.features)
     tokens = {key[0]: cell.token for key, cell in counts.items() if key[1] is None and key[2] is None}
-    cache = DriftCache(con, scope, profile)
+    cache = DriftCache(con, scope, profile, store)
     cached = cache.load(tokens)
     stale = sorted(set(tokens) - set(cached))
     rows = [row for window in cached.values() for row in window]
@@ -707,10 +709,13 @@ class DriftCache:
 
     Keyed by the profile (so by the reference), the window size, the slice columns, min_samples
     and the features; as-of times that cut a window differently give it another token.
-    A read-only connection only reads it (nothing when the store has no cache table).
+    A read-only connection (or `store` False) only reads it (nothing when the store has no cache
+    table).
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, scope: Scope, profile: Profile) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, scope: Scope, profile: Profile, store: bool = True
+    ) -> None:
         self.con = con
         definition = {
             "format": CACHE_FORMAT,
@@ -721,7 +726,7 @@ class DriftCache:
             "features": [[f.name, f.kind] for f in profile.features],
         }
         self.key = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:32]
-        self.writable = writable(con) and not scope.window.trailing
+        self.writable = store and writable(con) and not scope.window.trailing
         if self.writable:
             with WRITE_LOCK:
                 for earlier in _EARLIER_CACHE_TABLES:  # their rows are recomputed into this one

@@ -30,6 +30,7 @@ class Scope:
     segments: tuple[str, ...]
     last: int | None = None  # only the last N windows up to as_of
     since: datetime | None = None  # only the windows starting at or after this window start
+    until: datetime | None = None  # only the rows before this time (a window start: the windows before it)
 
     @classmethod
     def of(
@@ -84,8 +85,8 @@ def window_end_sql(window: Window, start: str = "window_start") -> str:
 
 
 def window_filter_sql(scope: Scope, column: str = "_ts") -> str:
-    """Predicate: the row is at or before `as_of`, inside the last N windows and in the windows from
-    `since` on when asked."""
+    """Predicate: the row is at or before `as_of`, inside the last N windows, in the windows from
+    `since` on and before `until` when asked."""
     predicate = f"{column} <= {scope.as_of_sql}"
     if scope.last is not None:
         current = window_start_sql(scope.window, scope.as_of_sql)
@@ -93,6 +94,8 @@ def window_filter_sql(scope: Scope, column: str = "_ts") -> str:
         predicate += f" AND {column} >= {earliest}"
     if scope.since is not None:
         predicate += f" AND {column} >= {timestamp_sql(scope.since)}"
+    if scope.until is not None:
+        predicate += f" AND {column} < {timestamp_sql(scope.until)}"
     return predicate
 
 

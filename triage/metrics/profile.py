@@ -698,7 +698,13 @@ class _ReferenceValues:
             distinct, cum, g, g_low, start, end = accumulate(
                 code, value, len(self.ids[part]), counts, np.empty(len(value)), np.empty(len(value))
             )
-            found[part] = Ecdf(self.ids[part], start, end, distinct, cum, g, g_low)
+            arrays: tuple[np.ndarray, ...] = (distinct, cum, g, g_low)
+            if 2 * len(distinct) < len(value):
+                # Much-tied values: on memory of their own, so that a held ECDF does not keep the
+                # buffers of every value alive (`accumulate` writes into them) — a 2.7 M-row
+                # reference's 11 features × 5 slice families held 1.2 GB for 0.18 GB of ECDFs.
+                arrays = tuple(array.copy() for array in arrays)
+            found[part] = Ecdf(self.ids[part], start, end, *arrays)
         return found
 
 

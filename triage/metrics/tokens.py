@@ -104,12 +104,13 @@ def window_tokens(
     arrived_after: datetime | None = None,
 ) -> tuple[dict[datetime, WindowToken], TokenState | None]:
     """Every window's token as of the scope's T, counting the labels stamped after `arrived_after`;
-    and the state a later call can start from (None for a scope cut to the last N windows).
+    and the state a later call can start from (None for a scope cut to some windows: `last`,
+    `since`, `until`).
 
     With a `previous` state of the same definition, earlier T and the same `arrived_after` (or
     none), only what changed since is read, when its rows are all still there.
     """
-    if scope.last is not None or scope.since is not None:
+    if scope.last is not None or scope.since is not None or scope.until is not None:
         sums, arrived = _scanned(con, scope, arrived_after)
         return _window_tokens(sums, arrived), None
     # One snapshot of the store: the state's watermarks describe exactly the rows its sums count.

@@ -160,6 +160,21 @@ def after(con: duckdb.DuckDBPyConnection, model: ModelConfig, at: datetime) -> t
     return int(row[0]), None if row[1] is None else row[1].replace(tzinfo=UTC)
 
 
+def looks_back(con: duckdb.DuckDBPyConnection, model: ModelConfig, at: datetime, now: datetime) -> bool:
+    """Whether a prediction or label of the model is stamped after `at` and by `now`: a view as of
+    `at` is then a look back at the past, not the present (a prediction stamped ahead of the clock
+    does not make the present a look back)."""
+    bounds = [at.astimezone(UTC).replace(tzinfo=None), now.astimezone(UTC).replace(tzinfo=None)]
+    for table, column in ((predictions_table(model.name), "_ts"), (labels_table(model.name), "_labeled_at")):
+        if table_exists(con, table):
+            row = con.execute(
+                f"SELECT EXISTS (SELECT 1 FROM {quote(table)} WHERE {column} > ? AND {column} <= ?)", bounds
+            ).fetchone()
+            if row is not None and row[0]:
+                return True
+    return False
+
+
 def model_info(con: duckdb.DuckDBPyConnection, model: ModelConfig) -> ModelInfo:
     """Row counts, versions, time range, segments, features, label coverage and quarantine of a model."""
     predictions = predictions_table(model.name)
