@@ -26,6 +26,7 @@ from triage.metrics.window_cache import WindowMemo
 from triage.store import Store
 from triage.store.info import looks_back
 from triage.store.sources import fingerprint
+from triage.tui.source import EngineSource
 
 DAY0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -94,20 +95,27 @@ def config_path(tmp_path: Path) -> Path:
 AS_OF = [DAY0 + timedelta(days=2, hours=12), DAY0 + timedelta(days=4), DAY0 + timedelta(days=5, hours=6)]
 
 
+def _spy_quality_since(monkeypatch: pytest.MonkeyPatch) -> list[datetime | None]:
+    """From here on, the first window of each counting pass over the windows' rows (`since`; None:
+    every window)."""
+    since: list[datetime | None] = []
+    original = engine_module.quality_counts
+
+    def spy(con: object, scope: Scope, *rest: object) -> object:
+        since.append(scope.since)
+        return original(con, scope, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine_module, "quality_counts", spy)
+    return since
+
+
 def test_one_engine_across_as_of_times_matches_fresh_engines(
     config_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = config_of(config_path)
     with Store.open(config.store_path) as store:
         store.ingest(config)
-    computed_since: list[datetime | None] = []
-    original = engine_module.quality_counts
-
-    def spy(con: object, scope: Scope, *rest: object) -> object:
-        computed_since.append(scope.since)
-        return original(con, scope, *rest)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(engine_module, "quality_counts", spy)
+    computed_since = _spy_quality_since(monkeypatch)
     with Engine(config) as engine:
         stepped = [engine.evaluate("fraud", as_of=at).to_json() for at in AS_OF]
     # The first evaluation computes every window; later ones start at the first window still
@@ -253,6 +261,68 @@ def test_a_look_back_leaves_the_present_windows_stored(
     monkeypatch.undo()
     with Engine(config) as fresh:
         assert fresh.evaluate("fraud", as_of=earlier).to_json() == back
+
+
+def test_the_live_view_stores_its_windows_though_its_refresh_brought_rows_stamped_after_it(
+    config_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The live TUI takes its as-of time, then ingests: a prediction logged meanwhile comes in with
+    the refresh, stamped after it. The snapshot is still the present: it stores the windows it
+    computed (day 3's late rows), and the next check computes only the window of the new
+    prediction (audit 42: taken for a look back, nothing was stored)."""
+    config = config_of(config_path)
+    assert main(["--config", str(config_path), "ingest"]) == 0
+    source = EngineSource(config)
+    try:
+        as_of = datetime.now(UTC)
+        logs = config_path.parent / "logs"
+        day_file(logs, "late", 3, 300, seed=99)
+        stamped = (as_of + timedelta(milliseconds=1)).replace(tzinfo=None).isoformat(sep=" ")
+        write_parquet(
+            logs / "meanwhile.parquet",
+            f"""SELECT 'meanwhile' AS request_id, TIMESTAMP '{stamped}' AS ts, 'v1' AS model_version,
+                0.5 AS score, 10.0 AS amount, 'card' AS payment, 'FR' AS country, 5.0 AS latency_ms""",
+        )
+        assert source.ingest_new() == 300 + 150 + 1  # day 3's, their labels, the one logged meanwhile
+        assert source.snapshot(as_of).models
+    finally:
+        source.close()
+    since = _spy_quality_since(monkeypatch)
+    with Engine(config) as engine:
+        engine.evaluate("fraud")
+    assert since == [datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC)]
+
+
+def test_a_reference_off_the_window_bounds_gives_a_view_its_whole_windows_and_no_churn(
+    config_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reference from 06:00 on day 0 to 12:00 on day 2, in daily windows: a view of the last
+    windows draws its bands from day 1 alone — the reference's only whole window, as the full
+    view's rules do — and evaluates the reference's other tables on their own, storing no
+    partial window over the full view's: full and `--last` checks in turn compute nothing new
+    (audit 42: each stored its own day 2)."""
+    model = MODEL.replace('start = "2026-01-01T00:00:00Z"', 'start = "2026-01-01T06:00:00Z"').replace(
+        'end = "2026-01-03T00:00:00Z"', 'end = "2026-01-03T12:00:00Z"'
+    )
+    logs = config_path.parent / "logs"
+    config = config_of(write_config(config_path.parent, model.format(logs=logs)))
+    at = DAY0 + timedelta(days=12)
+    with Store.open(config.store_path) as store, Engine(config, store) as engine:
+        engine.refresh()
+        full = engine.evaluate("fraud", as_of=at)
+    with Store.open(config.store_path) as store, Engine(config, store) as engine:
+        view = engine.evaluate("fraud", as_of=at, last=9)
+    assert {r.window_start for r in view.reference_drift} == {DAY0 + timedelta(days=1)}
+    assert view.reference_drift == tuple(r for r in full.drift if r.window_start == DAY0 + timedelta(days=1))
+    assert view.reference_calibration == full.reference_calibration
+    assert view.reference_operations == full.reference_operations
+    since = _spy_quality_since(monkeypatch)
+    computed = _spy_labelled_windows(monkeypatch)
+    for last in (None, 9, None):
+        with Store.open(config.store_path) as store, Engine(config, store) as engine:
+            engine.evaluate("fraud", as_of=at, last=last)
+    # Nothing but the reference on its own (all its rows, cut into windows) in each evaluation.
+    assert since == [] and computed == [None, None, None]
 
 
 def test_nothing_is_measured_against_a_reference_whose_period_is_still_open(config_path: Path) -> None:

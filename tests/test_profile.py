@@ -303,15 +303,20 @@ def test_a_profile_of_the_first_format_is_rebuilt_not_written_beside() -> None:
     assert stored == set(profile.keys)
 
 
-def test_an_ecdf_of_tied_values_holds_memory_of_its_own_size() -> None:
-    """`accumulate` writes an ECDF into buffers of one row per value; an ECDF of few distinct
-    values is copied out of them, else every held ECDF keeps its reference's values alive (the
-    memo's budget counts the ECDF's bytes, not its buffers': 7× less on a 10 M-row store)."""
+def test_an_ecdf_of_tied_or_missing_values_holds_memory_of_its_own_size() -> None:
+    """`accumulate` writes an ECDF into buffers of one row per value (all traffic's into the sort's,
+    one per row); an ECDF of few distinct values — many ties, or many missing — is copied out of
+    them, else every held ECDF keeps its reference's values alive (the memo's budget counts the
+    ECDF's bytes, not its buffers': 7× less on a 10 M-row store; audit 42: 3.6× with 90 % missing)."""
     rng = np.random.default_rng(5)
     n = 2_000
     segment = rng.choice(np.array(["a", "b"], dtype=object), n)
-    reference = rows(n, rng, numeric={"tied": rng.integers(0, 20, n).astype(float)}, segments={"s": segment})
-    con, profile, feature, parts = _profiled(model_config(segments=("s",)), reference, "tied")
-    for ecdf in reference_ecdfs(con, profile.reference, feature, parts).values():
-        assert len(ecdf.value) <= 2 * 20
-        assert all(array.base is None for array in (ecdf.value, ecdf.cum, ecdf.g, ecdf.g_low))
+    sparse = rng.normal(size=n)
+    sparse[rng.random(n) < 0.9] = np.nan
+    numeric = {"tied": rng.integers(0, 20, n).astype(float), "sparse": sparse}
+    reference = rows(n, rng, numeric=numeric, segments={"s": segment})
+    for name in numeric:
+        con, profile, feature, parts = _profiled(model_config(segments=("s",)), reference, name)
+        for ecdf in reference_ecdfs(con, profile.reference, feature, parts).values():
+            assert len(ecdf.value) < n / 2
+            assert all(array.base is None for array in (ecdf.value, ecdf.cum, ecdf.g, ecdf.g_low))

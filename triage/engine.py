@@ -197,6 +197,7 @@ class Engine:
         segments: Sequence[str] | None = None,
         label_slack: float = 0.0,
         trailing: bool = False,
+        store: bool | None = None,
     ) -> ModelReport:
         """Every statistic of one model as of `as_of` (default now), per window × version × slice.
 
@@ -206,13 +207,15 @@ class Engine:
         latest is the last `window` of traffic; `Scope.of`). `label_slack` > 0 lets a window's
         calibration and performance trail its labels by up to that share since this engine last
         evaluated them (the live TUI: `LIVE_LABEL_SLACK`); `ModelReport.pending_labels` says by how
-        many. 0 is exact as of T.
+        many. 0 is exact as of T. `store`: whether a writable store keeps the windows computed
+        (the present: a live view, a check of now); None stores them unless the evaluation looks
+        back (`store.info.looks_back`: something is stamped after `as_of` and by now).
         """
         model = self.config.model(model_name)
         con = self.store.cursor()
         try:
             scope = Scope.of(model, as_of, window, self._slices(con, model, segments), last, trailing)
-            return _evaluate(con, scope, self._memo, label_slack)
+            return _evaluate(con, scope, self._memo, label_slack, store)
         finally:
             con.close()
 
@@ -257,7 +260,8 @@ class Engine:
             try:
                 if stored_layout(con, model) is None:
                     continue
-                _evaluate(con, Scope.of(model, segments=self._slices(con, model, None)), self._memo)
+                scope = Scope.of(model, segments=self._slices(con, model, None))
+                _evaluate(con, scope, self._memo, store=True)
             finally:
                 con.close()
 
@@ -274,7 +278,11 @@ class Engine:
         generated_at = datetime.now(UTC)
         at = (as_of or generated_at).astimezone(UTC)
         names = list(models) if models else [model.name for model in self.config.models]
-        reports = tuple(self.evaluate(name, at, window, last, segments, trailing=trailing) for name in names)
+        # A check of now stores what it computes; one `--at` another time, unless it is the present.
+        store = True if as_of is None else None
+        reports = tuple(
+            self.evaluate(name, at, window, last, segments, trailing=trailing, store=store) for name in names
+        )
         return CheckReport(generated_at=generated_at, as_of=at, models=reports)
 
     def _slices(
@@ -341,7 +349,11 @@ def _labelled(
 
 
 def _evaluate(
-    con: duckdb.DuckDBPyConnection, scope: Scope, memo: WindowMemo, label_slack: float = 0.0
+    con: duckdb.DuckDBPyConnection,
+    scope: Scope,
+    memo: WindowMemo,
+    label_slack: float = 0.0,
+    store: bool | None = None,
 ) -> ModelReport:
     """Every family per window, reusing the windows whose token is unchanged (`window_cache`) —
     and, with a `label_slack`, the calibration and performance of windows whose labels moved by
@@ -353,11 +365,12 @@ def _evaluate(
     model = scope.model
     reference = _reference_info(con, scope)
     key = cache_key(model, scope.window.key, scope.segments)
-    # A look back (`check --at` an earlier time) keeps its labelled windows in this process only:
-    # stored, they would replace the present's, and the next check of the present would compute
-    # again every window whose labels came since (on 10 M rows, 35 s and 2.3 GB instead of 10 s).
-    present = not looks_back(con, model, scope.as_of, datetime.now(UTC))
-    plain = WindowRows(con, memo, key, persist=present and not scope.window.trailing)
+    # A look back (`check --at` an earlier time) keeps its windows in this process only: stored,
+    # they would replace the present's, and the next check of the present would compute again
+    # every window whose labels came since (on 10 M rows, 35 s and 2.3 GB instead of 8 s).
+    if store is None:
+        store = not looks_back(con, model, scope.as_of, datetime.now(UTC))
+    plain = WindowRows(con, memo, key, persist=store and not scope.window.trailing)
     tokens, calibration, performance, pending = _labelled_tables(con, scope, plain, label_slack)
     rows = {w: token.rows for w, token in tokens.items()}
     profile = (
@@ -419,30 +432,33 @@ def _reference_view(
     plain: WindowRows,
     profile: Profile | None,
 ) -> _Evaluated | None:
-    """The windows of a time-range reference, evaluated like any (their rows kept and reused by
-    token, shared with the full view's), for a view that leaves them out (`last`, `since`): the
-    reference's calibration, performance and operations, the drift and data quality the rules
-    draw their bands from and the labels' arrival are then those of the full view, read from the
-    cache a full check or ingest's warm-up filled — not evaluated afresh on each such check. As
-    of T (the reference's labels keep arriving after its end); its rows only, to its end. None
-    for a full view or another kind of reference."""
-    bounds = (scope.model.reference.start, scope.model.reference.end)
-    if (
-        (scope.last is None and scope.since is None)
-        or scope.model.reference.kind != "range"
-        or not reference.n
-    ):
+    """The whole windows of a time-range reference, evaluated like any (their rows kept and reused
+    by token, shared with the full view's), for a view that leaves them out (`last`, `since`):
+    the drift and data quality the rules draw their bands from, and — when the reference is a
+    run of whole windows — its calibration, performance and operations and the labels' arrival
+    are then those of the full view, read from the cache a full check or ingest's warm-up filled,
+    not evaluated afresh on each such check. As of T (the reference's labels keep arriving after
+    its end). None for a full view or another kind of reference."""
+    start, end = scope.model.reference.start, scope.model.reference.end
+    whole = scope.last is None and scope.since is None
+    if whole or scope.model.reference.kind != "range" or not reference.n or start is None or end is None:
         return None
-    start, end = bounds
-    if start is None or end is None:
-        return None
-    inside = replace(scope, last=None, since=scope.window.start_of(start), until=end)
+    first = scope.window.start_of(start)
+    inside = replace(
+        scope,
+        last=None,
+        since=first if first == start else scope.window.end_of(first),
+        until=scope.window.start_of(end),
+    )
     tokens, _ = window_tokens(con, inside)
     labelled = {w: token.labelled for w, token in tokens.items()}
-    calibration, performance, stale = _held_labelled(plain, labelled)
-    _fresh_labelled(con, inside, plain, labelled, stale, calibration, performance)
-    tables = _row_tables(con, inside, plain, {w: token.rows for w, token in tokens.items()}, profile)
-    return _Evaluated(inside, tokens, {"calibration": calibration, "performance": performance, **tables})
+    run = _reference_windows(inside) is not None  # else the reference is evaluated on its own
+    tables = _row_tables(con, inside, plain, {w: token.rows for w, token in tokens.items()}, profile, run)
+    if run:
+        calibration, performance, stale = _held_labelled(plain, labelled)
+        _fresh_labelled(con, inside, plain, labelled, stale, calibration, performance)
+        tables |= {"calibration": calibration, "performance": performance}
+    return _Evaluated(inside, tokens, tables)
 
 
 def _band_tables(reference: ReferenceInfo, own: _Evaluated | None) -> dict[str, tuple[Any, ...]]:
@@ -450,17 +466,13 @@ def _band_tables(reference: ReferenceInfo, own: _Evaluated | None) -> dict[str, 
     windows out: those windows' rows (`_reference_view`), so that a check of the last day judges
     an hourly feature against the reference at its hour, as the full check does — without them a
     daily cycle pages. Nothing for a full view, whose windows hold the reference's."""
-    if own is None or reference.end is None:
+    if own is None:
         return {}
-    end = reference.end
     drift, quality = (
         tuple(row for w, rows in sorted(own.tables[family].items()) for row in _ordered(rows))
         for family in ("drift", "data_quality")
     )
-    return {
-        "reference_drift": tuple(r for r in drift if r.window_end <= end),
-        "reference_quality": tuple(r for r in quality if r.window_end <= end),
-    }
+    return {"reference_drift": drift, "reference_quality": quality}
 
 
 def _labelled_tables(

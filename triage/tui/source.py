@@ -355,14 +355,15 @@ class EngineSource:
         if self.replayer is not None:
             return self._replay_snapshot(self.replayer, as_of, books)
         reports: list[tuple[ModelConfig, ModelReport]] = []
+        # The live view stores what it computes: it is the present, though rows stamped after
+        # `as_of` may have come in with its refresh (a look back's store is read-only).
         with self._engine_lock:
             for model in self.config.models:
                 try:
-                    reports.append(
-                        (model, self.engine.evaluate(model.name, as_of, label_slack=LIVE_LABEL_SLACK))
-                    )
+                    report = self.engine.evaluate(model.name, as_of, label_slack=LIVE_LABEL_SLACK, store=True)
                 except EngineError:
                     continue  # nothing ingested for this model yet
+                reports.append((model, report))
         alerts: list[AlertView] = []
         with self._alerts_lock:
             cursor = self.store.cursor()
