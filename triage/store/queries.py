@@ -120,14 +120,23 @@ def label_history_sql(model: ModelConfig, at: datetime, source: str) -> str:
     """The rows of `source` (a SELECT of stored prediction rows), each joined to every label of its
     id with _labeled_at <= `at` — one row with NULLs where none — and the label each superseded
     (`_previous`: the one before it in `labels_as_of_sql`'s order, NULL for the first): how the
-    row's label stood at any time up to `at`. Adds _event, _event_at and _previous."""
+    row's label stood at any time up to `at`. Adds _event, _event_at and _previous.
+
+    The history is ordered on the rows' keys alone and joined back to their other columns (a row
+    is one `(_file_id, _row)`): ordering the whole rows took 0.8 GB for a 2.7 M-row reference
+    with four segments, this 0.5 GB."""
     ranked = _ranked_labels_sql(model, at, labels_sql(model))
     labels = f"SELECT _id, _label, _labeled_at, _file_rank, _row {ranked}"
-    return (
+    history = (
         # A label file without a rank sorts first here as it sorts last in labels_as_of_sql's DESC.
-        f"SELECT p.*, l._label AS _event, l._labeled_at AS _event_at, lag(l._label) OVER (PARTITION BY "
-        f"p._file_id, p._row ORDER BY l._labeled_at, l._file_rank NULLS FIRST, l._row) AS _previous "
-        f"FROM ({source}) AS p LEFT JOIN ({labels}) AS l ON p._id = l._id"
+        f"SELECT p._file_id AS _history_file, p._row AS _history_row, l._label AS _event, "
+        f"l._labeled_at AS _event_at, lag(l._label) OVER (PARTITION BY p._file_id, p._row "
+        f"ORDER BY l._labeled_at, l._file_rank NULLS FIRST, l._row) AS _previous "
+        f"FROM (SELECT _id, _file_id, _row FROM ({source})) AS p LEFT JOIN ({labels}) AS l ON p._id = l._id"
+    )
+    return (
+        f"SELECT p.*, h._event, h._event_at, h._previous FROM ({source}) AS p "
+        f"JOIN ({history}) AS h ON p._file_id = h._history_file AND p._row = h._history_row"
     )
 
 
