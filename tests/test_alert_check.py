@@ -295,12 +295,16 @@ def test_an_undelivered_critical_alert_still_exits_critical(folder, capsys):
     assert out.startswith("triage check — as of 2026-01-09 — CRITICAL\n")
 
 
-def test_the_last_day_of_hourly_windows_is_judged_at_its_hours_like_the_full_check(tmp_path, capsys):
+@pytest.mark.parametrize("reference", ['start = "2026-03-02"\nend = "2026-03-09"', 'end = "2026-03-09"'])
+def test_the_last_day_of_hourly_windows_is_judged_at_its_hours_like_the_full_check(
+    tmp_path, capsys, reference
+):
     """A feature with a daily cycle (±5σ over the day), hourly windows, a week's reference: each
     hour differs from the pooled reference, and the default feature-drift rule judges an hour
     against the reference at that hour. `--last 24` leaves the reference's windows out of its
     view: their drift is evaluated for the bands all the same, so it pages no more than the
-    full check does (an outside audit's quiet world had 4 alerts firing with `--last 24`)."""
+    full check does (an outside audit's quiet world had 4 alerts firing with `--last 24`) —
+    a reference with an end and no start too (audit 43: it had no bands, and paged)."""
     (tmp_path / "logs").mkdir()
     rng = np.random.default_rng(11)
     start = datetime(2026, 3, 2, tzinfo=UTC)
@@ -321,7 +325,7 @@ def test_the_last_day_of_hourly_windows_is_judged_at_its_hours_like_the_full_che
         BASE.replace('window = "1d"', 'window = "1h"')
         .replace('latency_ms = "latency_ms"\n', "")
         .replace('numeric = ["amount"]', 'numeric = ["load"]')
-        .replace('start = "2026-01-05"\nend = "2026-01-07"', 'start = "2026-03-02"\nend = "2026-03-09"')
+        .replace('start = "2026-01-05"\nend = "2026-01-07"', reference)
     )
     assert main(["--config", str(config), "ingest"]) == 0
     at = "2026-03-11T00:00Z"

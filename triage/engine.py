@@ -411,7 +411,7 @@ def _evaluate(
         task=model.task,
         ahead=after(con, model, datetime.now(UTC)),
         reference_arrival=arrival,
-        **_band_tables(reference, own if profile is not None else None),
+        **_band_tables(own if profile is not None else None),
     )
 
 
@@ -438,16 +438,18 @@ def _reference_view(
     run of whole windows — its calibration, performance and operations and the labels' arrival
     are then those of the full view, read from the cache a full check or ingest's warm-up filled,
     not evaluated afresh on each such check. As of T (the reference's labels keep arriving after
-    its end). None for a full view or another kind of reference."""
+    its end). A reference with no start is every window before its end (audit 43: without bands
+    such a view paged where the full check did not). None for a full view, an empty reference or
+    one of another kind (a range without an end is built in code only)."""
     start, end = scope.model.reference.start, scope.model.reference.end
     whole = scope.last is None and scope.since is None
-    if whole or scope.model.reference.kind != "range" or not reference.n or start is None or end is None:
+    if whole or scope.model.reference.kind != "range" or not reference.n or end is None:
         return None
-    first = scope.window.start_of(start)
+    first = None if start is None else scope.window.start_of(start)
     inside = replace(
         scope,
         last=None,
-        since=first if first == start else scope.window.end_of(first),
+        since=first if first is None or first == start else scope.window.end_of(first),
         until=scope.window.start_of(end),
     )
     tokens, _ = window_tokens(con, inside)
@@ -461,7 +463,7 @@ def _reference_view(
     return _Evaluated(inside, tokens, tables)
 
 
-def _band_tables(reference: ReferenceInfo, own: _Evaluated | None) -> dict[str, tuple[Any, ...]]:
+def _band_tables(own: _Evaluated | None) -> dict[str, tuple[Any, ...]]:
     """`ModelReport.reference_drift` and `reference_quality` of a view that leaves the reference's
     windows out: those windows' rows (`_reference_view`), so that a check of the last day judges
     an hourly feature against the reference at its hour, as the full check does — without them a
@@ -560,9 +562,9 @@ def _row_tables(
     profile: Profile | None,
     operations: bool = True,
 ) -> dict[str, dict[datetime, list[Any]]]:
-    """The families that depend on a window's predictions only, by window: `operations` (kept in
-    `plain`), and with the reference `profile` the totals, data quality and drift (empty without it);
-    stored where `plain` stores (not for a look back)."""
+    """The families that depend on a window's predictions only, by window: with `operations` (else
+    no such key) `operations` (kept in `plain`), and with the reference `profile` the totals, data
+    quality and drift (empty without it); stored where `plain` stores (not for a look back)."""
     model = scope.model
     tables: dict[str, dict[datetime, list[Any]]] = {}
     stores: dict[str, WindowRows] = {}
