@@ -471,7 +471,7 @@ def _band_tables(own: _Evaluated | None) -> dict[str, tuple[Any, ...]]:
     if own is None:
         return {}
     drift, quality = (
-        tuple(row for w, rows in sorted(own.tables[family].items()) for row in _ordered(rows))
+        tuple(row for _, rows in sorted(own.tables[family].items()) for row in _ordered(rows))
         for family in ("drift", "data_quality")
     )
     return {"reference_drift": drift, "reference_quality": quality}
