@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import duckdb
 
 from triage.config import Config, ModelConfig, Window
+from triage.memory import release_free_memory
 from triage.metrics.arrival import ARRIVAL_LAYOUT, ArrivalKey, LabelArrival, label_arrival
 from triage.metrics.calibration import calibration_sums, compute_calibration
 from triage.metrics.drift import cached_drift, compute_drift
@@ -372,11 +373,13 @@ def _evaluate(
         store = not looks_back(con, model, scope.as_of, datetime.now(UTC))
     plain = WindowRows(con, memo, key, persist=store and not scope.window.trailing)
     tokens, calibration, performance, pending = _labelled_tables(con, scope, plain, label_slack)
+    release_free_memory()  # the labelled windows' queries, before the grid builds on top of them
     rows = {w: token.rows for w, token in tokens.items()}
     profile = (
         ensure_profile(con, model, scope.segments, scope.as_of, memo.ecdfs) if reference.complete else None
     )
     tables = _row_tables(con, scope, plain, rows, profile)
+    release_free_memory()  # the grid's batches, before the reference's and the label arrival's queries
     view = _Evaluated(scope, tokens, {"calibration": calibration, "performance": performance, **tables})
     own = _reference_view(con, scope, reference, plain, profile)
 
