@@ -472,6 +472,67 @@ def test_wasserstein_of_large_values_is_as_exact_as_scipy() -> None:
     assert checked == 18  # two features × (all, a, b) × (all versions, v1, v2)
 
 
+def _wasserstein_rows(window: np.ndarray, reference: np.ndarray) -> list[DriftRow]:
+    rng = np.random.default_rng(0)
+    window_rows = rows(len(window), rng, days=1, numeric={"x": window}, versions=("v1",))
+    reference_rows = rows(len(reference), rng, days=1, numeric={"x": reference}, versions=("v1",))
+    model = model_config()
+    result = compute_drift(store(model, window_rows, reference_rows), scope_of(model, days=1))
+    return [row for row in result if row.feature == "x" and row.version is None]
+
+
+NORMAL = np.random.default_rng(3).normal(size=250)
+
+
+@pytest.mark.parametrize(
+    ("window", "reference"),
+    [
+        ([-1e17, 1.0], [-1e17, 0.0]),
+        ([-1e17, 1.0, 1e17], [-1e17, 0.0, 1e17]),
+        ([-1e16, 1.0, 1e16], [-1e16, 0.0, 1e16]),
+        ([-1e10, 1.0, 1e10], [-1e10, 0.0, 1e10]),
+        # F_ref = c on [1, 1e17), inside a crossing
+        ([0.0, 0.5, 1e17 + 16, 1e17 + 32], [0.125, 1.0, 1e17, 1e17 + 48]),
+        ([*(NORMAL + 0.5), -1e12], [*NORMAL, -1e12]),  # a sentinel both log, in the same share
+        ([*(NORMAL + 0.5), 1e12], [*NORMAL, 1e12]),
+    ],
+)
+def test_wasserstein_where_a_far_value_is_shared_is_exact(
+    window: list[float], reference: list[float]
+) -> None:
+    """Between a far value and the rest the two ECDFs can be equal (a sentinel both samples log,
+    in the same share): no area there. Measured as ∫F_ref − c·(b − a) across the gap, 1e17 − 1e17
+    lost the 0.5 that the step after it adds (audit 45: W 0 for 0.5; 5.7e-7 off with a −1e12
+    sentinel under 250 normal values)."""
+    (row,) = _wasserstein_rows(np.array(window), np.array(reference))
+    exact = exact_wasserstein(np.array(window), np.array(reference))
+    assert row.wasserstein is not None
+    bound = max(1e-9, 16 * float(np.spacing(float(exact))))
+    assert abs(Fraction(row.wasserstein) - exact) <= Fraction(bound), (row.wasserstein, float(exact))
+
+
+NEAR = [-3.25, 0.0, 1.0 / 3.0, 1.0, 2.5]
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    near=st.lists(st.tuples(st.sampled_from(NEAR), st.sampled_from(NEAR)), min_size=1, max_size=6),
+    far=st.lists(st.sampled_from([-1e17, -1e12, 1e12, 1e17]), min_size=1, max_size=3),
+)
+def test_wasserstein_across_far_shared_values_is_exact(
+    near: list[tuple[float, float]], far: list[float]
+) -> None:
+    """Samples of one size sharing far values: the ECDFs are equal across each far gap, whose
+    area must come out 0 — not the rounding of two large integrals' difference."""
+    window = np.array([w for w, _ in near] + far)
+    reference = np.array([r for _, r in near] + far)
+    (row,) = _wasserstein_rows(window, reference)
+    exact = exact_wasserstein(window, reference)
+    assert row.wasserstein is not None
+    bound = max(1e-9, 16 * float(np.spacing(float(exact))))
+    assert abs(Fraction(row.wasserstein) - exact) <= Fraction(bound), (row.wasserstein, float(exact))
+
+
 def test_values_near_the_largest_double_say_what_is_too_large_to_compute() -> None:
     """Values near ±1.7e308 (an outside audit's): W1's running sums overflow, so W1 and W1/σ are
     null and the note says they are too large, not undefined; KS and PSI are computed as ever.

@@ -156,7 +156,12 @@ def family_cells(
             le = lt = ref_cum[right]
             if ref_value[right] == value:
                 lt = ref_cum[right - 1] if right > ref_start[s] else 0
-            g, g_low = ref_g[right], ref_g_low[right] + ref_cum[right] * (value - ref_value[right])
+            if p < end and ref_value[p] - value < value - ref_value[right]:
+                # Nearer the next reference value w: G(x) = G(w) − cum(v)·(w − x), so that a far v
+                # (a sentinel) does not round x's small distance to w away.
+                g, g_low = ref_g[p], ref_g_low[p] - ref_cum[right] * (ref_value[p] - value)
+            else:
+                g, g_low = ref_g[right], ref_g_low[right] + ref_cum[right] * (value - ref_value[right])
         for cell in _cells(codes, j, s * width, n_windows, n_versions):
             c = index[cell] if cell >= 0 else -1
             if c < 0:
@@ -244,20 +249,35 @@ def _close(
     c = i / n
     gap = abs(le_a / m - c)  # |F_ref − F_win| just after a
     d = max(d, gap, abs(lt_b / m - c))  # and just before b
-    dx = b - a
     if le_a == lt_b:  # F_ref constant on [a, b)
-        return d, gap * dx
-    rise = (g_b - g_a) + (g_b_low - g_a_low)  # m·∫_a^b F_ref
-    if le_a * n >= i * m:  # F_ref ≥ c throughout
-        return d, rise / m - c * dx
-    if lt_b * n <= i * m:  # F_ref ≤ c throughout
-        return d, -(rise / m - c * dx)
+        return d, gap * (b - a)
+    # F_ref = c on one reference step at most (cum·n = i·m), which has no area but may be far
+    # longer than the rest: left out, not cancelled as two large integrals' difference.
+    level = i * m
+    if le_a * n >= level:  # F_ref ≥ c throughout
+        if le_a * n == level:  # = c up to the first reference value after a
+            at = _first_at_least(ref_cum, ref_start, ref_end, le_a + 1)
+            a, g_a, g_a_low = ref_value[at], ref_g[at], ref_g_low[at]
+        return d, _above(c, m, a, g_a, g_a_low, b, g_b, g_b_low)
+    if lt_b * n <= level:  # F_ref ≤ c throughout
+        if lt_b * n == level:  # = c from the last reference value before b
+            at = _first_at_least(ref_cum, ref_start, ref_end, lt_b)
+            b, g_b, g_b_low = ref_value[at], ref_g[at], ref_g_low[at]
+        return d, -_above(c, m, a, g_a, g_a_low, b, g_b, g_b_low)
     # F_ref crosses c at x*, the first reference value with cum ≥ ⌈c·m⌉
-    at = _first_at_least(ref_cum, ref_start, ref_end, (i * m + n - 1) // n)
-    star = ref_value[at]
-    below = (ref_g[at] - g_a) + (ref_g_low[at] - g_a_low)
-    above = (g_b - ref_g[at]) + (g_b_low - ref_g_low[at])
-    return d, c * (star - a) - below / m + above / m - c * (b - star)
+    at = _first_at_least(ref_cum, ref_start, ref_end, (level + n - 1) // n)
+    below = -_above(c, m, a, g_a, g_a_low, ref_value[at], ref_g[at], ref_g_low[at])
+    if ref_cum[at] * n == level:  # = c up to the next reference value (before b: F_ref(b⁻) > c)
+        at += 1
+    return d, below + _above(c, m, ref_value[at], ref_g[at], ref_g_low[at], b, g_b, g_b_low)
+
+
+@_compiled
+def _above(
+    c: float, m: int, a: float, g_a: float, g_a_low: float, b: float, g_b: float, g_b_low: float
+) -> float:
+    """∫_a^b (F_ref − c) dx = (G(b) − G(a))/m − c·(b − a), G's pairs subtracted part by part."""
+    return ((g_b - g_a) + (g_b_low - g_a_low)) / m - c * (b - a)
 
 
 @_compiled
