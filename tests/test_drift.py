@@ -534,14 +534,24 @@ def test_wasserstein_across_far_shared_values_is_exact(
 
 
 def test_values_near_the_largest_double_say_what_is_too_large_to_compute() -> None:
-    """Values near ±1.7e308 (an outside audit's): W1's running sums overflow, so W1 and W1/σ are
-    null and the note says they are too large, not undefined; KS and PSI are computed as ever.
-    Values near ±1e200: W1 is fine but the reference's variance overflows, so W1/σ is null, with
-    its own note."""
+    """Values near ±1.7e308 (an outside audit's): W1's running sums overflow, so W1 is summed step
+    by step as scipy does (the cell spans gaps far too wide for them); the reference's variance
+    overflows, so W1/σ is null and the note says it is too large, not undefined; KS and PSI are
+    computed as ever. So too near ±1e200. Where W1 itself passes the largest double (the window
+    at +1.7e308, the reference at −1.7e308) it is null too, with the same note."""
     rng = np.random.default_rng(9)
-    for scale, large in ((1.7e308, "wasserstein, wasserstein_norm"), (1e200, "wasserstein_norm")):
-        window_rows = rows(300, rng, days=1, numeric={"x": rng.uniform(-1, 1, 300) * scale})
-        reference_rows = rows(300, rng, days=1, numeric={"x": rng.uniform(-1, 1, 300) * scale * 0.9})
+    cases = (
+        (rng.uniform(-1, 1, 300) * 1.7e308, rng.uniform(-1, 1, 300) * 1.7e308 * 0.9, "wasserstein_norm"),
+        (rng.uniform(-1, 1, 300) * 1e200, rng.uniform(-1, 1, 300) * 1e200 * 0.9, "wasserstein_norm"),
+        (
+            rng.uniform(0.5, 1, 300) * 1.7e308,
+            -rng.uniform(0.5, 1, 300) * 1.7e308,
+            "wasserstein, wasserstein_norm",
+        ),
+    )
+    for window, reference, large in cases:
+        window_rows = rows(300, rng, days=1, numeric={"x": window})
+        reference_rows = rows(300, rng, days=1, numeric={"x": reference})
         model = model_config()
         result = compute_drift(store(model, window_rows, reference_rows), scope_of(model, days=1))
         (row,) = [r for r in result if r.feature == "x" and r.version is None]
@@ -549,8 +559,8 @@ def test_values_near_the_largest_double_say_what_is_too_large_to_compute() -> No
         assert row.note == f"too large to compute: {large}"
         assert row.wasserstein_norm is None and row.psi is not None
         assert row.ks_d == pytest.approx(stats.ks_2samp(w, r).statistic, abs=1e-12)
-        if scale == 1e200:
-            assert row.wasserstein == pytest.approx(stats.wasserstein_distance(w, r), rel=1e-9)
+        if large == "wasserstein_norm":
+            assert row.wasserstein == pytest.approx(stats.wasserstein_distance(w, r), rel=1e-12)
         else:
             assert row.wasserstein is None
 

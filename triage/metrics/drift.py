@@ -43,18 +43,18 @@ each segment column) one compiled pass (`ecdf_merge.family_cells`) walks them in
    (no subtraction of nearly equal numbers). The tests are exact integer comparisons
    (le·n vs i·m). Only where F_ref crosses c inside (a, b) — rarely: both are monotone — is the
    crossing point x* needed (the first reference value with cum ≥ ⌈c·m⌉, a binary search in cum):
-   c(x* − a) − (G(x*) − G(a))/m + (G(b) − G(x*))/m − c(b − x*). F_ref equals c (cum·n = i·m)
-   on one reference step at most, whose area is 0: it is left out of the integrals, not
-   cancelled as the difference of two — a sentinel both samples log in the same share is such a
-   step, 1e12 long beside steps of 1 (audit 45: 1e17 − 1e17 lost the 0.5 after it).
+   c(x* − a) − (G(x*) − G(a))/m + (G(b) − G(x*))/m − c(b − x*).
    Below the first window value F_win = 0 (∫ = G(x_1)/m); above the last F_win = 1
    (∫ = (max_ref − x_n) − (G(max_ref) − G(x_n))/m).
 
 G is accumulated with a compensated sum and kept as its (high, low) pair, subtracted part by part,
 so a difference G(b) − G(a) is rounded about as much as the difference itself, not as G (which at
 1e7 or epoch seconds would cost ~1e-9 of W a step); the steps are summed with compensation too.
-G(x) between reference values v < w is taken from the nearer: G(v) + cum(v)·(x − v) or
-G(w) − cum(v)·(w − x), so that x's distance to w is not rounded off against a far v.
+Those differences are still as large as the gaps they span: where a cell's areas span a gap so
+wide that a few of its ulps could reach 1e-11 of W (a sentinel: −1e12 under values of 1, the
+ECDFs equal across it when both samples log it in the same share, so the area is 0 less 1e12 −
+1e12), the cell's W is summed again step by step over its values merged with the reference ECDF,
+as scipy sums it (`ecdf_merge._redo_far_cells`; audit 45: W 0 for 0.5 beside a shared −1e17).
 W then lies within ~1e-10 of the exact rational value where scipy's is (~1e-9, a few ulps, at W ≈
 1e6); KS D equals scipy's bit for bit, p to ~1e-10 relative (`ks_pvalues`). Cells below
 `min_samples` values (or whose slice reference has fewer) are reported with their counts and no
@@ -823,8 +823,9 @@ _OVERFLOWING = ("wasserstein", "wasserstein_norm")
 
 def _undefined(found: DriftStats, names: Sequence[str]) -> str | None:
     """The note for a cell with enough data where some statistic is null: not defined (e.g. ks_p
-    for 1 vs 1), or — W1 and W1/σ, defined for any two samples — beyond a double (the reference
-    ECDF's running integral, m values × their span, past ≈ 1.8e308)."""
+    for 1 vs 1), or — W1 and W1/σ, defined for any two samples — beyond a double (W1 itself, or
+    the distance between two neighbouring values, past ≈ 1.8e308; W1/σ also where the reference's
+    variance or the quotient is)."""
     missing = [name for name in names if getattr(found, name) is None]
     large = [name for name in missing if name in _OVERFLOWING and found.ks_d is not None]
     undefined = [name for name in missing if name not in large]
