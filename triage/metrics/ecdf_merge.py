@@ -209,11 +209,7 @@ def family_cells(
     _redo_far_cells(
         w,
         x,
-        codes,
-        column,
-        slot,
-        n_windows,
-        n_versions,
+        (codes, column, slot, n_windows, n_versions),
         index,
         cells,
         size,
@@ -239,11 +235,7 @@ FAR_RELATIVE = 1e-13
 def _redo_far_cells(
     w: np.ndarray,
     x: np.ndarray,
-    codes: np.ndarray,
-    column: int,
-    slot: np.ndarray,
-    n_windows: int,
-    n_versions: int,
+    family: tuple[np.ndarray, int, np.ndarray, int, int],
     index: np.ndarray,
     cells: np.ndarray,
     size: np.ndarray,
@@ -278,6 +270,7 @@ def _redo_far_cells(
         redo[c] = 4 * np.spacing(gap) > max(FAR_ABSOLUTE, FAR_RELATIVE * abs(w[c]))
     if not redo.any():
         return
+    codes, column, slot, n_windows, n_versions = family  # as `family_cells` takes them
     width = n_windows * (1 + n_versions) if n_versions > 1 else n_windows
     offset = np.zeros(len(cells) + 1, dtype=np.int64)
     for c in range(len(cells)):
