@@ -565,6 +565,29 @@ def test_values_near_the_largest_double_say_what_is_too_large_to_compute() -> No
             assert row.wasserstein is None
 
 
+@pytest.mark.parametrize(
+    ("window", "reference"),
+    [
+        (np.full(300, 1e307), np.random.default_rng(1).normal(0, 1, 300)),
+        (np.full(300, 8e307), np.full(300, -8e307)),
+    ],
+)
+def test_a_wasserstein_below_the_largest_double_is_computed(
+    window: np.ndarray, reference: np.ndarray
+) -> None:
+    """The reference ECDF's running integral overflows (m × 1e307) where W1 does not: the cell is
+    summed step by step, as scipy sums it (audit 46: null, "too large to compute")."""
+    (row,) = _wasserstein_rows(window, reference)
+    assert row.wasserstein == pytest.approx(stats.wasserstein_distance(window, reference), rel=1e-12)
+
+
+def test_equal_samples_at_both_ends_of_the_doubles_are_zero_apart() -> None:
+    """Between −1.7e308 and +1.7e308 the distance is past a double, but the ECDFs are equal there:
+    W1 is 0 (scipy: 0 · inf, NaN), not null."""
+    values = np.array([-1.7e308] * 150 + [1.7e308] * 150)
+    (row,) = _wasserstein_rows(values, values.copy())
+    assert row.wasserstein == 0.0
+
 def test_a_normalised_wasserstein_too_large_warns_nothing() -> None:
     """W1 of 5e305 is finite but W1/σ over a constant reference (σ floored at 0.001) is not: null
     with its note, and no numpy overflow warning (an outside audit saw it on `ingest`'s stderr)."""

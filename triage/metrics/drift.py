@@ -51,10 +51,11 @@ G is accumulated with a compensated sum and kept as its (high, low) pair, subtra
 so a difference G(b) − G(a) is rounded about as much as the difference itself, not as G (which at
 1e7 or epoch seconds would cost ~1e-9 of W a step); the steps are summed with compensation too.
 Those differences are still as large as the gaps they span: where a cell's areas span a gap so
-wide that a few of its ulps could reach 1e-11 of W (a sentinel: −1e12 under values of 1, the
-ECDFs equal across it when both samples log it in the same share, so the area is 0 less 1e12 −
-1e12), the cell's W is summed again step by step over its values merged with the reference ECDF,
-as scipy sums it (`ecdf_merge._redo_far_cells`; audit 45: W 0 for 0.5 beside a shared −1e17).
+wide that a few of its ulps could reach a billionth of W (a sentinel: −1e12 under values of 1,
+the ECDFs equal across it when both samples log it in the same share, so the area is 0 less
+1e12 − 1e12), or W overflowed, the cell's W is summed again step by step over its values merged
+with the reference ECDF, as scipy sums it (`ecdf_merge._redo_far_cells`; audit 45: W 0 for 0.5
+beside a shared −1e17).
 W then lies within ~1e-10 of the exact rational value where scipy's is (~1e-9, a few ulps, at W ≈
 1e6); KS D equals scipy's bit for bit, p to ~1e-10 relative (`ks_pvalues`). Cells below
 `min_samples` values (or whose slice reference has fewer) are reported with their counts and no
