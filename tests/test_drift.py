@@ -588,6 +588,7 @@ def test_equal_samples_at_both_ends_of_the_doubles_are_zero_apart() -> None:
     (row,) = _wasserstein_rows(values, values.copy())
     assert row.wasserstein == 0.0
 
+
 def test_a_normalised_wasserstein_too_large_warns_nothing() -> None:
     """W1 of 5e305 is finite but W1/σ over a constant reference (σ floored at 0.001) is not: null
     with its note, and no numpy overflow warning (an outside audit saw it on `ingest`'s stderr)."""
