@@ -28,7 +28,7 @@ def test_freed_heap_pages_leave_the_process() -> None:
     freed = _resident_bytes()
     release_free_memory()
     released = _resident_bytes()
-    assert len(sentinel) == BLOCK
+    assert len(sentinel) == BLOCK  # the sentinel is still held (it must outlive the blocks)
     if held - freed > BLOCK * BLOCKS / 2:
         # The allocator gave them back itself (an mmap threshold set below BLOCK): nothing to trim.
         pytest.skip("freed blocks left without a trim: this allocator keeps none")
